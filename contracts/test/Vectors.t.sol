@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {Test} from "./Vm.sol";
+import {GenmintNFT} from "../src/GenmintNFT.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+
+/// @notice Checks the shared EIP-712 vectors (test/vectors/eip712.json) against GenmintNFT deployed
+/// exactly as anvil's account 0 first deploys it: every type hash, digest and signature in the file,
+/// and a real mint of every case with the file's signatures.
+contract VectorsTest is Test {
+    /// Anvil's account 0; its first contract (nonce 0) is the vectors' verifying contract.
+    address internal constant DEPLOYER = 0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266;
+
+    string internal constant REQUEST_TYPE = "GenerationRequest(address creator,bytes32 modelHash,string prompt,string negativePrompt,uint64 seed,"
+        "uint32 width,uint32 height,uint32 steps,uint32 guidance,string scheduler,uint256 fee,uint256 nonce,"
+        "uint64 deadline)";
+    string internal constant ATTESTATION_TYPE = "Attestation(bytes32 requestDigest,bytes32 modelHash,bytes32 pixelDigest,string imageCid,"
+        "string metadataCid,address node)";
+
+    string internal json;
+    GenmintNFT internal nft;
+
+    function setUp() public {
+        json = vm.readFile(string.concat(vm.projectRoot(), "/test/vectors/eip712.json"));
+        assertEq(vm.parseJsonString(json, ".domain.name"), "genmint", "domain.name");
+        assertEq(vm.parseJsonString(json, ".domain.version"), "1", "domain.version");
+
+        vm.chainId(vm.parseUint(vm.parseJsonString(json, ".domain.chainId")));
+        vm.warp(1); // every case's deadline is at least 1
+        vm.prank(DEPLOYER);
+        nft = new GenmintNFT(DEPLOYER);
+        assertEq(address(nft), vm.parseJsonAddress(json, ".domain.verifyingContract"), "verifyingContract");
+    }
+
+    function test_VectorsHaveEnoughCases() public view {
+        assertTrue(_caseCount() >= 3, "at least 3 cases");
+    }
+
+    function test_TypeHashes() public view {
+        for (uint256 i = 0; i < _caseCount(); i++) {
+            string memory c = _case(i);
+            assertEq(
+                vm.parseJsonBytes32(json, string.concat(c, ".requestTypeHash")),
+                keccak256(bytes(REQUEST_TYPE)),
+                "requestTypeHash"
+            );
+            assertEq(
+                vm.parseJsonBytes32(json, string.concat(c, ".attestationTypeHash")),
+                keccak256(bytes(ATTESTATION_TYPE)),
+                "attestationTypeHash"
+            );
+        }
+    }
+
+    function test_RequestDigestsAndCreatorSignatures() public view {
+        for (uint256 i = 0; i < _caseCount(); i++) {
+            string memory c = _case(i);
+            GenmintNFT.GenerationRequest memory request = _request(c);
+            bytes32 digest = vm.parseJsonBytes32(json, string.concat(c, ".requestDigest"));
+            assertEq(nft.hashRequest(request), digest, string.concat(c, ".requestDigest"));
+
+            bytes memory signature = vm.parseJsonBytes(json, string.concat(c, ".creatorSignature"));
+            uint256 key = uint256(vm.parseJsonBytes32(json, string.concat(c, ".creatorPrivateKey")));
+            assertEq(_sign(key, digest), signature, string.concat(c, ".creatorSignature"));
+            assertEq(ECDSA.recover(digest, signature), request.creator, string.concat(c, " creator recovers"));
+        }
+    }
+
+    function test_AttestationDigestsAndNodeSignatures() public view {
+        for (uint256 i = 0; i < _caseCount(); i++) {
+            string memory c = _case(i);
+            GenmintNFT.Attestation memory attestation = _attestation(c);
+            assertEq(
+                attestation.requestDigest,
+                vm.parseJsonBytes32(json, string.concat(c, ".requestDigest")),
+                string.concat(c, ".attestation.requestDigest")
+            );
+            bytes32 digest = vm.parseJsonBytes32(json, string.concat(c, ".attestationDigest"));
+            assertEq(nft.hashAttestation(attestation), digest, string.concat(c, ".attestationDigest"));
+
+            bytes memory signature = vm.parseJsonBytes(json, string.concat(c, ".nodeSignature"));
+            uint256 key = uint256(vm.parseJsonBytes32(json, string.concat(c, ".nodePrivateKey")));
+            assertEq(_sign(key, digest), signature, string.concat(c, ".nodeSignature"));
+            assertEq(ECDSA.recover(digest, signature), attestation.node, string.concat(c, " node recovers"));
+        }
+    }
+
+    function test_EveryCaseMints() public {
+        for (uint256 i = 0; i < _caseCount(); i++) {
+            string memory c = _case(i);
+            GenmintNFT.GenerationRequest memory request = _request(c);
+            GenmintNFT.Attestation memory attestation = _attestation(c);
+            vm.startPrank(DEPLOYER);
+            if (!nft.isNode(attestation.node)) nft.registerNode(attestation.node);
+            if (!nft.isModel(request.modelHash)) {
+                nft.registerModel(request.modelHash, "vector model", "genmint");
+            }
+            vm.stopPrank();
+
+            uint256 tokenId = nft.mint(
+                request,
+                vm.parseJsonBytes(json, string.concat(c, ".creatorSignature")),
+                attestation,
+                vm.parseJsonBytes(json, string.concat(c, ".nodeSignature"))
+            );
+            assertEq(bytes32(tokenId), vm.parseJsonBytes32(json, string.concat(c, ".requestDigest")), "token id");
+            assertEq(nft.ownerOf(tokenId), request.creator, "owner");
+            GenmintNFT.Provenance memory record = nft.provenance(tokenId);
+            assertEq(record.seed, request.seed, "provenance.seed");
+            assertEq(record.promptHash, keccak256(bytes(request.prompt)), "provenance.promptHash");
+            assertEq(record.pixelDigest, attestation.pixelDigest, "provenance.pixelDigest");
+            assertEq(record.imageCid, attestation.imageCid, "provenance.imageCid");
+        }
+    }
+
+    // ---------------------------------------------------------------- parsing
+
+    function _caseCount() internal view returns (uint256 n) {
+        while (vm.keyExistsJson(json, string.concat(".cases[", vm.toString(n), "]"))) n++;
+    }
+
+    function _case(uint256 i) internal pure returns (string memory) {
+        return string.concat(".cases[", vm.toString(i), "]");
+    }
+
+    function _request(string memory c) internal view returns (GenmintNFT.GenerationRequest memory request) {
+        string memory r = string.concat(c, ".request");
+        request.creator = vm.parseJsonAddress(json, string.concat(r, ".creator"));
+        request.modelHash = vm.parseJsonBytes32(json, string.concat(r, ".modelHash"));
+        request.prompt = vm.parseJsonString(json, string.concat(r, ".prompt"));
+        request.negativePrompt = vm.parseJsonString(json, string.concat(r, ".negativePrompt"));
+        request.seed = uint64(_uint(r, ".seed"));
+        request.width = uint32(_uint(r, ".width"));
+        request.height = uint32(_uint(r, ".height"));
+        request.steps = uint32(_uint(r, ".steps"));
+        request.guidance = uint32(_uint(r, ".guidance"));
+        request.scheduler = vm.parseJsonString(json, string.concat(r, ".scheduler"));
+        request.fee = _uint(r, ".fee");
+        request.nonce = _uint(r, ".nonce");
+        request.deadline = uint64(_uint(r, ".deadline"));
+        assertEq(request.seed, _uint(r, ".seed"), "seed fits uint64");
+        assertEq(request.deadline, _uint(r, ".deadline"), "deadline fits uint64");
+        assertEq(request.guidance, _uint(r, ".guidance"), "guidance fits uint32");
+    }
+
+    function _attestation(string memory c) internal view returns (GenmintNFT.Attestation memory attestation) {
+        string memory a = string.concat(c, ".attestation");
+        attestation.requestDigest = vm.parseJsonBytes32(json, string.concat(a, ".requestDigest"));
+        attestation.modelHash = vm.parseJsonBytes32(json, string.concat(a, ".modelHash"));
+        attestation.pixelDigest = vm.parseJsonBytes32(json, string.concat(a, ".pixelDigest"));
+        attestation.imageCid = vm.parseJsonString(json, string.concat(a, ".imageCid"));
+        attestation.metadataCid = vm.parseJsonString(json, string.concat(a, ".metadataCid"));
+        attestation.node = vm.parseJsonAddress(json, string.concat(a, ".node"));
+    }
+
+    /// @dev A decimal-string integer member of the object at `path`.
+    function _uint(string memory path, string memory key) internal view returns (uint256) {
+        return vm.parseUint(vm.parseJsonString(json, string.concat(path, key)));
+    }
+
+    function _sign(uint256 key, bytes32 digest) internal pure returns (bytes memory) {
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
+        return abi.encodePacked(r, s, v);
+    }
+}

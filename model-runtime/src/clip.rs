@@ -1,0 +1,249 @@
+//! The CLIP text transformer that turns token ids into the embeddings the UNet attends to.
+//!
+//! Same network and weight names as transformers' `CLIPTextModel` (`text_model.embeddings…`,
+//! `text_model.encoder.layers.N…`, `text_model.final_layer_norm`), so SD's `text_encoder` weights
+//! load unchanged. It lives here rather than in candle-transformers because that crate's SD
+//! `clip::Config` cannot be built for any size but its presets, and the test model needs one.
+//! `gelu` is the exact (erf) GELU, as in transformers.
+
+use candle_core::{Device, Module, Tensor};
+use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
+
+/// The activation in the MLP blocks (`hidden_act`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Activation {
+    /// `x · sigmoid(1.702 x)` (OpenAI CLIP, SD 1.x, SDXL's first encoder).
+    QuickGelu,
+    /// Exact GELU (OpenCLIP: SD 2.x, SDXL's second encoder).
+    Gelu,
+    /// Tanh-approximated GELU.
+    GeluTanh,
+}
+
+impl Activation {
+    fn forward(self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Activation::QuickGelu => xs * candle_nn::ops::sigmoid(&(xs * 1.702)?)?,
+            Activation::Gelu => xs.gelu_erf(),
+            Activation::GeluTanh => xs.gelu(),
+        }
+    }
+}
+
+/// The subset of transformers' `CLIPTextConfig` the network needs.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ClipTextConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub max_position_embeddings: usize,
+    pub activation: Activation,
+    pub layer_norm_eps: f64,
+}
+
+/// Which hidden state conditions the UNet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClipOutput {
+    /// The last layer's output after the final layer norm (SD 1.x and 2.x).
+    LastHiddenState,
+    /// The second-to-last layer's output, no final norm (SDXL: `hidden_states[-2]`).
+    Penultimate,
+}
+
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    out_proj: Linear,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn new(vb: VarBuilder, c: &ClipTextConfig) -> candle_core::Result<Self> {
+        let d = c.hidden_size;
+        Ok(Self {
+            q_proj: candle_nn::linear(d, d, vb.pp("q_proj"))?,
+            k_proj: candle_nn::linear(d, d, vb.pp("k_proj"))?,
+            v_proj: candle_nn::linear(d, d, vb.pp("v_proj"))?,
+            out_proj: candle_nn::linear(d, d, vb.pp("out_proj"))?,
+            heads: c.num_attention_heads,
+            head_dim: d / c.num_attention_heads,
+        })
+    }
+
+    /// `xs`: `[batch, seq, hidden]`; `mask`: `[seq, seq]`, 0 or −∞.
+    fn forward(&self, xs: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        let (batch, seq, hidden) = xs.dims3()?;
+        let split = |t: Tensor| -> candle_core::Result<Tensor> {
+            t.reshape((batch, seq, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
+        };
+        let scale = (self.head_dim as f64).powf(-0.5);
+        let q = split((self.q_proj.forward(xs)? * scale)?)?;
+        let k = split(self.k_proj.forward(xs)?)?;
+        let v = split(self.v_proj.forward(xs)?)?;
+        let scores = q.matmul(&k.t()?.contiguous()?)?.broadcast_add(mask)?;
+        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = weights.matmul(&v)?.transpose(1, 2)?.reshape((batch, seq, hidden))?;
+        self.out_proj.forward(&out)
+    }
+}
+
+struct EncoderLayer {
+    self_attn: Attention,
+    layer_norm1: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    layer_norm2: LayerNorm,
+    activation: Activation,
+}
+
+impl EncoderLayer {
+    fn new(vb: VarBuilder, c: &ClipTextConfig) -> candle_core::Result<Self> {
+        let d = c.hidden_size;
+        Ok(Self {
+            self_attn: Attention::new(vb.pp("self_attn"), c)?,
+            layer_norm1: candle_nn::layer_norm(d, c.layer_norm_eps, vb.pp("layer_norm1"))?,
+            fc1: candle_nn::linear(d, c.intermediate_size, vb.pp("mlp.fc1"))?,
+            fc2: candle_nn::linear(c.intermediate_size, d, vb.pp("mlp.fc2"))?,
+            layer_norm2: candle_nn::layer_norm(d, c.layer_norm_eps, vb.pp("layer_norm2"))?,
+            activation: c.activation,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        let attended = self.self_attn.forward(&self.layer_norm1.forward(xs)?, mask)?;
+        let xs = (xs + attended)?;
+        let hidden = self.fc1.forward(&self.layer_norm2.forward(&xs)?)?;
+        let mlp = self.fc2.forward(&self.activation.forward(&hidden)?)?;
+        xs + mlp
+    }
+}
+
+/// A CLIP text encoder, cut to the layers its [`ClipOutput`] needs.
+pub(crate) struct ClipTextModel {
+    token_embedding: Embedding,
+    position_embedding: Embedding,
+    layers: Vec<EncoderLayer>,
+    final_layer_norm: Option<LayerNorm>,
+    hidden_size: usize,
+}
+
+impl ClipTextModel {
+    /// Builds the encoder from weights named as in transformers (`vb` at the file's root).
+    pub fn new(vb: VarBuilder, c: &ClipTextConfig, output: ClipOutput) -> candle_core::Result<Self> {
+        let vb = vb.pp("text_model");
+        let embeddings = vb.pp("embeddings");
+        let token_embedding =
+            candle_nn::embedding(c.vocab_size, c.hidden_size, embeddings.pp("token_embedding"))?;
+        let position_embedding = candle_nn::embedding(
+            c.max_position_embeddings,
+            c.hidden_size,
+            embeddings.pp("position_embedding"),
+        )?;
+        let used_layers = match output {
+            ClipOutput::LastHiddenState => c.num_hidden_layers,
+            ClipOutput::Penultimate if c.num_hidden_layers >= 2 => c.num_hidden_layers - 1,
+            ClipOutput::Penultimate => {
+                return Err(candle_core::Error::Msg(
+                    "the penultimate hidden state needs at least 2 layers".to_string(),
+                ));
+            }
+        };
+        let layers = (0..used_layers)
+            .map(|i| EncoderLayer::new(vb.pp(format!("encoder.layers.{i}")), c))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let final_layer_norm = match output {
+            ClipOutput::LastHiddenState => {
+                Some(candle_nn::layer_norm(c.hidden_size, c.layer_norm_eps, vb.pp("final_layer_norm"))?)
+            }
+            ClipOutput::Penultimate => None,
+        };
+        Ok(Self { token_embedding, position_embedding, layers, final_layer_norm, hidden_size: c.hidden_size })
+    }
+
+    pub fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+
+    /// `ids`: `[batch, seq]` u32 token ids; returns `[batch, seq, hidden]`.
+    pub fn forward(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        let seq = ids.dim(1)?;
+        let positions = Tensor::arange(0u32, seq as u32, ids.device())?;
+        let mut xs = self
+            .token_embedding
+            .forward(ids)?
+            .broadcast_add(&self.position_embedding.forward(&positions)?)?;
+        let mask = causal_mask(seq, ids.device())?;
+        for layer in &self.layers {
+            xs = layer.forward(&xs, &mask)?;
+        }
+        match &self.final_layer_norm {
+            Some(norm) => norm.forward(&xs),
+            None => Ok(xs),
+        }
+    }
+}
+
+/// `[seq, seq]`: 0 on and below the diagonal, −∞ above (a token sees only earlier ones).
+fn causal_mask(seq: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let values: Vec<f32> =
+        (0..seq).flat_map(|i| (0..seq).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 })).collect();
+    Tensor::from_vec(values, (seq, seq), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::DType;
+    use candle_nn::VarMap;
+
+    fn config(layers: usize) -> ClipTextConfig {
+        ClipTextConfig {
+            vocab_size: 10,
+            hidden_size: 8,
+            intermediate_size: 16,
+            num_hidden_layers: layers,
+            num_attention_heads: 2,
+            max_position_embeddings: 6,
+            activation: Activation::QuickGelu,
+            layer_norm_eps: 1e-5,
+        }
+    }
+
+    #[test]
+    fn tokens_only_see_earlier_tokens() {
+        let vars = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+        let model = ClipTextModel::new(vb, &config(2), ClipOutput::LastHiddenState).unwrap();
+        let a = Tensor::new(&[[1u32, 2, 3, 4, 5, 6]], &Device::Cpu).unwrap();
+        let b = Tensor::new(&[[1u32, 2, 3, 9, 9, 9]], &Device::Cpu).unwrap();
+        let (ya, yb) = (model.forward(&a).unwrap(), model.forward(&b).unwrap());
+        assert_eq!(ya.dims(), &[1, 6, 8]);
+        let prefix = |t: &Tensor| t.narrow(1, 0, 3).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let suffix = |t: &Tensor| t.narrow(1, 3, 3).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(prefix(&ya), prefix(&yb));
+        assert_ne!(suffix(&ya), suffix(&yb));
+    }
+
+    #[test]
+    fn penultimate_output_skips_the_last_layer_and_norm() {
+        let vars = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+        let full = ClipTextModel::new(vb.clone(), &config(3), ClipOutput::Penultimate).unwrap();
+        assert_eq!(full.layers.len(), 2);
+        assert!(full.final_layer_norm.is_none());
+        // Same weights through a 2-layer model without the final norm give the same output.
+        let mut two = ClipTextModel::new(vb, &config(2), ClipOutput::LastHiddenState).unwrap();
+        two.final_layer_norm = None;
+        let ids = Tensor::new(&[[0u32, 3, 1, 1, 1, 1]], &Device::Cpu).unwrap();
+        let a = full.forward(&ids).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = two.forward(&ids).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(a, b);
+        let vars = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+        assert!(ClipTextModel::new(vb, &config(1), ClipOutput::Penultimate).is_err());
+    }
+}

@@ -1,0 +1,263 @@
+//! Which files make up a model directory, and the small `genmint-model.json` that names the
+//! model. The loader and the hasher both take their file list from here, so the hash covers
+//! exactly the bytes that are loaded.
+//!
+//! # Directory layout (diffusers)
+//!
+//! ```text
+//! genmint-model.json                     what this model is (below)
+//! model_index.json                       diffusers' pipeline index (must list every component)
+//! scheduler/scheduler_config.json        training noise schedule and prediction type
+//! text_encoder/config.json               CLIP text config (transformers' CLIPTextConfig)
+//! text_encoder/model.safetensors
+//! tokenizer/tokenizer.json               a `tokenizers` file; SD downloads ship vocab.json and
+//!                                        merges.txt instead: add the tokenizer.json of the same
+//!                                        CLIP vocabulary (e.g. openai/clip-vit-large-patch14)
+//! tokenizer/tokenizer_config.json        its `pad_token` is what prompts are padded with
+//! text_encoder_2/…, tokenizer_2/…        the same four files again, SDXL and SDXL Turbo only
+//! unet/config.json, unet/diffusion_pytorch_model.safetensors
+//! vae/config.json,  vae/diffusion_pytorch_model.safetensors
+//! ```
+//!
+//! With `"variant": "fp16"` the weight files are the diffusers variants
+//! `model.fp16.safetensors` and `diffusion_pytorch_model.fp16.safetensors` (loaded as f32).
+//! Sharded weights and other files in the directory (READMEs, `.bin` weights, safety checker) are
+//! not part of the model.
+//!
+//! # `genmint-model.json`
+//!
+//! ```json
+//! {"format": "genmint-model-v1", "kind": "sd15", "name": "Stable Diffusion 1.5",
+//!  "author": "Runway / CompVis", "variant": "fp16"}
+//! ```
+//!
+//! `format` must be `genmint-model-v1`; `kind` is one of `sd15`, `sd21`, `sdxl`, `sd_turbo`,
+//! `tiny`; `name` is the display name (1 to 100 bytes); `author` and `variant` are optional.
+//! Unknown fields are rejected, so nothing in the file is silently ignored. The kind is not
+//! inferred from the configs: it decides how text is encoded and which request bounds apply, and
+//! it is part of the model hash, so the operator states it.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{ModelKind, RuntimeError};
+
+/// File name of the model description in a model directory.
+pub const MODEL_CONFIG_FILE: &str = "genmint-model.json";
+/// The only accepted `format` of [`MODEL_CONFIG_FILE`].
+pub const MODEL_CONFIG_FORMAT: &str = "genmint-model-v1";
+
+/// The contents of `genmint-model.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub format: String,
+    pub kind: ModelKind,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl ModelConfig {
+    /// Parses and checks `genmint-model.json`; `path` is only used in errors.
+    pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Self, RuntimeError> {
+        let invalid = |reason: String| RuntimeError::InvalidModelFile { path: path.to_path_buf(), reason };
+        let config: Self = serde_json::from_slice(bytes).map_err(|e| {
+            invalid(format!(
+                "{e} (expected e.g. {{\"format\": \"{MODEL_CONFIG_FORMAT}\", \"kind\": \"sd15\", \"name\": \"Stable Diffusion 1.5\"}})"
+            ))
+        })?;
+        if config.format != MODEL_CONFIG_FORMAT {
+            return Err(invalid(format!("format {:?} is not {MODEL_CONFIG_FORMAT:?}", config.format)));
+        }
+        if config.name.is_empty() || config.name.len() > 100 {
+            return Err(invalid("name must be 1 to 100 bytes".to_string()));
+        }
+        if let Some(variant) = &config.variant {
+            let valid = !variant.is_empty()
+                && variant.len() <= 32
+                && variant.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !valid {
+                return Err(invalid(format!("variant {variant:?} must be 1 to 32 of [a-z0-9_]")));
+            }
+        }
+        Ok(config)
+    }
+
+    /// The JSON object recorded in the manifest (absent optional fields are left out).
+    pub(crate) fn to_json(&self) -> Value {
+        let mut map = serde_json::Map::new();
+        map.insert("format".into(), Value::String(self.format.clone()));
+        map.insert("kind".into(), Value::String(self.kind.as_str().into()));
+        map.insert("name".into(), Value::String(self.name.clone()));
+        if let Some(author) = &self.author {
+            map.insert("author".into(), Value::String(author.clone()));
+        }
+        if let Some(variant) = &self.variant {
+            map.insert("variant".into(), Value::String(variant.clone()));
+        }
+        Value::Object(map)
+    }
+}
+
+/// A config file and its weights, relative to the model directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ComponentFiles {
+    pub config: String,
+    pub weights: String,
+}
+
+/// A text encoder with its tokenizer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TextFiles {
+    pub encoder: ComponentFiles,
+    pub tokenizer: String,
+    pub tokenizer_config: String,
+}
+
+/// Every file of a model of some kind, by role. Paths use `/` on every platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Layout {
+    pub model_index: String,
+    pub scheduler: String,
+    pub text: Vec<TextFiles>,
+    pub unet: ComponentFiles,
+    pub vae: ComponentFiles,
+}
+
+impl Layout {
+    pub fn new(config: &ModelConfig) -> Self {
+        let suffix = config.variant.as_ref().map(|v| format!(".{v}")).unwrap_or_default();
+        let diffusers = |dir: &str| ComponentFiles {
+            config: format!("{dir}/config.json"),
+            weights: format!("{dir}/diffusion_pytorch_model{suffix}.safetensors"),
+        };
+        let text = |number: &str| TextFiles {
+            encoder: ComponentFiles {
+                config: format!("text_encoder{number}/config.json"),
+                weights: format!("text_encoder{number}/model{suffix}.safetensors"),
+            },
+            tokenizer: format!("tokenizer{number}/tokenizer.json"),
+            tokenizer_config: format!("tokenizer{number}/tokenizer_config.json"),
+        };
+        let text = if config.kind.dual_text_encoders() { vec![text(""), text("_2")] } else { vec![text("")] };
+        Self {
+            model_index: "model_index.json".to_string(),
+            scheduler: "scheduler/scheduler_config.json".to_string(),
+            text,
+            unet: diffusers("unet"),
+            vae: diffusers("vae"),
+        }
+    }
+
+    /// The pipeline components `model_index.json` must list.
+    pub fn components(&self) -> Vec<&str> {
+        let mut names = vec!["scheduler", "unet", "vae", "text_encoder", "tokenizer"];
+        if self.text.len() == 2 {
+            names.extend(["text_encoder_2", "tokenizer_2"]);
+        }
+        names
+    }
+
+    /// Every file of the model, `genmint-model.json` included, sorted by path bytes.
+    pub fn files(&self) -> Vec<String> {
+        let mut files = vec![
+            MODEL_CONFIG_FILE.to_string(),
+            self.model_index.clone(),
+            self.scheduler.clone(),
+            self.unet.config.clone(),
+            self.unet.weights.clone(),
+            self.vae.config.clone(),
+            self.vae.weights.clone(),
+        ];
+        for text in &self.text {
+            files.extend([
+                text.encoder.config.clone(),
+                text.encoder.weights.clone(),
+                text.tokenizer.clone(),
+                text.tokenizer_config.clone(),
+            ]);
+        }
+        files.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        files
+    }
+
+    /// Fails with [`RuntimeError::MissingFile`] naming the first absent file.
+    pub fn check_present(&self, dir: &Path) -> Result<(), RuntimeError> {
+        for file in self.files() {
+            let path = file_path(dir, &file);
+            if !path.is_file() {
+                return Err(RuntimeError::MissingFile { path });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `relative` (with `/` separators) under `dir`.
+pub(crate) fn file_path(dir: &Path, relative: &str) -> PathBuf {
+    relative.split('/').fold(dir.to_path_buf(), |path, part| path.join(part))
+}
+
+/// Reads a whole file, mapping absence to [`RuntimeError::MissingFile`].
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, RuntimeError> {
+    std::fs::read(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => RuntimeError::MissingFile { path: path.to_path_buf() },
+        _ => RuntimeError::Read { path: path.to_path_buf(), source },
+    })
+}
+
+/// Reads and checks `genmint-model.json` in `dir`.
+pub(crate) fn read_model_config(dir: &Path) -> Result<(ModelConfig, Vec<u8>), RuntimeError> {
+    let path = dir.join(MODEL_CONFIG_FILE);
+    let bytes = read(&path)?;
+    Ok((ModelConfig::parse(&path, &bytes)?, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(json: &str) -> Result<ModelConfig, RuntimeError> {
+        ModelConfig::parse(Path::new("m/genmint-model.json"), json.as_bytes())
+    }
+
+    #[test]
+    fn model_config_is_strict() {
+        let ok =
+            config(r#"{"format":"genmint-model-v1","kind":"sdxl","name":"XL","variant":"fp16"}"#).unwrap();
+        assert_eq!(ok.kind, ModelKind::Sdxl);
+        for (bad, needle) in [
+            (r#"{"format":"genmint-model-v2","kind":"sd15","name":"x"}"#, "format"),
+            (r#"{"format":"genmint-model-v1","kind":"sd3","name":"x"}"#, "sd3"),
+            (r#"{"format":"genmint-model-v1","kind":"sd15","name":""}"#, "name"),
+            (r#"{"format":"genmint-model-v1","kind":"sd15","name":"x","steps":3}"#, "steps"),
+            (r#"{"format":"genmint-model-v1","kind":"sd15","name":"x","variant":"../x"}"#, "variant"),
+        ] {
+            let message = config(bad).unwrap_err().to_string();
+            assert!(message.contains("genmint-model.json") && message.contains(needle), "{message}");
+        }
+    }
+
+    #[test]
+    fn layout_lists_every_file_sorted() {
+        let xl =
+            config(r#"{"format":"genmint-model-v1","kind":"sdxl","name":"XL","variant":"fp16"}"#).unwrap();
+        let files = Layout::new(&xl).files();
+        assert_eq!(files.len(), 15);
+        assert_eq!(files[0], "genmint-model.json");
+        assert!(files.contains(&"text_encoder_2/model.fp16.safetensors".to_string()));
+        assert!(files.contains(&"unet/diffusion_pytorch_model.fp16.safetensors".to_string()));
+        assert!(files.windows(2).all(|w| w[0] < w[1]));
+
+        let sd = config(r#"{"format":"genmint-model-v1","kind":"sd15","name":"SD"}"#).unwrap();
+        let layout = Layout::new(&sd);
+        assert_eq!(layout.files().len(), 11);
+        assert_eq!(layout.unet.weights, "unet/diffusion_pytorch_model.safetensors");
+        assert_eq!(layout.components().len(), 5);
+    }
+}

@@ -1,0 +1,66 @@
+//! genmint model runtime: turn [`GenerationParams`] into pixels, deterministically; load and
+//! hash models. Depends on candle only; the node drives it through [`load_model`] and the
+//! [`Generator`] trait.
+//!
+//! # One generation
+//!
+//! ```text
+//! GenerationParams ── checked against the model's Limits (field, value and range in the error)
+//!  prompt, negative prompt ─► tokenizer (fixed length: truncate, pad) ─► CLIP text encoder(s)
+//!                          ─► text embeddings [2 or 1, 77, dim]   (negative only when guidance > 1)
+//!  seed ─► chacha20-normal-v1 on the CPU (own RNG) ─► latents [1, 4, H/8, W/8] on the device
+//!  DDIM, eta 0, `steps` timesteps:
+//!      UNet(latents twice, t, embeddings) ─► ε_uncond, ε_cond ─► ε = ε_u + g·(ε_c − ε_u)
+//!      ─► latents = a_t·latents + b_t·ε ─► Progress { step, total } ─► Continue | Cancel
+//!  latents / scaling factor ─► VAE decoder ─► [-1, 1] ─► clamp, ×255, round ─► Rgb8Image
+//!  ─► pixel digest = sha256(width BE ‖ height BE ‖ RGB8)
+//! ```
+//!
+//! Everything recorded about an image is reproducible from the request and the
+//! [`ReproducibilityEnvelope`]: no framework RNG is used, DDIM adds no noise, and the pixel
+//! conversion is exact. The envelope's device class matters: CPU and CUDA kernels sum in
+//! different orders, so their pixels differ. On the CPU the pixels do not depend on the thread
+//! count, but the matrix kernels are chosen by instruction set (AVX2, AVX-512, NEON), so two
+//! different CPU families may still disagree in rare last bits; `device_class` does not record
+//! that yet.
+//!
+//! # Modules
+//!
+//! - `params`: the request ([`GenerationParams`], [`SchedulerKind`]) and progress reporting.
+//! - `model`: what a loaded model says about itself: [`ModelKind`], [`ModelHash`], [`Limits`],
+//!   [`ReproducibilityEnvelope`], [`ModelDescriptor`].
+//! - [`layout`]: the files of a model directory and `genmint-model.json`.
+//! - [`manifest`]: the canonical manifest and the model hash (`genmint-model-manifest-v1`).
+//! - `canonical_json`: the canonical JSON bytes that are hashed.
+//! - `configs`: diffusers/transformers `config.json` files to network configurations.
+//! - `clip`: the CLIP text transformer. `text`: tokenization and text conditioning.
+//! - [`noise`]: the seeded initial noise (`chacha20-normal-v1`).
+//! - `scheduler`: the DDIM schedule and step.
+//! - `pipeline`: [`load_model`] and the Stable Diffusion [`Generator`].
+//! - `image`: [`Rgb8Image`], the pixel digest and the float-to-RGB8 conversion.
+//! - `test_model`: [`write_test_model`], the deterministic test-size model.
+
+mod canonical_json;
+mod clip;
+mod configs;
+mod error;
+mod image;
+pub mod layout;
+pub mod manifest;
+mod model;
+pub mod noise;
+mod params;
+mod pipeline;
+mod scheduler;
+mod test_model;
+mod text;
+
+pub use error::RuntimeError;
+pub use image::Rgb8Image;
+pub use layout::{MODEL_CONFIG_FILE, ModelConfig};
+pub use manifest::{MANIFEST_FORMAT, ManifestEntry, ModelManifest, model_hash, model_manifest};
+pub use model::{Limits, ModelDescriptor, ModelHash, ModelKind, ReproducibilityEnvelope};
+pub use noise::NOISE_ALGORITHM;
+pub use params::{Control, GenerationParams, Progress, SchedulerKind};
+pub use pipeline::{CANDLE_VERSION, DeviceChoice, Generator, load_model};
+pub use test_model::{TEST_MODEL_NAME, write_test_model};

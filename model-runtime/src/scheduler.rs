@@ -1,0 +1,386 @@
+//! The denoising schedule: which timesteps to visit and how one model output moves the latents
+//! one step. A [`Scheduler`] is built per generation from the model's training schedule
+//! (`scheduler/scheduler_config.json`) and the requested step count.
+//!
+//! # DDIM (eta 0)
+//!
+//! The noise schedule follows diffusers' `DDIMScheduler` (`clip_sample` and thresholding off):
+//! betas for `linear`, `scaled_linear` or `squaredcos_cap_v2`, `ᾱ_t` their running product of
+//! `1 − β`, all in f64. Timesteps for `n` steps over `T` training steps:
+//!
+//! - `leading` (SD's default, with `steps_offset` 1): `(n−1−i) · (T div n) + steps_offset`,
+//! - `trailing`: `round(T − i · T/n) − 1`,
+//! - `linspace`: `round(i · (T−1)/(n−1))`, reversed,
+//!
+//! for `i` in `0..n`, rounding half to even as numpy does; always exactly `n` timesteps. Each step
+//! goes from `t` to `t − T div n` (or to `ᾱ = 1` / `ᾱ_0` past zero, per `set_alpha_to_one`):
+//! `x_prev = √ᾱ_prev · x̂₀ + √(1 − ᾱ_prev) · ε̂`, where the model output is `ε` (epsilon), `v`
+//! (v-prediction) or `x₀` (sample). Eta is 0, so no noise is added: the step is a fixed linear
+//! combination `a · sample + b · output` whose two coefficients are computed in f64 up front.
+
+use candle_core::Tensor;
+use serde_json::Value;
+
+use crate::SchedulerKind;
+
+/// Moves latents along a fixed list of timesteps.
+pub(crate) trait Scheduler {
+    /// The timesteps to run the model at, in order (descending).
+    fn timesteps(&self) -> &[u32];
+
+    /// The latents after step `index`, given the model output at `timesteps()[index]`.
+    fn step(&self, index: usize, model_output: &Tensor, sample: &Tensor) -> candle_core::Result<Tensor>;
+}
+
+/// Builds the scheduler `kind` for `steps` steps. `steps` must be in `1..=train_timesteps`.
+pub(crate) fn build(kind: SchedulerKind, config: &ScheduleConfig, steps: u32) -> Box<dyn Scheduler> {
+    match kind {
+        SchedulerKind::Ddim => Box::new(Ddim::new(config, steps)),
+    }
+}
+
+/// How betas grow over the training timesteps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum BetaSchedule {
+    Linear,
+    ScaledLinear,
+    SquaredCosCapV2,
+}
+
+/// What the denoising model predicts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Prediction {
+    Epsilon,
+    /// v-prediction (`v = √ᾱ·ε − √(1−ᾱ)·x₀`).
+    Velocity,
+    Sample,
+}
+
+/// Where the inference timesteps sit among the training timesteps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum TimestepSpacing {
+    Leading,
+    Trailing,
+    Linspace,
+}
+
+/// The training noise schedule of a model, from diffusers' `scheduler_config.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ScheduleConfig {
+    pub train_timesteps: u32,
+    pub beta_start: f64,
+    pub beta_end: f64,
+    pub beta_schedule: BetaSchedule,
+    pub prediction: Prediction,
+    pub spacing: TimestepSpacing,
+    pub steps_offset: u32,
+    pub set_alpha_to_one: bool,
+}
+
+impl ScheduleConfig {
+    /// Reads a diffusers scheduler config. Missing keys take `DDIMScheduler`'s defaults; the
+    /// scheduler class named in the file does not matter (SD ships PNDM or Euler configs, and
+    /// diffusers builds a DDIM from them the same way). Returns a reason when the file asks for
+    /// something DDIM-eta-0 here does not do.
+    pub fn from_json(json: &Value) -> Result<Self, String> {
+        let flag = |key: &str, default: bool| -> Result<bool, String> {
+            match json.get(key) {
+                None | Some(Value::Null) => Ok(default),
+                Some(Value::Bool(b)) => Ok(*b),
+                Some(other) => Err(format!("{key} must be a boolean, found {other}")),
+            }
+        };
+        let number = |key: &str, default: f64| -> Result<f64, String> {
+            match json.get(key) {
+                None | Some(Value::Null) => Ok(default),
+                Some(value) => value
+                    .as_f64()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| format!("{key} must be a number, found {value}")),
+            }
+        };
+        let text = |key: &str, default: &'static str| -> Result<String, String> {
+            match json.get(key) {
+                None | Some(Value::Null) => Ok(default.to_string()),
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(other) => Err(format!("{key} must be a string, found {other}")),
+            }
+        };
+        let count = |key: &str, default: u32| -> Result<u32, String> {
+            match json.get(key) {
+                None | Some(Value::Null) => Ok(default),
+                Some(value) => value
+                    .as_u64()
+                    .and_then(|v| u32::try_from(v).ok())
+                    .ok_or_else(|| format!("{key} must be a non-negative integer, found {value}")),
+            }
+        };
+
+        for (key, default) in
+            [("clip_sample", true), ("thresholding", false), ("rescale_betas_zero_snr", false)]
+        {
+            if flag(key, default)? {
+                return Err(format!("{key} = true is not supported (DDIM here runs without it)"));
+            }
+        }
+        if json.get("trained_betas").is_some_and(|v| !v.is_null()) {
+            return Err("trained_betas is not supported".to_string());
+        }
+        let beta_schedule = match text("beta_schedule", "linear")?.as_str() {
+            "linear" => BetaSchedule::Linear,
+            "scaled_linear" => BetaSchedule::ScaledLinear,
+            "squaredcos_cap_v2" => BetaSchedule::SquaredCosCapV2,
+            other => return Err(format!("unsupported beta_schedule {other:?}")),
+        };
+        let prediction = match text("prediction_type", "epsilon")?.as_str() {
+            "epsilon" => Prediction::Epsilon,
+            "v_prediction" => Prediction::Velocity,
+            "sample" => Prediction::Sample,
+            other => return Err(format!("unsupported prediction_type {other:?}")),
+        };
+        let spacing = match text("timestep_spacing", "leading")?.as_str() {
+            "leading" => TimestepSpacing::Leading,
+            "trailing" => TimestepSpacing::Trailing,
+            "linspace" => TimestepSpacing::Linspace,
+            other => return Err(format!("unsupported timestep_spacing {other:?}")),
+        };
+        let config = Self {
+            train_timesteps: count("num_train_timesteps", 1000)?,
+            beta_start: number("beta_start", 0.0001)?,
+            beta_end: number("beta_end", 0.02)?,
+            beta_schedule,
+            prediction,
+            spacing,
+            steps_offset: count("steps_offset", 0)?,
+            set_alpha_to_one: flag("set_alpha_to_one", true)?,
+        };
+        if config.train_timesteps < 2 {
+            return Err("num_train_timesteps must be at least 2".to_string());
+        }
+        if !(0.0 < config.beta_start && config.beta_start <= config.beta_end && config.beta_end < 1.0) {
+            return Err(format!(
+                "betas must satisfy 0 < beta_start <= beta_end < 1, found {} and {}",
+                config.beta_start, config.beta_end
+            ));
+        }
+        Ok(config)
+    }
+
+    /// `ᾱ_t` for every training timestep.
+    fn alphas_cumprod(&self) -> Vec<f64> {
+        let steps = self.train_timesteps as usize;
+        let last = (steps - 1) as f64;
+        let betas = (0..steps).map(|i| match self.beta_schedule {
+            BetaSchedule::Linear => self.beta_start + (self.beta_end - self.beta_start) * (i as f64 / last),
+            BetaSchedule::ScaledLinear => {
+                let (start, end) = (self.beta_start.sqrt(), self.beta_end.sqrt());
+                let root = start + (end - start) * (i as f64 / last);
+                root * root
+            }
+            BetaSchedule::SquaredCosCapV2 => {
+                let alpha_bar = |t: f64| {
+                    let c = libm::cos((t + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2);
+                    c * c
+                };
+                let (t1, t2) = (i as f64 / steps as f64, (i + 1) as f64 / steps as f64);
+                (1.0 - alpha_bar(t2) / alpha_bar(t1)).min(0.999)
+            }
+        });
+        let mut product = 1.0;
+        betas
+            .map(|beta| {
+                product *= 1.0 - beta;
+                product
+            })
+            .collect()
+    }
+
+    /// The `steps` timesteps to visit, descending.
+    fn timesteps(&self, steps: u32) -> Vec<u32> {
+        let (train, n) = (self.train_timesteps, steps);
+        match self.spacing {
+            TimestepSpacing::Leading => {
+                let ratio = train / n;
+                (0..n).rev().map(|i| i * ratio + self.steps_offset).collect()
+            }
+            TimestepSpacing::Trailing => {
+                let ratio = f64::from(train) / f64::from(n);
+                (0..n)
+                    .map(|i| (f64::from(train) - f64::from(i) * ratio).round_ties_even() as u32 - 1)
+                    .collect()
+            }
+            TimestepSpacing::Linspace => {
+                let last = f64::from(train - 1);
+                let step = if n > 1 { last / f64::from(n - 1) } else { 0.0 };
+                (0..n)
+                    .rev()
+                    .map(|i| if i + 1 == n && n > 1 { last } else { f64::from(i) * step })
+                    .map(|t| t.round_ties_even() as u32)
+                    .collect()
+            }
+        }
+    }
+}
+
+/// DDIM with eta 0; see the module doc.
+#[derive(Debug, Clone)]
+struct Ddim {
+    timesteps: Vec<u32>,
+    /// Per step, `(a, b)` in `x_prev = a · sample + b · model_output`.
+    coefficients: Vec<(f64, f64)>,
+}
+
+impl Ddim {
+    fn new(config: &ScheduleConfig, steps: u32) -> Self {
+        let alphas_cumprod = config.alphas_cumprod();
+        let final_alpha = if config.set_alpha_to_one { 1.0 } else { alphas_cumprod[0] };
+        let stride = config.train_timesteps / steps;
+        let last = alphas_cumprod.len() - 1;
+        let timesteps = config.timesteps(steps);
+        let coefficients = timesteps
+            .iter()
+            .map(|&t| {
+                let alpha = alphas_cumprod[(t as usize).min(last)];
+                let alpha_prev = match t.checked_sub(stride) {
+                    Some(prev) => alphas_cumprod[(prev as usize).min(last)],
+                    None => final_alpha,
+                };
+                let (s, b) = (alpha.sqrt(), (1.0 - alpha).sqrt());
+                let (s_prev, b_prev) = (alpha_prev.sqrt(), (1.0 - alpha_prev).sqrt());
+                match config.prediction {
+                    // x̂₀ = (x − b·ε)/s
+                    Prediction::Epsilon => (s_prev / s, b_prev - s_prev * b / s),
+                    // x̂₀ = s·x − b·v, ε̂ = s·v + b·x
+                    Prediction::Velocity => (s_prev * s + b_prev * b, b_prev * s - s_prev * b),
+                    // x̂₀ = out, ε̂ = (x − s·x̂₀)/b
+                    Prediction::Sample => (b_prev / b, s_prev - b_prev * s / b),
+                }
+            })
+            .collect();
+        Self { timesteps, coefficients }
+    }
+}
+
+impl Scheduler for Ddim {
+    fn timesteps(&self) -> &[u32] {
+        &self.timesteps
+    }
+
+    fn step(&self, index: usize, model_output: &Tensor, sample: &Tensor) -> candle_core::Result<Tensor> {
+        let (a, b) = self.coefficients[index];
+        sample.affine(a, 0.0)? + model_output.affine(b, 0.0)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+    use serde_json::json;
+
+    fn sd15() -> ScheduleConfig {
+        // runwayml/stable-diffusion-v1-5 scheduler/scheduler_config.json
+        ScheduleConfig::from_json(&json!({
+            "_class_name": "PNDMScheduler", "beta_end": 0.012, "beta_schedule": "scaled_linear",
+            "beta_start": 0.00085, "num_train_timesteps": 1000, "set_alpha_to_one": false,
+            "skip_prk_steps": true, "steps_offset": 1, "trained_betas": null, "clip_sample": false
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn leading_spacing_matches_diffusers() {
+        let config = sd15();
+        assert_eq!(config.spacing, TimestepSpacing::Leading);
+        let timesteps = config.timesteps(50);
+        assert_eq!(timesteps.len(), 50);
+        assert_eq!(&timesteps[..3], &[981, 961, 941]);
+        assert_eq!(timesteps[49], 1);
+        assert_eq!(config.timesteps(1), vec![1]);
+        assert_eq!(config.timesteps(3), vec![667, 334, 1]);
+    }
+
+    #[test]
+    fn trailing_and_linspace_round_like_numpy() {
+        let mut config = sd15();
+        config.spacing = TimestepSpacing::Trailing;
+        assert_eq!(config.timesteps(1), vec![999]);
+        assert_eq!(config.timesteps(3), vec![999, 666, 332]);
+        assert_eq!(config.timesteps(4), vec![999, 749, 499, 249]);
+        // 1000 − 62.5 = 937.5 rounds to even 938.
+        assert_eq!(config.timesteps(16)[1], 937);
+        config.spacing = TimestepSpacing::Linspace;
+        assert_eq!(config.timesteps(1), vec![0]);
+        assert_eq!(config.timesteps(4), vec![999, 666, 333, 0]);
+    }
+
+    #[test]
+    fn scaled_linear_alphas_match_sd() {
+        let alphas = sd15().alphas_cumprod();
+        assert_eq!(alphas.len(), 1000);
+        assert!((alphas[0] - 0.99915).abs() < 1e-12);
+        // diffusers (float32) gives 0.0046 at t=999 for SD's schedule.
+        assert!((alphas[999] - 0.004_660_1).abs() < 1e-5, "{}", alphas[999]);
+    }
+
+    #[test]
+    fn ddim_epsilon_step_recovers_the_clean_sample() {
+        // If the model predicts the true noise, the step lands exactly on the DDIM target.
+        let config = sd15();
+        let ddim = Ddim::new(&config, 10);
+        let alphas = config.alphas_cumprod();
+        let t = ddim.timesteps()[0] as usize;
+        let prev = t - 100;
+        let (x0, eps) = (0.3f64, -1.2f64);
+        let x_t = alphas[t].sqrt() * x0 + (1.0 - alphas[t]).sqrt() * eps;
+        let expected = alphas[prev].sqrt() * x0 + (1.0 - alphas[prev]).sqrt() * eps;
+        let sample = Tensor::new(&[x_t as f32], &Device::Cpu).unwrap();
+        let output = Tensor::new(&[eps as f32], &Device::Cpu).unwrap();
+        let next = ddim.step(0, &output, &sample).unwrap().to_vec1::<f32>().unwrap()[0];
+        assert!((f64::from(next) - expected).abs() < 1e-5, "{next} vs {expected}");
+    }
+
+    #[test]
+    fn ddim_v_prediction_step_recovers_the_clean_sample() {
+        let mut config = sd15();
+        config.prediction = Prediction::Velocity;
+        let ddim = Ddim::new(&config, 4);
+        let alphas = config.alphas_cumprod();
+        let t = ddim.timesteps()[1] as usize;
+        let prev = t - 250;
+        let (x0, eps) = (-0.7f64, 0.4f64);
+        let (s, b) = (alphas[t].sqrt(), (1.0 - alphas[t]).sqrt());
+        let x_t = s * x0 + b * eps;
+        let v = s * eps - b * x0;
+        let expected = alphas[prev].sqrt() * x0 + (1.0 - alphas[prev]).sqrt() * eps;
+        let sample = Tensor::new(&[x_t as f32], &Device::Cpu).unwrap();
+        let output = Tensor::new(&[v as f32], &Device::Cpu).unwrap();
+        let next = ddim.step(1, &output, &sample).unwrap().to_vec1::<f32>().unwrap()[0];
+        assert!((f64::from(next) - expected).abs() < 1e-5, "{next} vs {expected}");
+    }
+
+    #[test]
+    fn last_step_uses_the_final_alpha() {
+        let config = sd15();
+        let ddim = Ddim::new(&config, 10);
+        let alphas = config.alphas_cumprod();
+        let t = *ddim.timesteps().last().unwrap() as usize;
+        let (a, b) = ddim.coefficients[9];
+        let (s, bt) = (alphas[t].sqrt(), (1.0 - alphas[t]).sqrt());
+        let (sp, bp) = (alphas[0].sqrt(), (1.0 - alphas[0]).sqrt());
+        assert!((a - sp / s).abs() < 1e-15 && (b - (bp - sp * bt / s)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn unsupported_settings_are_named() {
+        let err = ScheduleConfig::from_json(&json!({"clip_sample": true})).unwrap_err();
+        assert!(err.contains("clip_sample"), "{err}");
+        // diffusers' DDIM default is clip_sample = true, so a config must turn it off.
+        assert!(ScheduleConfig::from_json(&json!({})).is_err());
+        let err =
+            ScheduleConfig::from_json(&json!({"clip_sample": false, "prediction_type": "flow"})).unwrap_err();
+        assert!(err.contains("flow"), "{err}");
+        let err = ScheduleConfig::from_json(&json!({"clip_sample": false, "beta_start": "x"})).unwrap_err();
+        assert!(err.contains("beta_start"), "{err}");
+    }
+}

@@ -1,0 +1,377 @@
+//! [`ChainClient`]: one deployed `GenmintNFT` behind one HTTP RPC endpoint, with or without a
+//! signing key. Connecting checks that the RPC answers and that the contract exists, so a wrong
+//! URL or address fails at startup with a message that says which.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::contract::{CallBuilder, CallDecoder};
+use alloy::network::ReceiptResponse;
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionReceipt;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::Eip712Domain;
+use alloy::transports::http::reqwest;
+
+use super::bindings::GenmintNFT::{self, GenmintNFTInstance};
+use super::error::{ChainError, ContractRejection};
+use crate::provenance::eip712::{self, Attestation, GenerationRequest};
+
+/// Bound on one RPC round trip.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default bound on waiting for a transaction's receipt.
+const DEFAULT_RECEIPT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often a pending transaction's receipt is polled.
+const RECEIPT_POLL: Duration = Duration::from_millis(250);
+
+/// A client for one `GenmintNFT` contract.
+#[derive(Clone)]
+pub struct ChainClient {
+    pub(super) contract: GenmintNFTInstance<DynProvider>,
+    pub(super) rpc_url: String,
+    chain_id: u64,
+    sender: Option<Address>,
+    /// Serialises nonce assignment and submission, so concurrent sends from one key never reuse a
+    /// nonce; waiting for receipts happens outside it.
+    send_lock: Arc<tokio::sync::Mutex<()>>,
+    pub(super) receipt_timeout: Duration,
+}
+
+impl fmt::Debug for ChainClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChainClient")
+            .field("rpc_url", &self.rpc_url)
+            .field("chain_id", &self.chain_id)
+            .field("contract", self.contract.address())
+            .field("sender", &self.sender)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A registered model as the contract records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub name: String,
+    pub author: String,
+    pub active: bool,
+}
+
+/// The provenance record the contract stores for a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    pub creator: Address,
+    pub node: Address,
+    pub model_hash: B256,
+    pub seed: u64,
+    /// Block timestamp of the mint, unix seconds.
+    pub minted_at: u64,
+    pub mint_block: u64,
+    pub pixel_digest: B256,
+    /// keccak256 of the prompt's UTF-8 bytes.
+    pub prompt_hash: B256,
+    pub image_cid: String,
+    pub metadata_cid: String,
+}
+
+impl From<GenmintNFT::Provenance> for Provenance {
+    fn from(record: GenmintNFT::Provenance) -> Self {
+        Self {
+            creator: record.creator,
+            node: record.node,
+            model_hash: record.modelHash,
+            seed: record.seed,
+            minted_at: record.mintedAt,
+            mint_block: record.mintBlock,
+            pixel_digest: record.pixelDigest,
+            prompt_hash: record.promptHash,
+            image_cid: record.imageCid,
+            metadata_cid: record.metadataCid,
+        }
+    }
+}
+
+impl ChainClient {
+    /// Connects with a signing key, for registering and minting. The key pays gas.
+    pub async fn connect(
+        rpc_url: &str,
+        signer: PrivateKeySigner,
+        contract: Address,
+    ) -> Result<Self, ChainError> {
+        let sender = signer.address();
+        let provider = signing_provider(rpc_url, signer)?;
+        Self::attach(rpc_url, provider, contract, Some(sender)).await
+    }
+
+    /// Connects without a key, for reading and verifying.
+    pub async fn connect_read_only(rpc_url: &str, contract: Address) -> Result<Self, ChainError> {
+        let provider = ProviderBuilder::new().connect_reqwest(http_client()?, parse_url(rpc_url)?);
+        Self::attach(rpc_url, provider.erased(), contract, None).await
+    }
+
+    /// Deploys a new `GenmintNFT` owned by `signer` and returns its address.
+    pub async fn deploy(rpc_url: &str, signer: PrivateKeySigner) -> Result<Address, ChainError> {
+        let owner = signer.address();
+        let provider = signing_provider(rpc_url, signer)?;
+        let pending = GenmintNFT::deploy_builder(provider.clone(), owner)
+            .send()
+            .await
+            .map_err(|e| ChainError::from_contract("deploy", rpc_url, e))?;
+        let tx_hash = *pending.tx_hash();
+        let receipt = wait_for_receipt(&provider, rpc_url, tx_hash, DEFAULT_RECEIPT_TIMEOUT).await?;
+        ensure_success(&receipt)?;
+        let address = receipt.contract_address().ok_or_else(|| ChainError::UnexpectedReceipt {
+            tx_hash,
+            detail: "the deployment receipt names no contract address".into(),
+        })?;
+        tracing::info!(%address, %owner, %tx_hash, "deployed GenmintNFT");
+        Ok(address)
+    }
+
+    async fn attach(
+        rpc_url: &str,
+        provider: DynProvider,
+        contract: Address,
+        sender: Option<Address>,
+    ) -> Result<Self, ChainError> {
+        let chain_id = provider
+            .get_chain_id()
+            .await
+            .map_err(|e| ChainError::from_transport("eth_chainId", rpc_url, e))?;
+        let code = provider
+            .get_code_at(contract)
+            .await
+            .map_err(|e| ChainError::from_transport("eth_getCode", rpc_url, e))?;
+        if code.is_empty() {
+            return Err(ChainError::NoContract { address: contract, chain_id });
+        }
+        Ok(Self {
+            contract: GenmintNFT::new(contract, provider),
+            rpc_url: rpc_url.to_owned(),
+            chain_id,
+            sender,
+            send_lock: Arc::new(tokio::sync::Mutex::new(())),
+            receipt_timeout: DEFAULT_RECEIPT_TIMEOUT,
+        })
+    }
+
+    /// The same client with another bound on waiting for receipts.
+    pub fn with_receipt_timeout(mut self, timeout: Duration) -> Self {
+        self.receipt_timeout = timeout;
+        self
+    }
+
+    /// The chain id the RPC reported when connecting.
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    /// The contract's address.
+    pub fn address(&self) -> Address {
+        *self.contract.address()
+    }
+
+    /// The account that signs transactions, if any.
+    pub fn sender(&self) -> Option<Address> {
+        self.sender
+    }
+
+    /// The RPC endpoint.
+    pub fn rpc_url(&self) -> &str {
+        &self.rpc_url
+    }
+
+    /// The EIP-712 domain requests and attestations for this contract are signed under.
+    pub fn domain(&self) -> Eip712Domain {
+        eip712::domain(self.chain_id, self.address())
+    }
+
+    /// Allows `operator` to attest mints (owner only).
+    pub async fn register_node(&self, operator: Address) -> Result<(), ChainError> {
+        let receipt = self.transact("registerNode", self.contract.registerNode(operator)).await?;
+        tracing::info!(%operator, tx_hash = %receipt.transaction_hash(), "registered node");
+        Ok(())
+    }
+
+    /// Stops `operator` from attesting (owner only).
+    pub async fn deactivate_node(&self, operator: Address) -> Result<(), ChainError> {
+        let receipt = self.transact("deactivateNode", self.contract.deactivateNode(operator)).await?;
+        tracing::info!(%operator, tx_hash = %receipt.transaction_hash(), "deactivated node");
+        Ok(())
+    }
+
+    /// Records a model hash with its name and author (owner only).
+    pub async fn register_model(&self, model_hash: B256, name: &str, author: &str) -> Result<(), ChainError> {
+        let call = self.contract.registerModel(model_hash, name.to_owned(), author.to_owned());
+        let receipt = self.transact("registerModel", call).await?;
+        tracing::info!(%model_hash, name, tx_hash = %receipt.transaction_hash(), "registered model");
+        Ok(())
+    }
+
+    /// Whether `operator` is a registered, active node.
+    pub async fn is_node(&self, operator: Address) -> Result<bool, ChainError> {
+        self.contract.isNode(operator).call().await.map_err(|e| self.call_error("isNode", e))
+    }
+
+    /// Whether `model_hash` is a registered, active model.
+    pub async fn is_model(&self, model_hash: B256) -> Result<bool, ChainError> {
+        self.contract.isModel(model_hash).call().await.map_err(|e| self.call_error("isModel", e))
+    }
+
+    /// What the registry records for a model (empty and inactive if it was never registered).
+    pub async fn model_info(&self, model_hash: B256) -> Result<ModelInfo, ChainError> {
+        let info =
+            self.contract.modelInfo(model_hash).call().await.map_err(|e| self.call_error("modelInfo", e))?;
+        Ok(ModelInfo { name: info.name, author: info.author, active: info.active })
+    }
+
+    /// The contract's EIP-712 digest of a request (equals [`eip712::request_digest`] under
+    /// [`Self::domain`]).
+    pub async fn hash_request(&self, request: &GenerationRequest) -> Result<B256, ChainError> {
+        self.contract.hashRequest(request.into()).call().await.map_err(|e| self.call_error("hashRequest", e))
+    }
+
+    /// The contract's EIP-712 digest of an attestation.
+    pub async fn hash_attestation(&self, attestation: &Attestation) -> Result<B256, ChainError> {
+        self.contract
+            .hashAttestation(attestation.into())
+            .call()
+            .await
+            .map_err(|e| self.call_error("hashAttestation", e))
+    }
+
+    /// The token's owner, or `None` if the token does not exist.
+    pub async fn owner_of(&self, token_id: U256) -> Result<Option<Address>, ChainError> {
+        let owner = self.contract.ownerOf(token_id).call().await;
+        none_if_nonexistent(owner.map_err(|e| self.call_error("ownerOf", e)))
+    }
+
+    /// Whether the token has been minted.
+    pub async fn token_exists(&self, token_id: U256) -> Result<bool, ChainError> {
+        Ok(self.owner_of(token_id).await?.is_some())
+    }
+
+    /// The token's provenance record, or `None` if the token does not exist.
+    pub async fn provenance(&self, token_id: U256) -> Result<Option<Provenance>, ChainError> {
+        let record = self.contract.provenance(token_id).call().await;
+        Ok(none_if_nonexistent(record.map_err(|e| self.call_error("provenance", e)))?.map(Into::into))
+    }
+
+    /// The token's metadata URI (`ipfs://<metadata CID>`), or `None` if the token does not exist.
+    pub async fn token_uri(&self, token_id: U256) -> Result<Option<String>, ChainError> {
+        let uri = self.contract.tokenURI(token_id).call().await;
+        none_if_nonexistent(uri.map_err(|e| self.call_error("tokenURI", e)))
+    }
+
+    pub(super) fn call_error(&self, call: &'static str, error: alloy::contract::Error) -> ChainError {
+        ChainError::from_contract(call, &self.rpc_url, error)
+    }
+
+    /// Submits a transaction (the gas estimate surfaces reverts as typed rejections before
+    /// anything is sent) and returns its hash.
+    pub(super) async fn submit<D: CallDecoder>(
+        &self,
+        call: &'static str,
+        builder: CallBuilder<&DynProvider, D>,
+    ) -> Result<B256, ChainError> {
+        if self.sender.is_none() {
+            return Err(ChainError::ReadOnly);
+        }
+        let _nonce_guard = self.send_lock.lock().await;
+        let pending = builder.send().await.map_err(|e| self.call_error(call, e))?;
+        Ok(*pending.tx_hash())
+    }
+
+    /// Submits a transaction and waits for its successful receipt.
+    async fn transact<D: CallDecoder>(
+        &self,
+        call: &'static str,
+        builder: CallBuilder<&DynProvider, D>,
+    ) -> Result<TransactionReceipt, ChainError> {
+        let tx_hash = self.submit(call, builder).await?;
+        let receipt =
+            wait_for_receipt(self.contract.provider(), &self.rpc_url, tx_hash, self.receipt_timeout).await?;
+        ensure_success(&receipt)?;
+        Ok(receipt)
+    }
+}
+
+/// Polls for a receipt until `timeout`.
+pub(super) async fn wait_for_receipt(
+    provider: &DynProvider,
+    rpc_url: &str,
+    tx_hash: B256,
+    timeout: Duration,
+) -> Result<TransactionReceipt, ChainError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(receipt) = find_receipt(provider, rpc_url, tx_hash).await? {
+            return Ok(receipt);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ChainError::ReceiptTimeout { tx_hash, waited: timeout });
+        }
+        tokio::time::sleep(RECEIPT_POLL).await;
+    }
+}
+
+/// The receipt, if the transaction has been mined.
+pub(super) async fn find_receipt(
+    provider: &DynProvider,
+    rpc_url: &str,
+    tx_hash: B256,
+) -> Result<Option<TransactionReceipt>, ChainError> {
+    provider
+        .get_transaction_receipt(tx_hash)
+        .await
+        .map_err(|e| ChainError::from_transport("eth_getTransactionReceipt", rpc_url, e))
+}
+
+pub(super) fn ensure_success(receipt: &TransactionReceipt) -> Result<(), ChainError> {
+    if receipt.status() {
+        Ok(())
+    } else {
+        Err(ChainError::Reverted {
+            tx_hash: receipt.transaction_hash(),
+            block_number: receipt.block_number().unwrap_or_default(),
+        })
+    }
+}
+
+/// Views on a token revert with `ERC721NonexistentToken` when it was never minted.
+fn none_if_nonexistent<T>(result: Result<T, ChainError>) -> Result<Option<T>, ChainError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(ChainError::Rejected { reason: ContractRejection::NonexistentToken { .. } }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A provider that estimates gas, signs with `signer` and fills the nonce from the node's pending
+/// transaction count on every send. (alloy's default nonce cache hands out a nonce even when the
+/// gas estimate then fails on a revert, which would leave a gap that stalls every later
+/// transaction; [`ChainClient`] serialises sends instead.)
+fn signing_provider(rpc_url: &str, signer: PrivateKeySigner) -> Result<DynProvider, ChainError> {
+    let provider = ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .with_gas_estimation()
+        .with_simple_nonce_management()
+        .fetch_chain_id()
+        .wallet(signer)
+        .connect_reqwest(http_client()?, parse_url(rpc_url)?);
+    Ok(provider.erased())
+}
+
+fn parse_url(rpc_url: &str) -> Result<reqwest::Url, ChainError> {
+    rpc_url
+        .parse::<reqwest::Url>()
+        .map_err(|e| ChainError::BadRpcUrl { url: rpc_url.to_owned(), reason: e.to_string() })
+}
+
+fn http_client() -> Result<reqwest::Client, ChainError> {
+    reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .map_err(|e| ChainError::Rpc { call: "create HTTP client", detail: e.to_string() })
+}

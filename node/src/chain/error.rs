@@ -1,0 +1,124 @@
+//! What can go wrong talking to the chain, with messages that say what to do next, and the
+//! contract's custom errors decoded into [`ContractRejection`].
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use alloy::transports::{RpcError, TransportError, TransportErrorKind};
+
+use super::bindings::GenmintNFT::GenmintNFTErrors;
+
+/// Errors from [`ChainClient`](super::ChainClient).
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error("`{url}` is not an RPC URL: {reason}")]
+    BadRpcUrl { url: String, reason: String },
+    #[error(
+        "cannot reach the RPC at {url}: is anvil (or your node) running? `genmint dev` starts one ({detail})"
+    )]
+    Unreachable { url: String, detail: String },
+    #[error(
+        "no contract at {address} on chain {chain_id}: deploy one with `genmint contracts deploy`, or fix the configured address"
+    )]
+    NoContract { address: Address, chain_id: u64 },
+    #[error("the contract refused: {reason}")]
+    Rejected { reason: ContractRejection },
+    #[error("this client has no signing key: connect with one to send transactions")]
+    ReadOnly,
+    #[error("transaction {tx_hash} was mined in block {block_number} but reverted")]
+    Reverted { tx_hash: B256, block_number: u64 },
+    #[error(
+        "no receipt for transaction {tx_hash} after {waited:?}: it may still be pending; check again before resending"
+    )]
+    ReceiptTimeout { tx_hash: B256, waited: Duration },
+    #[error("transaction {tx_hash} succeeded but {detail}")]
+    UnexpectedReceipt { tx_hash: B256, detail: String },
+    #[error("RPC `{call}` failed: {detail}")]
+    Rpc { call: &'static str, detail: String },
+}
+
+/// Why the contract reverted, decoded from its custom errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContractRejection {
+    #[error(
+        "the creator's signature does not match the request (signed by another key, for another chain or contract, or the request changed after signing)"
+    )]
+    BadCreatorSignature,
+    #[error("the node's signature does not match the attestation or its node address")]
+    BadNodeSignature,
+    #[error("node operator {node} is not registered or was deactivated: the contract owner must register it")]
+    NodeNotRegistered { node: Address },
+    #[error("model {model_hash} is not registered or was deactivated: the contract owner must register it")]
+    ModelNotRegistered { model_hash: B256 },
+    #[error(
+        "the request expired at {deadline} (chain time is {now}): sign a new request with a later deadline"
+    )]
+    RequestExpired { deadline: u64, now: U256 },
+    #[error("token {token_id:#x} is already minted: this request was minted before")]
+    AlreadyMinted { token_id: U256 },
+    #[error("the attestation does not belong to this request (request digest or model hash differ)")]
+    AttestationMismatch,
+    #[error("{account} is not the contract owner: only the owner manages the registries")]
+    NotOwner { account: Address },
+    #[error("token {token_id:#x} does not exist")]
+    NonexistentToken { token_id: U256 },
+    #[error("contract error {0}")]
+    Other(String),
+    #[error("revert with unrecognised data {data}")]
+    Unrecognised { data: Bytes },
+}
+
+impl From<GenmintNFTErrors> for ContractRejection {
+    fn from(error: GenmintNFTErrors) -> Self {
+        use GenmintNFTErrors as E;
+        match error {
+            E::BadCreatorSignature(_) => Self::BadCreatorSignature,
+            E::BadNodeSignature(_) => Self::BadNodeSignature,
+            E::NodeNotRegistered(e) => Self::NodeNotRegistered { node: e.node },
+            E::ModelNotRegistered(e) => Self::ModelNotRegistered { model_hash: e.modelHash },
+            E::RequestExpired(e) => Self::RequestExpired { deadline: e.deadline, now: e.nowTimestamp },
+            E::AlreadyMinted(e) => Self::AlreadyMinted { token_id: e.tokenId },
+            E::AttestationMismatch(_) => Self::AttestationMismatch,
+            E::OwnableUnauthorizedAccount(e) => Self::NotOwner { account: e.account },
+            E::ERC721NonexistentToken(e) => Self::NonexistentToken { token_id: e.tokenId },
+            other => Self::Other(format!("{other:?}")),
+        }
+    }
+}
+
+impl ChainError {
+    /// Classifies an error from a contract call: a decoded revert, an unreachable RPC, or another
+    /// RPC failure.
+    pub(super) fn from_contract(call: &'static str, url: &str, error: alloy::contract::Error) -> Self {
+        if let Some(decoded) = error.as_decoded_interface_error::<GenmintNFTErrors>() {
+            return Self::Rejected { reason: decoded.into() };
+        }
+        if let Some(data) = error.as_revert_data() {
+            return Self::Rejected { reason: ContractRejection::Unrecognised { data } };
+        }
+        match error {
+            alloy::contract::Error::TransportError(e) => Self::from_transport(call, url, e),
+            other => Self::Rpc { call, detail: other.to_string() },
+        }
+    }
+
+    /// Classifies a provider error: an unreachable RPC or another RPC failure.
+    pub(super) fn from_transport(call: &'static str, url: &str, error: TransportError) -> Self {
+        match error {
+            // A connection that fails outright (refused, reset, timed out) arrives as `Custom`;
+            // HTTP status errors mean something answered.
+            RpcError::Transport(kind @ (TransportErrorKind::Custom(_) | TransportErrorKind::BackendGone)) => {
+                Self::Unreachable { url: url.to_owned(), detail: kind.to_string() }
+            }
+            other => Self::Rpc { call, detail: other.to_string() },
+        }
+    }
+
+    /// The contract's reason, when the contract refused.
+    pub fn rejection(&self) -> Option<&ContractRejection> {
+        match self {
+            Self::Rejected { reason } => Some(reason),
+            _ => None,
+        }
+    }
+}

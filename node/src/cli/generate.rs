@@ -1,0 +1,207 @@
+//! `genmint generate "prompt"`: build a `GenerationRequest` for the node's model, sign it with the
+//! creator key, submit it, and with `--wait` follow the job to its token.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use alloy::primitives::{Address, B256, U256};
+use alloy::signers::local::PrivateKeySigner;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use crate::provenance::eip712::{GenerationRequest, SignedRequest, domain, sign_request};
+
+/// The creator key file inside the data dir, created on first use.
+pub const CREATOR_KEY_FILE: &str = "creator.key";
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// What to generate.
+    pub prompt: String,
+    /// What to steer away from.
+    #[arg(long, default_value = "")]
+    pub negative: String,
+    /// Noise seed (random if omitted).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Image width in pixels (the model's default if omitted).
+    #[arg(long)]
+    pub width: Option<u32>,
+    /// Image height in pixels (the model's default if omitted).
+    #[arg(long)]
+    pub height: Option<u32>,
+    /// Denoising steps (the model's default if omitted).
+    #[arg(long)]
+    pub steps: Option<u32>,
+    /// Classifier-free guidance scale, e.g. 7.5 (the model's default if omitted).
+    #[arg(long)]
+    pub guidance: Option<f32>,
+    /// Seconds from now after which the request may no longer be minted.
+    #[arg(long, default_value_t = 3600)]
+    pub deadline_secs: u64,
+    /// The node's HTTP API.
+    #[arg(long, env = "GENMINT_NODE", default_value = "http://127.0.0.1:8080")]
+    pub node: String,
+    /// Creator key file (default: creator.key in the data dir, created on first use).
+    #[arg(long, env = "GENMINT_CREATOR_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Follow the job until it is minted (or fails) and print the token.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+fn creator_key(data_dir: &Path, key_file: Option<&Path>) -> Result<PrivateKeySigner> {
+    let path = key_file.map(Path::to_path_buf).unwrap_or_else(|| data_dir.join(CREATOR_KEY_FILE));
+    if key_file.is_none() && !path.exists() {
+        std::fs::create_dir_all(data_dir).with_context(|| format!("creating {data_dir:?}"))?;
+        let signer = PrivateKeySigner::random();
+        super::init::write_secret(&path, &format!("0x{}\n", hex::encode(signer.to_bytes())))?;
+        eprintln!("created a creator key at {} (address {})", path.display(), signer.address());
+        return Ok(signer);
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading the creator key {path:?}"))?;
+    text.trim().parse().with_context(|| format!("{path:?} does not hold a 32-byte hex private key"))
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value> {
+    let response =
+        client.get(url).send().await.with_context(|| format!("cannot reach {url}: is the node running?"))?;
+    let status = response.status();
+    let body: Value = response.json().await.with_context(|| format!("{url} did not answer JSON"))?;
+    if !status.is_success() {
+        bail!("{url}: {status}: {}", api_message(&body));
+    }
+    Ok(body)
+}
+
+fn api_message(body: &Value) -> String {
+    body["error"]["message"].as_str().map(str::to_owned).unwrap_or_else(|| body.to_string())
+}
+
+fn field<T: std::str::FromStr>(value: &Value, what: &str) -> Result<T> {
+    let text = match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    text.parse().map_err(|_| anyhow::anyhow!("the node's {what} ({value}) is unreadable"))
+}
+
+pub async fn run(data_dir: &Path, args: GenerateArgs) -> Result<()> {
+    let creator = creator_key(data_dir, args.key_file.as_deref())?;
+    let client = reqwest::Client::new();
+    let node = args.node.trim_end_matches('/');
+    let eip712 = get_json(&client, &format!("{node}/v1/eip712")).await?;
+    let chain_id: u64 = field(&eip712["domain"]["chainId"], "chain id")?;
+    let contract: Address = field(&eip712["domain"]["verifyingContract"], "contract")?;
+    let models = get_json(&client, &format!("{node}/v1/models")).await?;
+    let model = &models["models"][0];
+    let limits = &model["limits"];
+    let guidance = args.guidance.unwrap_or(field(&limits["default_guidance"], "default guidance")?);
+    let request = GenerationRequest {
+        creator: creator.address(),
+        modelHash: field::<B256>(&model["hash"], "model hash")?,
+        prompt: args.prompt.clone(),
+        negativePrompt: args.negative.clone(),
+        seed: args.seed.unwrap_or_else(rand_seed),
+        width: args.width.map_or_else(|| field(&limits["default_width"], "default width"), Ok)?,
+        height: args.height.map_or_else(|| field(&limits["default_height"], "default height"), Ok)?,
+        steps: args.steps.map_or_else(|| field(&limits["default_steps"], "default steps"), Ok)?,
+        guidance: (guidance * 100.0).round() as u32,
+        scheduler: "ddim".into(),
+        fee: U256::ZERO,
+        nonce: U256::from(now_unix()),
+        deadline: now_unix() + args.deadline_secs,
+    };
+    let signature = sign_request(&creator, &request, &domain(chain_id, contract))?;
+    let signed = SignedRequest { request, signature };
+    let response = client
+        .post(format!("{node}/v1/jobs"))
+        .json(&signed)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {node}: is the node running?"))?;
+    let status = response.status();
+    let job: Value = response.json().await.context("the node did not answer JSON")?;
+    if !status.is_success() {
+        bail!("the node refused the request ({status}): {}", api_message(&job));
+    }
+    let id = job["id"].as_str().context("the node's answer has no job id")?.to_owned();
+    println!("job {id} ({}, seed {})", job["state"].as_str().unwrap_or("?"), signed.request.seed);
+    if !args.wait {
+        println!("follow it with: curl -N {node}/v1/jobs/{id}/events");
+        return Ok(());
+    }
+    let job = follow(&client, node, &id).await?;
+    match job["state"].as_str() {
+        Some("minted") => {
+            println!("minted token {}", job["token_id"].as_str().unwrap_or("?"));
+            println!("  token id (hex) {id}");
+            println!("  transaction    {}", job["tx_hash"].as_str().unwrap_or("?"));
+            println!("  image          ipfs://{}", job["image_cid"].as_str().unwrap_or("?"));
+            println!("  metadata       ipfs://{}", job["metadata_cid"].as_str().unwrap_or("?"));
+            println!("check it with: genmint verify {id}");
+            Ok(())
+        }
+        other => bail!(
+            "job {id} ended {}: {}",
+            other.unwrap_or("?"),
+            job["error"].as_str().unwrap_or("no reason given")
+        ),
+    }
+}
+
+/// Follows the job's SSE stream, drawing progress on stderr, and returns the terminal job record.
+async fn follow(client: &reqwest::Client, node: &str, id: &str) -> Result<Value> {
+    let url = format!("{node}/v1/jobs/{id}/events");
+    let response = client.get(&url).send().await.with_context(|| format!("cannot reach {url}"))?;
+    if !response.status().is_success() {
+        bail!("{url}: {}", response.status());
+    }
+    let mut stream = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut stderr = std::io::stderr();
+    while let Some(chunk) = stream.next().await {
+        buffer.push_str(&String::from_utf8_lossy(&chunk.context("the event stream broke")?));
+        while let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            let (mut name, mut data) = ("", String::new());
+            for line in frame.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    name = v.trim();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            if name.is_empty() {
+                continue;
+            }
+            let event: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+            if name == "progress" {
+                let _ = write!(stderr, "\r  generating  step {}/{}   ", event["step"], event["total"]);
+            } else {
+                let _ = writeln!(stderr, "\r  {name:<12}");
+                if matches!(name, "minted" | "failed" | "cancelled" | "expired") {
+                    return Ok(event);
+                }
+            }
+            let _ = stderr.flush();
+        }
+    }
+    // The stream ended without a terminal event (node restarted?): read the job once more.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    get_json(client, &format!("{node}/v1/jobs/{id}")).await
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
+/// A fresh seed: std's randomly keyed SipHash over the current time.
+fn rand_seed() -> u64 {
+    use std::hash::BuildHasher;
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    std::collections::hash_map::RandomState::new().hash_one(nanos)
+}

@@ -1,0 +1,87 @@
+//! The `genmint` command line: one file per subcommand.
+//!
+//! `init` prepares a data dir, `node` runs a node from it, `dev` brings up a whole local stack,
+//! `generate` signs and submits a request, `verify` checks a token end to end, `models hash`
+//! prints a model's hash.
+
+mod dev;
+mod generate;
+mod init;
+mod models;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "genmint",
+    version,
+    about = "Verifiable AI-generated art: generate, pin to IPFS, mint on an EVM chain."
+)]
+pub struct Cli {
+    /// The node's data dir (config, keys, job store, images).
+    #[arg(long, global = true, env = "GENMINT_DATA_DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the data dir: default genmint.toml and a new operator key.
+    Init(init::InitArgs),
+    /// Run a node from the data dir until Ctrl-C.
+    Node,
+    /// Start a local stack: anvil, Kubo, the contract, and a node serving the test-size model.
+    Dev(dev::DevArgs),
+    /// Sign a generation request with the creator key and submit it to a node.
+    Generate(generate::GenerateArgs),
+    /// Check a token end to end: chain record, metadata, image bytes, signatures, registries.
+    Verify(verify::VerifyArgs),
+    /// Model utilities.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+}
+
+impl Cli {
+    /// The default log filter for the chosen verbosity.
+    pub fn log_filter(&self) -> &'static str {
+        match self.verbose {
+            0 => "info,hyper=warn,alloy=warn",
+            1 => "debug,hyper=info",
+            _ => "trace",
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".genmint")
+}
+
+/// Runs the chosen command.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Init(args) => init::run(&cli.data_dir, args).map(|()| ExitCode::SUCCESS),
+        Command::Node => run_node(&cli.data_dir).await.map(|()| ExitCode::SUCCESS),
+        Command::Dev(args) => dev::run(&cli.data_dir, args).await.map(|()| ExitCode::SUCCESS),
+        Command::Generate(args) => generate::run(&cli.data_dir, args).await.map(|()| ExitCode::SUCCESS),
+        Command::Verify(args) => verify::run(args).await,
+        Command::Models(command) => models::run(command).map(|()| ExitCode::SUCCESS),
+    }
+}
+
+async fn run_node(data_dir: &std::path::Path) -> Result<()> {
+    let config = crate::config::Config::load(data_dir)?;
+    let node = crate::server::start(data_dir, &config).await?;
+    eprintln!("genmint node listening on {} (Ctrl-C to stop)", node.url());
+    tokio::signal::ctrl_c().await?;
+    eprintln!("stopping; unfinished jobs resume at the next start");
+    node.shutdown().await
+}

@@ -1,0 +1,84 @@
+//! `genmint verify <token-id>`: every check of [`crate::verify`], printed by name, or as JSON with
+//! `--json`; exits non-zero if any check fails.
+
+use std::process::ExitCode;
+
+use alloy::primitives::{Address, U256};
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::chain::ChainClient;
+use crate::ipfs::KuboClient;
+use crate::verify::verify_token;
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Token id: decimal, or 0x-hex (the request digest).
+    pub token_id: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The chain's JSON-RPC endpoint.
+    #[arg(long, env = "GENMINT_RPC_URL", default_value = "http://127.0.0.1:8545")]
+    pub rpc_url: String,
+    /// The GenmintNFT contract (default: the one the node at --node uses).
+    #[arg(long, env = "GENMINT_CONTRACT")]
+    pub contract: Option<Address>,
+    /// A genmint node, asked only for the contract address when --contract is not given.
+    #[arg(long, env = "GENMINT_NODE", default_value = "http://127.0.0.1:8080")]
+    pub node: String,
+    /// Kubo's RPC API, for fetching the metadata and image.
+    #[arg(long, env = "GENMINT_IPFS_API", default_value = "http://127.0.0.1:5001")]
+    pub ipfs_api: String,
+}
+
+fn parse_token_id(text: &str) -> Result<U256> {
+    let parsed = match text.strip_prefix("0x") {
+        Some(hex) => U256::from_str_radix(hex, 16),
+        None => U256::from_str_radix(text, 10),
+    };
+    parsed.with_context(|| format!("{text:?} is not a token id (decimal, or 0x-hex)"))
+}
+
+async fn node_contract(node: &str) -> Result<Address> {
+    let url = format!("{}/healthz", node.trim_end_matches('/'));
+    let health: serde_json::Value = reqwest::get(&url)
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .with_context(|| format!("no --contract given and {url} did not answer"))?
+        .json()
+        .await?;
+    health["contract"]
+        .as_str()
+        .context("the node's /healthz names no contract")?
+        .parse()
+        .context("contract address")
+}
+
+pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
+    let token_id = parse_token_id(&args.token_id)?;
+    let contract = match args.contract {
+        Some(contract) => contract,
+        None => node_contract(&args.node).await?,
+    };
+    let chain = ChainClient::connect_read_only(&args.rpc_url, contract).await?;
+    let ipfs = KuboClient::new(&args.ipfs_api)?;
+    let started = std::time::Instant::now();
+    let report = verify_token(&chain, &ipfs, token_id).await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("token {} on chain {} contract {}", report.token_id, report.chain_id, report.contract);
+        for check in &report.checks {
+            println!("  {} {:<18} {}", if check.ok { "ok  " } else { "FAIL" }, check.name, check.detail);
+        }
+        let failed = report.checks.iter().filter(|c| !c.ok).count();
+        println!(
+            "{} ({} checks, {failed} failed, {:.2} s)",
+            if report.ok { "verified" } else { "NOT verified" },
+            report.checks.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

@@ -1,0 +1,168 @@
+//! Node configuration: `genmint.toml` in the data dir; `Default` is the local development setup.
+//!
+//! Precedence: built-in defaults < the file < environment/CLI flags (applied by `cli`). Secrets are
+//! never stored here: the operator key lives in its own file (`operator.key`, mode 0600) or in
+//! `GENMINT_OPERATOR_KEY`, and is never logged.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The file name of the configuration inside the data dir.
+pub const CONFIG_FILE: &str = "genmint.toml";
+/// The file name of the operator's private key inside the data dir.
+pub const OPERATOR_KEY_FILE: &str = "operator.key";
+/// Environment variable that overrides the operator key file.
+pub const OPERATOR_KEY_ENV: &str = "GENMINT_OPERATOR_KEY";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub http: HttpConfig,
+    pub chain: ChainConfig,
+    pub ipfs: IpfsConfig,
+    pub model: ModelConfig,
+    pub limits: LimitsConfig,
+}
+
+/// The HTTP API and web page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address the API listens on. Keep it on loopback unless a reverse proxy fronts it.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)) }
+    }
+}
+
+/// The EVM chain and the GenmintNFT contract.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChainConfig {
+    /// JSON-RPC endpoint (anvil locally).
+    pub rpc_url: String,
+    /// Address of the deployed GenmintNFT contract (`genmint dev` fills it in).
+    pub contract: Option<String>,
+    /// Seconds to wait for a mint receipt before retrying the wait.
+    pub receipt_timeout_secs: u64,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        Self { rpc_url: "http://127.0.0.1:8545".into(), contract: None, receipt_timeout_secs: 60 }
+    }
+}
+
+/// The Kubo daemon the node pins to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IpfsConfig {
+    /// Kubo RPC API (never expose it beyond loopback or a private network).
+    pub api_url: String,
+}
+
+impl Default for IpfsConfig {
+    fn default() -> Self {
+        Self { api_url: "http://127.0.0.1:5001".into() }
+    }
+}
+
+/// The model this node serves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Model directory (diffusers layout plus `genmint-model.json`); relative paths are resolved
+    /// against the data dir.
+    pub dir: PathBuf,
+    /// `cpu`, or `cuda:N` in a build with the `cuda` feature.
+    pub device: String,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self { dir: PathBuf::from("models/default"), device: "cpu".into() }
+    }
+}
+
+/// Bounds on what one request may ask for and how much work the node accepts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Longest prompt (and negative prompt) in UTF-8 bytes.
+    pub max_prompt_bytes: usize,
+    /// Jobs waiting for the generator before new ones get 503.
+    pub max_queued_jobs: usize,
+    /// Largest request body the API reads.
+    pub max_body_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { max_prompt_bytes: 1000, max_queued_jobs: 64, max_body_bytes: 64 * 1024 }
+    }
+}
+
+/// Configuration could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path:?}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {path:?}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("invalid configuration in {path:?}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Reads `genmint.toml` from the data dir; a missing file means the defaults.
+    pub fn load(data_dir: &Path) -> Result<Self, ConfigError> {
+        let path = data_dir.join(CONFIG_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| ConfigError::Invalid { path: path.clone(), message: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(source) => Err(ConfigError::Read { path, source }),
+        }
+    }
+
+    /// Writes the configuration to `genmint.toml` in the data dir.
+    pub fn save(&self, data_dir: &Path) -> Result<(), ConfigError> {
+        let path = data_dir.join(CONFIG_FILE);
+        let text = toml::to_string_pretty(self)
+            .map_err(|e| ConfigError::Invalid { path: path.clone(), message: e.to_string() })?;
+        std::fs::write(&path, text).map_err(|source| ConfigError::Write { path, source })
+    }
+
+    /// The model directory, resolved against the data dir.
+    pub fn model_dir(&self, data_dir: &Path) -> PathBuf {
+        data_dir.join(&self.model.dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_file_is_default_and_saved_file_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap(), Config::default());
+        let mut config = Config::default();
+        config.chain.contract = Some("0x5FbDB2315678afecb367f032d93F642f64180aa3".into());
+        config.save(dir.path()).unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap(), config);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), "[chain]\nrpc = \"x\"\n").unwrap();
+        let err = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("genmint.toml") && err.contains("rpc"), "{err}");
+    }
+}

@@ -1,0 +1,69 @@
+//! Job events for the SSE stream: every state change and every generation step, fanned out to
+//! whoever listens. Events are a view; the job store stays the source of truth.
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use super::state::JobState;
+use super::store::JobRecord;
+
+/// How many events a slow listener may fall behind before it skips ahead.
+const CAPACITY: usize = 1024;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum JobEvent {
+    /// The job reached a new durable state; carries the whole record.
+    State(Box<JobRecord>),
+    /// A denoising step finished.
+    Progress { id: String, step: u32, total: u32 },
+}
+
+impl JobEvent {
+    pub fn job_id(&self) -> &str {
+        match self {
+            JobEvent::State(job) => &job.id,
+            JobEvent::Progress { id, .. } => id,
+        }
+    }
+
+    /// The SSE event name: the state's name, or `progress`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobEvent::State(job) => job.state.as_str(),
+            JobEvent::Progress { .. } => "progress",
+        }
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, JobEvent::State(job) if job.state.is_terminal())
+    }
+}
+
+/// The fan-out point for job events.
+#[derive(Clone)]
+pub struct Events {
+    sender: broadcast::Sender<JobEvent>,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Self { sender: broadcast::channel(CAPACITY).0 }
+    }
+}
+
+impl Events {
+    pub fn publish(&self, event: JobEvent) {
+        // No listener is fine: events are only a view.
+        let _ = self.sender.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<JobEvent> {
+        self.sender.subscribe()
+    }
+
+    pub fn state(&self, job: &JobRecord) {
+        debug_assert!(JobState::ALL.contains(&job.state));
+        self.publish(JobEvent::State(Box::new(job.clone())));
+    }
+}

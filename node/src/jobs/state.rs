@@ -1,0 +1,127 @@
+//! The durable job states of one request and the moves allowed between them.
+//!
+//! ```text
+//! Received → Queued → Generating → Generated → Pinned → Minting → Minted
+//!              └──────────┴────────────┴──────────┴────────┴──→ Failed | Cancelled | Expired
+//! ```
+//! A restart resumes from the last durable state: `Generating` goes back to `Queued` (generation is
+//! deterministic, so re-running it yields the same pixels), `Minting` re-checks the chain before
+//! anything is resent.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Received,
+    Queued,
+    Generating,
+    Generated,
+    Pinned,
+    Minting,
+    Minted,
+    Failed,
+    Cancelled,
+    Expired,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 10] = [
+        JobState::Received,
+        JobState::Queued,
+        JobState::Generating,
+        JobState::Generated,
+        JobState::Pinned,
+        JobState::Minting,
+        JobState::Minted,
+        JobState::Failed,
+        JobState::Cancelled,
+        JobState::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Received => "received",
+            JobState::Queued => "queued",
+            JobState::Generating => "generating",
+            JobState::Generated => "generated",
+            JobState::Pinned => "pinned",
+            JobState::Minting => "minting",
+            JobState::Minted => "minted",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+            JobState::Expired => "expired",
+        }
+    }
+
+    /// No further work happens in a terminal state.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::Minted | JobState::Failed | JobState::Cancelled | JobState::Expired)
+    }
+
+    /// Once a mint transaction may be in flight the job can no longer be cancelled or expire:
+    /// the chain decides.
+    pub fn can_cancel(self) -> bool {
+        !self.is_terminal() && self != JobState::Minting
+    }
+
+    /// Whether the pipeline may move a job from `self` to `next`.
+    pub fn allows(self, next: JobState) -> bool {
+        use JobState::*;
+        match (self, next) {
+            (Received, Queued) | (Queued, Generating) | (Generating, Generated) => true,
+            (Generated, Pinned) | (Pinned, Minting) | (Minting, Minted) => true,
+            // Recovery after a restart, and a mint found already on chain.
+            (Generating, Queued) | (Pinned, Minted) | (Minting, Pinned) => true,
+            (from, Failed) => !from.is_terminal(),
+            (from, Cancelled | Expired) => from.can_cancel(),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("unknown job state {s:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for state in JobState::ALL {
+            assert_eq!(state.as_str().parse::<JobState>().unwrap(), state);
+        }
+    }
+
+    #[test]
+    fn the_happy_path_is_allowed_and_terminal_states_are_final() {
+        use JobState::*;
+        let path = [Received, Queued, Generating, Generated, Pinned, Minting, Minted];
+        for pair in path.windows(2) {
+            assert!(pair[0].allows(pair[1]), "{} -> {}", pair[0], pair[1]);
+        }
+        for terminal in [Minted, Failed, Cancelled, Expired] {
+            assert!(JobState::ALL.iter().all(|next| !terminal.allows(*next)), "{terminal}");
+        }
+        assert!(!Minting.allows(Cancelled), "a sent mint cannot be cancelled");
+        assert!(!Queued.allows(Minted));
+    }
+}

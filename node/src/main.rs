@@ -1,0 +1,26 @@
+//! The `genmint` binary: parses the command line, sets up logging, runs the command, and maps an
+//! error to a message and a non-zero exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use genmint_node::cli::{Cli, run};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GENMINT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(cli.log_filter())),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

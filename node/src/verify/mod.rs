@@ -1,0 +1,272 @@
+//! End-to-end verification of one token, for buyers, marketplaces and peer nodes:
+//! chain record ⇄ tokenURI metadata ⇄ image and metadata bytes (CIDs recomputed here) ⇄ pixel digest
+//! ⇄ creator signature ⇄ node attestation ⇄ node and model registries.
+//!
+//! [`verify_token`] runs every check it can and reports each by name with its outcome; a check
+//! whose inputs an earlier failure made unavailable is reported as failed with that reason, so a
+//! report always lists the same checks.
+
+use alloy::primitives::{B256, U256, keccak256};
+use serde::Serialize;
+
+use crate::chain::{ChainClient, MintedEvent, Provenance};
+use crate::ipfs::{Cid, ContentStore};
+use crate::provenance::eip712::{
+    Attestation, SignedRequest, recover_attestation_signer, recover_request_signer, request_digest,
+};
+use crate::provenance::metadata::TokenMetadata;
+use crate::provenance::png;
+
+/// The largest metadata file and image verification downloads.
+const MAX_METADATA_BYTES: usize = 1 << 20;
+const MAX_IMAGE_BYTES: usize = 64 << 20;
+
+/// One named check and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Every check run for one token.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub token_id: String,
+    pub chain_id: u64,
+    pub contract: String,
+    pub ok: bool,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    fn push(&mut self, name: &'static str, result: Result<String, String>) -> bool {
+        let ok = result.is_ok();
+        let detail = result.unwrap_or_else(|e| e);
+        self.checks.push(Check { name, ok, detail });
+        self.ok &= ok;
+        ok
+    }
+}
+
+/// The checks in the order they run; every report lists all of them.
+pub const CHECKS: [&str; 10] = [
+    "token",
+    "metadata_cid",
+    "metadata",
+    "request",
+    "creator_signature",
+    "image_cid",
+    "pixel_digest",
+    "node_attestation",
+    "node_registry",
+    "model_registry",
+];
+
+fn hex_b256(b: &B256) -> String {
+    b.to_string()
+}
+
+/// Verifies one token against the chain and a content store.
+pub async fn verify_token(chain: &ChainClient, ipfs: &impl ContentStore, token_id: U256) -> Report {
+    let mut report = Report {
+        token_id: hex_b256(&B256::from(token_id.to_be_bytes::<32>())),
+        chain_id: chain.chain_id(),
+        contract: chain.address().to_checksum(None),
+        ok: true,
+        checks: Vec::new(),
+    };
+    let record = match chain_record(chain, token_id).await {
+        Ok((record, event, owner)) => {
+            report.push(
+                "token",
+                Ok(format!(
+                    "owned by {owner}, minted in block {} by node {}",
+                    record.mint_block, record.node
+                )),
+            );
+            Some((record, event))
+        }
+        Err(e) => {
+            report.push("token", Err(e));
+            None
+        }
+    };
+    let Some((record, event)) = record else {
+        skip_rest(&mut report, "the token has no chain record");
+        return report;
+    };
+
+    // Metadata: its bytes hash to the CID the chain holds, and it parses.
+    let metadata = match fetch(ipfs, &record.metadata_cid, MAX_METADATA_BYTES).await {
+        Ok(bytes) => {
+            report.push(
+                "metadata_cid",
+                Ok(format!("{} matches the bytes fetched from IPFS", record.metadata_cid)),
+            );
+            match serde_json::from_slice::<TokenMetadata>(&bytes) {
+                Ok(metadata) => {
+                    let image_uri = format!("ipfs://{}", record.image_cid);
+                    if metadata.image == image_uri && metadata.aigc_data == image_uri {
+                        report.push("metadata", Ok(format!("image and aigc_data point at {image_uri}")));
+                        Some(metadata)
+                    } else {
+                        report.push(
+                            "metadata",
+                            Err(format!(
+                                "metadata image is {} but the chain records {image_uri}",
+                                metadata.image
+                            )),
+                        );
+                        Some(metadata)
+                    }
+                }
+                Err(e) => {
+                    report.push("metadata", Err(format!("not genmint metadata JSON: {e}")));
+                    None
+                }
+            }
+        }
+        Err(e) => {
+            report.push("metadata_cid", Err(e));
+            report.push("metadata", Err("no metadata to read".into()));
+            None
+        }
+    };
+
+    // The creator's request: digest = token id, fields agree with the chain, signature is the creator's.
+    let domain = chain.domain();
+    let signed: Option<SignedRequest> = metadata.as_ref().and_then(|m| {
+        Some(SignedRequest {
+            request: serde_json::from_value(m.provenance.request.clone()).ok()?,
+            signature: m.provenance.creator_signature.parse().ok()?,
+        })
+    });
+    match &signed {
+        Some(signed) => {
+            let digest = request_digest(&signed.request, &domain);
+            let request = &signed.request;
+            let result = if U256::from_be_bytes(digest.0) != token_id {
+                Err(format!("the metadata's request hashes to {digest}, not to the token id"))
+            } else if request.creator != record.creator
+                || request.modelHash != record.model_hash
+                || request.seed != record.seed
+                || keccak256(request.prompt.as_bytes()) != record.prompt_hash
+            {
+                Err("the metadata's request disagrees with the chain record (creator, model, seed or prompt)"
+                    .into())
+            } else {
+                Ok(format!(
+                    "request digest {digest} is the token id; creator, model, seed and prompt match the chain"
+                ))
+            };
+            report.push("request", result);
+            let result = match recover_request_signer(request, &event.creator_signature, &domain) {
+                Ok(signer) if signer == record.creator && event.creator_signature == signed.signature => {
+                    Ok(format!("signed by the creator {signer}"))
+                }
+                Ok(signer) if signer == record.creator => {
+                    Err("the metadata carries a different creator signature than the chain".into())
+                }
+                Ok(signer) => Err(format!("signed by {signer}, not by the creator {}", record.creator)),
+                Err(e) => Err(e.to_string()),
+            };
+            report.push("creator_signature", result);
+        }
+        None => {
+            report.push("request", Err("the metadata holds no readable signed request".into()));
+            report.push("creator_signature", Err("no request to check".into()));
+        }
+    }
+
+    // The image: bytes hash to the CID, pixels hash to the attested pixel digest.
+    match fetch(ipfs, &record.image_cid, MAX_IMAGE_BYTES).await {
+        Ok(bytes) => {
+            report.push("image_cid", Ok(format!("{} matches the bytes fetched from IPFS", record.image_cid)));
+            let result = match png::decode(&bytes) {
+                Ok(image) => {
+                    let digest = B256::from(image.pixel_digest());
+                    if digest == record.pixel_digest {
+                        Ok(format!("{}x{} pixels hash to {digest}", image.width, image.height))
+                    } else {
+                        Err(format!("pixels hash to {digest}, but the node attested {}", record.pixel_digest))
+                    }
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            report.push("pixel_digest", result);
+        }
+        Err(e) => {
+            report.push("image_cid", Err(e));
+            report.push("pixel_digest", Err("no image to hash".into()));
+        }
+    }
+
+    // The node's attestation, rebuilt from the chain record, and the registries.
+    let attestation = Attestation {
+        requestDigest: B256::from(token_id.to_be_bytes::<32>()),
+        modelHash: record.model_hash,
+        pixelDigest: record.pixel_digest,
+        imageCid: record.image_cid.clone(),
+        metadataCid: record.metadata_cid.clone(),
+        node: record.node,
+    };
+    let result = match recover_attestation_signer(&attestation, &event.node_signature, &domain) {
+        Ok(signer) if signer == record.node => Ok(format!("attested by node {signer}")),
+        Ok(signer) => Err(format!("attestation signed by {signer}, not by the node {}", record.node)),
+        Err(e) => Err(e.to_string()),
+    };
+    report.push("node_attestation", result);
+    let result = match chain.is_node(record.node).await {
+        Ok(true) => Ok(format!("{} is a registered node", record.node)),
+        Ok(false) => Err(format!("{} is not (or no longer) a registered node", record.node)),
+        Err(e) => Err(e.to_string()),
+    };
+    report.push("node_registry", result);
+    let result = match chain.model_info(record.model_hash).await {
+        Ok(info) if info.active => {
+            Ok(format!("{} is registered as {} by {}", record.model_hash, info.name, info.author))
+        }
+        Ok(_) => Err(format!("{} is not an active registered model", record.model_hash)),
+        Err(e) => Err(e.to_string()),
+    };
+    report.push("model_registry", result);
+    report
+}
+
+async fn chain_record(
+    chain: &ChainClient,
+    token_id: U256,
+) -> Result<(Provenance, MintedEvent, alloy::primitives::Address), String> {
+    let owner =
+        chain.owner_of(token_id).await.map_err(|e| e.to_string())?.ok_or("no such token on this contract")?;
+    let record = chain
+        .provenance(token_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("the token has no provenance record")?;
+    let event = chain
+        .minted_event(token_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no Minted event for the token")?;
+    Ok((record, event, owner))
+}
+
+async fn fetch(ipfs: &impl ContentStore, cid: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
+    let parsed: Cid = cid.parse().map_err(|e| format!("{cid:?} is not a CID genmint reads: {e}"))?;
+    let bytes = ipfs.cat(&parsed, max_bytes).await.map_err(|e| e.to_string())?;
+    let recomputed = crate::ipfs::ImportProfile::UNIXFS_V1_2025.cid_of(&bytes).map_err(|e| e.to_string())?;
+    if recomputed == parsed {
+        Ok(bytes)
+    } else {
+        Err(format!("the bytes fetched for {cid} hash to {recomputed}"))
+    }
+}
+
+fn skip_rest(report: &mut Report, reason: &str) {
+    for name in CHECKS.iter().skip(report.checks.len()) {
+        report.push(name, Err(reason.to_owned()));
+    }
+}

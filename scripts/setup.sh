@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Installs every tool genmint needs that cargo does not build: anvil, forge and cast (Foundry),
+# solc (solc-js behind a small wrapper forge accepts), OpenZeppelin contracts, and Kubo (IPFS).
+# Everything lands in the git-ignored tools folder (.tools/ by default, or $GENMINT_TOOLS).
+# Idempotent: a second run checks versions and returns in seconds. Only package registries are
+# used (npm and the Go module proxy), so it works on a machine with no other network access.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="${GENMINT_TOOLS:-$ROOT/.tools}"
+BIN="$TOOLS/bin"
+
+FOUNDRY_VERSION="1.7.1"
+SOLC_VERSION="0.8.30"
+OPENZEPPELIN_VERSION="5.4.0"
+# Kubo 0.43 replaces go-libp2p with a fork the Go module proxy does not serve; 0.42.0 builds as published.
+KUBO_VERSION="v0.42.0"
+
+mkdir -p "$BIN"
+say() { printf 'setup: %s\n' "$*"; }
+
+npm_has() { # npm_has <package> <version>
+  local manifest="$TOOLS/node_modules/$1/package.json"
+  [ -f "$manifest" ] && [ "$(node -p "require('$manifest').version")" = "$2" ]
+}
+
+need=()
+for tool in anvil forge cast; do
+  npm_has "@foundry-rs/$tool-linux-amd64" "$FOUNDRY_VERSION" || need+=("@foundry-rs/$tool-linux-amd64@$FOUNDRY_VERSION")
+done
+npm_has solc "$SOLC_VERSION" || need+=("solc@$SOLC_VERSION")
+npm_has @openzeppelin/contracts "$OPENZEPPELIN_VERSION" || need+=("@openzeppelin/contracts@$OPENZEPPELIN_VERSION")
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing ${need[*]}"
+  [ -f "$TOOLS/package.json" ] || echo '{"name":"genmint-tools","private":true}' > "$TOOLS/package.json"
+  npm install --prefix "$TOOLS" --no-audit --no-fund --loglevel=error "${need[@]}" >/dev/null
+fi
+for tool in anvil forge cast; do
+  ln -sf "../node_modules/@foundry-rs/$tool-linux-amd64/bin/$tool" "$BIN/$tool"
+done
+
+# forge cannot download solc; it accepts any executable that speaks `--version` and `--standard-json`.
+cat > "$BIN/solc" <<'WRAPPER'
+#!/usr/bin/env node
+// solc-js standing in for the native solc binary, in the command-line shape forge uses.
+const path = require('path');
+const fs = require('fs');
+const solc = require(path.join(__dirname, '..', 'node_modules', 'solc'));
+const args = process.argv.slice(2);
+if (args.includes('--version')) {
+  console.log('solc, the solidity compiler commandline interface');
+  console.log('Version: ' + solc.version());
+  process.exit(0);
+}
+const roots = [process.cwd()];
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === '--base-path' || args[i] === '--include-path') roots.push(path.resolve(args[++i]));
+  else if (args[i] === '--allow-paths') i++;
+}
+const input = fs.readFileSync(0, 'utf8');
+const findImports = (p) => {
+  for (const root of roots) {
+    const full = path.resolve(root, p);
+    if (fs.existsSync(full)) return { contents: fs.readFileSync(full, 'utf8') };
+  }
+  return { error: 'File not found: ' + p };
+};
+process.stdout.write(solc.compile(input, { import: findImports }));
+WRAPPER
+chmod +x "$BIN/solc"
+
+if [ ! -x "$BIN/ipfs" ] || ! "$BIN/ipfs" version 2>/dev/null | grep -q "${KUBO_VERSION#v}"; then
+  say "building Kubo $KUBO_VERSION from the Go module proxy (several minutes the first time; Go caches make reruns quick)"
+  # `go install pkg@version` refuses modules whose go.mod has exclude directives, as Kubo's does,
+  # so build inside the downloaded module, where its go.mod applies as written.
+  kubo_src="$(go mod download -json "github.com/ipfs/kubo@$KUBO_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  (cd "$kubo_src" && GOFLAGS=-mod=mod go build -trimpath -o "$BIN/ipfs" ./cmd/ipfs)
+fi
+
+say "anvil  $("$BIN/anvil" --version | head -1)"
+say "forge  $("$BIN/forge" --version | head -1)"
+say "cast   $("$BIN/cast" --version | head -1)"
+say "solc   $("$BIN/solc" --version | tail -1)"
+say "OpenZeppelin contracts $OPENZEPPELIN_VERSION"
+say "kubo   $("$BIN/ipfs" version)"
+say "tools ready in $BIN"

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs the tools (scripts/setup.sh), then formatting,
+# lints, the contract tests, the ABI drift check, and every cargo test. The end-to-end tests start
+# their own anvil and Kubo daemons on loopback (one per test, in temporary directories).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export GENMINT_TOOLS="${GENMINT_TOOLS:-$ROOT/.tools}"
+# Outside the clone, so a fresh clone at another path reuses the compiled dependencies.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/genmint/target}"
+FORGE="$GENMINT_TOOLS/bin/forge"
+
+step() { printf '\n==> %s\n' "$*"; }
+started=$SECONDS
+
+step "setup"
+bash scripts/setup.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "forge fmt --check, forge test"
+(cd contracts && "$FORGE" fmt --check && "$FORGE" test)
+
+step "contract artifact matches the sources"
+bash scripts/contracts-artifact.sh --check
+
+step "cargo clippy"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+step "cargo build (the end-to-end tests run the genmint binary)"
+cargo build --locked --workspace --bins
+
+step "cargo test"
+cargo test --locked --workspace
+
+step "all tests passed in $((SECONDS - started)) s"

@@ -1,0 +1,9 @@
+//! End-to-end tests: real anvil, real Kubo, the real contract, and real `genmint` node processes.
+//! One test binary; each test brings up its own stack on free loopback ports.
+
+// Test code: a failed unwrap is a failed test. The sol! interface mirrors the contract's event.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_arguments)]
+
+mod mint;
+mod restart;
+mod support;

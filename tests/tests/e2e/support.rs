@@ -1,0 +1,285 @@
+//! A whole local stack for one test: anvil, Kubo, the deployed contract with a registered node and
+//! model, and a `genmint node` child process; plus independent readers of chain and IPFS that do
+//! not go through the node's own code.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use alloy::primitives::{Address, B256, U256};
+use alloy::providers::ProviderBuilder;
+use alloy::signers::local::PrivateKeySigner;
+use anyhow::{Context, Result, bail};
+use genmint_node::chain::ChainClient;
+use genmint_node::config::{Config, OPERATOR_KEY_FILE};
+use genmint_node::devnet::anvil::{Anvil, DevAccount};
+use genmint_node::devnet::kubo::KuboDaemon;
+use genmint_node::provenance::eip712::{GenerationRequest, SignedRequest, domain, sign_request};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::process::{Child, Command};
+
+alloy::sol! {
+    /// The slice of GenmintNFT the tests read on their own, without the node's chain client.
+    #[sol(rpc)]
+    interface IGenmint {
+        struct Provenance {
+            address creator;
+            address node;
+            bytes32 modelHash;
+            uint64 seed;
+            uint64 mintedAt;
+            uint64 mintBlock;
+            bytes32 pixelDigest;
+            bytes32 promptHash;
+            string imageCid;
+            string metadataCid;
+        }
+        function ownerOf(uint256 tokenId) external view returns (address);
+        function tokenURI(uint256 tokenId) external view returns (string memory);
+        function provenance(uint256 tokenId) external view returns (Provenance memory);
+        event Minted(uint256 indexed tokenId, address indexed creator, address indexed node, bytes32 modelHash,
+                     bytes32 pixelDigest, string imageCid, string metadataCid, bytes creatorSignature, bytes nodeSignature);
+    }
+}
+
+pub const MODEL_NAME: &str = "genmint-test-tiny";
+
+/// The `genmint` binary next to this test binary (`cargo build` puts it there).
+pub fn genmint_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("genmint");
+    assert!(
+        bin.is_file(),
+        "{bin:?} is missing: run `cargo build --workspace --bins` first (scripts/test.sh does)"
+    );
+    bin
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// anvil + Kubo + contract + registered node and model, and a data dir for a node process.
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub anvil: Anvil,
+    pub kubo: KuboDaemon,
+    pub contract: Address,
+    pub model_hash: B256,
+    pub operator: PrivateKeySigner,
+    pub creator: PrivateKeySigner,
+    pub node_url: String,
+    pub node: Option<Child>,
+}
+
+impl Stack {
+    pub async fn start() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let anvil = Anvil::start().await?;
+        let kubo = KuboDaemon::start(&dir.path().join("kubo")).await?;
+        let node_dir = dir.path().join("node");
+        let model_dir = node_dir.join("models/default");
+        genmint_model_runtime::write_test_model(&model_dir)?;
+        let model_hash = B256::from(genmint_model_runtime::model_hash(&model_dir)?.0);
+
+        let owner = DevAccount::Owner.key();
+        let operator = DevAccount::NodeOperator.key();
+        let contract = ChainClient::deploy(anvil.rpc_url(), owner.clone()).await?;
+        let admin = ChainClient::connect(anvil.rpc_url(), owner, contract).await?;
+        admin.register_model(model_hash, MODEL_NAME, "genmint").await?;
+        admin.register_node(operator.address()).await?;
+
+        std::fs::write(
+            node_dir.join(OPERATOR_KEY_FILE),
+            format!("0x{}\n", hex::encode(operator.to_bytes())),
+        )?;
+        let port = free_port();
+        let mut config = Config::default();
+        config.http.listen = ([127, 0, 0, 1], port).into();
+        config.chain.rpc_url = anvil.rpc_url().to_owned();
+        config.chain.contract = Some(contract.to_string());
+        config.ipfs.api_url = kubo.api_url().to_owned();
+        config.save(&node_dir)?;
+        Ok(Self {
+            dir,
+            anvil,
+            kubo,
+            contract,
+            model_hash,
+            operator,
+            creator: DevAccount::Creator.key(),
+            node_url: format!("http://127.0.0.1:{port}"),
+            node: None,
+        })
+    }
+
+    pub fn node_dir(&self) -> PathBuf {
+        self.dir.path().join("node")
+    }
+
+    /// Starts `genmint node` on the stack's data dir and waits for `/healthz`.
+    pub async fn start_node(&mut self) -> Result<()> {
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("node.log"))?;
+        let child = Command::new(genmint_bin())
+            .arg("--data-dir")
+            .arg(self.node_dir())
+            .arg("node")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .context("spawning genmint node")?;
+        self.node = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(r) = reqwest::get(format!("{}/healthz", self.node_url)).await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            if let Some(status) = self.node.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                bail!("genmint node exited with {status}:\n{}", self.node_log());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("genmint node did not answer /healthz within 60 s:\n{}", self.node_log())
+    }
+
+    /// SIGKILLs the node process: no shutdown code runs.
+    pub async fn kill_node(&mut self) -> Result<()> {
+        if let Some(mut child) = self.node.take() {
+            child.start_kill()?;
+            child.wait().await?;
+        }
+        Ok(())
+    }
+
+    pub fn node_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("node.log")).unwrap_or_default()
+    }
+
+    /// A request for the test model signed by the stack's creator.
+    pub fn signed_request(&self, prompt: &str, seed: u64, steps: u32) -> SignedRequest {
+        let request = GenerationRequest {
+            creator: self.creator.address(),
+            modelHash: self.model_hash,
+            prompt: prompt.into(),
+            negativePrompt: String::new(),
+            seed,
+            width: 32,
+            height: 32,
+            steps,
+            guidance: 750,
+            scheduler: "ddim".into(),
+            fee: U256::ZERO,
+            nonce: U256::from(seed),
+            deadline: now_unix() + 3600,
+        };
+        let signature =
+            sign_request(&self.creator, &request, &domain(self.anvil.chain_id(), self.contract)).unwrap();
+        SignedRequest { request, signature }
+    }
+
+    pub async fn submit(&self, signed: &SignedRequest) -> Result<(reqwest::StatusCode, Value)> {
+        let response =
+            reqwest::Client::new().post(format!("{}/v1/jobs", self.node_url)).json(signed).send().await?;
+        Ok((response.status(), response.json().await?))
+    }
+
+    pub async fn job(&self, id: &str) -> Result<Value> {
+        Ok(reqwest::get(format!("{}/v1/jobs/{id}", self.node_url)).await?.json().await?)
+    }
+
+    /// Polls the job until `done(state)` holds, failing on a terminal state it did not ask for.
+    pub async fn wait_for(&self, id: &str, done: impl Fn(&str) -> bool, timeout: Duration) -> Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let job = self.job(id).await?;
+            let state = job["state"].as_str().unwrap_or_default().to_owned();
+            if done(&state) {
+                return Ok(job);
+            }
+            if matches!(state.as_str(), "minted" | "failed" | "cancelled" | "expired") {
+                bail!("job {id} ended {state}: {job}\n{}", self.node_log());
+            }
+            if Instant::now() > deadline {
+                bail!("job {id} still {state} after {timeout:?}\n{}", self.node_log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn contract_reader(&self) -> IGenmint::IGenmintInstance<impl alloy::providers::Provider + Clone> {
+        let provider = ProviderBuilder::new().connect_http(self.anvil.rpc_url().parse().unwrap());
+        IGenmint::new(self.contract, provider)
+    }
+
+    /// How many `Minted` events the contract emitted for `token_id`.
+    pub async fn minted_events(&self, token_id: U256) -> Result<usize> {
+        let logs = self.contract_reader().Minted_filter().topic1(token_id).from_block(0).query().await?;
+        Ok(logs.len())
+    }
+
+    /// A file from Kubo through its plain HTTP RPC (`/api/v0/cat`), not the node's IPFS client.
+    pub async fn ipfs_cat(&self, cid: &str) -> Result<Vec<u8>> {
+        let url = format!("{}/api/v0/cat?arg={cid}", self.kubo.api_url());
+        let response = reqwest::Client::new().post(url).send().await?;
+        if !response.status().is_success() {
+            bail!("cat {cid}: {}", response.status());
+        }
+        Ok(response.bytes().await?.to_vec())
+    }
+
+    /// Runs a `genmint` CLI command against this stack; returns (exit success, stdout + stderr).
+    pub async fn genmint(&self, args: &[&str]) -> Result<(bool, String)> {
+        let output = Command::new(genmint_bin())
+            .args(args)
+            .env("GENMINT_RPC_URL", self.anvil.rpc_url())
+            .env("GENMINT_IPFS_API", self.kubo.api_url())
+            .env("GENMINT_CONTRACT", self.contract.to_string())
+            .env("GENMINT_NODE", &self.node_url)
+            .env("GENMINT_DATA_DIR", self.dir.path().join("cli"))
+            .output()
+            .await?;
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        Ok((output.status.success(), text))
+    }
+}
+
+/// CIDv1 of a single-block file under raw leaves: `b` + base32(0x01 0x55 0x12 0x20 ‖ sha256(bytes)),
+/// computed here independently of the node's CID code.
+pub fn raw_cid(bytes: &[u8]) -> String {
+    let mut raw = vec![0x01, 0x55, 0x12, 0x20];
+    raw.extend_from_slice(&Sha256::digest(bytes));
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut out = String::from("b");
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for byte in raw {
+        buffer = (buffer << 8) | u32::from(byte);
+        bits += 8;
+        while bits >= 5 {
+            out.push(ALPHABET[((buffer >> (bits - 5)) & 31) as usize] as char);
+            bits -= 5;
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((buffer << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
+#[test]
+fn raw_cid_matches_the_reference_vector() {
+    assert_eq!(raw_cid(b"hello provenance"), "bafkreiemcjzqub4fpiesxyyk6uzw7vmew43conubs64twv57vp2jvyl33a");
+}
