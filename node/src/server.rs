@@ -20,6 +20,9 @@ use crate::jobs::JobStore;
 use crate::jobs::inference::Inference;
 use crate::jobs::pipeline::{Pipeline, PipelineParts};
 
+/// How long open HTTP responses (event streams included) may take to finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// A node serving HTTP until [`RunningNode::shutdown`].
 pub struct RunningNode {
     pub addr: SocketAddr,
@@ -38,7 +41,15 @@ impl RunningNode {
     /// store and resume at the next start.
     pub async fn shutdown(self) -> Result<()> {
         let _ = self.stop.send(true);
-        self.server.await.context("HTTP server task")?.context("HTTP server")
+        let mut server = self.server;
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+            Ok(result) => result.context("HTTP server task")?.context("HTTP server"),
+            Err(_) => {
+                // Open event streams of unfinished jobs would hold the server forever.
+                server.abort();
+                Ok(())
+            }
+        }
     }
 }
 

@@ -22,7 +22,15 @@ pub async fn submit(
     State(pipeline): State<Arc<Pipeline>>,
     body: Result<Json<SignedRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<JobRecord>), ApiError> {
-    let Json(signed) = body.map_err(|e| ApiError::new(e.status(), "bad_request", e.body_text()))?;
+    let Json(signed) = body.map_err(|e| {
+        let status = match e {
+            JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            // Too large (413) or unreadable.
+            JsonRejection::BytesRejection(_) => e.status(),
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, "bad_request", e.body_text())
+    })?;
     let (job, created) = pipeline.submit(&signed)?;
     Ok((if created { StatusCode::ACCEPTED } else { StatusCode::OK }, Json(job)))
 }

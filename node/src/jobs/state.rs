@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! Received → Queued → Generating → Generated → Pinned → Minting → Minted
-//!              └──────────┴────────────┴──────────┴────────┴──→ Failed | Cancelled | Expired
+//!              └──────────┴────────────┴──────────┴────────┴──→ Failed
+//!   (Cancelled and Expired only before Pinned: from then on the mint may be sent at any moment)
 //! ```
 //! A restart resumes from the last durable state: `Generating` goes back to `Queued` (generation is
 //! deterministic, so re-running it yields the same pixels), `Minting` re-checks the chain before
@@ -62,10 +63,10 @@ impl JobState {
         matches!(self, JobState::Minted | JobState::Failed | JobState::Cancelled | JobState::Expired)
     }
 
-    /// Once a mint transaction may be in flight the job can no longer be cancelled or expire:
-    /// the chain decides.
+    /// Once the attestation is signed the mint may be sent at any moment, so from `Pinned` on
+    /// the job can no longer be cancelled or expire: the chain decides.
     pub fn can_cancel(self) -> bool {
-        !self.is_terminal() && self != JobState::Minting
+        !self.is_terminal() && !matches!(self, JobState::Pinned | JobState::Minting)
     }
 
     /// Whether the pipeline may move a job from `self` to `next`.
@@ -122,6 +123,8 @@ mod tests {
             assert!(JobState::ALL.iter().all(|next| !terminal.allows(*next)), "{terminal}");
         }
         assert!(!Minting.allows(Cancelled), "a sent mint cannot be cancelled");
+        assert!(!Pinned.allows(Cancelled), "a mint about to be sent cannot be cancelled");
+        assert!(Generating.allows(Cancelled));
         assert!(!Queued.allows(Minted));
     }
 }

@@ -4,6 +4,7 @@
 // Test code: a failed unwrap is a failed test. The sol! interface mirrors the contract's event.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_arguments)]
 
+mod api;
 mod mint;
 mod restart;
 mod support;

@@ -3,7 +3,6 @@
 //! recovered signers. If Rust and Solidity disagree on any byte, this fails.
 
 // Integration tests: a failed unwrap is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 

@@ -1,0 +1,127 @@
+//! The HTTP API refuses bad requests with the documented status and code, and nothing is stored
+//! for them; the EIP-712 description is what a wallet needs to sign.
+
+use alloy::primitives::{B256, Bytes};
+use genmint_node::provenance::eip712::{domain, request_digest, sign_digest, sign_request};
+use serde_json::json;
+
+use crate::support::{Stack, now_unix};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_clear_errors_and_store_nothing() -> anyhow::Result<()> {
+    let mut stack = Stack::start().await?;
+    stack.start_node().await?;
+    let domain = domain(stack.anvil.chain_id(), stack.contract);
+    let resign = |signed: &mut genmint_node::provenance::eip712::SignedRequest| {
+        signed.signature = sign_request(&stack.creator, &signed.request, &domain).unwrap();
+    };
+
+    let mut cases = Vec::new();
+    let mut wrong_key = stack.signed_request("wrong key", 1, 8);
+    wrong_key.signature = sign_digest(&stack.operator, request_digest(&wrong_key.request, &domain))?;
+    cases.push(("signed by another key", wrong_key, 401, "bad_signature"));
+    let mut changed = stack.signed_request("changed after signing", 2, 8);
+    changed.request.seed += 1;
+    cases.push(("changed after signing", changed, 401, "bad_signature"));
+    let mut short = stack.signed_request("short signature", 3, 8);
+    short.signature = Bytes::from(vec![1u8; 64]);
+    cases.push(("short signature", short, 401, "bad_signature"));
+    let mut expired = stack.signed_request("expired", 4, 8);
+    expired.request.deadline = now_unix() - 10;
+    resign(&mut expired);
+    cases.push(("expired", expired, 422, "expired"));
+    let mut unknown = stack.signed_request("unknown model", 5, 8);
+    unknown.request.modelHash = B256::repeat_byte(7);
+    resign(&mut unknown);
+    cases.push(("unknown model", unknown, 422, "unknown_model"));
+    for (what, width, steps, guidance) in [
+        ("odd width", 33, 8, 750),
+        ("zero steps", 32, 0, 750),
+        ("many steps", 32, 51, 750),
+        ("guidance", 32, 8, 5000),
+    ] {
+        let mut signed = stack.signed_request(what, 6, steps);
+        signed.request.width = width;
+        signed.request.guidance = guidance;
+        resign(&mut signed);
+        cases.push((what, signed, 422, "out_of_range"));
+    }
+    let mut long = stack.signed_request(&"x".repeat(1001), 7, 8);
+    resign(&mut long);
+    cases.push(("long prompt", long, 422, "prompt_too_long"));
+    let mut empty = stack.signed_request("  ", 8, 8);
+    resign(&mut empty);
+    cases.push(("empty prompt", empty, 422, "invalid_prompt"));
+
+    for (what, signed, status, code) in cases {
+        let (got, body) = stack.submit(&signed).await?;
+        assert_eq!((got.as_u16(), body["error"]["code"].as_str()), (status, Some(code)), "{what}: {body}");
+        assert!(!body["error"]["message"].as_str().unwrap_or_default().is_empty(), "{what}: {body}");
+        let id = request_digest(&signed.request, &domain);
+        let stored = reqwest::get(format!("{}/v1/jobs/{id}", stack.node_url)).await?;
+        assert_eq!(stored.status(), 404, "{what}: a refused request must not be stored");
+    }
+
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/jobs", stack.node_url);
+    let garbage =
+        client.post(&url).header("content-type", "application/json").body("{not json").send().await?;
+    assert_eq!(garbage.status(), 400);
+    let missing =
+        client.post(&url).json(&json!({"request": {"prompt": "x"}, "signature": "0x"})).send().await?;
+    assert_eq!(missing.status(), 400);
+    let huge =
+        client.post(&url).header("content-type", "application/json").body(vec![b' '; 70_000]).send().await?;
+    assert_eq!(huge.status(), 413, "bodies over the limit are refused");
+    let bad_id = reqwest::get(format!("{}/v1/jobs/0x12", stack.node_url)).await?;
+    assert_eq!(bad_id.status(), 400);
+
+    let eip712: serde_json::Value =
+        reqwest::get(format!("{}/v1/eip712", stack.node_url)).await?.json().await?;
+    assert_eq!(eip712["domain"]["name"], "genmint");
+    assert_eq!(
+        eip712["domain"]["verifyingContract"].as_str().map(str::to_lowercase),
+        Some(stack.contract.to_string().to_lowercase())
+    );
+    let fields: Vec<&str> = eip712["types"]["GenerationRequest"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|f| f["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(fields.len(), 13, "{eip712}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_generating_job_can_be_cancelled_and_a_minted_one_cannot() -> anyhow::Result<()> {
+    let mut stack = Stack::start().await?;
+    stack.start_node().await?;
+    let client = reqwest::Client::new();
+
+    let mut slow = stack.signed_request("cancel me", 11, 50);
+    (slow.request.width, slow.request.height) = (128, 128);
+    slow.signature =
+        sign_request(&stack.creator, &slow.request, &domain(stack.anvil.chain_id(), stack.contract))?;
+    let (_, job) = stack.submit(&slow).await?;
+    let id = job["id"].as_str().unwrap().to_owned();
+    stack.wait_for(&id, |s| s == "generating", std::time::Duration::from_secs(30)).await?;
+    let cancelled: serde_json::Value = client
+        .delete(format!("{}/v1/jobs/{id}", stack.node_url))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    assert_eq!(cancelled["state"], "cancelled");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(stack.job(&id).await?["state"], "cancelled", "the pipeline does not resurrect it");
+    let token = alloy::primitives::U256::from_be_bytes(id.parse::<B256>()?.0);
+    assert_eq!(stack.minted_events(token).await?, 0);
+
+    let quick = stack.signed_request("keep me", 12, 8);
+    let (_, job) = stack.submit(&quick).await?;
+    let id = job["id"].as_str().unwrap().to_owned();
+    stack.wait_for(&id, |s| s == "minted", std::time::Duration::from_secs(60)).await?;
+    let refused = client.delete(format!("{}/v1/jobs/{id}", stack.node_url)).send().await?;
+    assert_eq!(refused.status(), 409);
+    Ok(())
+}
