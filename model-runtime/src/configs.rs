@@ -94,6 +94,9 @@ fn as_usize(key: &str, v: &Value) -> Result<usize, String> {
         .ok_or_else(|| format!("{key} must be a positive integer, found {v}"))
 }
 
+/// The group count candle's `DownBlock2D`/`UpBlock2D` use whatever the config says.
+const CANDLE_PLAIN_BLOCK_GROUPS: usize = 32;
+
 /// A UNet as the pipeline needs it.
 #[derive(Debug, Clone)]
 pub(crate) struct UnetSpec {
@@ -102,6 +105,10 @@ pub(crate) struct UnetSpec {
     pub out_channels: usize,
     /// SDXL's `addition_embed_type = "text_time"`: candle's UNet has no added conditioning.
     pub has_text_time_embedding: bool,
+    /// candle 0.11's `DownBlock2D` and `UpBlock2D` (the blocks without attention) ignore
+    /// `norm_num_groups` and always normalize in 32 groups; true when that differs from the
+    /// config, i.e. when candle's output cannot match diffusers'.
+    pub plain_blocks_ignore_groups: bool,
 }
 
 impl UnetSpec {
@@ -133,6 +140,7 @@ impl UnetSpec {
         let transformer_layers = f.usizes("transformer_layers_per_block", n, 1)?;
         let norm_num_groups = f.usize("norm_num_groups", 32)?;
         let mut blocks = Vec::with_capacity(n);
+        let mut plain_blocks_ignore_groups = false;
         for i in 0..n {
             let cross_attn = match (down[i], up[n - 1 - i]) {
                 ("CrossAttnDownBlock2D", "CrossAttnUpBlock2D") => true,
@@ -145,6 +153,14 @@ impl UnetSpec {
                 }
             };
             let channels = block_out_channels[i];
+            if !cross_attn && norm_num_groups != CANDLE_PLAIN_BLOCK_GROUPS {
+                if !channels.is_multiple_of(CANDLE_PLAIN_BLOCK_GROUPS) {
+                    return Err(format!(
+                        "block {i}: candle normalizes blocks without attention in {CANDLE_PLAIN_BLOCK_GROUPS} groups, which {channels} channels do not split into"
+                    ));
+                }
+                plain_blocks_ignore_groups = true;
+            }
             if !channels.is_multiple_of(norm_num_groups) || !channels.is_multiple_of(heads[i]) {
                 return Err(format!(
                     "block {i}: {channels} channels do not split into {norm_num_groups} groups and {} heads",
@@ -165,7 +181,25 @@ impl UnetSpec {
         f.require("dual_cross_attention", &Value::from(false))?;
         f.require("conv_in_kernel", &Value::from(3))?;
         f.require("conv_out_kernel", &Value::from(3))?;
-        for key in ["class_embed_type", "encoder_hid_dim", "time_cond_proj_dim", "num_class_embeds"] {
+        f.require("attention_type", &Value::from("default"))?;
+        f.require("resnet_skip_time_act", &Value::from(false))?;
+        f.require("class_embeddings_concat", &Value::from(false))?;
+        f.require("mid_block_only_cross_attention", &Value::from(false))?;
+        if f.f64("resnet_out_scale_factor", 1.0)? != 1.0 {
+            return Err("resnet_out_scale_factor other than 1 is not supported".to_string());
+        }
+        for key in [
+            "class_embed_type",
+            "encoder_hid_dim",
+            "encoder_hid_dim_type",
+            "time_cond_proj_dim",
+            "num_class_embeds",
+            "time_embedding_act_fn",
+            "time_embedding_dim",
+            "timestep_post_act",
+            "cross_attention_norm",
+            "reverse_transformer_layers_per_block",
+        ] {
             if let Some(v) = f.get(key) {
                 return Err(format!("{key} = {v} is not supported"));
             }
@@ -196,6 +230,7 @@ impl UnetSpec {
             in_channels: f.usize("in_channels", 4)?,
             out_channels: f.usize("out_channels", 4)?,
             has_text_time_embedding,
+            plain_blocks_ignore_groups,
         })
     }
 }

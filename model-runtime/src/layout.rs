@@ -19,6 +19,20 @@
 //! vae/config.json,  vae/diffusion_pytorch_model.safetensors
 //! ```
 //!
+//! # Pixel-space layout (`pixel_minilm`)
+//!
+//! ```text
+//! genmint-model.json
+//! scheduler/scheduler_config.json        as above
+//! text_encoder/config.json               BERT config (all-MiniLM-L6-v2's config.json)
+//! text_encoder/model.safetensors         BERT weights (transformers' BertModel names)
+//! tokenizer/tokenizer.json               the WordPiece `tokenizers` file of the same model
+//! unet/config.json, unet/diffusion_pytorch_model.safetensors   in and out channels 3
+//! ```
+//!
+//! No `model_index.json`, VAE or `tokenizer_config.json`: the UNet denoises RGB pixels directly,
+//! and the padding token comes from the BERT config's `pad_token_id`.
+//!
 //! With `"variant": "fp16"` the weight files are the diffusers variants
 //! `model.fp16.safetensors` and `diffusion_pytorch_model.fp16.safetensors` (loaded as f32).
 //! Sharded weights and other files in the directory (READMEs, `.bin` weights, safety checker) are
@@ -32,7 +46,7 @@
 //! ```
 //!
 //! `format` must be `genmint-model-v1`; `kind` is one of `sd15`, `sd21`, `sdxl`, `sd_turbo`,
-//! `tiny`; `name` is the display name (1 to 100 bytes); `author` and `variant` are optional.
+//! `tiny`, `pixel_minilm`; `name` is the display name (1 to 100 bytes); `author` and `variant` are optional.
 //! Unknown fields are rejected, so nothing in the file is silently ignored. The kind is not
 //! inferred from the configs: it decides how text is encoded and which request bounds apply, and
 //! it is part of the model hash, so the operator states it.
@@ -116,17 +130,20 @@ pub(crate) struct ComponentFiles {
 pub(crate) struct TextFiles {
     pub encoder: ComponentFiles,
     pub tokenizer: String,
-    pub tokenizer_config: String,
+    /// CLIP tokenizers only (it names the padding token).
+    pub tokenizer_config: Option<String>,
 }
 
 /// Every file of a model of some kind, by role. Paths use `/` on every platform.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Layout {
-    pub model_index: String,
+    /// Latent-space (Stable Diffusion style) models only.
+    pub model_index: Option<String>,
     pub scheduler: String,
     pub text: Vec<TextFiles>,
     pub unet: ComponentFiles,
-    pub vae: ComponentFiles,
+    /// Latent-space models only: pixel-space models have no decoder.
+    pub vae: Option<ComponentFiles>,
 }
 
 impl Layout {
@@ -136,25 +153,26 @@ impl Layout {
             config: format!("{dir}/config.json"),
             weights: format!("{dir}/diffusion_pytorch_model{suffix}.safetensors"),
         };
+        let pixel_space = config.kind.pixel_space();
         let text = |number: &str| TextFiles {
             encoder: ComponentFiles {
                 config: format!("text_encoder{number}/config.json"),
                 weights: format!("text_encoder{number}/model{suffix}.safetensors"),
             },
             tokenizer: format!("tokenizer{number}/tokenizer.json"),
-            tokenizer_config: format!("tokenizer{number}/tokenizer_config.json"),
+            tokenizer_config: (!pixel_space).then(|| format!("tokenizer{number}/tokenizer_config.json")),
         };
         let text = if config.kind.dual_text_encoders() { vec![text(""), text("_2")] } else { vec![text("")] };
         Self {
-            model_index: "model_index.json".to_string(),
+            model_index: (!pixel_space).then(|| "model_index.json".to_string()),
             scheduler: "scheduler/scheduler_config.json".to_string(),
             text,
             unet: diffusers("unet"),
-            vae: diffusers("vae"),
+            vae: (!pixel_space).then(|| diffusers("vae")),
         }
     }
 
-    /// The pipeline components `model_index.json` must list.
+    /// The pipeline components `model_index.json` must list (when the layout has one).
     pub fn components(&self) -> Vec<&str> {
         let mut names = vec!["scheduler", "unet", "vae", "text_encoder", "tokenizer"];
         if self.text.len() == 2 {
@@ -167,20 +185,17 @@ impl Layout {
     pub fn files(&self) -> Vec<String> {
         let mut files = vec![
             MODEL_CONFIG_FILE.to_string(),
-            self.model_index.clone(),
             self.scheduler.clone(),
             self.unet.config.clone(),
             self.unet.weights.clone(),
-            self.vae.config.clone(),
-            self.vae.weights.clone(),
         ];
+        files.extend(self.model_index.clone());
+        if let Some(vae) = &self.vae {
+            files.extend([vae.config.clone(), vae.weights.clone()]);
+        }
         for text in &self.text {
-            files.extend([
-                text.encoder.config.clone(),
-                text.encoder.weights.clone(),
-                text.tokenizer.clone(),
-                text.tokenizer_config.clone(),
-            ]);
+            files.extend([text.encoder.config.clone(), text.encoder.weights.clone(), text.tokenizer.clone()]);
+            files.extend(text.tokenizer_config.clone());
         }
         files.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         files
@@ -259,5 +274,19 @@ mod tests {
         assert_eq!(layout.files().len(), 11);
         assert_eq!(layout.unet.weights, "unet/diffusion_pytorch_model.safetensors");
         assert_eq!(layout.components().len(), 5);
+
+        let pixel = config(r#"{"format":"genmint-model-v1","kind":"pixel_minilm","name":"P"}"#).unwrap();
+        assert_eq!(
+            Layout::new(&pixel).files(),
+            [
+                "genmint-model.json",
+                "scheduler/scheduler_config.json",
+                "text_encoder/config.json",
+                "text_encoder/model.safetensors",
+                "tokenizer/tokenizer.json",
+                "unet/config.json",
+                "unet/diffusion_pytorch_model.safetensors",
+            ]
+        );
     }
 }

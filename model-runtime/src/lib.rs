@@ -1,8 +1,8 @@
 //! genmint model runtime: turn [`GenerationParams`] into pixels, deterministically; load and
-//! hash models. Depends on candle only; the node drives it through [`load_model`] and the
-//! [`Generator`] trait.
+//! hash models; assemble and evaluate the default model. Depends on candle only; the node drives
+//! it through [`load_model`] and the [`Generator`] trait.
 //!
-//! # One generation
+//! # One generation (Stable Diffusion)
 //!
 //! ```text
 //! GenerationParams ── checked against the model's Limits (field, value and range in the error)
@@ -15,6 +15,11 @@
 //!  latents / scaling factor ─► VAE decoder ─► [-1, 1] ─► clamp, ×255, round ─► Rgb8Image
 //!  ─► pixel digest = sha256(width BE ‖ height BE ‖ RGB8)
 //! ```
+//!
+//! The pixel-space family (`pixel_minilm`, the default model) runs the same loop with two ends
+//! swapped: the prompt becomes one pooled, normalized MiniLM sentence embedding `[1, 1, 384]`
+//! (all zeros as the unconditional context, so there is no negative prompt), the noise is the
+//! RGB image itself `[1, 3, 32, 32]`, and the denoised sample is converted to RGB8 directly.
 //!
 //! Everything recorded about an image is reproducible from the request and the
 //! [`ReproducibilityEnvelope`]: no framework RNG is used, DDIM adds no noise, and the pixel
@@ -34,16 +39,21 @@
 //! - `canonical_json`: the canonical JSON bytes that are hashed.
 //! - `configs`: diffusers/transformers `config.json` files to network configurations.
 //! - `clip`: the CLIP text transformer. `text`: tokenization and text conditioning.
+//! - `sentence`: BERT sentence embeddings (mean-pooled, normalized) for pixel-space models.
 //! - [`noise`]: the seeded initial noise (`chacha20-normal-v1`).
 //! - `scheduler`: the DDIM schedule and step.
-//! - `pipeline`: [`load_model`] and the Stable Diffusion [`Generator`].
+//! - `pipeline`: [`load_model`] and the one diffusion [`Generator`] both families share.
 //! - `image`: [`Rgb8Image`], the pixel digest and the float-to-RGB8 conversion.
 //! - `test_model`: [`write_test_model`], the deterministic test-size model.
+//! - `default_model`: [`install_default_model`], the shipped `genmint-emoji-32`.
+//! - [`eval`]: the default model's evaluation (adherence, diversity, speed, determinism).
 
 mod canonical_json;
 mod clip;
 mod configs;
+mod default_model;
 mod error;
+pub mod eval;
 mod image;
 pub mod layout;
 pub mod manifest;
@@ -52,9 +62,13 @@ pub mod noise;
 mod params;
 mod pipeline;
 mod scheduler;
+mod sentence;
 mod test_model;
 mod text;
 
+pub use default_model::{
+    DEFAULT_MODEL_NAME, MINILM_WHEEL_MODEL_DIR, default_model_source, install_default_model, minilm_dir,
+};
 pub use error::RuntimeError;
 pub use image::Rgb8Image;
 pub use layout::{MODEL_CONFIG_FILE, ModelConfig};

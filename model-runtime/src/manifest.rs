@@ -13,8 +13,8 @@
 //! ```
 //!
 //! - `files`: every file of the model layout (see [`crate::layout`]: `genmint-model.json`,
-//!   `model_index.json`, the scheduler config, and each component's config, weights and
-//!   tokenizer files), one entry per file with its path relative to the model directory
+//!   `model_index.json` for Stable Diffusion kinds, the scheduler config, and each component's
+//!   config, weights and tokenizer files, the text encoder included), one entry per file with its path relative to the model directory
 //!   (`/`-separated) and the sha256 of its bytes, sorted by path bytes. Other files in the
 //!   directory are not part of the model and do not change the hash.
 //! - `kind`: the model kind from `genmint-model.json`.

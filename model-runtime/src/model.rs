@@ -23,6 +23,10 @@ pub enum ModelKind {
     SdTurbo,
     /// The built-in test-size model from [`crate::write_test_model`].
     Tiny,
+    /// A pixel-space UNet (32×32 RGB, no VAE) conditioned on one all-MiniLM-L6-v2 sentence
+    /// embedding: the default model `genmint-emoji-32` (see [`crate::install_default_model`]).
+    #[serde(rename = "pixel_minilm")]
+    PixelMiniLm,
 }
 
 impl ModelKind {
@@ -33,12 +37,19 @@ impl ModelKind {
             ModelKind::Sdxl => "sdxl",
             ModelKind::SdTurbo => "sd_turbo",
             ModelKind::Tiny => "tiny",
+            ModelKind::PixelMiniLm => "pixel_minilm",
         }
     }
 
     /// Whether the kind conditions on two text encoders (SDXL style).
     pub(crate) fn dual_text_encoders(self) -> bool {
         matches!(self, ModelKind::Sdxl | ModelKind::SdTurbo)
+    }
+
+    /// Whether the kind denoises RGB pixels directly (no VAE) and conditions on a pooled
+    /// sentence embedding whose unconditional counterpart is all zeros.
+    pub(crate) fn pixel_space(self) -> bool {
+        matches!(self, ModelKind::PixelMiniLm)
     }
 
     /// The request bounds for this kind; `size_multiple` comes from the model's own configs
@@ -50,12 +61,15 @@ impl ModelKind {
             ModelKind::Sdxl => (512, 2048, 1024),
             ModelKind::SdTurbo => (256, 1024, 512),
             ModelKind::Tiny => (32, 256, 64),
+            // Trained at 32×32 only; other sizes would run but produce nothing it learned.
+            ModelKind::PixelMiniLm => (32, 32, 32),
         };
-        let (max_steps, default_steps, default_guidance) = match self {
-            ModelKind::Sd15 | ModelKind::Sd21 => (150, 30, 7.5),
-            ModelKind::Sdxl => (150, 30, 5.0),
-            ModelKind::SdTurbo => (10, 1, 0.0),
-            ModelKind::Tiny => (50, 8, 4.0),
+        let (max_steps, default_steps, default_guidance, max_guidance) = match self {
+            ModelKind::Sd15 | ModelKind::Sd21 => (150, 30, 7.5, 30.0),
+            ModelKind::Sdxl => (150, 30, 5.0, 30.0),
+            ModelKind::SdTurbo => (10, 1, 0.0, 30.0),
+            ModelKind::Tiny => (50, 8, 4.0, 30.0),
+            ModelKind::PixelMiniLm => (50, 20, 3.0, 15.0),
         };
         Limits {
             min_width: min_side,
@@ -68,8 +82,9 @@ impl ModelKind {
             max_steps,
             default_steps,
             default_guidance,
-            max_guidance: 30.0,
+            max_guidance,
             max_prompt_bytes: 4096,
+            negative_prompt: !self.pixel_space(),
         }
     }
 }
@@ -143,6 +158,9 @@ pub struct Limits {
     pub max_guidance: f32,
     /// Bound on each of the prompt and the negative prompt, in UTF-8 bytes.
     pub max_prompt_bytes: usize,
+    /// Whether the model uses a negative prompt. When it does not (its unconditional context is
+    /// fixed), a non-empty negative prompt is refused rather than silently ignored.
+    pub negative_prompt: bool,
 }
 
 impl Limits {
@@ -174,6 +192,13 @@ impl Limits {
                 field: "guidance",
                 value: params.guidance.to_string(),
                 allowed: format!("0..={}", self.max_guidance),
+            });
+        }
+        if !self.negative_prompt && !params.negative_prompt.is_empty() {
+            return Err(RuntimeError::InvalidParameter {
+                field: "negative_prompt",
+                value: format!("of {} bytes", params.negative_prompt.len()),
+                allowed: "empty: this model has no negative prompt".to_string(),
             });
         }
         for (field, text) in [("prompt", &params.prompt), ("negative_prompt", &params.negative_prompt)] {
@@ -260,6 +285,54 @@ mod tests {
     }
 
     #[test]
+    fn pixel_limits_are_32_pixels_and_no_negative_prompt() {
+        let limits = ModelKind::PixelMiniLm.limits(4);
+        let pixel = |p: &mut GenerationParams| {
+            (p.width, p.height, p.steps, p.guidance) = (32, 32, 20, 3.0);
+        };
+        let mut ok = params();
+        pixel(&mut ok);
+        limits.validate(&ok).unwrap();
+        assert_eq!((limits.default_width, limits.default_steps, limits.default_guidance), (32, 20, 3.0));
+        rejects(
+            &limits,
+            |p| {
+                pixel(p);
+                p.width = 64
+            },
+            "width",
+            "64",
+        );
+        rejects(
+            &limits,
+            |p| {
+                pixel(p);
+                p.steps = 51
+            },
+            "steps",
+            "51",
+        );
+        rejects(
+            &limits,
+            |p| {
+                pixel(p);
+                p.guidance = 15.5
+            },
+            "guidance",
+            "15.5",
+        );
+        rejects(
+            &limits,
+            |p| {
+                pixel(p);
+                p.negative_prompt = "ugly".into()
+            },
+            "negative_prompt",
+            "of 4 bytes",
+        );
+    }
+
+    #[test]
     fn model_hash_text_forms() {
         let hash = ModelHash([0xab; 32]);
         let text = hash.to_string();
@@ -275,7 +348,14 @@ mod tests {
 
     #[test]
     fn model_kind_serde_names() {
-        for kind in [ModelKind::Sd15, ModelKind::Sd21, ModelKind::Sdxl, ModelKind::SdTurbo, ModelKind::Tiny] {
+        for kind in [
+            ModelKind::Sd15,
+            ModelKind::Sd21,
+            ModelKind::Sdxl,
+            ModelKind::SdTurbo,
+            ModelKind::Tiny,
+            ModelKind::PixelMiniLm,
+        ] {
             let json = serde_json::to_string(&kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
             assert_eq!(serde_json::from_str::<ModelKind>(&json).unwrap(), kind);

@@ -1,11 +1,18 @@
-//! The Stable Diffusion pipeline: [`load_model`] reads a model directory once (every byte it
-//! loads is also what it hashes), and the resulting [`Generator`] runs text encoding, the
-//! guided denoising loop and VAE decoding for each request.
+//! The one diffusion pipeline: [`load_model`] reads a model directory once (every byte it loads
+//! is also what it hashes), and the resulting [`Generator`] runs text conditioning, the guided
+//! denoising loop and decoding for each request.
 //!
-//! The UNet and VAE are candle-transformers' `unet_2d` and `vae` networks; the text encoder is
-//! [`crate::clip`]. SD 1.5, 2.1, XL, Turbo and the test model differ only in their config files
-//! and in how text conditions the UNet (one encoder's last hidden state, or SDXL's two
-//! penultimate states side by side).
+//! Two families share it and differ only at its two ends ([`Conditioning`] and [`Decoder`]):
+//!
+//! - Stable Diffusion (SD 1.5, 2.1, XL, Turbo, the test model): CLIP text encoders (one
+//!   encoder's last hidden state, or SDXL's two penultimate states side by side), the negative
+//!   prompt as the unconditional context, latents decoded by the VAE.
+//! - Pixel space (`pixel_minilm`, the default model): one pooled sentence embedding
+//!   ([`crate::sentence`]) as a single context token, all zeros as the unconditional context,
+//!   and the denoised sample is the picture itself.
+//!
+//! The seeded noise, the scheduler, the UNet (candle-transformers' `unet_2d`), classifier-free
+//! guidance, progress and cancellation are the same code for both.
 //!
 //! Known gap: SDXL's UNet also takes "added conditioning" (pooled text embedding and size/crop
 //! ids, `addition_embed_type = "text_time"`), which candle 0.11's `UNet2DConditionModel` does not
@@ -24,10 +31,11 @@ use sha2::{Digest, Sha256};
 
 use crate::clip::{ClipOutput, ClipTextModel};
 use crate::configs::{self, UnetSpec, VaeSpec};
-use crate::layout::{self, Layout, MODEL_CONFIG_FILE, ModelConfig};
+use crate::layout::{self, ComponentFiles, Layout, MODEL_CONFIG_FILE, ModelConfig};
 use crate::manifest::{ManifestEntry, ModelManifest};
 use crate::noise::{self, NOISE_ALGORITHM};
 use crate::scheduler::{self, ScheduleConfig};
+use crate::sentence::SentenceEncoder;
 use crate::text::{PromptTokenizer, TextConditioner, TextEncoder};
 use crate::{
     Control, GenerationParams, ModelDescriptor, Progress, ReproducibilityEnvelope, Rgb8Image, RuntimeError,
@@ -62,7 +70,7 @@ pub trait Generator: Send {
 
 /// Loads the model in `dir` (layout in [`crate::layout`]) onto `device`.
 pub fn load_model(dir: &Path, device: DeviceChoice) -> Result<Box<dyn Generator>, RuntimeError> {
-    Ok(Box::new(StableDiffusion::load(dir, device)?))
+    Ok(Box::new(DiffusionModel::load(dir, device)?))
 }
 
 fn candle_device(choice: DeviceChoice) -> Result<Device, RuntimeError> {
@@ -80,9 +88,9 @@ fn invalid(path: &Path, reason: impl ToString) -> RuntimeError {
 }
 
 /// Reads model files, recording each one's digest for the manifest as it goes.
-struct ModelReader<'a> {
-    dir: &'a Path,
-    entries: Vec<ManifestEntry>,
+pub(crate) struct ModelReader<'a> {
+    pub dir: &'a Path,
+    pub entries: Vec<ManifestEntry>,
 }
 
 impl ModelReader<'_> {
@@ -112,20 +120,75 @@ impl ModelReader<'_> {
     }
 }
 
-/// A Stable Diffusion family model, ready to generate.
-struct StableDiffusion {
+/// How the prompt becomes the UNet's `encoder_hidden_states`.
+enum Conditioning {
+    /// CLIP text encoder(s); the unconditional context is the negative prompt's embedding.
+    Clip(TextConditioner),
+    /// One sentence embedding as a single context token; the unconditional context is all zeros
+    /// (the model was trained with the condition dropped to zeros).
+    Sentence(Box<SentenceEncoder>),
+}
+
+impl Conditioning {
+    fn context_dim(&self) -> usize {
+        match self {
+            Conditioning::Clip(text) => text.context_dim(),
+            Conditioning::Sentence(encoder) => encoder.hidden_size(),
+        }
+    }
+
+    /// `[2, tokens, dim]` with the unconditional context first when `guided`, else
+    /// `[1, tokens, dim]`.
+    fn context(&self, params: &GenerationParams, guided: bool) -> Result<Tensor, RuntimeError> {
+        match self {
+            Conditioning::Clip(text) if guided => {
+                text.embed(&[("negative_prompt", &params.negative_prompt), ("prompt", &params.prompt)])
+            }
+            Conditioning::Clip(text) => text.embed(&[("prompt", &params.prompt)]),
+            Conditioning::Sentence(encoder) => {
+                let conditional = encoder.embed(&[("prompt", &params.prompt)])?.unsqueeze(1)?;
+                if guided {
+                    Ok(Tensor::cat(&[&conditional.zeros_like()?, &conditional], 0)?)
+                } else {
+                    Ok(conditional)
+                }
+            }
+        }
+    }
+}
+
+/// How the denoised sample becomes an image in `[-1, 1]`, `[1, 3, height, width]`.
+enum Decoder {
+    /// Latents divided by the scaling factor, then the VAE decoder.
+    Vae { vae: Box<AutoEncoderKL>, scaling: f64 },
+    /// The sample already is the RGB image.
+    Pixels,
+}
+
+impl Decoder {
+    fn decode(&self, sample: Tensor) -> Result<Tensor, RuntimeError> {
+        match self {
+            Decoder::Vae { vae, scaling } => Ok(vae.decode(&(sample / *scaling)?)?),
+            Decoder::Pixels => Ok(sample),
+        }
+    }
+}
+
+/// A loaded diffusion model of either family, ready to generate.
+struct DiffusionModel {
     descriptor: ModelDescriptor,
     device: Device,
-    text: TextConditioner,
+    conditioning: Conditioning,
     unet: UNet2DConditionModel,
-    latent_channels: usize,
-    vae: AutoEncoderKL,
-    vae_scaling: f64,
-    vae_factor: u32,
+    /// Channels of the denoised sample (4 latent channels, or 3 for RGB).
+    sample_channels: usize,
+    /// Image pixels per sample pixel along each side (the VAE factor, or 1).
+    sample_factor: u32,
+    decoder: Decoder,
     schedule: ScheduleConfig,
 }
 
-impl StableDiffusion {
+impl DiffusionModel {
     fn load(dir: &Path, choice: DeviceChoice) -> Result<Self, RuntimeError> {
         let device = candle_device(choice)?;
         let mut reader = ModelReader { dir, entries: Vec::new() };
@@ -134,26 +197,45 @@ impl StableDiffusion {
         let layout = Layout::new(&config);
         layout.check_present(dir)?;
 
-        let (path, index) = reader.json(&layout.model_index)?;
-        if let Some(missing) = layout.components().into_iter().find(|c| index.get(c).is_none()) {
-            return Err(invalid(&path, format!("lists no {missing}")));
+        if let Some(model_index) = &layout.model_index {
+            let (path, index) = reader.json(model_index)?;
+            if let Some(missing) = layout.components().into_iter().find(|c| index.get(c).is_none()) {
+                return Err(invalid(&path, format!("lists no {missing}")));
+            }
         }
         let (path, json) = reader.json(&layout.scheduler)?;
         let schedule = ScheduleConfig::from_json(&json).map_err(|e| invalid(&path, e))?;
 
-        let text = Self::load_text(&mut reader, &layout, &config, &device)?;
+        let conditioning = if config.kind.pixel_space() {
+            Conditioning::Sentence(Box::new(load_sentence_encoder(&mut reader, &layout, &device)?))
+        } else {
+            Conditioning::Clip(load_clip(&mut reader, &layout, &config, &device)?)
+        };
 
-        let (unet_config_path, json) = reader.json(&layout.unet.config)?;
-        let unet_spec = UnetSpec::from_json(&json).map_err(|e| invalid(&unet_config_path, e))?;
-        if unet_spec.config.cross_attention_dim != text.context_dim() {
+        let (unet_config_path, unet_spec, unet) = load_unet(&mut reader, &layout.unet, &device)?;
+        if unet_spec.config.cross_attention_dim != conditioning.context_dim() {
             return Err(invalid(
                 &unet_config_path,
                 format!(
                     "cross_attention_dim is {} but the text encoders produce {}",
                     unet_spec.config.cross_attention_dim,
-                    text.context_dim()
+                    conditioning.context_dim()
                 ),
             ));
+        }
+        if unet_spec.plain_blocks_ignore_groups {
+            // Only the pixel-space family promises diffusers' exact output (its weights are
+            // trained by genmint in PyTorch); the SD test model is defined by this runtime.
+            if config.kind.pixel_space() {
+                return Err(invalid(
+                    &unet_config_path,
+                    "norm_num_groups must be 32: candle's blocks without attention always use 32 groups",
+                ));
+            }
+            tracing::warn!(
+                model = %config.name,
+                "candle normalizes the UNet's blocks without attention in 32 groups, not norm_num_groups"
+            );
         }
         if unet_spec.has_text_time_embedding {
             tracing::warn!(
@@ -161,37 +243,39 @@ impl StableDiffusion {
                 "the UNet's text_time added conditioning is not implemented by candle and is skipped"
             );
         }
-        let (path, vb) = reader.weights(&layout.unet.weights, &device)?;
-        let unet = UNet2DConditionModel::new(
-            vb,
-            unet_spec.in_channels,
-            unet_spec.out_channels,
-            false,
-            unet_spec.config.clone(),
-        )
-        .map_err(|e| invalid(&path, e))?;
 
-        let (path, json) = reader.json(&layout.vae.config)?;
-        let vae_spec = VaeSpec::from_json(&json).map_err(|e| invalid(&path, e))?;
-        let latent_channels = vae_spec.config.latent_channels;
-        if unet_spec.in_channels != latent_channels || unet_spec.out_channels != latent_channels {
+        let (decoder, sample_channels, sample_factor) = match &layout.vae {
+            Some(files) => {
+                let (path, json) = reader.json(&files.config)?;
+                let vae_spec = VaeSpec::from_json(&json).map_err(|e| invalid(&path, e))?;
+                let (path, vb) = reader.weights(&files.weights, &device)?;
+                let vae = AutoEncoderKL::new(
+                    vb,
+                    vae_spec.in_channels,
+                    vae_spec.out_channels,
+                    vae_spec.config.clone(),
+                )
+                .map_err(|e| invalid(&path, e))?;
+                let decoder = Decoder::Vae { vae: Box::new(vae), scaling: vae_spec.scaling_factor };
+                (decoder, vae_spec.config.latent_channels, vae_spec.downsampling())
+            }
+            None => (Decoder::Pixels, 3, 1),
+        };
+        if unet_spec.in_channels != sample_channels || unet_spec.out_channels != sample_channels {
             return Err(invalid(
                 &unet_config_path,
                 format!(
-                    "UNet channels {} in / {} out do not match the VAE's {latent_channels} latent channels",
-                    unet_spec.in_channels, unet_spec.out_channels
+                    "UNet channels {} in / {} out do not match the {sample_channels} channels of the {}",
+                    unet_spec.in_channels,
+                    unet_spec.out_channels,
+                    if layout.vae.is_some() { "VAE's latents" } else { "RGB image" }
                 ),
             ));
         }
-        let (path, vb) = reader.weights(&layout.vae.weights, &device)?;
-        let vae =
-            AutoEncoderKL::new(vb, vae_spec.in_channels, vae_spec.out_channels, vae_spec.config.clone())
-                .map_err(|e| invalid(&path, e))?;
 
         let manifest = ModelManifest::new(config.clone(), reader.entries);
         debug_assert_eq!(manifest.files.iter().map(|f| f.path.clone()).collect::<Vec<_>>(), layout.files());
-        let vae_factor = vae_spec.downsampling();
-        let size_multiple = vae_factor * unet_spec.downsampling();
+        let size_multiple = sample_factor * unet_spec.downsampling();
         let descriptor = ModelDescriptor {
             name: config.name.clone(),
             author: config.author.clone(),
@@ -219,54 +303,84 @@ impl StableDiffusion {
         Ok(Self {
             descriptor,
             device,
-            text,
+            conditioning,
             unet,
-            latent_channels,
-            vae,
-            vae_scaling: vae_spec.scaling_factor,
-            vae_factor: vae_factor as u32,
+            sample_channels,
+            sample_factor: sample_factor as u32,
+            decoder,
             schedule,
         })
     }
-
-    fn load_text(
-        reader: &mut ModelReader<'_>,
-        layout: &Layout,
-        config: &ModelConfig,
-        device: &Device,
-    ) -> Result<TextConditioner, RuntimeError> {
-        let output = if config.kind.dual_text_encoders() {
-            ClipOutput::Penultimate
-        } else {
-            ClipOutput::LastHiddenState
-        };
-        let mut encoders = Vec::with_capacity(layout.text.len());
-        let mut length = None;
-        for files in &layout.text {
-            let (path, json) = reader.json(&files.encoder.config)?;
-            let clip = configs::clip_text_config(&json).map_err(|e| invalid(&path, e))?;
-            if *length.get_or_insert(clip.max_position_embeddings) != clip.max_position_embeddings {
-                return Err(invalid(&path, "text encoders disagree on the sequence length"));
-            }
-            let (tokenizer_path, tokenizer_json) = reader.bytes(&files.tokenizer)?;
-            let (config_path, tokenizer_config) = reader.json(&files.tokenizer_config)?;
-            let tokenizer = PromptTokenizer::new(
-                &tokenizer_path,
-                &tokenizer_json,
-                &config_path,
-                &tokenizer_config,
-                clip.max_position_embeddings,
-                clip.vocab_size,
-            )?;
-            let (path, vb) = reader.weights(&files.encoder.weights, device)?;
-            let model = ClipTextModel::new(vb, &clip, output).map_err(|e| invalid(&path, e))?;
-            encoders.push(TextEncoder { tokenizer, model });
-        }
-        Ok(TextConditioner::new(encoders, device.clone()))
-    }
 }
 
-impl Generator for StableDiffusion {
+/// Reads a UNet's diffusers config and weights.
+pub(crate) fn load_unet(
+    reader: &mut ModelReader<'_>,
+    files: &ComponentFiles,
+    device: &Device,
+) -> Result<(PathBuf, UnetSpec, UNet2DConditionModel), RuntimeError> {
+    let (config_path, json) = reader.json(&files.config)?;
+    let spec = UnetSpec::from_json(&json).map_err(|e| invalid(&config_path, e))?;
+    let (path, vb) = reader.weights(&files.weights, device)?;
+    let unet = UNet2DConditionModel::new(vb, spec.in_channels, spec.out_channels, false, spec.config.clone())
+        .map_err(|e| invalid(&path, e))?;
+    Ok((config_path, spec, unet))
+}
+
+/// The CLIP text encoder(s) of a Stable Diffusion layout.
+fn load_clip(
+    reader: &mut ModelReader<'_>,
+    layout: &Layout,
+    config: &ModelConfig,
+    device: &Device,
+) -> Result<TextConditioner, RuntimeError> {
+    let output =
+        if config.kind.dual_text_encoders() { ClipOutput::Penultimate } else { ClipOutput::LastHiddenState };
+    let mut encoders = Vec::with_capacity(layout.text.len());
+    let mut length = None;
+    for files in &layout.text {
+        let (path, json) = reader.json(&files.encoder.config)?;
+        let clip = configs::clip_text_config(&json).map_err(|e| invalid(&path, e))?;
+        if *length.get_or_insert(clip.max_position_embeddings) != clip.max_position_embeddings {
+            return Err(invalid(&path, "text encoders disagree on the sequence length"));
+        }
+        let (tokenizer_path, tokenizer_json) = reader.bytes(&files.tokenizer)?;
+        let tokenizer_config_file = files
+            .tokenizer_config
+            .as_deref()
+            .ok_or_else(|| invalid(&tokenizer_path, "a CLIP tokenizer needs its tokenizer_config.json"))?;
+        let (config_path, tokenizer_config) = reader.json(tokenizer_config_file)?;
+        let tokenizer = PromptTokenizer::new(
+            &tokenizer_path,
+            &tokenizer_json,
+            &config_path,
+            &tokenizer_config,
+            clip.max_position_embeddings,
+            clip.vocab_size,
+        )?;
+        let (path, vb) = reader.weights(&files.encoder.weights, device)?;
+        let model = ClipTextModel::new(vb, &clip, output).map_err(|e| invalid(&path, e))?;
+        encoders.push(TextEncoder { tokenizer, model });
+    }
+    Ok(TextConditioner::new(encoders, device.clone()))
+}
+
+/// The BERT sentence encoder of a pixel-space layout.
+fn load_sentence_encoder(
+    reader: &mut ModelReader<'_>,
+    layout: &Layout,
+    device: &Device,
+) -> Result<SentenceEncoder, RuntimeError> {
+    let [files] = layout.text.as_slice() else {
+        return Err(invalid(reader.dir, "a pixel-space model has exactly one text encoder"));
+    };
+    let (config_path, config) = reader.json(&files.encoder.config)?;
+    let (tokenizer_path, tokenizer_json) = reader.bytes(&files.tokenizer)?;
+    let (weights_path, vb) = reader.weights(&files.encoder.weights, device)?;
+    SentenceEncoder::new(&config_path, &config, &tokenizer_path, &tokenizer_json, &weights_path, vb)
+}
+
+impl Generator for DiffusionModel {
     fn descriptor(&self) -> &ModelDescriptor {
         &self.descriptor
     }
@@ -285,24 +399,20 @@ impl Generator for StableDiffusion {
         )
         .entered();
 
-        // diffusers' rule: guidance above 1 runs the unconditional (negative prompt) pass too.
+        // diffusers' rule: guidance above 1 runs the unconditional pass too.
         let guided = params.guidance > 1.0;
-        let context = if guided {
-            self.text.embed(&[("negative_prompt", &params.negative_prompt), ("prompt", &params.prompt)])?
-        } else {
-            self.text.embed(&[("prompt", &params.prompt)])?
-        };
+        let context = self.conditioning.context(params, guided)?;
 
-        let latent_height = (params.height / self.vae_factor) as usize;
-        let latent_width = (params.width / self.vae_factor) as usize;
-        let shape = (1, self.latent_channels, latent_height, latent_width);
+        let height = (params.height / self.sample_factor) as usize;
+        let width = (params.width / self.sample_factor) as usize;
+        let shape = (1, self.sample_channels, height, width);
         let noise = noise::standard_normal(params.seed, shape.1 * shape.2 * shape.3);
-        // DDIM's initial noise sigma is 1: the noise is the first latent as drawn.
-        let mut latents = Tensor::from_vec(noise, shape, &self.device)?;
+        // DDIM's initial noise sigma is 1: the noise is the first sample as drawn.
+        let mut sample = Tensor::from_vec(noise, shape, &self.device)?;
 
         let scheduler = scheduler::build(params.scheduler, &self.schedule, params.steps);
         for (index, &timestep) in scheduler.timesteps().iter().enumerate() {
-            let input = if guided { Tensor::cat(&[&latents, &latents], 0)? } else { latents.clone() };
+            let input = if guided { Tensor::cat(&[&sample, &sample], 0)? } else { sample.clone() };
             let output = self.unet.forward(&input, f64::from(timestep), &context)?;
             let output = if guided {
                 let unconditional = output.narrow(0, 0, 1)?;
@@ -311,7 +421,7 @@ impl Generator for StableDiffusion {
             } else {
                 output
             };
-            latents = scheduler.step(index, &output, &latents)?;
+            sample = scheduler.step(index, &output, &sample)?;
             let step = Progress { step: index as u32 + 1, total: params.steps };
             tracing::trace!(step = step.step, total = step.total, timestep, "denoising step");
             if progress(step) == Control::Cancel {
@@ -320,7 +430,7 @@ impl Generator for StableDiffusion {
             }
         }
 
-        let decoded = self.vae.decode(&(latents / self.vae_scaling)?)?;
+        let decoded = self.decoder.decode(sample)?;
         let planes = decoded.squeeze(0)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
         Rgb8Image::from_planar(params.width, params.height, &planes)
     }
@@ -336,5 +446,27 @@ mod tests {
         let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
         let entry = lock.split("[[package]]").find(|p| p.contains("name = \"candle-core\"\n")).unwrap();
         assert!(entry.contains(&format!("version = \"{CANDLE_VERSION}\"\n")), "Cargo.lock has {entry}");
+    }
+
+    /// The pixel-space UNet fixture (`training/make_fixtures.py`): diffusers' save_pretrained
+    /// output, f16 weights, loaded by the same code as every model, gives PyTorch's output.
+    #[test]
+    fn pixel_unet_matches_pytorch() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pixel-unet");
+        let mut reader = ModelReader { dir: &dir, entries: Vec::new() };
+        let files = ComponentFiles {
+            config: "config.json".into(),
+            weights: "diffusion_pytorch_model.safetensors".into(),
+        };
+        let (_, spec, unet) = load_unet(&mut reader, &files, &Device::Cpu).unwrap();
+        assert_eq!((spec.in_channels, spec.out_channels, spec.config.cross_attention_dim), (3, 3, 384));
+        let io = candle_core::safetensors::load(dir.join("io.safetensors"), &Device::Cpu).unwrap();
+        let timestep = io["timestep"].to_vec1::<f32>().unwrap()[0];
+        let output = unet.forward(&io["sample"], f64::from(timestep), &io["context"]).unwrap();
+        let expected = io["output"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let actual = output.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(actual.len(), 3 * 32 * 32);
+        let worst = actual.iter().zip(&expected).map(|(a, e)| (a - e).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-4, "largest difference from PyTorch {worst}");
     }
 }

@@ -1,6 +1,6 @@
 //! `genmint dev`: one command for a whole local stack — anvil, Kubo, the GenmintNFT contract
-//! (deployed and registries filled), and a node serving the test-size model — then prints the URL
-//! and the next command. Ctrl-C stops everything. State lives in `<data dir>/dev` and starts fresh
+//! (deployed and registries filled), and a node serving the built-in default model
+//! (`genmint-emoji-32`, 32×32 emoji-style pictures) — then prints the URL and the next command. Ctrl-C stops everything. State lives in `<data dir>/dev` and starts fresh
 //! each run, because the chain does.
 
 use std::net::SocketAddr;
@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use genmint_model_runtime::{model_hash, write_test_model};
+use genmint_model_runtime::DEFAULT_MODEL_NAME;
 
 use crate::chain::ChainClient;
 use crate::config::{Config, OPERATOR_KEY_FILE};
@@ -28,9 +28,8 @@ pub struct DevArgs {
     pub ipfs_port: u16,
 }
 
-/// The name and author the test-size model is registered under.
-const TEST_MODEL_NAME: &str = "genmint-test-tiny";
-const TEST_MODEL_AUTHOR: &str = "genmint";
+/// The author the default model is registered under.
+const DEFAULT_MODEL_AUTHOR: &str = "genmint";
 
 pub async fn run(data_dir: &Path, args: DevArgs) -> Result<()> {
     let root = data_dir.join("dev");
@@ -47,16 +46,15 @@ pub async fn run(data_dir: &Path, args: DevArgs) -> Result<()> {
     let kubo = KuboDaemon::start_on(&root.join("kubo"), args.ipfs_port).await?;
 
     let model_dir = node_dir.join("models/default");
-    eprintln!("writing the test-size model to {}", model_dir.display());
-    write_test_model(&model_dir)?;
-    let hash = model_hash(&model_dir)?;
+    eprintln!("installing the default model {DEFAULT_MODEL_NAME} in {}", model_dir.display());
+    let hash = super::models::install_default(&model_dir)?;
 
     let owner = DevAccount::Owner.key();
     let operator = DevAccount::NodeOperator.key();
     eprintln!("deploying GenmintNFT");
     let contract = ChainClient::deploy(anvil.rpc_url(), owner.clone()).await?;
     let admin = ChainClient::connect(anvil.rpc_url(), owner, contract).await?;
-    admin.register_model(hash.0.into(), TEST_MODEL_NAME, TEST_MODEL_AUTHOR).await?;
+    admin.register_model(hash.0.into(), DEFAULT_MODEL_NAME, DEFAULT_MODEL_AUTHOR).await?;
     admin.register_node(operator.address()).await?;
 
     super::init::write_secret(
@@ -74,15 +72,16 @@ pub async fn run(data_dir: &Path, args: DevArgs) -> Result<()> {
     println!();
     println!("genmint dev is up");
     println!("  node      {}", node.url());
-    println!("  model     {TEST_MODEL_NAME} {hash}");
-    println!("            (the test-size model: tiny random weights, so images are noise-like patterns;");
-    println!("             a real default model is not shipped yet)");
+    println!("  model     {DEFAULT_MODEL_NAME} {hash}");
+    println!(
+        "            (the built-in emoji model: 32x32 pictures from a short prompt, e.g. \"a red apple\")"
+    );
     println!("  chain     {} (chain id {}), contract {contract}", anvil.rpc_url(), anvil.chain_id());
     println!("  ipfs      {}", kubo.api_url());
     println!("  data      {}", node_dir.display());
     println!();
     println!("next, in another terminal:");
-    println!("  genmint generate \"a lighthouse at dusk\" --wait");
+    println!("  genmint generate \"grinning face with smiling eyes\" --wait");
     println!();
     println!("Ctrl-C stops the node, Kubo and anvil.");
     tokio::signal::ctrl_c().await?;

@@ -1,4 +1,5 @@
-//! `genmint init`: create a data dir with a default `genmint.toml` and a fresh operator key.
+//! `genmint init`: create a data dir with a default `genmint.toml`, a fresh operator key and the
+//! built-in default model in `models/default`.
 
 use std::io::Write;
 use std::path::Path;
@@ -6,6 +7,7 @@ use std::path::Path;
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, Result};
 use clap::Args;
+use genmint_model_runtime::DEFAULT_MODEL_NAME;
 
 use crate::config::{CONFIG_FILE, Config, OPERATOR_KEY_FILE};
 
@@ -33,6 +35,13 @@ pub fn run(data_dir: &Path, _args: InitArgs) -> Result<()> {
             signer
         }
     };
+    let model_dir = data_dir.join("models/default");
+    if super::models::is_empty_dir(&model_dir) {
+        let hash = super::models::install_default(&model_dir)?;
+        println!("installed the default model {DEFAULT_MODEL_NAME} {hash} in {}", model_dir.display());
+    } else {
+        println!("kept the existing model in {}", model_dir.display());
+    }
     println!("operator address: {}", signer.address());
     println!(
         "next: ask the contract owner to register this operator, set chain.contract in genmint.toml, then `genmint node`"

@@ -1,8 +1,8 @@
 //! The `genmint` command line: one file per subcommand.
 //!
 //! `init` prepares a data dir, `node` runs a node from it, `dev` brings up a whole local stack,
-//! `generate` signs and submits a request, `verify` checks a token end to end, `models hash`
-//! prints a model's hash.
+//! `generate` signs and submits a request, `verify` checks a token end to end, `models`
+//! lists, hashes and evaluates models.
 
 mod dev;
 mod generate;
@@ -39,13 +39,13 @@ pub enum Command {
     Init(init::InitArgs),
     /// Run a node from the data dir until Ctrl-C.
     Node,
-    /// Start a local stack: anvil, Kubo, the contract, and a node serving the test-size model.
+    /// Start a local stack: anvil, Kubo, the contract, and a node serving the default model.
     Dev(dev::DevArgs),
     /// Sign a generation request with the creator key and submit it to a node.
     Generate(generate::GenerateArgs),
     /// Check a token end to end: chain record, metadata, image bytes, signatures, registries.
     Verify(verify::VerifyArgs),
-    /// Model utilities.
+    /// List, hash and evaluate models.
     #[command(subcommand)]
     Models(models::ModelsCommand),
 }
@@ -73,7 +73,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Dev(args) => dev::run(&cli.data_dir, args).await.map(|()| ExitCode::SUCCESS),
         Command::Generate(args) => generate::run(&cli.data_dir, args).await.map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => verify::run(args).await,
-        Command::Models(command) => models::run(command).map(|()| ExitCode::SUCCESS),
+        Command::Models(command) => models::run(&cli.data_dir, command).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -1,24 +1,304 @@
-//! `genmint models hash DIR`: print a model directory's hash (what the chain records and peers advertise).
+//! `genmint models`: list the models of a data dir, print a model directory's hash (what the
+//! chain records and peers advertise), and evaluate a model on its held-out prompts
+//! (`models eval`; the metrics are `genmint_model_runtime::eval`'s).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
 
-use anyhow::Result;
-use clap::Subcommand;
+use anyhow::{Context, Result, bail, ensure};
+use clap::{Args, Subcommand};
+use genmint_model_runtime::eval::{self, HeldoutPrompt, RetrievalSet};
+use genmint_model_runtime::{
+    Control, DEFAULT_MODEL_NAME, DeviceChoice, GenerationParams, Generator, ModelHash, Rgb8Image,
+    SchedulerKind, install_default_model, load_model, minilm_dir, model_manifest,
+};
+
+use crate::devnet::{tools_dir, tools_python_dir};
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
+    /// List the model directories under <data dir>/models with their kind, name and hash.
+    List,
     /// Print the model hash of a model directory.
     Hash {
         /// Model directory (diffusers layout plus genmint-model.json).
         dir: PathBuf,
     },
+    /// Evaluate a model on its held-out prompts: adherence, diversity, speed, determinism.
+    Eval(EvalArgs),
+    /// Print the pixel digest of one generation (used by `eval` to compare thread counts).
+    #[command(hide = true)]
+    Digest {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long)]
+        seed: u64,
+    },
 }
 
-pub fn run(command: ModelsCommand) -> Result<()> {
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Model directory [default: <data dir>/models/default, with the default model installed
+    /// there if it is empty].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Held-out prompts [default: heldout.json in the model directory].
+    #[arg(long)]
+    pub heldout: Option<PathBuf>,
+    /// Folder with the training run's retrieval.bin [default: the tools folder's
+    /// train-runs/genmint-emoji-32].
+    #[arg(long)]
+    pub retrieval: Option<PathBuf>,
+    /// Where to write the contact sheet (the first 64 held-out images, 8 per row, twice the size).
+    #[arg(long, default_value = "contact-sheet.png")]
+    pub out: PathBuf,
+    /// Evaluate only the first N held-out prompts [default: all].
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Seed of every held-out generation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Prompts for the diversity measure (the first ones of the held-out set).
+    #[arg(long, default_value_t = 4)]
+    pub diversity_prompts: usize,
+    /// Seeds per diversity prompt.
+    #[arg(long, default_value_t = 8)]
+    pub diversity_seeds: u64,
+}
+
+pub fn run(data_dir: &Path, command: ModelsCommand) -> Result<()> {
     match command {
+        ModelsCommand::List => list(data_dir),
         ModelsCommand::Hash { dir } => {
             println!("{}", genmint_model_runtime::model_hash(&dir)?);
             Ok(())
         }
+        ModelsCommand::Eval(args) => evaluate(data_dir, args),
+        ModelsCommand::Digest { model, prompt, seed } => {
+            let mut generator = load_model(&model, DeviceChoice::Cpu)?;
+            let image = generate(generator.as_mut(), &prompt, seed)?;
+            println!("{}", hex::encode(image.pixel_digest()));
+            Ok(())
+        }
     }
+}
+
+/// Assembles the default model in `dest` from the repository's files and the MiniLM text encoder
+/// that `scripts/setup.sh` installs.
+pub fn install_default(dest: &Path) -> Result<ModelHash> {
+    let text_encoder = minilm_dir(&tools_python_dir());
+    if !text_encoder.join("model.safetensors").is_file() {
+        bail!(
+            "the default model's text encoder (all-MiniLM-L6-v2) is not in {}: run scripts/setup.sh \
+             (or set GENMINT_TOOLS to its tools folder)",
+            text_encoder.display()
+        );
+    }
+    install_default_model(dest, &text_encoder)
+        .with_context(|| format!("installing the default model {DEFAULT_MODEL_NAME} into {}", dest.display()))
+}
+
+/// Whether `dir` is missing or has no entries.
+pub fn is_empty_dir(dir: &Path) -> bool {
+    std::fs::read_dir(dir).map(|mut entries| entries.next().is_none()).unwrap_or(true)
+}
+
+fn list(data_dir: &Path) -> Result<()> {
+    let models = data_dir.join("models");
+    let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&models) {
+        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", models.display())),
+    };
+    dirs.sort();
+    if dirs.is_empty() {
+        println!("no models in {} (`genmint init` installs the default model)", models.display());
+        return Ok(());
+    }
+    for dir in dirs {
+        let label = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        match model_manifest(&dir) {
+            Ok(manifest) => {
+                println!(
+                    "{label:<12} {:<14} {:<24} {}",
+                    manifest.kind.as_str(),
+                    manifest.model.name,
+                    manifest.hash()
+                )
+            }
+            Err(e) => println!("{label:<12} (not a usable model: {e})"),
+        }
+    }
+    Ok(())
+}
+
+/// One generation with the model's default steps and guidance at its default size.
+fn generate(generator: &mut dyn Generator, prompt: &str, seed: u64) -> Result<Rgb8Image> {
+    let limits = generator.descriptor().limits.clone();
+    let params = GenerationParams {
+        prompt: prompt.to_owned(),
+        negative_prompt: String::new(),
+        seed,
+        width: limits.default_width,
+        height: limits.default_height,
+        steps: limits.default_steps,
+        guidance: limits.default_guidance,
+        scheduler: SchedulerKind::Ddim,
+    };
+    Ok(generator.generate(&params, &mut |_| Control::Continue)?)
+}
+
+fn evaluate(data_dir: &Path, args: EvalArgs) -> Result<()> {
+    let model_dir = match args.model {
+        Some(dir) => dir,
+        None => {
+            let dir = data_dir.join("models/default");
+            if is_empty_dir(&dir) {
+                install_default(&dir)?;
+            }
+            dir
+        }
+    };
+    let heldout_path = args.heldout.unwrap_or_else(|| model_dir.join("heldout.json"));
+    let retrieval_path = args
+        .retrieval
+        .unwrap_or_else(|| tools_dir().join("train-runs").join(DEFAULT_MODEL_NAME))
+        .join("retrieval.bin");
+    let mut prompts = eval::read_heldout(&heldout_path)?;
+    if let Some(limit) = args.limit {
+        prompts.truncate(limit.max(2));
+    }
+    let retrieval = RetrievalSet::read(&retrieval_path)
+        .with_context(|| "retrieval.bin is written by the training run (model-runtime/training)")?;
+    let mut generator = load_model(&model_dir, DeviceChoice::Cpu)?;
+    let descriptor = generator.descriptor().clone();
+    let limits = &descriptor.limits;
+    println!("model       {} ({}) {}", descriptor.name, descriptor.kind, descriptor.hash);
+    println!(
+        "settings    {}x{}, {} DDIM steps, guidance {}, seed {}, {} CPU threads",
+        limits.default_width,
+        limits.default_height,
+        limits.default_steps,
+        limits.default_guidance,
+        args.seed,
+        cpu_threads()
+    );
+    println!(
+        "retrieval   {} training images of {} concepts; features: 16x16 box-downsampled RGB in [0,1], L2",
+        retrieval.len(),
+        retrieval.concept_count()
+    );
+
+    // (a) and (c): one image per held-out prompt, timed.
+    let started = Instant::now();
+    let mut images = Vec::with_capacity(prompts.len());
+    for (index, prompt) in prompts.iter().enumerate() {
+        images.push(generate(generator.as_mut(), &prompt.prompt, args.seed)?);
+        if (index + 1) % 10 == 0 {
+            eprintln!("generated {}/{}", index + 1, prompts.len());
+        }
+    }
+    let seconds_per_image = started.elapsed().as_secs_f64() / images.len() as f64;
+    println!();
+    println!("(a) prompt adherence by nearest-neighbour retrieval (model vs random-prompt baseline)");
+    for (kind, score) in eval::adherence(&prompts, &images, &retrieval)? {
+        let (m1, m5) = score.model.rates();
+        let (b1, b5) = score.baseline.rates();
+        println!(
+            "    {kind:<9} {:>4} prompts   top-1 {:>5.1}% vs {:>5.1}%   top-5 {:>5.1}% vs {:>5.1}%",
+            score.model.prompts,
+            100.0 * m1,
+            100.0 * b1,
+            100.0 * m5,
+            100.0 * b5
+        );
+    }
+
+    let shown: Vec<Rgb8Image> = images.iter().take(64).cloned().collect();
+    if let Some(sheet) = eval::contact_sheet(&shown, 8, 2) {
+        std::fs::write(&args.out, crate::provenance::png::encode(&sheet)?)
+            .with_context(|| format!("writing {}", args.out.display()))?;
+        println!(
+            "contact sheet ({} held-out prompts, seed {}): {}",
+            shown.len(),
+            args.seed,
+            args.out.display()
+        );
+    }
+
+    // (b) diversity over seeds.
+    println!(
+        "(b) diversity over {} seeds (mean pairwise RMS pixel distance, distinct images)",
+        args.diversity_seeds
+    );
+    for prompt in distinct_concepts(&prompts, args.diversity_prompts) {
+        let seeds = (0..args.diversity_seeds.max(2))
+            .map(|seed| generate(generator.as_mut(), &prompt.prompt, seed))
+            .collect::<Result<Vec<_>>>()?;
+        let spread = eval::diversity(&seeds);
+        println!(
+            "    {:<44} {:.3}   {:>3.0}%",
+            format!("{:?}", prompt.prompt),
+            spread.mean_distance,
+            100.0 * spread.distinct_fraction
+        );
+    }
+
+    println!("(c) speed: {seconds_per_image:.2} s per image (wall clock, mean over {} images)", images.len());
+
+    // (d) determinism: again in this process, and in child processes with 1 and 2 threads.
+    let check = &prompts[0];
+    let expected = hex::encode(images[0].pixel_digest());
+    let rerun = prompts
+        .iter()
+        .zip(&images)
+        .take(4)
+        .map(|(prompt, image)| Ok(generate(generator.as_mut(), &prompt.prompt, args.seed)? == *image))
+        .collect::<Result<Vec<bool>>>()?;
+    ensure!(rerun.iter().all(|&same| same), "a rerun in the same process gave different pixels");
+    println!("(d) determinism: {} reruns identical; digest {expected}", rerun.len());
+    for threads in ["1", "2"] {
+        let digest = child_digest(&model_dir, check, args.seed, threads)?;
+        ensure!(digest == expected, "with {threads} thread(s) the digest is {digest}, not {expected}");
+        println!("    RAYON_NUM_THREADS={threads} in a child process: identical");
+    }
+
+    Ok(())
+}
+
+/// Up to `count` prompts with pairwise different concepts, in file order.
+fn distinct_concepts(prompts: &[HeldoutPrompt], count: usize) -> Vec<&HeldoutPrompt> {
+    let mut chosen: Vec<&HeldoutPrompt> = Vec::new();
+    for prompt in prompts {
+        if chosen.len() < count && chosen.iter().all(|c| c.concept != prompt.concept) {
+            chosen.push(prompt);
+        }
+    }
+    chosen
+}
+
+fn cpu_threads() -> String {
+    std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| {
+        std::thread::available_parallelism().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+    })
+}
+
+/// The pixel digest of one generation in a fresh `genmint` process limited to `threads`.
+fn child_digest(model: &Path, prompt: &HeldoutPrompt, seed: u64, threads: &str) -> Result<String> {
+    let exe = std::env::current_exe().context("locating the genmint binary")?;
+    let output = Command::new(exe)
+        .args(["models", "digest", "--prompt", &prompt.prompt, "--seed", &seed.to_string(), "--model"])
+        .arg(model)
+        .env("RAYON_NUM_THREADS", threads)
+        .output()
+        .context("running genmint models digest")?;
+    ensure!(
+        output.status.success(),
+        "genmint models digest failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }

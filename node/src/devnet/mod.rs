@@ -6,13 +6,24 @@ pub mod kubo;
 
 use std::path::PathBuf;
 
+/// The tools folder `scripts/setup.sh` fills: `$GENMINT_TOOLS`, else the checkout's `.tools`.
+pub fn tools_dir() -> PathBuf {
+    match std::env::var_os("GENMINT_TOOLS") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools"),
+    }
+}
+
 /// Where the tools installed by `scripts/setup.sh` live: `$GENMINT_TOOLS/bin`, else the checkout's
 /// `.tools/bin`.
 pub fn tools_bin_dir() -> PathBuf {
-    match std::env::var_os("GENMINT_TOOLS") {
-        Some(dir) => PathBuf::from(dir).join("bin"),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin"),
-    }
+    tools_dir().join("bin")
+}
+
+/// Where `scripts/setup.sh` installs Python packages (`pip install --target`): the MiniLM text
+/// encoder of the default model.
+pub fn tools_python_dir() -> PathBuf {
+    tools_dir().join("python")
 }
 
 /// The path of one installed tool (`anvil`, `forge`, `ipfs`, ...), or an error that says how to

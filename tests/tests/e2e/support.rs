@@ -45,6 +45,15 @@ alloy::sol! {
 
 pub const MODEL_NAME: &str = "genmint-test-tiny";
 
+/// The model a stack's node serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackModel {
+    /// The test-size model (fast, noise-like pictures).
+    Test,
+    /// The shipped default model, `genmint-emoji-32`.
+    Default,
+}
+
 /// The `genmint` binary next to this test binary (`cargo build` puts it there).
 pub fn genmint_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
@@ -82,19 +91,34 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start() -> Result<Self> {
+        Self::start_with(StackModel::Test).await
+    }
+
+    pub async fn start_with(model: StackModel) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let anvil = Anvil::start().await?;
         let kubo = KuboDaemon::start(&dir.path().join("kubo")).await?;
         let node_dir = dir.path().join("node");
         let model_dir = node_dir.join("models/default");
-        genmint_model_runtime::write_test_model(&model_dir)?;
+        let model_name = match model {
+            StackModel::Test => {
+                genmint_model_runtime::write_test_model(&model_dir)?;
+                MODEL_NAME
+            }
+            StackModel::Default => {
+                let minilm = genmint_model_runtime::minilm_dir(&genmint_node::devnet::tools_python_dir());
+                genmint_model_runtime::install_default_model(&model_dir, &minilm)
+                    .context("installing the default model (scripts/setup.sh installs its text encoder)")?;
+                genmint_model_runtime::DEFAULT_MODEL_NAME
+            }
+        };
         let model_hash = B256::from(genmint_model_runtime::model_hash(&model_dir)?.0);
 
         let owner = DevAccount::Owner.key();
         let operator = DevAccount::NodeOperator.key();
         let contract = ChainClient::deploy(anvil.rpc_url(), owner.clone()).await?;
         let admin = ChainClient::connect(anvil.rpc_url(), owner, contract).await?;
-        admin.register_model(model_hash, MODEL_NAME, "genmint").await?;
+        admin.register_model(model_hash, model_name, "genmint").await?;
         admin.register_node(operator.address()).await?;
 
         std::fs::write(

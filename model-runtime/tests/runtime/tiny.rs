@@ -1,12 +1,10 @@
-//! The model runtime end to end on the built-in test model: writing it, hashing it, loading it
-//! through the same loader as Stable Diffusion, and generating deterministic images.
-
-// Test helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The built-in test model end to end: writing it, hashing it, loading it through the same
+//! loader as Stable Diffusion, and generating deterministic images.
 
 use std::path::Path;
 use std::time::Instant;
 
+use crate::digest;
 use genmint_model_runtime::{
     Control, DeviceChoice, GenerationParams, Generator, ModelKind, Progress, RuntimeError, SchedulerKind,
     TEST_MODEL_NAME, load_model, model_hash, model_manifest, write_test_model,
@@ -36,13 +34,6 @@ fn params(seed: u64) -> GenerationParams {
         guidance: 4.0,
         scheduler: SchedulerKind::Ddim,
     }
-}
-
-fn digest(generator: &mut dyn Generator, params: &GenerationParams) -> [u8; 32] {
-    let image = generator.generate(params, &mut |_| Control::Continue).unwrap();
-    assert_eq!((image.width, image.height), (params.width, params.height));
-    assert_eq!(image.pixels.len(), 3 * (params.width * params.height) as usize);
-    image.pixel_digest()
 }
 
 #[test]
@@ -87,7 +78,7 @@ fn same_request_gives_the_same_pixels() {
     assert_eq!(digest(generator.as_mut(), &params(42)), first);
     let mut fresh = load(dir.path());
     assert_eq!(digest(fresh.as_mut(), &params(42)), first);
-    eprintln!("pixel digest for seed 42: {}", hex_digest(&first));
+    eprintln!("pixel digest for seed 42: {}", hex::encode(first));
 }
 
 #[test]
@@ -232,8 +223,4 @@ fn cuda_needs_the_feature() {
     let err = load_model(dir.path(), DeviceChoice::Cuda(0)).err().unwrap();
     assert!(matches!(err, RuntimeError::CudaUnavailable(0)));
     assert!(err.to_string().contains("`cuda` feature"));
-}
-
-fn hex_digest(bytes: &[u8; 32]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,0 +1,37 @@
+//! The model runtime end to end, one test binary: the built-in test model (`tiny`), the
+//! pixel-space family on a PyTorch-made fixture UNet (`pixel`), and the shipped default model
+//! (`default_model`).
+
+// Test helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod default_model;
+mod pixel;
+mod tiny;
+
+use std::path::PathBuf;
+
+use genmint_model_runtime::{Control, GenerationParams, Generator, minilm_dir};
+
+/// Generates one image and returns its pixel digest, checking its size.
+pub fn digest(generator: &mut dyn Generator, params: &GenerationParams) -> [u8; 32] {
+    let image = generator.generate(params, &mut |_| Control::Continue).unwrap();
+    assert_eq!((image.width, image.height), (params.width, params.height));
+    assert_eq!(image.pixels.len(), 3 * (params.width * params.height) as usize);
+    image.pixel_digest()
+}
+
+/// The all-MiniLM-L6-v2 files `scripts/setup.sh` installs (under `$GENMINT_TOOLS`, else the
+/// checkout's `.tools`).
+pub fn minilm() -> PathBuf {
+    let tools = std::env::var_os("GENMINT_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools"));
+    let dir = minilm_dir(&tools.join("python"));
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "all-MiniLM-L6-v2 is not installed in {}: run scripts/setup.sh (or set GENMINT_TOOLS)",
+        dir.display()
+    );
+    dir
+}
