@@ -5,9 +5,10 @@
 //! # Prompt adherence by nearest-neighbour retrieval
 //!
 //! Each held-out prompt names the concept it asks for. Its generated image is compared with every
-//! training image of `retrieval.bin` in a fixed feature space: the image box-downsampled to 16×16
+//! reference image of `retrieval.bin` (both emoji styles of every concept, the held-out concepts'
+//! included, so that unseen concepts can be matched at all) in a fixed feature space: the image box-downsampled to 16×16
 //! (each feature the mean of a 2×2 block of one channel), values in [0, 1], squared L2 distance.
-//! The prompt scores top-k when its concept is among the concepts of the k nearest training
+//! The prompt scores top-k when its concept is among the concepts of the k nearest reference
 //! images (ties broken by file order). The baseline scores each image the same way against the
 //! concept of another held-out prompt drawn at random (ChaCha20 seeded with
 //! [`BASELINE_SEED`]): what adherence looks like when the image has nothing to do with its
@@ -88,7 +89,7 @@ pub fn read_heldout(path: &Path) -> Result<Vec<HeldoutPrompt>, EvalError> {
     Ok(prompts)
 }
 
-/// The training images to retrieve from, as features.
+/// The reference images to retrieve from, as features.
 pub struct RetrievalSet {
     concepts: Vec<u32>,
     features: Vec<[f32; FEATURES]>,
@@ -131,7 +132,7 @@ impl RetrievalSet {
         ids.len()
     }
 
-    /// The concepts of the `k` training images nearest to `image`, nearest first.
+    /// The concepts of the `k` reference images nearest to `image`, nearest first.
     pub fn nearest_concepts(&self, image: &Rgb8Image, k: usize) -> Result<Vec<u32>, EvalError> {
         let query = features(image)?;
         let mut distances: Vec<(f32, usize)> = self

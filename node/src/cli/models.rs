@@ -187,7 +187,7 @@ fn evaluate(data_dir: &Path, args: EvalArgs) -> Result<()> {
         cpu_threads()
     );
     println!(
-        "retrieval   {} training images of {} concepts; features: 16x16 box-downsampled RGB in [0,1], L2",
+        "retrieval   {} reference images of {} concepts; features: 16x16 box-downsampled RGB in [0,1], L2",
         retrieval.len(),
         retrieval.concept_count()
     );

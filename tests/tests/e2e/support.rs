@@ -10,11 +10,13 @@ use alloy::primitives::{Address, B256, U256};
 use alloy::providers::ProviderBuilder;
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, Result, bail};
+use genmint_model_runtime::Rgb8Image;
 use genmint_node::chain::ChainClient;
 use genmint_node::config::{Config, OPERATOR_KEY_FILE};
 use genmint_node::devnet::anvil::{Anvil, DevAccount};
 use genmint_node::devnet::kubo::KuboDaemon;
 use genmint_node::provenance::eip712::{GenerationRequest, SignedRequest, domain, sign_request};
+use genmint_node::provenance::png;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::process::{Child, Command};
@@ -262,6 +264,20 @@ impl Stack {
             bail!("cat {cid}: {}", response.status());
         }
         Ok(response.bytes().await?.to_vec())
+    }
+
+    /// The token's image from Kubo, checked here: its bytes hash to the recorded image CID and its
+    /// pixels to the attested pixel digest.
+    pub async fn checked_image(&self, record: &IGenmint::Provenance) -> Result<Rgb8Image> {
+        let image = self.ipfs_cat(&record.imageCid).await?;
+        assert_eq!(raw_cid(&image), record.imageCid);
+        let pixels = png::decode(&image)?;
+        let mut hasher = Sha256::new();
+        hasher.update(pixels.width.to_be_bytes());
+        hasher.update(pixels.height.to_be_bytes());
+        hasher.update(&pixels.pixels);
+        assert_eq!(B256::from_slice(&hasher.finalize()), record.pixelDigest);
+        Ok(pixels)
     }
 
     /// Runs a `genmint` CLI command against this stack; returns (exit success, stdout + stderr).
