@@ -17,7 +17,7 @@
 //! ```
 //!
 //! The pixel-space family (`pixel_minilm`, the default model) runs the same loop with two ends
-//! swapped: the prompt becomes one pooled, normalized MiniLM sentence embedding `[1, 1, 384]`
+//! swapped: the prompt becomes MiniLM's last hidden state over its tokens `[1, tokens, 384]`
 //! (all zeros as the unconditional context, so there is no negative prompt), the noise is the
 //! RGB image itself `[1, 3, 32, 32]`, and the denoised sample is converted to RGB8 directly.
 //!
@@ -39,7 +39,7 @@
 //! - `canonical_json`: the canonical JSON bytes that are hashed.
 //! - `configs`: diffusers/transformers `config.json` files to network configurations.
 //! - `clip`: the CLIP text transformer. `text`: tokenization and text conditioning.
-//! - `sentence`: BERT sentence embeddings (mean-pooled, normalized) for pixel-space models.
+//! - `bert_text`: BERT token embeddings, the context of pixel-space models.
 //! - [`noise`]: the seeded initial noise (`chacha20-normal-v1`).
 //! - `scheduler`: the DDIM schedule and step.
 //! - `pipeline`: [`load_model`] and the one diffusion [`Generator`] both families share.
@@ -48,6 +48,7 @@
 //! - `default_model`: [`install_default_model`], the shipped `genmint-emoji-32`.
 //! - [`eval`]: the default model's evaluation (adherence, diversity, speed, determinism).
 
+mod bert_text;
 mod canonical_json;
 mod clip;
 mod configs;
@@ -62,7 +63,6 @@ pub mod noise;
 mod params;
 mod pipeline;
 mod scheduler;
-mod sentence;
 mod test_model;
 mod text;
 

@@ -23,8 +23,8 @@ pub enum ModelKind {
     SdTurbo,
     /// The built-in test-size model from [`crate::write_test_model`].
     Tiny,
-    /// A pixel-space UNet (32×32 RGB, no VAE) conditioned on one all-MiniLM-L6-v2 sentence
-    /// embedding: the default model `genmint-emoji-32` (see [`crate::install_default_model`]).
+    /// A pixel-space UNet (32×32 RGB, no VAE) conditioned on all-MiniLM-L6-v2's token
+    /// embeddings: the default model `genmint-emoji-32` (see [`crate::install_default_model`]).
     #[serde(rename = "pixel_minilm")]
     PixelMiniLm,
 }
@@ -46,8 +46,8 @@ impl ModelKind {
         matches!(self, ModelKind::Sdxl | ModelKind::SdTurbo)
     }
 
-    /// Whether the kind denoises RGB pixels directly (no VAE) and conditions on a pooled
-    /// sentence embedding whose unconditional counterpart is all zeros.
+    /// Whether the kind denoises RGB pixels directly (no VAE) and conditions on BERT token
+    /// embeddings whose unconditional counterpart is all zeros.
     pub(crate) fn pixel_space(self) -> bool {
         matches!(self, ModelKind::PixelMiniLm)
     }

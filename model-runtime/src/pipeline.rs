@@ -7,8 +7,8 @@
 //! - Stable Diffusion (SD 1.5, 2.1, XL, Turbo, the test model): CLIP text encoders (one
 //!   encoder's last hidden state, or SDXL's two penultimate states side by side), the negative
 //!   prompt as the unconditional context, latents decoded by the VAE.
-//! - Pixel space (`pixel_minilm`, the default model): one pooled sentence embedding
-//!   ([`crate::sentence`]) as a single context token, all zeros as the unconditional context,
+//! - Pixel space (`pixel_minilm`, the default model): MiniLM's last hidden state over the prompt's
+//!   tokens ([`crate::bert_text`]), all zeros of the same shape as the unconditional context,
 //!   and the denoised sample is the picture itself.
 //!
 //! The seeded noise, the scheduler, the UNet (candle-transformers' `unet_2d`), classifier-free
@@ -29,13 +29,13 @@ use candle_transformers::models::stable_diffusion::vae::AutoEncoderKL;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::bert_text::BertTextEncoder;
 use crate::clip::{ClipOutput, ClipTextModel};
 use crate::configs::{self, UnetSpec, VaeSpec};
 use crate::layout::{self, ComponentFiles, Layout, MODEL_CONFIG_FILE, ModelConfig};
 use crate::manifest::{ManifestEntry, ModelManifest};
 use crate::noise::{self, NOISE_ALGORITHM};
 use crate::scheduler::{self, ScheduleConfig};
-use crate::sentence::SentenceEncoder;
 use crate::text::{PromptTokenizer, TextConditioner, TextEncoder};
 use crate::{
     Control, GenerationParams, ModelDescriptor, Progress, ReproducibilityEnvelope, Rgb8Image, RuntimeError,
@@ -124,16 +124,16 @@ impl ModelReader<'_> {
 enum Conditioning {
     /// CLIP text encoder(s); the unconditional context is the negative prompt's embedding.
     Clip(TextConditioner),
-    /// One sentence embedding as a single context token; the unconditional context is all zeros
-    /// (the model was trained with the condition dropped to zeros).
-    Sentence(Box<SentenceEncoder>),
+    /// BERT token embeddings; the unconditional context is all zeros (the model was trained with
+    /// the condition dropped to zeros).
+    Bert(Box<BertTextEncoder>),
 }
 
 impl Conditioning {
     fn context_dim(&self) -> usize {
         match self {
             Conditioning::Clip(text) => text.context_dim(),
-            Conditioning::Sentence(encoder) => encoder.hidden_size(),
+            Conditioning::Bert(encoder) => encoder.hidden_size(),
         }
     }
 
@@ -145,8 +145,8 @@ impl Conditioning {
                 text.embed(&[("negative_prompt", &params.negative_prompt), ("prompt", &params.prompt)])
             }
             Conditioning::Clip(text) => text.embed(&[("prompt", &params.prompt)]),
-            Conditioning::Sentence(encoder) => {
-                let conditional = encoder.embed(&[("prompt", &params.prompt)])?.unsqueeze(1)?;
+            Conditioning::Bert(encoder) => {
+                let conditional = encoder.embed("prompt", &params.prompt)?;
                 if guided {
                     Ok(Tensor::cat(&[&conditional.zeros_like()?, &conditional], 0)?)
                 } else {
@@ -207,7 +207,7 @@ impl DiffusionModel {
         let schedule = ScheduleConfig::from_json(&json).map_err(|e| invalid(&path, e))?;
 
         let conditioning = if config.kind.pixel_space() {
-            Conditioning::Sentence(Box::new(load_sentence_encoder(&mut reader, &layout, &device)?))
+            Conditioning::Bert(Box::new(load_bert_text_encoder(&mut reader, &layout, &device)?))
         } else {
             Conditioning::Clip(load_clip(&mut reader, &layout, &config, &device)?)
         };
@@ -365,19 +365,19 @@ fn load_clip(
     Ok(TextConditioner::new(encoders, device.clone()))
 }
 
-/// The BERT sentence encoder of a pixel-space layout.
-fn load_sentence_encoder(
+/// The BERT text encoder of a pixel-space layout.
+fn load_bert_text_encoder(
     reader: &mut ModelReader<'_>,
     layout: &Layout,
     device: &Device,
-) -> Result<SentenceEncoder, RuntimeError> {
+) -> Result<BertTextEncoder, RuntimeError> {
     let [files] = layout.text.as_slice() else {
         return Err(invalid(reader.dir, "a pixel-space model has exactly one text encoder"));
     };
     let (config_path, config) = reader.json(&files.encoder.config)?;
     let (tokenizer_path, tokenizer_json) = reader.bytes(&files.tokenizer)?;
     let (weights_path, vb) = reader.weights(&files.encoder.weights, device)?;
-    SentenceEncoder::new(&config_path, &config, &tokenizer_path, &tokenizer_json, &weights_path, vb)
+    BertTextEncoder::new(&config_path, &config, &tokenizer_path, &tokenizer_json, &weights_path, vb)
 }
 
 impl Generator for DiffusionModel {

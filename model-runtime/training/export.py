@@ -56,7 +56,7 @@ def write_model_card(model_dir: Path, run_dir: Path, state: dict, n_params: int,
     card = f"""# genmint-emoji-32
 
 genmint's default text-to-image model: a small pixel-space diffusion UNet (32x32 RGB) conditioned on
-all-MiniLM-L6-v2 sentence embeddings, trained on emoji. It runs on candle's Stable Diffusion UNet code
+all-MiniLM-L6-v2 token embeddings, trained on emoji. It runs on candle's Stable Diffusion UNet code
 path (`kind` = `{MODEL_KIND}`), with DDIM sampling and classifier-free guidance.
 
 ## Data
@@ -76,8 +76,8 @@ path (`kind` = `{MODEL_KIND}`), with DDIM sampling and classifier-free guidance.
   block_out_channels {blocks}, down blocks {downs}, layers_per_block {UNET_CONFIG['layers_per_block']},
   attention_head_dim {UNET_CONFIG['attention_head_dim']}, cross_attention_dim {UNET_CONFIG['cross_attention_dim']};
   no attention at 32x32.
-- Conditioning: all-MiniLM-L6-v2 last hidden state, mean-pooled over real tokens and L2-normalised, as
-  `encoder_hidden_states` [batch, 1, 384]; prompts truncated at 128 tokens; unconditional context = zeros.
+- Conditioning: all-MiniLM-L6-v2 last hidden state over the prompt's tokens ([CLS] … [SEP], truncated at 128,
+  not padded) as `encoder_hidden_states` [1, tokens, 384]; unconditional context = zeros of the same shape.
 - Scheduler: DDIM, `{SCHEDULER_CONFIG['beta_schedule']}` betas, {SCHEDULER_CONFIG['num_train_timesteps']} train steps,
   `{SCHEDULER_CONFIG['prediction_type']}`, `trailing` spacing, `set_alpha_to_one` true (the last step lands on the clean
   image), no clipping. Suggested: 20 steps, guidance 3.

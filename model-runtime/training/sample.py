@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from embed import SentenceEncoder
+from embed import TokenEncoder
 from export import load_ema
 from model_spec import RUN_DIR, SCHEDULER_CONFIG
 
@@ -16,7 +16,8 @@ DEFAULT_PROMPTS = ["grinning face", "red heart", "an emoji of a dog", "pizza", "
 
 
 @torch.no_grad()
-def ddim_sample(model, context: torch.Tensor, steps: int, guidance: float, generator: torch.Generator) -> torch.Tensor:
+def ddim_sample(model, context: torch.Tensor, mask: torch.Tensor, steps: int, guidance: float,
+                generator: torch.Generator) -> torch.Tensor:
     """DDIM (eta 0) with trailing spacing and v-prediction, matching scheduler/scheduler_config.json."""
     from diffusers import DDIMScheduler
 
@@ -25,7 +26,8 @@ def ddim_sample(model, context: torch.Tensor, steps: int, guidance: float, gener
     x = torch.randn((context.shape[0], 3, 32, 32), generator=generator)
     uncond = torch.zeros_like(context)
     for t in scheduler.timesteps:
-        out = model(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([uncond, context])).sample
+        out = model(torch.cat([x, x]), t, encoder_hidden_states=torch.cat([uncond, context]),
+                    encoder_attention_mask=torch.cat([mask, mask])).sample
         out_uncond, out_cond = out.chunk(2)
         x = scheduler.step(out_uncond + guidance * (out_cond - out_uncond), t, x).prev_sample
     return x
@@ -43,11 +45,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     model, state = load_ema(args.run_dir)
-    embeddings = torch.from_numpy(SentenceEncoder().encode(args.prompts))
+    context, mask = TokenEncoder().context(args.prompts)
     rows = []
     for seed in range(args.seeds):
-        context = embeddings[:, None, :]
-        images = ddim_sample(model, context, args.steps, args.guidance, torch.Generator().manual_seed(seed))
+        images = ddim_sample(model, context, mask, args.steps, args.guidance, torch.Generator().manual_seed(seed))
         pixels = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
         rows.append(np.concatenate(list(pixels), axis=1))
     grid = np.concatenate(rows, axis=0)

@@ -36,13 +36,15 @@ def parse_args() -> argparse.Namespace:
 
 
 class TrainingData:
-    """Training images in [-1, 1] and, per image, the embeddings of its concept's captions."""
+    """Training images in [-1, 1] and, per image, the token embeddings of its concept's captions."""
 
     def __init__(self, run_dir: Path, device: str):
         data = np.load(run_dir / "dataset.npz")
-        embeddings = np.load(run_dir / "embeddings.npz")["captions"]
+        embeddings = np.load(run_dir / "embeddings.npz")
         self.images = torch.from_numpy(data["images"]).permute(0, 3, 1, 2).float().div(127.5).sub(1.0).to(device)
-        self.embeddings = torch.from_numpy(embeddings).to(device)
+        # Kept as f16 (the whole set is ~400 MB); a batch is widened to f32.
+        self.tokens = torch.from_numpy(embeddings["caption_tokens"]).to(device)
+        self.lengths = torch.from_numpy(embeddings["caption_lengths"]).long().to(device)
         caption_concepts = data["caption_concepts"]
         order = np.argsort(caption_concepts, kind="stable")
         starts = np.searchsorted(caption_concepts[order], data["image_concepts"], side="left")
@@ -56,11 +58,15 @@ class TrainingData:
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    def batch(self, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(images, context [size, tokens, 384] cut to the batch's longest caption, attention mask)."""
         index = torch.randint(0, len(self), (size,), generator=generator).to(self.device)
         pick = (torch.rand(size, generator=generator).to(self.device) * self.caption_count[index]).long()
         caption = self.caption_order[self.caption_start[index] + pick]
-        return self.images[index], self.embeddings[caption]
+        lengths = self.lengths[caption]
+        longest = int(lengths.max())
+        mask = (torch.arange(longest, device=self.device)[None, :] < lengths[:, None]).long()
+        return self.images[index], self.tokens[caption, :longest].float(), mask
 
 
 def lr_factor(step: int, warmup: int) -> float:
@@ -121,9 +127,11 @@ def main() -> None:
     last_checkpoint = time.monotonic()
     window_loss, window_n, window_start = 0.0, 0, time.monotonic()
     while step < args.steps and not stop["requested"]:
-        x0, context = data.batch(args.batch_size, generator)
+        x0, context, mask = data.batch(args.batch_size, generator)
         keep = (torch.rand(args.batch_size, generator=generator) >= args.cond_dropout).to(args.device)
-        context = (context * keep[:, None].to(context.dtype)).unsqueeze(1)
+        # Dropped captions become all-zero tokens: attention over zeros gives the same output at
+        # any length, which is the all-zero unconditional context candle uses at sampling time.
+        context = context * keep[:, None, None].to(context.dtype)
         noise = torch.randn(x0.shape, generator=generator).to(args.device)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (args.batch_size,), generator=generator).to(args.device)
         a = alphas_cumprod[t].sqrt()[:, None, None, None]
@@ -132,7 +140,7 @@ def main() -> None:
         target = a * noise - s * x0  # v-prediction
         for group in optimizer.param_groups:
             group["lr"] = args.lr * lr_factor(step, args.warmup_steps)
-        prediction = model(noisy, t, encoder_hidden_states=context).sample
+        prediction = model(noisy, t, encoder_hidden_states=context, encoder_attention_mask=mask).sample
         loss = torch.nn.functional.mse_loss(prediction, target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
