@@ -24,6 +24,7 @@ pub struct Config {
     pub ipfs: IpfsConfig,
     pub model: ModelConfig,
     pub limits: LimitsConfig,
+    pub p2p: P2pConfig,
 }
 
 /// The HTTP API and web page.
@@ -99,11 +100,52 @@ pub struct LimitsConfig {
     pub max_queued_jobs: usize,
     /// Largest request body the API reads.
     pub max_body_bytes: usize,
+    /// The smallest signed `fee` (decimal wei) this node runs a job for; also its advertised price.
+    pub min_fee_wei: String,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { max_prompt_bytes: 1000, max_queued_jobs: 64, max_body_bytes: 64 * 1024 }
+        Self {
+            max_prompt_bytes: 1000,
+            max_queued_jobs: 64,
+            max_body_bytes: 64 * 1024,
+            min_fee_wei: "0".into(),
+        }
+    }
+}
+
+/// The peer-to-peer network. Nodes that use the same chain and contract form one network: they
+/// find each other through `bootstrap` peers (or mDNS on a LAN), gossip signed adverts of what they
+/// serve, and forward jobs for models they lack to a peer that has them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct P2pConfig {
+    /// Join the network at all. Without it the node only runs jobs for the model it serves.
+    pub enabled: bool,
+    /// libp2p listen addresses (TCP and QUIC). Port 0 picks a free port.
+    pub listen: Vec<String>,
+    /// Peers to dial at start, as multiaddrs ending in `/p2p/<peer id>` (`genmint peers` prints
+    /// this node's own).
+    pub bootstrap: Vec<String>,
+    /// Find peers on the local network with mDNS.
+    pub mdns: bool,
+    /// How often the node re-announces its advert (it also announces on every change).
+    pub advert_interval_secs: u64,
+    /// Seconds a peer's job-protocol answer may take before the next peer is tried.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: vec!["/ip4/0.0.0.0/tcp/4001".into(), "/ip4/0.0.0.0/udp/4001/quic-v1".into()],
+            bootstrap: Vec::new(),
+            mdns: false,
+            advert_interval_secs: 10,
+            request_timeout_secs: 10,
+        }
     }
 }
 

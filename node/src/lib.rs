@@ -4,8 +4,9 @@
 //! [`provenance::eip712`] request → `jobs` admits it, stores it durably and feeds the inference
 //! worker (`genmint-model-runtime`) → the image and its metadata are pinned through `ipfs` (CIDs
 //! recomputed locally) → the node attests and `chain` mints the token → anyone can check the result
-//! with `verify`. `server` assembles a running node from `config`; `cli` is the `genmint` command
-//! line; `devnet` starts local anvil and Kubo for `genmint dev` and tests.
+//! with `verify`. A job for a model the node lacks goes to a peer through `network` (adverts,
+//! routing, forwarded jobs over `genmint-p2p`). `server` assembles a running node from `config`;
+//! `cli` is the `genmint` command line; `devnet` starts local anvil and Kubo for `genmint dev` and tests.
 
 pub mod api;
 pub mod chain;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod devnet;
 pub mod ipfs;
 pub mod jobs;
+pub mod network;
 pub mod provenance;
 pub mod server;
 pub mod verify;

@@ -1,5 +1,5 @@
 //! Assembles a running node from its data dir: operator key, chain, Kubo, model, job store,
-//! pipeline and HTTP API, with graceful shutdown.
+//! pipeline, peer-to-peer network and HTTP API, with graceful shutdown.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,7 @@ use crate::ipfs::KuboClient;
 use crate::jobs::JobStore;
 use crate::jobs::inference::Inference;
 use crate::jobs::pipeline::{Pipeline, PipelineParts};
+use crate::network::Network;
 
 /// How long open HTTP responses (event streams included) may take to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -27,6 +28,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct RunningNode {
     pub addr: SocketAddr,
     pub pipeline: Arc<Pipeline>,
+    /// The node's membership of the peer-to-peer network (`p2p.enabled`).
+    pub network: Option<Arc<Network>>,
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -41,6 +44,9 @@ impl RunningNode {
     /// store and resume at the next start.
     pub async fn shutdown(self) -> Result<()> {
         let _ = self.stop.send(true);
+        if let Some(network) = &self.network {
+            network.shutdown().await;
+        }
         let mut server = self.server;
         match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
             Ok(result) => result.context("HTTP server task")?.context("HTTP server"),
@@ -94,6 +100,9 @@ pub async fn start(data_dir: &Path, config: &Config) -> Result<RunningNode> {
         .await?
         .with_receipt_timeout(Duration::from_secs(config.chain.receipt_timeout_secs));
     let chain_id = chain.chain_id();
+    let min_fee = config.limits.min_fee_wei.parse().with_context(|| {
+        format!("limits.min_fee_wei = {:?} is not a decimal wei amount", config.limits.min_fee_wei)
+    })?;
     if !chain.is_node(operator.address()).await? {
         tracing::warn!(operator = %operator.address(), "this operator is not registered on the contract; mints will be refused");
     }
@@ -114,14 +123,24 @@ pub async fn start(data_dir: &Path, config: &Config) -> Result<RunningNode> {
         store,
         inference,
         ipfs,
-        chain,
-        operator,
+        chain: chain.clone(),
+        operator: operator.clone(),
         chain_id,
         contract,
         images_dir,
         max_prompt_bytes: config.limits.max_prompt_bytes,
         max_queued_jobs: config.limits.max_queued_jobs,
+        min_fee,
     });
+    let network = if config.p2p.enabled {
+        let (network, events) = Network::start(data_dir, &config.p2p, &operator, chain).await?;
+        pipeline.attach_network(network.clone());
+        network.serve(pipeline.clone(), events);
+        info!(peer = %network.peer_id(), addrs = ?network.bootstrap_addrs().await?, "joined the network");
+        Some(network)
+    } else {
+        None
+    };
     let resumed = pipeline.resume_all()?;
     if resumed > 0 {
         info!(resumed, "resumed unfinished jobs");
@@ -141,5 +160,5 @@ pub async fn start(data_dir: &Path, config: &Config) -> Result<RunningNode> {
             .await
     });
     info!(%addr, chain_id, %contract, "node listening");
-    Ok(RunningNode { addr, pipeline, stop, server })
+    Ok(RunningNode { addr, pipeline, network, stop, server })
 }

@@ -1,7 +1,45 @@
-//! The genmint peer-to-peer network.
+//! The genmint peer-to-peer network: how nodes find each other, tell each other what they offer,
+//! and hand each other jobs. It depends on no other genmint crate; the node converts its own types
+//! into these at the edge.
 //!
-//! For now this crate holds the versioned wire types that nodes exchange (`wire`); the libp2p
-//! behaviour, the swarm actor with its cloneable handle, adverts and job forwarding build on them.
-//! It depends on no other genmint crate: the node converts its own types into these at the edge.
+//! ```text
+//!            NetworkHandle (Clone) ── bounded commands, oneshot replies ──┐
+//!                                                                         ▼
+//!  node ◄── bounded NetworkEvents ── swarm task (owns the libp2p Swarm, never waits on the node)
+//!                                     │ TCP + QUIC(v1), noise, yamux
+//!                                     ├ identify "/genmint/id/1", ping (peer info, round trips)
+//!                                     ├ Kademlia "/genmint/kad/1": peer discovery, model providers
+//!                                     ├ mDNS (optional): peers on the LAN
+//!                                     ├ gossipsub "genmint/adverts/1/{network id}": signed adverts
+//!                                     └ request-response "/genmint/job/1": Submit/Status/Cancel/Update
+//! ```
+//!
+//! - [`wire`]: the job protocol's messages, in a versioned envelope, at most
+//!   [`wire::MAX_MESSAGE_BYTES`]; on a stream each is framed by a length prefix that is checked
+//!   before the body is read.
+//! - [`advert`]: what a node offers, bound to its operator by a signature the node's
+//!   [`advert::AdvertVerifier`] checks. A node republishes its advert every `advert_interval`
+//!   (the same sequence says "still here", a higher one is a change) and announces its models as
+//!   Kademlia provider records. Receivers validate every advert before gossip forwards it (a
+//!   rejected one goes no further than the first node), keep the newest per peer, and drop it
+//!   when it is not repeated within `advert_ttl`.
+//! - `network`: [`spawn`] starts the swarm task and returns a [`NetworkHandle`] and the event
+//!   receiver. Inbound job requests arrive as [`NetworkEvent::InboundJob`] with a [`Responder`];
+//!   [`NetworkHandle::request`] gives up after `request_timeout`, while the answering side keeps
+//!   the stream open longer, so that a slow answer reads as a timeout, not as a broken stream.
+//!
+//! Everything is bounded: command and event queues, pending requests, answers, dials and
+//! lookups, message and advert sizes, connections. When the node falls behind, inbound jobs are
+//! answered `busy` rather than queued without end.
 
+pub mod advert;
+mod behaviour;
+mod codec;
+mod network;
 pub mod wire;
+
+pub use libp2p::identity::Keypair;
+pub use libp2p::{Multiaddr, PeerId};
+pub use network::{
+    InboundJob, NetworkConfig, NetworkError, NetworkEvent, NetworkHandle, PeerInfo, Responder, spawn,
+};

@@ -31,7 +31,7 @@ pub async fn submit(
         };
         ApiError::new(status, "bad_request", e.body_text())
     })?;
-    let (job, created) = pipeline.submit(&signed)?;
+    let (job, created) = pipeline.submit(&signed).await?;
     Ok((if created { StatusCode::ACCEPTED } else { StatusCode::OK }, Json(job)))
 }
 
@@ -48,7 +48,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<JobRecord>, ApiError> {
     let id = normalize(&id)?;
-    Ok(Json(pipeline.cancel(&id)?))
+    Ok(Json(pipeline.cancel(&id).await?))
 }
 
 pub async fn events(

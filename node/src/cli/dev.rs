@@ -1,23 +1,34 @@
 //! `genmint dev`: one command for a whole local stack — anvil, Kubo, the GenmintNFT contract
-//! (deployed and registries filled), and a node serving the built-in default model
-//! (`genmint-emoji-32`, 32×32 emoji-style pictures) — then prints the URL and the next command. Ctrl-C stops everything. State lives in `<data dir>/dev` and starts fresh
-//! each run, because the chain does.
+//! (deployed and registries filled), and one or more nodes — then prints the URLs and the next
+//! command. Ctrl-C stops everything. State lives in `<data dir>/dev` and starts fresh each run,
+//! because the chain does.
+//!
+//! With `--nodes N` the nodes share anvil and Kubo but each has its own data dir, HTTP and p2p
+//! ports and operator key, and they serve different models (odd nodes the built-in
+//! `genmint-emoji-32`, even nodes the test-size model), so a request sent to one node for the other
+//! model is visibly forwarded. Nodes 2..N bootstrap from node 1.
 
 use std::net::SocketAddr;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use alloy::primitives::keccak256;
+use alloy::signers::local::PrivateKeySigner;
+use anyhow::{Context, Result, bail};
 use clap::Args;
-use genmint_model_runtime::DEFAULT_MODEL_NAME;
+use genmint_model_runtime::{DEFAULT_MODEL_NAME, ModelHash, TEST_MODEL_NAME, model_hash, write_test_model};
 
 use crate::chain::ChainClient;
 use crate::config::{Config, OPERATOR_KEY_FILE};
 use crate::devnet::anvil::{Anvil, DevAccount};
 use crate::devnet::kubo::KuboDaemon;
+use crate::server::RunningNode;
+
+/// The most nodes `genmint dev` starts.
+const MAX_NODES: usize = 8;
 
 #[derive(Debug, Args)]
 pub struct DevArgs {
-    /// Port of the node's HTTP API and web page.
+    /// Port of the first node's HTTP API and web page (node i uses port + i - 1).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
     /// Port of anvil's JSON-RPC endpoint.
@@ -26,67 +37,130 @@ pub struct DevArgs {
     /// Port of Kubo's RPC API.
     #[arg(long, default_value_t = 5001)]
     pub ipfs_port: u16,
+    /// How many nodes to start (1 to 8).
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// The first node's libp2p port, TCP and QUIC (node i uses p2p-port + i - 1).
+    #[arg(long, default_value_t = 4001)]
+    pub p2p_port: u16,
 }
 
-/// The author the default model is registered under.
+/// The author the built-in models are registered under.
 const DEFAULT_MODEL_AUTHOR: &str = "genmint";
 
-pub async fn run(data_dir: &Path, args: DevArgs) -> Result<()> {
-    let root = data_dir.join("dev");
-    let node_dir = root.join("node");
-    if node_dir.exists() {
-        std::fs::remove_dir_all(&node_dir)
-            .with_context(|| format!("clearing the previous dev node {node_dir:?}"))?;
+/// The operator key of dev node `index` (1-based): anvil's operator account for the first node,
+/// fixed derived keys (funded through anvil) for the others.
+fn operator_key(index: usize) -> Result<PrivateKeySigner> {
+    if index == 1 {
+        return Ok(DevAccount::NodeOperator.key());
     }
-    std::fs::create_dir_all(&node_dir).with_context(|| format!("creating {node_dir:?}"))?;
+    let seed = keccak256(format!("genmint dev operator {index}"));
+    PrivateKeySigner::from_bytes(&seed).context("deriving a dev operator key")
+}
+
+/// Installs the model dev node `index` serves and returns its name and hash.
+fn install_model(index: usize, dir: &Path) -> Result<(&'static str, ModelHash)> {
+    if index % 2 == 1 {
+        Ok((DEFAULT_MODEL_NAME, super::models::install_default(dir)?))
+    } else {
+        write_test_model(dir)?;
+        Ok((TEST_MODEL_NAME, model_hash(dir)?))
+    }
+}
+
+pub async fn run(data_dir: &Path, args: DevArgs) -> Result<()> {
+    if !(1..=MAX_NODES).contains(&args.nodes) {
+        bail!("--nodes {}: start between 1 and {MAX_NODES} nodes", args.nodes);
+    }
+    let root = data_dir.join("dev");
+    for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with("node") {
+            std::fs::remove_dir_all(entry.path())
+                .with_context(|| format!("clearing the previous dev node {:?}", entry.path()))?;
+        }
+    }
 
     eprintln!("starting anvil on 127.0.0.1:{}", args.anvil_port);
     let anvil = Anvil::start_on(args.anvil_port).await?;
     eprintln!("starting Kubo on 127.0.0.1:{}", args.ipfs_port);
     let kubo = KuboDaemon::start_on(&root.join("kubo"), args.ipfs_port).await?;
 
-    let model_dir = node_dir.join("models/default");
-    eprintln!("installing the default model {DEFAULT_MODEL_NAME} in {}", model_dir.display());
-    let hash = super::models::install_default(&model_dir)?;
-
     let owner = DevAccount::Owner.key();
-    let operator = DevAccount::NodeOperator.key();
     eprintln!("deploying GenmintNFT");
     let contract = ChainClient::deploy(anvil.rpc_url(), owner.clone()).await?;
     let admin = ChainClient::connect(anvil.rpc_url(), owner, contract).await?;
-    admin.register_model(hash.0.into(), DEFAULT_MODEL_NAME, DEFAULT_MODEL_AUTHOR).await?;
-    admin.register_node(operator.address()).await?;
 
-    super::init::write_secret(
-        &node_dir.join(OPERATOR_KEY_FILE),
-        &format!("0x{}\n", hex::encode(operator.to_bytes())),
-    )?;
-    let mut config = Config::default();
-    config.http.listen = SocketAddr::from(([127, 0, 0, 1], args.port));
-    config.chain.rpc_url = anvil.rpc_url().to_owned();
-    config.chain.contract = Some(contract.to_checksum(None));
-    config.ipfs.api_url = kubo.api_url().to_owned();
-    config.save(&node_dir)?;
-    let node = crate::server::start(&node_dir, &config).await?;
+    let mut nodes: Vec<(RunningNode, &'static str, ModelHash)> = Vec::new();
+    let mut bootstrap: Vec<String> = Vec::new();
+    let mut registered_models = Vec::new();
+    for index in 1..=args.nodes {
+        let node_dir = root.join(format!("node-{index}"));
+        std::fs::create_dir_all(&node_dir).with_context(|| format!("creating {node_dir:?}"))?;
+        let (model_name, hash) = install_model(index, &node_dir.join("models/default"))?;
+        if !registered_models.contains(&hash) {
+            admin.register_model(hash.0.into(), model_name, DEFAULT_MODEL_AUTHOR).await?;
+            registered_models.push(hash);
+        }
+        let operator = operator_key(index)?;
+        if index > 1 {
+            anvil.fund(operator.address()).await?;
+        }
+        admin.register_node(operator.address()).await?;
+        super::init::write_secret(
+            &node_dir.join(OPERATOR_KEY_FILE),
+            &format!("0x{}\n", hex::encode(operator.to_bytes())),
+        )?;
+
+        let offset = u16::try_from(index - 1).unwrap_or_default();
+        let p2p_port = args.p2p_port + offset;
+        let mut config = Config::default();
+        config.http.listen = SocketAddr::from(([127, 0, 0, 1], args.port + offset));
+        config.chain.rpc_url = anvil.rpc_url().to_owned();
+        config.chain.contract = Some(contract.to_checksum(None));
+        config.ipfs.api_url = kubo.api_url().to_owned();
+        config.p2p.listen =
+            vec![format!("/ip4/127.0.0.1/tcp/{p2p_port}"), format!("/ip4/127.0.0.1/udp/{p2p_port}/quic-v1")];
+        config.p2p.bootstrap = bootstrap.clone();
+        config.save(&node_dir)?;
+        eprintln!("starting node {index} ({model_name}) in {}", node_dir.display());
+        let node = crate::server::start(&node_dir, &config).await?;
+        if index == 1
+            && let Some(network) = &node.network
+        {
+            bootstrap = network.bootstrap_addrs().await?.into_iter().take(1).collect();
+        }
+        nodes.push((node, model_name, hash));
+    }
 
     println!();
     println!("genmint dev is up");
-    println!("  node      {}", node.url());
-    println!("  model     {DEFAULT_MODEL_NAME} {hash}");
+    for (index, (node, model_name, hash)) in nodes.iter().enumerate() {
+        let peer = node.network.as_ref().map(|n| n.peer_id().to_string()).unwrap_or_default();
+        println!("  node {}    {}  serves {model_name} {hash}", index + 1, node.url());
+        println!("            peer {peer}, operator {}", node.pipeline.operator());
+    }
     println!(
-        "            (the built-in emoji model: 32x32 pictures from a short prompt, e.g. \"a red apple\")"
+        "            (genmint-emoji-32 draws 32x32 emoji-style pictures from a short prompt, e.g. \"a red apple\")"
     );
     println!("  chain     {} (chain id {}), contract {contract}", anvil.rpc_url(), anvil.chain_id());
     println!("  ipfs      {}", kubo.api_url());
-    println!("  data      {}", node_dir.display());
+    println!("  data      {}", root.display());
     println!();
     println!("next, in another terminal:");
     println!("  genmint generate \"grinning face with smiling eyes\" --wait");
+    if nodes.len() > 1 {
+        println!(
+            "  genmint generate \"a red apple\" --model {TEST_MODEL_NAME} --wait   (node 1 forwards it to node 2)"
+        );
+        println!("  genmint peers");
+    }
     println!();
-    println!("Ctrl-C stops the node, Kubo and anvil.");
+    println!("Ctrl-C stops the nodes, Kubo and anvil.");
     tokio::signal::ctrl_c().await?;
     eprintln!("stopping");
-    node.shutdown().await?;
+    for (node, _, _) in nodes {
+        node.shutdown().await?;
+    }
     kubo.stop().await?;
     anvil.stop().await?;
     Ok(())

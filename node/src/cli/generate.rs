@@ -51,6 +51,40 @@ pub struct GenerateArgs {
     /// Follow the job until it is minted (or fails) and print the token.
     #[arg(long)]
     pub wait: bool,
+    /// The model, by name or hash, among those the node lists (its own or its peers'); default:
+    /// the node's own model.
+    #[arg(long)]
+    pub model: Option<String>,
+}
+
+/// Picks the model from the node's `GET /v1/models` list: by name or hash, else the first
+/// (the node's own).
+fn choose_model<'a>(models: &'a Value, wanted: Option<&str>) -> Result<&'a Value> {
+    let list = models["models"].as_array().context("the node's model list is unreadable")?;
+    let found = match wanted {
+        None => list.first(),
+        Some(wanted) => list.iter().find(|m| {
+            m["name"].as_str() == Some(wanted)
+                || m["hash"].as_str().is_some_and(|h| h.eq_ignore_ascii_case(wanted))
+        }),
+    };
+    found.with_context(|| {
+        let names: Vec<String> = list
+            .iter()
+            .map(|m| format!("{} {}", m["name"].as_str().unwrap_or("?"), m["hash"].as_str().unwrap_or("?")))
+            .collect();
+        format!(
+            "the node and its peers serve no model {:?}; they serve: {}",
+            wanted.unwrap_or(""),
+            names.join(", ")
+        )
+    })
+}
+
+/// A model's default setting, falling back to its maximum for models only known from adverts.
+fn setting<T: std::str::FromStr>(limits: &Value, name: &str) -> Result<T> {
+    let value = &limits[format!("default_{name}")];
+    if value.is_null() { field(&limits[format!("max_{name}")], name) } else { field(value, name) }
 }
 
 fn creator_key(data_dir: &Path, key_file: Option<&Path>) -> Result<PrivateKeySigner> {
@@ -97,18 +131,21 @@ pub async fn run(data_dir: &Path, args: GenerateArgs) -> Result<()> {
     let chain_id: u64 = field(&eip712["domain"]["chainId"], "chain id")?;
     let contract: Address = field(&eip712["domain"]["verifyingContract"], "contract")?;
     let models = get_json(&client, &format!("{node}/v1/models")).await?;
-    let model = &models["models"][0];
+    let model = choose_model(&models, args.model.as_deref())?;
     let limits = &model["limits"];
-    let guidance = args.guidance.unwrap_or(field(&limits["default_guidance"], "default guidance")?);
+    let guidance = match args.guidance {
+        Some(guidance) => guidance,
+        None => setting(limits, "guidance").unwrap_or(1.0),
+    };
     let request = GenerationRequest {
         creator: creator.address(),
         modelHash: field::<B256>(&model["hash"], "model hash")?,
         prompt: args.prompt.clone(),
         negativePrompt: args.negative.clone(),
         seed: args.seed.unwrap_or_else(rand_seed),
-        width: args.width.map_or_else(|| field(&limits["default_width"], "default width"), Ok)?,
-        height: args.height.map_or_else(|| field(&limits["default_height"], "default height"), Ok)?,
-        steps: args.steps.map_or_else(|| field(&limits["default_steps"], "default steps"), Ok)?,
+        width: args.width.map_or_else(|| setting(limits, "width"), Ok)?,
+        height: args.height.map_or_else(|| setting(limits, "height"), Ok)?,
+        steps: args.steps.map_or_else(|| setting(limits, "steps"), Ok)?,
         guidance: (guidance * 100.0).round() as u32,
         scheduler: "ddim".into(),
         fee: U256::ZERO,

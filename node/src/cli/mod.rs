@@ -2,12 +2,13 @@
 //!
 //! `init` prepares a data dir, `node` runs a node from it, `dev` brings up a whole local stack,
 //! `generate` signs and submits a request, `verify` checks a token end to end, `models`
-//! lists, hashes and evaluates models.
+//! lists, hashes and evaluates models, `peers` shows the node's place in the network.
 
 mod dev;
 mod generate;
 mod init;
 mod models;
+mod peers;
 mod verify;
 
 use std::path::PathBuf;
@@ -48,6 +49,8 @@ pub enum Command {
     /// List, hash and evaluate models.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Show the node's peer id, bootstrap addresses and connected peers.
+    Peers(peers::PeersArgs),
 }
 
 impl Cli {
@@ -74,6 +77,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Generate(args) => generate::run(&cli.data_dir, args).await.map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => verify::run(args).await,
         Command::Models(command) => models::run(&cli.data_dir, command).map(|()| ExitCode::SUCCESS),
+        Command::Peers(args) => peers::run(args).await.map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -7,7 +7,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use alloy::primitives::{B256, b256};
+use alloy::primitives::{Address, B256, U256, b256};
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
@@ -133,6 +133,23 @@ impl Anvil {
     /// The private key of one of the development accounts anvil funds.
     pub fn dev_key(&self, account: DevAccount) -> PrivateKeySigner {
         account.key()
+    }
+
+    /// Gives `address` 1000 ETH with anvil's `anvil_setBalance` (for development keys beyond
+    /// anvil's own accounts).
+    pub async fn fund(&self, address: Address) -> Result<(), AnvilError> {
+        let failed = |detail: String| AnvilError::NotReady {
+            rpc_url: self.rpc_url.clone(),
+            timeout: START_TIMEOUT,
+            detail,
+        };
+        let url = self.rpc_url.parse().map_err(|e| failed(format!("bad URL: {e}")))?;
+        let provider = ProviderBuilder::new().connect_http(url);
+        let balance = U256::from(1000u64) * U256::from(10u64).pow(U256::from(18u64));
+        provider
+            .raw_request::<_, ()>("anvil_setBalance".into(), (address, balance))
+            .await
+            .map_err(|e| failed(format!("anvil_setBalance: {e}")))
     }
 
     /// Kills anvil and waits for it to exit.

@@ -1,7 +1,7 @@
 //! Admission: everything checked before a request is stored, each failure with its own code and a
 //! message that tells the creator what to change.
 
-use alloy::primitives::B256;
+use alloy::primitives::{B256, U256};
 use alloy::sol_types::Eip712Domain;
 use genmint_model_runtime::{GenerationParams, ModelDescriptor, RuntimeError, SchedulerKind};
 
@@ -27,6 +27,8 @@ pub struct AdmissionContext<'a> {
     pub domain: &'a Eip712Domain,
     pub model: &'a ModelDescriptor,
     pub max_prompt_bytes: usize,
+    /// The smallest signed fee this node runs a job for.
+    pub min_fee: U256,
     pub now_unix: u64,
 }
 
@@ -38,7 +40,7 @@ pub struct Admitted {
     pub params: GenerationParams,
 }
 
-/// Checks a signed request against the node's model, limits and clock.
+/// Checks a signed request against the node's model, price, limits and clock: may it run here?
 pub fn admit(signed: &SignedRequest, ctx: &AdmissionContext<'_>) -> Result<Admitted, Rejection> {
     let request = &signed.request;
     check_text(request, ctx.max_prompt_bytes)?;
@@ -51,18 +53,42 @@ pub fn admit(signed: &SignedRequest, ctx: &AdmissionContext<'_>) -> Result<Admit
             ),
         ));
     }
+    if request.fee < ctx.min_fee {
+        return Err(reject(
+            "fee_too_low",
+            format!("the signed fee is {} wei; this node asks at least {} wei", request.fee, ctx.min_fee),
+        ));
+    }
     let params = generation_params(request, ctx.model)?;
-    if request.deadline < ctx.now_unix + MIN_DEADLINE_MARGIN_SECS {
+    let digest = check_signed(signed, ctx.domain, ctx.now_unix)?;
+    Ok(Admitted { digest, params })
+}
+
+/// The checks that do not depend on the model: prompt text, deadline and the creator's signature.
+/// A request that passes may be forwarded to a peer, which admits it fully. Returns the digest.
+pub fn admit_for_forwarding(
+    signed: &SignedRequest,
+    domain: &Eip712Domain,
+    max_prompt_bytes: usize,
+    now_unix: u64,
+) -> Result<B256, Rejection> {
+    check_text(&signed.request, max_prompt_bytes)?;
+    check_signed(signed, domain, now_unix)
+}
+
+fn check_signed(signed: &SignedRequest, domain: &Eip712Domain, now_unix: u64) -> Result<B256, Rejection> {
+    let request = &signed.request;
+    if request.deadline < now_unix + MIN_DEADLINE_MARGIN_SECS {
         return Err(reject(
             "expired",
             format!(
-                "deadline {} is past or less than {MIN_DEADLINE_MARGIN_SECS} s away (now {}); sign a request with a later deadline",
-                request.deadline, ctx.now_unix
+                "deadline {} is past or less than {MIN_DEADLINE_MARGIN_SECS} s away (now {now_unix}); sign a request with a later deadline",
+                request.deadline
             ),
         ));
     }
-    let digest = request_digest(request, ctx.domain);
-    let signer = recover_request_signer(request, &signed.signature, ctx.domain)
+    let digest = request_digest(request, domain);
+    let signer = recover_request_signer(request, &signed.signature, domain)
         .map_err(|e| reject("bad_signature", format!("the signature cannot be read: {e}")))?;
     if signer != request.creator {
         return Err(reject(
@@ -73,7 +99,7 @@ pub fn admit(signed: &SignedRequest, ctx: &AdmissionContext<'_>) -> Result<Admit
             ),
         ));
     }
-    Ok(Admitted { digest, params })
+    Ok(digest)
 }
 
 fn check_text(request: &GenerationRequest, max: usize) -> Result<(), Rejection> {

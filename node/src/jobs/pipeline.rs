@@ -5,6 +5,10 @@
 //!   ─► Pinned (image + metadata on Kubo, CIDs checked locally, attestation signed)
 //!   ─► Minting (tx hash stored before waiting) ─► Minted
 //! ```
+//! A job for a model this node does not serve (or that finds its queue full) is forwarded instead:
+//! `remote` places it on the best peer and mirrors the peer's progress into the store, so the
+//! creator's status and event stream stay here.
+//!
 //! Every step re-reads the job from the store and writes its result there before the next one, so a
 //! node killed at any point resumes where it stopped. Minting is exactly-once: the token id is the
 //! request digest, the contract refuses a second mint, and before (re)sending the pipeline asks the
@@ -13,7 +17,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alloy::primitives::{Address, B256, U256};
@@ -25,10 +29,13 @@ use tracing::{info, warn};
 use super::admission::{self, AdmissionContext, Admitted, Rejection};
 use super::events::{Events, JobEvent};
 use super::inference::{Inference, InferenceError};
+use super::remote::RemoteJobs;
 use super::state::JobState;
-use super::store::{Inserted, JobRecord, JobStore, Outputs, StoreError};
+use super::store::{Inserted, JobRecord, JobRoute, JobStore, Outputs, StoreError};
 use crate::chain::{ChainClient, ChainError};
 use crate::ipfs::{ContentStore, IpfsError, KuboClient};
+use crate::network::Network;
+use crate::network::router::Need;
 use crate::provenance::eip712::{Attestation, SignedRequest, sign_attestation};
 use crate::provenance::metadata::{Envelope, MetadataInput, PROVENANCE_VERSION, Provenance, TokenMetadata};
 use crate::provenance::png;
@@ -48,6 +55,8 @@ pub struct PipelineParts {
     pub images_dir: PathBuf,
     pub max_prompt_bytes: usize,
     pub max_queued_jobs: usize,
+    /// The smallest signed fee this node runs a job for.
+    pub min_fee: U256,
 }
 
 /// The job pipeline; shared by the HTTP API and the job tasks.
@@ -56,6 +65,8 @@ pub struct Pipeline {
     domain: Eip712Domain,
     events: Events,
     cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    network: OnceLock<Arc<Network>>,
+    remote: RemoteJobs,
 }
 
 /// Why a submission was not taken.
@@ -70,7 +81,7 @@ pub enum SubmitError {
 }
 
 /// A step's failure: worth another try, or final for this job.
-enum StepError {
+pub(super) enum StepError {
     Retry(String),
     Fatal(String),
     /// The job was moved to a terminal state by someone else (cancelled): stop quietly.
@@ -115,7 +126,45 @@ fn hex32(bytes: impl AsRef<[u8]>) -> String {
 impl Pipeline {
     pub fn new(parts: PipelineParts) -> Arc<Self> {
         let domain = crate::provenance::eip712::domain(parts.chain_id, parts.contract);
-        Arc::new(Self { parts, domain, events: Events::default(), cancels: Mutex::default() })
+        Arc::new(Self {
+            parts,
+            domain,
+            events: Events::default(),
+            cancels: Mutex::default(),
+            network: OnceLock::new(),
+            remote: RemoteJobs::default(),
+        })
+    }
+
+    /// Joins the pipeline to the peer-to-peer network: from now on jobs it cannot run are
+    /// forwarded. Call once, before `resume_all`.
+    pub fn attach_network(&self, network: Arc<Network>) {
+        if self.network.set(network).is_err() {
+            warn!("the pipeline is already attached to a network");
+        }
+    }
+
+    pub fn network(&self) -> Option<&Arc<Network>> {
+        self.network.get()
+    }
+
+    pub(super) fn remote(&self) -> &RemoteJobs {
+        &self.remote
+    }
+
+    pub fn chain(&self) -> &ChainClient {
+        &self.parts.chain
+    }
+
+    /// The smallest fee this node runs a job for.
+    pub fn min_fee(&self) -> U256 {
+        self.parts.min_fee
+    }
+
+    /// Jobs that still need this node's generator, and how many more it takes now.
+    pub fn load(&self) -> Result<(usize, usize), StoreError> {
+        let queued = self.parts.store.queued()?;
+        Ok((queued, self.parts.max_queued_jobs.saturating_sub(queued)))
     }
 
     pub fn domain(&self) -> &Eip712Domain {
@@ -146,27 +195,91 @@ impl Pipeline {
         self.parts.operator.address()
     }
 
-    /// Admits a signed request and starts its job; a request already known returns its job.
-    pub fn submit(self: &Arc<Self>, signed: &SignedRequest) -> Result<(JobRecord, bool), SubmitError> {
-        let ctx = AdmissionContext {
+    fn admission_context(&self) -> AdmissionContext<'_> {
+        AdmissionContext {
             domain: &self.domain,
             model: self.parts.inference.descriptor(),
             max_prompt_bytes: self.parts.max_prompt_bytes,
+            min_fee: self.parts.min_fee,
             now_unix: now_unix(),
+        }
+    }
+
+    /// Admits a signed request from a creator and starts its job here, or forwards it to a peer
+    /// when this node does not serve the model or is full. A request already known returns its job.
+    pub async fn submit(self: &Arc<Self>, signed: &SignedRequest) -> Result<(JobRecord, bool), SubmitError> {
+        let serves_model = signed.request.modelHash.0 == self.parts.inference.descriptor().hash.0;
+        let local_rejection = match admission::admit(signed, &self.admission_context()) {
+            Ok(Admitted { digest, .. }) => {
+                if let Some(existing) = self.parts.store.get(&hex32(digest))? {
+                    return Ok((existing, false));
+                }
+                let (queued, free) = self.load()?;
+                if free > 0 {
+                    return self.insert(hex32(digest), signed, JobRoute::Local, None);
+                }
+                SubmitError::Busy(queued)
+            }
+            Err(rejection) if rejection.code == "unknown_model" || rejection.code == "fee_too_low" => {
+                SubmitError::Rejected(rejection)
+            }
+            Err(rejection) => return Err(rejection.into()),
         };
-        let Admitted { digest, .. } = admission::admit(signed, &ctx)?;
+        // Not here: a peer may run it. Check what does not depend on the model before asking.
+        let Some(network) = self.network() else { return Err(local_rejection) };
+        let digest =
+            admission::admit_for_forwarding(signed, &self.domain, self.parts.max_prompt_bytes, now_unix())?;
         let id = hex32(digest);
         if let Some(existing) = self.parts.store.get(&id)? {
             return Ok((existing, false));
         }
-        let queued = self.parts.store.queued()?;
-        if queued >= self.parts.max_queued_jobs {
+        if network.candidates(&need(signed), &[]).await.is_empty() {
+            return Err(match local_rejection {
+                SubmitError::Rejected(r) if r.code == "unknown_model" && !serves_model => Rejection {
+                    code: "unknown_model",
+                    message: format!(
+                        "no node on the network serves model {} with these settings and fee (this node serves {}); \
+                         GET /v1/models lists the network's models",
+                        signed.request.modelHash,
+                        self.parts.inference.descriptor().hash
+                    ),
+                }
+                .into(),
+                other => other,
+            });
+        }
+        self.insert(id, signed, JobRoute::Forwarded, None)
+    }
+
+    /// Admits a request a peer forwarded and runs it here; never forwards it again.
+    pub fn submit_from_peer(
+        self: &Arc<Self>,
+        signed: &SignedRequest,
+        origin: &str,
+    ) -> Result<(JobRecord, bool), SubmitError> {
+        let Admitted { digest, .. } = admission::admit(signed, &self.admission_context())?;
+        let id = hex32(digest);
+        if let Some(existing) = self.parts.store.get(&id)? {
+            return Ok((existing, false));
+        }
+        let (queued, free) = self.load()?;
+        if free == 0 {
             return Err(SubmitError::Busy(queued));
         }
+        self.insert(id, signed, JobRoute::Local, Some(origin))
+    }
+
+    fn insert(
+        self: &Arc<Self>,
+        id: String,
+        signed: &SignedRequest,
+        route: JobRoute,
+        origin: Option<&str>,
+    ) -> Result<(JobRecord, bool), SubmitError> {
         let json = serde_json::to_string(signed).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        match self.parts.store.insert(&id, &json)? {
+        match self.parts.store.insert(&id, &json, route, origin)? {
             Inserted::New(job) => {
-                info!(job = %id, "job received");
+                info!(job = %id, ?route, origin, "job received");
                 self.events.state(&job);
                 self.spawn(id);
                 Ok((job, true))
@@ -185,8 +298,19 @@ impl Pipeline {
         Ok(jobs.len())
     }
 
-    /// Cancels a job that has not reached the chain yet.
-    pub fn cancel(&self, id: &str) -> Result<JobRecord, StoreError> {
+    /// Cancels a job that has not reached the chain yet (a forwarded one at its executor too).
+    pub async fn cancel(&self, id: &str) -> Result<JobRecord, StoreError> {
+        if let Some(job) = self.parts.store.get(id)?
+            && job.route == JobRoute::Forwarded
+            && job.state.can_cancel()
+        {
+            super::remote::cancel_at_executor(self, &job).await;
+        }
+        self.cancel_here(id)
+    }
+
+    /// Cancels a job in this node's store (and stops its generation if it runs here).
+    pub fn cancel_here(&self, id: &str) -> Result<JobRecord, StoreError> {
         if let Some(flag) = self.cancel_flag(id, false) {
             flag.store(true, Ordering::Relaxed);
         }
@@ -248,7 +372,7 @@ impl Pipeline {
         }
     }
 
-    fn advance(&self, id: &str, to: JobState, outputs: Outputs) -> Result<JobRecord, StepError> {
+    pub(super) fn advance(&self, id: &str, to: JobState, outputs: Outputs) -> Result<JobRecord, StepError> {
         let job = self.parts.store.transition(id, to, outputs)?;
         info!(job = %id, state = %to, "job advanced");
         self.events.state(&job);
@@ -256,6 +380,9 @@ impl Pipeline {
     }
 
     async fn step(&self, job: &JobRecord) -> Result<(), StepError> {
+        if job.route == JobRoute::Forwarded {
+            return super::remote::follow(self, job).await;
+        }
         match job.state {
             JobState::Received => self.advance(&job.id, JobState::Queued, Outputs::default()).map(drop),
             JobState::Queued => self.generate(job).await,
@@ -268,7 +395,7 @@ impl Pipeline {
         }
     }
 
-    fn signed(job: &JobRecord) -> Result<SignedRequest, StepError> {
+    pub(super) fn signed(job: &JobRecord) -> Result<SignedRequest, StepError> {
         serde_json::from_str(&job.signed_request)
             .map_err(|e| StepError::Fatal(format!("stored request is unreadable: {e}")))
     }
@@ -436,7 +563,7 @@ impl Pipeline {
 
     /// The token exists already (an earlier attempt of this node, or another node): record the
     /// transaction that minted it.
-    async fn minted_elsewhere(&self, job: &JobRecord, token_id: U256) -> Result<(), StepError> {
+    pub(super) async fn minted_elsewhere(&self, job: &JobRecord, token_id: U256) -> Result<(), StepError> {
         let event = self.parts.chain.minted_event(token_id).await?;
         let outputs = Outputs {
             token_id: Some(token_id.to_string()),
@@ -447,6 +574,18 @@ impl Pipeline {
     }
 }
 
-fn parse_b256(hex: &str) -> Result<B256, StepError> {
+/// What a request needs from the node that runs it (for choosing a peer).
+pub(super) fn need(signed: &SignedRequest) -> Need {
+    let request = &signed.request;
+    Need {
+        model_hash: request.modelHash.to_string(),
+        width: request.width,
+        height: request.height,
+        steps: request.steps,
+        fee: request.fee,
+    }
+}
+
+pub(super) fn parse_b256(hex: &str) -> Result<B256, StepError> {
     hex.parse().map_err(|e| StepError::Fatal(format!("{hex:?} is not a 32-byte hex value: {e}")))
 }

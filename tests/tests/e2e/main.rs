@@ -7,5 +7,6 @@
 mod api;
 mod default_model;
 mod mint;
+mod network;
 mod restart;
 mod support;

@@ -67,7 +67,7 @@ pub fn genmint_bin() -> PathBuf {
     bin
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -133,6 +133,7 @@ impl Stack {
         config.chain.rpc_url = anvil.rpc_url().to_owned();
         config.chain.contract = Some(contract.to_string());
         config.ipfs.api_url = kubo.api_url().to_owned();
+        config.p2p.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
         config.save(&node_dir)?;
         Ok(Self {
             dir,
@@ -153,32 +154,9 @@ impl Stack {
 
     /// Starts `genmint node` on the stack's data dir and waits for `/healthz`.
     pub async fn start_node(&mut self) -> Result<()> {
-        let log =
-            std::fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("node.log"))?;
-        let child = Command::new(genmint_bin())
-            .arg("--data-dir")
-            .arg(self.node_dir())
-            .arg("node")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .context("spawning genmint node")?;
-        self.node = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(r) = reqwest::get(format!("{}/healthz", self.node_url)).await
-                && r.status().is_success()
-            {
-                return Ok(());
-            }
-            if let Some(status) = self.node.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                bail!("genmint node exited with {status}:\n{}", self.node_log());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        bail!("genmint node did not answer /healthz within 60 s:\n{}", self.node_log())
+        let log = self.dir.path().join("node.log");
+        self.node = Some(spawn_node(&self.node_dir(), &self.node_url, &log).await?);
+        Ok(())
     }
 
     /// SIGKILLs the node process: no shutdown code runs.
@@ -295,6 +273,36 @@ impl Stack {
             format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
         Ok((output.status.success(), text))
     }
+}
+
+/// Starts `genmint node` on `data_dir` (output appended to `log`) and waits until `url` answers
+/// `/healthz`; fails with the log if the process exits first or takes over 60 s.
+pub async fn spawn_node(data_dir: &Path, url: &str, log: &Path) -> Result<Child> {
+    let log_file = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let mut child = Command::new(genmint_bin())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("node")
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .kill_on_drop(true)
+        .spawn()
+        .context("spawning genmint node")?;
+    let read_log = || std::fs::read_to_string(log).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(format!("{url}/healthz")).await
+            && r.status().is_success()
+        {
+            return Ok(child);
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("genmint node in {data_dir:?} exited with {status}:\n{}", read_log());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("genmint node in {data_dir:?} did not answer /healthz within 60 s:\n{}", read_log())
 }
 
 /// CIDv1 of a single-block file under raw leaves: `b` + base32(0x01 0x55 0x12 0x20 ‖ sha256(bytes)),

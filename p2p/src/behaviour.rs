@@ -1,0 +1,106 @@
+//! The protocols a genmint node speaks, composed into one libp2p behaviour, and their settings.
+
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{StreamProtocol, connection_limits, gossipsub, identify, kad, mdns, ping, request_response};
+
+use crate::advert::MAX_ADVERT_BYTES;
+use crate::codec::JobCodec;
+use crate::network::{NetworkConfig, NetworkError};
+use crate::wire::JOB_PROTOCOL;
+
+/// Identify's protocol version: peers of other networks show up as such in logs.
+pub(crate) const IDENTIFY_PROTOCOL: &str = "/genmint/id/1";
+/// Kademlia's protocol name; a private DHT keeps genmint's provider records among genmint nodes.
+pub(crate) const KAD_PROTOCOL: &str = "/genmint/kad/1";
+/// Gossip heartbeat: frequent enough that a new node joins the mesh (and gets adverts) in under a second.
+const GOSSIP_HEARTBEAT: Duration = Duration::from_millis(300);
+/// Heartbeats a received message stays available for gossip and IWANT requests (about 3 s).
+const GOSSIP_HISTORY: usize = 10;
+/// The largest gossip frame: one advert with its signature and key, plus control messages.
+const GOSSIP_MAX_TRANSMIT: usize = 4 * MAX_ADVERT_BYTES;
+/// How many request timeouts a stream may stay open. The asking side gives up after one (in the
+/// handle); the answering side keeps the stream longer, so that the asker sees a timeout and
+/// not a stream the other side closed a moment before.
+pub(crate) const ANSWER_PATIENCE: u32 = 2;
+/// Provider records of a node that left vanish after this; live nodes announce again well before.
+const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(30 * 60);
+const PROVIDER_REPUBLISH_INTERVAL: Duration = Duration::from_secs(10 * 60);
+/// Connections to one peer: one per transport, plus room for simultaneous dials.
+const MAX_CONNECTIONS_PER_PEER: u32 = 4;
+
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub limits: connection_limits::Behaviour,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub kademlia: kad::Behaviour<kad::store::MemoryStore>,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    pub gossipsub: gossipsub::Behaviour,
+    pub jobs: request_response::Behaviour<JobCodec>,
+}
+
+impl Behaviour {
+    pub fn new(keypair: &Keypair, config: &NetworkConfig) -> Result<Self, NetworkError> {
+        let peer_id = keypair.public().to_peer_id();
+        let limits = connection_limits::ConnectionLimits::default()
+            .with_max_established(Some(config.max_connections))
+            .with_max_pending_incoming(Some(config.max_connections))
+            .with_max_pending_outgoing(Some(config.max_connections))
+            .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER));
+
+        let identify = identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), keypair.public())
+            .with_agent_version(format!("genmint/{}", env!("CARGO_PKG_VERSION")));
+
+        let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+        kad_config
+            .set_query_timeout(config.request_timeout)
+            .set_provider_record_ttl(Some(PROVIDER_RECORD_TTL))
+            .set_provider_publication_interval(Some(PROVIDER_REPUBLISH_INTERVAL));
+        let mut kademlia =
+            kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+        // Nodes on a LAN or loopback never get a confirmed external address, which is what would
+        // switch Kademlia to server mode by itself; every genmint node serves the DHT.
+        kademlia.set_mode(Some(kad::Mode::Server));
+
+        let mdns = match config.mdns {
+            true => Some(
+                mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
+                    .map_err(|e| NetworkError::Setup(format!("mDNS: {e}")))?,
+            ),
+            false => None,
+        };
+
+        let gossip_config = gossipsub::ConfigBuilder::default()
+            .heartbeat_interval(GOSSIP_HEARTBEAT)
+            .heartbeat_initial_delay(GOSSIP_HEARTBEAT)
+            .history_length(GOSSIP_HISTORY)
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .validate_messages()
+            .max_transmit_size(GOSSIP_MAX_TRANSMIT)
+            .build()
+            .map_err(|e| NetworkError::Setup(format!("gossipsub settings: {e}")))?;
+        let gossipsub =
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(keypair.clone()), gossip_config)
+                .map_err(|e| NetworkError::Setup(format!("gossipsub: {e}")))?;
+
+        let jobs = request_response::Behaviour::new(
+            [(StreamProtocol::new(JOB_PROTOCOL), request_response::ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(config.request_timeout * ANSWER_PATIENCE),
+        );
+
+        Ok(Self {
+            limits: connection_limits::Behaviour::new(limits),
+            identify: identify::Behaviour::new(identify),
+            ping: ping::Behaviour::new(ping::Config::new()),
+            kademlia,
+            mdns: mdns.into(),
+            gossipsub,
+            jobs,
+        })
+    }
+}

@@ -1,0 +1,611 @@
+//! The swarm task: the one owner of the libp2p `Swarm`. It serves handle commands, turns swarm
+//! events into node events, validates gossip adverts, and keeps every pending operation bounded.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use libp2p::core::transport::ListenerId;
+use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
+use libp2p::identity::Keypair;
+use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult};
+use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, identify, mdns, noise, tcp, yamux};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
+
+use super::adverts::{Adverts, Refusal};
+use super::answers::{Answer, PendingAnswers, Unanswered};
+use super::peers::{MAX_PEER_ADDRS, PeerBook};
+use super::{InboundJob, NetworkConfig, NetworkError, NetworkEvent, PeerInfo, peer_of};
+use crate::advert::{Advert, AdvertVerifier, ReceivedAdvert};
+use crate::behaviour::{ANSWER_PATIENCE, Behaviour, BehaviourEvent, KAD_PROTOCOL};
+use crate::wire::{JobRequest, JobResponse};
+
+/// Inbound job requests waiting for the node's answer.
+const MAX_PENDING_ANSWERS: usize = 256;
+/// Our job requests waiting for a peer's answer.
+const MAX_PENDING_REQUESTS: usize = 1024;
+/// Provider lookups running at once.
+const MAX_PENDING_LOOKUPS: usize = 64;
+/// Dials from `NetworkHandle::dial` waiting for their connection.
+const MAX_PENDING_DIALS: usize = 64;
+/// Providers one lookup collects before it stops.
+const MAX_PROVIDERS: usize = 64;
+/// How long `spawn` waits for the listen addresses to be bound.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for connections to close cleanly.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// Connections no protocol needs (no gossip mesh, no request in flight) close after this.
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often expired adverts are dropped and deferred publications are made.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(250);
+
+/// What a [`super::NetworkHandle`] asks of the swarm task.
+pub(super) enum Command {
+    ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    SetAdvert {
+        advert: Box<Advert>,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    Adverts(oneshot::Sender<Vec<ReceivedAdvert>>),
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+    FindProviders {
+        model_hash: String,
+        reply: oneshot::Sender<Result<Vec<PeerId>, NetworkError>>,
+    },
+    Request {
+        peer: PeerId,
+        request: Box<JobRequest>,
+        reply: oneshot::Sender<Result<JobResponse, NetworkError>>,
+    },
+    Shutdown(oneshot::Sender<()>),
+}
+
+struct PendingDial {
+    addr: Multiaddr,
+    reply: oneshot::Sender<Result<(), NetworkError>>,
+}
+
+struct ProviderLookup {
+    found: HashSet<PeerId>,
+    reply: oneshot::Sender<Result<Vec<PeerId>, NetworkError>>,
+}
+
+pub(super) struct Actor {
+    swarm: Swarm<Behaviour>,
+    config: NetworkConfig,
+    /// Each listener's bound addresses, in the order of `config.listen`.
+    listeners: Vec<(ListenerId, Vec<Multiaddr>)>,
+    events: mpsc::Sender<NetworkEvent>,
+    adverts: Adverts,
+    peers: PeerBook,
+    answers: PendingAnswers,
+    requests: HashMap<OutboundRequestId, oneshot::Sender<Result<JobResponse, NetworkError>>>,
+    lookups: HashMap<QueryId, ProviderLookup>,
+    dials: HashMap<ConnectionId, PendingDial>,
+}
+
+impl Actor {
+    /// Builds the swarm, binds every listen address and starts joining through the bootstrap peers.
+    pub async fn start(
+        keypair: Keypair,
+        config: NetworkConfig,
+        verifier: Arc<dyn AdvertVerifier>,
+        events: mpsc::Sender<NetworkEvent>,
+    ) -> Result<Self, NetworkError> {
+        let behaviour = Behaviour::new(&keypair, &config)?;
+        let setup = |e: &dyn std::fmt::Display| NetworkError::Setup(e.to_string());
+        let mut swarm = SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+            .map_err(|e| setup(&e))?
+            .with_quic()
+            .with_dns()
+            .map_err(|e| setup(&e))?
+            .with_behaviour(|_| behaviour)
+            .map_err(|e| setup(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+            .build();
+
+        let adverts = Adverts::new(*swarm.local_peer_id(), &config.network_id, config.advert_ttl, verifier);
+        swarm.behaviour_mut().gossipsub.subscribe(adverts.topic()).map_err(|e| setup(&e))?;
+
+        let mut listeners = Vec::new();
+        for addr in &config.listen {
+            let id = swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NetworkError::Listen { addr: addr.clone(), reason: e.to_string() })?;
+            listeners.push((id, Vec::new()));
+        }
+        let waiting = listeners.iter().map(|(id, _)| *id).zip(config.listen.iter().cloned()).collect();
+
+        let mut actor = Self {
+            swarm,
+            listeners,
+            adverts,
+            answers: PendingAnswers::new(MAX_PENDING_ANSWERS, config.request_timeout * ANSWER_PATIENCE),
+            config,
+            events,
+            peers: PeerBook::default(),
+            requests: HashMap::new(),
+            lookups: HashMap::new(),
+            dials: HashMap::new(),
+        };
+        actor.await_listeners(waiting).await?;
+        actor.bootstrap();
+        Ok(actor)
+    }
+
+    async fn await_listeners(
+        &mut self,
+        mut waiting: HashMap<ListenerId, Multiaddr>,
+    ) -> Result<(), NetworkError> {
+        let deadline = tokio::time::sleep(LISTEN_TIMEOUT);
+        tokio::pin!(deadline);
+        while !waiting.is_empty() {
+            let event = tokio::select! {
+                event = self.swarm.select_next_some() => event,
+                () = &mut deadline => {
+                    let addr = waiting.into_values().next().unwrap_or_else(Multiaddr::empty);
+                    let reason = format!("not bound within {LISTEN_TIMEOUT:?}");
+                    return Err(NetworkError::Listen { addr, reason });
+                }
+            };
+            let failed = match &event {
+                SwarmEvent::NewListenAddr { listener_id, .. } => {
+                    waiting.remove(listener_id);
+                    None
+                }
+                SwarmEvent::ListenerError { listener_id, error } => {
+                    waiting.remove(listener_id).map(|addr| (addr, error.to_string()))
+                }
+                SwarmEvent::ListenerClosed { listener_id, reason, .. } => waiting
+                    .remove(listener_id)
+                    .map(|addr| (addr, reason.as_ref().err().map_or("closed".into(), ToString::to_string))),
+                _ => None,
+            };
+            if let Some((addr, reason)) = failed {
+                return Err(NetworkError::Listen { addr, reason });
+            }
+            self.on_swarm_event(event);
+        }
+        Ok(())
+    }
+
+    /// Dials the bootstrap peers and asks Kademlia to fill the routing table through them.
+    fn bootstrap(&mut self) {
+        let local = *self.swarm.local_peer_id();
+        for addr in self.config.bootstrap.clone() {
+            // `NetworkConfig::validate` made sure every bootstrap address names its peer.
+            let Some(peer) = peer_of(&addr).filter(|peer| *peer != local) else { continue };
+            let mut transport_addr = addr.clone();
+            transport_addr.pop();
+            self.swarm.behaviour_mut().kademlia.add_address(&peer, transport_addr);
+            if let Err(e) = self.swarm.dial(DialOpts::peer_id(peer).addresses(vec![addr.clone()]).build()) {
+                tracing::warn!(%addr, error = %e, "cannot dial bootstrap peer");
+            }
+        }
+        if !self.config.bootstrap.is_empty()
+            && let Err(e) = self.swarm.behaviour_mut().kademlia.bootstrap()
+        {
+            tracing::debug!(error = %e, "Kademlia bootstrap not started");
+        }
+    }
+
+    /// Runs until a shutdown command or until every handle is gone.
+    pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let interval = self.config.advert_interval;
+        let mut republish = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        republish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+        housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tracing::info!("network started");
+
+        let shutdown_reply = loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = commands.recv() => match command {
+                    Some(Command::Shutdown(reply)) => break Some(reply),
+                    Some(command) => self.on_command(command),
+                    None => break None,
+                },
+                Some((answer, channel)) = self.answers.next() => self.send_answer(answer, channel),
+                _ = republish.tick() => self.adverts.republish(self.swarm.behaviour_mut()),
+                _ = housekeeping.tick() => self.adverts.housekeeping(&mut self.swarm.behaviour_mut().gossipsub),
+            }
+        };
+        self.close().await;
+        tracing::info!("network stopped");
+        // The swarm, its sockets and every pending reply go before the shutdown is confirmed.
+        drop(self);
+        if let Some(reply) = shutdown_reply {
+            // The caller may have stopped waiting; the task is over either way.
+            let _ = reply.send(());
+        }
+    }
+
+    /// Closes every connection and gives peers a moment to see it, so they notice at once.
+    async fn close(&mut self) {
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in connected {
+            // Err only means the peer disconnected meanwhile.
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        let drain = async {
+            while self.swarm.connected_peers().next().is_some() {
+                self.swarm.select_next_some().await;
+            }
+        };
+        if tokio::time::timeout(CLOSE_GRACE, drain).await.is_err() {
+            tracing::debug!("some connections did not close in time; dropping them");
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::ListenAddrs(reply) => {
+                let addrs = self.listeners.iter().flat_map(|(_, addrs)| addrs.iter().cloned()).collect();
+                let _ = reply.send(addrs);
+            }
+            Command::Dial { addr, reply } => self.dial(addr, reply),
+            Command::SetAdvert { advert, reply } => {
+                let _ = reply.send(self.adverts.set(self.swarm.behaviour_mut(), *advert));
+            }
+            Command::Adverts(reply) => {
+                let _ = reply.send(self.adverts.book().fresh(Instant::now()).cloned().collect());
+            }
+            Command::Peers(reply) => {
+                let _ = reply.send(self.peer_infos());
+            }
+            Command::FindProviders { model_hash, reply } => self.find_providers(&model_hash, reply),
+            Command::Request { peer, request, reply } => self.request(peer, *request, reply),
+            // Handled by the loop in `run`.
+            Command::Shutdown(_) => {}
+        }
+    }
+
+    fn dial(&mut self, addr: Multiaddr, reply: oneshot::Sender<Result<(), NetworkError>>) {
+        if self.dials.len() >= MAX_PENDING_DIALS {
+            let _ = reply.send(Err(NetworkError::Busy { what: "dials" }));
+            return;
+        }
+        let opts = match peer_of(&addr) {
+            Some(peer) if peer == *self.swarm.local_peer_id() => {
+                let reason = "it is this node's own address".into();
+                let _ = reply.send(Err(NetworkError::Dial { addr, reason }));
+                return;
+            }
+            Some(peer) if self.swarm.is_connected(&peer) => {
+                let _ = reply.send(Ok(()));
+                return;
+            }
+            Some(peer) => DialOpts::peer_id(peer)
+                .addresses(vec![addr.clone()])
+                .condition(PeerCondition::Disconnected)
+                .build(),
+            None => DialOpts::unknown_peer_id().address(addr.clone()).build(),
+        };
+        let connection = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.dials.insert(connection, PendingDial { addr, reply });
+            }
+            Err(e) => {
+                let _ = reply.send(Err(NetworkError::Dial { addr, reason: e.to_string() }));
+            }
+        }
+    }
+
+    fn find_providers(
+        &mut self,
+        model_hash: &str,
+        reply: oneshot::Sender<Result<Vec<PeerId>, NetworkError>>,
+    ) {
+        if self.lookups.len() >= MAX_PENDING_LOOKUPS {
+            let _ = reply.send(Err(NetworkError::Busy { what: "provider lookups" }));
+            return;
+        }
+        let key = self.adverts.provider_key(model_hash);
+        let id = self.swarm.behaviour_mut().kademlia.get_providers(key);
+        self.lookups.insert(id, ProviderLookup { found: HashSet::new(), reply });
+    }
+
+    fn request(
+        &mut self,
+        peer: PeerId,
+        request: JobRequest,
+        reply: oneshot::Sender<Result<JobResponse, NetworkError>>,
+    ) {
+        if self.requests.len() >= MAX_PENDING_REQUESTS {
+            let _ = reply.send(Err(NetworkError::Busy { what: "job requests" }));
+            return;
+        }
+        if peer == *self.swarm.local_peer_id() {
+            let reason = "it is this node; handle the job locally".into();
+            let _ = reply.send(Err(NetworkError::Remote { peer, reason }));
+            return;
+        }
+        let id = self.swarm.behaviour_mut().jobs.send_request(&peer, request);
+        self.requests.insert(id, reply);
+    }
+
+    fn peer_infos(&self) -> Vec<PeerInfo> {
+        let now = Instant::now();
+        self.peers
+            .list()
+            .map(|peer| PeerInfo {
+                advert: self.adverts.book().get(&peer.peer_id, now).cloned(),
+                peer_id: peer.peer_id,
+                addresses: peer.addresses,
+                rtt: peer.rtt,
+                agent_version: peer.agent_version,
+            })
+            .collect()
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            SwarmEvent::ConnectionEstablished {
+                peer_id, connection_id, endpoint, num_established, ..
+            } => {
+                self.peers.connected(peer_id, connection_id, endpoint.get_remote_address().clone());
+                if let Some(dial) = self.dials.remove(&connection_id) {
+                    let _ = dial.reply.send(Ok(()));
+                }
+                if num_established.get() == 1 {
+                    tracing::debug!(peer = %peer_id, address = %endpoint.get_remote_address(), "peer connected");
+                    self.emit(NetworkEvent::PeerConnected(peer_id));
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, cause, .. } => {
+                self.peers.closed(peer_id, connection_id);
+                if num_established == 0 {
+                    tracing::debug!(peer = %peer_id, cause = ?cause, "peer disconnected");
+                    self.emit(NetworkEvent::PeerDisconnected(peer_id));
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { connection_id, peer_id, error } => {
+                match self.dials.remove(&connection_id) {
+                    Some(PendingDial { addr, reply }) => {
+                        let _ = reply.send(Err(NetworkError::Dial { addr, reason: error.to_string() }));
+                    }
+                    None => tracing::debug!(peer = ?peer_id, error = %error, "outgoing connection failed"),
+                }
+            }
+            SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+                tracing::debug!(from = %send_back_addr, error = %error, "incoming connection failed");
+            }
+            SwarmEvent::NewListenAddr { listener_id, address } => {
+                tracing::info!(%address, "listening");
+                if let Some((_, addrs)) = self.listeners.iter_mut().find(|(id, _)| *id == listener_id) {
+                    addrs.push(address);
+                }
+            }
+            SwarmEvent::ExpiredListenAddr { listener_id, address } => {
+                tracing::info!(%address, "no longer listening");
+                if let Some((_, addrs)) = self.listeners.iter_mut().find(|(id, _)| *id == listener_id) {
+                    addrs.retain(|a| *a != address);
+                }
+            }
+            SwarmEvent::ListenerError { error, .. } => tracing::warn!(error = %error, "listener failed"),
+            SwarmEvent::ListenerClosed { listener_id, addresses, reason } => {
+                tracing::warn!(?addresses, ?reason, "listener closed");
+                self.listeners.retain(|(id, _)| *id != listener_id);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                self.peers.identified(peer_id, info.agent_version, &info.listen_addrs);
+                if info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL) {
+                    for addr in info.listen_addrs.into_iter().take(MAX_PEER_ADDRS) {
+                        self.swarm.behaviour_mut().kademlia.add_address(&peer_id, addr);
+                    }
+                }
+            }
+            BehaviourEvent::Ping(event) => {
+                if let Ok(rtt) = event.result {
+                    self.peers.pinged(event.peer, rtt);
+                }
+            }
+            BehaviourEvent::Kademlia(event) => self.on_kademlia_event(event),
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                let mut by_peer: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
+                for (peer, addr) in found {
+                    self.swarm.behaviour_mut().kademlia.add_address(&peer, addr.clone());
+                    by_peer.entry(peer).or_default().push(addr);
+                }
+                for (peer, addrs) in by_peer {
+                    if let Err(e) = self.swarm.dial(DialOpts::peer_id(peer).addresses(addrs).build()) {
+                        tracing::debug!(%peer, error = %e, "not dialling peer found by mDNS");
+                    }
+                }
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
+                self.on_gossip(propagation_source, message_id, message);
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { peer_id, topic })
+                if topic == self.adverts.topic().hash() =>
+            {
+                tracing::debug!(peer = %peer_id, "peer joined the advert topic");
+                self.adverts.peer_subscribed(&mut self.swarm.behaviour_mut().gossipsub);
+            }
+            BehaviourEvent::Jobs(event) => self.on_job_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_kademlia_event(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::RoutingUpdated { is_new_peer: true, .. } => self.adverts.routing_grew(),
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result: QueryResult::GetProviders(result),
+                step,
+                ..
+            } => {
+                let Some(lookup) = self.lookups.get_mut(&id) else { return };
+                let local = *self.swarm.local_peer_id();
+                match result {
+                    Ok(GetProvidersOk::FoundProviders { providers, .. }) => {
+                        let others = providers.into_iter().filter(|p| *p != local);
+                        lookup.found.extend(others.take(MAX_PROVIDERS));
+                    }
+                    Ok(GetProvidersOk::FinishedWithNoAdditionalRecord { .. }) => {}
+                    Err(e) => tracing::debug!(error = %e, "provider lookup ended early"),
+                }
+                let enough = lookup.found.len() >= MAX_PROVIDERS;
+                if (step.last || enough)
+                    && let Some(lookup) = self.lookups.remove(&id)
+                {
+                    if !step.last
+                        && let Some(mut query) = self.swarm.behaviour_mut().kademlia.query_mut(&id)
+                    {
+                        query.finish();
+                    }
+                    let _ = lookup.reply.send(Ok(lookup.found.into_iter().take(MAX_PROVIDERS).collect()));
+                }
+            }
+            kad::Event::OutboundQueryProgressed { result: QueryResult::StartProviding(Err(e)), .. } => {
+                tracing::debug!(error = %e, "provider announcement reached no peer yet");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_job_event(&mut self, event: request_response::Event<JobRequest, JobResponse>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    self.on_inbound_job(peer, request, channel);
+                }
+                request_response::Message::Response { request_id, response } => {
+                    if let Some(reply) = self.requests.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+                if let Some(reply) = self.requests.remove(&request_id) {
+                    let _ = reply.send(Err(self.outbound_error(peer, error)));
+                }
+            }
+            // A peer's unreadable request never gets here: libp2p drops its stream (and logs it).
+            request_response::Event::InboundFailure { peer, error, .. } => match error {
+                request_response::InboundFailure::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    tracing::warn!(%peer, error = %e, "our answer to a job request could not be sent");
+                }
+                error => tracing::debug!(%peer, error = %error, "inbound job request failed"),
+            },
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn outbound_error(&self, peer: PeerId, error: OutboundFailure) -> NetworkError {
+        match error {
+            OutboundFailure::Timeout => {
+                NetworkError::Timeout { peer, after: self.config.request_timeout * ANSWER_PATIENCE }
+            }
+            OutboundFailure::DialFailure => NetworkError::Remote {
+                peer,
+                reason: "no connection could be made (unknown or unreachable)".into(),
+            },
+            OutboundFailure::UnsupportedProtocols => {
+                NetworkError::Remote { peer, reason: "it does not speak the genmint job protocol".into() }
+            }
+            error => NetworkError::Remote { peer, reason: error.to_string() },
+        }
+    }
+
+    fn on_inbound_job(&mut self, peer: PeerId, request: JobRequest, channel: ResponseChannel<JobResponse>) {
+        if self.answers.is_full() {
+            tracing::warn!(%peer, "too many job requests waiting for answers; refusing one");
+            if self.swarm.behaviour_mut().jobs.send_response(channel, busy()).is_err() {
+                tracing::debug!(%peer, "the refused peer had already gone");
+            }
+            return;
+        }
+        let responder = self.answers.open(channel);
+        self.emit(NetworkEvent::InboundJob(InboundJob { peer, request, responder }));
+    }
+
+    fn send_answer(&mut self, answer: Answer, channel: ResponseChannel<JobResponse>) {
+        let response = match answer {
+            Ok(response) => response,
+            Err(Unanswered::Dropped) => JobResponse::Error {
+                code: "no_answer".into(),
+                message: "the node dropped the request without answering".into(),
+            },
+            Err(Unanswered::TimedOut) => {
+                tracing::debug!("a job request was not answered in time");
+                return;
+            }
+        };
+        if self.swarm.behaviour_mut().jobs.send_response(channel, response).is_err() {
+            tracing::debug!("the asking peer stopped waiting before the answer");
+        }
+    }
+
+    /// Hands an event to the node without ever waiting; a job that cannot be delivered is refused.
+    fn emit(&mut self, event: NetworkEvent) {
+        match self.events.try_send(event) {
+            Ok(()) => {}
+            Err(TrySendError::Full(NetworkEvent::InboundJob(job))) => {
+                tracing::warn!(peer = %job.peer, "event queue full; answering a job request busy");
+                job.responder.respond(busy());
+            }
+            Err(TrySendError::Closed(NetworkEvent::InboundJob(job))) => {
+                job.responder.respond(JobResponse::Error {
+                    code: "unavailable".into(),
+                    message: "the node is not taking job requests".into(),
+                })
+            }
+            Err(TrySendError::Full(event)) => tracing::warn!(?event, "event queue full; event dropped"),
+            Err(TrySendError::Closed(_)) => {}
+        }
+    }
+
+    fn on_gossip(&mut self, source: PeerId, id: MessageId, message: gossipsub::Message) {
+        let acceptance = match self.adverts.judge(&message) {
+            Ok(new) => {
+                if let Some(received) = new {
+                    tracing::debug!(peer = %received.advert.peer_id, sequence = received.advert.sequence, "advert");
+                    self.emit(NetworkEvent::Advert(received));
+                }
+                MessageAcceptance::Accept
+            }
+            Err(Refusal::Ignore(reason)) => {
+                tracing::trace!(from = %source, reason, "advert ignored");
+                MessageAcceptance::Ignore
+            }
+            Err(Refusal::Reject(reason)) => {
+                tracing::warn!(from = %source, publisher = ?message.source, reason, "advert rejected");
+                MessageAcceptance::Reject
+            }
+        };
+        self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&id, &source, acceptance);
+    }
+}
+
+fn busy() -> JobResponse {
+    JobResponse::Error {
+        code: "busy".into(),
+        message: "the node has too many requests waiting; retry shortly".into(),
+    }
+}

@@ -1,0 +1,205 @@
+//! Other peers' adverts: the newest per peer, kept while they are heard at least once per TTL.
+//!
+//! A peer republishes the same sequence to stay fresh; a higher sequence is a change. Anything
+//! older than what is held, a changed advert that kept its sequence, or an advert issued too long
+//! ago (a replay) is stale and is neither stored nor forwarded.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use libp2p::PeerId;
+
+use crate::advert::{Advert, ReceivedAdvert};
+
+/// How far apart two nodes' clocks may be before their adverts look stale or premature.
+const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+struct Entry {
+    received: ReceivedAdvert,
+    heard: Instant,
+}
+
+/// What storing an advert changed.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Stored {
+    /// A peer we held nothing fresh for, or a higher sequence.
+    New,
+    /// The same advert again: only its freshness moved.
+    Refreshed,
+}
+
+pub(super) struct AdvertBook {
+    entries: HashMap<PeerId, Entry>,
+    ttl: Duration,
+    capacity: usize,
+}
+
+impl AdvertBook {
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self { entries: HashMap::new(), ttl, capacity }
+    }
+
+    /// Whether `advert` from `peer` is worth storing and forwarding; `Err` says why it is stale.
+    pub fn check(&self, peer: &PeerId, advert: &Advert, now: Instant) -> Result<(), String> {
+        let unix_now = unix_seconds(SystemTime::now());
+        let oldest = unix_now.saturating_sub((self.ttl + MAX_CLOCK_SKEW).as_secs());
+        if advert.issued_at < oldest {
+            return Err(format!("issued at {} but nothing before {oldest} is fresh", advert.issued_at));
+        }
+        if advert.issued_at > unix_now + MAX_CLOCK_SKEW.as_secs() {
+            return Err(format!("issued at {}, in the future (clock skew?)", advert.issued_at));
+        }
+        let Some(held) = self.fresh_entry(peer, now).map(|entry| &entry.received.advert) else {
+            return Ok(());
+        };
+        if advert.sequence < held.sequence {
+            return Err(format!("sequence {} is older than the held {}", advert.sequence, held.sequence));
+        }
+        if advert.sequence == held.sequence {
+            if !advert.same_content(held) {
+                return Err(format!("changed without a new sequence (still {})", advert.sequence));
+            }
+            if advert.issued_at < held.issued_at {
+                return Err(format!("an older copy of sequence {}", advert.sequence));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores a checked advert as `peer`'s newest.
+    pub fn store(&mut self, peer: PeerId, advert: Advert, now: Instant) -> Stored {
+        let stored = match self.fresh_entry(&peer, now) {
+            Some(entry) if entry.received.advert.sequence >= advert.sequence => Stored::Refreshed,
+            _ => Stored::New,
+        };
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(&peer) {
+            self.evict_oldest();
+        }
+        let received = ReceivedAdvert { advert, received_at: SystemTime::now() };
+        self.entries.insert(peer, Entry { received, heard: now });
+        stored
+    }
+
+    /// Drops adverts not heard within the TTL.
+    pub fn expire(&mut self, now: Instant) {
+        let ttl = self.ttl;
+        self.entries.retain(|_, entry| now.duration_since(entry.heard) < ttl);
+    }
+
+    pub fn get(&self, peer: &PeerId, now: Instant) -> Option<&ReceivedAdvert> {
+        self.fresh_entry(peer, now).map(|entry| &entry.received)
+    }
+
+    pub fn fresh(&self, now: Instant) -> impl Iterator<Item = &ReceivedAdvert> {
+        self.entries.values().filter(move |entry| self.is_fresh(entry, now)).map(|entry| &entry.received)
+    }
+
+    fn fresh_entry(&self, peer: &PeerId, now: Instant) -> Option<&Entry> {
+        self.entries.get(peer).filter(|entry| self.is_fresh(entry, now))
+    }
+
+    fn is_fresh(&self, entry: &Entry, now: Instant) -> bool {
+        now.duration_since(entry.heard) < self.ttl
+    }
+
+    fn evict_oldest(&mut self) {
+        let oldest = self.entries.iter().min_by_key(|(_, entry)| entry.heard).map(|(peer, _)| *peer);
+        if let Some(peer) = oldest {
+            self.entries.remove(&peer);
+        }
+    }
+}
+
+pub(super) fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use libp2p::identity::Keypair;
+
+    use super::*;
+
+    const TTL: Duration = Duration::from_secs(30);
+
+    fn peer() -> PeerId {
+        Keypair::generate_ed25519().public().to_peer_id()
+    }
+
+    fn advert(peer: &PeerId, sequence: u64) -> Advert {
+        Advert {
+            peer_id: peer.to_string(),
+            operator: format!("0x{}", "ab".repeat(20)),
+            chain_id: 1,
+            contract: format!("0x{}", "cd".repeat(20)),
+            binding_signature: format!("0x{}", "ef".repeat(65)),
+            models: Vec::new(),
+            devices: vec!["cpu".into()],
+            queue_depth: 0,
+            capacity: 1,
+            price_wei: "0".into(),
+            sequence,
+            issued_at: unix_seconds(SystemTime::now()),
+        }
+    }
+
+    #[test]
+    fn keeps_the_highest_sequence_and_refreshes_on_repeats() {
+        let (mut book, now, peer) = (AdvertBook::new(TTL, 8), Instant::now(), peer());
+        let first = advert(&peer, 5);
+        assert_eq!(book.check(&peer, &first, now), Ok(()));
+        assert_eq!(book.store(peer, first.clone(), now), Stored::New);
+
+        let repeat = Advert { issued_at: first.issued_at + 1, ..first.clone() };
+        assert_eq!(book.check(&peer, &repeat, now), Ok(()));
+        assert_eq!(book.store(peer, repeat.clone(), now), Stored::Refreshed);
+
+        let older_copy = first.clone();
+        assert!(book.check(&peer, &older_copy, now).unwrap_err().contains("older copy"));
+        assert!(book.check(&peer, &advert(&peer, 4), now).unwrap_err().contains("older than"));
+        let sneaky = Advert { queue_depth: 9, ..repeat.clone() };
+        assert!(book.check(&peer, &sneaky, now).unwrap_err().contains("without a new sequence"));
+
+        let change = Advert { queue_depth: 9, ..advert(&peer, 6) };
+        assert_eq!(book.check(&peer, &change, now), Ok(()));
+        assert_eq!(book.store(peer, change.clone(), now), Stored::New);
+        assert_eq!(book.get(&peer, now).unwrap().advert, change);
+    }
+
+    #[test]
+    fn adverts_expire_after_the_ttl_and_then_anything_is_new() {
+        let (mut book, now, peer) = (AdvertBook::new(TTL, 8), Instant::now(), peer());
+        book.store(peer, advert(&peer, 7), now);
+        let later = now + TTL;
+        assert!(book.get(&peer, later).is_none());
+        assert_eq!(book.fresh(later).count(), 0);
+        // A restarted node with a lower sequence is welcome once its old advert is gone.
+        assert_eq!(book.check(&peer, &advert(&peer, 1), later), Ok(()));
+        assert_eq!(book.store(peer, advert(&peer, 1), later), Stored::New);
+        book.expire(later + TTL);
+        assert_eq!(book.entries.len(), 0);
+    }
+
+    #[test]
+    fn replays_and_premature_adverts_are_stale() {
+        let (book, now, peer) = (AdvertBook::new(TTL, 8), Instant::now(), peer());
+        let mut replay = advert(&peer, 1);
+        replay.issued_at -= (TTL + MAX_CLOCK_SKEW).as_secs() + 5;
+        assert!(book.check(&peer, &replay, now).unwrap_err().contains("fresh"));
+        let mut premature = advert(&peer, 1);
+        premature.issued_at += MAX_CLOCK_SKEW.as_secs() + 5;
+        assert!(book.check(&peer, &premature, now).unwrap_err().contains("future"));
+    }
+
+    #[test]
+    fn a_full_book_evicts_the_least_recently_heard() {
+        let (mut book, now) = (AdvertBook::new(TTL, 2), Instant::now());
+        let peers = [peer(), peer(), peer()];
+        for (i, peer) in peers.iter().enumerate() {
+            book.store(*peer, advert(peer, 1), now + Duration::from_secs(i as u64));
+        }
+        assert!(book.get(&peers[0], now + Duration::from_secs(2)).is_none());
+        assert!(book.get(&peers[2], now + Duration::from_secs(2)).is_some());
+        assert_eq!(book.fresh(now + Duration::from_secs(2)).count(), 2);
+    }
+}

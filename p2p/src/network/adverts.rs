@@ -1,0 +1,311 @@
+//! Adverts on the network, both ways. Ours goes out on the gossip topic when it changes, when a
+//! peer joins the topic, and every advert interval, and its models are announced as Kademlia
+//! provider records. Theirs come in as gossip messages that are judged (size, shape, publisher,
+//! freshness, binding) before gossip forwards them, and are kept in the [`AdvertBook`].
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use libp2p::gossipsub::{self, IdentTopic, PublishError};
+use libp2p::kad::RecordKey;
+use libp2p::{PeerId, kad};
+
+use super::NetworkError;
+use super::advert_book::{AdvertBook, Stored, unix_seconds};
+use crate::advert::{Advert, AdvertVerifier, ReceivedAdvert};
+use crate::behaviour::Behaviour;
+
+/// Peers' adverts held; past this the least recently heard makes room.
+const MAX_KNOWN_ADVERTS: usize = 4096;
+/// New subscribers get our advert at once, but at most this often.
+const MIN_PUBLISH_GAP: Duration = Duration::from_secs(1);
+
+/// Why a gossip message was not accepted.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Refusal {
+    /// Harmless but not worth keeping or forwarding (stale, our own).
+    Ignore(String),
+    /// Invalid: the publisher or the forwarder broke the rules.
+    Reject(String),
+}
+
+pub(super) struct Adverts {
+    local: PeerId,
+    network_id: String,
+    topic: IdentTopic,
+    verifier: Arc<dyn AdvertVerifier>,
+    book: AdvertBook,
+    /// Our advert, republished every advert interval.
+    own: Option<Advert>,
+    last_published: Option<Instant>,
+    /// Our advert should go out again as soon as MIN_PUBLISH_GAP allows: a peer joined the topic,
+    /// or nobody was there to hear the last publication.
+    publish_due: bool,
+    /// Kademlia learned new peers since our models were last announced.
+    routing_grew: bool,
+}
+
+impl Adverts {
+    pub fn new(local: PeerId, network_id: &str, ttl: Duration, verifier: Arc<dyn AdvertVerifier>) -> Self {
+        Self {
+            local,
+            network_id: network_id.to_owned(),
+            topic: IdentTopic::new(format!("genmint/adverts/1/{network_id}")),
+            verifier,
+            book: AdvertBook::new(ttl, MAX_KNOWN_ADVERTS),
+            own: None,
+            last_published: None,
+            publish_due: false,
+            routing_grew: false,
+        }
+    }
+
+    pub fn topic(&self) -> &IdentTopic {
+        &self.topic
+    }
+
+    pub fn book(&self) -> &AdvertBook {
+        &self.book
+    }
+
+    /// Takes a new advert of ours: checked like peers will check it, published at once if it
+    /// changed, its new models announced and its dropped ones no longer.
+    pub fn set(&mut self, behaviour: &mut Behaviour, advert: Advert) -> Result<(), NetworkError> {
+        if advert.peer_id != self.local.to_string() {
+            let reason = format!("it names peer {} but this node is {}", advert.peer_id, self.local);
+            return Err(NetworkError::InvalidAdvert(reason));
+        }
+        advert.validate_shape().map_err(NetworkError::InvalidAdvert)?;
+        advert.encode().map_err(|e| NetworkError::InvalidAdvert(e.to_string()))?;
+        self.verifier.verify(&advert).map_err(|reason| {
+            NetworkError::InvalidAdvert(format!("the binding signature is refused: {reason}"))
+        })?;
+        let previous_models = match &self.own {
+            Some(current) if current.same_content(&advert) => return Ok(()),
+            Some(current) if advert.sequence <= current.sequence => {
+                return Err(NetworkError::InvalidAdvert(format!(
+                    "it changed but its sequence {} does not exceed the published {}",
+                    advert.sequence, current.sequence
+                )));
+            }
+            Some(current) => model_hashes(current),
+            None => BTreeSet::new(),
+        };
+        let models = model_hashes(&advert);
+        for gone in previous_models.difference(&models) {
+            behaviour.kademlia.stop_providing(&self.provider_key(gone));
+        }
+        self.announce(&mut behaviour.kademlia, models.difference(&previous_models));
+        self.own = Some(advert);
+        self.publish(&mut behaviour.gossipsub);
+        Ok(())
+    }
+
+    /// Decides on a gossip message: `Ok(Some(_))` is a new advert (a new peer or a higher
+    /// sequence), `Ok(None)` a repeat that only kept one fresh; both are stored and forwarded.
+    pub fn judge(&mut self, message: &gossipsub::Message) -> Result<Option<ReceivedAdvert>, Refusal> {
+        if message.topic != self.topic.hash() {
+            return Err(Refusal::Reject(format!("topic {} is not the advert topic", message.topic)));
+        }
+        let advert = Advert::decode(&message.data).map_err(|e| Refusal::Reject(e.to_string()))?;
+        // `decode` checked the shape, so the peer id parses.
+        let publisher: PeerId =
+            advert.peer_id.parse().map_err(|_| Refusal::Reject("unreadable peer id".into()))?;
+        if message.source != Some(publisher) {
+            let source = message.source.map_or("nobody".into(), |s| s.to_string());
+            return Err(Refusal::Reject(format!("advert of {publisher} published by {source}")));
+        }
+        if publisher == self.local {
+            return Err(Refusal::Ignore("our own advert".into()));
+        }
+        let now = Instant::now();
+        self.book.check(&publisher, &advert, now).map_err(Refusal::Ignore)?;
+        self.verifier
+            .verify(&advert)
+            .map_err(|reason| Refusal::Reject(format!("binding refused: {reason}")))?;
+        match self.book.store(publisher, advert, now) {
+            Stored::New => Ok(self.book.get(&publisher, now).cloned()),
+            Stored::Refreshed => Ok(None),
+        }
+    }
+
+    pub fn peer_subscribed(&mut self, gossipsub: &mut gossipsub::Behaviour) {
+        self.publish_due = true;
+        self.publish_if_due(gossipsub);
+    }
+
+    pub fn routing_grew(&mut self) {
+        self.routing_grew = true;
+    }
+
+    /// The advert interval passed: say again that we are here, and tell new DHT peers what we have.
+    pub fn republish(&mut self, behaviour: &mut Behaviour) {
+        self.publish(&mut behaviour.gossipsub);
+        if std::mem::take(&mut self.routing_grew)
+            && let Some(advert) = &self.own
+        {
+            self.announce(&mut behaviour.kademlia, model_hashes(advert).iter());
+        }
+    }
+
+    /// Drops peers' adverts that were not repeated in time, and makes a publication that waited.
+    pub fn housekeeping(&mut self, gossipsub: &mut gossipsub::Behaviour) {
+        self.book.expire(Instant::now());
+        self.publish_if_due(gossipsub);
+    }
+
+    /// The DHT key under which nodes of this network announce a model (hash lowercased).
+    pub fn provider_key(&self, model_hash: &str) -> RecordKey {
+        RecordKey::new(&format!("/genmint/model/1/{}/{}", self.network_id, model_hash.to_lowercase()))
+    }
+
+    fn publish_if_due(&mut self, gossipsub: &mut gossipsub::Behaviour) {
+        let gap_passed = self.last_published.is_none_or(|at| at.elapsed() >= MIN_PUBLISH_GAP);
+        if self.publish_due && gap_passed {
+            self.publish(gossipsub);
+        }
+    }
+
+    fn publish(&mut self, gossipsub: &mut gossipsub::Behaviour) {
+        let Some(advert) = self.own.as_mut() else { return };
+        // Receivers take a repeat only if it is not older than the copy they hold.
+        advert.issued_at = advert.issued_at.max(unix_seconds(SystemTime::now()));
+        let bytes = match advert.encode() {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::error!(error = %e, "our advert cannot be encoded");
+                return;
+            }
+        };
+        match gossipsub.publish(self.topic.clone(), bytes) {
+            Ok(_) => {
+                self.last_published = Some(Instant::now());
+                self.publish_due = false;
+            }
+            Err(PublishError::NoPeersSubscribedToTopic) => self.publish_due = true,
+            Err(e) => tracing::warn!(error = %e, "advert not published; retrying at the next interval"),
+        }
+    }
+
+    fn announce<'a>(
+        &self,
+        kademlia: &mut kad::Behaviour<kad::store::MemoryStore>,
+        hashes: impl Iterator<Item = &'a String>,
+    ) {
+        for hash in hashes {
+            if let Err(e) = kademlia.start_providing(self.provider_key(hash)) {
+                tracing::warn!(model = %hash, error = %e, "cannot announce model");
+            }
+        }
+    }
+}
+
+fn model_hashes(advert: &Advert) -> BTreeSet<String> {
+    advert.models.iter().map(|m| m.hash.to_lowercase()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use libp2p::identity::Keypair;
+
+    use super::*;
+    use crate::advert::AdvertisedModel;
+
+    const TTL: Duration = Duration::from_secs(30);
+
+    struct OnlyGood;
+
+    impl AdvertVerifier for OnlyGood {
+        fn verify(&self, advert: &Advert) -> Result<(), String> {
+            match advert.binding_signature.ends_with("ab") {
+                true => Ok(()),
+                false => Err("not signed by the operator".into()),
+            }
+        }
+    }
+
+    fn peer() -> PeerId {
+        Keypair::generate_ed25519().public().to_peer_id()
+    }
+
+    fn adverts() -> Adverts {
+        Adverts::new(peer(), "test", TTL, Arc::new(OnlyGood))
+    }
+
+    fn advert(peer: &PeerId, sequence: u64) -> Advert {
+        Advert {
+            peer_id: peer.to_string(),
+            operator: format!("0x{}", "12".repeat(20)),
+            chain_id: 1,
+            contract: format!("0x{}", "34".repeat(20)),
+            binding_signature: format!("0x{}", "ab".repeat(65)),
+            models: vec![AdvertisedModel {
+                hash: format!("0x{}", "5F".repeat(32)),
+                name: "m".into(),
+                kind: "k".into(),
+                max_width: 64,
+                max_height: 64,
+                max_steps: 10,
+                defaults: None,
+            }],
+            devices: vec!["cpu".into()],
+            queue_depth: 0,
+            capacity: 1,
+            price_wei: "0".into(),
+            sequence,
+            issued_at: unix_seconds(SystemTime::now()),
+        }
+    }
+
+    /// A gossip message on the advert topic of network "test".
+    fn message(source: PeerId, data: Vec<u8>) -> gossipsub::Message {
+        let topic = IdentTopic::new("genmint/adverts/1/test").hash();
+        gossipsub::Message { source: Some(source), data, sequence_number: Some(1), topic }
+    }
+
+    #[test]
+    fn a_good_advert_is_new_once_and_a_repeat_only_refreshes() {
+        let (mut adverts, publisher) = (adverts(), peer());
+        let bytes = advert(&publisher, 1).encode().unwrap();
+        let received = adverts.judge(&message(publisher, bytes.clone())).unwrap();
+        assert_eq!(received.unwrap().advert, advert(&publisher, 1));
+        assert!(matches!(adverts.judge(&message(publisher, bytes)), Ok(None)), "a repeat is no news");
+        assert_eq!(adverts.book().fresh(Instant::now()).count(), 1);
+    }
+
+    #[test]
+    fn rule_breakers_are_rejected_and_stale_or_own_adverts_ignored() {
+        let (mut adverts, publisher) = (adverts(), peer());
+        let local = adverts.local;
+        let reject =
+            |adverts: &mut Adverts, message: gossipsub::Message, says: &str| match adverts.judge(&message) {
+                Err(Refusal::Reject(reason)) => assert!(reason.contains(says), "{reason}"),
+                other => panic!("expected a rejection saying {says:?}, got {other:?}"),
+            };
+        // Someone else's advert, signed into gossip by another peer.
+        let forged = message(peer(), advert(&publisher, 1).encode().unwrap());
+        reject(&mut adverts, forged, "published by");
+        let unbound = Advert { binding_signature: format!("0x{}", "cd".repeat(65)), ..advert(&publisher, 1) };
+        reject(&mut adverts, message(publisher, unbound.encode().unwrap()), "binding");
+        reject(&mut adverts, message(publisher, b"{}".to_vec()), "malformed");
+        reject(&mut adverts, message(publisher, vec![b' '; 20_000]), "exceeds");
+        let mut elsewhere = message(publisher, advert(&publisher, 1).encode().unwrap());
+        elsewhere.topic = IdentTopic::new("genmint/adverts/1/other").hash();
+        reject(&mut adverts, elsewhere, "topic");
+        assert_eq!(adverts.book().fresh(Instant::now()).count(), 0, "nothing refused is kept");
+
+        let own = message(local, advert(&local, 1).encode().unwrap());
+        assert!(matches!(adverts.judge(&own), Err(Refusal::Ignore(_))));
+        adverts.judge(&message(publisher, advert(&publisher, 2).encode().unwrap())).unwrap();
+        let stale = message(publisher, advert(&publisher, 1).encode().unwrap());
+        assert!(matches!(adverts.judge(&stale), Err(Refusal::Ignore(_))));
+    }
+
+    #[test]
+    fn provider_keys_ignore_the_hash_case_and_separate_networks() {
+        let (a, b) = (adverts(), Adverts::new(peer(), "other", TTL, Arc::new(OnlyGood)));
+        assert_eq!(a.provider_key("0xABCD"), a.provider_key("0xabcd"));
+        assert_ne!(a.provider_key("0xabcd"), b.provider_key("0xabcd"));
+    }
+}

@@ -1,0 +1,10 @@
+//! The network between real swarms on loopback sockets: adverts, jobs, discovery, lifecycle.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod adverts;
+mod discovery;
+mod jobs;
+mod lifecycle;
+mod support;
