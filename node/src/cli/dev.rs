@@ -54,7 +54,7 @@ pub async fn run(data_dir: &Path, args: DevArgs) -> Result<()> {
     eprintln!("deploying GenmintNFT");
     let contract = ChainClient::deploy(anvil.rpc_url(), owner.clone()).await?;
     let admin = ChainClient::connect(anvil.rpc_url(), owner, contract).await?;
-    admin.register_model(hash.0.into(), DEFAULT_MODEL_NAME, DEFAULT_MODEL_AUTHOR).await?;
+    admin.register_model(hash.0.into(), DEFAULT_MODEL_NAME, DEFAULT_MODEL_AUTHOR, "").await?;
     admin.register_node(operator.address()).await?;
 
     super::init::write_secret(

@@ -2,8 +2,9 @@
 //!
 //! `init` prepares a data dir, `node` runs a node from it, `dev` brings up a whole local stack,
 //! `generate` signs and submits a request, `verify` checks a token end to end, `models`
-//! lists, hashes and evaluates models.
+//! lists, hashes and evaluates models, `contracts deploy` deploys the contract and records it.
 
+mod contracts;
 mod dev;
 mod generate;
 mod init;
@@ -48,6 +49,9 @@ pub enum Command {
     /// List, hash and evaluate models.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Deploy the GenmintNFT contract.
+    #[command(subcommand)]
+    Contracts(contracts::ContractsCommand),
 }
 
 impl Cli {
@@ -74,6 +78,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Generate(args) => generate::run(&cli.data_dir, args).await.map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => verify::run(args).await,
         Command::Models(command) => models::run(&cli.data_dir, command).map(|()| ExitCode::SUCCESS),
+        Command::Contracts(command) => {
+            contracts::run(&cli.data_dir, command).await.map(|()| ExitCode::SUCCESS)
+        }
     }
 }
 

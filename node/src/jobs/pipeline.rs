@@ -27,7 +27,7 @@ use super::events::{Events, JobEvent};
 use super::inference::{Inference, InferenceError};
 use super::state::JobState;
 use super::store::{Inserted, JobRecord, JobStore, Outputs, StoreError};
-use crate::chain::{ChainClient, ChainError};
+use crate::chain::{ChainClient, ChainError, MintBatcher, MintJob};
 use crate::ipfs::{ContentStore, IpfsError, KuboClient};
 use crate::provenance::eip712::{Attestation, SignedRequest, sign_attestation};
 use crate::provenance::metadata::{Envelope, MetadataInput, PROVENANCE_VERSION, Provenance, TokenMetadata};
@@ -53,6 +53,8 @@ pub struct PipelineParts {
 /// The job pipeline; shared by the HTTP API and the job tasks.
 pub struct Pipeline {
     parts: PipelineParts,
+    /// Sends the mints of jobs that reach `Pinned` together as one batch transaction.
+    minter: MintBatcher,
     domain: Eip712Domain,
     events: Events,
     cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
@@ -115,7 +117,8 @@ fn hex32(bytes: impl AsRef<[u8]>) -> String {
 impl Pipeline {
     pub fn new(parts: PipelineParts) -> Arc<Self> {
         let domain = crate::provenance::eip712::domain(parts.chain_id, parts.contract);
-        Arc::new(Self { parts, domain, events: Events::default(), cancels: Mutex::default() })
+        let minter = MintBatcher::spawn(parts.chain.clone());
+        Arc::new(Self { parts, minter, domain, events: Events::default(), cancels: Mutex::default() })
     }
 
     pub fn domain(&self) -> &Eip712Domain {
@@ -398,11 +401,13 @@ impl Pipeline {
             .ok_or_else(|| StepError::Fatal("pinned job has no attestation signature".into()))?
             .parse()
             .map_err(|e| StepError::Fatal(format!("stored attestation signature: {e}")))?;
-        let pending = self
-            .parts
-            .chain
-            .send_mint(&signed.request, &signed.signature, &attestation, &node_signature)
-            .await?;
+        let mint = MintJob {
+            request: signed.request,
+            creator_signature: signed.signature,
+            attestation,
+            node_signature,
+        };
+        let pending = self.minter.send(mint).await?;
         let outputs = Outputs { tx_hash: Some(pending.tx_hash.to_string()), ..Outputs::default() };
         self.advance(&job.id, JobState::Minting, outputs).map(drop)
     }
@@ -410,7 +415,7 @@ impl Pipeline {
     async fn confirm(&self, job: &JobRecord) -> Result<(), StepError> {
         let token_id = U256::from_be_bytes(parse_b256(&job.id)?.0);
         let tx_hash = parse_b256(job.tx_hash.as_deref().unwrap_or_default())?;
-        match self.parts.chain.receipt_for(tx_hash).await {
+        match self.parts.chain.receipt_for(tx_hash, token_id).await {
             Ok(outcome) => {
                 let outputs = Outputs { token_id: Some(outcome.token_id.to_string()), ..Outputs::default() };
                 self.advance(&job.id, JobState::Minted, outputs).map(drop)
