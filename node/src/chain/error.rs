@@ -135,6 +135,15 @@ impl ChainError {
         }
     }
 
+    /// Whether trying again cannot help: the contract refused, or the mint's inputs are in a form
+    /// the contract cannot take.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Self::Rejected { .. } | Self::UnsupportedMetadataCid { .. } | Self::BadNodeSignature { .. }
+        )
+    }
+
     /// The contract's reason, when the contract refused.
     pub fn rejection(&self) -> Option<&ContractRejection> {
         match self {

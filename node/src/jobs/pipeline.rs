@@ -99,10 +99,7 @@ impl From<IpfsError> for StepError {
 
 impl From<ChainError> for StepError {
     fn from(e: ChainError) -> Self {
-        match e {
-            ChainError::Rejected { .. } => StepError::Fatal(e.to_string()),
-            other => StepError::Retry(other.to_string()),
-        }
+        if e.is_permanent() { StepError::Fatal(e.to_string()) } else { StepError::Retry(e.to_string()) }
     }
 }
 
