@@ -45,14 +45,20 @@ if ! log="$(cd "$contracts" && "$forge" build --out "$out" --cache-path "$cache"
     exit 1
 fi
 
-# Keep only what alloy's `sol!` needs, pretty-printed with a fixed layout so rebuilds compare byte for byte.
+# Keep only what alloy's `sol!` needs (and the compiler, which deployment records name), pretty-printed with a fixed layout so rebuilds compare byte for byte.
 extract() {
     node -e '
         const built = require(process.argv[1]);
+        const settings = built.metadata.settings;
         const artifact = {
             abi: built.abi,
             bytecode: { object: built.bytecode.object },
             deployedBytecode: { object: built.deployedBytecode.object },
+            compiler: {
+                version: built.metadata.compiler.version,
+                optimizerRuns: settings.optimizer.runs,
+                evmVersion: settings.evmVersion,
+            },
         };
         process.stdout.write(JSON.stringify(artifact, null, 2) + "\n");
     ' "$out/GenmintNFT.sol/GenmintNFT.json"

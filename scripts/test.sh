@@ -23,6 +23,10 @@ cargo fmt --all -- --check
 step "forge fmt --check, forge test"
 (cd contracts && "$FORGE" fmt --check && "$FORGE" test)
 
+step "gas: snapshot within 3% (contracts/.gas-snapshot), benchmark within budget"
+(cd contracts && "$FORGE" snapshot --match-contract GasTest --check --tolerance 3)
+bash scripts/gas-benchmark.sh
+
 step "contract artifact matches the sources"
 bash scripts/contracts-artifact.sh --check
 

@@ -36,7 +36,7 @@ contract Eip712Vectors {
     GenmintNFT internal nft;
 
     function run() external {
-        GenmintNFT deployed = new GenmintNFT(DEPLOYER);
+        GenmintNFT deployed = new GenmintNFT(DEPLOYER, 0);
         vm.chainId(CHAIN_ID);
         vm.etch(VERIFYING_CONTRACT, address(deployed).code);
         nft = GenmintNFT(VERIFYING_CONTRACT);

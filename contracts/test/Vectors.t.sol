@@ -7,7 +7,8 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
 /// @notice Checks the shared EIP-712 vectors (test/vectors/eip712.json) against GenmintNFT deployed
 /// exactly as anvil's account 0 first deploys it: every type hash, digest and signature in the file,
-/// and a real mint of every case with the file's signatures.
+/// and a real mint of every case with the file's signatures (the metadata CID given as its digest, the
+/// node's signature in its compact form), with the request's fee paid from a deposit.
 contract VectorsTest is Test {
     /// Anvil's account 0; its first contract (nonce 0) is the vectors' verifying contract.
     address internal constant DEPLOYER = 0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266;
@@ -29,7 +30,7 @@ contract VectorsTest is Test {
         vm.chainId(vm.parseUint(vm.parseJsonString(json, ".domain.chainId")));
         vm.warp(1); // every case's deadline is at least 1
         vm.prank(DEPLOYER);
-        nft = new GenmintNFT(DEPLOYER);
+        nft = new GenmintNFT(DEPLOYER, 0);
         assertEq(address(nft), vm.parseJsonAddress(json, ".domain.verifyingContract"), "verifyingContract");
     }
 
@@ -94,23 +95,48 @@ contract VectorsTest is Test {
             vm.startPrank(DEPLOYER);
             if (!nft.isNode(attestation.node)) nft.registerNode(attestation.node);
             if (!nft.isModel(request.modelHash)) {
-                nft.registerModel(request.modelHash, "vector model", "genmint");
+                nft.registerModel(request.modelHash, "vector model", "genmint", "");
             }
             vm.stopPrank();
 
-            uint256 tokenId = nft.mint(
-                request,
-                vm.parseJsonBytes(json, string.concat(c, ".creatorSignature")),
-                attestation,
-                vm.parseJsonBytes(json, string.concat(c, ".nodeSignature"))
-            );
+            GenmintNFT.Job memory job = GenmintNFT.Job({
+                request: request,
+                creatorSignature: vm.parseJsonBytes(json, string.concat(c, ".creatorSignature")),
+                output: GenmintNFT.Output({
+                    pixelDigest: attestation.pixelDigest,
+                    metadataDigest: _rawCidDigest(attestation.metadataCid),
+                    node: attestation.node,
+                    imageCid: attestation.imageCid
+                }),
+                nodeSignature: _compact(vm.parseJsonBytes(json, string.concat(c, ".nodeSignature")))
+            });
+            if (request.fee > type(uint128).max) {
+                // No deposit can pay it.
+                vm.expectRevert(
+                    abi.encodeWithSelector(
+                        GenmintNFT.InsufficientFunds.selector,
+                        request.creator,
+                        nft.fundsOf(request.creator),
+                        request.fee
+                    )
+                );
+                nft.mint(job);
+                continue;
+            }
+            vm.deal(request.creator, request.fee);
+            vm.prank(request.creator);
+            nft.deposit{value: request.fee}();
+
+            uint256 tokenId = nft.mint(job);
             assertEq(bytes32(tokenId), vm.parseJsonBytes32(json, string.concat(c, ".requestDigest")), "token id");
             assertEq(nft.ownerOf(tokenId), request.creator, "owner");
-            GenmintNFT.Provenance memory record = nft.provenance(tokenId);
-            assertEq(record.seed, request.seed, "provenance.seed");
-            assertEq(record.promptHash, keccak256(bytes(request.prompt)), "provenance.promptHash");
-            assertEq(record.pixelDigest, attestation.pixelDigest, "provenance.pixelDigest");
-            assertEq(record.imageCid, attestation.imageCid, "provenance.imageCid");
+            assertEq(nft.tokenURI(tokenId), string.concat("ipfs://", attestation.metadataCid), "tokenURI");
+            assertEq(nft.provenance(tokenId).node, attestation.node, "provenance.node");
+            bytes memory proof = abi.encodePacked(job.nodeSignature.r, job.nodeSignature.vs, job.creatorSignature);
+            assertTrue(
+                nft.verify(abi.encode(request), abi.encodePacked(attestation.pixelDigest, attestation.imageCid), proof),
+                "verify"
+            );
         }
     }
 
@@ -157,6 +183,42 @@ contract VectorsTest is Test {
     /// @dev A decimal-string integer member of the object at `path`.
     function _uint(string memory path, string memory key) internal view returns (uint256) {
         return vm.parseUint(vm.parseJsonString(json, string.concat(path, key)));
+    }
+
+    /// @dev ERC-2098 compact form of a 65-byte r || s || v signature.
+    function _compact(bytes memory signature) internal pure returns (GenmintNFT.CompactSignature memory compact) {
+        (bytes32 r, bytes32 s) = abi.decode(signature, (bytes32, bytes32));
+        uint8 v = uint8(signature[64]);
+        compact = GenmintNFT.CompactSignature({r: r, vs: bytes32(uint256(s) | (uint256(v - 27) << 255))});
+    }
+
+    /// @dev The sha2-256 digest inside a base32 CIDv1 of a raw block ("bafkrei..."), decoded bit by bit.
+    function _rawCidDigest(string memory cid) internal pure returns (bytes32 digest) {
+        bytes memory text = bytes(cid);
+        assertEq(text.length, 59, "raw sha2-256 CIDv1 length");
+        uint256 bits = 0;
+        uint256 count = 0;
+        bytes memory binary = new bytes(36);
+        uint256 n = 0;
+        for (uint256 i = 1; i < text.length; i++) {
+            uint8 ch = uint8(text[i]);
+            uint256 value = ch >= 0x61 ? ch - 0x61 : ch - 0x32 + 26;
+            bits = (bits << 5) | value;
+            count += 5;
+            if (count >= 8) {
+                count -= 8;
+                // forge-lint: disable-next-line(unsafe-typecast) the low byte is the next output byte
+                binary[n++] = bytes1(uint8(bits >> count));
+            }
+        }
+        assertEq(
+            keccak256(abi.encodePacked(binary[0], binary[1], binary[2], binary[3])),
+            keccak256(hex"01551220"),
+            "CIDv1, raw, sha2-256, 32 bytes"
+        );
+        assembly ("memory-safe") {
+            digest := mload(add(binary, 36))
+        }
     }
 
     function _sign(uint256 key, bytes32 digest) internal pure returns (bytes memory) {

@@ -15,6 +15,13 @@ interface Vm {
     function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
     function label(address account, string calldata newLabel) external;
 
+    // Scripts.
+    function startBroadcast() external;
+    function startBroadcast(uint256 privateKey) external;
+    function envOr(string calldata name, address defaultValue) external view returns (address value);
+    function envOr(string calldata name, uint256 defaultValue) external view returns (uint256 value);
+    function stopBroadcast() external;
+
     // Caller, time and chain.
     function prank(address msgSender) external;
     function startPrank(address msgSender) external;
@@ -23,6 +30,7 @@ interface Vm {
     function roll(uint256 newHeight) external;
     function chainId(uint256 newChainId) external;
     function etch(address target, bytes calldata newRuntimeBytecode) external;
+    function deal(address account, uint256 newBalance) external;
 
     // Expectations.
     function expectRevert() external;

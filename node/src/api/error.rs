@@ -56,6 +56,7 @@ impl From<SubmitError> for ApiError {
             SubmitError::Rejected(r) => {
                 let status = match r.code {
                     "bad_signature" => StatusCode::UNAUTHORIZED,
+                    "insufficient_funds" => StatusCode::PAYMENT_REQUIRED,
                     _ => StatusCode::UNPROCESSABLE_ENTITY,
                 };
                 Self::new(status, r.code, r.message)

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use alloy::contract::{CallBuilder, CallDecoder};
 use alloy::network::ReceiptResponse;
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::aliases::U96;
+use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
@@ -50,46 +51,49 @@ impl fmt::Debug for ChainClient {
     }
 }
 
+/// The creator royalty rate a deployment starts with, in basis points (5%).
+pub const DEFAULT_ROYALTY_BPS: u16 = 500;
+
 /// A registered model as the contract records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelInfo {
     pub name: String,
     pub author: String,
+    pub license_uri: String,
     pub active: bool,
 }
 
-/// The provenance record the contract stores for a token.
+/// What the contract stores for a token. The rest of its provenance is the token id itself (the
+/// request digest) and the mint's `AigcData` event ([`super::MintedEvent`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provenance {
     pub creator: Address,
     pub node: Address,
-    pub model_hash: B256,
-    pub seed: u64,
-    /// Block timestamp of the mint, unix seconds.
-    pub minted_at: u64,
     pub mint_block: u64,
-    pub pixel_digest: B256,
-    /// keccak256 of the prompt's UTF-8 bytes.
-    pub prompt_hash: B256,
-    pub image_cid: String,
     pub metadata_cid: String,
 }
 
-impl From<GenmintNFT::Provenance> for Provenance {
-    fn from(record: GenmintNFT::Provenance) -> Self {
+impl From<GenmintNFT::Record> for Provenance {
+    fn from(record: GenmintNFT::Record) -> Self {
         Self {
             creator: record.creator,
             node: record.node,
-            model_hash: record.modelHash,
-            seed: record.seed,
-            minted_at: record.mintedAt,
             mint_block: record.mintBlock,
-            pixel_digest: record.pixelDigest,
-            prompt_hash: record.promptHash,
-            image_cid: record.imageCid,
             metadata_cid: record.metadataCid,
         }
     }
+}
+
+/// A new `GenmintNFT` on chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deployment {
+    pub address: Address,
+    pub tx_hash: B256,
+    pub block_number: u64,
+    /// The deployment block's timestamp, unix seconds.
+    pub timestamp: u64,
+    pub owner: Address,
+    pub royalty_bps: u16,
 }
 
 impl ChainClient {
@@ -110,11 +114,23 @@ impl ChainClient {
         Self::attach(rpc_url, provider.erased(), contract, None).await
     }
 
-    /// Deploys a new `GenmintNFT` owned by `signer` and returns its address.
+    /// Deploys a new `GenmintNFT` owned by `signer`, with the default royalty rate, and returns its
+    /// address (local development and tests; [`Self::deploy_with`] for the rest).
     pub async fn deploy(rpc_url: &str, signer: PrivateKeySigner) -> Result<Address, ChainError> {
         let owner = signer.address();
+        Ok(Self::deploy_with(rpc_url, signer, owner, DEFAULT_ROYALTY_BPS).await?.address)
+    }
+
+    /// Deploys a new `GenmintNFT` from `signer` (who pays), owned by `owner`, with a creator royalty
+    /// of `royalty_bps` basis points (at most 1000), and waits for it to be mined.
+    pub async fn deploy_with(
+        rpc_url: &str,
+        signer: PrivateKeySigner,
+        owner: Address,
+        royalty_bps: u16,
+    ) -> Result<Deployment, ChainError> {
         let provider = signing_provider(rpc_url, signer)?;
-        let pending = GenmintNFT::deploy_builder(provider.clone(), owner)
+        let pending = GenmintNFT::deploy_builder(provider.clone(), owner, U96::from(royalty_bps))
             .send()
             .await
             .map_err(|e| ChainError::from_contract("deploy", rpc_url, e))?;
@@ -125,8 +141,15 @@ impl ChainClient {
             tx_hash,
             detail: "the deployment receipt names no contract address".into(),
         })?;
-        tracing::info!(%address, %owner, %tx_hash, "deployed GenmintNFT");
-        Ok(address)
+        let block_number = receipt.block_number().unwrap_or_default();
+        let timestamp = provider
+            .get_block_by_number(block_number.into())
+            .await
+            .map_err(|e| ChainError::from_transport("eth_getBlockByNumber", rpc_url, e))?
+            .map(|block| block.header.timestamp)
+            .unwrap_or_default();
+        tracing::info!(%address, %owner, %tx_hash, block_number, "deployed GenmintNFT");
+        Ok(Deployment { address, tx_hash, block_number, timestamp, owner, royalty_bps })
     }
 
     async fn attach(
@@ -201,9 +224,20 @@ impl ChainClient {
         Ok(())
     }
 
-    /// Records a model hash with its name and author (owner only).
-    pub async fn register_model(&self, model_hash: B256, name: &str, author: &str) -> Result<(), ChainError> {
-        let call = self.contract.registerModel(model_hash, name.to_owned(), author.to_owned());
+    /// Records a model hash with its name, author and licence URI (owner only).
+    pub async fn register_model(
+        &self,
+        model_hash: B256,
+        name: &str,
+        author: &str,
+        license_uri: &str,
+    ) -> Result<(), ChainError> {
+        let call = self.contract.registerModel(
+            model_hash,
+            name.to_owned(),
+            author.to_owned(),
+            license_uri.to_owned(),
+        );
         let receipt = self.transact("registerModel", call).await?;
         tracing::info!(%model_hash, name, tx_hash = %receipt.transaction_hash(), "registered model");
         Ok(())
@@ -223,7 +257,31 @@ impl ChainClient {
     pub async fn model_info(&self, model_hash: B256) -> Result<ModelInfo, ChainError> {
         let info =
             self.contract.modelInfo(model_hash).call().await.map_err(|e| self.call_error("modelInfo", e))?;
-        Ok(ModelInfo { name: info.name, author: info.author, active: info.active })
+        Ok(ModelInfo {
+            name: info.name_,
+            author: info.author,
+            license_uri: info.licenseUri,
+            active: info.active,
+        })
+    }
+
+    /// Adds `amount` wei to the sender's deposit, from which its requests' fees are paid.
+    pub async fn deposit(&self, amount: U256) -> Result<(), ChainError> {
+        let receipt = self.transact("deposit", self.contract.deposit().value(amount)).await?;
+        tracing::info!(%amount, tx_hash = %receipt.transaction_hash(), "deposited");
+        Ok(())
+    }
+
+    /// Sends `amount` wei of the sender's funds (unused deposit and earned fees) to the sender.
+    pub async fn withdraw(&self, amount: U256) -> Result<(), ChainError> {
+        let receipt = self.transact("withdraw", self.contract.withdraw(amount)).await?;
+        tracing::info!(%amount, tx_hash = %receipt.transaction_hash(), "withdrew");
+        Ok(())
+    }
+
+    /// An account's funds in wei: unused deposit plus earned fees.
+    pub async fn funds_of(&self, account: Address) -> Result<U256, ChainError> {
+        self.contract.fundsOf(account).call().await.map_err(|e| self.call_error("fundsOf", e))
     }
 
     /// The contract's EIP-712 digest of a request (equals [`eip712::request_digest`] under
@@ -239,6 +297,22 @@ impl ChainClient {
             .call()
             .await
             .map_err(|e| self.call_error("hashAttestation", e))
+    }
+
+    /// The contract's ERC-7007 `verify`: whether `aigc_data` and `proof` (as the mint's `AigcData`
+    /// event carries them) are the minted outputs of `request`, signed by its creator and node.
+    pub async fn verify_aigc(
+        &self,
+        request: &GenerationRequest,
+        aigc_data: &Bytes,
+        proof: &Bytes,
+    ) -> Result<bool, ChainError> {
+        let prompt = Bytes::from(super::bindings::abi_encode_request(request));
+        self.contract
+            .verify(prompt, aigc_data.clone(), proof.clone())
+            .call()
+            .await
+            .map_err(|e| self.call_error("verify", e))
     }
 
     /// The token's owner, or `None` if the token does not exist.

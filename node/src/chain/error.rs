@@ -9,7 +9,7 @@ use alloy::transports::{RpcError, TransportError, TransportErrorKind};
 use super::bindings::GenmintNFT::GenmintNFTErrors;
 
 /// Errors from [`ChainClient`](super::ChainClient).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ChainError {
     #[error("`{url}` is not an RPC URL: {reason}")]
     BadRpcUrl { url: String, reason: String },
@@ -35,6 +35,14 @@ pub enum ChainError {
     UnexpectedReceipt { tx_hash: B256, detail: String },
     #[error("RPC `{call}` failed: {detail}")]
     Rpc { call: &'static str, detail: String },
+    #[error(
+        "the metadata CID {cid} is not a CIDv1 of a raw sha2-256 block (`bafkrei…`), the only form the contract stores: keep metadata under the 1 MiB chunk size"
+    )]
+    UnsupportedMetadataCid { cid: String },
+    #[error("the node's attestation signature is not a 65-byte ECDSA signature: {detail}")]
+    BadNodeSignature { detail: String },
+    #[error("{detail}")]
+    Deployment { detail: String },
 }
 
 /// Why the contract reverted, decoded from its custom errors.
@@ -56,8 +64,16 @@ pub enum ContractRejection {
     RequestExpired { deadline: u64, now: U256 },
     #[error("token {token_id:#x} is already minted: this request was minted before")]
     AlreadyMinted { token_id: U256 },
-    #[error("the attestation does not belong to this request (request digest or model hash differ)")]
-    AttestationMismatch,
+    #[error(
+        "{account} has {available} wei of funds but the request's fee is {needed} wei: the creator must deposit more (`deposit` on the contract)"
+    )]
+    InsufficientFunds { account: Address, available: U256, needed: U256 },
+    #[error("minting is paused by the contract owner; try again after it is resumed")]
+    Paused,
+    #[error("a batch takes 1 to {max} jobs, this one has {size}")]
+    BatchSize { size: U256, max: U256 },
+    #[error("the ERC-7007 data does not match token {token_id:#x}")]
+    AigcDataMismatch { token_id: U256 },
     #[error("{account} is not the contract owner: only the owner manages the registries")]
     NotOwner { account: Address },
     #[error("token {token_id:#x} does not exist")]
@@ -78,7 +94,12 @@ impl From<GenmintNFTErrors> for ContractRejection {
             E::ModelNotRegistered(e) => Self::ModelNotRegistered { model_hash: e.modelHash },
             E::RequestExpired(e) => Self::RequestExpired { deadline: e.deadline, now: e.nowTimestamp },
             E::AlreadyMinted(e) => Self::AlreadyMinted { token_id: e.tokenId },
-            E::AttestationMismatch(_) => Self::AttestationMismatch,
+            E::InsufficientFunds(e) => {
+                Self::InsufficientFunds { account: e.account, available: e.available, needed: e.needed }
+            }
+            E::EnforcedPause(_) => Self::Paused,
+            E::BatchSize(e) => Self::BatchSize { size: e.size, max: e.max },
+            E::AigcDataMismatch(e) => Self::AigcDataMismatch { token_id: e.tokenId },
             E::OwnableUnauthorizedAccount(e) => Self::NotOwner { account: e.account },
             E::ERC721NonexistentToken(e) => Self::NonexistentToken { token_id: e.tokenId },
             other => Self::Other(format!("{other:?}")),
@@ -112,6 +133,15 @@ impl ChainError {
             }
             other => Self::Rpc { call, detail: other.to_string() },
         }
+    }
+
+    /// Whether trying again cannot help: the contract refused, or the mint's inputs are in a form
+    /// the contract cannot take.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Self::Rejected { .. } | Self::UnsupportedMetadataCid { .. } | Self::BadNodeSignature { .. }
+        )
     }
 
     /// The contract's reason, when the contract refused.

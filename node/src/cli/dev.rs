@@ -98,7 +98,7 @@ pub async fn run(data_dir: &Path, args: DevArgs) -> Result<()> {
         std::fs::create_dir_all(&node_dir).with_context(|| format!("creating {node_dir:?}"))?;
         let (model_name, hash) = install_model(index, &node_dir.join("models/default"))?;
         if !registered_models.contains(&hash) {
-            admin.register_model(hash.0.into(), model_name, DEFAULT_MODEL_AUTHOR).await?;
+            admin.register_model(hash.0.into(), model_name, DEFAULT_MODEL_AUTHOR, "").await?;
             registered_models.push(hash);
         }
         let operator = operator_key(index)?;

@@ -2,8 +2,10 @@
 //!
 //! `init` prepares a data dir, `node` runs a node from it, `dev` brings up a whole local stack,
 //! `generate` signs and submits a request, `verify` checks a token end to end, `models`
-//! lists, hashes and evaluates models, `peers` shows the node's place in the network.
+//! lists, hashes and evaluates models, `peers` shows the node's place in the network, `contracts
+//! deploy` deploys the contract and records it.
 
+mod contracts;
 mod dev;
 mod generate;
 mod init;
@@ -51,6 +53,9 @@ pub enum Command {
     Models(models::ModelsCommand),
     /// Show the node's peer id, bootstrap addresses and connected peers.
     Peers(peers::PeersArgs),
+    /// Deploy the GenmintNFT contract.
+    #[command(subcommand)]
+    Contracts(contracts::ContractsCommand),
 }
 
 impl Cli {
@@ -78,6 +83,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify(args) => verify::run(args).await,
         Command::Models(command) => models::run(&cli.data_dir, command).map(|()| ExitCode::SUCCESS),
         Command::Peers(args) => peers::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Contracts(command) => {
+            contracts::run(&cli.data_dir, command).await.map(|()| ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -32,7 +32,7 @@ use super::inference::{Inference, InferenceError};
 use super::remote::RemoteJobs;
 use super::state::JobState;
 use super::store::{Inserted, JobRecord, JobRoute, JobStore, Outputs, StoreError};
-use crate::chain::{ChainClient, ChainError};
+use crate::chain::{ChainClient, ChainError, MintBatcher, MintJob};
 use crate::ipfs::{ContentStore, IpfsError, KuboClient};
 use crate::network::Network;
 use crate::network::router::Need;
@@ -62,6 +62,8 @@ pub struct PipelineParts {
 /// The job pipeline; shared by the HTTP API and the job tasks.
 pub struct Pipeline {
     parts: PipelineParts,
+    /// Sends the mints of jobs that reach `Pinned` together as one batch transaction.
+    minter: MintBatcher,
     domain: Eip712Domain,
     events: Events,
     cancels: Mutex<HashMap<String, Arc<AtomicBool>>>,
@@ -108,10 +110,7 @@ impl From<IpfsError> for StepError {
 
 impl From<ChainError> for StepError {
     fn from(e: ChainError) -> Self {
-        match e {
-            ChainError::Rejected { .. } => StepError::Fatal(e.to_string()),
-            other => StepError::Retry(other.to_string()),
-        }
+        if e.is_permanent() { StepError::Fatal(e.to_string()) } else { StepError::Retry(e.to_string()) }
     }
 }
 
@@ -126,8 +125,10 @@ fn hex32(bytes: impl AsRef<[u8]>) -> String {
 impl Pipeline {
     pub fn new(parts: PipelineParts) -> Arc<Self> {
         let domain = crate::provenance::eip712::domain(parts.chain_id, parts.contract);
+        let minter = MintBatcher::spawn(parts.chain.clone());
         Arc::new(Self {
             parts,
+            minter,
             domain,
             events: Events::default(),
             cancels: Mutex::default(),
@@ -216,7 +217,7 @@ impl Pipeline {
                 }
                 let (queued, free) = self.load()?;
                 if free > 0 {
-                    return self.insert(hex32(digest), signed, JobRoute::Local, None);
+                    return self.insert(hex32(digest), signed, JobRoute::Local, None).await;
                 }
                 SubmitError::Busy(queued)
             }
@@ -248,11 +249,11 @@ impl Pipeline {
                 other => other,
             });
         }
-        self.insert(id, signed, JobRoute::Forwarded, None)
+        self.insert(id, signed, JobRoute::Forwarded, None).await
     }
 
     /// Admits a request a peer forwarded and runs it here; never forwards it again.
-    pub fn submit_from_peer(
+    pub async fn submit_from_peer(
         self: &Arc<Self>,
         signed: &SignedRequest,
         origin: &str,
@@ -266,16 +267,18 @@ impl Pipeline {
         if free == 0 {
             return Err(SubmitError::Busy(queued));
         }
-        self.insert(id, signed, JobRoute::Local, Some(origin))
+        self.insert(id, signed, JobRoute::Local, Some(origin)).await
     }
 
-    fn insert(
+    /// Stores and starts a new job, once the creator's deposit covers its fee.
+    async fn insert(
         self: &Arc<Self>,
         id: String,
         signed: &SignedRequest,
         route: JobRoute,
         origin: Option<&str>,
     ) -> Result<(JobRecord, bool), SubmitError> {
+        self.check_funds(signed).await?;
         let json = serde_json::to_string(signed).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         match self.parts.store.insert(&id, &json, route, origin)? {
             Inserted::New(job) => {
@@ -285,6 +288,30 @@ impl Pipeline {
                 Ok((job, true))
             }
             Inserted::Existing(job) => Ok((job, false)),
+        }
+    }
+
+    /// The contract moves the signed fee from the creator's deposit at mint: refuse a request the
+    /// deposit cannot pay before any work is done. When the chain cannot be asked, the mint decides.
+    async fn check_funds(&self, signed: &SignedRequest) -> Result<(), Rejection> {
+        let request = &signed.request;
+        if request.fee.is_zero() {
+            return Ok(());
+        }
+        match self.parts.chain.funds_of(request.creator).await {
+            Ok(funds) if funds < request.fee => Err(Rejection {
+                code: "insufficient_funds",
+                message: format!(
+                    "the creator {} has {funds} wei deposited but the request's fee is {} wei; deposit more \
+                     (`deposit` on the contract) or sign a smaller fee",
+                    request.creator, request.fee
+                ),
+            }),
+            Ok(_) => Ok(()),
+            Err(e) => {
+                warn!(creator = %request.creator, error = %e, "cannot read the creator's deposit; admitting");
+                Ok(())
+            }
         }
     }
 
@@ -525,11 +552,13 @@ impl Pipeline {
             .ok_or_else(|| StepError::Fatal("pinned job has no attestation signature".into()))?
             .parse()
             .map_err(|e| StepError::Fatal(format!("stored attestation signature: {e}")))?;
-        let pending = self
-            .parts
-            .chain
-            .send_mint(&signed.request, &signed.signature, &attestation, &node_signature)
-            .await?;
+        let mint = MintJob {
+            request: signed.request,
+            creator_signature: signed.signature,
+            attestation,
+            node_signature,
+        };
+        let pending = self.minter.send(mint).await?;
         let outputs = Outputs { tx_hash: Some(pending.tx_hash.to_string()), ..Outputs::default() };
         self.advance(&job.id, JobState::Minting, outputs).map(drop)
     }
@@ -537,7 +566,7 @@ impl Pipeline {
     async fn confirm(&self, job: &JobRecord) -> Result<(), StepError> {
         let token_id = U256::from_be_bytes(parse_b256(&job.id)?.0);
         let tx_hash = parse_b256(job.tx_hash.as_deref().unwrap_or_default())?;
-        match self.parts.chain.receipt_for(tx_hash).await {
+        match self.parts.chain.receipt_for(tx_hash, token_id).await {
             Ok(outcome) => {
                 let outputs = Outputs { token_id: Some(outcome.token_id.to_string()), ..Outputs::default() };
                 self.advance(&job.id, JobState::Minted, outputs).map(drop)

@@ -43,7 +43,7 @@ async fn answer(pipeline: &Arc<Pipeline>, peer: genmint_p2p::PeerId, request: Jo
                     return JobResponse::Rejected { job_id, code: "bad_request".into(), message };
                 }
             };
-            match pipeline.submit_from_peer(&signed, &peer.to_string()) {
+            match pipeline.submit_from_peer(&signed, &peer.to_string()).await {
                 Ok((job, _)) if job.id == job_id => JobResponse::Accepted { job_id },
                 Ok((job, _)) => JobResponse::Rejected {
                     job_id,

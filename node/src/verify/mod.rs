@@ -1,6 +1,12 @@
 //! End-to-end verification of one token, for buyers, marketplaces and peer nodes:
-//! chain record ⇄ tokenURI metadata ⇄ image and metadata bytes (CIDs recomputed here) ⇄ pixel digest
-//! ⇄ creator signature ⇄ node attestation ⇄ node and model registries.
+//! chain record and mint event ⇄ tokenURI metadata ⇄ image and metadata bytes (CIDs recomputed
+//! here) ⇄ pixel digest ⇄ creator signature ⇄ node attestation ⇄ the contract's own ERC-7007
+//! `verify` ⇄ node and model registries.
+//!
+//! Where each field is proven: the contract stores the creator, the node, the mint block and the
+//! metadata CID; the token id is the request's EIP-712 digest, so the request in the metadata is the
+//! minted one exactly when it hashes to the id (and its ABI encoding hashes to the event's prompt
+//! topic); the mint's `AigcData` event carries the pixel digest, the image CID and both signatures.
 //!
 //! [`verify_token`] runs every check it can and reports each by name with its outcome; a check
 //! whose inputs an earlier failure made unavailable is reported as failed with that reason, so a
@@ -51,7 +57,7 @@ impl Report {
 }
 
 /// The checks in the order they run; every report lists all of them.
-pub const CHECKS: [&str; 10] = [
+pub const CHECKS: [&str; 11] = [
     "token",
     "metadata_cid",
     "metadata",
@@ -60,6 +66,7 @@ pub const CHECKS: [&str; 10] = [
     "image_cid",
     "pixel_digest",
     "node_attestation",
+    "contract_verify",
     "node_registry",
     "model_registry",
 ];
@@ -107,7 +114,7 @@ pub async fn verify_token(chain: &ChainClient, ipfs: &impl ContentStore, token_i
             );
             match serde_json::from_slice::<TokenMetadata>(&bytes) {
                 Ok(metadata) => {
-                    let image_uri = format!("ipfs://{}", record.image_cid);
+                    let image_uri = format!("ipfs://{}", event.image_cid);
                     if metadata.image == image_uri && metadata.aigc_data == image_uri {
                         report.push("metadata", Ok(format!("image and aigc_data point at {image_uri}")));
                         Some(metadata)
@@ -115,7 +122,7 @@ pub async fn verify_token(chain: &ChainClient, ipfs: &impl ContentStore, token_i
                         report.push(
                             "metadata",
                             Err(format!(
-                                "metadata image is {} but the chain records {image_uri}",
+                                "metadata image is {} but the mint event records {image_uri}",
                                 metadata.image
                             )),
                         );
@@ -149,16 +156,16 @@ pub async fn verify_token(chain: &ChainClient, ipfs: &impl ContentStore, token_i
             let request = &signed.request;
             let result = if U256::from_be_bytes(digest.0) != token_id {
                 Err(format!("the metadata's request hashes to {digest}, not to the token id"))
-            } else if request.creator != record.creator
-                || request.modelHash != record.model_hash
-                || request.seed != record.seed
-                || keccak256(request.prompt.as_bytes()) != record.prompt_hash
-            {
-                Err("the metadata's request disagrees with the chain record (creator, model, seed or prompt)"
-                    .into())
+            } else if request.creator != record.creator {
+                Err(format!(
+                    "the metadata's request is by {}, but the chain records the creator {}",
+                    request.creator, record.creator
+                ))
+            } else if keccak256(crate::chain::abi_encode_request(request)) != event.prompt_hash {
+                Err("the metadata's request is not the prompt of the mint event".into())
             } else {
                 Ok(format!(
-                    "request digest {digest} is the token id; creator, model, seed and prompt match the chain"
+                    "request digest {digest} is the token id and the mint event's prompt; the creator matches the chain"
                 ))
             };
             report.push("request", result);
@@ -181,16 +188,16 @@ pub async fn verify_token(chain: &ChainClient, ipfs: &impl ContentStore, token_i
     }
 
     // The image: bytes hash to the CID, pixels hash to the attested pixel digest.
-    match fetch(ipfs, &record.image_cid, MAX_IMAGE_BYTES).await {
+    match fetch(ipfs, &event.image_cid, MAX_IMAGE_BYTES).await {
         Ok(bytes) => {
-            report.push("image_cid", Ok(format!("{} matches the bytes fetched from IPFS", record.image_cid)));
+            report.push("image_cid", Ok(format!("{} matches the bytes fetched from IPFS", event.image_cid)));
             let result = match png::decode(&bytes) {
                 Ok(image) => {
                     let digest = B256::from(image.pixel_digest());
-                    if digest == record.pixel_digest {
+                    if digest == event.pixel_digest {
                         Ok(format!("{}x{} pixels hash to {digest}", image.width, image.height))
                     } else {
-                        Err(format!("pixels hash to {digest}, but the node attested {}", record.pixel_digest))
+                        Err(format!("pixels hash to {digest}, but the node attested {}", event.pixel_digest))
                     }
                 }
                 Err(e) => Err(e.to_string()),
@@ -203,33 +210,56 @@ pub async fn verify_token(chain: &ChainClient, ipfs: &impl ContentStore, token_i
         }
     }
 
-    // The node's attestation, rebuilt from the chain record, and the registries.
-    let attestation = Attestation {
-        requestDigest: B256::from(token_id.to_be_bytes::<32>()),
-        modelHash: record.model_hash,
-        pixelDigest: record.pixel_digest,
-        imageCid: record.image_cid.clone(),
-        metadataCid: record.metadata_cid.clone(),
-        node: record.node,
-    };
-    let result = match recover_attestation_signer(&attestation, &event.node_signature, &domain) {
-        Ok(signer) if signer == record.node => Ok(format!("attested by node {signer}")),
-        Ok(signer) => Err(format!("attestation signed by {signer}, not by the node {}", record.node)),
-        Err(e) => Err(e.to_string()),
+    // The node's attestation, rebuilt from the chain record, the event and the request; then the
+    // contract's own check of the same data, and the registries.
+    let model_hash = signed.as_ref().map(|s| s.request.modelHash);
+    let result = match model_hash {
+        Some(model_hash) => {
+            let attestation = Attestation {
+                requestDigest: B256::from(token_id.to_be_bytes::<32>()),
+                modelHash: model_hash,
+                pixelDigest: event.pixel_digest,
+                imageCid: event.image_cid.clone(),
+                metadataCid: record.metadata_cid.clone(),
+                node: record.node,
+            };
+            match recover_attestation_signer(&attestation, &event.node_signature, &domain) {
+                Ok(signer) if signer == record.node => Ok(format!("attested by node {signer}")),
+                Ok(signer) => Err(format!("attestation signed by {signer}, not by the node {}", record.node)),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        None => Err("no request to read the model hash from".into()),
     };
     report.push("node_attestation", result);
+    let result = match &signed {
+        Some(signed) => match chain.verify_aigc(&signed.request, &event.aigc_data, &event.proof).await {
+            Ok(true) => {
+                Ok("the contract's ERC-7007 verify accepts the request, outputs and signatures".into())
+            }
+            Ok(false) => {
+                Err("the contract's ERC-7007 verify refuses the request, outputs and signatures".into())
+            }
+            Err(e) => Err(e.to_string()),
+        },
+        None => Err("no request to give the contract".into()),
+    };
+    report.push("contract_verify", result);
     let result = match chain.is_node(record.node).await {
         Ok(true) => Ok(format!("{} is a registered node", record.node)),
         Ok(false) => Err(format!("{} is not (or no longer) a registered node", record.node)),
         Err(e) => Err(e.to_string()),
     };
     report.push("node_registry", result);
-    let result = match chain.model_info(record.model_hash).await {
-        Ok(info) if info.active => {
-            Ok(format!("{} is registered as {} by {}", record.model_hash, info.name, info.author))
-        }
-        Ok(_) => Err(format!("{} is not an active registered model", record.model_hash)),
-        Err(e) => Err(e.to_string()),
+    let result = match model_hash {
+        Some(model_hash) => match chain.model_info(model_hash).await {
+            Ok(info) if info.active => {
+                Ok(format!("{model_hash} is registered as {} by {}", info.name, info.author))
+            }
+            Ok(_) => Err(format!("{model_hash} is not an active registered model")),
+            Err(e) => Err(e.to_string()),
+        },
+        None => Err("no request to read the model hash from".into()),
     };
     report.push("model_registry", result);
     report
@@ -250,7 +280,7 @@ async fn chain_record(
         .minted_event(token_id)
         .await
         .map_err(|e| e.to_string())?
-        .ok_or("no Minted event for the token")?;
+        .ok_or("no AigcData event for the token")?;
     Ok((record, event, owner))
 }
 

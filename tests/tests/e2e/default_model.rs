@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use alloy::primitives::{B256, U256};
+use alloy::primitives::{B256, U256, keccak256};
+use genmint_node::chain::abi_encode_request;
 
 use crate::support::{Stack, StackModel};
 
@@ -19,9 +20,10 @@ async fn the_default_model_mints_a_32_pixel_token() -> anyhow::Result<()> {
     stack.wait_for(&id, |s| s == "minted", Duration::from_secs(300)).await?;
 
     let token_id = U256::from_be_bytes(id.parse::<B256>()?.0);
-    let record = stack.contract_reader().provenance(token_id).call().await?;
-    assert_eq!(record.modelHash, stack.model_hash);
-    let pixels = stack.checked_image(&record).await?;
+    let minted = stack.minted_output(token_id).await?;
+    assert_eq!(minted.prompt_hash, keccak256(abi_encode_request(&signed.request)), "the minted request");
+    assert_eq!(signed.request.modelHash, stack.model_hash);
+    let pixels = stack.checked_image(token_id).await?;
     assert_eq!((pixels.width, pixels.height), (32, 32));
     assert!(stack.node_log().contains("genmint-emoji-32"), "the node does not say which model it serves");
     Ok(())

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_arguments)]
 
 mod api;
+mod contracts_deploy;
 mod default_model;
 mod mint;
 mod network;

@@ -104,7 +104,7 @@ impl Cluster {
             let node_dir = cluster.dir.path().join(format!("node-{index}"));
             let hash = write_named_test_model(&node_dir.join("models/default"), spec.model)?;
             if !cluster.models.iter().any(|(_, h)| *h == hash) {
-                admin.register_model(hash, spec.model, "genmint tests").await?;
+                admin.register_model(hash, spec.model, "genmint tests", "").await?;
                 cluster.models.push((spec.model.to_owned(), hash));
             }
             let operator =
@@ -251,13 +251,12 @@ impl Cluster {
         assert_eq!(record.node, self.nodes[node].operator.address(), "the chain names the generating node");
         let provider = ProviderBuilder::new().connect_http(self.anvil.rpc_url().parse()?);
         let logs = IGenmint::new(self.contract, provider)
-            .Minted_filter()
+            .AigcData_filter()
             .topic1(token)
             .from_block(0)
             .query()
             .await?;
         assert_eq!(logs.len(), 1, "exactly one mint");
-        assert_eq!(logs[0].0.node, self.nodes[node].operator.address());
         Ok(())
     }
 }
@@ -325,6 +324,16 @@ async fn when_the_executor_dies_mid_job_another_node_mints_it_once() -> Result<(
     cluster.wait_for_providers(model_y, 2).await?;
 
     let signed = cluster.signed_request(model_y, "a ship in a bottle", 21, 1);
+    // The fee comes out of the creator's deposit: without one the request is refused up front.
+    let (status, body) = cluster.submit(0, &signed).await?;
+    assert_eq!(
+        (status.as_u16(), body["error"]["code"].as_str()),
+        (402, Some("insufficient_funds")),
+        "{body}"
+    );
+    let creator =
+        ChainClient::connect(cluster.anvil.rpc_url(), cluster.creator.clone(), cluster.contract).await?;
+    creator.deposit(U256::from(1)).await?;
     let (_, job) = cluster.submit(0, &signed).await?;
     let id = job["id"].as_str().unwrap().to_owned();
     let b = cluster.nodes[1].peer_id.clone();

@@ -25,27 +25,30 @@ alloy::sol! {
     /// The slice of GenmintNFT the tests read on their own, without the node's chain client.
     #[sol(rpc)]
     interface IGenmint {
-        struct Provenance {
+        struct Record {
             address creator;
             address node;
-            bytes32 modelHash;
-            uint64 seed;
-            uint64 mintedAt;
             uint64 mintBlock;
-            bytes32 pixelDigest;
-            bytes32 promptHash;
-            string imageCid;
             string metadataCid;
         }
         function ownerOf(uint256 tokenId) external view returns (address);
         function tokenURI(uint256 tokenId) external view returns (string memory);
-        function provenance(uint256 tokenId) external view returns (Provenance memory);
-        event Minted(uint256 indexed tokenId, address indexed creator, address indexed node, bytes32 modelHash,
-                     bytes32 pixelDigest, string imageCid, string metadataCid, bytes creatorSignature, bytes nodeSignature);
+        function provenance(uint256 tokenId) external view returns (Record memory);
+        /// ERC-7007; genmint's aigcData is the pixel digest (32 bytes) then the image CID.
+        event AigcData(uint256 indexed tokenId, bytes indexed prompt, bytes aigcData, bytes proof);
     }
 }
 
 pub const MODEL_NAME: &str = "genmint-test-tiny";
+
+/// A token's mint event, as this test reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MintedOutput {
+    /// keccak256 of the ABI-encoded request (the ERC-7007 prompt).
+    pub prompt_hash: B256,
+    pub pixel_digest: B256,
+    pub image_cid: String,
+}
 
 /// The model a stack's node serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +123,7 @@ impl Stack {
         let operator = DevAccount::NodeOperator.key();
         let contract = ChainClient::deploy(anvil.rpc_url(), owner.clone()).await?;
         let admin = ChainClient::connect(anvil.rpc_url(), owner, contract).await?;
-        admin.register_model(model_hash, model_name, "genmint").await?;
+        admin.register_model(model_hash, model_name, "genmint", "").await?;
         admin.register_node(operator.address()).await?;
 
         std::fs::write(
@@ -228,10 +231,25 @@ impl Stack {
         IGenmint::new(self.contract, provider)
     }
 
-    /// How many `Minted` events the contract emitted for `token_id`.
+    /// How many mint events (`AigcData`) the contract emitted for `token_id`.
     pub async fn minted_events(&self, token_id: U256) -> Result<usize> {
-        let logs = self.contract_reader().Minted_filter().topic1(token_id).from_block(0).query().await?;
+        let logs = self.contract_reader().AigcData_filter().topic1(token_id).from_block(0).query().await?;
         Ok(logs.len())
+    }
+
+    /// What the token's mint event attested: its prompt topic, pixel digest and image CID.
+    pub async fn minted_output(&self, token_id: U256) -> Result<MintedOutput> {
+        let logs = self.contract_reader().AigcData_filter().topic1(token_id).from_block(0).query().await?;
+        let (event, _) = logs.into_iter().next().context("no AigcData event for the token")?;
+        let data = &event.aigcData;
+        if data.len() < 32 {
+            bail!("aigcData is {} bytes: too short", data.len());
+        }
+        Ok(MintedOutput {
+            prompt_hash: event.prompt,
+            pixel_digest: B256::from_slice(&data[..32]),
+            image_cid: String::from_utf8(data[32..].to_vec())?,
+        })
     }
 
     /// A file from Kubo through its plain HTTP RPC (`/api/v0/cat`), not the node's IPFS client.
@@ -244,17 +262,18 @@ impl Stack {
         Ok(response.bytes().await?.to_vec())
     }
 
-    /// The token's image from Kubo, checked here: its bytes hash to the recorded image CID and its
+    /// The token's image from Kubo, checked here: its bytes hash to the attested image CID and its
     /// pixels to the attested pixel digest.
-    pub async fn checked_image(&self, record: &IGenmint::Provenance) -> Result<Rgb8Image> {
-        let image = self.ipfs_cat(&record.imageCid).await?;
-        assert_eq!(raw_cid(&image), record.imageCid);
+    pub async fn checked_image(&self, token_id: U256) -> Result<Rgb8Image> {
+        let minted = self.minted_output(token_id).await?;
+        let image = self.ipfs_cat(&minted.image_cid).await?;
+        assert_eq!(raw_cid(&image), minted.image_cid);
         let pixels = png::decode(&image)?;
         let mut hasher = Sha256::new();
         hasher.update(pixels.width.to_be_bytes());
         hasher.update(pixels.height.to_be_bytes());
         hasher.update(&pixels.pixels);
-        assert_eq!(B256::from_slice(&hasher.finalize()), record.pixelDigest);
+        assert_eq!(B256::from_slice(&hasher.finalize()), minted.pixel_digest);
         Ok(pixels)
     }
 
