@@ -126,7 +126,7 @@ impl Cluster {
             config.limits.min_fee_wei = spec.min_fee_wei.into();
             config.p2p.listen = vec![format!("/ip4/127.0.0.1/tcp/{p2p_port}")];
             config.p2p.bootstrap = cluster.nodes.first().map(Node::bootstrap_addr).into_iter().collect();
-            config.p2p.advert_interval_secs = 1;
+            config.p2p.advert_interval_secs = 2;
             config.p2p.request_timeout_secs = 3;
             config.save(&node_dir)?;
             cluster.nodes.push(Node {
