@@ -8,6 +8,7 @@
 //! | `DELETE /v1/jobs/{id}` | cancel a job that has not reached the chain |
 //! | `GET /v1/models` | the models of the whole network: this node's and its peers', with their providers |
 //! | `GET /v1/peers` | connected peers: addresses, latency, advert, operator registration |
+//! | `GET /v1/tokens/{id}/provenance` | every verification check of a token, by name (`genmint verify --json`) |
 //! | `GET /v1/eip712` | EIP-712 domain and types in the `eth_signTypedData_v4` shape |
 //! | `GET /healthz` | liveness and the node's chain, contract and operator |
 
@@ -17,7 +18,9 @@ mod jobs;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, State};
+use alloy::primitives::U256;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -37,6 +40,7 @@ pub fn router(pipeline: Arc<Pipeline>, max_body_bytes: usize) -> Router {
         .route("/v1/jobs/{id}/events", get(jobs::events))
         .route("/v1/models", get(models))
         .route("/v1/peers", get(peers))
+        .route("/v1/tokens/{id}/provenance", get(provenance))
         .route("/v1/eip712", get(eip712))
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -77,6 +81,25 @@ async fn models(State(pipeline): State<Arc<Pipeline>>) -> Result<Json<Value>, Ap
     let mut list: Vec<Value> = models.remove(&local_hash).into_iter().collect();
     list.extend(models.into_values());
     Ok(Json(json!({ "models": list })))
+}
+
+/// The verification report of a token (decimal or 0x-hex id) against this node's chain and Kubo:
+/// 200 whether or not every check passes (`ok` says), 404 when no such token exists.
+async fn provenance(
+    State(pipeline): State<Arc<Pipeline>>,
+    Path(id): Path<String>,
+) -> Result<Json<crate::verify::Report>, ApiError> {
+    let token_id = match id.strip_prefix("0x") {
+        Some(hex) => U256::from_str_radix(hex, 16),
+        None => U256::from_str_radix(&id, 10),
+    }
+    .map_err(|_| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("{id:?} is not a token id"))
+    })?;
+    if !pipeline.chain().token_exists(token_id).await.map_err(|e| ApiError::internal(e.to_string()))? {
+        return Err(ApiError::not_found(format!("token {id}")));
+    }
+    Ok(Json(crate::verify::verify_token(pipeline.chain(), pipeline.ipfs(), token_id).await))
 }
 
 /// What an advert says about a model's limits, in the shape of the local model's `limits`.

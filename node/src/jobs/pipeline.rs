@@ -157,6 +157,10 @@ impl Pipeline {
         &self.parts.chain
     }
 
+    pub fn ipfs(&self) -> &KuboClient {
+        &self.parts.ipfs
+    }
+
     /// The smallest fee this node runs a job for.
     pub fn min_fee(&self) -> U256 {
         self.parts.min_fee

@@ -2,7 +2,7 @@
 //!
 //! The metadata is pinned after the image and before the attestation, so it can name the image CID
 //! and carry the creator's signed request, but not the node's attestation signature (which signs
-//! the metadata CID): that signature lives on chain, in the `Minted` event.
+//! the metadata CID): that signature lives on chain, in the proof of the mint's ERC-7007 `AigcData` event.
 
 use serde::{Deserialize, Serialize};
 

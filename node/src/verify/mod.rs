@@ -119,11 +119,17 @@ pub async fn verify_token(chain: &ChainClient, ipfs: &impl ContentStore, token_i
                         report.push("metadata", Ok(format!("image and aigc_data point at {image_uri}")));
                         Some(metadata)
                     } else {
+                        let wrong: Vec<String> =
+                            [("image", &metadata.image), ("aigc_data", &metadata.aigc_data)]
+                                .into_iter()
+                                .filter(|(_, uri)| **uri != image_uri)
+                                .map(|(field, uri)| format!("{field} is {uri}"))
+                                .collect();
                         report.push(
                             "metadata",
                             Err(format!(
-                                "metadata image is {} but the mint event records {image_uri}",
-                                metadata.image
+                                "metadata {} but the mint event records {image_uri}",
+                                wrong.join(" and ")
                             )),
                         );
                         Some(metadata)

@@ -49,6 +49,10 @@ async fn a_signed_request_becomes_a_verifiable_token() -> anyhow::Result<()> {
 
     let (ok, output) = stack.genmint(&["verify", &id]).await?;
     assert!(ok, "verify refused a good token:\n{output}");
+    let report: serde_json::Value =
+        reqwest::get(format!("{}/v1/tokens/{id}/provenance", stack.node_url)).await?.json().await?;
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(report["checks"].as_array().unwrap().iter().all(|c| c["ok"] == true), "{report}");
 
     // A second token whose metadata points at a changed image: the node key attests it, so the
     // chain accepts it, but the image no longer matches the attested pixels.
@@ -62,6 +66,7 @@ async fn a_signed_request_becomes_a_verifiable_token() -> anyhow::Result<()> {
     let changed_cid = ipfs_add(&stack, &changed_png).await?;
     let mut forged_metadata = metadata.clone();
     forged_metadata["image"] = format!("ipfs://{changed_cid}").into();
+    forged_metadata["aigc_data"] = format!("ipfs://{changed_cid}").into();
     forged_metadata["provenance"]["request"] = serde_json::to_value(&forged.request)?;
     forged_metadata["provenance"]["creatorSignature"] = forged.signature.to_string().into();
     forged_metadata["provenance"]["requestDigest"] = forged_digest.to_string().into();
@@ -80,6 +85,21 @@ async fn a_signed_request_becomes_a_verifiable_token() -> anyhow::Result<()> {
     let (ok, output) = stack.genmint(&["verify", &forged_digest.to_string()]).await?;
     assert!(!ok, "verify accepted a token whose image was changed:\n{output}");
     assert!(output.contains("pixel"), "the failure names the pixel check:\n{output}");
+    let report: serde_json::Value =
+        reqwest::get(format!("{}/v1/tokens/{forged_digest}/provenance", stack.node_url))
+            .await?
+            .json()
+            .await?;
+    let failed: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!((report["ok"].as_bool(), failed), (Some(false), vec!["pixel_digest"]), "{report}");
+    let missing = reqwest::get(format!("{}/v1/tokens/0x1234/provenance", stack.node_url)).await?;
+    assert_eq!(missing.status(), 404);
     Ok(())
 }
 
