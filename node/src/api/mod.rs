@@ -18,7 +18,6 @@ mod jobs;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use alloy::primitives::U256;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -89,13 +88,8 @@ async fn provenance(
     State(pipeline): State<Arc<Pipeline>>,
     Path(id): Path<String>,
 ) -> Result<Json<crate::verify::Report>, ApiError> {
-    let token_id = match id.strip_prefix("0x") {
-        Some(hex) => U256::from_str_radix(hex, 16),
-        None => U256::from_str_radix(&id, 10),
-    }
-    .map_err(|_| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("{id:?} is not a token id"))
-    })?;
+    let token_id = crate::verify::parse_token_id(&id)
+        .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message))?;
     if !pipeline.chain().token_exists(token_id).await.map_err(|e| ApiError::internal(e.to_string()))? {
         return Err(ApiError::not_found(format!("token {id}")));
     }

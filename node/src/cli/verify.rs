@@ -3,13 +3,13 @@
 
 use std::process::ExitCode;
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::Address;
 use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::chain::ChainClient;
 use crate::ipfs::KuboClient;
-use crate::verify::verify_token;
+use crate::verify::{parse_token_id, verify_token};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -32,14 +32,6 @@ pub struct VerifyArgs {
     pub ipfs_api: String,
 }
 
-fn parse_token_id(text: &str) -> Result<U256> {
-    let parsed = match text.strip_prefix("0x") {
-        Some(hex) => U256::from_str_radix(hex, 16),
-        None => U256::from_str_radix(text, 10),
-    };
-    parsed.with_context(|| format!("{text:?} is not a token id (decimal, or 0x-hex)"))
-}
-
 async fn node_contract(node: &str) -> Result<Address> {
     let url = format!("{}/healthz", node.trim_end_matches('/'));
     let health: serde_json::Value = reqwest::get(&url)
@@ -56,7 +48,7 @@ async fn node_contract(node: &str) -> Result<Address> {
 }
 
 pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
-    let token_id = parse_token_id(&args.token_id)?;
+    let token_id = parse_token_id(&args.token_id).map_err(anyhow::Error::msg)?;
     let contract = match args.contract {
         Some(contract) => contract,
         None => node_contract(&args.node).await?,

@@ -63,6 +63,8 @@ pub enum AnvilError {
     NotReady { rpc_url: String, timeout: Duration, detail: String },
     #[error("anvil at {rpc_url} reports chain id {actual}, expected {CHAIN_ID}")]
     WrongChain { rpc_url: String, actual: u64 },
+    #[error("anvil at {rpc_url} refused {method}: {detail}")]
+    Rpc { rpc_url: String, method: &'static str, detail: String },
     #[error("stopping anvil failed: {0}")]
     Stop(#[source] std::io::Error),
 }
@@ -138,18 +140,16 @@ impl Anvil {
     /// Gives `address` 1000 ETH with anvil's `anvil_setBalance` (for development keys beyond
     /// anvil's own accounts).
     pub async fn fund(&self, address: Address) -> Result<(), AnvilError> {
-        let failed = |detail: String| AnvilError::NotReady {
-            rpc_url: self.rpc_url.clone(),
-            timeout: START_TIMEOUT,
-            detail,
-        };
+        const METHOD: &str = "anvil_setBalance";
+        let failed =
+            |detail: String| AnvilError::Rpc { rpc_url: self.rpc_url.clone(), method: METHOD, detail };
         let url = self.rpc_url.parse().map_err(|e| failed(format!("bad URL: {e}")))?;
         let provider = ProviderBuilder::new().connect_http(url);
         let balance = U256::from(1000u64) * U256::from(10u64).pow(U256::from(18u64));
         provider
-            .raw_request::<_, ()>("anvil_setBalance".into(), (address, balance))
+            .raw_request::<_, ()>(METHOD.into(), (address, balance))
             .await
-            .map_err(|e| failed(format!("anvil_setBalance: {e}")))
+            .map_err(|e| failed(e.to_string()))
     }
 
     /// Kills anvil and waits for it to exit.

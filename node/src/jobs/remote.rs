@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use super::events::JobEvent;
-use super::pipeline::{Pipeline, StepError, need, parse_b256};
+use super::pipeline::{Pipeline, StepError, need, now_unix, parse_b256};
 use super::state::JobState;
 use super::store::{JobRecord, Outputs};
 
@@ -204,11 +204,4 @@ pub(super) async fn cancel_at_executor(pipeline: &Pipeline, job: &JobRecord) {
     if let Err(e) = network.handle().request(executor, JobRequest::Cancel { job_id: job.id.clone() }).await {
         warn!(job = %job.id, %executor, error = %e, "the executor did not confirm the cancellation");
     }
-}
-
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
 }

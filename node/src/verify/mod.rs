@@ -75,6 +75,15 @@ fn hex_b256(b: &B256) -> String {
     b.to_string()
 }
 
+/// Reads a token id as people write it: decimal, or 0x-hex (the request digest).
+pub fn parse_token_id(text: &str) -> Result<U256, String> {
+    let parsed = match text.strip_prefix("0x") {
+        Some(hex) => U256::from_str_radix(hex, 16),
+        None => U256::from_str_radix(text, 10),
+    };
+    parsed.map_err(|_| format!("{text:?} is not a token id (decimal, or 0x-hex)"))
+}
+
 /// Verifies one token against the chain and a content store.
 pub async fn verify_token(chain: &ChainClient, ipfs: &impl ContentStore, token_id: U256) -> Report {
     let mut report = Report {
