@@ -20,6 +20,7 @@ use crate::jobs::JobStore;
 use crate::jobs::inference::Inference;
 use crate::jobs::pipeline::{Pipeline, PipelineParts};
 use crate::network::Network;
+use crate::provenance::credentials::Credentials;
 
 /// How long open HTTP responses (event streams included) may take to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -116,6 +117,11 @@ pub async fn start(data_dir: &Path, config: &Config) -> Result<RunningNode> {
     let model = inference.descriptor();
     info!(name = %model.name, hash = %model.hash, "serving model");
 
+    let (credentials, created) = Credentials::load_or_create(data_dir, &operator)?;
+    if created {
+        info!(sha256 = %credentials.fingerprint(), "created the content-credentials signing certificate");
+    }
+
     let images_dir: PathBuf = data_dir.join("images");
     std::fs::create_dir_all(&images_dir).with_context(|| format!("creating {images_dir:?}"))?;
     let store = Arc::new(JobStore::open(&data_dir.join("jobs.sqlite"))?);
@@ -131,6 +137,7 @@ pub async fn start(data_dir: &Path, config: &Config) -> Result<RunningNode> {
         max_prompt_bytes: config.limits.max_prompt_bytes,
         max_queued_jobs: config.limits.max_queued_jobs,
         min_fee,
+        credentials,
     });
     let network = if config.p2p.enabled {
         let (network, events) = Network::start(data_dir, &config.p2p, &operator, chain).await?;

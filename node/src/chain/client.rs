@@ -245,7 +245,7 @@ impl ChainClient {
 
     /// Whether `operator` is a registered, active node.
     pub async fn is_node(&self, operator: Address) -> Result<bool, ChainError> {
-        self.contract.isNode(operator).call().await.map_err(|e| self.call_error("isNode", e))
+        self.is_node_at(operator, None).await
     }
 
     /// Whether `model_hash` is a registered, active model.
@@ -255,14 +255,7 @@ impl ChainClient {
 
     /// What the registry records for a model (empty and inactive if it was never registered).
     pub async fn model_info(&self, model_hash: B256) -> Result<ModelInfo, ChainError> {
-        let info =
-            self.contract.modelInfo(model_hash).call().await.map_err(|e| self.call_error("modelInfo", e))?;
-        Ok(ModelInfo {
-            name: info.name_,
-            author: info.author,
-            license_uri: info.licenseUri,
-            active: info.active,
-        })
+        self.model_info_at(model_hash, None).await
     }
 
     /// Adds `amount` wei to the sender's deposit, from which its requests' fees are paid.

@@ -13,6 +13,7 @@ mod batch;
 mod bindings;
 mod client;
 mod error;
+mod history;
 mod mint;
 
 pub use batch::{MAX_BATCH_JOBS, MintBatcher};

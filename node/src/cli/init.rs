@@ -1,5 +1,5 @@
-//! `genmint init`: create a data dir with a default `genmint.toml`, a fresh operator key and the
-//! built-in default model in `models/default`.
+//! `genmint init`: create a data dir with a default `genmint.toml`, a fresh operator key, the C2PA
+//! signing certificate bound to it and the built-in default model in `models/default`.
 
 use std::io::Write;
 use std::path::Path;
@@ -10,6 +10,7 @@ use clap::Args;
 use genmint_model_runtime::DEFAULT_MODEL_NAME;
 
 use crate::config::{CONFIG_FILE, Config, OPERATOR_KEY_FILE};
+use crate::provenance::credentials::{CERT_FILE, Credentials};
 
 #[derive(Debug, Args)]
 pub struct InitArgs {}
@@ -35,6 +36,13 @@ pub fn run(data_dir: &Path, _args: InitArgs) -> Result<()> {
             signer
         }
     };
+    let (credentials, created) = Credentials::load_or_create(data_dir, &signer)?;
+    println!(
+        "{} the content-credentials signing certificate {} (sha256 {}), bound to the operator key",
+        if created { "created" } else { "kept" },
+        data_dir.join(CERT_FILE).display(),
+        credentials.fingerprint()
+    );
     let model_dir = data_dir.join("models/default");
     if super::models::is_empty_dir(&model_dir) {
         let hash = super::models::install_default(&model_dir)?;

@@ -62,8 +62,8 @@ impl Cli {
     /// The default log filter for the chosen verbosity.
     pub fn log_filter(&self) -> &'static str {
         match self.verbose {
-            0 => "info,hyper=warn,alloy=warn",
-            1 => "debug,hyper=info",
+            0 => "info,hyper=warn,alloy=warn,c2pa=warn",
+            1 => "debug,hyper=info,c2pa=info",
             _ => "trace",
         }
     }
@@ -80,7 +80,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Node => run_node(&cli.data_dir).await.map(|()| ExitCode::SUCCESS),
         Command::Dev(args) => dev::run(&cli.data_dir, args).await.map(|()| ExitCode::SUCCESS),
         Command::Generate(args) => generate::run(&cli.data_dir, args).await.map(|()| ExitCode::SUCCESS),
-        Command::Verify(args) => verify::run(args).await,
+        Command::Verify(args) => verify::run(&cli.data_dir, args).await,
         Command::Models(command) => models::run(&cli.data_dir, command).map(|()| ExitCode::SUCCESS),
         Command::Peers(args) => peers::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Contracts(command) => {

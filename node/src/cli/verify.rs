@@ -1,23 +1,37 @@
-//! `genmint verify <token-id>`: every check of [`crate::verify`], printed by name, or as JSON with
-//! `--json`; exits non-zero if any check fails.
+//! `genmint verify <token id | IPFS CID | image file>`: every check of [`crate::verify`], printed by
+//! name, or as JSON with `--json`; `--regenerate` re-runs the request on a local copy of the model.
+//! Exits non-zero if any check fails.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use alloy::primitives::Address;
 use anyhow::{Context, Result};
 use clap::Args;
+use genmint_model_runtime::DeviceChoice;
 
 use crate::chain::ChainClient;
 use crate::ipfs::KuboClient;
-use crate::verify::{parse_token_id, verify_token};
+use crate::verify::subject::{Subject, resolve};
+use crate::verify::{inspect, regenerate};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Token id: decimal, or 0x-hex (the request digest).
-    pub token_id: String,
+    /// What to verify: a token id (decimal, or 0x-hex: the request digest), the IPFS CID of a
+    /// token's image or metadata, or an image file.
+    pub subject: String,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also re-run the request with the model (found by hash under --models-dir) and compare images.
+    #[arg(long)]
+    pub regenerate: bool,
+    /// Where --regenerate looks for the model (default: the data dir's `models`).
+    #[arg(long)]
+    pub models_dir: Option<PathBuf>,
+    /// The first block to search for mint events when an image without credentials is given.
+    #[arg(long, default_value_t = 0)]
+    pub from_block: u64,
     /// The chain's JSON-RPC endpoint.
     #[arg(long, env = "GENMINT_RPC_URL", default_value = "http://127.0.0.1:8545")]
     pub rpc_url: String,
@@ -47,8 +61,8 @@ async fn node_contract(node: &str) -> Result<Address> {
         .context("contract address")
 }
 
-pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
-    let token_id = parse_token_id(&args.token_id).map_err(anyhow::Error::msg)?;
+pub async fn run(data_dir: &Path, args: VerifyArgs) -> Result<ExitCode> {
+    let subject = Subject::parse(&args.subject).map_err(anyhow::Error::msg)?;
     let contract = match args.contract {
         Some(contract) => contract,
         None => node_contract(&args.node).await?,
@@ -56,13 +70,26 @@ pub async fn run(args: VerifyArgs) -> Result<ExitCode> {
     let chain = ChainClient::connect_read_only(&args.rpc_url, contract).await?;
     let ipfs = KuboClient::new(&args.ipfs_api)?;
     let started = std::time::Instant::now();
-    let report = verify_token(&chain, &ipfs, token_id).await;
+    let (token_id, claim) =
+        resolve(&chain, &ipfs, &subject, args.from_block).await.map_err(anyhow::Error::msg)?;
+    let (mut report, evidence) = inspect(&chain, &ipfs, token_id).await;
+    if let Some(result) = claim.check(&evidence) {
+        report.push("subject", result);
+    }
+    if args.regenerate {
+        let models_dir = args.models_dir.unwrap_or_else(|| data_dir.join("models"));
+        let result =
+            tokio::task::spawn_blocking(move || regenerate::check(&evidence, &models_dir, DeviceChoice::Cpu))
+                .await
+                .context("the re-generation task stopped")?;
+        report.push("regeneration", result);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("token {} on chain {} contract {}", report.token_id, report.chain_id, report.contract);
         for check in &report.checks {
-            println!("  {} {:<18} {}", if check.ok { "ok  " } else { "FAIL" }, check.name, check.detail);
+            println!("  {} {:<19} {}", if check.ok { "ok  " } else { "FAIL" }, check.name, check.detail);
         }
         let failed = report.checks.iter().filter(|c| !c.ok).count();
         println!(

@@ -36,6 +36,7 @@ use crate::chain::{ChainClient, ChainError, MintBatcher, MintJob};
 use crate::ipfs::{ContentStore, IpfsError, KuboClient};
 use crate::network::Network;
 use crate::network::router::Need;
+use crate::provenance::credentials::Credentials;
 use crate::provenance::eip712::{Attestation, SignedRequest, sign_attestation};
 use crate::provenance::metadata::{Envelope, MetadataInput, PROVENANCE_VERSION, Provenance, TokenMetadata};
 use crate::provenance::png;
@@ -57,6 +58,8 @@ pub struct PipelineParts {
     pub max_queued_jobs: usize,
     /// The smallest signed fee this node runs a job for.
     pub min_fee: U256,
+    /// Signs the C2PA manifest embedded in every pinned image.
+    pub credentials: Credentials,
 }
 
 /// The job pipeline; shared by the HTTP API and the job tasks.
@@ -481,9 +484,23 @@ impl Pipeline {
         if job.pixel_digest.as_deref() != Some(pixel_digest.as_str()) {
             return Err(StepError::Fatal(format!("{path:?} no longer holds the generated image")));
         }
-        let image_cid = self.parts.ipfs.add_and_pin(image).await?;
         let descriptor = self.parts.inference.descriptor();
         let request = &signed.request;
+        // The file on disk stays the model's output; the pinned file is that output with its
+        // content credentials, the last change before pinning.
+        let token = self.parts.credentials.assertion(
+            self.parts.chain_id,
+            self.parts.contract,
+            parse_b256(&job.id)?,
+            request.modelHash,
+            parse_b256(&pixel_digest)?,
+        );
+        let image = self
+            .parts
+            .credentials
+            .embed(&image, &token)
+            .map_err(|e| StepError::Fatal(format!("cannot embed the content credentials: {e}")))?;
+        let image_cid = self.parts.ipfs.add_and_pin(image).await?;
         let provenance = Provenance {
             version: PROVENANCE_VERSION,
             chain_id: self.parts.chain_id,

@@ -10,15 +10,22 @@
 //!
 //! [`verify_token`] runs every check it can and reports each by name with its outcome; a check
 //! whose inputs an earlier failure made unavailable is reported as failed with that reason, so a
-//! report always lists the same checks.
+//! report always lists the same checks. `subject` finds the token an IPFS CID or an image file
+//! belongs to; `regenerate` adds the optional re-generation check.
 
-use alloy::primitives::{B256, U256, keccak256};
+mod content_credentials;
+pub mod regenerate;
+pub mod subject;
+
+use alloy::primitives::{Address, B256, U256, keccak256};
+use genmint_model_runtime::Rgb8Image;
 use serde::Serialize;
 
 use crate::chain::{ChainClient, MintedEvent, Provenance};
 use crate::ipfs::{Cid, ContentStore};
 use crate::provenance::eip712::{
-    Attestation, SignedRequest, recover_attestation_signer, recover_request_signer, request_digest,
+    Attestation, GenerationRequest, SignedRequest, recover_attestation_signer, recover_request_signer,
+    request_digest,
 };
 use crate::provenance::metadata::TokenMetadata;
 use crate::provenance::png;
@@ -47,17 +54,32 @@ pub struct Report {
 }
 
 impl Report {
-    fn push(&mut self, name: &'static str, result: Result<String, String>) -> bool {
+    /// Adds a check's outcome; the report is ok only while every check is.
+    pub fn push(&mut self, name: &'static str, result: Result<String, String>) {
         let ok = result.is_ok();
         let detail = result.unwrap_or_else(|e| e);
         self.checks.push(Check { name, ok, detail });
         self.ok &= ok;
-        ok
     }
 }
 
+/// What verification read on the way, for checks that build on it (re-generation).
+#[derive(Debug, Clone, Default)]
+pub struct Evidence {
+    /// The minted request, when the metadata's request is the one the token id commits to.
+    pub request: Option<GenerationRequest>,
+    pub metadata: Option<TokenMetadata>,
+    /// The pixel digest the node attested in the mint event.
+    pub pixel_digest: Option<B256>,
+    /// The decoded image fetched from IPFS.
+    pub image: Option<Rgb8Image>,
+    /// The pinned metadata and image, as the chain names them.
+    pub metadata_cid: Option<String>,
+    pub image_cid: Option<String>,
+}
+
 /// The checks in the order they run; every report lists all of them.
-pub const CHECKS: [&str; 11] = [
+pub const CHECKS: [&str; 12] = [
     "token",
     "metadata_cid",
     "metadata",
@@ -65,6 +87,7 @@ pub const CHECKS: [&str; 11] = [
     "creator_signature",
     "image_cid",
     "pixel_digest",
+    "content_credentials",
     "node_attestation",
     "contract_verify",
     "node_registry",
@@ -86,6 +109,12 @@ pub fn parse_token_id(text: &str) -> Result<U256, String> {
 
 /// Verifies one token against the chain and a content store.
 pub async fn verify_token(chain: &ChainClient, ipfs: &impl ContentStore, token_id: U256) -> Report {
+    inspect(chain, ipfs, token_id).await.0
+}
+
+/// Verifies one token and returns what it read along the way.
+pub async fn inspect(chain: &ChainClient, ipfs: &impl ContentStore, token_id: U256) -> (Report, Evidence) {
+    let mut evidence = Evidence::default();
     let mut report = Report {
         token_id: hex_b256(&B256::from(token_id.to_be_bytes::<32>())),
         chain_id: chain.chain_id(),
@@ -111,10 +140,15 @@ pub async fn verify_token(chain: &ChainClient, ipfs: &impl ContentStore, token_i
     };
     let Some((record, event)) = record else {
         skip_rest(&mut report, "the token has no chain record");
-        return report;
+        return (report, evidence);
     };
+    evidence.pixel_digest = Some(event.pixel_digest);
+    evidence.metadata_cid = Some(record.metadata_cid.clone());
+    evidence.image_cid = Some(event.image_cid.clone());
 
-    // Metadata: its bytes hash to the CID the chain holds, and it parses.
+    // Metadata: its bytes hash to the CID the chain holds, it parses, and its fields agree with the
+    // chain, the mint event and the request it carries.
+    let token_hex = B256::from(token_id.to_be_bytes::<32>());
     let metadata = match fetch(ipfs, &record.metadata_cid, MAX_METADATA_BYTES).await {
         Ok(bytes) => {
             report.push(
@@ -123,26 +157,13 @@ pub async fn verify_token(chain: &ChainClient, ipfs: &impl ContentStore, token_i
             );
             match serde_json::from_slice::<TokenMetadata>(&bytes) {
                 Ok(metadata) => {
-                    let image_uri = format!("ipfs://{}", event.image_cid);
-                    if metadata.image == image_uri && metadata.aigc_data == image_uri {
-                        report.push("metadata", Ok(format!("image and aigc_data point at {image_uri}")));
-                        Some(metadata)
-                    } else {
-                        let wrong: Vec<String> =
-                            [("image", &metadata.image), ("aigc_data", &metadata.aigc_data)]
-                                .into_iter()
-                                .filter(|(_, uri)| **uri != image_uri)
-                                .map(|(field, uri)| format!("{field} is {uri}"))
-                                .collect();
-                        report.push(
-                            "metadata",
-                            Err(format!(
-                                "metadata {} but the mint event records {image_uri}",
-                                wrong.join(" and ")
-                            )),
-                        );
-                        Some(metadata)
-                    }
+                    let facts = ChainFacts {
+                        chain_id: chain.chain_id(),
+                        contract: chain.address(),
+                        token_id: token_hex,
+                    };
+                    report.push("metadata", metadata_agrees(&metadata, &facts, &record, &event));
+                    Some(metadata)
                 }
                 Err(e) => {
                     report.push("metadata", Err(format!("not genmint metadata JSON: {e}")));
@@ -179,6 +200,7 @@ pub async fn verify_token(chain: &ChainClient, ipfs: &impl ContentStore, token_i
             } else if keccak256(crate::chain::abi_encode_request(request)) != event.prompt_hash {
                 Err("the metadata's request is not the prompt of the mint event".into())
             } else {
+                evidence.request = Some(request.clone());
                 Ok(format!(
                     "request digest {digest} is the token id and the mint event's prompt; the creator matches the chain"
                 ))
@@ -201,37 +223,52 @@ pub async fn verify_token(chain: &ChainClient, ipfs: &impl ContentStore, token_i
             report.push("creator_signature", Err("no request to check".into()));
         }
     }
+    let model_hash = signed.as_ref().map(|s| s.request.modelHash);
 
-    // The image: bytes hash to the CID, pixels hash to the attested pixel digest.
+    // The image: bytes hash to the CID, pixels hash to the attested pixel digest, and its C2PA
+    // manifest names this token and is signed by a certificate the node's operator bound.
     match fetch(ipfs, &event.image_cid, MAX_IMAGE_BYTES).await {
         Ok(bytes) => {
             report.push("image_cid", Ok(format!("{} matches the bytes fetched from IPFS", event.image_cid)));
             let result = match png::decode(&bytes) {
                 Ok(image) => {
                     let digest = B256::from(image.pixel_digest());
-                    if digest == event.pixel_digest {
+                    let result = if digest == event.pixel_digest {
                         Ok(format!("{}x{} pixels hash to {digest}", image.width, image.height))
                     } else {
                         Err(format!("pixels hash to {digest}, but the node attested {}", event.pixel_digest))
-                    }
+                    };
+                    evidence.image = Some(image);
+                    result
                 }
                 Err(e) => Err(e.to_string()),
             };
             report.push("pixel_digest", result);
+            let expected = content_credentials::Expected {
+                chain: ChainFacts {
+                    chain_id: chain.chain_id(),
+                    contract: chain.address(),
+                    token_id: token_hex,
+                },
+                model_hash,
+                pixel_digest: event.pixel_digest,
+                node: record.node,
+            };
+            report.push("content_credentials", content_credentials::check(&bytes, &expected));
         }
         Err(e) => {
             report.push("image_cid", Err(e));
             report.push("pixel_digest", Err("no image to hash".into()));
+            report.push("content_credentials", Err("no image to read".into()));
         }
     }
 
     // The node's attestation, rebuilt from the chain record, the event and the request; then the
-    // contract's own check of the same data, and the registries.
-    let model_hash = signed.as_ref().map(|s| s.request.modelHash);
+    // contract's own check of the same data, and the registries as of the mint block.
     let result = match model_hash {
         Some(model_hash) => {
             let attestation = Attestation {
-                requestDigest: B256::from(token_id.to_be_bytes::<32>()),
+                requestDigest: token_hex,
                 modelHash: model_hash,
                 pixelDigest: event.pixel_digest,
                 imageCid: event.image_cid.clone(),
@@ -260,24 +297,136 @@ pub async fn verify_token(chain: &ChainClient, ipfs: &impl ContentStore, token_i
         None => Err("no request to give the contract".into()),
     };
     report.push("contract_verify", result);
-    let result = match chain.is_node(record.node).await {
-        Ok(true) => Ok(format!("{} is a registered node", record.node)),
-        Ok(false) => Err(format!("{} is not (or no longer) a registered node", record.node)),
-        Err(e) => Err(e.to_string()),
-    };
-    report.push("node_registry", result);
+    report.push("node_registry", node_registry(chain, record.node, record.mint_block).await);
     let result = match model_hash {
-        Some(model_hash) => match chain.model_info(model_hash).await {
-            Ok(info) if info.active => {
-                Ok(format!("{model_hash} is registered as {} by {}", info.name, info.author))
-            }
-            Ok(_) => Err(format!("{model_hash} is not an active registered model")),
-            Err(e) => Err(e.to_string()),
-        },
+        Some(model_hash) => model_registry(chain, model_hash, record.mint_block).await,
         None => Err("no request to read the model hash from".into()),
     };
     report.push("model_registry", result);
-    report
+    evidence.metadata = metadata;
+    (report, evidence)
+}
+
+/// What the chain itself fixes about a token, for comparing with what files claim.
+#[derive(Debug, Clone, Copy)]
+struct ChainFacts {
+    chain_id: u64,
+    contract: Address,
+    /// The token id as 32 bytes: the request digest.
+    token_id: B256,
+}
+
+/// Every field of the metadata that the chain, the mint event or the metadata's own request fixes;
+/// names each one that disagrees.
+fn metadata_agrees(
+    metadata: &TokenMetadata,
+    facts: &ChainFacts,
+    record: &Provenance,
+    event: &MintedEvent,
+) -> Result<String, String> {
+    let p = &metadata.provenance;
+    let image_uri = format!("ipfs://{}", event.image_cid);
+    let request: Option<GenerationRequest> = serde_json::from_value(p.request.clone()).ok();
+    let same_b256 = |text: &str, want: &B256| text.parse::<B256>().is_ok_and(|v| v == *want);
+    let same_address = |text: &str, want: &Address| text.parse::<Address>().is_ok_and(|v| v == *want);
+    let mut wrong = Vec::new();
+    let mut expect = |field: &str, ok: bool, found: String, want: String| {
+        if !ok {
+            wrong.push(format!("{field} is {found}, not {want}"));
+        }
+    };
+    expect("image", metadata.image == image_uri, metadata.image.clone(), image_uri.clone());
+    expect("aigc_data", metadata.aigc_data == image_uri, metadata.aigc_data.clone(), image_uri.clone());
+    expect(
+        "provenance.imageCid",
+        p.image_cid == event.image_cid,
+        p.image_cid.clone(),
+        event.image_cid.clone(),
+    );
+    expect(
+        "provenance.pixelDigest",
+        same_b256(&p.pixel_digest, &event.pixel_digest),
+        p.pixel_digest.clone(),
+        event.pixel_digest.to_string(),
+    );
+    expect(
+        "provenance.requestDigest",
+        same_b256(&p.request_digest, &facts.token_id),
+        p.request_digest.clone(),
+        facts.token_id.to_string(),
+    );
+    expect(
+        "provenance.chainId",
+        p.chain_id == facts.chain_id,
+        p.chain_id.to_string(),
+        facts.chain_id.to_string(),
+    );
+    expect(
+        "provenance.contract",
+        same_address(&p.contract, &facts.contract),
+        p.contract.clone(),
+        facts.contract.to_string(),
+    );
+    expect("provenance.node", same_address(&p.node, &record.node), p.node.clone(), record.node.to_string());
+    if let Some(request) = &request {
+        expect(
+            "prompt",
+            metadata.prompt == request.prompt,
+            format!("{:?}", metadata.prompt),
+            format!("{:?}", request.prompt),
+        );
+        expect(
+            "provenance.modelHash",
+            same_b256(&p.model_hash, &request.modelHash),
+            p.model_hash.clone(),
+            request.modelHash.to_string(),
+        );
+        expect(
+            "provenance.width/height",
+            (p.width, p.height) == (request.width, request.height),
+            format!("{}x{}", p.width, p.height),
+            format!("{}x{}", request.width, request.height),
+        );
+    }
+    if wrong.is_empty() {
+        Ok(format!(
+            "every field agrees with the chain record, the mint event and the signed request; image {image_uri}"
+        ))
+    } else {
+        Err(format!("the metadata disagrees: {}", wrong.join("; ")))
+    }
+}
+
+/// The node was registered when it minted; a later deactivation fails the check too, since the
+/// registry owner took the node off for a reason.
+async fn node_registry(chain: &ChainClient, node: Address, mint_block: u64) -> Result<String, String> {
+    let then = chain.is_node_at(node, Some(mint_block)).await.map_err(|e| e.to_string())?;
+    let now = chain.is_node(node).await.map_err(|e| e.to_string())?;
+    registry_outcome(format!("node {node}"), then, now, mint_block)
+}
+
+/// The model was registered and active at the mint block, and has not been deactivated since.
+async fn model_registry(chain: &ChainClient, model_hash: B256, mint_block: u64) -> Result<String, String> {
+    let then = chain.model_info_at(model_hash, Some(mint_block)).await.map_err(|e| e.to_string())?;
+    let now = chain.model_info(model_hash).await.map_err(|e| e.to_string())?;
+    registry_outcome(
+        format!("model {model_hash} ({} by {})", then.name, then.author),
+        then.active,
+        now.active,
+        mint_block,
+    )
+}
+
+fn registry_outcome(entry: String, then: bool, now: bool, mint_block: u64) -> Result<String, String> {
+    match (then, now) {
+        (true, true) => {
+            Ok(format!("{entry} was registered and active at the mint block {mint_block} and still is"))
+        }
+        (true, false) => Err(format!(
+            "{entry} was registered and active at the mint block {mint_block} but has been deactivated since"
+        )),
+        (false, _) => Err(format!("{entry} was not registered and active at the mint block {mint_block}")),
+    }
 }
 
 async fn chain_record(

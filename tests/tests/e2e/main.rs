@@ -11,3 +11,4 @@ mod mint;
 mod network;
 mod restart;
 mod support;
+mod verify;

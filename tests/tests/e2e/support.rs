@@ -203,6 +203,19 @@ impl Stack {
         Ok((response.status(), response.json().await?))
     }
 
+    /// Submits a request for `prompt` and `seed` (8 steps) and waits until it is minted; returns the
+    /// job id (0x-hex request digest) and the token id.
+    pub async fn mint_one(&self, prompt: &str, seed: u64) -> Result<(String, U256)> {
+        let (status, job) = self.submit(&self.signed_request(prompt, seed, 8)).await?;
+        if status != 202 {
+            bail!("submitting {prompt:?} got {status}: {job}");
+        }
+        let id = job["id"].as_str().context("the job has no id")?.to_owned();
+        self.wait_for(&id, |s| s == "minted", Duration::from_secs(120)).await?;
+        let token_id = U256::from_be_bytes(id.parse::<B256>()?.0);
+        Ok((id, token_id))
+    }
+
     pub async fn job(&self, id: &str) -> Result<Value> {
         Ok(reqwest::get(format!("{}/v1/jobs/{id}", self.node_url)).await?.json().await?)
     }

@@ -1,0 +1,140 @@
+//! The optional `regeneration` check (`genmint verify --regenerate`): re-runs the minted request on
+//! a local copy of its model, found by model hash, and compares the output with the token's image.
+//!
+//! Same reproducibility envelope (engine, noise, dtype, device class; the request fixes the
+//! scheduler, steps and guidance): the pixel digest must match bit for bit. A different envelope
+//! (say a CUDA node's token re-run on a CPU) is not expected to be bit-exact; then the images are
+//! compared with a 64-bit difference hash (dHash: luma, box-averaged to 9x8, one bit per
+//! horizontal neighbour pair) and pass when at most [`DHASH_THRESHOLD`] bits differ. The check names
+//! the envelope fields that differ either way.
+
+use std::path::{Path, PathBuf};
+
+use alloy::primitives::B256;
+use genmint_model_runtime::{Control, DeviceChoice, Rgb8Image, load_model, model_manifest};
+
+use super::Evidence;
+use crate::jobs::admission::generation_params;
+
+/// The most dHash bits two renderings of one request may differ in across envelopes.
+pub const DHASH_THRESHOLD: u32 = 10;
+
+/// The model directory under `models_dir` whose content hash is `hash`.
+pub fn find_model(models_dir: &Path, hash: B256) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(models_dir).ok()?;
+    entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.is_dir())
+        .find(|dir| model_manifest(dir).is_ok_and(|manifest| manifest.hash().0 == hash.0))
+}
+
+/// Re-generates the verified request with the model in `models_dir` and compares.
+pub fn check(evidence: &Evidence, models_dir: &Path, device: DeviceChoice) -> Result<String, String> {
+    let request = evidence.request.as_ref().ok_or("no verified request to re-run")?;
+    let attested = evidence.pixel_digest.ok_or("no attested pixel digest to compare with")?;
+    let minted = evidence.image.as_ref().ok_or("no minted image to compare with")?;
+    let envelope =
+        &evidence.metadata.as_ref().ok_or("no metadata with a reproducibility envelope")?.provenance.envelope;
+    let dir = find_model(models_dir, request.modelHash).ok_or_else(|| {
+        format!(
+            "model {} is not installed under {} (`genmint models list` shows what is); copy it there to re-generate",
+            request.modelHash,
+            models_dir.display()
+        )
+    })?;
+    let mut generator = load_model(&dir, device).map_err(|e| format!("loading {}: {e}", dir.display()))?;
+    let descriptor = generator.descriptor().clone();
+    let params = generation_params(request, &descriptor).map_err(|e| e.to_string())?;
+    let image = generator.generate(&params, &mut |_| Control::Continue).map_err(|e| e.to_string())?;
+    let digest = B256::from(image.pixel_digest());
+    let local = &descriptor.envelope;
+    let differing: Vec<String> = [
+        ("engine", &envelope.engine, &local.engine),
+        ("noise", &envelope.noise, &local.noise),
+        ("dtype", &envelope.dtype, &local.dtype),
+        ("device_class", &envelope.device_class, &local.device_class),
+    ]
+    .into_iter()
+    .filter(|(_, minted, here)| minted != here)
+    .map(|(field, minted, here)| format!("{field} {minted} (minted) vs {here} (here)"))
+    .collect();
+    let distance = dhash(minted) ^ dhash(&image);
+    let distance = distance.count_ones();
+    match (digest == attested, differing.is_empty()) {
+        (true, _) => Ok(format!("re-generated bit-exact on {}: pixel digest {digest}", local.device_class)),
+        (false, true) => Err(format!(
+            "same reproducibility envelope, but the re-generated pixels hash to {digest}, not the attested {attested} \
+             (dHash distance {distance}/64)"
+        )),
+        (false, false) if distance <= DHASH_THRESHOLD => Ok(format!(
+            "not bit-exact, as expected across envelopes ({}); perceptually the same: dHash distance {distance}/64 ≤ {DHASH_THRESHOLD}",
+            differing.join(", ")
+        )),
+        (false, false) => Err(format!(
+            "the re-generated image differs: dHash distance {distance}/64 > {DHASH_THRESHOLD} (envelopes differ: {})",
+            differing.join(", ")
+        )),
+    }
+}
+
+/// 64-bit difference hash: luma box-averaged onto a 9x8 grid; bit i is set when a cell is brighter
+/// than its right neighbour.
+pub fn dhash(image: &Rgb8Image) -> u64 {
+    const W: usize = 9;
+    const H: usize = 8;
+    let (width, height) = (image.width as usize, image.height as usize);
+    let mut cells = [[0f64; W]; H];
+    for (y, row) in cells.iter_mut().enumerate() {
+        for (x, cell) in row.iter_mut().enumerate() {
+            let (x0, x1) = (x * width / W, ((x + 1) * width / W).max(x * width / W + 1).min(width));
+            let (y0, y1) = (y * height / H, ((y + 1) * height / H).max(y * height / H + 1).min(height));
+            let mut sum = 0.0;
+            for py in y0..y1 {
+                for px in x0..x1 {
+                    let i = (py * width + px) * 3;
+                    let [r, g, b] =
+                        [image.pixels[i], image.pixels[i + 1], image.pixels[i + 2]].map(f64::from);
+                    sum += 0.299 * r + 0.587 * g + 0.114 * b;
+                }
+            }
+            *cell = sum / ((x1 - x0) * (y1 - y0)).max(1) as f64;
+        }
+    }
+    let mut hash = 0u64;
+    for (y, row) in cells.iter().enumerate() {
+        for x in 0..W - 1 {
+            if row[x] > row[x + 1] {
+                hash |= 1 << (y * (W - 1) + x);
+            }
+        }
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gradient(width: u32, height: u32, flip: bool) -> Rgb8Image {
+        let pixels = (0..height)
+            .flat_map(|_| {
+                (0..width).flat_map(move |x| {
+                    let v = (x * 255 / (width - 1)) as u8;
+                    let v = if flip { 255 - v } else { v };
+                    [v, v, v]
+                })
+            })
+            .collect();
+        Rgb8Image { width, height, pixels }
+    }
+
+    #[test]
+    fn dhash_tells_similar_from_different_images() {
+        let a = gradient(32, 32, false);
+        let mut noisy = a.clone();
+        noisy.pixels.iter_mut().step_by(7).for_each(|p| *p = p.saturating_add(3));
+        assert!((dhash(&a) ^ dhash(&noisy)).count_ones() <= DHASH_THRESHOLD);
+        assert_eq!((dhash(&a) ^ dhash(&gradient(32, 32, true))).count_ones(), 64);
+        assert_eq!(dhash(&gradient(4, 4, false)), dhash(&gradient(4, 4, false)), "tiny images work too");
+    }
+}

@@ -1,0 +1,118 @@
+//! What `genmint verify` was given — a token id, an IPFS CID or an image file — and the token it
+//! belongs to. A CID or file adds the `subject` check: the given bytes are exactly the token's
+//! pinned metadata or image.
+//!
+//! An image names its token in its C2PA manifest; an image without one is looked up by its CID in
+//! the contract's mint events; metadata names its token by its request digest. The verification
+//! that follows proves (or refutes) that claim: nothing here is trusted on its own.
+
+use std::path::{Path, PathBuf};
+
+use alloy::primitives::U256;
+
+use super::{Evidence, MAX_IMAGE_BYTES, fetch, parse_token_id};
+use crate::chain::ChainClient;
+use crate::ipfs::{Cid, ContentStore, ImportProfile};
+use crate::provenance::credentials;
+use crate::provenance::metadata::TokenMetadata;
+
+/// The thing to verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Token(U256),
+    Cid(String),
+    File(PathBuf),
+}
+
+impl Subject {
+    /// Reads a token id (decimal or 0x-hex), an existing file's path, or an IPFS CID.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if let Ok(token_id) = parse_token_id(text) {
+            return Ok(Self::Token(token_id));
+        }
+        if Path::new(text).is_file() {
+            return Ok(Self::File(text.into()));
+        }
+        let cid = text.strip_prefix("ipfs://").unwrap_or(text);
+        match cid.parse::<Cid>() {
+            Ok(_) => Ok(Self::Cid(cid.to_owned())),
+            Err(_) => Err(format!(
+                "{text:?} is neither a token id (decimal or 0x-hex), nor a file, nor an IPFS CID"
+            )),
+        }
+    }
+}
+
+/// What the given bytes claim to be, checked once the token is verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// A token id was given: nothing to check.
+    None,
+    Metadata {
+        cid: String,
+    },
+    Image {
+        cid: String,
+    },
+}
+
+impl Claim {
+    /// The `subject` check, or `None` when a token id was given.
+    pub fn check(&self, evidence: &Evidence) -> Option<Result<String, String>> {
+        let (what, cid, pinned) = match self {
+            Claim::None => return None,
+            Claim::Metadata { cid } => ("metadata", cid, evidence.metadata_cid.as_deref()),
+            Claim::Image { cid } => ("image", cid, evidence.image_cid.as_deref()),
+        };
+        Some(match pinned {
+            Some(pinned) if pinned == cid => {
+                Ok(format!("the given bytes ({cid}) are the token's pinned {what}"))
+            }
+            Some(pinned) => Err(format!(
+                "the given bytes hash to {cid}, but the token's {what} is {pinned}: they are not the minted file"
+            )),
+            None => Err(format!("the token's {what} CID is unknown")),
+        })
+    }
+}
+
+/// Finds the token a subject belongs to; mint events are searched from `from_block` on.
+pub async fn resolve(
+    chain: &ChainClient,
+    ipfs: &impl ContentStore,
+    subject: &Subject,
+    from_block: u64,
+) -> Result<(U256, Claim), String> {
+    let (bytes, cid) = match subject {
+        Subject::Token(token_id) => return Ok((*token_id, Claim::None)),
+        Subject::Cid(cid) => (fetch(ipfs, cid, MAX_IMAGE_BYTES).await?, cid.clone()),
+        Subject::File(path) => {
+            let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let cid = ImportProfile::UNIXFS_V1_2025.cid_of(&bytes).map_err(|e| e.to_string())?.to_string();
+            (bytes, cid)
+        }
+    };
+    if let Ok(metadata) = serde_json::from_slice::<TokenMetadata>(&bytes) {
+        let token_id = parse_token_id(&metadata.provenance.request_digest)
+            .map_err(|e| format!("the metadata's requestDigest: {e}"))?;
+        return Ok((token_id, Claim::Metadata { cid }));
+    }
+    let named = match credentials::read(&bytes) {
+        Ok(Some(read)) => read.token.map(|token| U256::from_be_bytes(token.token_id.0)),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::debug!(error = %e, "no readable C2PA manifest; searching mint events");
+            None
+        }
+    };
+    let token_id = match named {
+        Some(token_id) => token_id,
+        None => chain.token_by_image_cid(&cid, from_block).await.map_err(|e| e.to_string())?.ok_or_else(|| {
+            format!(
+                "{cid} is neither genmint metadata nor an image with genmint credentials, and no mint event on \
+                 this contract names it (a re-encoded or stripped file has a different CID: verify by token id)"
+            )
+        })?,
+    };
+    Ok((token_id, Claim::Image { cid }))
+}
