@@ -24,7 +24,7 @@ use super::spot_checks::SpotChecks;
 use super::{InboundJob, NetworkConfig, NetworkError, NetworkEvent, PeerInfo, Verifiers, peer_of};
 use crate::advert::{Advert, ReceivedAdvert};
 use crate::behaviour::{ANSWER_PATIENCE, Behaviour, BehaviourEvent, KAD_PROTOCOL};
-use crate::spot_check::{ReceivedSpotCheck, SpotCheck, SpotCheckTicket};
+use crate::spot_check::{ReceivedSpotCheck, SpotCheck, SpotCheckTicket, Verdict};
 use crate::wire::{JobRequest, JobResponse};
 
 /// Inbound job requests waiting for the node's answer.
@@ -64,7 +64,7 @@ pub(super) enum Command {
     },
     JudgeSpotCheck {
         ticket: SpotCheckTicket,
-        accept: bool,
+        verdict: Verdict,
         reply: oneshot::Sender<()>,
     },
     Peers(oneshot::Sender<Vec<PeerInfo>>),
@@ -291,8 +291,12 @@ impl Actor {
                 };
                 let _ = reply.send(published);
             }
-            Command::JudgeSpotCheck { ticket, accept, reply } => {
-                let acceptance = if accept { MessageAcceptance::Accept } else { MessageAcceptance::Reject };
+            Command::JudgeSpotCheck { ticket, verdict, reply } => {
+                let acceptance = match verdict {
+                    Verdict::Accept => MessageAcceptance::Accept,
+                    Verdict::Ignore => MessageAcceptance::Ignore,
+                    Verdict::Reject => MessageAcceptance::Reject,
+                };
                 self.report(&ticket.message_id, &ticket.propagation_source, acceptance);
                 let _ = reply.send(());
             }

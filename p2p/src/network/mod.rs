@@ -27,7 +27,7 @@ use tracing::Instrument;
 use self::actor::{Actor, Command};
 pub use self::answers::Responder;
 use crate::advert::{Advert, AdvertVerifier, ReceivedAdvert};
-use crate::spot_check::{ReceivedSpotCheck, SpotCheck, SpotCheckTicket, SpotCheckVerifier};
+use crate::spot_check::{ReceivedSpotCheck, SpotCheck, SpotCheckTicket, SpotCheckVerifier, Verdict};
 use crate::wire::{self, JobRequest, JobResponse, WireError};
 
 /// Commands the handles may queue before a sender waits for the swarm task.
@@ -251,8 +251,8 @@ impl NetworkHandle {
 
     /// The node's verdict on a received spot check: accepted ones travel on through gossip, rejected
     /// ones count against the peer that sent them.
-    pub async fn judge_spot_check(&self, ticket: SpotCheckTicket, accept: bool) -> Result<(), NetworkError> {
-        self.call(|reply| Command::JudgeSpotCheck { ticket, accept, reply }).await
+    pub async fn judge_spot_check(&self, ticket: SpotCheckTicket, verdict: Verdict) -> Result<(), NetworkError> {
+        self.call(|reply| Command::JudgeSpotCheck { ticket, verdict, reply }).await
     }
 
     /// Connected peers.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use genmint_p2p::spot_check::{ReceivedSpotCheck, SpotCheck};
+use genmint_p2p::spot_check::{ReceivedSpotCheck, SpotCheck, Verdict};
 use genmint_p2p::{NetworkError, NetworkEvent, NetworkHandle, PeerId};
 use tokio::sync::mpsc;
 
@@ -68,7 +68,7 @@ async fn a_check_reaches_the_other_node_and_travels_on_only_once_accepted() {
     // Until a accepts it, a forwards nothing.
     tokio::time::sleep(ADVERT_INTERVAL * 3).await;
     assert!(heard.try_recv().is_err(), "a forwarded a check it had not judged yet");
-    a.judge_spot_check(first.ticket, true).await.unwrap();
+    a.judge_spot_check(first.ticket, Verdict::Accept).await.unwrap();
     let forwarded = tokio::time::timeout(PATIENCE, heard.recv()).await.unwrap().unwrap();
     assert_eq!(forwarded, b_peer);
 
@@ -77,7 +77,7 @@ async fn a_check_reaches_the_other_node_and_travels_on_only_once_accepted() {
     publish(&b, &second).await;
     let rejected = tokio::time::timeout(PATIENCE, received.recv()).await.unwrap().unwrap();
     assert_eq!(rejected.check, second);
-    a.judge_spot_check(rejected.ticket, false).await.unwrap();
+    a.judge_spot_check(rejected.ticket, Verdict::Reject).await.unwrap();
     tokio::time::sleep(ADVERT_INTERVAL * 3).await;
     assert!(heard.try_recv().is_err(), "a forwarded a check it rejected");
 }
@@ -108,7 +108,7 @@ async fn bad_signatures_unbound_publishers_and_oversized_checks_are_neither_deli
     publish(&honest, &spot_check(3)).await;
     let delivered = tokio::time::timeout(PATIENCE, received.recv()).await.unwrap().unwrap();
     assert_eq!((delivered.check, delivered.publisher), (spot_check(3), honest_peer));
-    a.judge_spot_check(delivered.ticket, true).await.unwrap();
+    a.judge_spot_check(delivered.ticket, Verdict::Accept).await.unwrap();
     let mut forwarded: Vec<PeerId> = Vec::new();
     while !forwarded.contains(&honest_peer) {
         forwarded.push(tokio::time::timeout(PATIENCE, heard.recv()).await.unwrap().unwrap());

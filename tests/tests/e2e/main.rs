@@ -10,4 +10,5 @@ mod default_model;
 mod mint;
 mod network;
 mod restart;
+mod spot_checks;
 mod support;
