@@ -99,7 +99,7 @@ pub enum Verdict {
 }
 
 /// Names a received spot check to [`crate::NetworkHandle::judge_spot_check`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SpotCheckTicket {
     pub(crate) message_id: MessageId,
     /// The peer that handed us the message (gossip scores it by the verdict).

@@ -62,7 +62,7 @@ impl Candidates {
         let mut tokens = Vec::new();
         for token in minted.into_iter().rev().take(MAX_RECENT_TOKENS) {
             if !self.passed_over.contains(&token)
-                && !pipeline.store().has_spot_check(&hex(token), &checker)?
+                && !pipeline.store().has_spot_check(&token_hex(token), &checker)?
             {
                 tokens.push(token);
             }
@@ -73,11 +73,11 @@ impl Candidates {
             match look(pipeline, token).await {
                 Ok(candidate) => return Ok(Some(candidate)),
                 Err(Pass::NotForUs(reason)) => {
-                    tracing::debug!(token = %hex(token), reason, "not a token for this node to check");
+                    tracing::debug!(token = %token_hex(token), reason, "not a token for this node to check");
                     self.pass_over(token);
                 }
                 Err(Pass::NotNow(reason)) => {
-                    tracing::debug!(token = %hex(token), reason, "cannot look at the token now")
+                    tracing::debug!(token = %token_hex(token), reason, "cannot look at the token now")
                 }
             }
         }
@@ -98,7 +98,7 @@ impl Candidates {
 }
 
 /// A token id as spot checks and the API write it: 0x and 64 hex digits.
-pub fn hex(token: U256) -> String {
+pub fn token_hex(token: U256) -> String {
     B256::from(token).to_string()
 }
 
@@ -174,6 +174,6 @@ mod tests {
 
     #[test]
     fn token_ids_are_written_as_64_hex_digits() {
-        assert_eq!(hex(U256::from(0xab)), format!("0x{}ab", "0".repeat(62)));
+        assert_eq!(token_hex(U256::from(0xab)), format!("0x{}ab", "0".repeat(62)));
     }
 }

@@ -14,7 +14,7 @@ use genmint_model_runtime::{GenerationParams, Rgb8Image, RuntimeError};
 use genmint_p2p::NetworkError;
 use genmint_p2p::spot_check::{CheckEnvelope, Outcome, SPOT_CHECK_VERSION, SpotCheck};
 
-use super::candidates::{Candidate, Candidates, hex};
+use super::candidates::{Candidate, Candidates, token_hex};
 use super::signature;
 use crate::jobs::inference::InferenceError;
 use crate::jobs::pipeline::Pipeline;
@@ -75,9 +75,17 @@ impl SpotChecker {
             return Ok(Round::NothingToCheck);
         };
         let token = candidate.token_id;
-        let Some(image) = self.regenerate(candidate.params.clone()).await? else {
-            tracing::debug!(token = %hex(token), "made way for a creator's job");
-            return Ok(Round::MadeWay);
+        let image = match self.regenerate(candidate.params.clone()).await {
+            Ok(Some(image)) => image,
+            Ok(None) => {
+                tracing::debug!(token = %token_hex(token), "made way for a creator's job");
+                return Ok(Round::MadeWay);
+            }
+            Err(e) => {
+                // Not again: a token this node cannot generate would fail every round.
+                self.candidates.pass_over(token);
+                return Err(e).with_context(|| format!("re-generating token {}", token_hex(token)));
+            }
         };
         let check = self.signed_check(candidate, &image)?;
         if let Err(e) = check.validate_shape() {
@@ -92,7 +100,7 @@ impl SpotChecker {
             Ok(()) => Ok(Round::Checked),
             Err(NetworkError::Closed) => Ok(Round::NetworkClosed),
             Err(e) => {
-                tracing::warn!(token = %hex(token), error = %e, "spot check kept here but not published");
+                tracing::warn!(token = %token_hex(token), error = %e, "spot check kept here but not published");
                 Ok(Round::Checked)
             }
         }
@@ -125,7 +133,7 @@ impl SpotChecker {
         let regenerated = B256::from(image.pixel_digest());
         let mut check = SpotCheck {
             version: SPOT_CHECK_VERSION,
-            token_id: hex(candidate.token_id),
+            token_id: token_hex(candidate.token_id),
             model_hash: model.hash.to_string(),
             minted_by: candidate.minted_by.to_string(),
             expected_pixel_digest: candidate.expected_pixel_digest.to_string(),

@@ -251,7 +251,11 @@ impl NetworkHandle {
 
     /// The node's verdict on a received spot check: accepted ones travel on through gossip, rejected
     /// ones count against the peer that sent them.
-    pub async fn judge_spot_check(&self, ticket: SpotCheckTicket, verdict: Verdict) -> Result<(), NetworkError> {
+    pub async fn judge_spot_check(
+        &self,
+        ticket: SpotCheckTicket,
+        verdict: Verdict,
+    ) -> Result<(), NetworkError> {
         self.call(|reply| Command::JudgeSpotCheck { ticket, verdict, reply }).await
     }
 
