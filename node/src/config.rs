@@ -117,7 +117,8 @@ impl Default for LimitsConfig {
 
 /// The peer-to-peer network. Nodes that use the same chain and contract form one network: they
 /// find each other through `bootstrap` peers (or mDNS on a LAN), gossip signed adverts of what they
-/// serve, and forward jobs for models they lack to a peer that has them.
+/// serve, forward jobs for models they lack to a peer that has them, and spot-check each other's
+/// tokens.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct P2pConfig {
@@ -134,6 +135,9 @@ pub struct P2pConfig {
     pub advert_interval_secs: u64,
     /// Seconds a peer's job-protocol answer may take before the next peer is tried.
     pub request_timeout_secs: u64,
+    /// How often, when idle, the node re-generates a token another node recently minted with its
+    /// model and publishes whether the pixels matched (0 = never; peers' checks are still received).
+    pub spot_check_interval_secs: u64,
 }
 
 impl Default for P2pConfig {
@@ -145,6 +149,7 @@ impl Default for P2pConfig {
             mdns: false,
             advert_interval_secs: 10,
             request_timeout_secs: 10,
+            spot_check_interval_secs: 300,
         }
     }
 }

@@ -5,7 +5,8 @@
 //! worker (`genmint-model-runtime`) → the image and its metadata are pinned through `ipfs` (CIDs
 //! recomputed locally) → the node attests and `chain` mints the token → anyone can check the result
 //! with `verify`. A job for a model the node lacks goes to a peer through `network` (adverts,
-//! routing, forwarded jobs over `genmint-p2p`). `server` assembles a running node from `config`;
+//! routing, forwarded jobs over `genmint-p2p`), and `spotcheck` re-generates other nodes' tokens
+//! and shows what peers found. `server` assembles a running node from `config`;
 //! `cli` is the `genmint` command line; `devnet` starts local anvil and Kubo for `genmint dev` and tests.
 
 pub mod api;
@@ -18,4 +19,5 @@ pub mod jobs;
 pub mod network;
 pub mod provenance;
 pub mod server;
+pub mod spotcheck;
 pub mod verify;

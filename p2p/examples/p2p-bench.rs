@@ -136,7 +136,9 @@ async fn start_node(
                         return;
                     }
                 }
-                NetworkEvent::PeerConnected(_) | NetworkEvent::PeerDisconnected(_) => {}
+                NetworkEvent::SpotCheck(_)
+                | NetworkEvent::PeerConnected(_)
+                | NetworkEvent::PeerDisconnected(_) => {}
             }
         }
     });

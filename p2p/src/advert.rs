@@ -174,7 +174,7 @@ impl Advert {
     }
 }
 
-fn check_hex(field: &str, value: &str, bytes: usize) -> Result<(), String> {
+pub(crate) fn check_hex(field: &str, value: &str, bytes: usize) -> Result<(), String> {
     let digits = value.strip_prefix("0x").ok_or_else(|| format!("{field} {value:?} must start with 0x"))?;
     if digits.len() != bytes * 2 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!("{field} {value:?} must be 0x followed by {} hex digits", bytes * 2));
@@ -182,7 +182,7 @@ fn check_hex(field: &str, value: &str, bytes: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn check_name(field: &str, value: &str) -> Result<(), String> {
+pub(crate) fn check_name(field: &str, value: &str) -> Result<(), String> {
     if value.is_empty() || value.len() > MAX_NAME_BYTES || value.chars().any(char::is_control) {
         return Err(format!("{field} {value:?} must be 1 to {MAX_NAME_BYTES} bytes of printable text"));
     }

@@ -11,6 +11,7 @@
 //!                                     ├ Kademlia "/genmint/kad/1": peer discovery, model providers
 //!                                     ├ mDNS (optional): peers on the LAN
 //!                                     ├ gossipsub "genmint/adverts/1/{network id}": signed adverts
+//!                                     ├ gossipsub "genmint/spot-checks/1/{network id}": spot checks
 //!                                     └ request-response "/genmint/job/1": Submit/Status/Cancel/Update
 //! ```
 //!
@@ -23,6 +24,10 @@
 //!   Kademlia provider records. Receivers validate every advert before gossip forwards it (a
 //!   rejected one goes no further than the first node), keep the newest per peer, and drop it
 //!   when it is not repeated within `advert_ttl`.
+//! - [`spot_check`]: a node's re-generation of a token another node minted, signed by its
+//!   operator and checked by the node's [`spot_check::SpotCheckVerifier`]. The network delivers a
+//!   peer's check only when the publisher's advert binds it to the checking operator; the node
+//!   gives the final verdict ([`NetworkHandle::judge_spot_check`]) before gossip forwards it.
 //! - `network`: [`spawn`] starts the swarm task and returns a [`NetworkHandle`] and the event
 //!   receiver. Inbound job requests arrive as [`NetworkEvent::InboundJob`] with a [`Responder`];
 //!   [`NetworkHandle::request`] gives up after `request_timeout`, while the answering side keeps
@@ -36,10 +41,12 @@ pub mod advert;
 mod behaviour;
 mod codec;
 mod network;
+pub mod spot_check;
 pub mod wire;
 
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};
 pub use network::{
-    InboundJob, NetworkConfig, NetworkError, NetworkEvent, NetworkHandle, PeerInfo, Responder, spawn,
+    InboundJob, NetworkConfig, NetworkError, NetworkEvent, NetworkHandle, PeerInfo, Responder, Verifiers,
+    spawn, spawn_with,
 };

@@ -8,7 +8,7 @@
 //! | `DELETE /v1/jobs/{id}` | cancel a job that has not reached the chain |
 //! | `GET /v1/models` | the models of the whole network: this node's and its peers', with their providers |
 //! | `GET /v1/peers` | connected peers: addresses, latency, advert, operator registration |
-//! | `GET /v1/tokens/{id}/provenance` | every verification check of a token, by name (`genmint verify --json`) |
+//! | `GET /v1/tokens/{id}/provenance` | every verification check of a token, by name (`genmint verify --json`), and the spot checks nodes reported |
 //! | `GET /v1/eip712` | EIP-712 domain and types in the `eth_signTypedData_v4` shape |
 //! | `GET /healthz` | liveness and the node's chain, contract and operator |
 
@@ -22,6 +22,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 pub use error::ApiError;
@@ -30,6 +31,8 @@ use genmint_p2p::advert::AdvertisedModel;
 
 use crate::jobs::pipeline::Pipeline;
 use crate::provenance::eip712::eip712_description;
+use crate::spotcheck::PeerChecks;
+use crate::verify::Report;
 
 /// Builds the router over a running pipeline.
 pub fn router(pipeline: Arc<Pipeline>, max_body_bytes: usize) -> Router {
@@ -82,18 +85,31 @@ async fn models(State(pipeline): State<Arc<Pipeline>>) -> Result<Json<Value>, Ap
     Ok(Json(json!({ "models": list })))
 }
 
-/// The verification report of a token (decimal or 0x-hex id) against this node's chain and Kubo:
-/// 200 whether or not every check passes (`ok` says), 404 when no such token exists.
+/// A token's verification report with the spot checks nodes reported for it.
+#[derive(Serialize)]
+struct TokenProvenance {
+    #[serde(flatten)]
+    report: Report,
+    #[serde(flatten)]
+    peer_checks: PeerChecks,
+}
+
+/// The verification report of a token (decimal or 0x-hex id) against this node's chain and Kubo,
+/// and the spot checks this node holds for it: 200 whether or not every check passes (`ok` and
+/// `peerChecksOk` say), 404 when no such token exists.
 async fn provenance(
     State(pipeline): State<Arc<Pipeline>>,
     Path(id): Path<String>,
-) -> Result<Json<crate::verify::Report>, ApiError> {
+) -> Result<Json<TokenProvenance>, ApiError> {
     let token_id = crate::verify::parse_token_id(&id)
         .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message))?;
     if !pipeline.chain().token_exists(token_id).await.map_err(|e| ApiError::internal(e.to_string()))? {
         return Err(ApiError::not_found(format!("token {id}")));
     }
-    Ok(Json(crate::verify::verify_token(pipeline.chain(), pipeline.ipfs(), token_id).await))
+    let report = crate::verify::verify_token(pipeline.chain(), pipeline.ipfs(), token_id).await;
+    let checks =
+        pipeline.store().spot_checks_of(&report.token_id).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(TokenProvenance { report, peer_checks: PeerChecks::new(&checks) }))
 }
 
 /// What an advert says about a model's limits, in the shape of the local model's `limits`.

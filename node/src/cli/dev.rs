@@ -6,7 +6,9 @@
 //! With `--nodes N` the nodes share anvil and Kubo but each has its own data dir, HTTP and p2p
 //! ports and operator key, and they serve different models (odd nodes the built-in
 //! `genmint-emoji-32`, even nodes the test-size model), so a request sent to one node for the other
-//! model is visibly forwarded. Nodes 2..N bootstrap from node 1.
+//! model is visibly forwarded. Nodes 2..N bootstrap from node 1. Nodes spot-check each other every
+//! [`DEV_SPOT_CHECK_INTERVAL_SECS`], so from three nodes on (two serving the same model) every token
+//! soon shows a peer's check in `GET /v1/tokens/{id}/provenance`.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -25,6 +27,8 @@ use crate::server::RunningNode;
 
 /// The most nodes `genmint dev` starts.
 const MAX_NODES: usize = 8;
+/// How often dev nodes spot-check each other's tokens: often, so a dev network shows it.
+const DEV_SPOT_CHECK_INTERVAL_SECS: u64 = 20;
 
 #[derive(Debug, Args)]
 pub struct DevArgs {
@@ -121,6 +125,7 @@ pub async fn run(data_dir: &Path, args: DevArgs) -> Result<()> {
         config.p2p.listen =
             vec![format!("/ip4/127.0.0.1/tcp/{p2p_port}"), format!("/ip4/127.0.0.1/udp/{p2p_port}/quic-v1")];
         config.p2p.bootstrap = bootstrap.clone();
+        config.p2p.spot_check_interval_secs = DEV_SPOT_CHECK_INTERVAL_SECS;
         config.save(&node_dir)?;
         eprintln!("starting node {index} ({model_name}) in {}", node_dir.display());
         let node = crate::server::start(&node_dir, &config).await?;

@@ -1,5 +1,8 @@
 //! The SQLite job store in the node's data dir: one row per request digest, written at every state
-//! change so that a restart resumes each job where it stopped.
+//! change so that a restart resumes each job where it stopped. The same database keeps the spot
+//! checks of tokens (`spot_checks`).
+
+mod spot_checks;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -108,6 +111,15 @@ CREATE TABLE IF NOT EXISTS jobs (
     origin         TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE TABLE IF NOT EXISTS spot_checks (
+    token_id   TEXT NOT NULL,
+    checker    TEXT NOT NULL,
+    checked_at INTEGER NOT NULL,
+    written    INTEGER NOT NULL,
+    spot_check TEXT NOT NULL,
+    PRIMARY KEY (token_id, checker)
+);
+CREATE INDEX IF NOT EXISTS spot_checks_written ON spot_checks(written);
 ";
 
 /// Columns added after the first schema, for stores created before them.

@@ -1,8 +1,9 @@
 //! Answers peers' job-protocol requests: run a forwarded job here, report or cancel a job, and take
-//! the state updates of jobs this node forwarded.
+//! the state updates of jobs this node forwarded. Peers' spot checks go on to their own task.
 
 use std::sync::Arc;
 
+use genmint_p2p::spot_check::ReceivedSpotCheck;
 use genmint_p2p::wire::{JobRequest, JobResponse};
 use genmint_p2p::{InboundJob, NetworkEvent};
 use tokio::sync::mpsc;
@@ -13,7 +14,11 @@ use crate::jobs::remote;
 use crate::provenance::eip712::SignedRequest;
 
 /// Handles network events until the swarm stops.
-pub async fn serve(pipeline: Arc<Pipeline>, mut events: mpsc::Receiver<NetworkEvent>) {
+pub async fn serve(
+    pipeline: Arc<Pipeline>,
+    mut events: mpsc::Receiver<NetworkEvent>,
+    spot_checks: mpsc::Sender<Box<ReceivedSpotCheck>>,
+) {
     while let Some(event) = events.recv().await {
         match event {
             NetworkEvent::InboundJob(InboundJob { peer, request, responder }) => {
@@ -24,6 +29,12 @@ pub async fn serve(pipeline: Arc<Pipeline>, mut events: mpsc::Receiver<NetworkEv
             NetworkEvent::PeerDisconnected(peer) => tracing::debug!(%peer, "peer disconnected"),
             NetworkEvent::Advert(received) => {
                 tracing::debug!(peer = %received.advert.peer_id, sequence = received.advert.sequence, "advert")
+            }
+            // Unjudged, gossip drops it after a few heartbeats without forwarding it.
+            NetworkEvent::SpotCheck(received) => {
+                if let Err(e) = spot_checks.try_send(received) {
+                    tracing::debug!(error = %e, "too many peers' spot checks waiting; one left unjudged");
+                }
             }
         }
     }

@@ -7,6 +7,7 @@
 //!                   ─► router: rank peers for a job (model, price, load, latency)
 //! inbound job requests ─► inbound: submit/status/cancel here, updates for jobs we forwarded
 //! our job events ─► notifier: Update messages to the origin of each job we run for a peer
+//! spot checks ─► `crate::spotcheck`: ours published, peers' judged and kept
 //! ```
 
 pub mod binding;
@@ -24,7 +25,7 @@ use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, Result};
 use genmint_p2p::advert::{Advert, AdvertisedModel, ModelDefaults, ReceivedAdvert};
-use genmint_p2p::{Multiaddr, NetworkConfig, NetworkEvent, NetworkHandle, PeerId, PeerInfo};
+use genmint_p2p::{Multiaddr, NetworkConfig, NetworkEvent, NetworkHandle, PeerId, PeerInfo, Verifiers};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -34,6 +35,7 @@ use self::router::{Need, Offer};
 use crate::chain::ChainClient;
 use crate::config::P2pConfig;
 use crate::jobs::pipeline::Pipeline;
+use crate::spotcheck::{self, SpotChecker};
 
 /// How often the advertiser looks for a change in queue depth or capacity.
 const ADVERT_CHECK_INTERVAL: Duration = Duration::from_millis(500);
@@ -43,9 +45,12 @@ pub struct Network {
     handle: NetworkHandle,
     registry: OperatorRegistry,
     binding_signature: String,
-    operator: Address,
+    /// The operator key: it signs this node's spot checks.
+    operator: PrivateKeySigner,
     chain_id: u64,
     contract: Address,
+    /// How often this node spot-checks peers' tokens (`None`: never).
+    spot_check_interval: Option<Duration>,
 }
 
 /// One peer as `GET /v1/peers` and `genmint peers` show it.
@@ -88,8 +93,11 @@ impl Network {
             request_timeout: Duration::from_secs(config.request_timeout_secs.max(1)),
             ..NetworkConfig::default()
         };
-        let verifier = Arc::new(BindingVerifier { chain_id, contract });
-        let (handle, events) = genmint_p2p::spawn(keypair, network_config, verifier).await.context(
+        let verifiers = Verifiers {
+            adverts: Arc::new(BindingVerifier { chain_id, contract }),
+            spot_checks: Some(Arc::new(spotcheck::signature::SignatureVerifier { chain_id, contract })),
+        };
+        let (handle, events) = genmint_p2p::spawn_with(keypair, network_config, verifiers).await.context(
             "starting the peer-to-peer network (is another node using the same p2p.listen ports?)",
         )?;
         let binding_signature = binding::sign_binding(operator, &peer_id.to_string(), chain_id, contract)?;
@@ -97,9 +105,11 @@ impl Network {
             handle,
             registry: OperatorRegistry::new(chain, REGISTRY_TTL),
             binding_signature,
-            operator: operator.address(),
+            operator: operator.clone(),
             chain_id,
             contract,
+            spot_check_interval: (config.spot_check_interval_secs > 0)
+                .then(|| Duration::from_secs(config.spot_check_interval_secs)),
         });
         Ok((network, events))
     }
@@ -119,9 +129,16 @@ impl Network {
     }
 
     /// Runs the node's side of the network until the swarm stops: answers peers' job requests,
-    /// keeps the advert current and tells origins how their jobs go.
+    /// keeps the advert current, tells origins how their jobs go, and spot-checks and hears
+    /// spot checks.
     pub fn serve(self: &Arc<Self>, pipeline: Arc<Pipeline>, events: mpsc::Receiver<NetworkEvent>) {
-        tokio::spawn(inbound::serve(pipeline.clone(), events));
+        let (spot_checks, received_spot_checks) = mpsc::channel(spotcheck::RECEIVED_QUEUE);
+        tokio::spawn(inbound::serve(pipeline.clone(), events, spot_checks));
+        tokio::spawn(spotcheck::receive(self.clone(), pipeline.clone(), received_spot_checks));
+        if let Some(interval) = self.spot_check_interval {
+            let checker = SpotChecker::new(self.clone(), pipeline.clone(), self.operator.clone());
+            tokio::spawn(checker.run(interval));
+        }
         tokio::spawn(self.clone().advertise(pipeline.clone()));
         tokio::spawn(notifier::run(self.clone(), pipeline));
     }
@@ -131,7 +148,7 @@ impl Network {
         let (queued, free) = pipeline.load()?;
         Ok(Advert {
             peer_id: self.peer_id().to_string(),
-            operator: self.operator.to_string(),
+            operator: self.operator.address().to_string(),
             chain_id: self.chain_id,
             contract: self.contract.to_string(),
             binding_signature: self.binding_signature.clone(),
@@ -205,9 +222,14 @@ impl Network {
 
     async fn operator_registered(&self, advert: &Advert) -> bool {
         match advert.operator.parse::<Address>() {
-            Ok(operator) => self.registry.is_registered(operator).await,
+            Ok(operator) => self.is_registered(operator).await,
             Err(_) => false,
         }
+    }
+
+    /// Whether `operator` is a registered node on the contract (cached for a while).
+    pub async fn is_registered(&self, operator: Address) -> bool {
+        self.registry.is_registered(operator).await
     }
 
     /// Connected peers with their adverts, for `GET /v1/peers`.

@@ -1,8 +1,8 @@
 //! The swarm task: the one owner of the libp2p `Swarm`. It serves handle commands, turns swarm
-//! events into node events, validates gossip adverts, and keeps every pending operation bounded.
+//! events into node events, validates gossip adverts and spot checks, and keeps every pending
+//! operation bounded.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -20,9 +20,11 @@ use tokio::sync::{mpsc, oneshot};
 use super::adverts::{Adverts, Refusal};
 use super::answers::{Answer, PendingAnswers, Unanswered};
 use super::peers::{MAX_PEER_ADDRS, PeerBook};
-use super::{InboundJob, NetworkConfig, NetworkError, NetworkEvent, PeerInfo, peer_of};
-use crate::advert::{Advert, AdvertVerifier, ReceivedAdvert};
+use super::spot_checks::SpotChecks;
+use super::{InboundJob, NetworkConfig, NetworkError, NetworkEvent, PeerInfo, Verifiers, peer_of};
+use crate::advert::{Advert, ReceivedAdvert};
 use crate::behaviour::{ANSWER_PATIENCE, Behaviour, BehaviourEvent, KAD_PROTOCOL};
+use crate::spot_check::{ReceivedSpotCheck, SpotCheck, SpotCheckTicket, Verdict};
 use crate::wire::{JobRequest, JobResponse};
 
 /// Inbound job requests waiting for the node's answer.
@@ -56,6 +58,15 @@ pub(super) enum Command {
         reply: oneshot::Sender<Result<(), NetworkError>>,
     },
     Adverts(oneshot::Sender<Vec<ReceivedAdvert>>),
+    PublishSpotCheck {
+        check: Box<SpotCheck>,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    JudgeSpotCheck {
+        ticket: SpotCheckTicket,
+        verdict: Verdict,
+        reply: oneshot::Sender<()>,
+    },
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     FindProviders {
         model_hash: String,
@@ -86,6 +97,8 @@ pub(super) struct Actor {
     listeners: Vec<(ListenerId, Vec<Multiaddr>)>,
     events: mpsc::Sender<NetworkEvent>,
     adverts: Adverts,
+    /// `None` when the node takes no part in spot checks.
+    spot_checks: Option<SpotChecks>,
     peers: PeerBook,
     answers: PendingAnswers,
     requests: HashMap<OutboundRequestId, oneshot::Sender<Result<JobResponse, NetworkError>>>,
@@ -98,7 +111,7 @@ impl Actor {
     pub async fn start(
         keypair: Keypair,
         config: NetworkConfig,
-        verifier: Arc<dyn AdvertVerifier>,
+        verifiers: Verifiers,
         events: mpsc::Sender<NetworkEvent>,
     ) -> Result<Self, NetworkError> {
         let behaviour = Behaviour::new(&keypair, &config)?;
@@ -115,8 +128,14 @@ impl Actor {
             .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
             .build();
 
-        let adverts = Adverts::new(*swarm.local_peer_id(), &config.network_id, config.advert_ttl, verifier);
+        let local = *swarm.local_peer_id();
+        let adverts = Adverts::new(local, &config.network_id, config.advert_ttl, verifiers.adverts);
         swarm.behaviour_mut().gossipsub.subscribe(adverts.topic()).map_err(|e| setup(&e))?;
+        let spot_checks =
+            verifiers.spot_checks.map(|verifier| SpotChecks::new(local, &config.network_id, verifier));
+        if let Some(spot_checks) = &spot_checks {
+            swarm.behaviour_mut().gossipsub.subscribe(spot_checks.topic()).map_err(|e| setup(&e))?;
+        }
 
         let mut listeners = Vec::new();
         for addr in &config.listen {
@@ -131,6 +150,7 @@ impl Actor {
             swarm,
             listeners,
             adverts,
+            spot_checks,
             answers: PendingAnswers::new(MAX_PENDING_ANSWERS, config.request_timeout * ANSWER_PATIENCE),
             config,
             events,
@@ -261,6 +281,24 @@ impl Actor {
             }
             Command::Adverts(reply) => {
                 let _ = reply.send(self.adverts.book().fresh(Instant::now()).cloned().collect());
+            }
+            Command::PublishSpotCheck { check, reply } => {
+                let published = match &self.spot_checks {
+                    Some(spot_checks) => {
+                        spot_checks.publish(&mut self.swarm.behaviour_mut().gossipsub, &check)
+                    }
+                    None => Err(NetworkError::SpotCheck("this node takes no part in spot checks".into())),
+                };
+                let _ = reply.send(published);
+            }
+            Command::JudgeSpotCheck { ticket, verdict, reply } => {
+                let acceptance = match verdict {
+                    Verdict::Accept => MessageAcceptance::Accept,
+                    Verdict::Ignore => MessageAcceptance::Ignore,
+                    Verdict::Reject => MessageAcceptance::Reject,
+                };
+                self.report(&ticket.message_id, &ticket.propagation_source, acceptance);
+                let _ = reply.send(());
             }
             Command::Peers(reply) => {
                 let _ = reply.send(self.peer_infos());
@@ -582,6 +620,11 @@ impl Actor {
     }
 
     fn on_gossip(&mut self, source: PeerId, id: MessageId, message: gossipsub::Message) {
+        if let Some(spot_checks) = &self.spot_checks
+            && message.topic == spot_checks.topic().hash()
+        {
+            return self.on_spot_check(source, id, message);
+        }
         let acceptance = match self.adverts.judge(&message) {
             Ok(new) => {
                 if let Some(received) = new {
@@ -599,7 +642,40 @@ impl Actor {
                 MessageAcceptance::Reject
             }
         };
-        self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&id, &source, acceptance);
+        self.report(&id, &source, acceptance);
+    }
+
+    /// A spot check that passes the network's checks goes to the node, and gossip holds it until
+    /// the node's verdict ([`Command::JudgeSpotCheck`]); one the node cannot take now is ignored.
+    fn on_spot_check(&mut self, source: PeerId, id: MessageId, message: gossipsub::Message) {
+        let Some(spot_checks) = &self.spot_checks else { return };
+        let acceptance = match spot_checks.judge(&message, self.adverts.book()) {
+            Ok(check) => {
+                let publisher = message.source.unwrap_or(source);
+                let ticket = SpotCheckTicket { message_id: id.clone(), propagation_source: source };
+                let received = ReceivedSpotCheck { check, publisher, ticket };
+                match self.events.try_send(NetworkEvent::SpotCheck(Box::new(received))) {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::warn!(from = %source, error = %e, "event queue full or closed; spot check ignored");
+                        MessageAcceptance::Ignore
+                    }
+                }
+            }
+            Err(Refusal::Ignore(reason)) => {
+                tracing::debug!(from = %source, reason, "spot check ignored");
+                MessageAcceptance::Ignore
+            }
+            Err(Refusal::Reject(reason)) => {
+                tracing::warn!(from = %source, publisher = ?message.source, reason, "spot check rejected");
+                MessageAcceptance::Reject
+            }
+        };
+        self.report(&id, &source, acceptance);
+    }
+
+    fn report(&mut self, id: &MessageId, source: &PeerId, acceptance: MessageAcceptance) {
+        self.swarm.behaviour_mut().gossipsub.report_message_validation_result(id, source, acceptance);
     }
 }
 

@@ -12,7 +12,7 @@ use libp2p::PeerId;
 use crate::advert::{Advert, ReceivedAdvert};
 
 /// How far apart two nodes' clocks may be before their adverts look stale or premature.
-const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
+pub(super) const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 struct Entry {
     received: ReceivedAdvert,

@@ -13,6 +13,7 @@ mod advert_book;
 mod adverts;
 mod answers;
 mod peers;
+mod spot_checks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,7 @@ use tracing::Instrument;
 use self::actor::{Actor, Command};
 pub use self::answers::Responder;
 use crate::advert::{Advert, AdvertVerifier, ReceivedAdvert};
+use crate::spot_check::{ReceivedSpotCheck, SpotCheck, SpotCheckTicket, SpotCheckVerifier, Verdict};
 use crate::wire::{self, JobRequest, JobResponse, WireError};
 
 /// Commands the handles may queue before a sender waits for the swarm task.
@@ -122,6 +124,8 @@ pub enum NetworkError {
     Busy { what: &'static str },
     #[error("advert not published: {0}")]
     InvalidAdvert(String),
+    #[error("spot check not published: {0}")]
+    SpotCheck(String),
     #[error(transparent)]
     Wire(#[from] WireError),
     #[error("the network has stopped (the node is shutting down)")]
@@ -135,6 +139,9 @@ pub enum NetworkEvent {
     InboundJob(InboundJob),
     /// A verified advert arrived (new peer or higher sequence).
     Advert(ReceivedAdvert),
+    /// A peer's spot check passed the network's checks; give the verdict with
+    /// [`NetworkHandle::judge_spot_check`] (until then gossip does not forward it).
+    SpotCheck(Box<ReceivedSpotCheck>),
     PeerConnected(PeerId),
     PeerDisconnected(PeerId),
 }
@@ -169,12 +176,30 @@ pub struct NetworkHandle {
     commands: mpsc::Sender<Command>,
 }
 
-/// Starts the swarm on its own tokio task. Returns once every listen address is bound (so
-/// `listen_addrs` is complete) or with an error naming the address that failed.
+/// What checks the signatures the network cannot check itself (they need the node's keys and chain).
+#[derive(Clone)]
+pub struct Verifiers {
+    pub adverts: Arc<dyn AdvertVerifier>,
+    /// Without one the node takes no part in spot checks: it neither receives, relays nor
+    /// publishes them.
+    pub spot_checks: Option<Arc<dyn SpotCheckVerifier>>,
+}
+
+/// Starts the swarm on its own tokio task, without spot checks ([`spawn_with`] takes part in them).
 pub async fn spawn(
     keypair: Keypair,
     config: NetworkConfig,
     verifier: Arc<dyn AdvertVerifier>,
+) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), NetworkError> {
+    spawn_with(keypair, config, Verifiers { adverts: verifier, spot_checks: None }).await
+}
+
+/// Starts the swarm on its own tokio task. Returns once every listen address is bound (so
+/// `listen_addrs` is complete) or with an error naming the address that failed.
+pub async fn spawn_with(
+    keypair: Keypair,
+    config: NetworkConfig,
+    verifiers: Verifiers,
 ) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), NetworkError> {
     config.validate()?;
     let (local_peer_id, request_timeout) = (keypair.public().to_peer_id(), config.request_timeout);
@@ -182,7 +207,7 @@ pub async fn spawn(
     let (commands, command_receiver) = mpsc::channel(COMMAND_QUEUE);
     // Every log line of this swarm names it: several nodes may share a process (tests, benches).
     let span = tracing::info_span!("p2p", peer = %local_peer_id);
-    let actor = Actor::start(keypair, config, verifier, event_sender).instrument(span.clone()).await?;
+    let actor = Actor::start(keypair, config, verifiers, event_sender).instrument(span.clone()).await?;
     tokio::spawn(actor.run(command_receiver).instrument(span));
     Ok((NetworkHandle { local_peer_id, request_timeout, commands }, events))
 }
@@ -215,6 +240,23 @@ impl NetworkHandle {
     /// Fresh (not expired), verified adverts of other peers, one per peer (highest sequence).
     pub async fn adverts(&self) -> Result<Vec<ReceivedAdvert>, NetworkError> {
         self.call(Command::Adverts).await
+    }
+
+    /// Publishes one of our spot checks on `genmint/spot-checks/1/{network id}` (once; gossipsub
+    /// signs it with the peer key). It must pass [`SpotCheck::validate_shape`] and the verifier,
+    /// and its checker must be the operator our advert names, or peers reject it.
+    pub async fn publish_spot_check(&self, check: SpotCheck) -> Result<(), NetworkError> {
+        self.call(|reply| Command::PublishSpotCheck { check: Box::new(check), reply }).await?
+    }
+
+    /// The node's verdict on a received spot check: accepted ones travel on through gossip, rejected
+    /// ones count against the peer that sent them.
+    pub async fn judge_spot_check(
+        &self,
+        ticket: SpotCheckTicket,
+        verdict: Verdict,
+    ) -> Result<(), NetworkError> {
+        self.call(|reply| Command::JudgeSpotCheck { ticket, verdict, reply }).await
     }
 
     /// Connected peers.

@@ -2,18 +2,14 @@
 //! goes nowhere.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use genmint_p2p::advert::Advert;
 use genmint_p2p::{NetworkError, NetworkEvent, NetworkHandle, PeerId};
-use libp2p::futures::StreamExt;
-use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, gossipsub};
-use tokio::sync::mpsc;
 
 use crate::support::{
-    ADVERT_INTERVAL, ADVERT_TTL, CarelessVerifier, TestNode, advert, bad_signature, bare_swarm, config,
-    eventually, has_advert, model_hash,
+    ADVERT_INTERVAL, ADVERT_TTL, CarelessVerifier, TestNode, advert, bad_signature, config, eventually,
+    gossip_peer, has_advert, model_hash,
 };
 
 async fn advert_of(handle: &NetworkHandle, peer: &PeerId) -> Option<Advert> {
@@ -80,37 +76,6 @@ async fn adverts_reach_every_node_stay_fresh_while_repeated_and_expire_when_not(
     assert!(info.iter().all(|p| p.peer_id != peers[2] || p.advert.is_none()));
 }
 
-/// Collects the publisher of every advert message a plain gossipsub peer receives.
-fn observe_gossip(dial: Multiaddr) -> mpsc::Receiver<PeerId> {
-    let mut swarm = bare_swarm(|key| {
-        let config = gossipsub::ConfigBuilder::default()
-            .heartbeat_interval(Duration::from_millis(300))
-            .heartbeat_initial_delay(Duration::from_millis(100))
-            .build()
-            .unwrap();
-        gossipsub::Behaviour::<gossipsub::IdentityTransform>::new(
-            gossipsub::MessageAuthenticity::Signed(key.clone()),
-            config,
-        )
-        .unwrap()
-    });
-    swarm.behaviour_mut().subscribe(&gossipsub::IdentTopic::new("genmint/adverts/1/test")).unwrap();
-    swarm.dial(dial).unwrap();
-    let (sender, publishers) = mpsc::channel(1024);
-    tokio::spawn(async move {
-        loop {
-            if let SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. }) =
-                swarm.select_next_some().await
-                && let Some(source) = message.source
-                && sender.send(source).await.is_err()
-            {
-                return;
-            }
-        }
-    });
-    publishers
-}
-
 #[tokio::test]
 async fn a_bad_binding_is_neither_stored_nor_forwarded() {
     let a = TestNode::start(config()).await;
@@ -118,7 +83,7 @@ async fn a_bad_binding_is_neither_stored_nor_forwarded() {
     let c = TestNode::joining(&[&b]).await;
     // The observer is connected to a alone and speaks no Kademlia, so nobody else finds it:
     // whatever it hears, a forwarded.
-    let mut heard = observe_gossip(a.bootstrap_addr().await);
+    let (mut heard, _) = gossip_peer(a.bootstrap_addr().await, "genmint/adverts/1/test");
     let mut careless = config();
     careless.bootstrap.push(a.bootstrap_addr().await);
     let liar = TestNode::start_with(careless, Arc::new(CarelessVerifier)).await;

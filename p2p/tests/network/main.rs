@@ -1,4 +1,5 @@
-//! The network between real swarms on loopback sockets: adverts, jobs, discovery, lifecycle.
+//! The network between real swarms on loopback sockets: adverts, spot checks, jobs, discovery,
+//! lifecycle.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -7,4 +8,5 @@ mod adverts;
 mod discovery;
 mod jobs;
 mod lifecycle;
+mod spot_checks;
 mod support;

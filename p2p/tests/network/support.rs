@@ -1,16 +1,20 @@
-//! Shared pieces: loopback nodes with short intervals, a test verifier, adverts, and waiting.
+//! Shared pieces: loopback nodes with short intervals, test verifiers, adverts and spot checks,
+//! plain gossip peers, and waiting.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use genmint_p2p::advert::{Advert, AdvertVerifier, AdvertisedModel};
+use genmint_p2p::spot_check::{CheckEnvelope, Outcome, SPOT_CHECK_VERSION, SpotCheck, SpotCheckVerifier};
 use genmint_p2p::wire::{JobRequest, JobResponse};
 use genmint_p2p::{
-    InboundJob, Keypair, Multiaddr, NetworkConfig, NetworkEvent, NetworkHandle, PeerId, spawn,
+    InboundJob, Keypair, Multiaddr, NetworkConfig, NetworkEvent, NetworkHandle, PeerId, Verifiers, spawn,
+    spawn_with,
 };
-use libp2p::swarm::NetworkBehaviour;
-use libp2p::{Swarm, SwarmBuilder, noise, tcp, yamux};
+use libp2p::futures::StreamExt;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+use libp2p::{Swarm, SwarmBuilder, gossipsub, noise, tcp, yamux};
 use tokio::sync::mpsc;
 
 pub const ADVERT_INTERVAL: Duration = Duration::from_millis(400);
@@ -32,11 +36,26 @@ impl AdvertVerifier for TestVerifier {
     }
 }
 
-/// Accepts anything: a misconfigured (or malicious) node that publishes bad bindings.
+impl SpotCheckVerifier for TestVerifier {
+    fn verify(&self, check: &SpotCheck) -> Result<(), String> {
+        match check.signature == good_signature() {
+            true => Ok(()),
+            false => Err("signature is not by the checker".into()),
+        }
+    }
+}
+
+/// Accepts anything: a misconfigured (or malicious) node that publishes bad bindings and checks.
 pub struct CarelessVerifier;
 
 impl AdvertVerifier for CarelessVerifier {
     fn verify(&self, _: &Advert) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl SpotCheckVerifier for CarelessVerifier {
+    fn verify(&self, _: &SpotCheck) -> Result<(), String> {
         Ok(())
     }
 }
@@ -60,7 +79,7 @@ fn hex_byte(n: u8) -> String {
 pub fn advert(peer: &PeerId, sequence: u64, models: &[String]) -> Advert {
     Advert {
         peer_id: peer.to_string(),
-        operator: format!("0x{}", "12".repeat(20)),
+        operator: operator(),
         chain_id: 31337,
         contract: format!("0x{}", "34".repeat(20)),
         binding_signature: good_signature(),
@@ -82,6 +101,30 @@ pub fn advert(peer: &PeerId, sequence: u64, models: &[String]) -> Advert {
         price_wei: "1000".into(),
         sequence,
         issued_at: SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs(),
+    }
+}
+
+/// The operator [`advert`] names.
+pub fn operator() -> String {
+    format!("0x{}", "12".repeat(20))
+}
+
+/// A check of token `n` by [`operator`], signed [`good_signature`], made now.
+pub fn spot_check(n: u8) -> SpotCheck {
+    let envelope = CheckEnvelope { engine: "test".into(), dtype: "f32".into(), device_class: "cpu".into() };
+    SpotCheck {
+        version: SPOT_CHECK_VERSION,
+        token_id: format!("0x{}", hex_byte(n).repeat(32)),
+        model_hash: model_hash(1),
+        minted_by: format!("0x{}", "34".repeat(20)),
+        expected_pixel_digest: format!("0x{}", "56".repeat(32)),
+        regenerated_pixel_digest: format!("0x{}", "78".repeat(32)),
+        outcome: Outcome::Mismatch,
+        checker: operator(),
+        checker_envelope: envelope.clone(),
+        minted_envelope: envelope,
+        checked_at: SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs(),
+        signature: good_signature(),
     }
 }
 
@@ -113,6 +156,21 @@ impl TestNode {
 
     pub async fn start_with(config: NetworkConfig, verifier: Arc<dyn AdvertVerifier>) -> Self {
         let (handle, events) = spawn(Keypair::generate_ed25519(), config, verifier).await.unwrap();
+        Self { peer: handle.local_peer_id(), handle, events }
+    }
+
+    /// A node that takes part in spot checks, checking signatures with `verifier`, and joins
+    /// through `bootstrap`.
+    pub async fn checking<V>(bootstrap: &[&TestNode], verifier: Arc<V>) -> Self
+    where
+        V: AdvertVerifier + SpotCheckVerifier,
+    {
+        let mut config = config();
+        for node in bootstrap {
+            config.bootstrap.push(node.bootstrap_addr().await);
+        }
+        let verifiers = Verifiers { adverts: verifier.clone(), spot_checks: Some(verifier) };
+        let (handle, events) = spawn_with(Keypair::generate_ed25519(), config, verifiers).await.unwrap();
         Self { peer: handle.local_peer_id(), handle, events }
     }
 
@@ -178,4 +236,51 @@ pub fn bare_swarm<B: NetworkBehaviour>(behaviour: impl FnOnce(&Keypair) -> B) ->
         .unwrap()
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
         .build()
+}
+
+/// A plain gossipsub peer on `topic` that dials `dial` alone and validates nothing: it reports the
+/// publisher of every message it hears, and publishes (again and again) whatever bytes it is given.
+/// It speaks no Kademlia, so nobody else finds it: whatever it hears, the dialled node forwarded.
+pub fn gossip_peer(dial: Multiaddr, topic: &str) -> (mpsc::Receiver<PeerId>, mpsc::Sender<Vec<u8>>) {
+    let mut swarm = bare_swarm(|key| {
+        let config = gossipsub::ConfigBuilder::default()
+            .heartbeat_interval(Duration::from_millis(300))
+            .heartbeat_initial_delay(Duration::from_millis(100))
+            .build()
+            .unwrap();
+        gossipsub::Behaviour::<gossipsub::IdentityTransform>::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            config,
+        )
+        .unwrap()
+    });
+    let topic = gossipsub::IdentTopic::new(topic);
+    swarm.behaviour_mut().subscribe(&topic).unwrap();
+    swarm.dial(dial).unwrap();
+    let (sender, publishers) = mpsc::channel(1024);
+    let (to_publish, mut publish) = mpsc::channel::<Vec<u8>>(16);
+    tokio::spawn(async move {
+        let mut payload: Option<Vec<u8>> = None;
+        let mut again = tokio::time::interval(Duration::from_millis(300));
+        loop {
+            tokio::select! {
+                event = swarm.select_next_some() => {
+                    if let SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. }) = event
+                        && let Some(source) = message.source
+                        && sender.send(source).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                Some(bytes) = publish.recv() => payload = Some(bytes),
+                _ = again.tick() => {
+                    if let Some(bytes) = &payload {
+                        // No subscribed peer yet is fine: the next tick tries again.
+                        let _ = swarm.behaviour_mut().publish(topic.clone(), bytes.clone());
+                    }
+                }
+            }
+        }
+    });
+    (publishers, to_publish)
 }

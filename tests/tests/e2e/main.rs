@@ -10,5 +10,6 @@ mod default_model;
 mod mint;
 mod network;
 mod restart;
+mod spot_checks;
 mod support;
 mod verify;

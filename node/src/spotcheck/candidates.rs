@@ -1,0 +1,179 @@
+//! Which token to check next: one minted in the latest [`RECENT_BLOCKS`] blocks by another node
+//! with this node's model and not checked here yet, chosen at random. For it, the signed request
+//! from its metadata (the CID recomputed here, the request hashing to the token id) and the pixel
+//! digest its mint attested.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashSet, VecDeque};
+use std::hash::BuildHasher;
+
+use alloy::primitives::{Address, B256, U256};
+use anyhow::Result;
+use genmint_model_runtime::GenerationParams;
+use genmint_p2p::spot_check::CheckEnvelope;
+
+use crate::ipfs::{Cid, ContentStore, ImportProfile};
+use crate::jobs::admission;
+use crate::jobs::pipeline::Pipeline;
+use crate::provenance::eip712::{GenerationRequest, request_digest, token_id};
+use crate::provenance::metadata::TokenMetadata;
+
+/// How far back (in blocks) the node looks for mints to check.
+pub const RECENT_BLOCKS: u64 = 2_000;
+/// The newest mints of the window considered in one round.
+const MAX_RECENT_TOKENS: usize = 256;
+/// Tokens looked at closely (chain record, metadata) in one round at most.
+const MAX_LOOKS_PER_ROUND: usize = 8;
+/// Tokens remembered as not for this node (another model, minted here, unreadable).
+const MAX_PASSED_OVER: usize = 4096;
+/// The largest metadata file read.
+const MAX_METADATA_BYTES: usize = 1 << 20;
+
+/// A token this node can re-generate, with what its mint attested.
+pub struct Candidate {
+    pub token_id: U256,
+    pub params: GenerationParams,
+    pub minted_by: Address,
+    pub expected_pixel_digest: B256,
+    /// How the minting node says it generated.
+    pub minted_envelope: CheckEnvelope,
+}
+
+/// Why a token is not checked (now).
+enum Pass {
+    /// Never for this node: remembered, not looked at again.
+    NotForUs(String),
+    /// Perhaps later (Kubo or the chain did not answer).
+    NotNow(String),
+}
+
+/// Picks tokens to check, remembering the ones that are not for this node.
+#[derive(Default)]
+pub struct Candidates {
+    passed_over: HashSet<U256>,
+    passed_over_order: VecDeque<U256>,
+}
+
+impl Candidates {
+    /// The next token to check, or `None` when no recent mint is left for this node to check.
+    pub async fn next(&mut self, pipeline: &Pipeline) -> Result<Option<Candidate>> {
+        let minted = pipeline.chain().recently_minted(RECENT_BLOCKS).await?;
+        let checker = pipeline.operator().to_string();
+        let mut tokens = Vec::new();
+        for token in minted.into_iter().rev().take(MAX_RECENT_TOKENS) {
+            if !self.passed_over.contains(&token)
+                && !pipeline.store().has_spot_check(&token_hex(token), &checker)?
+            {
+                tokens.push(token);
+            }
+        }
+        let order = RandomState::new();
+        tokens.sort_by_key(|token| order.hash_one(token));
+        for token in tokens.into_iter().take(MAX_LOOKS_PER_ROUND) {
+            match look(pipeline, token).await {
+                Ok(candidate) => return Ok(Some(candidate)),
+                Err(Pass::NotForUs(reason)) => {
+                    tracing::debug!(token = %token_hex(token), reason, "not a token for this node to check");
+                    self.pass_over(token);
+                }
+                Err(Pass::NotNow(reason)) => {
+                    tracing::debug!(token = %token_hex(token), reason, "cannot look at the token now")
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Remembers a token that will never be for this node to check.
+    pub fn pass_over(&mut self, token: U256) {
+        if self.passed_over.insert(token) {
+            self.passed_over_order.push_back(token);
+        }
+        while self.passed_over_order.len() > MAX_PASSED_OVER {
+            if let Some(oldest) = self.passed_over_order.pop_front() {
+                self.passed_over.remove(&oldest);
+            }
+        }
+    }
+}
+
+/// A token id as spot checks and the API write it: 0x and 64 hex digits.
+pub fn token_hex(token: U256) -> String {
+    B256::from(token).to_string()
+}
+
+async fn look(pipeline: &Pipeline, token: U256) -> Result<Candidate, Pass> {
+    let chain = pipeline.chain();
+    let not_now = |e: crate::chain::ChainError| Pass::NotNow(e.to_string());
+    let not_for_us = |reason: String| Pass::NotForUs(reason);
+    let record =
+        chain.provenance(token).await.map_err(not_now)?.ok_or(Pass::NotForUs("no chain record".into()))?;
+    if record.node == pipeline.operator() {
+        return Err(not_for_us("minted by this node".into()));
+    }
+    let bytes = fetch_checked(pipeline, &record.metadata_cid).await?;
+    let metadata: TokenMetadata =
+        serde_json::from_slice(&bytes).map_err(|e| not_for_us(format!("not genmint metadata: {e}")))?;
+    let request: GenerationRequest = serde_json::from_value(metadata.provenance.request)
+        .map_err(|e| not_for_us(format!("the metadata's request is unreadable: {e}")))?;
+    let model = pipeline.inference().descriptor();
+    if request.modelHash.0 != model.hash.0 {
+        return Err(not_for_us(format!("model {}, this node serves {}", request.modelHash, model.hash)));
+    }
+    if token_id(request_digest(&request, pipeline.domain())) != token {
+        return Err(not_for_us(
+            "the metadata's request is not the minted one (`genmint verify` says more)".into(),
+        ));
+    }
+    let params = admission::generation_params(&request, model).map_err(|r| not_for_us(r.message))?;
+    let event =
+        chain.minted_event(token).await.map_err(not_now)?.ok_or(Pass::NotForUs("no mint event".into()))?;
+    let envelope = metadata.provenance.envelope;
+    Ok(Candidate {
+        token_id: token,
+        params,
+        minted_by: record.node,
+        expected_pixel_digest: event.pixel_digest,
+        minted_envelope: CheckEnvelope {
+            engine: envelope.engine,
+            dtype: envelope.dtype,
+            device_class: envelope.device_class,
+        },
+    })
+}
+
+/// The metadata bytes behind `cid`, accepted only if they hash to it.
+async fn fetch_checked(pipeline: &Pipeline, cid: &str) -> Result<Vec<u8>, Pass> {
+    let parsed: Cid = cid.parse().map_err(|e| Pass::NotForUs(format!("metadata CID {cid:?}: {e}")))?;
+    let bytes =
+        pipeline.ipfs().cat(&parsed, MAX_METADATA_BYTES).await.map_err(|e| Pass::NotNow(e.to_string()))?;
+    let recomputed =
+        ImportProfile::UNIXFS_V1_2025.cid_of(&bytes).map_err(|e| Pass::NotForUs(e.to_string()))?;
+    if recomputed != parsed {
+        return Err(Pass::NotForUs(format!("the bytes fetched for {cid} hash to {recomputed}")));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passed_over_tokens_are_remembered_up_to_the_bound() {
+        let mut candidates = Candidates::default();
+        for token in 0..MAX_PASSED_OVER as u64 + 10 {
+            candidates.pass_over(U256::from(token));
+        }
+        candidates.pass_over(U256::from(MAX_PASSED_OVER as u64 + 9));
+        assert_eq!(candidates.passed_over.len(), MAX_PASSED_OVER);
+        assert_eq!(candidates.passed_over_order.len(), MAX_PASSED_OVER);
+        assert!(!candidates.passed_over.contains(&U256::from(9)), "the oldest went first");
+        assert!(candidates.passed_over.contains(&U256::from(10)));
+    }
+
+    #[test]
+    fn token_ids_are_written_as_64_hex_digits() {
+        assert_eq!(token_hex(U256::from(0xab)), format!("0x{}ab", "0".repeat(62)));
+    }
+}

@@ -1,0 +1,322 @@
+//! Spot checks: a node that serves a model re-generates a token another node minted with it and
+//! tells the network whether its pixels came out the same as the minting node attested.
+//!
+//! A check travels as a gossipsub message signed by the checking node's peer key; its `signature`
+//! is the checker's operator key over [`SpotCheck::signed_text`], which also names the deployment
+//! (chain and contract), so a check cannot be replayed on another network or altered in flight.
+//! Checking that signature needs secp256k1, so it sits behind [`SpotCheckVerifier`], which the node
+//! implements; this module checks everything else (size, version, shape, a consistent outcome).
+
+use libp2p::PeerId;
+use libp2p::gossipsub::MessageId;
+use serde::{Deserialize, Serialize};
+
+use crate::advert::{check_hex, check_name};
+
+/// The spot-check format this node speaks; the gossip topic carries it too.
+pub const SPOT_CHECK_VERSION: u32 = 1;
+/// The largest encoded spot check a node accepts or publishes.
+pub const MAX_SPOT_CHECK_BYTES: usize = 4 * 1024;
+
+/// Whether the re-generated pixels equal the attested ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Match,
+    Mismatch,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Match => "match",
+            Outcome::Mismatch => "mismatch",
+        }
+    }
+}
+
+/// The part of a reproducibility envelope that decides whether two nodes must agree bit for bit:
+/// the same engine, dtype and device class give the same pixels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckEnvelope {
+    pub engine: String,
+    pub dtype: String,
+    /// e.g. `cpu`, `cuda-sm90`.
+    pub device_class: String,
+}
+
+/// One node's re-generation of one token, signed by its operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpotCheck {
+    /// [`SPOT_CHECK_VERSION`].
+    pub version: u32,
+    /// The token id as 0x followed by 64 hex digits (the request digest).
+    pub token_id: String,
+    /// The model the request names: 0x followed by 64 hex digits.
+    pub model_hash: String,
+    /// 0x-prefixed address of the operator whose node minted the token.
+    pub minted_by: String,
+    /// The pixel digest the mint attested (0x, 64 hex digits).
+    pub expected_pixel_digest: String,
+    /// The pixel digest of the checker's re-generation.
+    pub regenerated_pixel_digest: String,
+    /// `match` exactly when the two digests are equal.
+    pub outcome: Outcome,
+    /// 0x-prefixed address of the checking node's operator, who signs the check.
+    pub checker: String,
+    /// How the checker generated.
+    pub checker_envelope: CheckEnvelope,
+    /// How the minting node says it generated (from the token's metadata).
+    pub minted_envelope: CheckEnvelope,
+    /// Unix seconds.
+    pub checked_at: u64,
+    /// 0x-prefixed 65-byte EIP-191 signature of [`SpotCheck::signed_text`] by `checker`.
+    pub signature: String,
+}
+
+/// A peer's spot check that passed every check the network makes (size, shape, freshness, its
+/// publisher bound to the checker by an advert, the signature). Gossip holds it back until the node
+/// gives its verdict with [`crate::NetworkHandle::judge_spot_check`] (is the checker a registered
+/// node, does the chain agree?); only an accepted check travels on.
+#[derive(Debug)]
+pub struct ReceivedSpotCheck {
+    pub check: SpotCheck,
+    /// The peer that published it (the checker's node).
+    pub publisher: PeerId,
+    pub ticket: SpotCheckTicket,
+}
+
+/// The node's verdict on a received spot check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Sound: gossip forwards it.
+    Accept,
+    /// Cannot be judged now (the chain did not answer, the node is busy): not forwarded, nobody blamed.
+    Ignore,
+    /// Wrong (an unregistered checker, a token or digest the chain does not know): not forwarded,
+    /// and it counts against the peer that sent it.
+    Reject,
+}
+
+/// Names a received spot check to [`crate::NetworkHandle::judge_spot_check`].
+#[derive(Debug)]
+pub struct SpotCheckTicket {
+    pub(crate) message_id: MessageId,
+    /// The peer that handed us the message (gossip scores it by the verdict).
+    pub(crate) propagation_source: PeerId,
+}
+
+/// Checks a spot check's `signature` (the node implements it with secp256k1 recovery; this crate
+/// stays libp2p-only). `Err(reason)` => the check is rejected (not delivered, not propagated).
+pub trait SpotCheckVerifier: Send + Sync + 'static {
+    fn verify(&self, check: &SpotCheck) -> Result<(), String>;
+}
+
+/// Why spot-check bytes were refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SpotCheckError {
+    #[error("spot check of {size} bytes exceeds the {MAX_SPOT_CHECK_BYTES}-byte limit")]
+    TooLarge { size: usize },
+    #[error("malformed spot check: {0}")]
+    Malformed(#[from] serde_json::Error),
+    #[error("invalid spot check: {0}")]
+    Shape(String),
+}
+
+impl SpotCheck {
+    /// The EIP-191 message text the checker's operator signs: every field but the signature, and
+    /// the deployment (chain and contract) the check belongs to. Hex is lowercased; no field can
+    /// hold a line break (see [`Self::validate_shape`]), so the text reads back unambiguously.
+    pub fn signed_text(&self, chain_id: u64, contract: &str) -> String {
+        let lower = str::to_lowercase;
+        let (checker, minted) = (&self.checker_envelope, &self.minted_envelope);
+        format!(
+            "genmint spot check v{}\nchain: {chain_id}\ncontract: {}\ntoken: {}\nmodel: {}\nminted by: {}\n\
+             expected pixels: {}\nregenerated pixels: {}\noutcome: {}\nchecker: {}\n\
+             checker engine: {}\nchecker dtype: {}\nchecker device class: {}\n\
+             minted engine: {}\nminted dtype: {}\nminted device class: {}\nchecked at: {}",
+            self.version,
+            lower(contract),
+            lower(&self.token_id),
+            lower(&self.model_hash),
+            lower(&self.minted_by),
+            lower(&self.expected_pixel_digest),
+            lower(&self.regenerated_pixel_digest),
+            self.outcome.as_str(),
+            lower(&self.checker),
+            checker.engine,
+            checker.dtype,
+            checker.device_class,
+            minted.engine,
+            minted.dtype,
+            minted.device_class,
+            self.checked_at,
+        )
+    }
+
+    /// Checks everything about the check's form that needs no key: the version, hex fields of the
+    /// right length, envelope names within bounds, and an outcome that agrees with the two digests.
+    pub fn validate_shape(&self) -> Result<(), String> {
+        if self.version != SPOT_CHECK_VERSION {
+            return Err(format!(
+                "version {} is not spoken here (this node speaks {SPOT_CHECK_VERSION})",
+                self.version
+            ));
+        }
+        check_hex("token_id", &self.token_id, 32)?;
+        check_hex("model_hash", &self.model_hash, 32)?;
+        check_hex("minted_by", &self.minted_by, 20)?;
+        check_hex("expected_pixel_digest", &self.expected_pixel_digest, 32)?;
+        check_hex("regenerated_pixel_digest", &self.regenerated_pixel_digest, 32)?;
+        check_hex("checker", &self.checker, 20)?;
+        check_hex("signature", &self.signature, 65)?;
+        for (which, envelope) in [("checker", &self.checker_envelope), ("minted", &self.minted_envelope)] {
+            for (field, value) in [
+                ("engine", &envelope.engine),
+                ("dtype", &envelope.dtype),
+                ("device_class", &envelope.device_class),
+            ] {
+                check_name(&format!("{which} envelope {field}"), value)?;
+            }
+        }
+        if self.checker.eq_ignore_ascii_case(&self.minted_by) {
+            return Err(format!("checker {} checks its own token", self.checker));
+        }
+        let same = self.expected_pixel_digest.eq_ignore_ascii_case(&self.regenerated_pixel_digest);
+        if same != (self.outcome == Outcome::Match) {
+            return Err(format!(
+                "outcome {} contradicts the digests (expected {}, regenerated {})",
+                self.outcome.as_str(),
+                self.expected_pixel_digest,
+                self.regenerated_pixel_digest
+            ));
+        }
+        Ok(())
+    }
+
+    /// Encodes the check for gossip, refusing one over [`MAX_SPOT_CHECK_BYTES`].
+    pub fn encode(&self) -> Result<Vec<u8>, SpotCheckError> {
+        let bytes = serde_json::to_vec(self)?;
+        if bytes.len() > MAX_SPOT_CHECK_BYTES {
+            return Err(SpotCheckError::TooLarge { size: bytes.len() });
+        }
+        Ok(bytes)
+    }
+
+    /// Decodes spot-check bytes from a peer: size first, then JSON, then shape.
+    pub fn decode(bytes: &[u8]) -> Result<Self, SpotCheckError> {
+        if bytes.len() > MAX_SPOT_CHECK_BYTES {
+            return Err(SpotCheckError::TooLarge { size: bytes.len() });
+        }
+        let check: SpotCheck = serde_json::from_slice(bytes)?;
+        check.validate_shape().map_err(SpotCheckError::Shape)?;
+        Ok(check)
+    }
+
+    /// Whether the checker generated the way the minting node did (a mismatch then means one of
+    /// them is wrong; across device classes it may be the hardware).
+    pub fn same_envelope(&self) -> bool {
+        self.checker_envelope == self.minted_envelope
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn check() -> SpotCheck {
+        let envelope =
+            CheckEnvelope { engine: "candle 0.11".into(), dtype: "f32".into(), device_class: "cpu".into() };
+        SpotCheck {
+            version: SPOT_CHECK_VERSION,
+            token_id: format!("0x{}", "Aa".repeat(32)),
+            model_hash: format!("0x{}", "12".repeat(32)),
+            minted_by: format!("0x{}", "34".repeat(20)),
+            expected_pixel_digest: format!("0x{}", "56".repeat(32)),
+            regenerated_pixel_digest: format!("0x{}", "56".repeat(32)),
+            outcome: Outcome::Match,
+            checker: format!("0x{}", "78".repeat(20)),
+            checker_envelope: envelope.clone(),
+            minted_envelope: envelope,
+            checked_at: 1_700_000_000,
+            signature: format!("0x{}", "9a".repeat(65)),
+        }
+    }
+
+    #[test]
+    fn the_signed_text_names_every_field_but_the_signature_and_the_deployment() {
+        let check = check();
+        let text = check.signed_text(31337, "0xABCdef0000000000000000000000000000000001");
+        assert_eq!(
+            text,
+            format!(
+                "genmint spot check v1\nchain: 31337\ncontract: 0xabcdef0000000000000000000000000000000001\n\
+                 token: 0x{}\nmodel: 0x{}\nminted by: 0x{}\nexpected pixels: 0x{}\nregenerated pixels: 0x{}\n\
+                 outcome: match\nchecker: 0x{}\nchecker engine: candle 0.11\nchecker dtype: f32\n\
+                 checker device class: cpu\nminted engine: candle 0.11\nminted dtype: f32\n\
+                 minted device class: cpu\nchecked at: 1700000000",
+                "aa".repeat(32),
+                "12".repeat(32),
+                "34".repeat(20),
+                "56".repeat(32),
+                "56".repeat(32),
+                "78".repeat(20)
+            )
+        );
+        let resigned = SpotCheck { signature: format!("0x{}", "00".repeat(65)), ..check.clone() };
+        assert_eq!(resigned.signed_text(31337, "0x01"), check.signed_text(31337, "0x01"));
+        let later = SpotCheck { checked_at: check.checked_at + 1, ..check.clone() };
+        assert_ne!(later.signed_text(31337, "0x01"), check.signed_text(31337, "0x01"));
+        assert_ne!(check.signed_text(1, "0x01"), check.signed_text(31337, "0x01"));
+    }
+
+    #[test]
+    fn a_well_formed_check_round_trips() {
+        let check = check();
+        assert_eq!(check.validate_shape(), Ok(()));
+        assert_eq!(SpotCheck::decode(&check.encode().unwrap()).unwrap(), check);
+        assert!(check.same_envelope());
+    }
+
+    #[test]
+    fn shape_errors_name_the_field() {
+        type Spoil = fn(&mut SpotCheck);
+        let cases: [(&str, Spoil); 9] = [
+            ("version", |c| c.version = 2),
+            ("token_id", |c| c.token_id = "0x1234".into()),
+            ("minted_by", |c| c.minted_by = "34".repeat(20)),
+            ("signature", |c| c.signature = format!("0x{}", "zz".repeat(65))),
+            ("checker envelope engine", |c| c.checker_envelope.engine = "candle\n0.11".into()),
+            ("minted envelope device_class", |c| c.minted_envelope.device_class = String::new()),
+            ("its own token", |c| c.checker = c.minted_by.clone()),
+            ("contradicts", |c| c.outcome = Outcome::Mismatch),
+            ("contradicts", |c| c.regenerated_pixel_digest = format!("0x{}", "57".repeat(32))),
+        ];
+        for (field, spoil) in cases {
+            let mut check = check();
+            spoil(&mut check);
+            let error = check.validate_shape().expect_err(field);
+            assert!(error.contains(field), "{field}: {error}");
+        }
+        let mismatch = SpotCheck {
+            regenerated_pixel_digest: format!("0x{}", "57".repeat(32)),
+            outcome: Outcome::Mismatch,
+            ..check()
+        };
+        assert_eq!(mismatch.validate_shape(), Ok(()));
+    }
+
+    #[test]
+    fn oversized_garbage_and_misshapen_bytes_are_refused() {
+        assert!(matches!(
+            SpotCheck::decode(&vec![b' '; MAX_SPOT_CHECK_BYTES + 1]),
+            Err(SpotCheckError::TooLarge { .. })
+        ));
+        assert!(matches!(SpotCheck::decode(b"{\"version\":"), Err(SpotCheckError::Malformed(_))));
+        let bad = SpotCheck { checker: "nobody".into(), ..check() };
+        assert!(matches!(
+            SpotCheck::decode(&serde_json::to_vec(&bad).unwrap()),
+            Err(SpotCheckError::Shape(_))
+        ));
+    }
+}
