@@ -12,11 +12,11 @@ use anyhow::Result;
 use genmint_model_runtime::GenerationParams;
 use genmint_p2p::spot_check::CheckEnvelope;
 
-use crate::ipfs::{Cid, ContentStore, ImportProfile};
 use crate::jobs::admission;
 use crate::jobs::pipeline::Pipeline;
 use crate::provenance::eip712::{GenerationRequest, request_digest, token_id};
 use crate::provenance::metadata::TokenMetadata;
+use crate::verify::{self, FetchError};
 
 /// How far back (in blocks) the node looks for mints to check.
 pub const RECENT_BLOCKS: u64 = 2_000;
@@ -26,9 +26,6 @@ const MAX_RECENT_TOKENS: usize = 256;
 const MAX_LOOKS_PER_ROUND: usize = 8;
 /// Tokens remembered as not for this node (another model, minted here, unreadable).
 const MAX_PASSED_OVER: usize = 4096;
-/// The largest metadata file read.
-const MAX_METADATA_BYTES: usize = 1 << 20;
-
 /// A token this node can re-generate, with what its mint attested.
 pub struct Candidate {
     pub token_id: U256,
@@ -144,15 +141,10 @@ async fn look(pipeline: &Pipeline, token: U256) -> Result<Candidate, Pass> {
 
 /// The metadata bytes behind `cid`, accepted only if they hash to it.
 async fn fetch_checked(pipeline: &Pipeline, cid: &str) -> Result<Vec<u8>, Pass> {
-    let parsed: Cid = cid.parse().map_err(|e| Pass::NotForUs(format!("metadata CID {cid:?}: {e}")))?;
-    let bytes =
-        pipeline.ipfs().cat(&parsed, MAX_METADATA_BYTES).await.map_err(|e| Pass::NotNow(e.to_string()))?;
-    let recomputed =
-        ImportProfile::UNIXFS_V1_2025.cid_of(&bytes).map_err(|e| Pass::NotForUs(e.to_string()))?;
-    if recomputed != parsed {
-        return Err(Pass::NotForUs(format!("the bytes fetched for {cid} hash to {recomputed}")));
-    }
-    Ok(bytes)
+    verify::fetch_checked(pipeline.ipfs(), cid, verify::MAX_METADATA_BYTES).await.map_err(|e| match e {
+        FetchError::Ipfs(e) => Pass::NotNow(e.to_string()),
+        other => Pass::NotForUs(other.to_string()),
+    })
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ use crate::provenance::metadata::TokenMetadata;
 use crate::provenance::png;
 
 /// The largest metadata file and image verification downloads.
-const MAX_METADATA_BYTES: usize = 1 << 20;
+pub const MAX_METADATA_BYTES: usize = 1 << 20;
 const MAX_IMAGE_BYTES: usize = 64 << 20;
 
 /// One named check and its outcome.
@@ -448,15 +448,38 @@ async fn chain_record(
     Ok((record, event, owner))
 }
 
-async fn fetch(ipfs: &impl ContentStore, cid: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
-    let parsed: Cid = cid.parse().map_err(|e| format!("{cid:?} is not a CID genmint reads: {e}"))?;
-    let bytes = ipfs.cat(&parsed, max_bytes).await.map_err(|e| e.to_string())?;
-    let recomputed = crate::ipfs::ImportProfile::UNIXFS_V1_2025.cid_of(&bytes).map_err(|e| e.to_string())?;
+/// Why the bytes behind a CID could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{cid:?} is not a CID genmint reads: {reason}")]
+    BadCid { cid: String, reason: String },
+    /// Kubo did not deliver (unreachable, timed out, too large): may pass.
+    #[error(transparent)]
+    Ipfs(#[from] crate::ipfs::IpfsError),
+    #[error("the bytes fetched for {cid} hash to {recomputed}")]
+    Mismatch { cid: String, recomputed: String },
+}
+
+/// The bytes behind `cid` (at most `max_bytes`), accepted only if they hash to it here.
+pub async fn fetch_checked(
+    ipfs: &impl ContentStore,
+    cid: &str,
+    max_bytes: usize,
+) -> Result<Vec<u8>, FetchError> {
+    let bad_cid = |reason: String| FetchError::BadCid { cid: cid.to_owned(), reason };
+    let parsed: Cid = cid.parse().map_err(|e: crate::ipfs::CidParseError| bad_cid(e.to_string()))?;
+    let bytes = ipfs.cat(&parsed, max_bytes).await?;
+    let recomputed =
+        crate::ipfs::ImportProfile::UNIXFS_V1_2025.cid_of(&bytes).map_err(|e| bad_cid(e.to_string()))?;
     if recomputed == parsed {
         Ok(bytes)
     } else {
-        Err(format!("the bytes fetched for {cid} hash to {recomputed}"))
+        Err(FetchError::Mismatch { cid: cid.to_owned(), recomputed: recomputed.to_string() })
     }
+}
+
+async fn fetch(ipfs: &impl ContentStore, cid: &str, max_bytes: usize) -> Result<Vec<u8>, String> {
+    fetch_checked(ipfs, cid, max_bytes).await.map_err(|e| e.to_string())
 }
 
 fn skip_rest(report: &mut Report, reason: &str) {
