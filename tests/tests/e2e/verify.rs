@@ -1,28 +1,29 @@
 //! `genmint verify` link by link: a token the node minted passes every check, by token id, by its
 //! image or metadata CID, by the image file, and re-generated; then tokens with exactly one link
 //! broken (image pixels, a metadata field, the creator signature, the C2PA manifest, the node's
-//! registry status) fail exactly the matching check.
+//! registry status) fail exactly the matching check; and re-generation across reproducibility
+//! envelopes is judged perceptually.
 //!
 //! The broken tokens are made here the way a dishonest (but registered) node could make them: the
 //! test holds the node's operator key and signing certificate, pins its own files and mints them.
 
 use std::time::Instant;
 
-use alloy::primitives::B256;
+use alloy::primitives::{B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use genmint_model_runtime::Rgb8Image;
 use genmint_node::chain::ChainClient;
 use genmint_node::devnet::anvil::DevAccount;
 use genmint_node::provenance::credentials::{Credentials, TokenAssertion};
 use genmint_node::provenance::eip712::{
-    Attestation, SignedRequest, domain, request_digest, sign_attestation,
+    Attestation, GenerationRequest, SignedRequest, domain, request_digest, sign_attestation, sign_request,
 };
 use genmint_node::provenance::png;
 use serde_json::Value;
 
 use crate::support::{Stack, raw_cid};
 
-/// The one thing a forged token gets wrong.
+/// The one thing a forged token gets wrong, or (`OtherDevice`) a token made "elsewhere".
 #[derive(Debug, Clone, Copy)]
 enum Break {
     /// The pinned image's pixels differ from the attested pixel digest.
@@ -35,6 +36,9 @@ enum Break {
     ManifestCertificate,
     /// The image's manifest names another token.
     ManifestToken,
+    /// Nothing broken: the good token's request (another nonce) claimed to be run on a CUDA device,
+    /// with pixels close to the CPU's (`mirrored: false`) or a different picture (`true`).
+    OtherDevice { mirrored: bool },
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -90,6 +94,25 @@ async fn every_link_of_a_token_is_checked() -> anyhow::Result<()> {
         }
     }
 
+    // Re-generation across reproducibility envelopes: not bit-exact, so compared perceptually.
+    for mirrored in [false, true] {
+        let kind = Break::OtherDevice { mirrored };
+        let forged =
+            forge(&stack, &node_credentials, &good_metadata, &pixels, 200 + u64::from(mirrored), kind)
+                .await?;
+        assert_eq!(failed_checks(&stack, &forged).await?.0, Vec::<String>::new(), "{kind:?}");
+        let (ok, output) = stack
+            .genmint(&["verify", &forged, "--regenerate", "--models-dir", models.to_str().unwrap()])
+            .await?;
+        println!("genmint verify --regenerate, {kind:?}:\n{output}");
+        assert!(output.contains("device_class cuda (minted) vs cpu (here)"), "{output}");
+        if mirrored {
+            assert!(!ok && output.contains("FAIL regeneration") && output.contains("> 10"), "{output}");
+        } else {
+            assert!(ok && output.contains("perceptually the same"), "{output}");
+        }
+    }
+
     // The registry owner takes the node off: its tokens now fail the registry check, naming when.
     let admin = ChainClient::connect(stack.anvil.rpc_url(), DevAccount::Owner.key(), stack.contract).await?;
     admin.deactivate_node(stack.operator.address()).await?;
@@ -113,8 +136,8 @@ async fn failed_checks(stack: &Stack, token: &str) -> anyhow::Result<(Vec<String
     Ok((failed, report))
 }
 
-/// Mints a token for a fresh request (seed `seed`) from the good token's files with one link broken;
-/// returns its id (0x-hex).
+/// Mints a token for a fresh request (seed or nonce `seed`) from the good token's files as `kind`
+/// says; returns its id (0x-hex).
 async fn forge(
     stack: &Stack,
     node: &Credentials,
@@ -124,14 +147,28 @@ async fn forge(
     kind: Break,
 ) -> anyhow::Result<String> {
     let eip712 = domain(stack.anvil.chain_id(), stack.contract);
-    let signed = stack.signed_request("a lighthouse at dusk", seed, 8);
-    let digest = request_digest(&signed.request, &eip712);
-    let pixel_digest = B256::from(pixels.pixel_digest());
-
     let mut image = pixels.clone();
-    if let Break::ImagePixels = kind {
-        image.pixels[0] ^= 0xff;
-    }
+    let (signed, pixel_digest) = match kind {
+        Break::OtherDevice { mirrored } => {
+            if mirrored {
+                image = mirror(pixels);
+            } else {
+                image.pixels.iter_mut().step_by(5).for_each(|p| *p = p.saturating_add(2));
+            }
+            let mut request: GenerationRequest =
+                serde_json::from_value(good_metadata["provenance"]["request"].clone())?;
+            request.nonce = U256::from(seed);
+            let signature = sign_request(&stack.creator, &request, &eip712)?;
+            (SignedRequest { request, signature }, B256::from(image.pixel_digest()))
+        }
+        _ => {
+            if let Break::ImagePixels = kind {
+                image.pixels[0] ^= 0xff;
+            }
+            (stack.signed_request("a lighthouse at dusk", seed, 8), B256::from(pixels.pixel_digest()))
+        }
+    };
+    let digest = request_digest(&signed.request, &eip712);
     let mut token: TokenAssertion =
         node.assertion(stack.anvil.chain_id(), stack.contract, digest, stack.model_hash, pixel_digest);
     let impostor;
@@ -170,6 +207,9 @@ async fn forge(
     provenance["requestDigest"] = digest.to_string().into();
     provenance["imageCid"] = image_cid.clone().into();
     provenance["pixelDigest"] = pixel_digest.to_string().into();
+    if let Break::OtherDevice { .. } = kind {
+        provenance["envelope"]["deviceClass"] = "cuda".into();
+    }
     let metadata_cid = ipfs_add(stack, &serde_json::to_vec_pretty(&metadata)?).await?;
 
     let attestation = Attestation {
@@ -185,6 +225,17 @@ async fn forge(
     let SignedRequest { request, signature } = signed;
     chain.mint(&request, &signature, &attestation, &node_signature).await?;
     Ok(digest.to_string())
+}
+
+/// The image flipped left to right.
+fn mirror(image: &Rgb8Image) -> Rgb8Image {
+    let row = image.width as usize * 3;
+    let pixels = image
+        .pixels
+        .chunks(row)
+        .flat_map(|line| line.chunks(3).rev().flatten().copied().collect::<Vec<u8>>())
+        .collect();
+    Rgb8Image { pixels, ..image.clone() }
 }
 
 /// Adds and pins bytes through Kubo's HTTP API with genmint's import settings.
