@@ -18,18 +18,37 @@ pub const SPOT_CHECK_VERSION: u32 = 1;
 /// The largest encoded spot check a node accepts or publishes.
 pub const MAX_SPOT_CHECK_BYTES: usize = 4 * 1024;
 
-/// Whether the re-generated pixels equal the attested ones.
+/// The most bits of a 64-bit difference hash (dHash) in which a re-generation under a different
+/// reproducibility envelope may differ from the minted image and still count as the same picture.
+pub const SIMILAR_MAX_DISTANCE: u32 = 10;
+
+/// How the re-generated pixels compare with the attested ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// Bit for bit the attested pixels.
     Match,
+    /// Not bit-exact, generated under a different envelope (say CUDA against CPU), and within
+    /// [`SIMILAR_MAX_DISTANCE`] dHash bits of the minted image: what honest hardware differences give.
+    Similar,
+    /// Different pixels where the same envelope must give the same ones, or a different picture.
     Mismatch,
 }
 
 impl Outcome {
+    /// The outcome two digests, two envelopes and the perceptual distance (when measured) give.
+    pub fn of(same_pixels: bool, same_envelope: bool, perceptual_distance: Option<u32>) -> Self {
+        match (same_pixels, same_envelope, perceptual_distance) {
+            (true, _, _) => Outcome::Match,
+            (false, false, Some(distance)) if distance <= SIMILAR_MAX_DISTANCE => Outcome::Similar,
+            (false, _, _) => Outcome::Mismatch,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Match => "match",
+            Outcome::Similar => "similar",
             Outcome::Mismatch => "mismatch",
         }
     }
@@ -60,7 +79,11 @@ pub struct SpotCheck {
     pub expected_pixel_digest: String,
     /// The pixel digest of the checker's re-generation.
     pub regenerated_pixel_digest: String,
-    /// `match` exactly when the two digests are equal.
+    /// Bits of the 64-bit dHash in which the re-generation differs from the minted image; measured
+    /// when the digests differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perceptual_distance: Option<u32>,
+    /// What the digests, the envelopes and the distance say ([`Outcome::of`]).
     pub outcome: Outcome,
     /// 0x-prefixed address of the checking node's operator, who signs the check.
     pub checker: String,
@@ -132,7 +155,7 @@ impl SpotCheck {
         let (checker, minted) = (&self.checker_envelope, &self.minted_envelope);
         format!(
             "genmint spot check v{}\nchain: {chain_id}\ncontract: {}\ntoken: {}\nmodel: {}\nminted by: {}\n\
-             expected pixels: {}\nregenerated pixels: {}\noutcome: {}\nchecker: {}\n\
+             expected pixels: {}\nregenerated pixels: {}\nperceptual distance: {}\noutcome: {}\nchecker: {}\n\
              checker engine: {}\nchecker dtype: {}\nchecker device class: {}\n\
              minted engine: {}\nminted dtype: {}\nminted device class: {}\nchecked at: {}",
             self.version,
@@ -142,6 +165,7 @@ impl SpotCheck {
             lower(&self.minted_by),
             lower(&self.expected_pixel_digest),
             lower(&self.regenerated_pixel_digest),
+            self.perceptual_distance.map_or("none".to_owned(), |d| d.to_string()),
             self.outcome.as_str(),
             lower(&self.checker),
             checker.engine,
@@ -182,13 +206,19 @@ impl SpotCheck {
         if self.checker.eq_ignore_ascii_case(&self.minted_by) {
             return Err(format!("checker {} checks its own token", self.checker));
         }
+        if self.perceptual_distance.is_some_and(|d| d > 64) {
+            return Err(format!("perceptual distance {:?} exceeds 64 bits", self.perceptual_distance));
+        }
         let same = self.expected_pixel_digest.eq_ignore_ascii_case(&self.regenerated_pixel_digest);
-        if same != (self.outcome == Outcome::Match) {
+        let implied = Outcome::of(same, self.same_envelope(), self.perceptual_distance);
+        if self.outcome != implied {
             return Err(format!(
-                "outcome {} contradicts the digests (expected {}, regenerated {})",
+                "outcome {} contradicts the digests (expected {}, regenerated {}), envelopes and distance {:?}: it is {}",
                 self.outcome.as_str(),
                 self.expected_pixel_digest,
-                self.regenerated_pixel_digest
+                self.regenerated_pixel_digest,
+                self.perceptual_distance,
+                implied.as_str()
             ));
         }
         Ok(())
@@ -234,6 +264,7 @@ pub(crate) mod tests {
             minted_by: format!("0x{}", "34".repeat(20)),
             expected_pixel_digest: format!("0x{}", "56".repeat(32)),
             regenerated_pixel_digest: format!("0x{}", "56".repeat(32)),
+            perceptual_distance: None,
             outcome: Outcome::Match,
             checker: format!("0x{}", "78".repeat(20)),
             checker_envelope: envelope.clone(),
@@ -252,7 +283,7 @@ pub(crate) mod tests {
             format!(
                 "genmint spot check v1\nchain: 31337\ncontract: 0xabcdef0000000000000000000000000000000001\n\
                  token: 0x{}\nmodel: 0x{}\nminted by: 0x{}\nexpected pixels: 0x{}\nregenerated pixels: 0x{}\n\
-                 outcome: match\nchecker: 0x{}\nchecker engine: candle 0.11\nchecker dtype: f32\n\
+                 perceptual distance: none\noutcome: match\nchecker: 0x{}\nchecker engine: candle 0.11\nchecker dtype: f32\n\
                  checker device class: cpu\nminted engine: candle 0.11\nminted dtype: f32\n\
                  minted device class: cpu\nchecked at: 1700000000",
                 "aa".repeat(32),
@@ -304,6 +335,23 @@ pub(crate) mod tests {
             ..check()
         };
         assert_eq!(mismatch.validate_shape(), Ok(()));
+        // Across envelopes, a near picture is similar and a far one a mismatch; never on one envelope.
+        let mut gpu = SpotCheck {
+            perceptual_distance: Some(SIMILAR_MAX_DISTANCE),
+            outcome: Outcome::Similar,
+            ..mismatch.clone()
+        };
+        gpu.checker_envelope.device_class = "cuda".into();
+        assert_eq!(gpu.validate_shape(), Ok(()));
+        let far = SpotCheck { perceptual_distance: Some(SIMILAR_MAX_DISTANCE + 1), ..gpu.clone() };
+        assert!(far.validate_shape().unwrap_err().contains("it is mismatch"));
+        let same_device =
+            SpotCheck { perceptual_distance: Some(0), outcome: Outcome::Similar, ..mismatch.clone() };
+        assert!(same_device.validate_shape().unwrap_err().contains("it is mismatch"));
+        let unmeasured = SpotCheck { perceptual_distance: None, ..gpu.clone() };
+        assert!(unmeasured.validate_shape().is_err());
+        let impossible = SpotCheck { perceptual_distance: Some(65), outcome: Outcome::Mismatch, ..gpu };
+        assert!(impossible.validate_shape().unwrap_err().contains("exceeds 64"));
     }
 
     #[test]

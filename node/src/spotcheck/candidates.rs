@@ -32,6 +32,8 @@ pub struct Candidate {
     pub params: GenerationParams,
     pub minted_by: Address,
     pub expected_pixel_digest: B256,
+    /// The minted image, for the perceptual comparison when the pixels differ.
+    pub image_cid: String,
     /// How the minting node says it generated.
     pub minted_envelope: CheckEnvelope,
 }
@@ -131,6 +133,7 @@ async fn look(pipeline: &Pipeline, token: U256) -> Result<Candidate, Pass> {
         params,
         minted_by: record.node,
         expected_pixel_digest: event.pixel_digest,
+        image_cid: event.image_cid,
         minted_envelope: CheckEnvelope {
             engine: envelope.engine,
             dtype: envelope.dtype,

@@ -1,7 +1,8 @@
 //! This node's spot checks: every interval, when no job waits for the generator, it re-generates
 //! one candidate token at the lowest priority (a creator's job arriving meanwhile cancels it at the
 //! next step, and the token waits for a later round), compares the pixel digest with the attested
-//! one, and keeps, publishes and logs the signed outcome.
+//! one (and, when they differ, the picture with the minted image by dHash), and keeps, publishes
+//! and logs the signed outcome.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +20,8 @@ use super::signature;
 use crate::jobs::inference::InferenceError;
 use crate::jobs::pipeline::Pipeline;
 use crate::network::Network;
+use crate::provenance::png;
+use crate::verify::{self, regenerate::dhash};
 
 /// How often a running re-generation looks for creators' jobs to make way for.
 const YIELD_CHECK_INTERVAL: Duration = Duration::from_millis(100);
@@ -87,7 +90,7 @@ impl SpotChecker {
                 return Err(e).with_context(|| format!("re-generating token {}", token_hex(token)));
             }
         };
-        let check = self.signed_check(candidate, &image)?;
+        let check = self.signed_check(candidate, &image).await?;
         if let Err(e) = check.validate_shape() {
             // E.g. the minting node recorded an envelope peers would refuse: nothing to say about it.
             tracing::warn!(token = %check.token_id, error = %e, "spot check not kept");
@@ -128,9 +131,17 @@ impl SpotChecker {
         }
     }
 
-    fn signed_check(&self, candidate: Candidate, image: &Rgb8Image) -> Result<SpotCheck> {
+    async fn signed_check(&self, candidate: Candidate, image: &Rgb8Image) -> Result<SpotCheck> {
         let model = self.pipeline.inference().descriptor();
         let regenerated = B256::from(image.pixel_digest());
+        let checker_envelope = CheckEnvelope {
+            engine: model.envelope.engine.clone(),
+            dtype: model.envelope.dtype.clone(),
+            device_class: model.envelope.device_class.clone(),
+        };
+        let same_pixels = regenerated == candidate.expected_pixel_digest;
+        let perceptual_distance =
+            if same_pixels { None } else { Some(self.distance_to_minted(&candidate, image).await?) };
         let mut check = SpotCheck {
             version: SPOT_CHECK_VERSION,
             token_id: token_hex(candidate.token_id),
@@ -138,17 +149,14 @@ impl SpotChecker {
             minted_by: candidate.minted_by.to_string(),
             expected_pixel_digest: candidate.expected_pixel_digest.to_string(),
             regenerated_pixel_digest: regenerated.to_string(),
-            outcome: if regenerated == candidate.expected_pixel_digest {
-                Outcome::Match
-            } else {
-                Outcome::Mismatch
-            },
+            perceptual_distance,
+            outcome: Outcome::of(
+                same_pixels,
+                checker_envelope == candidate.minted_envelope,
+                perceptual_distance,
+            ),
             checker: self.operator.address().to_string(),
-            checker_envelope: CheckEnvelope {
-                engine: model.envelope.engine.clone(),
-                dtype: model.envelope.dtype.clone(),
-                device_class: model.envelope.device_class.clone(),
-            },
+            checker_envelope,
             minted_envelope: candidate.minted_envelope,
             checked_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default(),
             signature: String::new(),
@@ -156,5 +164,16 @@ impl SpotChecker {
         signature::sign(&self.operator, &mut check, self.pipeline.chain_id(), self.pipeline.contract())
             .context("signing the spot check")?;
         Ok(check)
+    }
+
+    /// dHash bits in which `image` differs from the minted image (fetched, CID checked).
+    async fn distance_to_minted(&self, candidate: &Candidate, image: &Rgb8Image) -> Result<u32> {
+        let bytes =
+            verify::fetch_checked(self.pipeline.ipfs(), &candidate.image_cid, verify::MAX_IMAGE_BYTES)
+                .await
+                .with_context(|| format!("fetching the minted image {}", candidate.image_cid))?;
+        let minted = png::decode(&bytes)
+            .with_context(|| format!("decoding the minted image {}", candidate.image_cid))?;
+        Ok((dhash(&minted) ^ dhash(image)).count_ones())
     }
 }

@@ -1,7 +1,8 @@
-//! What the API shows of a token's spot checks: each check, and whether any peer re-generated
-//! different pixels than the mint attested (with whether it generated the same way).
+//! What the API shows of a token's spot checks: each check, and whether any peer re-generated a
+//! different picture than the mint attested (bit-exact and near pictures from other hardware are
+//! fine), with whether it generated the same way.
 
-use genmint_p2p::spot_check::{Outcome, SpotCheck};
+use genmint_p2p::spot_check::{Outcome, SIMILAR_MAX_DISTANCE, SpotCheck};
 use serde::Serialize;
 
 /// One node's check of the token: every signed field, so anyone can verify the signature.
@@ -13,6 +14,8 @@ pub struct PeerCheck {
     pub outcome: Outcome,
     pub expected_pixel_digest: String,
     pub regenerated_pixel_digest: String,
+    /// dHash bits in which the re-generation differs from the minted image, when the digests differ.
+    pub perceptual_distance: Option<u32>,
     /// How the checker generated, and how the minting node says it did.
     pub engine: String,
     pub dtype: String,
@@ -37,7 +40,8 @@ pub struct PeerCheck {
 #[serde(rename_all = "camelCase")]
 pub struct PeerChecks {
     pub peer_checks: Vec<PeerCheck>,
-    /// False as soon as one check re-generated different pixels.
+    /// False as soon as one check re-generated a different picture (`mismatch`); bit-exact (`match`)
+    /// and near pictures from other hardware (`similar`) keep it true.
     pub peer_checks_ok: bool,
     pub peer_checks_summary: String,
 }
@@ -51,6 +55,7 @@ impl PeerChecks {
                 outcome: check.outcome,
                 expected_pixel_digest: check.expected_pixel_digest.clone(),
                 regenerated_pixel_digest: check.regenerated_pixel_digest.clone(),
+                perceptual_distance: check.perceptual_distance,
                 engine: check.checker_envelope.engine.clone(),
                 dtype: check.checker_envelope.dtype.clone(),
                 device_class: check.checker_envelope.device_class.clone(),
@@ -67,30 +72,46 @@ impl PeerChecks {
             .collect();
         let mismatches: Vec<&PeerCheck> =
             peer_checks.iter().filter(|check| check.outcome == Outcome::Mismatch).collect();
-        let total = peer_checks.len();
+        let count = |outcome| peer_checks.iter().filter(|check| check.outcome == outcome).count();
+        let (total, matched, similar) = (peer_checks.len(), count(Outcome::Match), count(Outcome::Similar));
         let nodes = |n: usize| if n == 1 { "1 node".to_owned() } else { format!("{n} nodes") };
-        let summary = match (total, mismatches.len()) {
-            (0, _) => "no other node has re-generated this token yet".to_owned(),
-            (_, 0) => format!("{} re-generated this token and got the attested pixels", nodes(total)),
-            (_, mismatched) => {
-                let alike = mismatches.iter().filter(|check| check.same_envelope).count();
-                let mut summary = format!(
-                    "{mismatched} of {total} checks re-generated different pixels than the mint attested"
-                );
-                if alike > 0 {
-                    summary += &format!(
-                        "; {} generated the way the minting node says it did (same engine, dtype and device class)",
-                        nodes(alike)
-                    );
-                }
-                for other in mismatches.iter().filter(|check| !check.same_envelope) {
-                    summary += &format!(
-                        "; {} generated differently ({} where the minting node used {}), which may explain it",
-                        other.checker, other.device_class, other.minted_device_class
-                    );
-                }
-                summary
+        let mut parts = Vec::new();
+        if !mismatches.is_empty() {
+            parts.push(format!(
+                "{} of {total} checks re-generated different pixels than the mint attested",
+                mismatches.len()
+            ));
+            let alike = mismatches.iter().filter(|check| check.same_envelope).count();
+            if alike > 0 {
+                parts.push(format!(
+                    "{} generated the way the minting node says it did (same engine, dtype and device class)",
+                    nodes(alike)
+                ));
             }
+            for other in mismatches.iter().filter(|check| !check.same_envelope) {
+                let distance =
+                    other.perceptual_distance.map_or("unmeasured".to_owned(), |d| format!("{d} of 64"));
+                parts.push(format!(
+                    "{} generated differently ({} where the minting node used {}) and got a different picture \
+                     (dHash distance {distance})",
+                    other.checker, other.device_class, other.minted_device_class
+                ));
+            }
+        }
+        if matched > 0 {
+            parts.push(format!("{} re-generated this token and got the attested pixels", nodes(matched)));
+        }
+        if similar > 0 {
+            parts.push(format!(
+                "{} on other hardware got the same picture, not bit for bit (within {SIMILAR_MAX_DISTANCE} of 64 \
+                 dHash bits), as expected across device classes",
+                nodes(similar)
+            ));
+        }
+        let summary = if total == 0 {
+            "no other node has re-generated this token yet".to_owned()
+        } else {
+            parts.join("; ")
         };
         Self { peer_checks_ok: mismatches.is_empty(), peer_checks, peer_checks_summary: summary }
     }
@@ -116,7 +137,12 @@ mod tests {
             minted_by: format!("0x{}", "22".repeat(20)),
             regenerated_pixel_digest: match outcome {
                 Outcome::Match => expected.clone(),
-                Outcome::Mismatch => format!("0x{}", "44".repeat(32)),
+                Outcome::Similar | Outcome::Mismatch => format!("0x{}", "44".repeat(32)),
+            },
+            perceptual_distance: match outcome {
+                Outcome::Match => None,
+                Outcome::Similar => Some(3),
+                Outcome::Mismatch => Some(30),
             },
             expected_pixel_digest: expected,
             outcome,
@@ -157,10 +183,22 @@ mod tests {
             summary.contains(&format!("{} generated differently (cuda where", checks[2].checker)),
             "{summary}"
         );
+        assert!(summary.contains("dHash distance 30 of 64"), "{summary}");
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["peerChecks"][1]["outcome"], "mismatch");
         assert_eq!(json["peerChecks"][2]["sameEnvelope"], false);
         assert_eq!(json["peerChecks"][2]["deviceClass"], "cuda");
         assert_eq!(json["peerChecksOk"], false);
+    }
+
+    #[test]
+    fn a_near_picture_from_other_hardware_is_fine_and_said_so() {
+        let report = PeerChecks::new(&[check(1, Outcome::Match, "cpu"), check(2, Outcome::Similar, "cuda")]);
+        assert!(report.peer_checks_ok);
+        assert!(
+            report.peer_checks_summary.contains("1 node on other hardware got the same picture"),
+            "{report:?}"
+        );
+        assert_eq!(serde_json::to_value(&report).unwrap()["peerChecks"][1]["perceptualDistance"], 3);
     }
 }

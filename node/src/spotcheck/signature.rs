@@ -70,6 +70,7 @@ mod tests {
             minted_by: Address::repeat_byte(2).to_string(),
             expected_pixel_digest: format!("0x{}", "33".repeat(32)),
             regenerated_pixel_digest: format!("0x{}", "44".repeat(32)),
+            perceptual_distance: None,
             outcome: Outcome::Mismatch,
             checker: checker.to_string(),
             checker_envelope: envelope.clone(),

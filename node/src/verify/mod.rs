@@ -32,7 +32,7 @@ use crate::provenance::png;
 
 /// The largest metadata file and image verification downloads.
 pub const MAX_METADATA_BYTES: usize = 1 << 20;
-const MAX_IMAGE_BYTES: usize = 64 << 20;
+pub const MAX_IMAGE_BYTES: usize = 64 << 20;
 
 /// One named check and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -16,8 +16,9 @@ use genmint_model_runtime::{Control, DeviceChoice, Rgb8Image, load_model, model_
 use super::Evidence;
 use crate::jobs::admission::generation_params;
 
-/// The most dHash bits two renderings of one request may differ in across envelopes.
-pub const DHASH_THRESHOLD: u32 = 10;
+/// The most dHash bits two renderings of one request may differ in across envelopes (the same
+/// threshold peer spot checks use).
+pub const DHASH_THRESHOLD: u32 = genmint_p2p::spot_check::SIMILAR_MAX_DISTANCE;
 
 /// The model directory under `models_dir` whose content hash is `hash`.
 pub fn find_model(models_dir: &Path, hash: B256) -> Option<PathBuf> {

@@ -119,6 +119,7 @@ pub fn spot_check(n: u8) -> SpotCheck {
         minted_by: format!("0x{}", "34".repeat(20)),
         expected_pixel_digest: format!("0x{}", "56".repeat(32)),
         regenerated_pixel_digest: format!("0x{}", "78".repeat(32)),
+        perceptual_distance: None,
         outcome: Outcome::Mismatch,
         checker: operator(),
         checker_envelope: envelope.clone(),

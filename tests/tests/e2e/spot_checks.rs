@@ -79,6 +79,7 @@ fn assert_signed_by(stack: &Stack, check: &Value, token: &str, checker: &Private
         minted_by: text("mintedBy")?,
         expected_pixel_digest: text("expectedPixelDigest")?,
         regenerated_pixel_digest: text("regeneratedPixelDigest")?,
+        perceptual_distance: check["perceptualDistance"].as_u64().map(|d| d as u32),
         outcome: serde_json::from_value(check["outcome"].clone())?,
         checker: text("checker")?,
         checker_envelope: CheckEnvelope {
@@ -125,6 +126,7 @@ async fn a_peer_re_generates_minted_tokens_and_a_forged_pixel_digest_shows_as_a_
     assert_eq!(check["expectedPixelDigest"], attested.to_string());
     assert_eq!(check["regeneratedPixelDigest"], attested.to_string());
     assert_eq!((check["deviceClass"].as_str(), check["sameEnvelope"].as_bool()), (Some("cpu"), Some(true)));
+    assert!(check["perceptualDistance"].is_null(), "bit-exact: nothing to measure: {check}");
     assert_eq!(
         (report["ok"].as_bool(), report["peerChecksOk"].as_bool()),
         (Some(true), Some(true)),
@@ -165,6 +167,10 @@ async fn a_peer_re_generates_minted_tokens_and_a_forged_pixel_digest_shows_as_a_
     assert_eq!(check["outcome"], "mismatch", "{report}");
     assert_eq!(check["expectedPixelDigest"], forged_pixels.to_string());
     assert_ne!(check["regeneratedPixelDigest"], forged_pixels.to_string());
+    assert!(
+        check["perceptualDistance"].as_u64().is_some_and(|d| d <= 64),
+        "measured against the minted image: {check}"
+    );
     assert_eq!(report["peerChecksOk"], false, "{report}");
     let summary = report["peerChecksSummary"].as_str().unwrap_or_default();
     assert!(summary.contains("1 of 1 checks re-generated different pixels"), "{summary}");

@@ -81,6 +81,7 @@ mod tests {
             minted_by: format!("0x{}", "22".repeat(20)),
             expected_pixel_digest: format!("0x{}", "33".repeat(32)),
             regenerated_pixel_digest: format!("0x{}", "33".repeat(32)),
+            perceptual_distance: None,
             outcome: Outcome::Match,
             checker: format!("0x{}", format!("{checker:02X}").repeat(20)),
             checker_envelope: envelope.clone(),
