@@ -36,6 +36,9 @@ pub enum ModelsCommand {
         prompt: String,
         #[arg(long)]
         seed: u64,
+        /// Classifier-free guidance [default: the model's].
+        #[arg(long)]
+        guidance: Option<f32>,
     },
 }
 
@@ -58,6 +61,9 @@ pub struct EvalArgs {
     /// Evaluate only the first N held-out prompts [default: all].
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Classifier-free guidance of every generation [default: the model's].
+    #[arg(long)]
+    pub guidance: Option<f32>,
     /// Seed of every held-out generation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -77,9 +83,9 @@ pub fn run(data_dir: &Path, command: ModelsCommand) -> Result<()> {
             Ok(())
         }
         ModelsCommand::Eval(args) => evaluate(data_dir, args),
-        ModelsCommand::Digest { model, prompt, seed } => {
+        ModelsCommand::Digest { model, prompt, seed, guidance } => {
             let mut generator = load_model(&model, DeviceChoice::Cpu)?;
-            let image = generate(generator.as_mut(), &prompt, seed)?;
+            let image = generate(generator.as_mut(), &prompt, seed, guidance)?;
             println!("{}", hex::encode(image.pixel_digest()));
             Ok(())
         }
@@ -135,8 +141,14 @@ fn list(data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// One generation with the model's default steps and guidance at its default size.
-fn generate(generator: &mut dyn Generator, prompt: &str, seed: u64) -> Result<Rgb8Image> {
+/// One generation with the model's default steps and guidance (unless `guidance` is given) at its
+/// default size.
+fn generate(
+    generator: &mut dyn Generator,
+    prompt: &str,
+    seed: u64,
+    guidance: Option<f32>,
+) -> Result<Rgb8Image> {
     let limits = generator.descriptor().limits.clone();
     let params = GenerationParams {
         prompt: prompt.to_owned(),
@@ -145,7 +157,7 @@ fn generate(generator: &mut dyn Generator, prompt: &str, seed: u64) -> Result<Rg
         width: limits.default_width,
         height: limits.default_height,
         steps: limits.default_steps,
-        guidance: limits.default_guidance,
+        guidance: guidance.unwrap_or(limits.default_guidance),
         scheduler: SchedulerKind::Ddim,
     };
     Ok(generator.generate(&params, &mut |_| Control::Continue)?)
@@ -182,7 +194,7 @@ fn evaluate(data_dir: &Path, args: EvalArgs) -> Result<()> {
         limits.default_width,
         limits.default_height,
         limits.default_steps,
-        limits.default_guidance,
+        args.guidance.unwrap_or(limits.default_guidance),
         args.seed,
         cpu_threads()
     );
@@ -196,7 +208,7 @@ fn evaluate(data_dir: &Path, args: EvalArgs) -> Result<()> {
     let started = Instant::now();
     let mut images = Vec::with_capacity(prompts.len());
     for (index, prompt) in prompts.iter().enumerate() {
-        images.push(generate(generator.as_mut(), &prompt.prompt, args.seed)?);
+        images.push(generate(generator.as_mut(), &prompt.prompt, args.seed, args.guidance)?);
         if (index + 1) % 10 == 0 {
             eprintln!("generated {}/{}", index + 1, prompts.len());
         }
@@ -236,7 +248,7 @@ fn evaluate(data_dir: &Path, args: EvalArgs) -> Result<()> {
     );
     for prompt in distinct_concepts(&prompts, args.diversity_prompts) {
         let seeds = (0..args.diversity_seeds.max(2))
-            .map(|seed| generate(generator.as_mut(), &prompt.prompt, seed))
+            .map(|seed| generate(generator.as_mut(), &prompt.prompt, seed, args.guidance))
             .collect::<Result<Vec<_>>>()?;
         let spread = eval::diversity(&seeds);
         println!(
@@ -256,12 +268,14 @@ fn evaluate(data_dir: &Path, args: EvalArgs) -> Result<()> {
         .iter()
         .zip(&images)
         .take(4)
-        .map(|(prompt, image)| Ok(generate(generator.as_mut(), &prompt.prompt, args.seed)? == *image))
+        .map(|(prompt, image)| {
+            Ok(generate(generator.as_mut(), &prompt.prompt, args.seed, args.guidance)? == *image)
+        })
         .collect::<Result<Vec<bool>>>()?;
     ensure!(rerun.iter().all(|&same| same), "a rerun in the same process gave different pixels");
     println!("(d) determinism: {} reruns identical; digest {expected}", rerun.len());
     for threads in ["1", "2"] {
-        let digest = child_digest(&model_dir, check, args.seed, threads)?;
+        let digest = child_digest(&model_dir, check, args.seed, args.guidance, threads)?;
         ensure!(digest == expected, "with {threads} thread(s) the digest is {digest}, not {expected}");
         println!("    RAYON_NUM_THREADS={threads} in a child process: identical");
     }
@@ -287,14 +301,23 @@ fn cpu_threads() -> String {
 }
 
 /// The pixel digest of one generation in a fresh `genmint` process limited to `threads`.
-fn child_digest(model: &Path, prompt: &HeldoutPrompt, seed: u64, threads: &str) -> Result<String> {
+fn child_digest(
+    model: &Path,
+    prompt: &HeldoutPrompt,
+    seed: u64,
+    guidance: Option<f32>,
+    threads: &str,
+) -> Result<String> {
     let exe = std::env::current_exe().context("locating the genmint binary")?;
-    let output = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args(["models", "digest", "--prompt", &prompt.prompt, "--seed", &seed.to_string(), "--model"])
-        .arg(model)
-        .env("RAYON_NUM_THREADS", threads)
-        .output()
-        .context("running genmint models digest")?;
+        .arg(model);
+    if let Some(guidance) = guidance {
+        command.args(["--guidance", &guidance.to_string()]);
+    }
+    let output =
+        command.env("RAYON_NUM_THREADS", threads).output().context("running genmint models digest")?;
     ensure!(
         output.status.success(),
         "genmint models digest failed: {}",

@@ -1,7 +1,7 @@
 //! End-to-end verification of one token, for buyers, marketplaces and peer nodes:
 //! chain record and mint event ⇄ tokenURI metadata ⇄ image and metadata bytes (CIDs recomputed
-//! here) ⇄ pixel digest ⇄ creator signature ⇄ node attestation ⇄ the contract's own ERC-7007
-//! `verify` ⇄ node and model registries.
+//! here) ⇄ pixel digest ⇄ the image's C2PA manifest ⇄ creator signature ⇄ node attestation ⇄ the
+//! contract's own ERC-7007 `verify` ⇄ node and model registries as of the mint block.
 //!
 //! Where each field is proven: the contract stores the creator, the node, the mint block and the
 //! metadata CID; the token id is the request's EIP-712 digest, so the request in the metadata is the
@@ -30,8 +30,9 @@ use crate::provenance::eip712::{
 use crate::provenance::metadata::TokenMetadata;
 use crate::provenance::png;
 
-/// The largest metadata file and image verification downloads.
+/// The largest metadata file verification downloads.
 pub const MAX_METADATA_BYTES: usize = 1 << 20;
+/// The largest image verification downloads.
 pub const MAX_IMAGE_BYTES: usize = 64 << 20;
 
 /// One named check and its outcome.
