@@ -115,18 +115,19 @@ pub(super) fn unix_seconds(time: SystemTime) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use libp2p::identity::Keypair;
 
     use super::*;
 
     const TTL: Duration = Duration::from_secs(30);
 
-    fn peer() -> PeerId {
+    pub(crate) fn peer() -> PeerId {
         Keypair::generate_ed25519().public().to_peer_id()
     }
 
-    fn advert(peer: &PeerId, sequence: u64) -> Advert {
+    /// A minimal advert of `peer`, number `sequence`, issued now.
+    pub(crate) fn advert(peer: &PeerId, sequence: u64) -> Advert {
         Advert {
             peer_id: peer.to_string(),
             operator: format!("0x{}", "ab".repeat(20)),

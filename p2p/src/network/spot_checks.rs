@@ -99,10 +99,9 @@ impl SpotChecks {
 
 #[cfg(test)]
 mod tests {
-    use libp2p::identity::Keypair;
-
     use super::*;
     use crate::advert::Advert;
+    use crate::network::advert_book::tests::{advert, peer};
     use crate::spot_check::tests::check;
 
     const TTL: Duration = Duration::from_secs(30);
@@ -119,10 +118,6 @@ mod tests {
         }
     }
 
-    fn peer() -> PeerId {
-        Keypair::generate_ed25519().public().to_peer_id()
-    }
-
     fn fresh_check() -> SpotCheck {
         SpotCheck { checked_at: unix_seconds(SystemTime::now()), ..check() }
     }
@@ -130,20 +125,7 @@ mod tests {
     /// A book holding `peer`'s advert, which binds it to `operator`.
     fn book_with(peer: PeerId, operator: &str) -> AdvertBook {
         let mut book = AdvertBook::new(TTL, 8);
-        let advert = Advert {
-            peer_id: peer.to_string(),
-            operator: operator.into(),
-            chain_id: 1,
-            contract: format!("0x{}", "cd".repeat(20)),
-            binding_signature: format!("0x{}", "ef".repeat(65)),
-            models: Vec::new(),
-            devices: vec!["cpu".into()],
-            queue_depth: 0,
-            capacity: 1,
-            price_wei: "0".into(),
-            sequence: 1,
-            issued_at: unix_seconds(SystemTime::now()),
-        };
+        let advert = Advert { operator: operator.into(), ..advert(&peer, 1) };
         book.store(peer, advert, Instant::now());
         book
     }
