@@ -207,7 +207,7 @@ fn model_hashes(advert: &Advert) -> BTreeSet<String> {
 
 #[cfg(test)]
 mod tests {
-    use libp2p::identity::Keypair;
+    use crate::network::advert_book::tests::{self as book, peer};
 
     use super::*;
     use crate::advert::AdvertisedModel;
@@ -218,44 +218,29 @@ mod tests {
 
     impl AdvertVerifier for OnlyGood {
         fn verify(&self, advert: &Advert) -> Result<(), String> {
-            match advert.binding_signature.ends_with("ab") {
+            match advert.binding_signature.ends_with("ef") {
                 true => Ok(()),
                 false => Err("not signed by the operator".into()),
             }
         }
     }
 
-    fn peer() -> PeerId {
-        Keypair::generate_ed25519().public().to_peer_id()
-    }
-
     fn adverts() -> Adverts {
         Adverts::new(peer(), "test", TTL, Arc::new(OnlyGood))
     }
 
+    /// The advert book's fixture, serving one model.
     fn advert(peer: &PeerId, sequence: u64) -> Advert {
-        Advert {
-            peer_id: peer.to_string(),
-            operator: format!("0x{}", "12".repeat(20)),
-            chain_id: 1,
-            contract: format!("0x{}", "34".repeat(20)),
-            binding_signature: format!("0x{}", "ab".repeat(65)),
-            models: vec![AdvertisedModel {
-                hash: format!("0x{}", "5F".repeat(32)),
-                name: "m".into(),
-                kind: "k".into(),
-                max_width: 64,
-                max_height: 64,
-                max_steps: 10,
-                defaults: None,
-            }],
-            devices: vec!["cpu".into()],
-            queue_depth: 0,
-            capacity: 1,
-            price_wei: "0".into(),
-            sequence,
-            issued_at: unix_seconds(SystemTime::now()),
-        }
+        let model = AdvertisedModel {
+            hash: format!("0x{}", "5F".repeat(32)),
+            name: "m".into(),
+            kind: "k".into(),
+            max_width: 64,
+            max_height: 64,
+            max_steps: 10,
+            defaults: None,
+        };
+        Advert { models: vec![model], ..book::advert(peer, sequence) }
     }
 
     /// A gossip message on the advert topic of network "test".
