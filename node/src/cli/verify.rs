@@ -13,7 +13,7 @@ use genmint_model_runtime::DeviceChoice;
 use crate::chain::ChainClient;
 use crate::ipfs::KuboClient;
 use crate::verify::subject::{Subject, resolve};
-use crate::verify::{inspect, regenerate};
+use crate::verify::{CheckName, inspect, regenerate};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -74,7 +74,7 @@ pub async fn run(data_dir: &Path, args: VerifyArgs) -> Result<ExitCode> {
         resolve(&chain, &ipfs, &subject, args.from_block).await.map_err(anyhow::Error::msg)?;
     let (mut report, evidence) = inspect(&chain, &ipfs, token_id).await;
     if let Some(result) = claim.check(&evidence) {
-        report.push("subject", result);
+        report.push(CheckName::Subject, result);
     }
     if args.regenerate {
         let models_dir = args.models_dir.unwrap_or_else(|| data_dir.join("models"));
@@ -82,7 +82,7 @@ pub async fn run(data_dir: &Path, args: VerifyArgs) -> Result<ExitCode> {
             tokio::task::spawn_blocking(move || regenerate::check(&evidence, &models_dir, DeviceChoice::Cpu))
                 .await
                 .context("the re-generation task stopped")?;
-        report.push("regeneration", result);
+        report.push(CheckName::Regeneration, result);
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -8,20 +8,30 @@
 //! minted one exactly when it hashes to the id (and its ABI encoding hashes to the event's prompt
 //! topic); the mint's `AigcData` event carries the pixel digest, the image CID and both signatures.
 //!
-//! [`verify_token`] runs every check it can and reports each by name with its outcome; a check
+//! [`verify_token`] runs every check it can and reports each by its [`CheckName`] with its outcome; a check
 //! whose inputs an earlier failure made unavailable is reported as failed with that reason, so a
-//! report always lists the same checks. `subject` finds the token an IPFS CID or an image file
-//! belongs to; `regenerate` adds the optional re-generation check.
+//! report always lists the same checks, in the order of [`CHECKS`]. The chain is read through
+//! [`TokenChain`] (the product's is [`crate::chain::ChainClient`]) and files through a
+//! [`ContentStore`]. `subject` finds the
+//! token an IPFS CID or an image file belongs to; `regenerate` adds the optional re-generation check.
 
+mod chain;
 mod content_credentials;
 pub mod regenerate;
 pub mod subject;
 
+use std::fmt;
+use std::future::Future;
+use std::str::FromStr;
+
 use alloy::primitives::{Address, B256, U256, keccak256};
+use alloy::sol_types::Eip712Domain;
 use genmint_model_runtime::Rgb8Image;
 use serde::Serialize;
 
-use crate::chain::{ChainClient, MintedEvent, Provenance};
+pub use chain::TokenChain;
+
+use crate::chain::{ChainError, MintedEvent, Provenance};
 use crate::ipfs::{Cid, ContentStore};
 use crate::provenance::eip712::{
     Attestation, GenerationRequest, SignedRequest, recover_attestation_signer, recover_request_signer,
@@ -35,10 +45,61 @@ pub const MAX_METADATA_BYTES: usize = 1 << 20;
 /// The largest image verification downloads.
 pub const MAX_IMAGE_BYTES: usize = 64 << 20;
 
+/// The name of a check, as reports print it and their JSON carries it (`"metadata_cid"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckName {
+    Token,
+    MetadataCid,
+    Metadata,
+    Request,
+    CreatorSignature,
+    ImageCid,
+    PixelDigest,
+    ContentCredentials,
+    NodeAttestation,
+    ContractVerify,
+    NodeRegistry,
+    ModelRegistry,
+    /// `genmint verify` given a CID or a file: those bytes are the token's pinned metadata or image.
+    Subject,
+    /// `genmint verify --regenerate`.
+    Regeneration,
+}
+
+impl CheckName {
+    /// The name as reports print it; the same string serde writes.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::MetadataCid => "metadata_cid",
+            Self::Metadata => "metadata",
+            Self::Request => "request",
+            Self::CreatorSignature => "creator_signature",
+            Self::ImageCid => "image_cid",
+            Self::PixelDigest => "pixel_digest",
+            Self::ContentCredentials => "content_credentials",
+            Self::NodeAttestation => "node_attestation",
+            Self::ContractVerify => "contract_verify",
+            Self::NodeRegistry => "node_registry",
+            Self::ModelRegistry => "model_registry",
+            Self::Subject => "subject",
+            Self::Regeneration => "regeneration",
+        }
+    }
+}
+
+impl fmt::Display for CheckName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `pad`, not `write_str`: the CLI aligns its columns with `{:<19}`.
+        f.pad(self.as_str())
+    }
+}
+
 /// One named check and its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
-    pub name: &'static str,
+    pub name: CheckName,
     pub ok: bool,
     pub detail: String,
 }
@@ -56,7 +117,7 @@ pub struct Report {
 
 impl Report {
     /// Adds a check's outcome; the report is ok only while every check is.
-    pub fn push(&mut self, name: &'static str, result: Result<String, String>) {
+    pub fn push(&mut self, name: CheckName, result: Result<String, String>) {
         let ok = result.is_ok();
         let detail = result.unwrap_or_else(|e| e);
         self.checks.push(Check { name, ok, detail });
@@ -80,24 +141,23 @@ pub struct Evidence {
 }
 
 /// The checks in the order they run; every report lists all of them.
-pub const CHECKS: [&str; 12] = [
-    "token",
-    "metadata_cid",
-    "metadata",
-    "request",
-    "creator_signature",
-    "image_cid",
-    "pixel_digest",
-    "content_credentials",
-    "node_attestation",
-    "contract_verify",
-    "node_registry",
-    "model_registry",
+pub const CHECKS: [CheckName; 12] = [
+    CheckName::Token,
+    CheckName::MetadataCid,
+    CheckName::Metadata,
+    CheckName::Request,
+    CheckName::CreatorSignature,
+    CheckName::ImageCid,
+    CheckName::PixelDigest,
+    CheckName::ContentCredentials,
+    CheckName::NodeAttestation,
+    CheckName::ContractVerify,
+    CheckName::NodeRegistry,
+    CheckName::ModelRegistry,
 ];
 
-fn hex_b256(b: &B256) -> String {
-    b.to_string()
-}
+/// Why the attestation and model checks cannot run without a readable request.
+const NO_MODEL_HASH: &str = "no request to read the model hash from";
 
 /// Reads a token id as people write it: decimal, or 0x-hex (the request digest).
 pub fn parse_token_id(text: &str) -> Result<U256, String> {
@@ -109,201 +169,44 @@ pub fn parse_token_id(text: &str) -> Result<U256, String> {
 }
 
 /// Verifies one token against the chain and a content store.
-pub async fn verify_token(chain: &ChainClient, ipfs: &impl ContentStore, token_id: U256) -> Report {
+pub async fn verify_token(chain: &impl TokenChain, ipfs: &impl ContentStore, token_id: U256) -> Report {
     inspect(chain, ipfs, token_id).await.0
 }
 
 /// Verifies one token and returns what it read along the way.
-pub async fn inspect(chain: &ChainClient, ipfs: &impl ContentStore, token_id: U256) -> (Report, Evidence) {
-    let mut evidence = Evidence::default();
-    let mut report = Report {
-        token_id: hex_b256(&B256::from(token_id.to_be_bytes::<32>())),
+pub async fn inspect(
+    chain: &impl TokenChain,
+    ipfs: &impl ContentStore,
+    token_id: U256,
+) -> (Report, Evidence) {
+    let facts = ChainFacts {
         chain_id: chain.chain_id(),
-        contract: chain.address().to_checksum(None),
+        contract: chain.address(),
+        token_id: B256::from(token_id.to_be_bytes::<32>()),
+    };
+    let mut report = Report {
+        token_id: facts.token_id.to_string(),
+        chain_id: facts.chain_id,
+        contract: facts.contract.to_checksum(None),
         ok: true,
         checks: Vec::new(),
     };
-    let record = match chain_record(chain, token_id).await {
-        Ok((record, event, owner)) => {
-            report.push(
-                "token",
-                Ok(format!(
-                    "owned by {owner}, minted in block {} by node {}",
-                    record.mint_block, record.node
-                )),
-            );
-            Some((record, event))
-        }
-        Err(e) => {
-            report.push("token", Err(e));
-            None
-        }
-    };
-    let Some((record, event)) = record else {
+    let mut evidence = Evidence::default();
+    let Some(minted) = check_token(&mut report, chain, token_id, facts).await else {
         skip_rest(&mut report, "the token has no chain record");
         return (report, evidence);
     };
-    evidence.pixel_digest = Some(event.pixel_digest);
-    evidence.metadata_cid = Some(record.metadata_cid.clone());
-    evidence.image_cid = Some(event.image_cid.clone());
+    evidence.pixel_digest = Some(minted.event.pixel_digest);
+    evidence.metadata_cid = Some(minted.record.metadata_cid.clone());
+    evidence.image_cid = Some(minted.event.image_cid.clone());
 
-    // Metadata: its bytes hash to the CID the chain holds, it parses, and its fields agree with the
-    // chain, the mint event and the request it carries.
-    let token_hex = B256::from(token_id.to_be_bytes::<32>());
-    let metadata = match fetch(ipfs, &record.metadata_cid, MAX_METADATA_BYTES).await {
-        Ok(bytes) => {
-            report.push(
-                "metadata_cid",
-                Ok(format!("{} matches the bytes fetched from IPFS", record.metadata_cid)),
-            );
-            match serde_json::from_slice::<TokenMetadata>(&bytes) {
-                Ok(metadata) => {
-                    let facts = ChainFacts {
-                        chain_id: chain.chain_id(),
-                        contract: chain.address(),
-                        token_id: token_hex,
-                    };
-                    report.push("metadata", metadata_agrees(&metadata, &facts, &record, &event));
-                    Some(metadata)
-                }
-                Err(e) => {
-                    report.push("metadata", Err(format!("not genmint metadata JSON: {e}")));
-                    None
-                }
-            }
-        }
-        Err(e) => {
-            report.push("metadata_cid", Err(e));
-            report.push("metadata", Err("no metadata to read".into()));
-            None
-        }
-    };
-
-    // The creator's request: digest = token id, fields agree with the chain, signature is the creator's.
-    let domain = chain.domain();
-    let signed: Option<SignedRequest> = metadata.as_ref().and_then(|m| {
-        Some(SignedRequest {
-            request: serde_json::from_value(m.provenance.request.clone()).ok()?,
-            signature: m.provenance.creator_signature.parse().ok()?,
-        })
-    });
-    match &signed {
-        Some(signed) => {
-            let digest = request_digest(&signed.request, &domain);
-            let request = &signed.request;
-            let result = if U256::from_be_bytes(digest.0) != token_id {
-                Err(format!("the metadata's request hashes to {digest}, not to the token id"))
-            } else if request.creator != record.creator {
-                Err(format!(
-                    "the metadata's request is by {}, but the chain records the creator {}",
-                    request.creator, record.creator
-                ))
-            } else if keccak256(crate::chain::abi_encode_request(request)) != event.prompt_hash {
-                Err("the metadata's request is not the prompt of the mint event".into())
-            } else {
-                evidence.request = Some(request.clone());
-                Ok(format!(
-                    "request digest {digest} is the token id and the mint event's prompt; the creator matches the chain"
-                ))
-            };
-            report.push("request", result);
-            let result = match recover_request_signer(request, &event.creator_signature, &domain) {
-                Ok(signer) if signer == record.creator && event.creator_signature == signed.signature => {
-                    Ok(format!("signed by the creator {signer}"))
-                }
-                Ok(signer) if signer == record.creator => {
-                    Err("the metadata carries a different creator signature than the chain".into())
-                }
-                Ok(signer) => Err(format!("signed by {signer}, not by the creator {}", record.creator)),
-                Err(e) => Err(e.to_string()),
-            };
-            report.push("creator_signature", result);
-        }
-        None => {
-            report.push("request", Err("the metadata holds no readable signed request".into()));
-            report.push("creator_signature", Err("no request to check".into()));
-        }
-    }
+    let metadata = check_metadata(&mut report, ipfs, &minted).await;
+    let signed = metadata.as_ref().and_then(signed_request);
+    evidence.request = check_request(&mut report, &minted, signed.as_ref());
     let model_hash = signed.as_ref().map(|s| s.request.modelHash);
-
-    // The image: bytes hash to the CID, pixels hash to the attested pixel digest, and its C2PA
-    // manifest names this token and is signed by a certificate the node's operator bound.
-    match fetch(ipfs, &event.image_cid, MAX_IMAGE_BYTES).await {
-        Ok(bytes) => {
-            report.push("image_cid", Ok(format!("{} matches the bytes fetched from IPFS", event.image_cid)));
-            let result = match png::decode(&bytes) {
-                Ok(image) => {
-                    let digest = B256::from(image.pixel_digest());
-                    let result = if digest == event.pixel_digest {
-                        Ok(format!("{}x{} pixels hash to {digest}", image.width, image.height))
-                    } else {
-                        Err(format!("pixels hash to {digest}, but the node attested {}", event.pixel_digest))
-                    };
-                    evidence.image = Some(image);
-                    result
-                }
-                Err(e) => Err(e.to_string()),
-            };
-            report.push("pixel_digest", result);
-            let expected = content_credentials::Expected {
-                chain: ChainFacts {
-                    chain_id: chain.chain_id(),
-                    contract: chain.address(),
-                    token_id: token_hex,
-                },
-                model_hash,
-                pixel_digest: event.pixel_digest,
-                node: record.node,
-            };
-            report.push("content_credentials", content_credentials::check(&bytes, &expected));
-        }
-        Err(e) => {
-            report.push("image_cid", Err(e));
-            report.push("pixel_digest", Err("no image to hash".into()));
-            report.push("content_credentials", Err("no image to read".into()));
-        }
-    }
-
-    // The node's attestation, rebuilt from the chain record, the event and the request; then the
-    // contract's own check of the same data, and the registries as of the mint block.
-    let result = match model_hash {
-        Some(model_hash) => {
-            let attestation = Attestation {
-                requestDigest: token_hex,
-                modelHash: model_hash,
-                pixelDigest: event.pixel_digest,
-                imageCid: event.image_cid.clone(),
-                metadataCid: record.metadata_cid.clone(),
-                node: record.node,
-            };
-            match recover_attestation_signer(&attestation, &event.node_signature, &domain) {
-                Ok(signer) if signer == record.node => Ok(format!("attested by node {signer}")),
-                Ok(signer) => Err(format!("attestation signed by {signer}, not by the node {}", record.node)),
-                Err(e) => Err(e.to_string()),
-            }
-        }
-        None => Err("no request to read the model hash from".into()),
-    };
-    report.push("node_attestation", result);
-    let result = match &signed {
-        Some(signed) => match chain.verify_aigc(&signed.request, &event.aigc_data, &event.proof).await {
-            Ok(true) => {
-                Ok("the contract's ERC-7007 verify accepts the request, outputs and signatures".into())
-            }
-            Ok(false) => {
-                Err("the contract's ERC-7007 verify refuses the request, outputs and signatures".into())
-            }
-            Err(e) => Err(e.to_string()),
-        },
-        None => Err("no request to give the contract".into()),
-    };
-    report.push("contract_verify", result);
-    report.push("node_registry", node_registry(chain, record.node, record.mint_block).await);
-    let result = match model_hash {
-        Some(model_hash) => model_registry(chain, model_hash, record.mint_block).await,
-        None => Err("no request to read the model hash from".into()),
-    };
-    report.push("model_registry", result);
+    evidence.image = check_image(&mut report, ipfs, &minted, model_hash).await;
+    check_attestation(&mut report, chain, &minted, signed.as_ref()).await;
+    check_registries(&mut report, chain, &minted, model_hash).await;
     evidence.metadata = metadata;
     (report, evidence)
 }
@@ -317,123 +220,43 @@ struct ChainFacts {
     token_id: B256,
 }
 
-/// Every field of the metadata that the chain, the mint event or the metadata's own request fixes;
-/// names each one that disagrees.
-fn metadata_agrees(
-    metadata: &TokenMetadata,
-    facts: &ChainFacts,
-    record: &Provenance,
-    event: &MintedEvent,
-) -> Result<String, String> {
-    let p = &metadata.provenance;
-    let image_uri = format!("ipfs://{}", event.image_cid);
-    let request: Option<GenerationRequest> = serde_json::from_value(p.request.clone()).ok();
-    let same_b256 = |text: &str, want: &B256| text.parse::<B256>().is_ok_and(|v| v == *want);
-    let same_address = |text: &str, want: &Address| text.parse::<Address>().is_ok_and(|v| v == *want);
-    let mut wrong = Vec::new();
-    let mut expect = |field: &str, ok: bool, found: String, want: String| {
-        if !ok {
-            wrong.push(format!("{field} is {found}, not {want}"));
+/// A token as the chain records it: what every check after `token` compares the files with.
+struct Minted {
+    facts: ChainFacts,
+    domain: Eip712Domain,
+    record: Provenance,
+    event: MintedEvent,
+}
+
+/// `token`: the token exists, with an owner, a stored record and a mint event.
+async fn check_token(
+    report: &mut Report,
+    chain: &impl TokenChain,
+    token_id: U256,
+    facts: ChainFacts,
+) -> Option<Minted> {
+    match chain_record(chain, token_id).await {
+        Ok((record, event, owner)) => {
+            report.push(
+                CheckName::Token,
+                Ok(format!(
+                    "owned by {owner}, minted in block {} by node {}",
+                    record.mint_block, record.node
+                )),
+            );
+            Some(Minted { facts, domain: chain.domain(), record, event })
         }
-    };
-    expect("image", metadata.image == image_uri, metadata.image.clone(), image_uri.clone());
-    expect("aigc_data", metadata.aigc_data == image_uri, metadata.aigc_data.clone(), image_uri.clone());
-    expect(
-        "provenance.imageCid",
-        p.image_cid == event.image_cid,
-        p.image_cid.clone(),
-        event.image_cid.clone(),
-    );
-    expect(
-        "provenance.pixelDigest",
-        same_b256(&p.pixel_digest, &event.pixel_digest),
-        p.pixel_digest.clone(),
-        event.pixel_digest.to_string(),
-    );
-    expect(
-        "provenance.requestDigest",
-        same_b256(&p.request_digest, &facts.token_id),
-        p.request_digest.clone(),
-        facts.token_id.to_string(),
-    );
-    expect(
-        "provenance.chainId",
-        p.chain_id == facts.chain_id,
-        p.chain_id.to_string(),
-        facts.chain_id.to_string(),
-    );
-    expect(
-        "provenance.contract",
-        same_address(&p.contract, &facts.contract),
-        p.contract.clone(),
-        facts.contract.to_string(),
-    );
-    expect("provenance.node", same_address(&p.node, &record.node), p.node.clone(), record.node.to_string());
-    if let Some(request) = &request {
-        expect(
-            "prompt",
-            metadata.prompt == request.prompt,
-            format!("{:?}", metadata.prompt),
-            format!("{:?}", request.prompt),
-        );
-        expect(
-            "provenance.modelHash",
-            same_b256(&p.model_hash, &request.modelHash),
-            p.model_hash.clone(),
-            request.modelHash.to_string(),
-        );
-        expect(
-            "provenance.width/height",
-            (p.width, p.height) == (request.width, request.height),
-            format!("{}x{}", p.width, p.height),
-            format!("{}x{}", request.width, request.height),
-        );
-    }
-    if wrong.is_empty() {
-        Ok(format!(
-            "every field agrees with the chain record, the mint event and the signed request; image {image_uri}"
-        ))
-    } else {
-        Err(format!("the metadata disagrees: {}", wrong.join("; ")))
-    }
-}
-
-/// The node was registered when it minted; a later deactivation fails the check too, since the
-/// registry owner took the node off for a reason.
-async fn node_registry(chain: &ChainClient, node: Address, mint_block: u64) -> Result<String, String> {
-    let then = chain.is_node_at(node, Some(mint_block)).await.map_err(|e| e.to_string())?;
-    let now = chain.is_node(node).await.map_err(|e| e.to_string())?;
-    registry_outcome(format!("node {node}"), then, now, mint_block)
-}
-
-/// The model was registered and active at the mint block, and has not been deactivated since.
-async fn model_registry(chain: &ChainClient, model_hash: B256, mint_block: u64) -> Result<String, String> {
-    let then = chain.model_info_at(model_hash, Some(mint_block)).await.map_err(|e| e.to_string())?;
-    let now = chain.model_info(model_hash).await.map_err(|e| e.to_string())?;
-    registry_outcome(
-        format!("model {model_hash} ({} by {})", then.name, then.author),
-        then.active,
-        now.active,
-        mint_block,
-    )
-}
-
-fn registry_outcome(entry: String, then: bool, now: bool, mint_block: u64) -> Result<String, String> {
-    match (then, now) {
-        (true, true) => {
-            Ok(format!("{entry} was registered and active at the mint block {mint_block} and still is"))
+        Err(e) => {
+            report.push(CheckName::Token, Err(e));
+            None
         }
-        (true, false) => Err(format!(
-            "{entry} was registered and active at the mint block {mint_block} but has been deactivated since"
-        )),
-        (false, _) => Err(format!("{entry} was not registered and active at the mint block {mint_block}")),
     }
 }
 
 async fn chain_record(
-    chain: &ChainClient,
+    chain: &impl TokenChain,
     token_id: U256,
-) -> Result<(Provenance, MintedEvent, alloy::primitives::Address), String> {
+) -> Result<(Provenance, MintedEvent, Address), String> {
     let owner =
         chain.owner_of(token_id).await.map_err(|e| e.to_string())?.ok_or("no such token on this contract")?;
     let record = chain
@@ -447,6 +270,320 @@ async fn chain_record(
         .map_err(|e| e.to_string())?
         .ok_or("no AigcData event for the token")?;
     Ok((record, event, owner))
+}
+
+/// `metadata_cid` and `metadata`: the bytes behind the chain's metadata CID hash to it, parse, and
+/// agree with the chain, the mint event and the request they carry.
+async fn check_metadata(
+    report: &mut Report,
+    ipfs: &impl ContentStore,
+    minted: &Minted,
+) -> Option<TokenMetadata> {
+    let cid = &minted.record.metadata_cid;
+    let bytes = match fetch(ipfs, cid, MAX_METADATA_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            report.push(CheckName::MetadataCid, Err(e));
+            report.push(CheckName::Metadata, Err("no metadata to read".into()));
+            return None;
+        }
+    };
+    report.push(CheckName::MetadataCid, Ok(format!("{cid} matches the bytes fetched from IPFS")));
+    match serde_json::from_slice::<TokenMetadata>(&bytes) {
+        Ok(metadata) => {
+            report.push(CheckName::Metadata, metadata_agrees(&metadata, minted));
+            Some(metadata)
+        }
+        Err(e) => {
+            report.push(CheckName::Metadata, Err(format!("not genmint metadata JSON: {e}")));
+            None
+        }
+    }
+}
+
+/// Every field of the metadata that the chain, the mint event or the metadata's own request fixes;
+/// names each one that disagrees.
+fn metadata_agrees(metadata: &TokenMetadata, minted: &Minted) -> Result<String, String> {
+    let image_uri = format!("ipfs://{}", minted.event.image_cid);
+    let mut wrong = Disagreements::default();
+    chain_fields(&mut wrong, metadata, minted, &image_uri);
+    if let Ok(request) = serde_json::from_value::<GenerationRequest>(metadata.provenance.request.clone()) {
+        request_fields(&mut wrong, metadata, &request);
+    }
+    if wrong.0.is_empty() {
+        Ok(format!(
+            "every field agrees with the chain record, the mint event and the signed request; image {image_uri}"
+        ))
+    } else {
+        Err(format!("the metadata disagrees: {}", wrong.0.join("; ")))
+    }
+}
+
+/// The metadata fields found to disagree, each as "field is found, not want".
+#[derive(Default)]
+struct Disagreements(Vec<String>);
+
+impl Disagreements {
+    fn expect(&mut self, field: &str, ok: bool, found: String, want: String) {
+        if !ok {
+            self.0.push(format!("{field} is {found}, not {want}"));
+        }
+    }
+
+    fn equal<T: PartialEq + fmt::Display + ?Sized>(&mut self, field: &str, found: &T, want: &T) {
+        self.expect(field, found == want, found.to_string(), want.to_string());
+    }
+
+    /// A field the metadata writes as text: it must parse to `want`.
+    fn parsed<T: FromStr + PartialEq + fmt::Display>(&mut self, field: &str, text: &str, want: &T) {
+        let ok = text.parse::<T>().is_ok_and(|value| value == *want);
+        self.expect(field, ok, text.to_owned(), want.to_string());
+    }
+}
+
+/// The fields the chain record and the mint event fix.
+fn chain_fields(wrong: &mut Disagreements, metadata: &TokenMetadata, minted: &Minted, image_uri: &str) {
+    let (p, facts, record, event) = (&metadata.provenance, &minted.facts, &minted.record, &minted.event);
+    wrong.equal("image", metadata.image.as_str(), image_uri);
+    wrong.equal("aigc_data", metadata.aigc_data.as_str(), image_uri);
+    wrong.equal("provenance.imageCid", &p.image_cid, &event.image_cid);
+    wrong.parsed("provenance.pixelDigest", &p.pixel_digest, &event.pixel_digest);
+    wrong.parsed("provenance.requestDigest", &p.request_digest, &facts.token_id);
+    wrong.equal("provenance.chainId", &p.chain_id, &facts.chain_id);
+    wrong.parsed("provenance.contract", &p.contract, &facts.contract);
+    wrong.parsed("provenance.node", &p.node, &record.node);
+}
+
+/// The fields the metadata's own signed request fixes.
+fn request_fields(wrong: &mut Disagreements, metadata: &TokenMetadata, request: &GenerationRequest) {
+    let p = &metadata.provenance;
+    let prompt = (&metadata.prompt, &request.prompt);
+    wrong.expect("prompt", prompt.0 == prompt.1, format!("{:?}", prompt.0), format!("{:?}", prompt.1));
+    wrong.parsed("provenance.modelHash", &p.model_hash, &request.modelHash);
+    let (found, want) = ((p.width, p.height), (request.width, request.height));
+    wrong.expect(
+        "provenance.width/height",
+        found == want,
+        format!("{}x{}", found.0, found.1),
+        format!("{}x{}", want.0, want.1),
+    );
+}
+
+/// The signed request the metadata carries, when it is readable.
+fn signed_request(metadata: &TokenMetadata) -> Option<SignedRequest> {
+    Some(SignedRequest {
+        request: serde_json::from_value(metadata.provenance.request.clone()).ok()?,
+        signature: metadata.provenance.creator_signature.parse().ok()?,
+    })
+}
+
+/// `request` and `creator_signature`: the metadata's request is the minted one and its creator
+/// signed it. Returns the request once it is proven the minted one.
+fn check_request(
+    report: &mut Report,
+    minted: &Minted,
+    signed: Option<&SignedRequest>,
+) -> Option<GenerationRequest> {
+    let Some(signed) = signed else {
+        report.push(CheckName::Request, Err("the metadata holds no readable signed request".into()));
+        report.push(CheckName::CreatorSignature, Err("no request to check".into()));
+        return None;
+    };
+    let result = request_is_minted(&signed.request, minted);
+    let proven = result.is_ok().then(|| signed.request.clone());
+    report.push(CheckName::Request, result);
+    report.push(CheckName::CreatorSignature, creator_signature(signed, minted));
+    proven
+}
+
+/// Its digest is the token id, its creator the chain's, and its ABI encoding the event's prompt.
+fn request_is_minted(request: &GenerationRequest, minted: &Minted) -> Result<String, String> {
+    let digest = request_digest(request, &minted.domain);
+    let creator = minted.record.creator;
+    if digest != minted.facts.token_id {
+        Err(format!("the metadata's request hashes to {digest}, not to the token id"))
+    } else if request.creator != creator {
+        Err(format!(
+            "the metadata's request is by {}, but the chain records the creator {creator}",
+            request.creator
+        ))
+    } else if keccak256(crate::chain::abi_encode_request(request)) != minted.event.prompt_hash {
+        Err("the metadata's request is not the prompt of the mint event".into())
+    } else {
+        Ok(format!(
+            "request digest {digest} is the token id and the mint event's prompt; the creator matches the chain"
+        ))
+    }
+}
+
+/// The mint event's creator signature recovers to the chain's creator, and the metadata carries
+/// the same signature.
+fn creator_signature(signed: &SignedRequest, minted: &Minted) -> Result<String, String> {
+    let (creator, on_chain) = (minted.record.creator, &minted.event.creator_signature);
+    match recover_request_signer(&signed.request, on_chain, &minted.domain) {
+        Ok(signer) if signer == creator && *on_chain == signed.signature => {
+            Ok(format!("signed by the creator {signer}"))
+        }
+        Ok(signer) if signer == creator => {
+            Err("the metadata carries a different creator signature than the chain".into())
+        }
+        Ok(signer) => Err(format!("signed by {signer}, not by the creator {creator}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `image_cid`, `pixel_digest` and `content_credentials`: the image's bytes hash to the event's
+/// CID, its pixels to the attested pixel digest, and its C2PA manifest names this token and is
+/// signed by a certificate the node's operator bound. Returns the decoded image.
+async fn check_image(
+    report: &mut Report,
+    ipfs: &impl ContentStore,
+    minted: &Minted,
+    model_hash: Option<B256>,
+) -> Option<Rgb8Image> {
+    let event = &minted.event;
+    let bytes = match fetch(ipfs, &event.image_cid, MAX_IMAGE_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            report.push(CheckName::ImageCid, Err(e));
+            report.push(CheckName::PixelDigest, Err("no image to hash".into()));
+            report.push(CheckName::ContentCredentials, Err("no image to read".into()));
+            return None;
+        }
+    };
+    report.push(CheckName::ImageCid, Ok(format!("{} matches the bytes fetched from IPFS", event.image_cid)));
+    let image = match png::decode(&bytes) {
+        Ok(image) => {
+            report.push(CheckName::PixelDigest, pixel_digest(&image, event.pixel_digest));
+            Some(image)
+        }
+        Err(e) => {
+            report.push(CheckName::PixelDigest, Err(e.to_string()));
+            None
+        }
+    };
+    let expected = content_credentials::Expected {
+        chain: minted.facts,
+        model_hash,
+        pixel_digest: event.pixel_digest,
+        node: minted.record.node,
+    };
+    report.push(CheckName::ContentCredentials, content_credentials::check(&bytes, &expected));
+    image
+}
+
+fn pixel_digest(image: &Rgb8Image, attested: B256) -> Result<String, String> {
+    let digest = B256::from(image.pixel_digest());
+    if digest == attested {
+        Ok(format!("{}x{} pixels hash to {digest}", image.width, image.height))
+    } else {
+        Err(format!("pixels hash to {digest}, but the node attested {attested}"))
+    }
+}
+
+/// `node_attestation` and `contract_verify`: the node signed the attestation rebuilt from the
+/// chain record, the event and the request; then the contract's own check of the same data.
+async fn check_attestation(
+    report: &mut Report,
+    chain: &impl TokenChain,
+    minted: &Minted,
+    signed: Option<&SignedRequest>,
+) {
+    let result = match signed {
+        Some(signed) => node_attestation(minted, signed.request.modelHash),
+        None => Err(NO_MODEL_HASH.into()),
+    };
+    report.push(CheckName::NodeAttestation, result);
+    let result = match signed {
+        Some(signed) => contract_verify(chain, &signed.request, &minted.event).await,
+        None => Err("no request to give the contract".into()),
+    };
+    report.push(CheckName::ContractVerify, result);
+}
+
+fn node_attestation(minted: &Minted, model_hash: B256) -> Result<String, String> {
+    let (record, event) = (&minted.record, &minted.event);
+    let attestation = Attestation {
+        requestDigest: minted.facts.token_id,
+        modelHash: model_hash,
+        pixelDigest: event.pixel_digest,
+        imageCid: event.image_cid.clone(),
+        metadataCid: record.metadata_cid.clone(),
+        node: record.node,
+    };
+    match recover_attestation_signer(&attestation, &event.node_signature, &minted.domain) {
+        Ok(signer) if signer == record.node => Ok(format!("attested by node {signer}")),
+        Ok(signer) => Err(format!("attestation signed by {signer}, not by the node {}", record.node)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn contract_verify(
+    chain: &impl TokenChain,
+    request: &GenerationRequest,
+    event: &MintedEvent,
+) -> Result<String, String> {
+    match chain.verify_aigc(request, &event.aigc_data, &event.proof).await {
+        Ok(true) => Ok("the contract's ERC-7007 verify accepts the request, outputs and signatures".into()),
+        Ok(false) => Err("the contract's ERC-7007 verify refuses the request, outputs and signatures".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `node_registry` and `model_registry`, each as of the mint block and now.
+async fn check_registries(
+    report: &mut Report,
+    chain: &impl TokenChain,
+    minted: &Minted,
+    model_hash: Option<B256>,
+) {
+    let (node, mint_block) = (minted.record.node, minted.record.mint_block);
+    report.push(CheckName::NodeRegistry, node_registry(chain, node, mint_block).await);
+    let result = match model_hash {
+        Some(model_hash) => model_registry(chain, model_hash, mint_block).await,
+        None => Err(NO_MODEL_HASH.into()),
+    };
+    report.push(CheckName::ModelRegistry, result);
+}
+
+/// The node was registered when it minted; a later deactivation fails the check too, since the
+/// registry owner took the node off for a reason.
+async fn node_registry(chain: &impl TokenChain, node: Address, mint_block: u64) -> Result<String, String> {
+    let (then, now) = then_and_now(|block| chain.is_node_at(node, block), mint_block).await?;
+    registry_outcome(format!("node {node}"), then, now, mint_block)
+}
+
+/// The model was registered and active at the mint block, and has not been deactivated since.
+async fn model_registry(
+    chain: &impl TokenChain,
+    model_hash: B256,
+    mint_block: u64,
+) -> Result<String, String> {
+    let (then, now) = then_and_now(|block| chain.model_info_at(model_hash, block), mint_block).await?;
+    let entry = format!("model {model_hash} ({} by {})", then.name, then.author);
+    registry_outcome(entry, then.active, now.active, mint_block)
+}
+
+/// A registry read as of the mint block, then as of the latest block.
+async fn then_and_now<T, F>(read: impl Fn(Option<u64>) -> F, mint_block: u64) -> Result<(T, T), String>
+where
+    F: Future<Output = Result<T, ChainError>>,
+{
+    let then = read(Some(mint_block)).await.map_err(|e| e.to_string())?;
+    let now = read(None).await.map_err(|e| e.to_string())?;
+    Ok((then, now))
+}
+
+fn registry_outcome(entry: String, then: bool, now: bool, mint_block: u64) -> Result<String, String> {
+    match (then, now) {
+        (true, true) => {
+            Ok(format!("{entry} was registered and active at the mint block {mint_block} and still is"))
+        }
+        (true, false) => Err(format!(
+            "{entry} was registered and active at the mint block {mint_block} but has been deactivated since"
+        )),
+        (false, _) => Err(format!("{entry} was not registered and active at the mint block {mint_block}")),
+    }
 }
 
 /// Why the bytes behind a CID could not be had.
@@ -484,7 +621,7 @@ async fn fetch(ipfs: &impl ContentStore, cid: &str, max_bytes: usize) -> Result<
 }
 
 fn skip_rest(report: &mut Report, reason: &str) {
-    for name in CHECKS.iter().skip(report.checks.len()) {
+    for name in CHECKS.into_iter().skip(report.checks.len()) {
         report.push(name, Err(reason.to_owned()));
     }
 }

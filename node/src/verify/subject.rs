@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 
 use alloy::primitives::U256;
 
-use super::{Evidence, MAX_IMAGE_BYTES, fetch, parse_token_id};
-use crate::chain::ChainClient;
+use super::{Evidence, MAX_IMAGE_BYTES, TokenChain, fetch, parse_token_id};
 use crate::ipfs::{Cid, ContentStore, ImportProfile};
 use crate::provenance::credentials;
 use crate::provenance::metadata::TokenMetadata;
@@ -78,7 +77,7 @@ impl Claim {
 
 /// Finds the token a subject belongs to; mint events are searched from `from_block` on.
 pub async fn resolve(
-    chain: &ChainClient,
+    chain: &impl TokenChain,
     ipfs: &impl ContentStore,
     subject: &Subject,
     from_block: u64,
