@@ -12,13 +12,17 @@
 //! whose inputs an earlier failure made unavailable is reported as failed with that reason, so a
 //! report always lists the same checks, in the order of [`CHECKS`]. The chain is read through
 //! [`TokenChain`] (the product's is [`crate::chain::ChainClient`]) and files through a
-//! [`ContentStore`]. `subject` finds the
+//! [`ContentStore`], so the tests run every check against in-memory fakes. `subject` finds the
 //! token an IPFS CID or an image file belongs to; `regenerate` adds the optional re-generation check.
 
 mod chain;
 mod content_credentials;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod regenerate;
 pub mod subject;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::future::Future;

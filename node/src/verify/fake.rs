@@ -1,0 +1,172 @@
+//! In-memory stand-ins for the chain and IPFS, so verification runs in tests without anvil or
+//! Kubo: [`FakeChain`] answers [`TokenChain`] from maps the test fills in, and [`MemoryStore`]
+//! serves bytes under the CID computed here, the way a Kubo with the genmint import profile would.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+
+use super::TokenChain;
+use crate::chain::{ChainError, MintedEvent, ModelInfo, Provenance};
+use crate::ipfs::{Cid, ContentStore, ImportProfile, IpfsError};
+use crate::provenance::eip712::GenerationRequest;
+
+/// A minted token as the chain holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct FakeToken {
+    pub owner: Address,
+    pub record: Provenance,
+    pub event: MintedEvent,
+}
+
+/// A `GenmintNFT` in memory. Registries are histories of `(from block, state)` in block order, so a
+/// read at a block sees the last change at or before it, and a read at `None` the last change.
+#[derive(Debug, Clone)]
+pub(crate) struct FakeChain {
+    pub chain_id: u64,
+    pub contract: Address,
+    pub tokens: HashMap<U256, FakeToken>,
+    pub nodes: HashMap<Address, Vec<(u64, bool)>>,
+    pub models: HashMap<B256, Vec<(u64, ModelInfo)>>,
+    /// What the contract's ERC-7007 `verify` answers, whatever it is given.
+    pub verify_aigc: bool,
+}
+
+impl FakeChain {
+    pub fn new(chain_id: u64, contract: Address) -> Self {
+        Self {
+            chain_id,
+            contract,
+            tokens: HashMap::new(),
+            nodes: HashMap::new(),
+            models: HashMap::new(),
+            verify_aigc: true,
+        }
+    }
+
+    /// Registers (`active`) or deactivates a node from `block` on.
+    pub fn set_node(&mut self, node: Address, block: u64, active: bool) {
+        self.nodes.entry(node).or_default().push((block, active));
+    }
+
+    /// Records a model's registry entry from `block` on.
+    pub fn set_model(&mut self, model_hash: B256, block: u64, info: ModelInfo) {
+        self.models.entry(model_hash).or_default().push((block, info));
+    }
+
+    /// The token for `token_id`, for a test to change what the chain says about it.
+    pub fn token_mut(&mut self, token_id: U256) -> Option<&mut FakeToken> {
+        self.tokens.get_mut(&token_id)
+    }
+}
+
+/// The state a registry history gives at `block` (the latest if `None`).
+fn as_of<T: Clone>(history: Option<&Vec<(u64, T)>>, block: Option<u64>) -> Option<T> {
+    let history = history?;
+    let seen = history.iter().take_while(|(from, _)| block.is_none_or(|block| *from <= block));
+    seen.last().map(|(_, state)| state.clone())
+}
+
+impl TokenChain for FakeChain {
+    fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    fn address(&self) -> Address {
+        self.contract
+    }
+
+    async fn owner_of(&self, token_id: U256) -> Result<Option<Address>, ChainError> {
+        Ok(self.tokens.get(&token_id).map(|token| token.owner))
+    }
+
+    async fn provenance(&self, token_id: U256) -> Result<Option<Provenance>, ChainError> {
+        Ok(self.tokens.get(&token_id).map(|token| token.record.clone()))
+    }
+
+    async fn minted_event(&self, token_id: U256) -> Result<Option<MintedEvent>, ChainError> {
+        Ok(self.tokens.get(&token_id).map(|token| token.event.clone()))
+    }
+
+    async fn verify_aigc(
+        &self,
+        _request: &GenerationRequest,
+        _aigc_data: &Bytes,
+        _proof: &Bytes,
+    ) -> Result<bool, ChainError> {
+        Ok(self.verify_aigc)
+    }
+
+    async fn is_node_at(&self, operator: Address, block: Option<u64>) -> Result<bool, ChainError> {
+        Ok(as_of(self.nodes.get(&operator), block).unwrap_or(false))
+    }
+
+    async fn model_info_at(&self, model_hash: B256, block: Option<u64>) -> Result<ModelInfo, ChainError> {
+        // An unregistered model reads as the contract's empty struct.
+        let empty = || ModelInfo {
+            name: String::new(),
+            author: String::new(),
+            license_uri: String::new(),
+            active: false,
+        };
+        Ok(as_of(self.models.get(&model_hash), block).unwrap_or_else(empty))
+    }
+
+    async fn token_by_image_cid(&self, image_cid: &str, from_block: u64) -> Result<Option<U256>, ChainError> {
+        let found = self
+            .tokens
+            .iter()
+            .find(|(_, token)| token.event.image_cid == image_cid && token.event.block_number >= from_block);
+        Ok(found.map(|(token_id, _)| *token_id))
+    }
+}
+
+/// A content store in memory, keyed by the locally computed CID.
+#[derive(Debug, Default)]
+pub(crate) struct MemoryStore {
+    files: Mutex<HashMap<Cid, Vec<u8>>>,
+}
+
+impl MemoryStore {
+    /// Stores `bytes` under their CID and returns it.
+    pub fn put(&self, bytes: Vec<u8>) -> Cid {
+        let cid = ImportProfile::UNIXFS_V1_2025.cid_of(&bytes).expect("any bytes have a CID");
+        self.lock().insert(cid.clone(), bytes);
+        cid
+    }
+
+    /// Serves `bytes` under `cid` from now on, whatever they hash to: a store that lies.
+    pub fn replace(&self, cid: &Cid, bytes: Vec<u8>) {
+        self.lock().insert(cid.clone(), bytes);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Cid, Vec<u8>>> {
+        // A test that panicked holding the lock leaves the map as it was: still usable.
+        self.files.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl ContentStore for MemoryStore {
+    async fn add_and_pin(&self, bytes: Vec<u8>) -> Result<Cid, IpfsError> {
+        Ok(self.put(bytes))
+    }
+
+    async fn cat(&self, cid: &Cid, max_bytes: usize) -> Result<Vec<u8>, IpfsError> {
+        match self.lock().get(cid) {
+            Some(bytes) if bytes.len() > max_bytes => {
+                Err(IpfsError::TooLarge { cid: cid.clone(), max_bytes })
+            }
+            Some(bytes) => Ok(bytes.clone()),
+            None => Err(IpfsError::Rejected {
+                api_url: "memory".into(),
+                operation: "cat",
+                message: format!("{cid} is not stored"),
+            }),
+        }
+    }
+
+    async fn is_pinned(&self, cid: &Cid) -> Result<bool, IpfsError> {
+        Ok(self.lock().contains_key(cid))
+    }
+}
