@@ -1,21 +1,27 @@
 //! The genmint node: everything that knows all the parts.
 //!
 //! Data flow for one request (see the README for the picture): `api` receives a signed
-//! [`provenance::eip712`] request → `jobs` admits it, stores it durably and feeds the inference
-//! worker (`genmint-model-runtime`) → the image and its metadata are pinned through `ipfs` (CIDs
-//! recomputed locally) → the node attests and `chain` mints the token → anyone can check the result
-//! with `verify`. A job for a model the node lacks goes to a peer through `network` (adverts,
-//! routing, forwarded jobs over `genmint-p2p`), and `spotcheck` re-generates other nodes' tokens
-//! and shows what peers found. `server` assembles a running node from `config`;
-//! `cli` is the `genmint` command line; `devnet` starts local anvil and Kubo for `genmint dev` and tests.
+//! [`provenance::eip712`] request → `jobs` admits it, stores it durably and drives it: the image is
+//! generated on the inference thread (`genmint-model-runtime`), pinned with its metadata through
+//! `ipfs` (CIDs recomputed locally), attested, and minted through `chain` → anyone can check the
+//! result with `verify`. A job for a model the node lacks goes to a peer through `network`, and
+//! `spotcheck` re-generates other nodes' tokens and shows what peers found.
+//!
+//! Modules import downward only: `provenance`, `config`, `db` (SQLite) and `lifecycle` (owned tasks)
+//! at the bottom; `ipfs` and `chain`; `jobs`, which reaches the chain, the content store and peers
+//! through traits it owns; `verify`; `spotcheck`; `network`, which implements those traits on
+//! genmint-p2p; `api`; `server`, which wires a running node; `cli` and `devnet` (local anvil and
+//! Kubo) on top. `node/tests/integration/layers.rs` checks it.
 
 pub mod api;
 pub mod chain;
 pub mod cli;
 pub mod config;
+pub mod db;
 pub mod devnet;
 pub mod ipfs;
 pub mod jobs;
+pub mod lifecycle;
 pub mod network;
 pub mod provenance;
 pub mod server;

@@ -1,38 +1,85 @@
-//! Assembles a running node from its data dir: operator key, chain, Kubo, model, job store,
-//! pipeline, peer-to-peer network and HTTP API, with graceful shutdown.
+//! Assembles a running node from its data dir and wires its parts, downward only: the chain client,
+//! Kubo, the model's inference thread, the database, the job service, the peer-to-peer network (the
+//! forwarder jobs use, the inbound side that reaches jobs, the spot checks) and the HTTP API. Every
+//! task is spawned on the node's [`Tasks`], so [`RunningNode::shutdown`] stops taking work, lets
+//! each job reach its next step boundary, and returns once every task has ended.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
-use anyhow::{Context, Result, bail};
-use genmint_model_runtime::{DeviceChoice, load_model};
-use tokio::sync::watch;
+use genmint_model_runtime::{DeviceChoice, RuntimeError, load_model};
 use tracing::info;
 
-use crate::chain::ChainClient;
+use crate::api::ApiState;
+use crate::chain::{ChainClient, ChainError, MintBatcher};
 use crate::config::{Config, OPERATOR_KEY_ENV, OPERATOR_KEY_FILE};
-use crate::ipfs::KuboClient;
-use crate::jobs::JobStore;
+use crate::db::Database;
+use crate::ipfs::{IpfsError, KuboClient};
 use crate::jobs::inference::Inference;
-use crate::jobs::pipeline::{Pipeline, PipelineParts};
-use crate::network::Network;
-use crate::provenance::credentials::Credentials;
+use crate::jobs::{ChainMinter, Forwarder, JobStore, Jobs, JobsParts, StoreError};
+use crate::lifecycle::{Shutdown, Tasks};
+use crate::network::{Network, NetworkStartError, NodeOffer};
+use crate::provenance::credentials::{Credentials, CredentialsError};
+use crate::spotcheck::{SpotCheckParts, SpotCheckStore, SpotCheckStoreError, SpotChecker};
 
-/// How long open HTTP responses (event streams included) may take to finish at shutdown.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long the node's tasks get to end at shutdown (open event streams, a job's current step)
+/// before they are aborted.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("no operator key: {path:?} is unreadable and {OPERATOR_KEY_ENV} is unset; run `genmint init`")]
+    NoOperatorKey { path: PathBuf },
+    #[error("the operator key in {source_name} is not a 32-byte hex private key")]
+    BadOperatorKey { source_name: String },
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Ipfs(#[from] IpfsError),
+    #[error("loading the model: {0}")]
+    Model(#[from] RuntimeError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    SpotChecks(#[from] SpotCheckStoreError),
+    #[error(transparent)]
+    Network(#[from] NetworkStartError),
+    #[error(transparent)]
+    P2p(#[from] genmint_p2p::NetworkError),
+    #[error("cannot listen on {addr}: is another node running there? ({source})")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{action} {path:?}: {source}")]
+    File {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("a start-up task did not finish: {0}")]
+    Interrupted(#[from] tokio::task::JoinError),
+}
 
 /// A node serving HTTP until [`RunningNode::shutdown`].
 pub struct RunningNode {
     pub addr: SocketAddr,
-    pub pipeline: Arc<Pipeline>,
+    pub jobs: Arc<Jobs>,
     /// The node's membership of the peer-to-peer network (`p2p.enabled`).
     pub network: Option<Arc<Network>>,
-    stop: watch::Sender<bool>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    tasks: Tasks,
+    db: Database,
 }
 
 impl RunningNode {
@@ -41,131 +88,223 @@ impl RunningNode {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting requests and waits for open responses to finish. Jobs in flight stay in the
-    /// store and resume at the next start.
-    pub async fn shutdown(self) -> Result<()> {
-        let _ = self.stop.send(true);
+    /// Stops accepting requests, lets every job reach its next step boundary and every task end
+    /// (within a bounded time), stops the swarm and flushes the store. Jobs in flight resume at the
+    /// next start.
+    pub async fn shutdown(self) -> Shutdown {
+        let outcome = self.tasks.shutdown(SHUTDOWN_GRACE).await;
+        if outcome.aborted > 0 {
+            tracing::warn!(
+                aborted = outcome.aborted,
+                "tasks still running after {SHUTDOWN_GRACE:?} were aborted"
+            );
+        }
         if let Some(network) = &self.network {
             network.shutdown().await;
         }
-        let mut server = self.server;
-        match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
-            Ok(result) => result.context("HTTP server task")?.context("HTTP server"),
-            Err(_) => {
-                // Open event streams of unfinished jobs would hold the server forever.
-                server.abort();
-                Ok(())
-            }
+        let db = self.db.clone();
+        match tokio::task::spawn_blocking(move || {
+            db.run_now(|conn| conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)"))
+        })
+        .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot checkpoint the job store"),
+            Err(e) => tracing::warn!(error = %e, "cannot checkpoint the job store"),
         }
+        info!("node stopped");
+        outcome
     }
 }
 
 /// Reads the operator key from `GENMINT_OPERATOR_KEY` or `<data dir>/operator.key`.
-pub fn operator_key(data_dir: &Path) -> Result<PrivateKeySigner> {
-    let (text, source) = match std::env::var(OPERATOR_KEY_ENV) {
+pub fn operator_key(data_dir: &Path) -> Result<PrivateKeySigner, StartError> {
+    let (text, source_name) = match std::env::var(OPERATOR_KEY_ENV) {
         Ok(key) => (key, OPERATOR_KEY_ENV.to_owned()),
         Err(_) => {
             let path = data_dir.join(OPERATOR_KEY_FILE);
-            let key = std::fs::read_to_string(&path).with_context(|| {
-                format!("no operator key: {path:?} is unreadable and {OPERATOR_KEY_ENV} is unset; run `genmint init`")
-            })?;
+            let key = std::fs::read_to_string(&path)
+                .map_err(|_| StartError::NoOperatorKey { path: path.clone() })?;
             (key, path.display().to_string())
         }
     };
-    text.trim()
-        .parse()
-        .with_context(|| format!("the operator key in {source} is not a 32-byte hex private key"))
+    text.trim().parse().map_err(|_| StartError::BadOperatorKey { source_name })
 }
 
-fn device(name: &str) -> Result<DeviceChoice> {
+fn device(name: &str) -> Result<DeviceChoice, StartError> {
     match name {
         "cpu" => Ok(DeviceChoice::Cpu),
         other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
             Some(Ok(index)) => Ok(DeviceChoice::Cuda(index)),
-            _ => bail!("model.device = {other:?}: use \"cpu\" or \"cuda:N\""),
+            _ => Err(StartError::Config(format!("model.device = {other:?}: use \"cpu\" or \"cuda:N\""))),
         },
     }
 }
 
-/// Starts a node from its data dir and configuration.
-pub async fn start(data_dir: &Path, config: &Config) -> Result<RunningNode> {
-    let operator = operator_key(data_dir)?;
+/// Connects to the configured contract with the operator key.
+async fn connect_chain(config: &Config, operator: &PrivateKeySigner) -> Result<ChainClient, StartError> {
     let contract: Address = config
         .chain
         .contract
         .as_deref()
-        .context("no contract configured: set chain.contract in genmint.toml, or run `genmint dev`")?
+        .ok_or_else(|| {
+            StartError::Config(
+                "no contract configured: set chain.contract in genmint.toml, or run `genmint dev`".into(),
+            )
+        })?
         .parse()
-        .context("chain.contract is not an address")?;
+        .map_err(|_| StartError::Config("chain.contract is not an address".into()))?;
     let chain = ChainClient::connect(&config.chain.rpc_url, operator.clone(), contract)
         .await?
         .with_receipt_timeout(Duration::from_secs(config.chain.receipt_timeout_secs));
-    let chain_id = chain.chain_id();
-    let min_fee = config.limits.min_fee_wei.parse().with_context(|| {
-        format!("limits.min_fee_wei = {:?} is not a decimal wei amount", config.limits.min_fee_wei)
-    })?;
     if !chain.is_node(operator.address()).await? {
         tracing::warn!(operator = %operator.address(), "this operator is not registered on the contract; mints will be refused");
     }
-    let ipfs = KuboClient::new(&config.ipfs.api_url)?;
+    Ok(chain)
+}
 
+/// Loads the model (off the async threads) onto its inference thread.
+async fn start_inference(data_dir: &Path, config: &Config) -> Result<Inference, StartError> {
     let model_dir = config.model_dir(data_dir);
     let device = device(&config.model.device)?;
     info!(dir = %model_dir.display(), "loading model");
     let generator = tokio::task::spawn_blocking(move || load_model(&model_dir, device)).await??;
-    let inference = Inference::spawn(generator, config.limits.max_queued_jobs.max(1))?;
+    let inference = Inference::spawn(generator, config.limits.max_queued_jobs.max(1)).map_err(|source| {
+        StartError::File { action: "starting the inference thread for", path: data_dir.into(), source }
+    })?;
     let model = inference.descriptor();
     info!(name = %model.name, hash = %model.hash, "serving model");
+    Ok(inference)
+}
 
+/// The database and the stores in it, opened off the async threads.
+async fn open_stores(data_dir: &Path) -> Result<(Database, JobStore, SpotCheckStore), StartError> {
+    let path = data_dir.join("jobs.sqlite");
+    let opened = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
+        let db = Database::open(&path).map_err(StoreError::from)?;
+        Ok((db.clone(), JobStore::new(db.clone())?, SpotCheckStore::new(db)?))
+    });
+    opened.await?
+}
+
+/// Starts a node from its data dir and configuration.
+pub async fn start(data_dir: &Path, config: &Config) -> Result<RunningNode, StartError> {
+    let operator = operator_key(data_dir)?;
+    let chain = connect_chain(config, &operator).await?;
+    let min_fee: U256 = config.limits.min_fee_wei.parse().map_err(|_| {
+        StartError::Config(format!(
+            "limits.min_fee_wei = {:?} is not a decimal wei amount",
+            config.limits.min_fee_wei
+        ))
+    })?;
+    let ipfs = KuboClient::new(&config.ipfs.api_url)?;
+    let inference = start_inference(data_dir, config).await?;
     let (credentials, created) = Credentials::load_or_create(data_dir, &operator)?;
     if created {
         info!(sha256 = %credentials.fingerprint(), "created the content-credentials signing certificate");
     }
+    let images_dir = data_dir.join("images");
+    std::fs::create_dir_all(&images_dir).map_err(|source| StartError::File {
+        action: "creating",
+        path: images_dir.clone(),
+        source,
+    })?;
+    let (db, store, spot_checks) = open_stores(data_dir).await?;
+    let tasks = Tasks::default();
 
-    let images_dir: PathBuf = data_dir.join("images");
-    std::fs::create_dir_all(&images_dir).with_context(|| format!("creating {images_dir:?}"))?;
-    let store = Arc::new(JobStore::open(&data_dir.join("jobs.sqlite"))?);
-    let pipeline = Pipeline::new(PipelineParts {
-        store,
-        inference,
-        ipfs,
-        chain: chain.clone(),
+    let (network, network_events) = if config.p2p.enabled {
+        let (network, events) = Network::start(data_dir, &config.p2p, &operator, chain.clone()).await?;
+        (Some(network), Some(events))
+    } else {
+        (None, None)
+    };
+    let jobs = Jobs::new(JobsParts {
+        store: store.clone(),
+        inference: inference.clone(),
+        content: Arc::new(ipfs.clone()),
+        chain: Arc::new(ChainMinter {
+            client: chain.clone(),
+            batcher: MintBatcher::spawn(chain.clone(), &tasks),
+        }),
+        forwarder: network.clone().map(|n| n as Arc<dyn Forwarder>),
         operator: operator.clone(),
-        chain_id,
-        contract,
+        chain_id: chain.chain_id(),
+        contract: chain.address(),
         images_dir,
         max_prompt_bytes: config.limits.max_prompt_bytes,
         max_queued_jobs: config.limits.max_queued_jobs,
         min_fee,
-        credentials,
+        credentials: Arc::new(credentials),
+        tasks: tasks.clone(),
     });
-    let network = if config.p2p.enabled {
-        let (network, events) = Network::start(data_dir, &config.p2p, &operator, chain).await?;
-        pipeline.attach_network(network.clone());
-        network.serve(pipeline.clone(), events);
+    if let (Some(network), Some(events)) = (&network, network_events) {
+        let offer = NodeOffer { model: inference.descriptor().clone(), min_fee };
+        let received = network.serve(jobs.clone(), jobs.events().clone(), offer, events, &tasks);
+        let parts = Arc::new(SpotCheckParts {
+            network: network.clone(),
+            chain: Arc::new(chain.clone()),
+            content: ipfs.clone(),
+            checks: spot_checks.clone(),
+            jobs: store,
+            inference,
+            operator: operator.clone(),
+            domain: jobs.domain().clone(),
+            chain_id: chain.chain_id(),
+            contract: chain.address(),
+        });
+        start_spot_checks(parts, received, config.p2p.spot_check_interval_secs, &tasks);
         info!(peer = %network.peer_id(), addrs = ?network.bootstrap_addrs().await?, "joined the network");
-        Some(network)
-    } else {
-        None
-    };
-    let resumed = pipeline.resume_all()?;
+    }
+    let resumed = jobs.resume_all().await?;
     if resumed > 0 {
         info!(resumed, "resumed unfinished jobs");
     }
+    let (chain_id, contract) = (chain.chain_id(), chain.address());
+    let state = ApiState {
+        jobs: jobs.clone(),
+        chain,
+        ipfs,
+        spot_checks,
+        network: network.clone(),
+        tasks: tasks.clone(),
+    };
+    let addr = serve_http(config, state, &tasks).await?;
+    info!(%addr, chain_id, %contract, "node listening");
+    Ok(RunningNode { addr, jobs, network, tasks, db })
+}
 
-    let listener = tokio::net::TcpListener::bind(config.http.listen).await.with_context(|| {
-        format!("cannot listen on {}: is another node running there?", config.http.listen)
-    })?;
-    let addr = listener.local_addr()?;
-    let app = crate::api::router(pipeline.clone(), config.limits.max_body_bytes);
-    let (stop, mut stopped) = watch::channel(false);
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            })
+/// Judges peers' spot checks, and (every `interval_secs`, unless 0) checks peers' tokens.
+fn start_spot_checks(
+    parts: Arc<SpotCheckParts<KuboClient>>,
+    received: tokio::sync::mpsc::Receiver<Box<genmint_p2p::spot_check::ReceivedSpotCheck>>,
+    interval_secs: u64,
+    tasks: &Tasks,
+) {
+    let judging = parts.clone();
+    tasks.spawn_until_stopped(async move {
+        crate::spotcheck::receive(judging.network.as_ref(), judging.chain.as_ref(), &judging.checks, received)
             .await
     });
-    info!(%addr, chain_id, %contract, "node listening");
-    Ok(RunningNode { addr, pipeline, network, stop, server })
+    if interval_secs > 0 {
+        tasks.spawn_until_stopped(SpotChecker::new(parts).run(Duration::from_secs(interval_secs)));
+    }
+}
+
+/// Binds the HTTP listener and serves the API on `tasks` until shutdown.
+async fn serve_http(config: &Config, state: ApiState, tasks: &Tasks) -> Result<SocketAddr, StartError> {
+    let listen = config.http.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Listen { addr: listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: listen, source })?;
+    let app = crate::api::router(state, config.limits.max_body_bytes);
+    let stop = tasks.clone();
+    tasks.spawn(async move {
+        let served =
+            axum::serve(listener, app).with_graceful_shutdown(async move { stop.stopping().await }).await;
+        if let Err(e) = served {
+            tracing::warn!(error = %e, "the HTTP server stopped");
+        }
+    });
+    Ok(addr)
 }

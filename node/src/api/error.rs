@@ -5,8 +5,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::jobs::pipeline::SubmitError;
-use crate::jobs::store::StoreError;
+use crate::jobs::admission::RefusalCode;
+use crate::jobs::{StoreError, SubmitError};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -55,11 +55,16 @@ impl From<SubmitError> for ApiError {
         match e {
             SubmitError::Rejected(r) => {
                 let status = match r.code {
-                    "bad_signature" => StatusCode::UNAUTHORIZED,
-                    "insufficient_funds" => StatusCode::PAYMENT_REQUIRED,
-                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                    RefusalCode::BadSignature => StatusCode::UNAUTHORIZED,
+                    RefusalCode::InsufficientFunds => StatusCode::PAYMENT_REQUIRED,
+                    RefusalCode::InvalidPrompt
+                    | RefusalCode::PromptTooLong
+                    | RefusalCode::UnknownModel
+                    | RefusalCode::FeeTooLow
+                    | RefusalCode::OutOfRange
+                    | RefusalCode::Expired => StatusCode::UNPROCESSABLE_ENTITY,
                 };
-                Self::new(status, r.code, r.message)
+                Self::new(status, r.code.as_str(), r.message)
             }
             SubmitError::Busy(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()),
             SubmitError::Store(e) => e.into(),

@@ -12,16 +12,15 @@ use futures_util::Stream;
 use futures_util::stream::{self, StreamExt};
 use tokio_stream::wrappers::BroadcastStream;
 
-use super::ApiError;
-use crate::jobs::JobRecord;
+use super::views::{EventView, JobView};
+use super::{ApiError, ApiState, job_id};
 use crate::jobs::events::JobEvent;
-use crate::jobs::pipeline::Pipeline;
 use crate::provenance::eip712::SignedRequest;
 
 pub async fn submit(
-    State(pipeline): State<Arc<Pipeline>>,
+    State(node): State<Arc<ApiState>>,
     body: Result<Json<SignedRequest>, JsonRejection>,
-) -> Result<(StatusCode, Json<JobRecord>), ApiError> {
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let Json(signed) = body.map_err(|e| {
         let status = match e {
             JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -31,34 +30,35 @@ pub async fn submit(
         };
         ApiError::new(status, "bad_request", e.body_text())
     })?;
-    let (job, created) = pipeline.submit(&signed).await?;
-    Ok((if created { StatusCode::ACCEPTED } else { StatusCode::OK }, Json(job)))
+    let (job, created) = node.jobs.submit(&signed).await?;
+    Ok((if created { StatusCode::ACCEPTED } else { StatusCode::OK }, Json(JobView::from(&job))))
 }
 
 pub async fn get(
-    State(pipeline): State<Arc<Pipeline>>,
+    State(node): State<Arc<ApiState>>,
     Path(id): Path<String>,
-) -> Result<Json<JobRecord>, ApiError> {
-    let id = normalize(&id)?;
-    pipeline.store().get(&id)?.map(Json).ok_or_else(|| ApiError::not_found(format!("job {id}")))
+) -> Result<Json<JobView>, ApiError> {
+    let id = job_id(&id)?;
+    let job = node.jobs.job(id).await?.ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
+    Ok(Json(JobView::from(&job)))
 }
 
 pub async fn cancel(
-    State(pipeline): State<Arc<Pipeline>>,
+    State(node): State<Arc<ApiState>>,
     Path(id): Path<String>,
-) -> Result<Json<JobRecord>, ApiError> {
-    let id = normalize(&id)?;
-    Ok(Json(pipeline.cancel(&id).await?))
+) -> Result<Json<JobView>, ApiError> {
+    let id = job_id(&id)?;
+    Ok(Json(JobView::from(&node.jobs.cancel(id).await?)))
 }
 
 pub async fn events(
-    State(pipeline): State<Arc<Pipeline>>,
+    State(node): State<Arc<ApiState>>,
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let id = normalize(&id)?;
+    let id = job_id(&id)?;
     // Subscribe before reading the current state, so no change falls in between.
-    let live = BroadcastStream::new(pipeline.events().subscribe());
-    let current = pipeline.store().get(&id)?.ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
+    let live = BroadcastStream::new(node.jobs.events().subscribe());
+    let current = node.jobs.job(id).await?.ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
     let done = current.state.is_terminal();
     let first = stream::once(async move { JobEvent::State(Box::new(current)) });
     let rest = live
@@ -67,31 +67,22 @@ pub async fn events(
             async move { keep }
         })
         .take_while(move |_| std::future::ready(!done));
-    // Stop after the first terminal event, which is still delivered.
+    // Stop after the first terminal event, which is still delivered, or when the node stops.
     let mut finished = false;
-    let stream = first.chain(rest).take_while(move |event| {
-        let go_on = !finished;
-        finished = finished || event.is_terminal();
-        std::future::ready(go_on)
-    });
+    let tasks = node.tasks.clone();
+    let stream = first
+        .chain(rest)
+        .take_while(move |event| {
+            let go_on = !finished;
+            finished = finished || event.is_terminal();
+            std::future::ready(go_on)
+        })
+        .take_until(async move { tasks.stopping().await });
     Ok(Sse::new(stream.map(|event| Ok(to_sse(&event)))).keep_alive(KeepAlive::default()))
 }
 
 fn to_sse(event: &JobEvent) -> Event {
-    let data = serde_json::to_string(event).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let data =
+        serde_json::to_string(&EventView::from(event)).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     Event::default().event(event.name()).data(data)
-}
-
-/// Job ids are request digests: 32 bytes as 0x-prefixed lowercase hex.
-fn normalize(id: &str) -> Result<String, ApiError> {
-    let hex = id.strip_prefix("0x").unwrap_or(id).to_ascii_lowercase();
-    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(format!("0x{hex}"))
-    } else {
-        Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("{id:?} is not a job id (0x + 64 hex digits)"),
-        ))
-    }
 }

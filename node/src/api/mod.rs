@@ -14,6 +14,7 @@
 
 mod error;
 mod jobs;
+mod views;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,16 +27,35 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 pub use error::ApiError;
+pub use views::{EventView, JobView};
 
 use genmint_p2p::advert::AdvertisedModel;
 
-use crate::jobs::pipeline::Pipeline;
+use crate::chain::ChainClient;
+use crate::ipfs::KuboClient;
+use crate::jobs::Jobs;
+use crate::lifecycle::Tasks;
+use crate::network::Network;
 use crate::provenance::eip712::eip712_description;
-use crate::spotcheck::PeerChecks;
+use crate::provenance::ids::JobId;
+use crate::spotcheck::{PeerChecks, SpotCheckStore};
 use crate::verify::Report;
 
-/// Builds the router over a running pipeline.
-pub fn router(pipeline: Arc<Pipeline>, max_body_bytes: usize) -> Router {
+/// What the API serves from: the running node's parts.
+#[derive(Clone)]
+pub struct ApiState {
+    pub jobs: Arc<Jobs>,
+    pub chain: ChainClient,
+    pub ipfs: KuboClient,
+    pub spot_checks: SpotCheckStore,
+    /// The node's network, when it is on one.
+    pub network: Option<Arc<Network>>,
+    /// The node's tasks: event streams end when they stop.
+    pub tasks: Tasks,
+}
+
+/// Builds the router over a running node.
+pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/v1/jobs", axum::routing::post(jobs::submit))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
@@ -46,19 +66,19 @@ pub fn router(pipeline: Arc<Pipeline>, max_body_bytes: usize) -> Router {
         .route("/v1/eip712", get(eip712))
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(pipeline)
+        .with_state(Arc::new(state))
 }
 
 /// Every model on the network, keyed by hash: what this node serves (`local`) and, from the
 /// registered peers' fresh adverts, who else serves it at which price and load.
-async fn models(State(pipeline): State<Arc<Pipeline>>) -> Result<Json<Value>, ApiError> {
-    let local = pipeline.inference().descriptor();
+async fn models(State(node): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+    let local = node.jobs.inference().descriptor();
     let mut models: BTreeMap<String, Value> = BTreeMap::new();
     let mut local_entry = serde_json::to_value(local).map_err(|e| ApiError::internal(e.to_string()))?;
     local_entry["local"] = json!(true);
     local_entry["providers"] = json!([]);
     models.insert(local.hash.to_string(), local_entry);
-    if let Some(network) = pipeline.network() {
+    if let Some(network) = &node.network {
         let adverts = network.registered_adverts().await.map_err(|e| ApiError::internal(e.to_string()))?;
         for advert in adverts {
             for model in &advert.models {
@@ -98,17 +118,16 @@ struct TokenProvenance {
 /// and the spot checks this node holds for it: 200 whether or not every check passes (`ok` and
 /// `peerChecksOk` say), 404 when no such token exists.
 async fn provenance(
-    State(pipeline): State<Arc<Pipeline>>,
+    State(node): State<Arc<ApiState>>,
     Path(id): Path<String>,
 ) -> Result<Json<TokenProvenance>, ApiError> {
     let token_id = crate::verify::parse_token_id(&id)
         .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message))?;
-    if !pipeline.chain().token_exists(token_id).await.map_err(|e| ApiError::internal(e.to_string()))? {
+    if !node.chain.token_exists(token_id).await.map_err(|e| ApiError::internal(e.to_string()))? {
         return Err(ApiError::not_found(format!("token {id}")));
     }
-    let report = crate::verify::verify_token(pipeline.chain(), pipeline.ipfs(), token_id).await;
-    let checks =
-        pipeline.store().spot_checks_of(&report.token_id).map_err(|e| ApiError::internal(e.to_string()))?;
+    let report = crate::verify::verify_token(&node.chain, &node.ipfs, token_id).await;
+    let checks = node.spot_checks.of_token(token_id).await.map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(Json(TokenProvenance { report, peer_checks: PeerChecks::new(&checks) }))
 }
 
@@ -126,11 +145,11 @@ fn remote_limits(model: &AdvertisedModel) -> Value {
 }
 
 /// This node's peer id and bootstrap addresses, and its connected peers.
-async fn peers(State(pipeline): State<Arc<Pipeline>>) -> Result<Json<Value>, ApiError> {
-    let Some(network) = pipeline.network() else {
+async fn peers(State(node): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+    let Some(network) = &node.network else {
         return Ok(Json(json!({ "enabled": false, "peers": [] })));
     };
-    let internal = |e: anyhow::Error| ApiError::internal(format!("{e:#}"));
+    let internal = |e: genmint_p2p::NetworkError| ApiError::internal(e.to_string());
     Ok(Json(json!({
         "enabled": true,
         "peer_id": network.peer_id().to_string(),
@@ -139,18 +158,25 @@ async fn peers(State(pipeline): State<Arc<Pipeline>>) -> Result<Json<Value>, Api
     })))
 }
 
-async fn eip712(State(pipeline): State<Arc<Pipeline>>) -> Json<Value> {
-    Json(eip712_description(pipeline.chain_id(), pipeline.contract()))
+async fn eip712(State(node): State<Arc<ApiState>>) -> Json<Value> {
+    Json(eip712_description(node.chain.chain_id(), node.chain.address()))
 }
 
-async fn healthz(State(pipeline): State<Arc<Pipeline>>) -> Json<Value> {
+async fn healthz(State(node): State<Arc<ApiState>>) -> Json<Value> {
     Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
-        "chainId": pipeline.chain_id(),
-        "contract": pipeline.contract().to_checksum(None),
-        "operator": pipeline.operator().to_checksum(None),
-        "model": pipeline.inference().descriptor().hash.to_string(),
-        "peerId": pipeline.network().map(|n| n.peer_id().to_string()),
+        "chainId": node.chain.chain_id(),
+        "contract": node.chain.address().to_checksum(None),
+        "operator": node.jobs.operator().to_checksum(None),
+        "model": node.jobs.inference().descriptor().hash.to_string(),
+        "peerId": node.network.as_ref().map(|n| n.peer_id().to_string()),
     }))
+}
+
+/// Reads a job id from a path: 0x + 64 hex digits, any case.
+fn job_id(text: &str) -> Result<JobId, ApiError> {
+    text.parse().map_err(|e: crate::provenance::ids::IdError| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
+    })
 }

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::client::ChainClient;
 use super::error::ChainError;
 use super::mint::{MintJob, PendingMint};
+use crate::lifecycle::Tasks;
 
 /// The most jobs in one batch transaction (about 1.6 M gas for 20).
 pub const MAX_BATCH_JOBS: usize = 20;
@@ -24,17 +25,18 @@ struct Submission {
     reply: oneshot::Sender<Result<PendingMint, ChainError>>,
 }
 
-/// A cloneable handle to the batching actor; the actor stops when every handle is dropped.
+/// A cloneable handle to the batching actor; the actor stops at shutdown (after the batch it is
+/// sending) or when every handle is dropped.
 #[derive(Debug, Clone)]
 pub struct MintBatcher {
     queue: mpsc::Sender<Submission>,
 }
 
 impl MintBatcher {
-    /// Starts the actor on the current tokio runtime.
-    pub fn spawn(chain: ChainClient) -> Self {
+    /// Starts the actor as one of `tasks`.
+    pub fn spawn(chain: ChainClient, tasks: &Tasks) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(run(chain, receiver));
+        tasks.spawn(run(chain, receiver, tasks.clone()));
         Self { queue }
     }
 
@@ -48,8 +50,14 @@ impl MintBatcher {
     }
 }
 
-async fn run(chain: ChainClient, mut receiver: mpsc::Receiver<Submission>) {
-    while let Some(first) = receiver.recv().await {
+async fn run(chain: ChainClient, mut receiver: mpsc::Receiver<Submission>, tasks: Tasks) {
+    loop {
+        // A batch being sent finishes; shutdown only stops the wait for the next one.
+        let first = tokio::select! {
+            first = receiver.recv() => first,
+            () = tasks.stopping() => None,
+        };
+        let Some(first) = first else { return };
         // Let tasks woken together with the first one queue their mints too.
         tokio::task::yield_now().await;
         let mut batch = vec![first];

@@ -11,9 +11,10 @@ use alloy::primitives::{Address, B256, Bytes, Signature, U256};
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionReceipt;
 
-use super::bindings::{self, GenmintNFT};
+use super::bindings::GenmintNFT;
 use super::client::{ChainClient, ensure_success, find_receipt, wait_for_receipt};
 use super::error::ChainError;
+use crate::ipfs::Cid;
 use crate::provenance::eip712::{self, Attestation, GenerationRequest};
 
 /// A mint transaction that was accepted by the RPC but may not be mined yet.
@@ -107,7 +108,7 @@ impl ChainClient {
         node_signature: &Bytes,
     ) -> Result<PendingMint, ChainError> {
         let token_id = eip712::token_id(eip712::request_digest(request, &self.domain()));
-        let job = bindings::job(request, creator_signature, attestation, node_signature)?;
+        let job = job(request, creator_signature, attestation, node_signature)?;
         let tx_hash = self.submit("mint", self.contract.mint(job)).await?;
         tracing::info!(%tx_hash, token_id = %format_args!("{token_id:#x}"), "mint sent");
         Ok(PendingMint { tx_hash, token_id })
@@ -123,7 +124,7 @@ impl ChainClient {
             jobs.iter().map(|j| eip712::token_id(eip712::request_digest(&j.request, &domain))).collect();
         let calls = jobs
             .iter()
-            .map(|j| bindings::job(&j.request, &j.creator_signature, &j.attestation, &j.node_signature))
+            .map(|j| job(&j.request, &j.creator_signature, &j.attestation, &j.node_signature))
             .collect::<Result<Vec<_>, _>>()?;
         let tx_hash = self.submit("mintBatch", self.contract.mintBatch(calls)).await?;
         tracing::info!(%tx_hash, jobs = jobs.len(), "batch mint sent");
@@ -212,5 +213,63 @@ impl ChainClient {
             });
         }
         Ok(MintOutcome { tx_hash, block_number: receipt.block_number().unwrap_or_default(), token_id })
+    }
+}
+
+/// The contract's mint input for a signed request and a signed attestation: the attestation in
+/// the contract's compact form, the metadata CID as its sha2-256 digest (the contract rebuilds the
+/// CID) and the node's signature in ERC-2098 form (64 bytes).
+fn job(
+    request: &GenerationRequest,
+    creator_signature: &Bytes,
+    attestation: &Attestation,
+    node_signature: &Bytes,
+) -> Result<GenmintNFT::Job, ChainError> {
+    let metadata_digest = raw_block_digest(&attestation.metadataCid)
+        .ok_or_else(|| ChainError::UnsupportedMetadataCid { cid: attestation.metadataCid.clone() })?;
+    let node_signature = Signature::from_raw(node_signature)
+        .map_err(|e| ChainError::BadNodeSignature { detail: e.to_string() })?
+        .as_erc2098();
+    Ok(GenmintNFT::Job {
+        request: request.into(),
+        creatorSignature: creator_signature.clone(),
+        output: GenmintNFT::Output {
+            pixelDigest: attestation.pixelDigest,
+            metadataDigest: metadata_digest,
+            node: attestation.node,
+            imageCid: attestation.imageCid.clone(),
+        },
+        nodeSignature: GenmintNFT::CompactSignature {
+            r: B256::from_slice(&node_signature[..32]),
+            vs: B256::from_slice(&node_signature[32..]),
+        },
+    })
+}
+
+/// The sha2-256 digest inside a CIDv1 of a raw block (`bafkrei…`), the only CID form the contract
+/// stores; `None` for anything else (a dag-pb CID of a file over one chunk, another hash).
+fn raw_block_digest(cid: &str) -> Option<B256> {
+    const RAW_SHA256_PREFIX: [u8; 4] = [0x01, 0x55, 0x12, 0x20];
+    let cid: Cid = cid.parse().ok()?;
+    let bytes = cid.as_bytes();
+    (bytes.len() == 36 && bytes[..4] == RAW_SHA256_PREFIX).then(|| B256::from_slice(&bytes[4..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_block_digests_come_out_of_raw_cids_only() {
+        let digest = raw_block_digest("bafkreie3dng25gdeyvppfnll5bppa27tst52eztxbgta4noto22t6o3jta");
+        assert_eq!(
+            digest,
+            Some(alloy::primitives::b256!(
+                "0x9b1b4dae9864c55ef2b56be85ef06bf394fba2667709a60e35d376b53f3b6998"
+            ))
+        );
+        // dag-pb (a file of several chunks) and junk have no raw-block digest.
+        assert_eq!(raw_block_digest("bafybeih7gz5kvvg2zafb7vue6izhy6c4tglvwpi3rgunwdag2fidn2y6eq"), None);
+        assert_eq!(raw_block_digest("not a cid"), None);
     }
 }

@@ -142,7 +142,7 @@ pub async fn run(data_dir: &Path, args: DevArgs) -> Result<()> {
     for (index, (node, model_name, hash)) in nodes.iter().enumerate() {
         let peer = node.network.as_ref().map(|n| n.peer_id().to_string()).unwrap_or_default();
         println!("  node {}    {}  serves {model_name} {hash}", index + 1, node.url());
-        println!("            peer {peer}, operator {}", node.pipeline.operator());
+        println!("            peer {peer}, operator {}", node.jobs.operator());
     }
     println!(
         "            (genmint-emoji-32 draws 32x32 emoji-style pictures from a short prompt, e.g. \"a red apple\")"
@@ -164,7 +164,7 @@ pub async fn run(data_dir: &Path, args: DevArgs) -> Result<()> {
     tokio::signal::ctrl_c().await?;
     eprintln!("stopping");
     for (node, _, _) in nodes {
-        node.shutdown().await?;
+        node.shutdown().await;
     }
     kubo.stop().await?;
     anvil.stop().await?;

@@ -95,5 +95,6 @@ async fn run_node(data_dir: &std::path::Path) -> Result<()> {
     eprintln!("genmint node listening on {} (Ctrl-C to stop)", node.url());
     tokio::signal::ctrl_c().await?;
     eprintln!("stopping; unfinished jobs resume at the next start");
-    node.shutdown().await
+    node.shutdown().await;
+    Ok(())
 }

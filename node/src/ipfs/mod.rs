@@ -3,15 +3,19 @@
 //! Bytes go to [`ContentStore::add_and_pin`]; the store adds them under
 //! [`ImportProfile::UNIXFS_V1_2025`], and the CID it reports is accepted only if it equals the
 //! CID [`cid`] computes here from the same bytes. [`KuboClient`] is the store the product runs: a
-//! Kubo daemon reached over its RPC API on loopback.
+//! Kubo daemon reached over its RPC API on loopback; unit tests use an in-memory store.
 
 mod cid;
 mod kubo;
+#[cfg(test)]
+mod memory;
 
 use std::future::Future;
 
 pub use cid::{Cid, CidError, CidParseError, CidVersion, ImportProfile};
 pub use kubo::KuboClient;
+#[cfg(test)]
+pub use memory::MemoryStore;
 
 /// Where content is added, pinned and read back by CID.
 pub trait ContentStore {

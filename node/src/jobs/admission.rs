@@ -1,24 +1,70 @@
 //! Admission: everything checked before a request is stored, each failure with its own code and a
 //! message that tells the creator what to change.
 
-use alloy::primitives::{B256, U256};
+use alloy::primitives::U256;
 use alloy::sol_types::Eip712Domain;
 use genmint_model_runtime::{GenerationParams, ModelDescriptor, RuntimeError, SchedulerKind};
 
 use crate::provenance::eip712::{GenerationRequest, SignedRequest, recover_request_signer, request_digest};
+use crate::provenance::ids::JobId;
 
 /// Requests whose deadline is closer than this are refused: there would be no time left to mint.
 pub const MIN_DEADLINE_MARGIN_SECS: u64 = 30;
 
-/// Why a request was refused; `code` is stable for clients, the message is for people.
+/// Why a request was refused, as clients read it: a stable code per cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefusalCode {
+    InvalidPrompt,
+    PromptTooLong,
+    UnknownModel,
+    FeeTooLow,
+    OutOfRange,
+    Expired,
+    BadSignature,
+    InsufficientFunds,
+}
+
+impl RefusalCode {
+    pub const ALL: [RefusalCode; 8] = [
+        RefusalCode::InvalidPrompt,
+        RefusalCode::PromptTooLong,
+        RefusalCode::UnknownModel,
+        RefusalCode::FeeTooLow,
+        RefusalCode::OutOfRange,
+        RefusalCode::Expired,
+        RefusalCode::BadSignature,
+        RefusalCode::InsufficientFunds,
+    ];
+
+    /// The code on the wire and in the HTTP API's `{"error": {"code"}}`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalCode::InvalidPrompt => "invalid_prompt",
+            RefusalCode::PromptTooLong => "prompt_too_long",
+            RefusalCode::UnknownModel => "unknown_model",
+            RefusalCode::FeeTooLow => "fee_too_low",
+            RefusalCode::OutOfRange => "out_of_range",
+            RefusalCode::Expired => "expired",
+            RefusalCode::BadSignature => "bad_signature",
+            RefusalCode::InsufficientFunds => "insufficient_funds",
+        }
+    }
+
+    /// Whether another node may still take the request: it names this node's model or price.
+    pub fn is_local(self) -> bool {
+        matches!(self, RefusalCode::UnknownModel | RefusalCode::FeeTooLow)
+    }
+}
+
+/// Why a request was refused; the code is stable for clients, the message is for people.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Rejection {
-    pub code: &'static str,
+    pub code: RefusalCode,
     pub message: String,
 }
 
-fn reject(code: &'static str, message: impl Into<String>) -> Rejection {
+pub(super) fn reject(code: RefusalCode, message: impl Into<String>) -> Rejection {
     Rejection { code, message: message.into() }
 }
 
@@ -36,7 +82,7 @@ pub struct AdmissionContext<'a> {
 #[derive(Debug, Clone)]
 pub struct Admitted {
     /// The EIP-712 digest: job id and token id.
-    pub digest: B256,
+    pub id: JobId,
     pub params: GenerationParams,
 }
 
@@ -46,7 +92,7 @@ pub fn admit(signed: &SignedRequest, ctx: &AdmissionContext<'_>) -> Result<Admit
     check_text(request, ctx.max_prompt_bytes)?;
     if request.modelHash.0 != ctx.model.hash.0 {
         return Err(reject(
-            "unknown_model",
+            RefusalCode::UnknownModel,
             format!(
                 "this node serves model {} ({}), not {}; GET /v1/models lists what it serves",
                 ctx.model.hash, ctx.model.name, request.modelHash
@@ -55,13 +101,13 @@ pub fn admit(signed: &SignedRequest, ctx: &AdmissionContext<'_>) -> Result<Admit
     }
     if request.fee < ctx.min_fee {
         return Err(reject(
-            "fee_too_low",
+            RefusalCode::FeeTooLow,
             format!("the signed fee is {} wei; this node asks at least {} wei", request.fee, ctx.min_fee),
         ));
     }
     let params = generation_params(request, ctx.model)?;
     let digest = check_signed(signed, ctx.domain, ctx.now_unix)?;
-    Ok(Admitted { digest, params })
+    Ok(Admitted { id: digest, params })
 }
 
 /// The checks that do not depend on the model: prompt text, deadline and the creator's signature.
@@ -71,28 +117,28 @@ pub fn admit_for_forwarding(
     domain: &Eip712Domain,
     max_prompt_bytes: usize,
     now_unix: u64,
-) -> Result<B256, Rejection> {
+) -> Result<JobId, Rejection> {
     check_text(&signed.request, max_prompt_bytes)?;
     check_signed(signed, domain, now_unix)
 }
 
-fn check_signed(signed: &SignedRequest, domain: &Eip712Domain, now_unix: u64) -> Result<B256, Rejection> {
+fn check_signed(signed: &SignedRequest, domain: &Eip712Domain, now_unix: u64) -> Result<JobId, Rejection> {
     let request = &signed.request;
     if request.deadline < now_unix + MIN_DEADLINE_MARGIN_SECS {
         return Err(reject(
-            "expired",
+            RefusalCode::Expired,
             format!(
                 "deadline {} is past or less than {MIN_DEADLINE_MARGIN_SECS} s away (now {now_unix}); sign a request with a later deadline",
                 request.deadline
             ),
         ));
     }
-    let digest = request_digest(request, domain);
+    let digest = JobId(request_digest(request, domain));
     let signer = recover_request_signer(request, &signed.signature, domain)
-        .map_err(|e| reject("bad_signature", format!("the signature cannot be read: {e}")))?;
+        .map_err(|e| reject(RefusalCode::BadSignature, format!("the signature cannot be read: {e}")))?;
     if signer != request.creator {
         return Err(reject(
-            "bad_signature",
+            RefusalCode::BadSignature,
             format!(
                 "the signature is by {signer}, not by the creator {}; sign the EIP-712 request from GET /v1/eip712 with the creator's key",
                 request.creator
@@ -104,12 +150,12 @@ fn check_signed(signed: &SignedRequest, domain: &Eip712Domain, now_unix: u64) ->
 
 fn check_text(request: &GenerationRequest, max: usize) -> Result<(), Rejection> {
     if request.prompt.trim().is_empty() {
-        return Err(reject("invalid_prompt", "the prompt is empty"));
+        return Err(reject(RefusalCode::InvalidPrompt, "the prompt is empty"));
     }
     for (field, text) in [("prompt", &request.prompt), ("negativePrompt", &request.negativePrompt)] {
         if text.len() > max {
             return Err(reject(
-                "prompt_too_long",
+                RefusalCode::PromptTooLong,
                 format!("{field} is {} bytes; this node accepts at most {max}", text.len()),
             ));
         }
@@ -123,7 +169,10 @@ pub fn generation_params(
     model: &ModelDescriptor,
 ) -> Result<GenerationParams, Rejection> {
     let scheduler: SchedulerKind = request.scheduler.parse().map_err(|_| {
-        reject("out_of_range", format!("scheduler {:?} is not supported; use \"ddim\"", request.scheduler))
+        reject(
+            RefusalCode::OutOfRange,
+            format!("scheduler {:?} is not supported; use \"ddim\"", request.scheduler),
+        )
     })?;
     let params = GenerationParams {
         prompt: request.prompt.clone(),
@@ -137,9 +186,137 @@ pub fn generation_params(
     };
     model.limits.validate(&params).map_err(|e| match e {
         RuntimeError::InvalidParameter { field: "prompt" | "negative_prompt", .. } => {
-            reject("prompt_too_long", e.to_string())
+            reject(RefusalCode::PromptTooLong, e.to_string())
         }
-        other => reject("out_of_range", other.to_string()),
+        other => reject(RefusalCode::OutOfRange, other.to_string()),
     })?;
     Ok(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{Address, B256};
+    use alloy::signers::local::PrivateKeySigner;
+
+    use super::*;
+    use crate::jobs::testing::{MODEL, descriptor};
+    use crate::provenance::eip712::{domain, sign_request};
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn signed(change: impl FnOnce(&mut GenerationRequest)) -> (SignedRequest, Eip712Domain) {
+        let creator = PrivateKeySigner::random();
+        let domain = domain(31337, Address::repeat_byte(0xc0));
+        let mut request = GenerationRequest {
+            creator: creator.address(),
+            modelHash: B256::from(MODEL.0),
+            prompt: "a red square".into(),
+            negativePrompt: String::new(),
+            seed: 1,
+            width: 8,
+            height: 8,
+            steps: 2,
+            guidance: 300,
+            scheduler: "ddim".into(),
+            fee: U256::from(10),
+            nonce: U256::ZERO,
+            deadline: NOW + 3600,
+        };
+        change(&mut request);
+        let signature = sign_request(&creator, &request, &domain).unwrap();
+        (SignedRequest { request, signature }, domain)
+    }
+
+    fn admit_with(signed: &SignedRequest, domain: &Eip712Domain) -> Result<Admitted, Rejection> {
+        let model = descriptor();
+        admit(
+            signed,
+            &AdmissionContext {
+                domain,
+                model: &model,
+                max_prompt_bytes: 50,
+                min_fee: U256::from(5),
+                now_unix: NOW,
+            },
+        )
+    }
+
+    fn refusal(change: impl FnOnce(&mut GenerationRequest)) -> Rejection {
+        let (signed, domain) = signed(change);
+        admit_with(&signed, &domain).unwrap_err()
+    }
+
+    #[test]
+    fn a_good_request_is_admitted_under_its_digest() {
+        let (signed, domain) = signed(|_| {});
+        let admitted = admit_with(&signed, &domain).unwrap();
+        assert_eq!(admitted.id, JobId(request_digest(&signed.request, &domain)));
+        assert_eq!((admitted.params.width, admitted.params.guidance), (8, 3.0));
+    }
+
+    #[test]
+    fn every_refusal_has_its_code_and_says_what_to_change() {
+        let cases: [(RefusalCode, Rejection, &str); 9] = [
+            (RefusalCode::InvalidPrompt, refusal(|r| r.prompt = "  ".into()), "empty"),
+            (RefusalCode::PromptTooLong, refusal(|r| r.prompt = "x".repeat(51)), "at most 50"),
+            (RefusalCode::PromptTooLong, refusal(|r| r.negativePrompt = "x".repeat(51)), "negativePrompt"),
+            (RefusalCode::UnknownModel, refusal(|r| r.modelHash = B256::repeat_byte(9)), "GET /v1/models"),
+            (RefusalCode::FeeTooLow, refusal(|r| r.fee = U256::from(4)), "at least 5 wei"),
+            (RefusalCode::OutOfRange, refusal(|r| r.width = 64), "width 64"),
+            (RefusalCode::OutOfRange, refusal(|r| r.scheduler = "euler".into()), "\"euler\""),
+            (RefusalCode::Expired, refusal(|r| r.deadline = NOW + 10), "later deadline"),
+            (RefusalCode::OutOfRange, refusal(|r| r.steps = 11), "steps 11"),
+        ];
+        for (code, rejection, says) in cases {
+            assert_eq!(rejection.code, code, "{rejection}");
+            assert!(rejection.message.contains(says), "{code:?}: {rejection}");
+        }
+        let (mut forged, domain) = signed(|_| {});
+        forged.request.seed = 2;
+        let rejection = admit_with(&forged, &domain).unwrap_err();
+        assert_eq!(rejection.code, RefusalCode::BadSignature);
+        assert!(rejection.message.contains("not by the creator"), "{rejection}");
+        forged.signature = vec![1, 2, 3].into();
+        let rejection = admit_with(&forged, &domain).unwrap_err();
+        assert_eq!(rejection.code, RefusalCode::BadSignature);
+        assert!(rejection.message.contains("cannot be read"), "{rejection}");
+    }
+
+    #[test]
+    fn forwarding_checks_only_what_does_not_depend_on_the_model() {
+        let (signed, domain) = signed(|r| (r.modelHash, r.fee) = (B256::repeat_byte(9), U256::ZERO));
+        let id = admit_for_forwarding(&signed, &domain, 50, NOW).unwrap();
+        assert_eq!(id, JobId(request_digest(&signed.request, &domain)));
+        let (late, domain) = signed_late();
+        assert_eq!(admit_for_forwarding(&late, &domain, 50, NOW).unwrap_err().code, RefusalCode::Expired);
+    }
+
+    fn signed_late() -> (SignedRequest, Eip712Domain) {
+        signed(|r| r.deadline = NOW)
+    }
+
+    #[test]
+    fn codes_are_stable_text() {
+        let texts: Vec<&str> = RefusalCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "invalid_prompt",
+                "prompt_too_long",
+                "unknown_model",
+                "fee_too_low",
+                "out_of_range",
+                "expired",
+                "bad_signature",
+                "insufficient_funds"
+            ]
+        );
+        assert!(
+            RefusalCode::ALL.iter().filter(|c| c.is_local()).eq([
+                RefusalCode::UnknownModel,
+                RefusalCode::FeeTooLow
+            ]
+            .iter())
+        );
+    }
 }

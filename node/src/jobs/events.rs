@@ -1,29 +1,28 @@
-//! Job events for the SSE stream: every state change and every generation step, fanned out to
-//! whoever listens. Events are a view; the job store stays the source of truth.
+//! Job events: every state change and every generation step, fanned out to whoever listens (the
+//! SSE stream, the advertiser, the notifier of peers' jobs). Events are a view; the job store stays the source of truth.
 
-use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::state::JobState;
 use super::store::JobRecord;
+use crate::provenance::ids::JobId;
 
 /// How many events a slow listener may fall behind before it skips ahead.
 const CAPACITY: usize = 1024;
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum JobEvent {
     /// The job reached a new durable state; carries the whole record.
     State(Box<JobRecord>),
     /// A denoising step finished.
-    Progress { id: String, step: u32, total: u32 },
+    Progress { id: JobId, step: u32, total: u32 },
 }
 
 impl JobEvent {
-    pub fn job_id(&self) -> &str {
+    pub fn job_id(&self) -> JobId {
         match self {
-            JobEvent::State(job) => &job.id,
-            JobEvent::Progress { id, .. } => id,
+            JobEvent::State(job) => job.id,
+            JobEvent::Progress { id, .. } => *id,
         }
     }
 

@@ -1,46 +1,71 @@
-//! The SQLite job store in the node's data dir: one row per request digest, written at every state
-//! change so that a restart resumes each job where it stopped. The same database keeps the spot
-//! checks of tokens (`spot_checks`).
+//! The SQLite job store: one row per job, written at every state change so that a restart resumes
+//! each job where it stopped. Rows are parsed into typed records once, here; a row that does not
+//! parse is reported as corrupt rather than guessed at.
 
-mod spot_checks;
-
+use std::fmt;
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use alloy::primitives::{Bytes, U256};
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde::Serialize;
 
 use super::state::JobState;
+use crate::db::{Database, DbError};
+use crate::ipfs::Cid;
+use crate::provenance::ids::{JobId, PixelDigest, TxHash};
 
-/// One job as stored. `id` is the request digest (0x-hex), which is also the token id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A peer of this node, by its network identity (the libp2p peer id as text). Jobs only store and
+/// compare it; the network layer gives it meaning.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PeerRef(pub String);
+
+impl fmt::Display for PeerRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a job produced so far: the one definition the store, the API view and the job protocol
+/// use. In a state change, `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobOutputs {
+    pub pixel_digest: Option<PixelDigest>,
+    pub image_cid: Option<Cid>,
+    pub metadata_cid: Option<Cid>,
+    /// The node's EIP-712 signature over the attestation, 65 bytes.
+    pub node_signature: Option<Bytes>,
+    pub tx_hash: Option<TxHash>,
+    pub token_id: Option<U256>,
+    pub error: Option<String>,
+}
+
+impl JobOutputs {
+    /// Outputs holding only a failure's reason.
+    pub fn failure(reason: impl Into<String>) -> Self {
+        Self { error: Some(reason.into()), ..Self::default() }
+    }
+}
+
+/// One job as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRecord {
-    pub id: String,
+    pub id: JobId,
     pub state: JobState,
     /// The signed request exactly as the creator submitted it (JSON).
-    #[serde(skip)]
     pub signed_request: String,
     pub created_at: i64,
     pub updated_at: i64,
-    pub pixel_digest: Option<String>,
-    pub image_cid: Option<String>,
-    pub metadata_cid: Option<String>,
-    pub node_signature: Option<String>,
-    pub tx_hash: Option<String>,
-    pub token_id: Option<String>,
-    pub error: Option<String>,
+    pub outputs: JobOutputs,
     /// Where the job runs: here, or forwarded to a peer.
     pub route: JobRoute,
-    /// The peer id of the node running a forwarded job, once one took it.
-    pub executor: Option<String>,
-    /// The peer id of the node that forwarded this job here (its creator talks to that node).
-    pub origin: Option<String>,
+    /// The node running a forwarded job, once one took it.
+    pub executor: Option<PeerRef>,
+    /// The node that forwarded this job here (its creator talks to that node).
+    pub origin: Option<PeerRef>,
 }
 
 /// Where a job runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobRoute {
     /// This node generates, pins and mints it.
     Local,
@@ -49,24 +74,12 @@ pub enum JobRoute {
 }
 
 impl JobRoute {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             JobRoute::Local => "local",
             JobRoute::Forwarded => "forwarded",
         }
     }
-}
-
-/// The fields a state change may set; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct Outputs {
-    pub pixel_digest: Option<String>,
-    pub image_cid: Option<String>,
-    pub metadata_cid: Option<String>,
-    pub node_signature: Option<String>,
-    pub tx_hash: Option<String>,
-    pub token_id: Option<String>,
-    pub error: Option<String>,
 }
 
 /// Whether `insert` created the job or found it already there (submission is idempotent).
@@ -80,16 +93,20 @@ pub enum Inserted {
 pub enum StoreError {
     #[error("job store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("job store: {0}")]
+    Db(#[from] DbError),
     #[error("job {0} not found")]
-    NotFound(String),
+    NotFound(JobId),
     #[error("job {id} cannot move from {from} to {to}")]
-    Transition { id: String, from: JobState, to: JobState },
-    #[error("job store holds an unreadable state: {0}")]
-    Corrupt(String),
+    Transition { id: JobId, from: JobState, to: JobState },
+    #[error("job store holds an unreadable {column}: {detail}")]
+    Corrupt { column: &'static str, detail: String },
 }
 
+/// The job store; cheap to clone.
+#[derive(Clone)]
 pub struct JobStore {
-    conn: Mutex<Connection>,
+    db: Database,
 }
 
 const SCHEMA: &str = "
@@ -111,15 +128,6 @@ CREATE TABLE IF NOT EXISTS jobs (
     origin         TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
-CREATE TABLE IF NOT EXISTS spot_checks (
-    token_id   TEXT NOT NULL,
-    checker    TEXT NOT NULL,
-    checked_at INTEGER NOT NULL,
-    written    INTEGER NOT NULL,
-    spot_check TEXT NOT NULL,
-    PRIMARY KEY (token_id, checker)
-);
-CREATE INDEX IF NOT EXISTS spot_checks_written ON spot_checks(written);
 ";
 
 /// Columns added after the first schema, for stores created before them.
@@ -133,179 +141,259 @@ fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
-fn record(row: &Row<'_>) -> rusqlite::Result<(JobRecord, String)> {
-    let state: String = row.get(1)?;
-    let route: String = row.get(12)?;
-    Ok((
-        JobRecord {
-            id: row.get(0)?,
-            state: JobState::Received,
-            signed_request: row.get(2)?,
-            created_at: row.get(3)?,
-            updated_at: row.get(4)?,
-            pixel_digest: row.get(5)?,
-            image_cid: row.get(6)?,
-            metadata_cid: row.get(7)?,
-            node_signature: row.get(8)?,
-            tx_hash: row.get(9)?,
-            token_id: row.get(10)?,
-            error: row.get(11)?,
-            route: if route == JobRoute::Forwarded.as_str() { JobRoute::Forwarded } else { JobRoute::Local },
-            executor: row.get(13)?,
-            origin: row.get(14)?,
-        },
-        state,
-    ))
+/// The text columns of one row, before parsing.
+struct RawRow {
+    id: String,
+    state: String,
+    signed_request: String,
+    created_at: i64,
+    updated_at: i64,
+    outputs: [Option<String>; 7],
+    route: String,
+    executor: Option<String>,
+    origin: Option<String>,
 }
 
-fn with_state((mut job, state): (JobRecord, String)) -> Result<JobRecord, StoreError> {
-    job.state = state.parse().map_err(StoreError::Corrupt)?;
-    Ok(job)
+fn raw(row: &Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok(RawRow {
+        id: row.get(0)?,
+        state: row.get(1)?,
+        signed_request: row.get(2)?,
+        created_at: row.get(3)?,
+        updated_at: row.get(4)?,
+        outputs: [
+            row.get(5)?,
+            row.get(6)?,
+            row.get(7)?,
+            row.get(8)?,
+            row.get(9)?,
+            row.get(10)?,
+            row.get(11)?,
+        ],
+        route: row.get(12)?,
+        executor: row.get(13)?,
+        origin: row.get(14)?,
+    })
+}
+
+fn column<T: std::str::FromStr>(column: &'static str, text: Option<String>) -> Result<Option<T>, StoreError>
+where
+    T::Err: fmt::Display,
+{
+    text.map(|t| t.parse().map_err(|e: T::Err| StoreError::Corrupt { column, detail: format!("{t:?}: {e}") }))
+        .transpose()
+}
+
+impl RawRow {
+    fn parse(self) -> Result<JobRecord, StoreError> {
+        let [pixel_digest, image_cid, metadata_cid, node_signature, tx_hash, token_id, error] = self.outputs;
+        let corrupt = |column, detail: String| StoreError::Corrupt { column, detail };
+        Ok(JobRecord {
+            id: self.id.parse().map_err(|e: crate::provenance::ids::IdError| corrupt("id", e.to_string()))?,
+            state: self.state.parse().map_err(|e| corrupt("state", e))?,
+            signed_request: self.signed_request,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            outputs: JobOutputs {
+                pixel_digest: column("pixel_digest", pixel_digest)?,
+                image_cid: column("image_cid", image_cid)?,
+                metadata_cid: column("metadata_cid", metadata_cid)?,
+                node_signature: column("node_signature", node_signature)?,
+                tx_hash: column("tx_hash", tx_hash)?,
+                token_id: column("token_id", token_id)?,
+                error,
+            },
+            route: if self.route == JobRoute::Forwarded.as_str() {
+                JobRoute::Forwarded
+            } else {
+                JobRoute::Local
+            },
+            executor: self.executor.map(PeerRef),
+            origin: self.origin.map(PeerRef),
+        })
+    }
+}
+
+fn get(conn: &Connection, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1");
+    conn.query_row(&sql, params![id.to_string()], raw).optional()?.map(RawRow::parse).transpose()
+}
+
+fn get_existing(conn: &Connection, id: JobId) -> Result<JobRecord, StoreError> {
+    get(conn, id)?.ok_or(StoreError::NotFound(id))
+}
+
+fn write_state(conn: &Connection, id: JobId, to: JobState, outputs: &JobOutputs) -> Result<(), StoreError> {
+    let text = |value: Option<String>| value;
+    conn.execute(
+        "UPDATE jobs SET state = ?2, updated_at = ?3,
+            pixel_digest = COALESCE(?4, pixel_digest), image_cid = COALESCE(?5, image_cid),
+            metadata_cid = COALESCE(?6, metadata_cid), node_signature = COALESCE(?7, node_signature),
+            tx_hash = COALESCE(?8, tx_hash), token_id = COALESCE(?9, token_id), error = COALESCE(?10, error)
+         WHERE id = ?1",
+        params![
+            id.to_string(),
+            to.as_str(),
+            now(),
+            text(outputs.pixel_digest.map(|d| d.to_string())),
+            text(outputs.image_cid.as_ref().map(ToString::to_string)),
+            text(outputs.metadata_cid.as_ref().map(ToString::to_string)),
+            text(outputs.node_signature.as_ref().map(ToString::to_string)),
+            text(outputs.tx_hash.map(|t| t.to_string())),
+            text(outputs.token_id.map(|t| t.to_string())),
+            outputs.error,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Moves a job inside one transaction, if `allowed(current state)`.
+fn move_job(
+    conn: &mut Connection,
+    id: JobId,
+    to: JobState,
+    outputs: &JobOutputs,
+    allowed: impl FnOnce(JobState) -> bool,
+) -> Result<JobRecord, StoreError> {
+    let tx = conn.transaction()?;
+    let current = get_existing(&tx, id)?;
+    if !allowed(current.state) {
+        return Err(StoreError::Transition { id, from: current.state, to });
+    }
+    write_state(&tx, id, to, outputs)?;
+    let updated = get_existing(&tx, id)?;
+    tx.commit()?;
+    Ok(updated)
+}
+
+fn create_schema(conn: &mut Connection) -> Result<(), rusqlite::Error> {
+    conn.execute_batch(SCHEMA)?;
+    for (column, definition) in ADDED_COLUMNS {
+        let present: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('jobs') WHERE name = ?1",
+            params![column],
+            |row| row.get(0),
+        )?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE jobs ADD COLUMN {column} {definition}"))?;
+        }
+    }
+    Ok(())
 }
 
 impl JobStore {
-    /// Opens (or creates) the store at `path`, in WAL mode so readers never wait for the pipeline.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(SCHEMA)?;
-        for (column, definition) in ADDED_COLUMNS {
-            let present: bool = conn.query_row(
-                "SELECT COUNT(*) > 0 FROM pragma_table_info('jobs') WHERE name = ?1",
-                params![column],
-                |row| row.get(0),
-            )?;
-            if !present {
-                conn.execute_batch(&format!("ALTER TABLE jobs ADD COLUMN {column} {definition}"))?;
-            }
-        }
-        Ok(Self { conn: Mutex::new(conn) })
+    /// The job store in `db`, creating (or upgrading) its table. Blocks: call it at startup.
+    pub fn new(db: Database) -> Result<Self, StoreError> {
+        db.run_now(create_schema)?;
+        Ok(Self { db })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave a half-written row (SQLite is transactional),
-        // so a poisoned lock is still safe to use.
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Opens the database at `path` and the job store in it. Blocks.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::new(Database::open(path)?)
     }
 
     /// Stores a new job in `Received`, or returns the one already stored under this id. `origin`
     /// is the peer that forwarded it here, if any.
-    pub fn insert(
+    pub async fn insert(
         &self,
-        id: &str,
-        signed_request: &str,
+        id: JobId,
+        signed_request: String,
         route: JobRoute,
-        origin: Option<&str>,
+        origin: Option<PeerRef>,
     ) -> Result<Inserted, StoreError> {
-        let conn = self.conn();
-        let t = now();
-        let added = conn.execute(
-            "INSERT OR IGNORE INTO jobs (id, state, signed_request, created_at, updated_at, route, origin)
-             VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
-            params![id, JobState::Received.as_str(), signed_request, t, route.as_str(), origin],
-        )?;
-        let job = Self::get_locked(&conn, id)?.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
-        Ok(if added == 1 { Inserted::New(job) } else { Inserted::Existing(job) })
+        self.db
+            .run(move |conn| {
+                let added = conn.execute(
+                    "INSERT OR IGNORE INTO jobs (id, state, signed_request, created_at, updated_at, route, origin)
+                     VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
+                    params![
+                        id.to_string(),
+                        JobState::Received.as_str(),
+                        signed_request,
+                        now(),
+                        route.as_str(),
+                        origin.map(|o| o.0)
+                    ],
+                )?;
+                let job = get_existing(conn, id)?;
+                Ok(if added == 1 { Inserted::New(job) } else { Inserted::Existing(job) })
+            })
+            .await
     }
 
-    pub fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
-        Self::get_locked(&self.conn(), id)
-    }
-
-    fn get_locked(conn: &Connection, id: &str) -> Result<Option<JobRecord>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = ?1");
-        conn.query_row(&sql, params![id], record).optional()?.map(with_state).transpose()
+    pub async fn get(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        self.db.run(move |conn| get(conn, id)).await
     }
 
     /// Moves a job to `to`, setting the given outputs, if the move is allowed from its current state.
-    pub fn transition(&self, id: &str, to: JobState, outputs: Outputs) -> Result<JobRecord, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let current = Self::get_locked(&tx, id)?.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
-        if !current.state.allows(to) {
-            return Err(StoreError::Transition { id: id.to_owned(), from: current.state, to });
-        }
-        Self::write_state(&tx, id, to, outputs)?;
-        let updated = Self::get_locked(&tx, id)?.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
-        tx.commit()?;
-        Ok(updated)
-    }
-
-    fn write_state(conn: &Connection, id: &str, to: JobState, outputs: Outputs) -> Result<(), StoreError> {
-        conn.execute(
-            "UPDATE jobs SET state = ?2, updated_at = ?3,
-                pixel_digest = COALESCE(?4, pixel_digest), image_cid = COALESCE(?5, image_cid),
-                metadata_cid = COALESCE(?6, metadata_cid), node_signature = COALESCE(?7, node_signature),
-                tx_hash = COALESCE(?8, tx_hash), token_id = COALESCE(?9, token_id), error = COALESCE(?10, error)
-             WHERE id = ?1",
-            params![
-                id,
-                to.as_str(),
-                now(),
-                outputs.pixel_digest,
-                outputs.image_cid,
-                outputs.metadata_cid,
-                outputs.node_signature,
-                outputs.tx_hash,
-                outputs.token_id,
-                outputs.error
-            ],
-        )?;
-        Ok(())
+    pub async fn transition(
+        &self,
+        id: JobId,
+        to: JobState,
+        outputs: JobOutputs,
+    ) -> Result<JobRecord, StoreError> {
+        self.db.run(move |conn| move_job(conn, id, to, &outputs, |from| from.allows(to))).await
     }
 
     /// Records the state a forwarded job reached at its executor. The executor is the source of
     /// truth, so any move is taken except out of a terminal state.
-    pub fn mirror(&self, id: &str, to: JobState, outputs: Outputs) -> Result<JobRecord, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let current = Self::get_locked(&tx, id)?.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
-        if current.state.is_terminal() {
-            return Err(StoreError::Transition { id: id.to_owned(), from: current.state, to });
-        }
-        Self::write_state(&tx, id, to, outputs)?;
-        let updated = Self::get_locked(&tx, id)?.ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
-        tx.commit()?;
-        Ok(updated)
+    pub async fn mirror(
+        &self,
+        id: JobId,
+        to: JobState,
+        outputs: JobOutputs,
+    ) -> Result<JobRecord, StoreError> {
+        self.db.run(move |conn| move_job(conn, id, to, &outputs, |from| !from.is_terminal())).await
     }
 
     /// Sets (or clears, for a fail-over) the peer running a forwarded job.
-    pub fn set_executor(&self, id: &str, executor: Option<&str>) -> Result<JobRecord, StoreError> {
-        let conn = self.conn();
-        conn.execute(
-            "UPDATE jobs SET executor = ?2, updated_at = ?3 WHERE id = ?1",
-            params![id, executor, now()],
-        )?;
-        Self::get_locked(&conn, id)?.ok_or_else(|| StoreError::NotFound(id.to_owned()))
+    pub async fn set_executor(&self, id: JobId, executor: Option<PeerRef>) -> Result<JobRecord, StoreError> {
+        self.db
+            .run(move |conn| {
+                conn.execute(
+                    "UPDATE jobs SET executor = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![id.to_string(), executor.map(|e| e.0), now()],
+                )?;
+                get_existing(conn, id)
+            })
+            .await
     }
 
     /// Every job that still has work to do, oldest first.
-    pub fn unfinished(&self) -> Result<Vec<JobRecord>, StoreError> {
-        let conn = self.conn();
-        let sql = format!(
-            "SELECT {COLUMNS} FROM jobs WHERE state NOT IN ('minted', 'failed', 'cancelled', 'expired') \
-             ORDER BY created_at, id"
-        );
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map([], record)?.collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter().map(with_state).collect()
+    pub async fn unfinished(&self) -> Result<Vec<JobRecord>, StoreError> {
+        self.db
+            .run(|conn| {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM jobs WHERE state NOT IN ('minted', 'failed', 'cancelled', 'expired') \
+                     ORDER BY created_at, id"
+                );
+                let mut statement = conn.prepare(&sql)?;
+                let rows = statement.query_map([], raw)?.collect::<Result<Vec<_>, _>>()?;
+                rows.into_iter().map(RawRow::parse).collect()
+            })
+            .await
     }
 
     /// How many jobs wait for or use this node's generator.
-    pub fn queued(&self) -> Result<usize, StoreError> {
-        let conn = self.conn();
-        let n: i64 = conn.query_row(
-            "SELECT COUNT(*) FROM jobs WHERE route = 'local' AND state IN ('received', 'queued', 'generating')",
-            [],
-            |row| row.get(0),
-        )?;
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    pub async fn queued(&self) -> Result<usize, StoreError> {
+        self.db
+            .run(|conn| {
+                let n: i64 = conn.query_row(
+                    "SELECT COUNT(*) FROM jobs WHERE route = 'local' AND state IN ('received', 'queued', 'generating')",
+                    [],
+                    |row| row.get(0),
+                )?;
+                Ok(usize::try_from(n).unwrap_or(usize::MAX))
+            })
+            .await
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use alloy::primitives::B256;
+
     use super::*;
 
     fn store() -> (tempfile::TempDir, JobStore) {
@@ -314,85 +402,117 @@ mod tests {
         (dir, store)
     }
 
-    #[test]
-    fn insert_is_idempotent() {
+    fn id(byte: u8) -> JobId {
+        JobId(B256::repeat_byte(byte))
+    }
+
+    #[tokio::test]
+    async fn insert_is_idempotent() {
         let (_dir, store) = store();
-        assert!(matches!(store.insert("0xaa", "{}", JobRoute::Local, None).unwrap(), Inserted::New(_)));
-        match store.insert("0xaa", "{\"other\":1}", JobRoute::Local, None).unwrap() {
+        assert!(matches!(
+            store.insert(id(0xaa), "{}".into(), JobRoute::Local, None).await.unwrap(),
+            Inserted::New(_)
+        ));
+        match store.insert(id(0xaa), "{\"other\":1}".into(), JobRoute::Local, None).await.unwrap() {
             Inserted::Existing(job) => assert_eq!(job.signed_request, "{}"),
             Inserted::New(_) => panic!("second insert created a job"),
         }
     }
 
-    #[test]
-    fn transitions_keep_outputs_and_refuse_illegal_moves() {
+    #[tokio::test]
+    async fn transitions_keep_typed_outputs_and_refuse_illegal_moves() {
         let (_dir, store) = store();
-        store.insert("0xaa", "{}", JobRoute::Local, None).unwrap();
-        store.transition("0xaa", JobState::Queued, Outputs::default()).unwrap();
-        store.transition("0xaa", JobState::Generating, Outputs::default()).unwrap();
-        let outputs = Outputs { pixel_digest: Some("0x01".into()), ..Outputs::default() };
-        store.transition("0xaa", JobState::Generated, outputs).unwrap();
-        let pinned = Outputs { image_cid: Some("bafk".into()), ..Outputs::default() };
-        let job = store.transition("0xaa", JobState::Pinned, pinned).unwrap();
-        assert_eq!(job.pixel_digest.as_deref(), Some("0x01"));
-        assert_eq!(job.image_cid.as_deref(), Some("bafk"));
-        let err = store.transition("0xaa", JobState::Queued, Outputs::default()).unwrap_err();
+        let job = id(0xaa);
+        store.insert(job, "{}".into(), JobRoute::Local, None).await.unwrap();
+        store.transition(job, JobState::Queued, JobOutputs::default()).await.unwrap();
+        store.transition(job, JobState::Generating, JobOutputs::default()).await.unwrap();
+        let digest = PixelDigest(B256::repeat_byte(1));
+        let outputs = JobOutputs { pixel_digest: Some(digest), ..JobOutputs::default() };
+        store.transition(job, JobState::Generated, outputs).await.unwrap();
+        let cid = Cid::raw_sha256(b"image");
+        let pinned = JobOutputs {
+            image_cid: Some(cid.clone()),
+            node_signature: Some(Bytes::from(vec![7; 65])),
+            ..JobOutputs::default()
+        };
+        let record = store.transition(job, JobState::Pinned, pinned).await.unwrap();
+        assert_eq!(record.outputs.pixel_digest, Some(digest));
+        assert_eq!(record.outputs.image_cid, Some(cid));
+        assert_eq!(record.outputs.node_signature, Some(Bytes::from(vec![7; 65])));
+        let err = store.transition(job, JobState::Queued, JobOutputs::default()).await.unwrap_err();
         assert!(matches!(err, StoreError::Transition { .. }), "{err}");
     }
 
-    #[test]
-    fn survives_reopen_and_lists_unfinished_work() {
+    #[tokio::test]
+    async fn survives_reopen_and_lists_unfinished_work() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("jobs.sqlite");
         {
             let store = JobStore::open(&path).unwrap();
-            store.insert("0x01", "{}", JobRoute::Local, None).unwrap();
-            store.insert("0x02", "{}", JobRoute::Local, Some("peer")).unwrap();
-            store
-                .transition(
-                    "0x02",
-                    JobState::Failed,
-                    Outputs { error: Some("x".into()), ..Outputs::default() },
-                )
-                .unwrap();
+            store.insert(id(1), "{}".into(), JobRoute::Local, None).await.unwrap();
+            store.insert(id(2), "{}".into(), JobRoute::Local, Some(PeerRef("peer".into()))).await.unwrap();
+            store.transition(id(2), JobState::Failed, JobOutputs::failure("x")).await.unwrap();
         }
         let store = JobStore::open(&path).unwrap();
-        let open: Vec<_> = store.unfinished().unwrap().into_iter().map(|j| j.id).collect();
-        assert_eq!(open, vec!["0x01".to_string()]);
-        assert_eq!(store.get("0x02").unwrap().unwrap().error.as_deref(), Some("x"));
-        assert_eq!(store.queued().unwrap(), 1);
+        let open: Vec<_> = store.unfinished().await.unwrap().into_iter().map(|j| j.id).collect();
+        assert_eq!(open, vec![id(1)]);
+        let failed = store.get(id(2)).await.unwrap().unwrap();
+        assert_eq!(
+            (failed.outputs.error.as_deref(), failed.origin),
+            (Some("x"), Some(PeerRef("peer".into())))
+        );
+        assert_eq!(store.queued().await.unwrap(), 1);
     }
 
-    #[test]
-    fn forwarded_jobs_mirror_their_executor_and_do_not_count_as_local_work() {
+    #[tokio::test]
+    async fn forwarded_jobs_mirror_their_executor_and_do_not_count_as_local_work() {
         let (_dir, store) = store();
-        store.insert("0xbb", "{}", JobRoute::Forwarded, None).unwrap();
-        assert_eq!(store.queued().unwrap(), 0);
-        let job = store.set_executor("0xbb", Some("12D3KooWPeer")).unwrap();
-        assert_eq!((job.route, job.executor.as_deref()), (JobRoute::Forwarded, Some("12D3KooWPeer")));
+        let job = id(0xbb);
+        store.insert(job, "{}".into(), JobRoute::Forwarded, None).await.unwrap();
+        assert_eq!(store.queued().await.unwrap(), 0);
+        let peer = PeerRef("12D3KooWPeer".into());
+        let record = store.set_executor(job, Some(peer.clone())).await.unwrap();
+        assert_eq!((record.route, record.executor), (JobRoute::Forwarded, Some(peer)));
         // The executor may report any state, even one that skips ahead or starts over.
-        store.mirror("0xbb", JobState::Generating, Outputs::default()).unwrap();
-        store.mirror("0xbb", JobState::Received, Outputs::default()).unwrap();
-        let done = Outputs { token_id: Some("7".into()), ..Outputs::default() };
-        assert_eq!(store.mirror("0xbb", JobState::Minted, done).unwrap().token_id.as_deref(), Some("7"));
-        assert!(store.mirror("0xbb", JobState::Failed, Outputs::default()).is_err(), "terminal is final");
+        store.mirror(job, JobState::Generating, JobOutputs::default()).await.unwrap();
+        store.mirror(job, JobState::Received, JobOutputs::default()).await.unwrap();
+        let done = JobOutputs { token_id: Some(U256::from(7)), ..JobOutputs::default() };
+        assert_eq!(
+            store.mirror(job, JobState::Minted, done).await.unwrap().outputs.token_id,
+            Some(U256::from(7))
+        );
+        assert!(
+            store.mirror(job, JobState::Failed, JobOutputs::default()).await.is_err(),
+            "terminal is final"
+        );
     }
 
-    #[test]
-    fn a_store_from_before_routing_gains_the_new_columns() {
+    #[tokio::test]
+    async fn a_corrupt_row_is_reported_not_guessed() {
+        let (dir, store) = store();
+        store.insert(id(3), "{}".into(), JobRoute::Local, None).await.unwrap();
+        let conn = Connection::open(dir.path().join("jobs.sqlite")).unwrap();
+        conn.execute("UPDATE jobs SET tx_hash = 'nonsense'", []).unwrap();
+        let err = store.get(id(3)).await.unwrap_err();
+        assert!(err.to_string().contains("tx_hash"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_store_from_before_routing_gains_the_new_columns() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("jobs.sqlite");
         let old = Connection::open(&path).unwrap();
-        old.execute_batch(
+        old.execute_batch(&format!(
             "CREATE TABLE jobs (id TEXT PRIMARY KEY, state TEXT NOT NULL, signed_request TEXT NOT NULL,
              created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, pixel_digest TEXT, image_cid TEXT,
              metadata_cid TEXT, node_signature TEXT, tx_hash TEXT, token_id TEXT, error TEXT);
-             INSERT INTO jobs (id, state, signed_request, created_at, updated_at) VALUES ('0x01', 'queued', '{}', 1, 1);",
-        )
+             INSERT INTO jobs (id, state, signed_request, created_at, updated_at) VALUES ('{}', 'queued', '{{}}', 1, 1);",
+            id(1)
+        ))
         .unwrap();
         drop(old);
         let store = JobStore::open(&path).unwrap();
-        let job = store.get("0x01").unwrap().unwrap();
+        let job = store.get(id(1)).await.unwrap().unwrap();
         assert_eq!(
             (job.state, job.route, job.executor, job.origin),
             (JobState::Queued, JobRoute::Local, None, None)

@@ -6,7 +6,6 @@
 use alloy::primitives::{Address, Signature};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
-use anyhow::{Context, Result};
 use genmint_p2p::advert::{Advert, AdvertVerifier, binding_message};
 
 /// Signs the binding of `peer_id` to the operator on the deployment `(chain_id, contract)`.
@@ -15,10 +14,9 @@ pub fn sign_binding(
     peer_id: &str,
     chain_id: u64,
     contract: Address,
-) -> Result<String> {
+) -> Result<String, alloy::signers::Error> {
     let message = binding_message(peer_id, chain_id, &contract.to_string());
-    let signature = operator.sign_message_sync(message.as_bytes()).context("signing the operator binding")?;
-    Ok(signature.to_string())
+    Ok(operator.sign_message_sync(message.as_bytes())?.to_string())
 }
 
 /// Accepts adverts for this deployment whose binding signature recovers to their operator.

@@ -3,37 +3,57 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use std::path::PathBuf;
+
 use genmint_p2p::Keypair;
 
 /// The file name of the peer key inside the data dir.
 pub const PEER_KEY_FILE: &str = "peer.key";
 
+/// Why the peer key could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("{path:?} is not a libp2p key; move it away to get a new peer id")]
+    NotAKey { path: PathBuf },
+    #[error("encoding the new peer key: {0}")]
+    Encode(String),
+    #[error("{action} {path:?}: {source}")]
+    File {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn file_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> IdentityError + 'a {
+    move |source| IdentityError::File { action, path: path.to_owned(), source }
+}
+
 /// Reads the peer key from the data dir, creating it (mode 0600) on first use.
-pub fn load_or_create(data_dir: &Path) -> Result<Keypair> {
+pub fn load_or_create(data_dir: &Path) -> Result<Keypair, IdentityError> {
     let path = data_dir.join(PEER_KEY_FILE);
     match std::fs::read(&path) {
-        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes)
-            .with_context(|| format!("{path:?} is not a libp2p key; move it away to get a new peer id")),
+        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|_| IdentityError::NotAKey { path }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let keypair = Keypair::generate_ed25519();
-            let bytes = keypair.to_protobuf_encoding().context("encoding the new peer key")?;
+            let bytes = keypair.to_protobuf_encoding().map_err(|e| IdentityError::Encode(e.to_string()))?;
             write_private(&path, &bytes)?;
             tracing::info!(peer = %keypair.public().to_peer_id(), path = %path.display(), "created peer key");
             Ok(keypair)
         }
-        Err(e) => Err(e).with_context(|| format!("reading {path:?}")),
+        Err(e) => Err(file_error("reading", &path)(e)),
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).with_context(|| format!("creating {path:?}"))?;
-    file.write_all(bytes).with_context(|| format!("writing {path:?}"))
+    let mut file = options.open(path).map_err(file_error("creating", path))?;
+    file.write_all(bytes).map_err(file_error("writing", path))
 }
 
 #[cfg(test)]

@@ -1,29 +1,27 @@
-//! Answers peers' job-protocol requests: run a forwarded job here, report or cancel a job, and take
-//! the state updates of jobs this node forwarded. Peers' spot checks go on to their own task.
-
-use std::sync::Arc;
+//! Answers peers' job-protocol requests through the narrow [`PeerJobs`] interface: run a forwarded
+//! job here, report or cancel a job, and take the state updates of jobs this node forwarded.
+//! Peers' spot checks go on to their own task.
 
 use genmint_p2p::spot_check::ReceivedSpotCheck;
 use genmint_p2p::wire::{JobRequest, JobResponse};
-use genmint_p2p::{InboundJob, NetworkEvent};
+use genmint_p2p::{InboundJob, NetworkEvent, PeerId};
 use tokio::sync::mpsc;
 
-use super::notifier::status_of;
-use crate::jobs::pipeline::{Pipeline, SubmitError};
-use crate::jobs::remote;
+use super::status::{from_wire, to_wire};
+use crate::jobs::{PeerCancelError, PeerJobs, PeerRef, SubmitError};
 use crate::provenance::eip712::SignedRequest;
+use crate::provenance::ids::JobId;
 
 /// Handles network events until the swarm stops.
 pub async fn serve(
-    pipeline: Arc<Pipeline>,
+    jobs: &dyn PeerJobs,
     mut events: mpsc::Receiver<NetworkEvent>,
     spot_checks: mpsc::Sender<Box<ReceivedSpotCheck>>,
 ) {
     while let Some(event) = events.recv().await {
         match event {
             NetworkEvent::InboundJob(InboundJob { peer, request, responder }) => {
-                let response = answer(&pipeline, peer, request).await;
-                responder.respond(response);
+                responder.respond(answer(jobs, peer, request).await);
             }
             NetworkEvent::PeerConnected(peer) => tracing::debug!(%peer, "peer connected"),
             NetworkEvent::PeerDisconnected(peer) => tracing::debug!(%peer, "peer disconnected"),
@@ -44,51 +42,69 @@ fn error(code: &str, message: impl Into<String>) -> JobResponse {
     JobResponse::Error { code: code.into(), message: message.into() }
 }
 
-async fn answer(pipeline: &Arc<Pipeline>, peer: genmint_p2p::PeerId, request: JobRequest) -> JobResponse {
+/// One request's answer.
+pub async fn answer(jobs: &dyn PeerJobs, peer: PeerId, request: JobRequest) -> JobResponse {
+    let peer = PeerRef(peer.to_string());
     match request {
-        JobRequest::Submit { job_id, signed_request } => {
-            let signed: SignedRequest = match serde_json::from_str(&signed_request) {
-                Ok(signed) => signed,
-                Err(e) => {
-                    let message = format!("the signed request is not readable: {e}");
-                    return JobResponse::Rejected { job_id, code: "bad_request".into(), message };
-                }
-            };
-            match pipeline.submit_from_peer(&signed, &peer.to_string()).await {
-                Ok((job, _)) if job.id == job_id => JobResponse::Accepted { job_id },
-                Ok((job, _)) => JobResponse::Rejected {
-                    job_id,
-                    code: "bad_request".into(),
-                    message: format!("the request's digest is {}, not the job id sent", job.id),
-                },
-                Err(SubmitError::Rejected(r)) => {
-                    JobResponse::Rejected { job_id, code: r.code.into(), message: r.message }
-                }
-                Err(e @ SubmitError::Busy(_)) => {
-                    JobResponse::Rejected { job_id, code: "busy".into(), message: e.to_string() }
-                }
-                Err(e @ SubmitError::Store(_)) => error("internal", e.to_string()),
-            }
-        }
-        JobRequest::Status { job_id } => match pipeline.store().get(&job_id) {
-            Ok(Some(job)) => JobResponse::Status(status_of(&job)),
-            Ok(None) => error("not_found", format!("job {job_id} is unknown here")),
-            Err(e) => error("internal", e.to_string()),
+        JobRequest::Submit { job_id, signed_request } => submit(jobs, &peer, job_id, &signed_request).await,
+        JobRequest::Status { job_id } => match job_id.parse() {
+            Ok(id) => status(jobs, id).await,
+            Err(e) => unreadable_id(e),
         },
-        JobRequest::Cancel { job_id } => match pipeline.store().get(&job_id) {
-            Ok(Some(job)) if job.origin.as_deref() == Some(peer.to_string().as_str()) => {
-                match pipeline.cancel_here(&job_id) {
-                    Ok(job) => JobResponse::Status(status_of(&job)),
-                    Err(e) => error("cannot_cancel", e.to_string()),
-                }
-            }
-            Ok(Some(_)) => error("forbidden", "only the node that forwarded a job may cancel it"),
-            Ok(None) => error("not_found", format!("job {job_id} is unknown here")),
-            Err(e) => error("internal", e.to_string()),
+        JobRequest::Cancel { job_id } => match job_id.parse() {
+            Ok(id) => cancel(jobs, &peer, id).await,
+            Err(e) => unreadable_id(e),
         },
-        JobRequest::Update(status) => match remote::apply(pipeline, peer, status) {
-            Ok(()) => JobResponse::Ack,
-            Err(message) => error("rejected", message),
+        JobRequest::Update(status) => match from_wire(status) {
+            Ok(status) => match jobs.update(&peer, status).await {
+                Ok(()) => JobResponse::Ack,
+                Err(e) => error("rejected", e.to_string()),
+            },
+            Err(e) => error("rejected", e.to_string()),
         },
+    }
+}
+
+fn unreadable_id(e: crate::provenance::ids::IdError) -> JobResponse {
+    error("bad_request", e.to_string())
+}
+
+async fn submit(jobs: &dyn PeerJobs, peer: &PeerRef, job_id: String, signed_request: &str) -> JobResponse {
+    let rejected = |job_id: String, code: &str, message: String| JobResponse::Rejected {
+        job_id,
+        code: code.into(),
+        message,
+    };
+    let signed: SignedRequest = match serde_json::from_str(signed_request) {
+        Ok(signed) => signed,
+        Err(e) => return rejected(job_id, "bad_request", format!("the signed request is not readable: {e}")),
+    };
+    match jobs.submit(&signed, peer.clone()).await {
+        Ok(job) if job.id.to_string() == job_id.to_lowercase() => JobResponse::Accepted { job_id },
+        Ok(job) => rejected(
+            job_id,
+            "bad_request",
+            format!("the request's digest is {}, not the job id sent", job.id),
+        ),
+        Err(SubmitError::Rejected(r)) => rejected(job_id, r.code.as_str(), r.message),
+        Err(e @ SubmitError::Busy(_)) => rejected(job_id, "busy", e.to_string()),
+        Err(e @ SubmitError::Store(_)) => error("internal", e.to_string()),
+    }
+}
+
+async fn status(jobs: &dyn PeerJobs, id: JobId) -> JobResponse {
+    match jobs.job(id).await {
+        Ok(Some(job)) => JobResponse::Status(to_wire(&job, None)),
+        Ok(None) => error("not_found", format!("job {id} is unknown here")),
+        Err(e) => error("internal", e.to_string()),
+    }
+}
+
+async fn cancel(jobs: &dyn PeerJobs, peer: &PeerRef, id: JobId) -> JobResponse {
+    match jobs.cancel(id, peer).await {
+        Ok(job) => JobResponse::Status(to_wire(&job, None)),
+        Err(e @ PeerCancelError::NotFound(_)) => error("not_found", e.to_string()),
+        Err(e @ PeerCancelError::Forbidden) => error("forbidden", e.to_string()),
+        Err(PeerCancelError::Store(e)) => error("cannot_cancel", e.to_string()),
     }
 }

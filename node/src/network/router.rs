@@ -11,17 +11,7 @@ use alloy::primitives::U256;
 use genmint_p2p::PeerId;
 use genmint_p2p::advert::Advert;
 
-/// What a job needs from the node that runs it.
-#[derive(Debug, Clone)]
-pub struct Need {
-    /// 0x-prefixed model hash.
-    pub model_hash: String,
-    pub width: u32,
-    pub height: u32,
-    pub steps: u32,
-    /// The most the creator signed to pay.
-    pub fee: U256,
-}
+use crate::jobs::Need;
 
 /// A peer able to take the job, as its advert describes it.
 #[derive(Debug, Clone)]
@@ -37,8 +27,9 @@ impl Offer {
     }
 
     fn serves(&self, need: &Need) -> bool {
+        let model_hash = need.model_hash.to_string();
         self.advert.models.iter().any(|m| {
-            m.hash.eq_ignore_ascii_case(&need.model_hash)
+            m.hash.eq_ignore_ascii_case(&model_hash)
                 && need.width <= m.max_width
                 && need.height <= m.max_height
                 && need.steps <= m.max_steps
@@ -71,7 +62,9 @@ mod tests {
 
     use super::*;
 
-    const MODEL: &str = "0xaaaa";
+    use genmint_model_runtime::ModelHash;
+
+    const MODEL: ModelHash = ModelHash([0xaa; 32]);
 
     fn offer(price: u64, queue: u32, capacity: u32, rtt_ms: Option<u64>) -> Offer {
         Offer {
@@ -83,7 +76,7 @@ mod tests {
                 contract: String::new(),
                 binding_signature: String::new(),
                 models: vec![AdvertisedModel {
-                    hash: MODEL.into(),
+                    hash: MODEL.to_string().to_uppercase().replace("0X", "0x"),
                     name: "m".into(),
                     kind: "pixel_minilm".into(),
                     max_width: 64,
@@ -103,13 +96,7 @@ mod tests {
     }
 
     fn need(fee: u64) -> Need {
-        Need {
-            model_hash: MODEL.to_uppercase().replace("0X", "0x"),
-            width: 32,
-            height: 32,
-            steps: 20,
-            fee: U256::from(fee),
-        }
+        Need { model_hash: MODEL, width: 32, height: 32, steps: 20, fee: U256::from(fee) }
     }
 
     #[test]
@@ -127,7 +114,7 @@ mod tests {
     #[test]
     fn refuses_wrong_model_limits_full_nodes_and_prices_above_the_fee() {
         let mut other_model = offer(0, 0, 5, None);
-        other_model.advert.models[0].hash = "0xbbbb".into();
+        other_model.advert.models[0].hash = ModelHash([0xbb; 32]).to_string();
         let full = offer(0, 3, 0, None);
         let too_dear = offer(11, 0, 5, None);
         let mut unpriced = offer(0, 0, 5, None);

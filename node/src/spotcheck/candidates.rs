@@ -8,12 +8,13 @@ use std::collections::{HashSet, VecDeque};
 use std::hash::BuildHasher;
 
 use alloy::primitives::{Address, B256, U256};
-use anyhow::Result;
 use genmint_model_runtime::GenerationParams;
 use genmint_p2p::spot_check::CheckEnvelope;
 
+use super::{SpotCheckParts, SpotCheckStoreError};
+use crate::chain::ChainError;
+use crate::ipfs::ContentStore;
 use crate::jobs::admission;
-use crate::jobs::pipeline::Pipeline;
 use crate::provenance::eip712::{GenerationRequest, request_digest, token_id};
 use crate::provenance::metadata::TokenMetadata;
 use crate::verify::{self, FetchError};
@@ -26,6 +27,16 @@ const MAX_RECENT_TOKENS: usize = 256;
 const MAX_LOOKS_PER_ROUND: usize = 8;
 /// Tokens remembered as not for this node (another model, minted here, unreadable).
 const MAX_PASSED_OVER: usize = 4096;
+
+/// Why no candidate could be looked for.
+#[derive(Debug, thiserror::Error)]
+pub enum CandidatesError {
+    #[error("listing recent mints: {0}")]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Store(#[from] SpotCheckStoreError),
+}
+
 /// A token this node can re-generate, with what its mint attested.
 pub struct Candidate {
     pub token_id: U256,
@@ -55,21 +66,22 @@ pub struct Candidates {
 
 impl Candidates {
     /// The next token to check, or `None` when no recent mint is left for this node to check.
-    pub async fn next(&mut self, pipeline: &Pipeline) -> Result<Option<Candidate>> {
-        let minted = pipeline.chain().recently_minted(RECENT_BLOCKS).await?;
-        let checker = pipeline.operator().to_string();
+    pub async fn next<S: ContentStore + Sync>(
+        &mut self,
+        parts: &SpotCheckParts<S>,
+    ) -> Result<Option<Candidate>, CandidatesError> {
+        let minted = parts.chain.recently_minted(RECENT_BLOCKS).await?;
+        let checker = parts.operator.address();
         let mut tokens = Vec::new();
         for token in minted.into_iter().rev().take(MAX_RECENT_TOKENS) {
-            if !self.passed_over.contains(&token)
-                && !pipeline.store().has_spot_check(&token_hex(token), &checker)?
-            {
+            if !self.passed_over.contains(&token) && !parts.checks.has_check(token, checker).await? {
                 tokens.push(token);
             }
         }
         let order = RandomState::new();
         tokens.sort_by_key(|token| order.hash_one(token));
         for token in tokens.into_iter().take(MAX_LOOKS_PER_ROUND) {
-            match look(pipeline, token).await {
+            match look(parts, token).await {
                 Ok(candidate) => return Ok(Some(candidate)),
                 Err(Pass::NotForUs(reason)) => {
                     tracing::debug!(token = %token_hex(token), reason, "not a token for this node to check");
@@ -101,25 +113,25 @@ pub fn token_hex(token: U256) -> String {
     B256::from(token).to_string()
 }
 
-async fn look(pipeline: &Pipeline, token: U256) -> Result<Candidate, Pass> {
-    let chain = pipeline.chain();
-    let not_now = |e: crate::chain::ChainError| Pass::NotNow(e.to_string());
+async fn look<S: ContentStore + Sync>(parts: &SpotCheckParts<S>, token: U256) -> Result<Candidate, Pass> {
+    let chain = &parts.chain;
+    let not_now = |e: ChainError| Pass::NotNow(e.to_string());
     let not_for_us = |reason: String| Pass::NotForUs(reason);
     let record =
         chain.provenance(token).await.map_err(not_now)?.ok_or(Pass::NotForUs("no chain record".into()))?;
-    if record.node == pipeline.operator() {
+    if record.node == parts.operator.address() {
         return Err(not_for_us("minted by this node".into()));
     }
-    let bytes = fetch_checked(pipeline, &record.metadata_cid).await?;
+    let bytes = fetch_checked(&parts.content, &record.metadata_cid).await?;
     let metadata: TokenMetadata =
         serde_json::from_slice(&bytes).map_err(|e| not_for_us(format!("not genmint metadata: {e}")))?;
     let request: GenerationRequest = serde_json::from_value(metadata.provenance.request)
         .map_err(|e| not_for_us(format!("the metadata's request is unreadable: {e}")))?;
-    let model = pipeline.inference().descriptor();
+    let model = parts.inference.descriptor();
     if request.modelHash.0 != model.hash.0 {
         return Err(not_for_us(format!("model {}, this node serves {}", request.modelHash, model.hash)));
     }
-    if token_id(request_digest(&request, pipeline.domain())) != token {
+    if token_id(request_digest(&request, &parts.domain)) != token {
         return Err(not_for_us(
             "the metadata's request is not the minted one (`genmint verify` says more)".into(),
         ));
@@ -143,8 +155,8 @@ async fn look(pipeline: &Pipeline, token: U256) -> Result<Candidate, Pass> {
 }
 
 /// The metadata bytes behind `cid`, accepted only if they hash to it.
-async fn fetch_checked(pipeline: &Pipeline, cid: &str) -> Result<Vec<u8>, Pass> {
-    verify::fetch_checked(pipeline.ipfs(), cid, verify::MAX_METADATA_BYTES).await.map_err(|e| match e {
+async fn fetch_checked(content: &(impl ContentStore + Sync), cid: &str) -> Result<Vec<u8>, Pass> {
+    verify::fetch_checked(content, cid, verify::MAX_METADATA_BYTES).await.map_err(|e| match e {
         FetchError::Ipfs(e) => Pass::NotNow(e.to_string()),
         other => Pass::NotForUs(other.to_string()),
     })

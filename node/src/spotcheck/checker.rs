@@ -9,25 +9,24 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alloy::primitives::B256;
-use alloy::signers::local::PrivateKeySigner;
-use anyhow::{Context, Result};
 use genmint_model_runtime::{GenerationParams, Rgb8Image, RuntimeError};
 use genmint_p2p::NetworkError;
 use genmint_p2p::spot_check::{CheckEnvelope, Outcome, SPOT_CHECK_VERSION, SpotCheck};
 
-use super::candidates::{Candidate, Candidates, token_hex};
-use super::signature;
+use super::candidates::{Candidate, Candidates, CandidatesError, token_hex};
+use super::signature::{self, SignError};
+use super::{SpotCheckParts, SpotCheckStoreError};
+use crate::ipfs::ContentStore;
 use crate::jobs::inference::InferenceError;
-use crate::jobs::pipeline::Pipeline;
-use crate::network::Network;
-use crate::provenance::png;
-use crate::verify::{self, regenerate::dhash};
+use crate::provenance::png::{self, PngError};
+use crate::verify::{self, FetchError, regenerate::dhash};
 
 /// How often a running re-generation looks for creators' jobs to make way for.
 const YIELD_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How one round ended.
-enum Round {
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Round {
     Checked,
     NothingToCheck,
     /// A creator's job came first; the token waits for a later round.
@@ -35,17 +34,44 @@ enum Round {
     NetworkClosed,
 }
 
+/// Why a round failed (it is tried again next round).
+#[derive(Debug, thiserror::Error)]
+pub enum RoundError {
+    #[error(transparent)]
+    Candidates(#[from] CandidatesError),
+    #[error("re-generating token {token}: {source}")]
+    Regenerate {
+        token: String,
+        #[source]
+        source: InferenceError,
+    },
+    #[error("fetching the minted image {cid}: {source}")]
+    Fetch {
+        cid: String,
+        #[source]
+        source: FetchError,
+    },
+    #[error("decoding the minted image {cid}: {source}")]
+    Decode {
+        cid: String,
+        #[source]
+        source: PngError,
+    },
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    #[error(transparent)]
+    Store(#[from] SpotCheckStoreError),
+}
+
 /// Samples and re-generates other nodes' tokens.
-pub struct SpotChecker {
-    network: Arc<Network>,
-    pipeline: Arc<Pipeline>,
-    operator: PrivateKeySigner,
+pub struct SpotChecker<S> {
+    parts: Arc<SpotCheckParts<S>>,
     candidates: Candidates,
 }
 
-impl SpotChecker {
-    pub fn new(network: Arc<Network>, pipeline: Arc<Pipeline>, operator: PrivateKeySigner) -> Self {
-        Self { network, pipeline, operator, candidates: Candidates::default() }
+impl<S: ContentStore + Send + Sync + 'static> SpotChecker<S> {
+    pub fn new(parts: Arc<SpotCheckParts<S>>) -> Self {
+        Self { parts, candidates: Candidates::default() }
     }
 
     /// Checks one token per `interval` (skipping rounds while jobs wait) until the network stops.
@@ -54,7 +80,7 @@ impl SpotChecker {
         rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             rounds.tick().await;
-            if self.jobs_waiting() {
+            if self.jobs_waiting().await {
                 tracing::debug!("jobs are waiting; no spot check this round");
                 continue;
             }
@@ -62,19 +88,17 @@ impl SpotChecker {
                 Ok(Round::Checked | Round::MadeWay) => {}
                 Ok(Round::NothingToCheck) => tracing::debug!("no recent token of this model to spot-check"),
                 Ok(Round::NetworkClosed) => return,
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "spot check failed; trying again next round")
-                }
+                Err(e) => tracing::warn!(error = %e, "spot check failed; trying again next round"),
             }
         }
     }
 
-    fn jobs_waiting(&self) -> bool {
-        self.pipeline.load().map_or(true, |(queued, _)| queued > 0)
+    async fn jobs_waiting(&self) -> bool {
+        self.parts.jobs.queued().await.map_or(true, |queued| queued > 0)
     }
 
-    async fn round(&mut self) -> Result<Round> {
-        let Some(candidate) = self.candidates.next(&self.pipeline).await? else {
+    pub(super) async fn round(&mut self) -> Result<Round, RoundError> {
+        let Some(candidate) = self.candidates.next(&self.parts).await? else {
             return Ok(Round::NothingToCheck);
         };
         let token = candidate.token_id;
@@ -84,10 +108,10 @@ impl SpotChecker {
                 tracing::debug!(token = %token_hex(token), "made way for a creator's job");
                 return Ok(Round::MadeWay);
             }
-            Err(e) => {
+            Err(source) => {
                 // Not again: a token this node cannot generate would fail every round.
                 self.candidates.pass_over(token);
-                return Err(e).with_context(|| format!("re-generating token {}", token_hex(token)));
+                return Err(RoundError::Regenerate { token: token_hex(token), source });
             }
         };
         let check = self.signed_check(candidate, &image).await?;
@@ -97,9 +121,9 @@ impl SpotChecker {
             self.candidates.pass_over(token);
             return Ok(Round::Checked);
         }
-        self.pipeline.store().record_spot_check(&check)?;
+        self.parts.checks.record(check.clone()).await?;
         super::log(&check, "this node");
-        match self.network.handle().publish_spot_check(check).await {
+        match self.parts.network.publish(check).await {
             Ok(()) => Ok(Round::Checked),
             Err(NetworkError::Closed) => Ok(Round::NetworkClosed),
             Err(e) => {
@@ -112,7 +136,7 @@ impl SpotChecker {
     /// Runs the generation, cancelling it as soon as a job waits for the generator: `None` then.
     async fn regenerate(&self, params: GenerationParams) -> Result<Option<Rgb8Image>, InferenceError> {
         let cancel = Arc::new(AtomicBool::new(false));
-        let generation = self.pipeline.inference().generate(params, cancel.clone(), Box::new(|_| {}));
+        let generation = self.parts.inference.generate(params, cancel.clone(), Box::new(|_| {}));
         tokio::pin!(generation);
         let mut watch = tokio::time::interval(YIELD_CHECK_INTERVAL);
         loop {
@@ -123,7 +147,7 @@ impl SpotChecker {
                     Err(e) => Err(e),
                 },
                 _ = watch.tick() => {
-                    if self.jobs_waiting() {
+                    if self.jobs_waiting().await {
                         cancel.store(true, Ordering::Relaxed);
                     }
                 }
@@ -131,8 +155,8 @@ impl SpotChecker {
         }
     }
 
-    async fn signed_check(&self, candidate: Candidate, image: &Rgb8Image) -> Result<SpotCheck> {
-        let model = self.pipeline.inference().descriptor();
+    async fn signed_check(&self, candidate: Candidate, image: &Rgb8Image) -> Result<SpotCheck, RoundError> {
+        let model = self.parts.inference.descriptor();
         let regenerated = B256::from(image.pixel_digest());
         let checker_envelope = CheckEnvelope {
             engine: model.envelope.engine.clone(),
@@ -155,25 +179,93 @@ impl SpotChecker {
                 checker_envelope == candidate.minted_envelope,
                 perceptual_distance,
             ),
-            checker: self.operator.address().to_string(),
+            checker: self.parts.operator.address().to_string(),
             checker_envelope,
             minted_envelope: candidate.minted_envelope,
             checked_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default(),
             signature: String::new(),
         };
-        signature::sign(&self.operator, &mut check, self.pipeline.chain_id(), self.pipeline.contract())
-            .context("signing the spot check")?;
+        signature::sign(&self.parts.operator, &mut check, self.parts.chain_id, self.parts.contract)?;
         Ok(check)
     }
 
     /// dHash bits in which `image` differs from the minted image (fetched, CID checked).
-    async fn distance_to_minted(&self, candidate: &Candidate, image: &Rgb8Image) -> Result<u32> {
-        let bytes =
-            verify::fetch_checked(self.pipeline.ipfs(), &candidate.image_cid, verify::MAX_IMAGE_BYTES)
-                .await
-                .with_context(|| format!("fetching the minted image {}", candidate.image_cid))?;
-        let minted = png::decode(&bytes)
-            .with_context(|| format!("decoding the minted image {}", candidate.image_cid))?;
+    async fn distance_to_minted(&self, candidate: &Candidate, image: &Rgb8Image) -> Result<u32, RoundError> {
+        let cid = &candidate.image_cid;
+        let bytes = verify::fetch_checked(&self.parts.content, cid, verify::MAX_IMAGE_BYTES)
+            .await
+            .map_err(|source| RoundError::Fetch { cid: cid.clone(), source })?;
+        let minted = png::decode(&bytes).map_err(|source| RoundError::Decode { cid: cid.clone(), source })?;
         Ok((dhash(&minted) ^ dhash(image)).count_ones())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{Address, B256};
+    use genmint_p2p::spot_check::Outcome;
+
+    use super::*;
+    use crate::jobs::testing::lock;
+    use crate::spotcheck::testing::{Bench, our_model, painted};
+
+    #[tokio::test]
+    async fn a_faithful_token_is_checked_as_a_match_kept_signed_and_published() {
+        let bench = Bench::new();
+        let other = Address::repeat_byte(0x0e);
+        let token = bench.mint(other, 7, our_model(), &painted(7)).await;
+        let mut checker = SpotChecker::new(bench.parts.clone());
+        assert_eq!(checker.round().await.unwrap(), Round::Checked);
+        let published = lock(&bench.network.published).clone();
+        assert_eq!(published.len(), 1);
+        let check = &published[0];
+        assert_eq!((check.outcome, check.token_id.clone()), (Outcome::Match, token_hex(token)));
+        assert_eq!(check.checker.parse::<Address>().unwrap(), bench.parts.operator.address());
+        let text = check.signed_text(31337, &bench.parts.contract.to_string());
+        let signer = check
+            .signature
+            .parse::<alloy::primitives::Signature>()
+            .unwrap()
+            .recover_address_from_msg(text)
+            .unwrap();
+        assert_eq!(signer, bench.parts.operator.address());
+        assert_eq!(bench.parts.checks.of_token(token).await.unwrap(), published);
+        // Checked once: the next round finds nothing left.
+        assert_eq!(checker.round().await.unwrap(), Round::NothingToCheck);
+    }
+
+    #[tokio::test]
+    async fn a_forged_token_is_a_mismatch_with_its_distance() {
+        let bench = Bench::new();
+        let mut forged = painted(3);
+        forged.pixels[0] = 255;
+        forged.pixels[100] = 0;
+        bench.mint(Address::repeat_byte(0x0e), 200, our_model(), &forged).await;
+        let mut checker = SpotChecker::new(bench.parts.clone());
+        assert_eq!(checker.round().await.unwrap(), Round::Checked);
+        let check = lock(&bench.network.published)[0].clone();
+        assert_eq!(check.outcome, Outcome::Mismatch);
+        assert!(check.perceptual_distance.is_some(), "the pictures were compared");
+    }
+
+    #[tokio::test]
+    async fn tokens_of_this_node_or_another_model_are_not_candidates() {
+        let bench = Bench::new();
+        bench.mint(bench.parts.operator.address(), 1, our_model(), &painted(1)).await;
+        bench.mint(Address::repeat_byte(0x0e), 2, B256::repeat_byte(0x99), &painted(2)).await;
+        let mut checker = SpotChecker::new(bench.parts.clone());
+        assert_eq!(checker.round().await.unwrap(), Round::NothingToCheck);
+        assert!(lock(&bench.network.published).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_chain_that_does_not_answer_fails_the_round_for_a_later_try() {
+        let bench = Bench::new();
+        bench.mint(Address::repeat_byte(0x0e), 1, our_model(), &painted(1)).await;
+        *lock(&bench.chain.down) = true;
+        let mut checker = SpotChecker::new(bench.parts.clone());
+        assert!(matches!(checker.round().await, Err(RoundError::Candidates(_))));
+        *lock(&bench.chain.down) = false;
+        assert_eq!(checker.round().await.unwrap(), Round::Checked);
     }
 }

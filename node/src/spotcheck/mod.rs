@@ -13,18 +13,86 @@
 //!   the chain agrees on minter and digest? ─► job store, and gossip forwards it (else rejected)
 //! GET /v1/tokens/{id}/provenance ─► report: every check of the token, and any mismatch, visibly
 //! ```
+//! Spot checks reach the gossip through [`SpotCheckNetwork`] and the chain through
+//! [`SpotCheckChain`], traits this module owns: the network layer and the alloy client implement
+//! them, unit tests run fakes. The checks live in the node's database ([`SpotCheckStore`]).
 
 mod candidates;
 mod checker;
 mod receiver;
 mod report;
 pub mod signature;
+mod store;
+#[cfg(test)]
+mod testing;
 
-use genmint_p2p::spot_check::{Outcome, SpotCheck};
+use std::sync::Arc;
+
+use alloy::primitives::{Address, U256};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::Eip712Domain;
+use futures_util::future::BoxFuture;
+use genmint_p2p::NetworkError;
+use genmint_p2p::spot_check::{Outcome, SpotCheck, SpotCheckTicket, Verdict};
 
 pub use self::checker::SpotChecker;
-pub use self::receiver::{RECEIVED_QUEUE, receive};
+pub use self::receiver::receive;
 pub use self::report::{PeerCheck, PeerChecks};
+pub use self::store::{MAX_SPOT_CHECKS, SpotCheckStore, SpotCheckStoreError};
+use crate::chain::{ChainClient, ChainError, MintedEvent, Provenance};
+use crate::jobs::JobStore;
+use crate::jobs::inference::Inference;
+
+/// The gossip, as spot checks need it.
+pub trait SpotCheckNetwork: Send + Sync {
+    /// Tells the network this node's check.
+    fn publish(&self, check: SpotCheck) -> BoxFuture<'_, Result<(), NetworkError>>;
+
+    /// Gives the verdict on a peer's check (gossip forwards only accepted ones).
+    fn judge(&self, ticket: SpotCheckTicket, verdict: Verdict) -> BoxFuture<'_, Result<(), NetworkError>>;
+
+    /// Whether `operator` is a registered node on the contract.
+    fn is_registered(&self, operator: Address) -> BoxFuture<'_, bool>;
+}
+
+/// The chain reads spot checks make.
+pub trait SpotCheckChain: Send + Sync {
+    /// Tokens minted in the latest `blocks` blocks, oldest first.
+    fn recently_minted(&self, blocks: u64) -> BoxFuture<'_, Result<Vec<U256>, ChainError>>;
+
+    fn provenance(&self, token_id: U256) -> BoxFuture<'_, Result<Option<Provenance>, ChainError>>;
+
+    fn minted_event(&self, token_id: U256) -> BoxFuture<'_, Result<Option<MintedEvent>, ChainError>>;
+}
+
+impl SpotCheckChain for ChainClient {
+    fn recently_minted(&self, blocks: u64) -> BoxFuture<'_, Result<Vec<U256>, ChainError>> {
+        Box::pin(ChainClient::recently_minted(self, blocks))
+    }
+
+    fn provenance(&self, token_id: U256) -> BoxFuture<'_, Result<Option<Provenance>, ChainError>> {
+        Box::pin(ChainClient::provenance(self, token_id))
+    }
+
+    fn minted_event(&self, token_id: U256) -> BoxFuture<'_, Result<Option<MintedEvent>, ChainError>> {
+        Box::pin(ChainClient::minted_event(self, token_id))
+    }
+}
+
+/// What checking and judging spot checks need; `S` is the content store minted files are read from.
+pub struct SpotCheckParts<S> {
+    pub network: Arc<dyn SpotCheckNetwork>,
+    pub chain: Arc<dyn SpotCheckChain>,
+    pub content: S,
+    pub checks: SpotCheckStore,
+    /// The job store, to make way for creators' jobs.
+    pub jobs: JobStore,
+    pub inference: Inference,
+    pub operator: PrivateKeySigner,
+    pub domain: Eip712Domain,
+    pub chain_id: u64,
+    pub contract: Address,
+}
 
 /// Logs a check, made by `whom`: a mismatch as a warning.
 fn log(check: &SpotCheck, whom: &str) {

@@ -4,8 +4,16 @@
 use alloy::primitives::{Address, Signature};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
-use anyhow::{Context, Result, ensure};
 use genmint_p2p::spot_check::{SpotCheck, SpotCheckVerifier};
+
+/// Why a check could not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error("the check names checker {named} but the operator key is {operator}")]
+    NotOurs { named: String, operator: Address },
+    #[error("signing the spot check: {0}")]
+    Signer(#[from] alloy::signers::Error),
+}
 
 /// Fills in `check.signature` with `operator`'s signature for the deployment `(chain_id, contract)`.
 pub fn sign(
@@ -13,16 +21,12 @@ pub fn sign(
     check: &mut SpotCheck,
     chain_id: u64,
     contract: Address,
-) -> Result<()> {
-    ensure!(
-        check.checker.parse::<Address>().ok() == Some(operator.address()),
-        "the check names checker {} but the operator key is {}",
-        check.checker,
-        operator.address()
-    );
+) -> Result<(), SignError> {
+    if check.checker.parse::<Address>().ok() != Some(operator.address()) {
+        return Err(SignError::NotOurs { named: check.checker.clone(), operator: operator.address() });
+    }
     let text = check.signed_text(chain_id, &contract.to_string());
-    let signature = operator.sign_message_sync(text.as_bytes()).context("signing the spot check")?;
-    check.signature = signature.to_string();
+    check.signature = operator.sign_message_sync(text.as_bytes())?.to_string();
     Ok(())
 }
 

@@ -285,7 +285,8 @@ async fn jobs_ready_together_mint_in_one_batch_and_a_refused_batch_falls_back_to
     };
 
     // Three jobs handed to the batcher at once leave in one transaction.
-    let batcher = MintBatcher::spawn(node.clone());
+    let tasks = genmint_node::lifecycle::Tasks::default();
+    let batcher = MintBatcher::spawn(node.clone(), &tasks);
     let jobs = [job(1), job(2), job(3)];
     let pending = futures_util::future::join_all(jobs.iter().cloned().map(|j| batcher.send(j))).await;
     let pending: Vec<_> = pending.into_iter().map(Result::unwrap).collect();

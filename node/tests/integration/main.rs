@@ -7,3 +7,4 @@
 mod chain_anvil;
 mod eip712_vectors;
 mod ipfs_kubo;
+mod layers;

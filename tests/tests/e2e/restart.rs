@@ -44,7 +44,7 @@ async fn killed_while_generating() -> anyhow::Result<()> {
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
     stack.kill_node().await?;
-    let state = stack_state_on_disk(&stack, &id)?;
+    let state = stack_state_on_disk(&stack, &id).await?;
     assert_eq!(state, "generating", "killed mid-generation");
     restart_and_expect_one_token(&mut stack, &id).await
 }
@@ -65,7 +65,7 @@ async fn killed_after_pinning_while_the_chain_is_unreachable() -> anyhow::Result
     stack.wait_for(&id, |s| s == "pinned", Duration::from_secs(60)).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     stack.kill_node().await?;
-    assert_eq!(stack_state_on_disk(&stack, &id)?, "pinned");
+    assert_eq!(stack_state_on_disk(&stack, &id).await?, "pinned");
     assert_eq!(stack.minted_events(token_id(&id)).await?, 0, "nothing reached the chain");
 
     proxy.set_open(true);
@@ -84,7 +84,7 @@ async fn killed_while_the_mint_transaction_is_pending() -> anyhow::Result<()> {
     let id = job["id"].as_str().unwrap().to_owned();
     stack.wait_for(&id, |s| s == "minting", Duration::from_secs(60)).await?;
     stack.kill_node().await?;
-    assert_eq!(stack_state_on_disk(&stack, &id)?, "minting");
+    assert_eq!(stack_state_on_disk(&stack, &id).await?, "minting");
 
     rpc.raw_request::<_, ()>("evm_setAutomine".into(), (true,)).await?;
     rpc.raw_request::<_, String>("evm_mine".into(), ()).await?;
@@ -92,9 +92,9 @@ async fn killed_while_the_mint_transaction_is_pending() -> anyhow::Result<()> {
 }
 
 /// The job's state as the node last wrote it to its SQLite store.
-fn stack_state_on_disk(stack: &Stack, id: &str) -> anyhow::Result<String> {
+async fn stack_state_on_disk(stack: &Stack, id: &str) -> anyhow::Result<String> {
     let store = genmint_node::jobs::JobStore::open(&stack.node_dir().join("jobs.sqlite"))?;
-    Ok(store.get(id)?.expect("job stored").state.to_string())
+    Ok(store.get(id.parse()?).await?.expect("job stored").state.to_string())
 }
 
 /// A TCP proxy to the chain's RPC port that the test can cut (existing connections included).

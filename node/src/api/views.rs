@@ -1,0 +1,139 @@
+//! What the API shows of a job: its own view types, so the store's records can change without
+//! changing the API. Every identifier is written as text (0x-hex digests, CIDs, decimal token ids).
+
+use serde::Serialize;
+
+use crate::jobs::events::JobEvent;
+use crate::jobs::{JobRecord, JobState};
+
+/// A job as `GET /v1/jobs/{id}` and the SSE state events show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobView {
+    pub id: String,
+    pub state: JobState,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub pixel_digest: Option<String>,
+    pub image_cid: Option<String>,
+    pub metadata_cid: Option<String>,
+    pub node_signature: Option<String>,
+    pub tx_hash: Option<String>,
+    /// Decimal.
+    pub token_id: Option<String>,
+    pub error: Option<String>,
+    /// `local` or `forwarded`.
+    pub route: &'static str,
+    /// The peer id of the node running a forwarded job, once one took it.
+    pub executor: Option<String>,
+    /// The peer id of the node that forwarded this job here.
+    pub origin: Option<String>,
+}
+
+impl From<&JobRecord> for JobView {
+    fn from(job: &JobRecord) -> Self {
+        let outputs = &job.outputs;
+        JobView {
+            id: job.id.to_string(),
+            state: job.state,
+            created_at: job.created_at,
+            updated_at: job.updated_at,
+            pixel_digest: text(&outputs.pixel_digest),
+            image_cid: text(&outputs.image_cid),
+            metadata_cid: text(&outputs.metadata_cid),
+            node_signature: text(&outputs.node_signature),
+            tx_hash: text(&outputs.tx_hash),
+            token_id: text(&outputs.token_id),
+            error: outputs.error.clone(),
+            route: job.route.as_str(),
+            executor: job.executor.as_ref().map(|p| p.0.clone()),
+            origin: job.origin.as_ref().map(|p| p.0.clone()),
+        }
+    }
+}
+
+fn text<T: ToString>(value: &Option<T>) -> Option<String> {
+    value.as_ref().map(ToString::to_string)
+}
+
+/// One SSE event's data: the job's view for a state change, the step for progress.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum EventView {
+    State(Box<JobView>),
+    Progress { id: String, step: u32, total: u32 },
+}
+
+impl From<&JobEvent> for EventView {
+    fn from(event: &JobEvent) -> Self {
+        match event {
+            JobEvent::State(job) => EventView::State(Box::new(job.as_ref().into())),
+            JobEvent::Progress { id, step, total } => {
+                EventView::Progress { id: id.to_string(), step: *step, total: *total }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{B256, Bytes, U256};
+
+    use super::*;
+    use crate::ipfs::Cid;
+    use crate::jobs::{JobOutputs, JobRoute, PeerRef};
+    use crate::provenance::ids::{JobId, PixelDigest, TxHash};
+
+    #[test]
+    fn the_job_view_keeps_the_api_shape() {
+        let job = JobRecord {
+            id: JobId(B256::repeat_byte(0xab)),
+            state: JobState::Minted,
+            signed_request: "{}".into(),
+            created_at: 1,
+            updated_at: 2,
+            outputs: JobOutputs {
+                pixel_digest: Some(PixelDigest(B256::repeat_byte(1))),
+                image_cid: Some(Cid::raw_sha256(b"i")),
+                metadata_cid: None,
+                node_signature: Some(Bytes::from(vec![0xcd; 2])),
+                tx_hash: Some(TxHash(B256::repeat_byte(2))),
+                token_id: Some(U256::from(255)),
+                error: None,
+            },
+            route: JobRoute::Forwarded,
+            executor: Some(PeerRef("12D3KooWPeer".into())),
+            origin: None,
+        };
+        let json = serde_json::to_value(JobView::from(&job)).unwrap();
+        let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "id",
+                "state",
+                "created_at",
+                "updated_at",
+                "pixel_digest",
+                "image_cid",
+                "metadata_cid",
+                "node_signature",
+                "tx_hash",
+                "token_id",
+                "error",
+                "route",
+                "executor",
+                "origin"
+            ]
+        );
+        assert_eq!(json["id"], format!("0x{}", "ab".repeat(32)));
+        assert_eq!(json["state"], "minted");
+        assert_eq!(json["token_id"], "255");
+        assert_eq!(json["node_signature"], "0xcdcd");
+        assert_eq!(json["route"], "forwarded");
+        assert_eq!(json["metadata_cid"], serde_json::Value::Null);
+        let progress =
+            serde_json::to_value(EventView::from(&JobEvent::Progress { id: job.id, step: 3, total: 20 }))
+                .unwrap();
+        assert_eq!(progress, serde_json::json!({"id": job.id.to_string(), "step": 3, "total": 20}));
+    }
+}

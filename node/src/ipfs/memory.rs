@@ -1,0 +1,71 @@
+//! An in-memory [`ContentStore`] for unit tests: bytes kept under the CID computed here, every
+//! one pinned, and a switch that makes it answer like an unreachable daemon.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::{Cid, ContentStore, ImportProfile, IpfsError};
+
+/// Content kept in memory; clones share it.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    files: Arc<Mutex<HashMap<Cid, Vec<u8>>>>,
+    down: Arc<AtomicBool>,
+}
+
+impl MemoryStore {
+    /// From now on every call fails as if the daemon were unreachable (or works again).
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// The bytes under `cid`, if held.
+    pub fn get(&self, cid: &Cid) -> Option<Vec<u8>> {
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).get(cid).cloned()
+    }
+
+    /// Puts bytes under any CID, as a store that lies would.
+    pub fn put_as(&self, cid: Cid, bytes: Vec<u8>) {
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).insert(cid, bytes);
+    }
+
+    fn check_up(&self) -> Result<(), IpfsError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(IpfsError::Timeout { api_url: "memory".into(), seconds: 0 })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl ContentStore for MemoryStore {
+    fn add_and_pin(&self, bytes: Vec<u8>) -> impl Future<Output = Result<Cid, IpfsError>> + Send {
+        let stored = self.check_up().and_then(|()| {
+            let cid = ImportProfile::UNIXFS_V1_2025.cid_of(&bytes)?;
+            self.put_as(cid.clone(), bytes);
+            Ok(cid)
+        });
+        std::future::ready(stored)
+    }
+
+    fn cat(&self, cid: &Cid, max_bytes: usize) -> impl Future<Output = Result<Vec<u8>, IpfsError>> + Send {
+        let found = self.check_up().and_then(|()| match self.get(cid) {
+            Some(bytes) if bytes.len() > max_bytes => {
+                Err(IpfsError::TooLarge { cid: cid.clone(), max_bytes })
+            }
+            Some(bytes) => Ok(bytes),
+            None => Err(IpfsError::Rejected {
+                api_url: "memory".into(),
+                operation: "cat",
+                message: format!("{cid} not found"),
+            }),
+        });
+        std::future::ready(found)
+    }
+
+    fn is_pinned(&self, cid: &Cid) -> impl Future<Output = Result<bool, IpfsError>> + Send {
+        std::future::ready(self.check_up().map(|()| self.get(cid).is_some()))
+    }
+}

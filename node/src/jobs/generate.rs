@@ -1,0 +1,191 @@
+//! The local steps up to the chain: generate the image on the inference thread (`Queued` →
+//! `Generating` → `Generated`, the PNG on disk), then pin it with its content credentials and the
+//! token metadata and sign the attestation (`Generated` → `Pinned`). PNG and C2PA work runs on
+//! blocking threads.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use genmint_model_runtime::{Progress, Rgb8Image, RuntimeError};
+
+use super::admission;
+use super::error::{JobError, StepError};
+use super::events::JobEvent;
+use super::inference::InferenceError;
+use super::service::{Jobs, now_unix};
+use super::state::JobState;
+use super::store::{JobOutputs, JobRecord};
+use crate::ipfs::Cid;
+use crate::provenance::eip712::{Attestation, SignedRequest, sign_attestation};
+use crate::provenance::ids::{JobId, PixelDigest};
+use crate::provenance::metadata::{Envelope, MetadataInput, PROVENANCE_VERSION, Provenance, TokenMetadata};
+use crate::provenance::png;
+
+/// The image files a job leaves on disk: the model's raw output, kept for re-pinning.
+pub(super) fn image_path(dir: &Path, id: JobId) -> PathBuf {
+    dir.join(format!("{id}.png"))
+}
+
+fn file_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> JobError + 'a {
+    move |source| JobError::File { action, path: path.to_owned(), source }
+}
+
+impl Jobs {
+    pub(super) async fn generate(&self, job: &JobRecord) -> Result<(), StepError> {
+        let signed = Self::signed(job)?;
+        if signed.request.deadline <= now_unix() {
+            return self.advance(job.id, JobState::Expired, JobOutputs::default()).await;
+        }
+        let params = admission::generation_params(&signed.request, self.parts.inference.descriptor())
+            .map_err(StepError::fatal)?;
+        self.advance(job.id, JobState::Generating, JobOutputs::default()).await?;
+        let image = match self.run_generation(job.id, params).await {
+            Ok(image) => image,
+            Err(InferenceError::Runtime(RuntimeError::Cancelled)) => return Err(StepError::Stopped),
+            Err(e @ InferenceError::Busy(_)) => {
+                // Give the slot back to the queue and try again shortly.
+                self.advance(job.id, JobState::Queued, JobOutputs::default()).await?;
+                return Err(StepError::Retry(e.into()));
+            }
+            Err(e) => return Err(StepError::fatal(e)),
+        };
+        let digest = PixelDigest(image.pixel_digest().into());
+        let path = image_path(&self.parts.images_dir, job.id);
+        tokio::task::spawn_blocking(move || write_png(&image, &path)).await??;
+        let outputs = JobOutputs { pixel_digest: Some(digest), ..JobOutputs::default() };
+        self.advance(job.id, JobState::Generated, outputs).await
+    }
+
+    /// Runs the generation, stopping it at the next denoising step when the job is cancelled or
+    /// the node shuts down.
+    async fn run_generation(
+        &self,
+        id: JobId,
+        params: genmint_model_runtime::GenerationParams,
+    ) -> Result<Rgb8Image, InferenceError> {
+        let cancel = self.cancel_flag(id, true).unwrap_or_default();
+        let events = self.events.clone();
+        let progress = Box::new(move |p: Progress| {
+            events.publish(JobEvent::Progress { id, step: p.step, total: p.total });
+        });
+        let generation = self.parts.inference.generate(params, cancel.clone(), progress);
+        tokio::pin!(generation);
+        tokio::select! {
+            result = &mut generation => result,
+            () = self.tasks().stopping() => {
+                cancel.store(true, Ordering::Relaxed);
+                generation.await
+            }
+        }
+    }
+
+    pub(super) async fn pin(&self, job: &JobRecord) -> Result<(), StepError> {
+        let signed = Self::signed(job)?;
+        let path = image_path(&self.parts.images_dir, job.id);
+        let expected = job.outputs.pixel_digest;
+        let credentials = Arc::clone(&self.parts.credentials);
+        let token = credentials.assertion(
+            self.parts.chain_id,
+            self.parts.contract,
+            job.id.0,
+            signed.request.modelHash,
+            expected.map(|d| d.0).unwrap_or_default(),
+        );
+        // The file on disk stays the model's output; the pinned file is that output with its
+        // content credentials, the last change before pinning.
+        let (pixels, image) = tokio::task::spawn_blocking(move || {
+            let bytes =
+                std::fs::read(&path).map_err(file_error("reading", &path)).map_err(StepError::Fatal)?;
+            let pixels = png::decode(&bytes).map_err(StepError::fatal)?;
+            if Some(PixelDigest(pixels.pixel_digest().into())) != expected {
+                return Err(StepError::invalid(format!("{path:?} no longer holds the generated image")));
+            }
+            let image =
+                credentials.embed(&bytes, &token).map_err(|e| StepError::Fatal(JobError::Credentials(e)))?;
+            Ok((pixels, image))
+        })
+        .await??;
+        let image_cid = self.parts.content.add_and_pin(image).await?;
+        let metadata = self.metadata(job, &signed, &pixels, &image_cid)?;
+        let metadata_cid = self.parts.content.add_and_pin(metadata).await?;
+        let attestation =
+            self.attestation(job.id, &signed, job.outputs.pixel_digest, &image_cid, &metadata_cid)?;
+        let signature = sign_attestation(&self.parts.operator, &attestation, &self.domain)
+            .map_err(|e| StepError::Fatal(JobError::Signing(e)))?;
+        let outputs = JobOutputs {
+            image_cid: Some(image_cid),
+            metadata_cid: Some(metadata_cid),
+            node_signature: Some(signature),
+            ..JobOutputs::default()
+        };
+        self.advance(job.id, JobState::Pinned, outputs).await
+    }
+
+    /// The token metadata JSON for a generated image pinned as `image_cid`.
+    fn metadata(
+        &self,
+        job: &JobRecord,
+        signed: &SignedRequest,
+        pixels: &Rgb8Image,
+        image_cid: &Cid,
+    ) -> Result<Vec<u8>, StepError> {
+        let descriptor = self.parts.inference.descriptor();
+        let request = &signed.request;
+        let provenance = Provenance {
+            version: PROVENANCE_VERSION,
+            chain_id: self.parts.chain_id,
+            contract: self.parts.contract.to_checksum(None),
+            request: serde_json::to_value(request).map_err(|e| StepError::invalid(e.to_string()))?,
+            creator_signature: signed.signature.to_string(),
+            request_digest: job.id.to_string(),
+            model_hash: descriptor.hash.to_string(),
+            model_name: descriptor.name.clone(),
+            pixel_digest: PixelDigest(pixels.pixel_digest().into()).to_string(),
+            image_cid: image_cid.to_string(),
+            width: pixels.width,
+            height: pixels.height,
+            node: self.operator().to_checksum(None),
+            envelope: Envelope {
+                engine: descriptor.envelope.engine.clone(),
+                noise: descriptor.envelope.noise.clone(),
+                scheduler: request.scheduler.clone(),
+                steps: request.steps,
+                guidance: request.guidance as f32 / 100.0,
+                dtype: descriptor.envelope.dtype.clone(),
+                device_class: descriptor.envelope.device_class.clone(),
+            },
+        };
+        let metadata =
+            TokenMetadata::new(MetadataInput { prompt: &request.prompt, seed: request.seed, provenance });
+        metadata.to_bytes().map_err(|e| StepError::invalid(e.to_string()))
+    }
+
+    /// The attestation this node signs for a job's outputs.
+    pub(super) fn attestation(
+        &self,
+        id: JobId,
+        signed: &SignedRequest,
+        pixel_digest: Option<PixelDigest>,
+        image_cid: &Cid,
+        metadata_cid: &Cid,
+    ) -> Result<Attestation, StepError> {
+        let pixel_digest = pixel_digest.ok_or_else(|| StepError::invalid("the job has no pixel digest"))?;
+        Ok(Attestation {
+            requestDigest: id.0,
+            modelHash: signed.request.modelHash,
+            pixelDigest: pixel_digest.0,
+            imageCid: image_cid.to_string(),
+            metadataCid: metadata_cid.to_string(),
+            node: self.operator(),
+        })
+    }
+}
+
+/// Writes the PNG next to its final name and renames it, so a crash never leaves half a file.
+fn write_png(image: &Rgb8Image, path: &Path) -> Result<(), StepError> {
+    let bytes = png::encode(image).map_err(StepError::fatal)?;
+    let partial = path.with_extension("png.partial");
+    std::fs::write(&partial, &bytes).map_err(|e| StepError::Retry(file_error("writing", &partial)(e)))?;
+    std::fs::rename(&partial, path).map_err(|e| StepError::Retry(file_error("writing", path)(e)))
+}

@@ -1,0 +1,499 @@
+//! [`Jobs`]: the node's job service. It admits requests (here, or for a peer through the
+//! [`Forwarder`]), stores them, and drives each job in its own task, one step at a time, from its
+//! last durable state to a terminal one. Every step re-reads the job and writes its result before
+//! the next, so a node stopped at any point resumes where it was.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use alloy::primitives::{Address, U256};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::Eip712Domain;
+use tracing::{info, warn};
+
+use super::admission::{self, AdmissionContext, Admitted, RefusalCode, Rejection, reject};
+use super::chain::MintChain;
+use super::content::Pinner;
+use super::error::{StepError, SubmitError};
+use super::events::Events;
+use super::followed::Followed;
+use super::forwarder::{Forwarder, Need};
+use super::inference::Inference;
+use super::state::JobState;
+use super::store::{Inserted, JobOutputs, JobRecord, JobRoute, JobStore, PeerRef, StoreError};
+use crate::lifecycle::Tasks;
+use crate::provenance::credentials::Credentials;
+use crate::provenance::eip712::SignedRequest;
+use crate::provenance::ids::JobId;
+
+/// Attempts for a step that fails for a reason that may pass (Kubo or the RPC endpoint unreachable).
+const MAX_ATTEMPTS: u32 = 8;
+
+pub(super) fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
+/// What the job service needs from the rest of the node.
+pub struct JobsParts {
+    pub store: JobStore,
+    pub inference: Inference,
+    pub content: Arc<dyn Pinner>,
+    pub chain: Arc<dyn MintChain>,
+    /// The network, when the node is on one: jobs it cannot run go to peers.
+    pub forwarder: Option<Arc<dyn Forwarder>>,
+    pub operator: PrivateKeySigner,
+    pub chain_id: u64,
+    pub contract: Address,
+    pub images_dir: PathBuf,
+    pub max_prompt_bytes: usize,
+    pub max_queued_jobs: usize,
+    /// The smallest signed fee this node runs a job for.
+    pub min_fee: U256,
+    /// Signs the C2PA manifest embedded in every pinned image.
+    pub credentials: Arc<Credentials>,
+    /// Where job tasks are spawned; its shutdown stops them at their next step boundary.
+    pub tasks: Tasks,
+}
+
+/// Jobs that need this node's generator, and how many more it takes now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    pub queued: usize,
+    pub free: usize,
+}
+
+/// The job service; shared by the HTTP API, the network and the job tasks.
+pub struct Jobs {
+    pub(super) parts: JobsParts,
+    pub(super) domain: Eip712Domain,
+    pub(super) events: Events,
+    cancels: Mutex<HashMap<JobId, Arc<AtomicBool>>>,
+    pub(super) followed: Followed,
+    /// This service, for the job tasks it spawns.
+    me: Weak<Jobs>,
+}
+
+impl Jobs {
+    pub fn new(parts: JobsParts) -> Arc<Self> {
+        let domain = crate::provenance::eip712::domain(parts.chain_id, parts.contract);
+        Arc::new_cyclic(|me| Self {
+            parts,
+            domain,
+            events: Events::default(),
+            cancels: Mutex::default(),
+            followed: Followed::default(),
+            me: me.clone(),
+        })
+    }
+
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    pub fn store(&self) -> &JobStore {
+        &self.parts.store
+    }
+
+    pub fn inference(&self) -> &Inference {
+        &self.parts.inference
+    }
+
+    pub fn domain(&self) -> &Eip712Domain {
+        &self.domain
+    }
+
+    pub fn operator(&self) -> Address {
+        self.parts.operator.address()
+    }
+
+    /// The smallest fee this node runs a job for.
+    pub fn min_fee(&self) -> U256 {
+        self.parts.min_fee
+    }
+
+    pub async fn load(&self) -> Result<Load, StoreError> {
+        let queued = self.parts.store.queued().await?;
+        Ok(Load { queued, free: self.parts.max_queued_jobs.saturating_sub(queued) })
+    }
+
+    pub async fn job(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        self.parts.store.get(id).await
+    }
+
+    fn admission_context(&self) -> AdmissionContext<'_> {
+        AdmissionContext {
+            domain: &self.domain,
+            model: self.parts.inference.descriptor(),
+            max_prompt_bytes: self.parts.max_prompt_bytes,
+            min_fee: self.parts.min_fee,
+            now_unix: now_unix(),
+        }
+    }
+
+    /// Admits a signed request from a creator and starts its job here, or forwards it to a peer
+    /// when this node does not serve the model or is full. A request already known returns its job.
+    pub async fn submit(&self, signed: &SignedRequest) -> Result<(JobRecord, bool), SubmitError> {
+        let local_refusal = match admission::admit(signed, &self.admission_context()) {
+            Ok(Admitted { id, .. }) => {
+                if let Some(existing) = self.parts.store.get(id).await? {
+                    return Ok((existing, false));
+                }
+                let load = self.load().await?;
+                if load.free > 0 {
+                    return self.insert(id, signed, JobRoute::Local, None).await;
+                }
+                SubmitError::Busy(load.queued)
+            }
+            Err(rejection) if rejection.code.is_local() => SubmitError::Rejected(rejection),
+            Err(rejection) => return Err(rejection.into()),
+        };
+        self.submit_to_network(signed, local_refusal).await
+    }
+
+    /// Not here: a peer may run it. Checks what does not depend on the model before asking.
+    async fn submit_to_network(
+        &self,
+        signed: &SignedRequest,
+        local_refusal: SubmitError,
+    ) -> Result<(JobRecord, bool), SubmitError> {
+        let Some(forwarder) = &self.parts.forwarder else { return Err(local_refusal) };
+        let id =
+            admission::admit_for_forwarding(signed, &self.domain, self.parts.max_prompt_bytes, now_unix())?;
+        if let Some(existing) = self.parts.store.get(id).await? {
+            return Ok((existing, false));
+        }
+        if forwarder.candidates(&Need::of(signed), &[]).await.is_empty() {
+            return Err(match local_refusal {
+                SubmitError::Rejected(r) if r.code == RefusalCode::UnknownModel => reject(
+                    RefusalCode::UnknownModel,
+                    format!(
+                        "no node on the network serves model {} with these settings and fee (this node serves {}); \
+                         GET /v1/models lists the network's models",
+                        signed.request.modelHash,
+                        self.parts.inference.descriptor().hash
+                    ),
+                )
+                .into(),
+                other => other,
+            });
+        }
+        self.insert(id, signed, JobRoute::Forwarded, None).await
+    }
+
+    /// Admits a request a peer forwarded and runs it here; never forwards it again.
+    pub async fn submit_from_peer(
+        &self,
+        signed: &SignedRequest,
+        origin: PeerRef,
+    ) -> Result<(JobRecord, bool), SubmitError> {
+        let Admitted { id, .. } = admission::admit(signed, &self.admission_context())?;
+        if let Some(existing) = self.parts.store.get(id).await? {
+            return Ok((existing, false));
+        }
+        let load = self.load().await?;
+        if load.free == 0 {
+            return Err(SubmitError::Busy(load.queued));
+        }
+        self.insert(id, signed, JobRoute::Local, Some(origin)).await
+    }
+
+    /// Stores and starts a new job, once the creator's deposit covers its fee.
+    async fn insert(
+        &self,
+        id: JobId,
+        signed: &SignedRequest,
+        route: JobRoute,
+        origin: Option<PeerRef>,
+    ) -> Result<(JobRecord, bool), SubmitError> {
+        self.check_funds(signed).await?;
+        let json = serde_json::to_string(signed)
+            .map_err(|e| StoreError::Corrupt { column: "signed_request", detail: e.to_string() })?;
+        match self.parts.store.insert(id, json, route, origin.clone()).await? {
+            Inserted::New(job) => {
+                info!(job = %id, ?route, origin = ?origin.map(|o| o.0), "job received");
+                self.events.state(&job);
+                self.spawn(id);
+                Ok((job, true))
+            }
+            Inserted::Existing(job) => Ok((job, false)),
+        }
+    }
+
+    /// The contract moves the signed fee from the creator's deposit at mint: refuse a request the
+    /// deposit cannot pay before any work is done. When the chain cannot be asked, the mint decides.
+    async fn check_funds(&self, signed: &SignedRequest) -> Result<(), Rejection> {
+        let request = &signed.request;
+        if request.fee.is_zero() {
+            return Ok(());
+        }
+        match self.parts.chain.funds_of(request.creator).await {
+            Ok(funds) if funds < request.fee => Err(reject(
+                RefusalCode::InsufficientFunds,
+                format!(
+                    "the creator {} has {funds} wei deposited but the request's fee is {} wei; deposit more \
+                     (`deposit` on the contract) or sign a smaller fee",
+                    request.creator, request.fee
+                ),
+            )),
+            Ok(_) => Ok(()),
+            Err(e) => {
+                warn!(creator = %request.creator, error = %e, "cannot read the creator's deposit; admitting");
+                Ok(())
+            }
+        }
+    }
+
+    /// Resumes every unfinished job after a start or restart.
+    pub async fn resume_all(&self) -> Result<usize, StoreError> {
+        let jobs = self.parts.store.unfinished().await?;
+        for job in &jobs {
+            info!(job = %job.id, state = %job.state, "resuming job");
+            self.spawn(job.id);
+        }
+        Ok(jobs.len())
+    }
+
+    /// Cancels a job that has not reached the chain yet (a forwarded one at its executor too).
+    pub async fn cancel(&self, id: JobId) -> Result<JobRecord, StoreError> {
+        if let Some(job) = self.parts.store.get(id).await?
+            && job.route == JobRoute::Forwarded
+            && job.state.can_cancel()
+        {
+            self.cancel_at_executor(&job).await;
+        }
+        self.cancel_here(id).await
+    }
+
+    /// Cancels a job in this node's store (and stops its generation if it runs here).
+    pub async fn cancel_here(&self, id: JobId) -> Result<JobRecord, StoreError> {
+        if let Some(flag) = self.cancel_flag(id, false) {
+            flag.store(true, Ordering::Relaxed);
+        }
+        let job = self.parts.store.transition(id, JobState::Cancelled, JobOutputs::default()).await?;
+        self.events.state(&job);
+        Ok(job)
+    }
+
+    pub(super) fn cancel_flag(&self, id: JobId, create: bool) -> Option<Arc<AtomicBool>> {
+        let mut flags = self.cancels.lock().unwrap_or_else(|p| p.into_inner());
+        if create { Some(flags.entry(id).or_default().clone()) } else { flags.get(&id).cloned() }
+    }
+
+    fn spawn(&self, id: JobId) {
+        // Upgrading fails only while the service is being dropped, when nothing should start.
+        if let Some(jobs) = self.me.upgrade() {
+            self.parts.tasks.spawn(async move { jobs.drive(id).await });
+        }
+    }
+
+    pub(super) fn tasks(&self) -> &Tasks {
+        &self.parts.tasks
+    }
+
+    /// Runs one job until it reaches a terminal state or the node stops.
+    async fn drive(self: Arc<Self>, id: JobId) {
+        let mut attempt = 0;
+        while !self.parts.tasks.is_stopping() {
+            let job = match self.parts.store.get(id).await {
+                Ok(Some(job)) => job,
+                Ok(None) => return,
+                Err(e) => {
+                    warn!(job = %id, error = %e, "cannot read job; retrying");
+                    self.parts.tasks.sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if job.state.is_terminal() {
+                self.cancels.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                self.followed.forget(id);
+                return;
+            }
+            match self.step(&job).await {
+                Ok(()) => attempt = 0,
+                Err(StepError::Stopped) => {}
+                Err(StepError::Fatal(error)) => self.fail(id, error.to_string()).await,
+                Err(StepError::Retry(error)) => {
+                    attempt += 1;
+                    if attempt >= MAX_ATTEMPTS {
+                        self.fail(id, format!("gave up after {attempt} attempts: {error}")).await;
+                    } else {
+                        let wait = Duration::from_secs(1 << attempt.min(5));
+                        warn!(job = %id, state = %job.state, attempt, error = %error, "step failed; retrying in {wait:?}");
+                        self.parts.tasks.sleep(wait).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn fail(&self, id: JobId, reason: String) {
+        warn!(job = %id, error = %reason, "job failed");
+        if let Ok(job) = self.parts.store.transition(id, JobState::Failed, JobOutputs::failure(reason)).await
+        {
+            self.events.state(&job);
+        }
+    }
+
+    pub(super) async fn advance(
+        &self,
+        id: JobId,
+        to: JobState,
+        outputs: JobOutputs,
+    ) -> Result<(), StepError> {
+        let job = self.parts.store.transition(id, to, outputs).await?;
+        info!(job = %id, state = %to, "job advanced");
+        self.events.state(&job);
+        Ok(())
+    }
+
+    async fn step(&self, job: &JobRecord) -> Result<(), StepError> {
+        if job.route == JobRoute::Forwarded {
+            return self.follow(job).await;
+        }
+        match job.state {
+            JobState::Received => self.advance(job.id, JobState::Queued, JobOutputs::default()).await,
+            JobState::Queued => self.generate(job).await,
+            // Stopped mid-generation: nothing durable came of it; generation is deterministic, so run it again.
+            JobState::Generating => self.advance(job.id, JobState::Queued, JobOutputs::default()).await,
+            JobState::Generated => self.pin(job).await,
+            JobState::Pinned => self.mint(job).await,
+            JobState::Minting => self.confirm(job).await,
+            JobState::Minted | JobState::Failed | JobState::Cancelled | JobState::Expired => Ok(()),
+        }
+    }
+
+    pub(super) fn signed(job: &JobRecord) -> Result<SignedRequest, StepError> {
+        serde_json::from_str(&job.signed_request)
+            .map_err(|e| StepError::invalid(format!("stored request is unreadable: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::B256;
+    use genmint_model_runtime::ModelHash;
+
+    use super::*;
+    use crate::jobs::forwarder::Placement;
+    use crate::jobs::testing::{FakeChain, FakeForwarder, Harness, MODEL, Setup, lock};
+    use crate::provenance::eip712::{recover_attestation_signer, request_digest};
+    use crate::provenance::ids::TxHash;
+
+    const OTHER_MODEL: ModelHash = ModelHash([0x77; 32]);
+
+    #[tokio::test]
+    async fn a_local_job_generates_pins_and_mints_with_its_attestation() {
+        let h = Harness::new(Setup::default());
+        let signed = h.sign(h.request(MODEL, 7));
+        let (job, created) = h.jobs.submit(&signed).await.unwrap();
+        assert!(created);
+        assert_eq!(job.id, JobId(request_digest(&signed.request, h.jobs.domain())));
+        let minted = h.wait_for(job.id, JobState::Minted).await;
+        let outputs = &minted.outputs;
+        assert_eq!(outputs.token_id, Some(job.id.token_id()));
+        let image = h.content.get(outputs.image_cid.as_ref().unwrap()).expect("the image is pinned");
+        assert!(
+            crate::provenance::credentials::read(&image).unwrap().is_some(),
+            "pinned with its credentials"
+        );
+        let metadata = h.content.get(outputs.metadata_cid.as_ref().unwrap()).expect("the metadata is pinned");
+        let metadata: serde_json::Value = serde_json::from_slice(&metadata).unwrap();
+        assert_eq!(metadata["provenance"]["requestDigest"], job.id.to_string());
+        let sent = lock(&h.chain.sent).clone();
+        assert_eq!(sent.len(), 1, "one mint sent");
+        let signer =
+            recover_attestation_signer(&sent[0].attestation, &sent[0].node_signature, h.jobs.domain())
+                .unwrap();
+        assert_eq!(signer, h.operator.address());
+        assert_eq!(sent[0].attestation.pixelDigest, outputs.pixel_digest.unwrap().0);
+        // Submitting again returns the job, and nothing runs twice.
+        let (again, created) = h.jobs.submit(&signed).await.unwrap();
+        assert_eq!((again.id, created), (job.id, false));
+        h.tasks.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(lock(&h.chain.sent).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_full_node_off_the_network_is_busy_and_a_poor_creator_is_told_to_deposit() {
+        let h = Harness::new(Setup { max_queued_jobs: 0, ..Setup::default() });
+        let err = h.jobs.submit(&h.sign(h.request(MODEL, 1))).await.unwrap_err();
+        assert!(matches!(err, SubmitError::Busy(0)), "{err}");
+
+        let h = Harness::new(Setup::default());
+        let mut request = h.request(MODEL, 2);
+        request.fee = U256::from(100);
+        lock(&h.chain.funds).insert(h.creator.address(), U256::from(99));
+        let SubmitError::Rejected(rejection) = h.jobs.submit(&h.sign(request)).await.unwrap_err() else {
+            panic!("not a rejection")
+        };
+        assert_eq!(rejection.code, RefusalCode::InsufficientFunds);
+        assert!(rejection.message.contains("has 99 wei deposited"), "{rejection}");
+    }
+
+    #[tokio::test]
+    async fn another_model_is_forwarded_when_a_peer_serves_it_and_refused_when_none_does() {
+        let h = Harness::new(Setup::default());
+        let err = h.jobs.submit(&h.sign(h.request(OTHER_MODEL, 1))).await.unwrap_err();
+        let SubmitError::Rejected(rejection) = err else { panic!("not a rejection") };
+        assert!(rejection.message.contains("this node serves"), "off the network: {rejection}");
+
+        let lonely = Harness::new(Setup { forwarder: Some(FakeForwarder::default()), ..Setup::default() });
+        let SubmitError::Rejected(rejection) =
+            lonely.jobs.submit(&lonely.sign(lonely.request(OTHER_MODEL, 1))).await.unwrap_err()
+        else {
+            panic!("not a rejection")
+        };
+        assert_eq!(rejection.code, RefusalCode::UnknownModel);
+        assert!(rejection.message.contains("no node on the network serves"), "{rejection}");
+
+        let peer = PeerRef("peer-a".into());
+        let forwarder = FakeForwarder { peers: vec![peer.clone()], ..FakeForwarder::default() };
+        let h = Harness::new(Setup { forwarder: Some(forwarder), ..Setup::default() });
+        let (job, created) = h.jobs.submit(&h.sign(h.request(OTHER_MODEL, 1))).await.unwrap();
+        assert_eq!((job.route, created), (JobRoute::Forwarded, true));
+        h.wait_until(job.id, |job| job.executor.is_some()).await;
+        assert_eq!(lock(&h.forwarder.as_ref().unwrap().submitted).as_slice(), [peer]);
+    }
+
+    #[tokio::test]
+    async fn a_busy_node_forwards_jobs_for_its_own_model() {
+        let forwarder = FakeForwarder { peers: vec![PeerRef("peer-a".into())], ..FakeForwarder::default() };
+        let h = Harness::new(Setup { forwarder: Some(forwarder), max_queued_jobs: 0, ..Setup::default() });
+        let (job, _) = h.jobs.submit(&h.sign(h.request(MODEL, 3))).await.unwrap();
+        assert_eq!(job.route, JobRoute::Forwarded);
+    }
+
+    #[tokio::test]
+    async fn cancelling_stops_a_job_and_a_forwarded_one_at_its_executor() {
+        let peer = PeerRef("peer-a".into());
+        let forwarder = FakeForwarder {
+            peers: vec![peer.clone()],
+            placements: [(peer.clone(), Placement::Accepted)].into(),
+            ..FakeForwarder::default()
+        };
+        let h = Harness::new(Setup { forwarder: Some(forwarder), ..Setup::default() });
+        let (job, _) = h.jobs.submit(&h.sign(h.request(OTHER_MODEL, 4))).await.unwrap();
+        h.wait_until(job.id, |job| job.executor.is_some()).await;
+        let cancelled = h.jobs.cancel(job.id).await.unwrap();
+        assert_eq!(cancelled.state, JobState::Cancelled);
+        assert_eq!(lock(&h.forwarder.as_ref().unwrap().cancelled).as_slice(), [peer]);
+        let err = h.jobs.cancel(job.id).await.unwrap_err();
+        assert!(matches!(err, StoreError::Transition { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn shutdown_leaves_a_pending_mint_to_the_next_start() {
+        let chain = FakeChain { receipts_hang: true, ..FakeChain::default() };
+        let h = Harness::new(Setup { chain, ..Setup::default() });
+        let (job, _) = h.jobs.submit(&h.sign(h.request(MODEL, 5))).await.unwrap();
+        h.wait_for(job.id, JobState::Minting).await;
+        let outcome = h.tasks.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(outcome.aborted, 0, "the job task ended on its own");
+        let job = h.jobs.job(job.id).await.unwrap().unwrap();
+        assert_eq!(job.state, JobState::Minting, "the transaction hash waits for the next start");
+        assert_eq!(job.outputs.tx_hash, Some(TxHash(B256::repeat_byte(1))));
+    }
+}

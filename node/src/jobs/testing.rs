@@ -1,0 +1,342 @@
+//! Test doubles for the traits jobs own, and a harness that builds a [`Jobs`] service over them
+//! with a real SQLite store in a temporary directory. Unit tests only.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256, U256};
+use alloy::signers::local::PrivateKeySigner;
+use futures_util::future::BoxFuture;
+use genmint_model_runtime::{
+    Control, GenerationParams, Generator, Limits, ModelDescriptor, ModelHash, ModelKind, Progress,
+    ReproducibilityEnvelope, Rgb8Image, RuntimeError, SchedulerKind,
+};
+
+use super::chain::MintChain;
+use super::events::JobEvent;
+use super::forwarder::{ForwardError, Forwarder, Need, Placement, StatusReply};
+use super::inference::Inference;
+use super::service::{Jobs, JobsParts};
+use super::state::JobState;
+use super::store::{JobRecord, JobStore, PeerRef};
+use crate::chain::{ChainError, MintJob, MintOutcome, PendingMint};
+use crate::ipfs::MemoryStore;
+use crate::lifecycle::Tasks;
+use crate::provenance::credentials::Credentials;
+use crate::provenance::eip712::{GenerationRequest, SignedRequest, sign_request};
+use crate::provenance::ids::{JobId, TxHash};
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The model the fake generator serves.
+pub(crate) const MODEL: ModelHash = ModelHash([0x3c; 32]);
+
+pub(crate) fn descriptor() -> ModelDescriptor {
+    ModelDescriptor {
+        name: "fake-8".into(),
+        author: None,
+        kind: ModelKind::Tiny,
+        hash: MODEL,
+        limits: Limits {
+            min_width: 8,
+            max_width: 16,
+            min_height: 8,
+            max_height: 16,
+            size_multiple: 8,
+            default_width: 8,
+            default_height: 8,
+            max_steps: 10,
+            default_steps: 2,
+            default_guidance: 3.0,
+            max_guidance: 10.0,
+            max_prompt_bytes: 1000,
+            negative_prompt: true,
+        },
+        envelope: ReproducibilityEnvelope {
+            engine: "fake".into(),
+            noise: "none".into(),
+            scheduler: SchedulerKind::Ddim,
+            dtype: "f32".into(),
+            device_class: "cpu".into(),
+        },
+    }
+}
+
+/// Paints the seed into every pixel, one step per requested step.
+pub(crate) struct FakeGenerator {
+    pub descriptor: ModelDescriptor,
+}
+
+impl Generator for FakeGenerator {
+    fn descriptor(&self) -> &ModelDescriptor {
+        &self.descriptor
+    }
+
+    fn generate(
+        &mut self,
+        params: &GenerationParams,
+        progress: &mut dyn FnMut(Progress) -> Control,
+    ) -> Result<Rgb8Image, RuntimeError> {
+        for step in 1..=params.steps {
+            if progress(Progress { step, total: params.steps }) == Control::Cancel {
+                return Err(RuntimeError::Cancelled);
+            }
+        }
+        let byte = (params.seed % 251) as u8;
+        Ok(Rgb8Image {
+            width: params.width,
+            height: params.height,
+            pixels: vec![byte; (params.width * params.height * 3) as usize],
+        })
+    }
+}
+
+/// A chain in memory: deposits, minted tokens, and scripted receipts.
+#[derive(Default)]
+pub(crate) struct FakeChain {
+    pub funds: Mutex<HashMap<Address, U256>>,
+    /// Minted tokens and the transaction that minted each.
+    pub minted: Mutex<HashMap<U256, TxHash>>,
+    pub sent: Mutex<Vec<MintJob>>,
+    /// What `receipt_for` answers next; empty: mined, minting the token.
+    pub receipts: Mutex<VecDeque<Result<MintOutcome, ChainError>>>,
+    pub known_transactions: Mutex<HashSet<TxHash>>,
+    /// Whether a sent mint lands on chain at once.
+    pub mints_land: bool,
+    /// Whether `receipt_for` waits forever (a transaction that stays pending).
+    pub receipts_hang: bool,
+}
+
+impl FakeChain {
+    pub fn landing() -> Self {
+        Self { mints_land: true, ..Self::default() }
+    }
+
+    pub fn mint_elsewhere(&self, token: U256, tx: TxHash) {
+        lock(&self.minted).insert(token, tx);
+    }
+}
+
+pub(crate) fn unreachable() -> ChainError {
+    ChainError::Unreachable { url: "fake".into(), detail: "down".into() }
+}
+
+impl MintChain for FakeChain {
+    fn funds_of(&self, account: Address) -> BoxFuture<'_, Result<U256, ChainError>> {
+        let funds = lock(&self.funds).get(&account).copied().unwrap_or(U256::MAX);
+        Box::pin(async move { Ok(funds) })
+    }
+
+    fn token_exists(&self, token_id: U256) -> BoxFuture<'_, Result<bool, ChainError>> {
+        let exists = lock(&self.minted).contains_key(&token_id);
+        Box::pin(async move { Ok(exists) })
+    }
+
+    fn mint_transaction(&self, token_id: U256) -> BoxFuture<'_, Result<Option<TxHash>, ChainError>> {
+        let tx = lock(&self.minted).get(&token_id).copied();
+        Box::pin(async move { Ok(tx) })
+    }
+
+    fn send_mint(&self, job: MintJob) -> BoxFuture<'_, Result<PendingMint, ChainError>> {
+        let token_id = U256::from_be_bytes(job.attestation.requestDigest.0);
+        let tx_hash = B256::repeat_byte(lock(&self.sent).len() as u8 + 1);
+        lock(&self.sent).push(job);
+        lock(&self.known_transactions).insert(TxHash(tx_hash));
+        if self.mints_land {
+            lock(&self.minted).insert(token_id, TxHash(tx_hash));
+        }
+        Box::pin(async move { Ok(PendingMint { tx_hash, token_id }) })
+    }
+
+    fn receipt_for(&self, tx_hash: TxHash, token_id: U256) -> BoxFuture<'_, Result<MintOutcome, ChainError>> {
+        if self.receipts_hang {
+            return Box::pin(std::future::pending());
+        }
+        let scripted = lock(&self.receipts).pop_front();
+        let answer = scripted.unwrap_or(Ok(MintOutcome { tx_hash: tx_hash.0, block_number: 1, token_id }));
+        Box::pin(async move { answer })
+    }
+
+    fn transaction_known(&self, tx_hash: TxHash) -> BoxFuture<'_, Result<bool, ChainError>> {
+        let known = lock(&self.known_transactions).contains(&tx_hash);
+        Box::pin(async move { Ok(known) })
+    }
+}
+
+/// Peers in memory: who is a candidate, how each answers an offer, and scripted status replies.
+#[derive(Default)]
+pub(crate) struct FakeForwarder {
+    pub peers: Vec<PeerRef>,
+    pub placements: HashMap<PeerRef, Placement>,
+    pub statuses: Mutex<VecDeque<StatusReply>>,
+    pub submitted: Mutex<Vec<PeerRef>>,
+    pub cancelled: Mutex<Vec<PeerRef>>,
+}
+
+impl Forwarder for FakeForwarder {
+    fn candidates<'a>(&'a self, _need: &'a Need, exclude: &'a [PeerRef]) -> BoxFuture<'a, Vec<PeerRef>> {
+        let peers = self.peers.iter().filter(|p| !exclude.contains(p)).cloned().collect();
+        Box::pin(async move { peers })
+    }
+
+    fn submit<'a>(&'a self, peer: &'a PeerRef, _id: JobId, _signed: &'a str) -> BoxFuture<'a, Placement> {
+        lock(&self.submitted).push(peer.clone());
+        let answer = self.placements.get(peer).cloned().unwrap_or(Placement::Accepted);
+        Box::pin(async move { answer })
+    }
+
+    fn status<'a>(&'a self, _peer: &'a PeerRef, _id: JobId) -> BoxFuture<'a, StatusReply> {
+        let answer =
+            lock(&self.statuses).pop_front().unwrap_or(StatusReply::Silent(ForwardError("no answer".into())));
+        Box::pin(async move { answer })
+    }
+
+    fn cancel<'a>(&'a self, peer: &'a PeerRef, _id: JobId) -> BoxFuture<'a, Result<(), ForwardError>> {
+        lock(&self.cancelled).push(peer.clone());
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A job service over fakes, a real store in a temporary directory, and a creator.
+pub(crate) struct Harness {
+    pub jobs: Arc<Jobs>,
+    pub chain: Arc<FakeChain>,
+    pub forwarder: Option<Arc<FakeForwarder>>,
+    pub content: MemoryStore,
+    pub creator: PrivateKeySigner,
+    pub operator: PrivateKeySigner,
+    pub tasks: Tasks,
+    pub _dir: tempfile::TempDir,
+}
+
+/// How to build a harness.
+pub(crate) struct Setup {
+    pub chain: FakeChain,
+    pub forwarder: Option<FakeForwarder>,
+    pub max_queued_jobs: usize,
+    pub min_fee: U256,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self { chain: FakeChain::landing(), forwarder: None, max_queued_jobs: 4, min_fee: U256::ZERO }
+    }
+}
+
+impl Harness {
+    pub fn new(setup: Setup) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let operator = PrivateKeySigner::random();
+        let store = JobStore::open(&dir.path().join("jobs.sqlite")).unwrap();
+        let inference = Inference::spawn(Box::new(FakeGenerator { descriptor: descriptor() }), 4).unwrap();
+        let (credentials, _) = Credentials::load_or_create(dir.path(), &operator).unwrap();
+        let images_dir = dir.path().join("images");
+        std::fs::create_dir_all(&images_dir).unwrap();
+        let chain = Arc::new(setup.chain);
+        let forwarder = setup.forwarder.map(Arc::new);
+        let content = MemoryStore::default();
+        let tasks = Tasks::default();
+        let jobs = Jobs::new(JobsParts {
+            store,
+            inference,
+            content: Arc::new(content.clone()),
+            chain: chain.clone(),
+            forwarder: forwarder.clone().map(|f| f as Arc<dyn Forwarder>),
+            operator: operator.clone(),
+            chain_id: 31337,
+            contract: Address::repeat_byte(0xc0),
+            images_dir,
+            max_prompt_bytes: 100,
+            max_queued_jobs: setup.max_queued_jobs,
+            min_fee: setup.min_fee,
+            credentials: Arc::new(credentials),
+            tasks: tasks.clone(),
+        });
+        Self {
+            jobs,
+            chain,
+            forwarder,
+            content,
+            creator: PrivateKeySigner::random(),
+            operator,
+            tasks,
+            _dir: dir,
+        }
+    }
+
+    /// A request of the creator's for `model`, deadline an hour away.
+    pub fn request(&self, model: ModelHash, seed: u64) -> GenerationRequest {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        GenerationRequest {
+            creator: self.creator.address(),
+            modelHash: B256::from(model.0),
+            prompt: "a red square".into(),
+            negativePrompt: String::new(),
+            seed,
+            width: 8,
+            height: 8,
+            steps: 2,
+            guidance: 300,
+            scheduler: "ddim".into(),
+            fee: U256::ZERO,
+            nonce: U256::from(seed),
+            deadline: now + 3600,
+        }
+    }
+
+    pub fn sign(&self, request: GenerationRequest) -> SignedRequest {
+        let signature = sign_request(&self.creator, &request, self.jobs.domain()).unwrap();
+        SignedRequest { request, signature }
+    }
+
+    /// Waits (bounded) until the job reaches `state`.
+    pub async fn wait_for(&self, id: JobId, state: JobState) -> JobRecord {
+        let mut events = self.jobs.events().subscribe();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let job = self.jobs.job(id).await.unwrap().unwrap();
+            if job.state == state {
+                return job;
+            }
+            assert!(
+                !job.state.is_terminal(),
+                "job ended {} ({:?}), not {state}",
+                job.state,
+                job.outputs.error
+            );
+            let next = tokio::time::timeout_at(deadline, async {
+                loop {
+                    if let Ok(JobEvent::State(job)) = events.recv().await
+                        && job.id == id
+                    {
+                        return;
+                    }
+                }
+            });
+            assert!(next.await.is_ok(), "job stayed {} instead of reaching {state}", job.state);
+        }
+    }
+}
+
+impl Harness {
+    /// Waits (bounded) until the stored job satisfies `done`.
+    pub async fn wait_until(&self, id: JobId, done: impl Fn(&JobRecord) -> bool) -> JobRecord {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let job = self.jobs.job(id).await.unwrap().unwrap();
+            if done(&job) {
+                return job;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "job {id} stayed {} ({:?})",
+                job.state,
+                job.executor
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
