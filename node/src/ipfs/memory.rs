@@ -26,9 +26,16 @@ impl MemoryStore {
         self.files.lock().unwrap_or_else(|p| p.into_inner()).get(cid).cloned()
     }
 
-    /// Puts bytes under any CID, as a store that lies would.
-    pub fn put_as(&self, cid: Cid, bytes: Vec<u8>) {
-        self.files.lock().unwrap_or_else(|p| p.into_inner()).insert(cid, bytes);
+    /// Stores `bytes` under their CID and returns it.
+    pub fn put(&self, bytes: Vec<u8>) -> Cid {
+        let cid = ImportProfile::UNIXFS_V1_2025.cid_of(&bytes).expect("any bytes have a CID");
+        self.replace(&cid, bytes);
+        cid
+    }
+
+    /// Serves `bytes` under `cid` from now on, whatever they hash to: a store that lies.
+    pub fn replace(&self, cid: &Cid, bytes: Vec<u8>) {
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).insert(cid.clone(), bytes);
     }
 
     fn check_up(&self) -> Result<(), IpfsError> {
@@ -44,7 +51,7 @@ impl ContentStore for MemoryStore {
     fn add_and_pin(&self, bytes: Vec<u8>) -> impl Future<Output = Result<Cid, IpfsError>> + Send {
         let stored = self.check_up().and_then(|()| {
             let cid = ImportProfile::UNIXFS_V1_2025.cid_of(&bytes)?;
-            self.put_as(cid.clone(), bytes);
+            self.replace(&cid, bytes);
             Ok(cid)
         });
         std::future::ready(stored)

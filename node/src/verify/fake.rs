@@ -1,15 +1,13 @@
-//! In-memory stand-ins for the chain and IPFS, so verification runs in tests without anvil or
-//! Kubo: [`FakeChain`] answers [`TokenChain`] from maps the test fills in, and [`MemoryStore`]
-//! serves bytes under the CID computed here, the way a Kubo with the genmint import profile would.
+//! An in-memory stand-in for the chain, so verification runs in tests without anvil:
+//! [`FakeChain`] answers [`TokenChain`] from maps the test fills in (IPFS is
+//! [`crate::ipfs::MemoryStore`]).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
 
 use alloy::primitives::{Address, B256, Bytes, U256};
 
 use super::TokenChain;
 use crate::chain::{ChainError, MintedEvent, ModelInfo, Provenance};
-use crate::ipfs::{Cid, ContentStore, ImportProfile, IpfsError};
 use crate::provenance::eip712::GenerationRequest;
 
 /// A minted token as the chain holds it.
@@ -119,54 +117,5 @@ impl TokenChain for FakeChain {
             .iter()
             .find(|(_, token)| token.event.image_cid == image_cid && token.event.block_number >= from_block);
         Ok(found.map(|(token_id, _)| *token_id))
-    }
-}
-
-/// A content store in memory, keyed by the locally computed CID.
-#[derive(Debug, Default)]
-pub(crate) struct MemoryStore {
-    files: Mutex<HashMap<Cid, Vec<u8>>>,
-}
-
-impl MemoryStore {
-    /// Stores `bytes` under their CID and returns it.
-    pub fn put(&self, bytes: Vec<u8>) -> Cid {
-        let cid = ImportProfile::UNIXFS_V1_2025.cid_of(&bytes).expect("any bytes have a CID");
-        self.lock().insert(cid.clone(), bytes);
-        cid
-    }
-
-    /// Serves `bytes` under `cid` from now on, whatever they hash to: a store that lies.
-    pub fn replace(&self, cid: &Cid, bytes: Vec<u8>) {
-        self.lock().insert(cid.clone(), bytes);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Cid, Vec<u8>>> {
-        // A test that panicked holding the lock leaves the map as it was: still usable.
-        self.files.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl ContentStore for MemoryStore {
-    async fn add_and_pin(&self, bytes: Vec<u8>) -> Result<Cid, IpfsError> {
-        Ok(self.put(bytes))
-    }
-
-    async fn cat(&self, cid: &Cid, max_bytes: usize) -> Result<Vec<u8>, IpfsError> {
-        match self.lock().get(cid) {
-            Some(bytes) if bytes.len() > max_bytes => {
-                Err(IpfsError::TooLarge { cid: cid.clone(), max_bytes })
-            }
-            Some(bytes) => Ok(bytes.clone()),
-            None => Err(IpfsError::Rejected {
-                api_url: "memory".into(),
-                operation: "cat",
-                message: format!("{cid} is not stored"),
-            }),
-        }
-    }
-
-    async fn is_pinned(&self, cid: &Cid) -> Result<bool, IpfsError> {
-        Ok(self.lock().contains_key(cid))
     }
 }

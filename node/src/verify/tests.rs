@@ -6,10 +6,11 @@ use alloy::primitives::{Address, B256, Bytes, Signature, U256, keccak256};
 use alloy::signers::local::PrivateKeySigner;
 use genmint_model_runtime::Rgb8Image;
 
-use super::fake::{FakeChain, FakeToken, MemoryStore};
+use super::fake::{FakeChain, FakeToken};
 use super::subject::{Claim, Subject, resolve};
 use super::{CHECKS, CheckName, Report, inspect, verify_token};
 use crate::chain::{MintedEvent, ModelInfo, Provenance as Record, abi_encode_request};
+use crate::ipfs::MemoryStore;
 use crate::provenance::credentials::Credentials;
 use crate::provenance::eip712::{
     self, Attestation, GenerationRequest, attestation_digest, request_digest, sign_attestation, sign_digest,
