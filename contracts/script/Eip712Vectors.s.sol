@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {Vm} from "../test/Vm.sol";
 import {GenmintNFT} from "../src/GenmintNFT.sol";
+import {Signing} from "../test/utils/Signing.sol";
 
 /// @notice Writes test/vectors/eip712.json, the EIP-712 vectors shared by the Solidity and Rust test
 /// suites: GenmintNFT's own digests and forge's RFC 6979 signatures for a fixed set of requests, for
@@ -15,15 +16,8 @@ contract Eip712Vectors {
     /// Anvil's account 0, and the first contract it creates (nonce 0).
     address internal constant DEPLOYER = 0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266;
     address internal constant VERIFYING_CONTRACT = 0x5FbDB2315678afecb367f032d93F642f64180aa3;
-    /// Anvil's default account 2 signs requests, account 1 runs the node.
-    uint256 internal constant CREATOR_KEY = 0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a;
-    uint256 internal constant NODE_KEY = 0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d;
-
-    string internal constant REQUEST_TYPE = "GenerationRequest(address creator,bytes32 modelHash,string prompt,string negativePrompt,uint64 seed,"
-        "uint32 width,uint32 height,uint32 steps,uint32 guidance,string scheduler,uint256 fee,uint256 nonce,"
-        "uint64 deadline)";
-    string internal constant ATTESTATION_TYPE = "Attestation(bytes32 requestDigest,bytes32 modelHash,bytes32 pixelDigest,string imageCid,"
-        "string metadataCid,address node)";
+    /// 2100-01-01, the deadline of the cases that do not test it.
+    uint64 internal constant FAR_DEADLINE = 4_102_444_800;
 
     struct Case {
         string name;
@@ -58,114 +52,79 @@ contract Eip712Vectors {
         vm.writeFile(string.concat(vm.projectRoot(), "/test/vectors/eip712.json"), json);
     }
 
+    /// @dev Anvil's account 2 signs every request; each case starts from the tests' standard request.
     function _cases() internal pure returns (Case[] memory cases) {
+        address creator = vm.addr(Signing.CREATOR_KEY);
         cases = new Case[](4);
-        cases[0] = _case1();
-        cases[1] = _case2();
-        cases[2] = _case3();
-        cases[3] = _case4();
+
+        GenmintNFT.GenerationRequest memory r =
+            Signing.defaultRequest(creator, sha256("genmint vector model 1"), 0, 1, FAR_DEADLINE);
+        cases[0] = _case(
+            1,
+            "ascii prompt, empty negative prompt",
+            r,
+            "bafkreie3dng25gdeyvppfnll5bppa27tst52eztxbgta4noto22t6o3jta",
+            "bafkreibaiijlxlod6bnuttbiipd3askmor5rrg2vtxb6zvgzd4kuqdiaci"
+        );
+
+        r = Signing.defaultRequest(creator, sha256("genmint vector model 2"), 1_000_000_000_000_000, 7, FAR_DEADLINE);
+        // "café ☕ 東京, watercolor at dawn"
+        r.prompt = "caf\xc3\xa9 \xe2\x98\x95 \xe6\x9d\xb1\xe4\xba\xac, watercolor at dawn";
+        // "blurry, low quality, текст, 🚫 watermark"
+        r.negativePrompt = "blurry, low quality, \xd1\x82\xd0\xb5\xd0\xba\xd1\x81\xd1\x82, \xf0\x9f\x9a\xab watermark";
+        r.seed = 123_456_789;
+        r.width = 768;
+        (r.steps, r.guidance) = (30, 800);
+        cases[1] = _case(
+            2,
+            "utf-8 prompt and negative prompt",
+            r,
+            "bafkreih4f5ey4wmmxfrczhj6nvmuydalodwn2vomai3xcwwop6g2rayyia",
+            "bafkreiattppbw26xj2rvx6vafh66tzocgyjvttzsxa64acireoh6sirepm"
+        );
+
+        r = Signing.defaultRequest(
+            creator, sha256("genmint vector model 3"), type(uint256).max, (1 << 255) + 0x1234, type(uint64).max
+        );
+        r.prompt = "an astronaut riding a horse, photorealistic";
+        r.negativePrompt = "cartoon";
+        r.seed = type(uint64).max;
+        (r.width, r.height) = (1024, 1024);
+        (r.steps, r.guidance) = (type(uint32).max, type(uint32).max);
+        cases[2] = _case(
+            3,
+            "largest integers",
+            r,
+            "bafybeih7gz5kvvg2zafb7vue6izhy6c4tglvwpi3rgunwdag2fidn2y6eq",
+            "bafkreih7m7plthysl6wkxmowlzizo7rffdbrzu65glebgqgcfbdeqprsq4"
+        );
+
+        r = Signing.defaultRequest(creator, sha256("genmint vector model 1"), 1, 0, 1);
+        r.prompt = "a sign that reads \"OPEN\"\n\tpath C:\\art\\";
+        r.negativePrompt = "text\nletters";
+        r.seed = 0;
+        (r.width, r.height) = (256, 256);
+        (r.steps, r.guidance) = (1, 0);
+        cases[3] = _case(
+            4,
+            "quotes, backslash, tab and newline in the prompt",
+            r,
+            "bafkreicargf6sjf7pkqgr7yj3qluzsoxp34dq3me75vfku5uisdfu35uta",
+            "bafkreihn2vnj7ptvyncwxfqsbcwdeog2nr77mkb3dqyhorurer2otwgw6m"
+        );
     }
 
-    function _case1() internal pure returns (Case memory) {
-        GenmintNFT.GenerationRequest memory request = GenmintNFT.GenerationRequest({
-            creator: vm.addr(CREATOR_KEY),
-            modelHash: sha256("genmint vector model 1"),
-            prompt: "a lighthouse on a cliff at sunset, oil painting",
-            negativePrompt: "",
-            seed: 42,
-            width: 512,
-            height: 512,
-            steps: 20,
-            guidance: 750,
-            scheduler: "ddim",
-            fee: 0,
-            nonce: 1,
-            deadline: 4_102_444_800
-        });
-        return Case({
-            name: "ascii prompt, empty negative prompt",
-            request: request,
-            pixelDigest: sha256("genmint vector 1 pixels"),
-            imageCid: "bafkreie3dng25gdeyvppfnll5bppa27tst52eztxbgta4noto22t6o3jta",
-            metadataCid: "bafkreibaiijlxlod6bnuttbiipd3askmor5rrg2vtxb6zvgzd4kuqdiaci"
-        });
-    }
-
-    function _case2() internal pure returns (Case memory) {
-        GenmintNFT.GenerationRequest memory request = GenmintNFT.GenerationRequest({
-            creator: vm.addr(CREATOR_KEY),
-            modelHash: sha256("genmint vector model 2"),
-            // "café ☕ 東京, watercolor at dawn"
-            prompt: "caf\xc3\xa9 \xe2\x98\x95 \xe6\x9d\xb1\xe4\xba\xac, watercolor at dawn",
-            // "blurry, low quality, текст, 🚫 watermark"
-            negativePrompt: "blurry, low quality, \xd1\x82\xd0\xb5\xd0\xba\xd1\x81\xd1\x82, \xf0\x9f\x9a\xab watermark",
-            seed: 123_456_789,
-            width: 768,
-            height: 512,
-            steps: 30,
-            guidance: 800,
-            scheduler: "ddim",
-            fee: 1_000_000_000_000_000,
-            nonce: 7,
-            deadline: 4_102_444_800
-        });
-        return Case({
-            name: "utf-8 prompt and negative prompt",
-            request: request,
-            pixelDigest: sha256("genmint vector 2 pixels"),
-            imageCid: "bafkreih4f5ey4wmmxfrczhj6nvmuydalodwn2vomai3xcwwop6g2rayyia",
-            metadataCid: "bafkreiattppbw26xj2rvx6vafh66tzocgyjvttzsxa64acireoh6sirepm"
-        });
-    }
-
-    function _case3() internal pure returns (Case memory) {
-        GenmintNFT.GenerationRequest memory request = GenmintNFT.GenerationRequest({
-            creator: vm.addr(CREATOR_KEY),
-            modelHash: sha256("genmint vector model 3"),
-            prompt: "an astronaut riding a horse, photorealistic",
-            negativePrompt: "cartoon",
-            seed: type(uint64).max,
-            width: 1024,
-            height: 1024,
-            steps: type(uint32).max,
-            guidance: type(uint32).max,
-            scheduler: "ddim",
-            fee: type(uint256).max,
-            nonce: (1 << 255) + 0x1234,
-            deadline: type(uint64).max
-        });
-        return Case({
-            name: "largest integers",
-            request: request,
-            pixelDigest: sha256("genmint vector 3 pixels"),
-            imageCid: "bafybeih7gz5kvvg2zafb7vue6izhy6c4tglvwpi3rgunwdag2fidn2y6eq",
-            metadataCid: "bafkreih7m7plthysl6wkxmowlzizo7rffdbrzu65glebgqgcfbdeqprsq4"
-        });
-    }
-
-    function _case4() internal pure returns (Case memory) {
-        GenmintNFT.GenerationRequest memory request = GenmintNFT.GenerationRequest({
-            creator: vm.addr(CREATOR_KEY),
-            modelHash: sha256("genmint vector model 1"),
-            prompt: "a sign that reads \"OPEN\"\n\tpath C:\\art\\",
-            negativePrompt: "text\nletters",
-            seed: 0,
-            width: 256,
-            height: 256,
-            steps: 1,
-            guidance: 0,
-            scheduler: "ddim",
-            fee: 1,
-            nonce: 0,
-            deadline: 1
-        });
-        return Case({
-            name: "quotes, backslash, tab and newline in the prompt",
-            request: request,
-            pixelDigest: sha256("genmint vector 4 pixels"),
-            imageCid: "bafkreicargf6sjf7pkqgr7yj3qluzsoxp34dq3me75vfku5uisdfu35uta",
-            metadataCid: "bafkreihn2vnj7ptvyncwxfqsbcwdeog2nr77mkb3dqyhorurer2otwgw6m"
-        });
+    /// @dev Case `n`, whose pixel digest is sha256("genmint vector <n> pixels").
+    function _case(
+        uint256 n,
+        string memory name,
+        GenmintNFT.GenerationRequest memory request,
+        string memory imageCid,
+        string memory metadataCid
+    ) internal pure returns (Case memory) {
+        bytes32 pixelDigest = sha256(bytes(string.concat("genmint vector ", vm.toString(n), " pixels")));
+        return
+            Case({name: name, request: request, pixelDigest: pixelDigest, imageCid: imageCid, metadataCid: metadataCid});
     }
 
     function _caseJson(Case memory c) internal view returns (string memory) {
@@ -176,23 +135,23 @@ contract Eip712Vectors {
             pixelDigest: c.pixelDigest,
             imageCid: c.imageCid,
             metadataCid: c.metadataCid,
-            node: vm.addr(NODE_KEY)
+            node: vm.addr(Signing.NODE_KEY)
         });
         bytes32 attestationDigest = nft.hashAttestation(attestation);
         string memory requestPart = string.concat(
             "    {\n",
             _entry("name", _quote(c.name)),
             _entry("request", _requestJson(c.request)),
-            _entry("requestTypeHash", _quote(vm.toString(keccak256(bytes(REQUEST_TYPE))))),
+            _entry("requestTypeHash", _quote(vm.toString(keccak256(bytes(Signing.REQUEST_TYPE))))),
             _entry("requestDigest", _quote(vm.toString(requestDigest))),
-            _signatureJson("creator", CREATOR_KEY, requestDigest, ",\n")
+            _signatureJson("creator", Signing.CREATOR_KEY, requestDigest, ",\n")
         );
         return string.concat(
             requestPart,
             _entry("attestation", _attestationJson(attestation)),
-            _entry("attestationTypeHash", _quote(vm.toString(keccak256(bytes(ATTESTATION_TYPE))))),
+            _entry("attestationTypeHash", _quote(vm.toString(keccak256(bytes(Signing.ATTESTATION_TYPE))))),
             _entry("attestationDigest", _quote(vm.toString(attestationDigest))),
-            _signatureJson("node", NODE_KEY, attestationDigest, "\n"),
+            _signatureJson("node", Signing.NODE_KEY, attestationDigest, "\n"),
             "    }"
         );
     }
@@ -237,13 +196,12 @@ contract Eip712Vectors {
         pure
         returns (string memory)
     {
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
         return string.concat(
             _entry(string.concat(role, "PrivateKey"), _quote(vm.toString(bytes32(key)))),
             '      "',
             role,
             'Signature": ',
-            _quote(vm.toString(abi.encodePacked(r, s, v))),
+            _quote(vm.toString(Signing.sign(key, digest))),
             end
         );
     }

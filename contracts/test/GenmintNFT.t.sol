@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {Vm} from "./Vm.sol";
 import {GenmintFixture} from "./utils/GenmintFixture.sol";
+import {Signing} from "./utils/Signing.sol";
 import {GenmintNFT} from "../src/GenmintNFT.sol";
 import {RawCid} from "../src/RawCid.sol";
 import {IERC7007} from "../src/interfaces/IERC7007.sol";
@@ -135,7 +136,7 @@ contract GenmintNFTTest is GenmintFixture {
 
     function test_MintAcceptsCreatorSignatureOf65Bytes() public {
         GenmintNFT.Job memory job = _job(1);
-        job.creatorSignature = _sign(CREATOR_KEY, nft.hashRequest(job.request));
+        job.creatorSignature = Signing.sign(CREATOR_KEY, nft.hashRequest(job.request));
         assertEq(job.creatorSignature.length, 65, "long form");
         uint256 tokenId = nft.mint(job);
         assertEq(nft.ownerOf(tokenId), creator, "owner");
@@ -329,9 +330,9 @@ contract GenmintNFTTest is GenmintFixture {
         nft.registerModel(otherModel, "other", "someone", "");
         GenmintNFT.GenerationRequest memory request = _request(1);
         GenmintNFT.Job memory job = _job(request, _output(1), CREATOR_KEY, NODE_KEY);
-        GenmintNFT.Attestation memory attestation = _attestation(request, job.output);
+        GenmintNFT.Attestation memory attestation = Signing.attestationOf(nft, request, job.output);
         attestation.modelHash = otherModel;
-        job.nodeSignature = _signCompact(NODE_KEY, nft.hashAttestation(attestation));
+        job.nodeSignature = Signing.signCompact(NODE_KEY, nft.hashAttestation(attestation));
         vm.expectRevert(GenmintNFT.BadNodeSignature.selector);
         nft.mint(job);
     }
@@ -493,9 +494,10 @@ contract GenmintNFTTest is GenmintFixture {
         assertTrue(!nft.verify(prompt, abi.encodePacked(job.output.pixelDigest, "bafy"), proof), "image CID");
         assertTrue(!nft.verify(prompt, hex"00", proof), "short aigcData");
         assertTrue(!nft.verify(prompt, aigcData, hex"00"), "short proof");
-        bytes memory swapped = abi.encodePacked(job.nodeSignature.r, job.nodeSignature.vs, _sign(STRANGER_KEY, 0));
+        bytes memory swapped =
+            abi.encodePacked(job.nodeSignature.r, job.nodeSignature.vs, Signing.sign(STRANGER_KEY, 0));
         assertTrue(!nft.verify(prompt, aigcData, swapped), "creator signature");
-        GenmintNFT.CompactSignature memory other = _signCompact(STRANGER_KEY, keccak256("x"));
+        GenmintNFT.CompactSignature memory other = Signing.signCompact(STRANGER_KEY, keccak256("x"));
         assertTrue(!nft.verify(prompt, aigcData, abi.encodePacked(other.r, other.vs, job.creatorSignature)), "node");
         GenmintNFT.GenerationRequest memory request = job.request;
         request.seed += 1;

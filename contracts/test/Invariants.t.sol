@@ -3,7 +3,7 @@ pragma solidity ^0.8.24;
 
 import {Test, Vm} from "./Vm.sol";
 import {GenmintNFT} from "../src/GenmintNFT.sol";
-import {RawCid} from "../src/RawCid.sol";
+import {Signing} from "./utils/Signing.sol";
 
 /// @notice Drives GenmintNFT with random mints, batches, replays, forgeries, deposits, withdrawals and
 /// transfers among a few actors, and keeps the books the invariants compare against.
@@ -157,19 +157,10 @@ contract GenmintHandler {
         view
         returns (GenmintNFT.Job memory)
     {
-        bytes32 digest = nft.hashRequest(job.request);
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(creatorSeed % ACTORS + 1, digest);
-        job.creatorSignature = abi.encodePacked(r, s, v);
-        GenmintNFT.Attestation memory attestation = GenmintNFT.Attestation({
-            requestDigest: digest,
-            modelHash: job.request.modelHash,
-            pixelDigest: job.output.pixelDigest,
-            imageCid: job.output.imageCid,
-            metadataCid: RawCid.fromSha256(job.output.metadataDigest),
-            node: job.output.node
-        });
-        (v, r, s) = vm.sign(nodeSeed % ACTORS + 1, nft.hashAttestation(attestation));
-        job.nodeSignature = GenmintNFT.CompactSignature({r: r, vs: bytes32(uint256(s) | (uint256(v - 27) << 255))});
+        // The creator's signature in its 65-byte form, the node's compact.
+        job.creatorSignature = Signing.sign(creatorSeed % ACTORS + 1, nft.hashRequest(job.request));
+        GenmintNFT.Attestation memory attestation = Signing.attestationOf(nft, job.request, job.output);
+        job.nodeSignature = Signing.signCompact(nodeSeed % ACTORS + 1, nft.hashAttestation(attestation));
         return job;
     }
 

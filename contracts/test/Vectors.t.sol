@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {Test} from "./Vm.sol";
 import {GenmintNFT} from "../src/GenmintNFT.sol";
+import {Signing} from "./utils/Signing.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 
 /// @notice Checks the shared EIP-712 vectors (test/vectors/eip712.json) against GenmintNFT deployed
@@ -12,12 +13,6 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 contract VectorsTest is Test {
     /// Anvil's account 0; its first contract (nonce 0) is the vectors' verifying contract.
     address internal constant DEPLOYER = 0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266;
-
-    string internal constant REQUEST_TYPE = "GenerationRequest(address creator,bytes32 modelHash,string prompt,string negativePrompt,uint64 seed,"
-        "uint32 width,uint32 height,uint32 steps,uint32 guidance,string scheduler,uint256 fee,uint256 nonce,"
-        "uint64 deadline)";
-    string internal constant ATTESTATION_TYPE = "Attestation(bytes32 requestDigest,bytes32 modelHash,bytes32 pixelDigest,string imageCid,"
-        "string metadataCid,address node)";
 
     string internal json;
     GenmintNFT internal nft;
@@ -43,12 +38,12 @@ contract VectorsTest is Test {
             string memory c = _case(i);
             assertEq(
                 vm.parseJsonBytes32(json, string.concat(c, ".requestTypeHash")),
-                keccak256(bytes(REQUEST_TYPE)),
+                keccak256(bytes(Signing.REQUEST_TYPE)),
                 "requestTypeHash"
             );
             assertEq(
                 vm.parseJsonBytes32(json, string.concat(c, ".attestationTypeHash")),
-                keccak256(bytes(ATTESTATION_TYPE)),
+                keccak256(bytes(Signing.ATTESTATION_TYPE)),
                 "attestationTypeHash"
             );
         }
@@ -58,13 +53,8 @@ contract VectorsTest is Test {
         for (uint256 i = 0; i < _caseCount(); i++) {
             string memory c = _case(i);
             GenmintNFT.GenerationRequest memory request = _request(c);
-            bytes32 digest = vm.parseJsonBytes32(json, string.concat(c, ".requestDigest"));
-            assertEq(nft.hashRequest(request), digest, string.concat(c, ".requestDigest"));
-
-            bytes memory signature = vm.parseJsonBytes(json, string.concat(c, ".creatorSignature"));
-            uint256 key = uint256(vm.parseJsonBytes32(json, string.concat(c, ".creatorPrivateKey")));
-            assertEq(_sign(key, digest), signature, string.concat(c, ".creatorSignature"));
-            assertEq(ECDSA.recover(digest, signature), request.creator, string.concat(c, " creator recovers"));
+            bytes32 digest = _checkDigest(c, ".requestDigest", nft.hashRequest(request));
+            _checkSignature(c, "creator", digest, request.creator);
         }
     }
 
@@ -77,13 +67,8 @@ contract VectorsTest is Test {
                 vm.parseJsonBytes32(json, string.concat(c, ".requestDigest")),
                 string.concat(c, ".attestation.requestDigest")
             );
-            bytes32 digest = vm.parseJsonBytes32(json, string.concat(c, ".attestationDigest"));
-            assertEq(nft.hashAttestation(attestation), digest, string.concat(c, ".attestationDigest"));
-
-            bytes memory signature = vm.parseJsonBytes(json, string.concat(c, ".nodeSignature"));
-            uint256 key = uint256(vm.parseJsonBytes32(json, string.concat(c, ".nodePrivateKey")));
-            assertEq(_sign(key, digest), signature, string.concat(c, ".nodeSignature"));
-            assertEq(ECDSA.recover(digest, signature), attestation.node, string.concat(c, " node recovers"));
+            bytes32 digest = _checkDigest(c, ".attestationDigest", nft.hashAttestation(attestation));
+            _checkSignature(c, "node", digest, attestation.node);
         }
     }
 
@@ -108,7 +93,7 @@ contract VectorsTest is Test {
                     node: attestation.node,
                     imageCid: attestation.imageCid
                 }),
-                nodeSignature: _compact(vm.parseJsonBytes(json, string.concat(c, ".nodeSignature")))
+                nodeSignature: Signing.toCompact(vm.parseJsonBytes(json, string.concat(c, ".nodeSignature")))
             });
             if (request.fee > type(uint128).max) {
                 // No deposit can pay it.
@@ -138,6 +123,24 @@ contract VectorsTest is Test {
                 "verify"
             );
         }
+    }
+
+    // ---------------------------------------------------------------- checks
+
+    /// @dev Asserts that case `c`'s digest member `key` equals the contract's `digest`, and returns it.
+    function _checkDigest(string memory c, string memory key, bytes32 digest) internal view returns (bytes32) {
+        assertEq(digest, vm.parseJsonBytes32(json, string.concat(c, key)), string.concat(c, key));
+        return digest;
+    }
+
+    /// @dev Asserts that case `c`'s `<role>Signature` is forge's signature of `digest` with its
+    /// `<role>PrivateKey`, and that it recovers `signer`.
+    function _checkSignature(string memory c, string memory role, bytes32 digest, address signer) internal view {
+        string memory member = string.concat(c, ".", role, "Signature");
+        bytes memory signature = vm.parseJsonBytes(json, member);
+        uint256 key = uint256(vm.parseJsonBytes32(json, string.concat(c, ".", role, "PrivateKey")));
+        assertEq(Signing.sign(key, digest), signature, member);
+        assertEq(ECDSA.recover(digest, signature), signer, string.concat(c, " ", role, " recovers"));
     }
 
     // ---------------------------------------------------------------- parsing
@@ -185,13 +188,6 @@ contract VectorsTest is Test {
         return vm.parseUint(vm.parseJsonString(json, string.concat(path, key)));
     }
 
-    /// @dev ERC-2098 compact form of a 65-byte r || s || v signature.
-    function _compact(bytes memory signature) internal pure returns (GenmintNFT.CompactSignature memory compact) {
-        (bytes32 r, bytes32 s) = abi.decode(signature, (bytes32, bytes32));
-        uint8 v = uint8(signature[64]);
-        compact = GenmintNFT.CompactSignature({r: r, vs: bytes32(uint256(s) | (uint256(v - 27) << 255))});
-    }
-
     /// @dev The sha2-256 digest inside a base32 CIDv1 of a raw block ("bafkrei..."), decoded bit by bit.
     function _rawCidDigest(string memory cid) internal pure returns (bytes32 digest) {
         bytes memory text = bytes(cid);
@@ -219,10 +215,5 @@ contract VectorsTest is Test {
         assembly ("memory-safe") {
             digest := mload(add(binary, 36))
         }
-    }
-
-    function _sign(uint256 key, bytes32 digest) internal pure returns (bytes memory) {
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
-        return abi.encodePacked(r, s, v);
     }
 }
