@@ -187,90 +187,134 @@ async fn open_stores(data_dir: &Path) -> Result<(Database, JobStore, SpotCheckSt
     opened.await?
 }
 
+/// The parts a node is wired from, each connected or opened.
+struct Services {
+    operator: PrivateKeySigner,
+    chain: ChainClient,
+    ipfs: KuboClient,
+    inference: Inference,
+    db: Database,
+    store: JobStore,
+    spot_checks: SpotCheckStore,
+    min_fee: U256,
+}
+
+impl Services {
+    async fn open(data_dir: &Path, config: &Config) -> Result<Self, StartError> {
+        let operator = operator_key(data_dir)?;
+        let chain = connect_chain(config, &operator).await?;
+        let min_fee = config.limits.min_fee_wei.parse().map_err(|_| {
+            StartError::Config(format!(
+                "limits.min_fee_wei = {:?} is not a decimal wei amount",
+                config.limits.min_fee_wei
+            ))
+        })?;
+        let ipfs = KuboClient::new(&config.ipfs.api_url)?;
+        let inference = start_inference(data_dir, config).await?;
+        let (db, store, spot_checks) = open_stores(data_dir).await?;
+        Ok(Self { operator, chain, ipfs, inference, db, store, spot_checks, min_fee })
+    }
+
+    /// The job service, minting through a batcher on `tasks` and forwarding through `network`.
+    fn jobs(
+        &self,
+        data_dir: &Path,
+        config: &Config,
+        network: Option<&Arc<Network>>,
+        tasks: &Tasks,
+    ) -> Result<Arc<Jobs>, StartError> {
+        let (credentials, created) = Credentials::load_or_create(data_dir, &self.operator)?;
+        if created {
+            info!(sha256 = %credentials.fingerprint(), "created the content-credentials signing certificate");
+        }
+        let images_dir = data_dir.join("images");
+        std::fs::create_dir_all(&images_dir).map_err(|source| StartError::File {
+            action: "creating",
+            path: images_dir.clone(),
+            source,
+        })?;
+        let chain = &self.chain;
+        Ok(Jobs::new(JobsParts {
+            store: self.store.clone(),
+            inference: self.inference.clone(),
+            content: Arc::new(self.ipfs.clone()),
+            chain: Arc::new(ChainMinter {
+                client: chain.clone(),
+                batcher: MintBatcher::spawn(chain.clone(), tasks),
+            }),
+            forwarder: network.map(|n| n.clone() as Arc<dyn Forwarder>),
+            operator: self.operator.clone(),
+            chain_id: chain.chain_id(),
+            contract: chain.address(),
+            images_dir,
+            max_prompt_bytes: config.limits.max_prompt_bytes,
+            max_queued_jobs: config.limits.max_queued_jobs,
+            min_fee: self.min_fee,
+            credentials: Arc::new(credentials),
+            tasks: tasks.clone(),
+        }))
+    }
+
+    /// Serves the network's side of the node: peers' job requests, adverts, spot checks.
+    async fn serve_network(
+        &self,
+        network: &Arc<Network>,
+        events: tokio::sync::mpsc::Receiver<genmint_p2p::NetworkEvent>,
+        jobs: &Arc<Jobs>,
+        config: &Config,
+        tasks: &Tasks,
+    ) -> Result<(), StartError> {
+        let offer = NodeOffer { model: self.inference.descriptor().clone(), min_fee: self.min_fee };
+        let received = network.serve(jobs.clone(), jobs.events().clone(), offer, events, tasks);
+        let parts = Arc::new(SpotCheckParts {
+            network: network.clone(),
+            chain: Arc::new(self.chain.clone()),
+            content: self.ipfs.clone(),
+            checks: self.spot_checks.clone(),
+            jobs: self.store.clone(),
+            inference: self.inference.clone(),
+            operator: self.operator.clone(),
+            domain: jobs.domain().clone(),
+            chain_id: self.chain.chain_id(),
+            contract: self.chain.address(),
+        });
+        start_spot_checks(parts, received, config.p2p.spot_check_interval_secs, tasks);
+        info!(peer = %network.peer_id(), addrs = ?network.bootstrap_addrs().await?, "joined the network");
+        Ok(())
+    }
+}
+
 /// Starts a node from its data dir and configuration.
 pub async fn start(data_dir: &Path, config: &Config) -> Result<RunningNode, StartError> {
-    let operator = operator_key(data_dir)?;
-    let chain = connect_chain(config, &operator).await?;
-    let min_fee: U256 = config.limits.min_fee_wei.parse().map_err(|_| {
-        StartError::Config(format!(
-            "limits.min_fee_wei = {:?} is not a decimal wei amount",
-            config.limits.min_fee_wei
-        ))
-    })?;
-    let ipfs = KuboClient::new(&config.ipfs.api_url)?;
-    let inference = start_inference(data_dir, config).await?;
-    let (credentials, created) = Credentials::load_or_create(data_dir, &operator)?;
-    if created {
-        info!(sha256 = %credentials.fingerprint(), "created the content-credentials signing certificate");
-    }
-    let images_dir = data_dir.join("images");
-    std::fs::create_dir_all(&images_dir).map_err(|source| StartError::File {
-        action: "creating",
-        path: images_dir.clone(),
-        source,
-    })?;
-    let (db, store, spot_checks) = open_stores(data_dir).await?;
+    let services = Services::open(data_dir, config).await?;
     let tasks = Tasks::default();
-
-    let (network, network_events) = if config.p2p.enabled {
-        let (network, events) = Network::start(data_dir, &config.p2p, &operator, chain.clone()).await?;
+    let (network, events) = if config.p2p.enabled {
+        let (network, events) =
+            Network::start(data_dir, &config.p2p, &services.operator, services.chain.clone()).await?;
         (Some(network), Some(events))
     } else {
         (None, None)
     };
-    let jobs = Jobs::new(JobsParts {
-        store: store.clone(),
-        inference: inference.clone(),
-        content: Arc::new(ipfs.clone()),
-        chain: Arc::new(ChainMinter {
-            client: chain.clone(),
-            batcher: MintBatcher::spawn(chain.clone(), &tasks),
-        }),
-        forwarder: network.clone().map(|n| n as Arc<dyn Forwarder>),
-        operator: operator.clone(),
-        chain_id: chain.chain_id(),
-        contract: chain.address(),
-        images_dir,
-        max_prompt_bytes: config.limits.max_prompt_bytes,
-        max_queued_jobs: config.limits.max_queued_jobs,
-        min_fee,
-        credentials: Arc::new(credentials),
-        tasks: tasks.clone(),
-    });
-    if let (Some(network), Some(events)) = (&network, network_events) {
-        let offer = NodeOffer { model: inference.descriptor().clone(), min_fee };
-        let received = network.serve(jobs.clone(), jobs.events().clone(), offer, events, &tasks);
-        let parts = Arc::new(SpotCheckParts {
-            network: network.clone(),
-            chain: Arc::new(chain.clone()),
-            content: ipfs.clone(),
-            checks: spot_checks.clone(),
-            jobs: store,
-            inference,
-            operator: operator.clone(),
-            domain: jobs.domain().clone(),
-            chain_id: chain.chain_id(),
-            contract: chain.address(),
-        });
-        start_spot_checks(parts, received, config.p2p.spot_check_interval_secs, &tasks);
-        info!(peer = %network.peer_id(), addrs = ?network.bootstrap_addrs().await?, "joined the network");
+    let jobs = services.jobs(data_dir, config, network.as_ref(), &tasks)?;
+    if let (Some(network), Some(events)) = (&network, events) {
+        services.serve_network(network, events, &jobs, config, &tasks).await?;
     }
     let resumed = jobs.resume_all().await?;
     if resumed > 0 {
         info!(resumed, "resumed unfinished jobs");
     }
-    let (chain_id, contract) = (chain.chain_id(), chain.address());
+    let (chain_id, contract) = (services.chain.chain_id(), services.chain.address());
     let state = ApiState {
         jobs: jobs.clone(),
-        chain,
-        ipfs,
-        spot_checks,
+        chain: services.chain,
+        ipfs: services.ipfs,
+        spot_checks: services.spot_checks,
         network: network.clone(),
         tasks: tasks.clone(),
     };
     let addr = serve_http(config, state, &tasks).await?;
     info!(%addr, chain_id, %contract, "node listening");
-    Ok(RunningNode { addr, jobs, network, tasks, db })
+    Ok(RunningNode { addr, jobs, network, tasks, db: services.db })
 }
 
 /// Judges peers' spot checks, and (every `interval_secs`, unless 0) checks peers' tokens.

@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use alloy::primitives::keccak256;
+use alloy::primitives::{Address, keccak256};
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -72,6 +72,21 @@ fn install_model(index: usize, dir: &Path) -> Result<(&'static str, ModelHash)> 
     }
 }
 
+/// A dev node that is running, with the model it serves.
+struct DevNode {
+    node: RunningNode,
+    model_name: &'static str,
+    hash: ModelHash,
+}
+
+/// The shared parts every dev node uses.
+struct Stack {
+    anvil: Anvil,
+    kubo: KuboDaemon,
+    admin: ChainClient,
+    contract: Address,
+}
+
 pub async fn run(data_dir: &Path, args: DevArgs) -> Result<()> {
     if !(1..=MAX_NODES).contains(&args.nodes) {
         bail!("--nodes {}: start between 1 and {MAX_NODES} nodes", args.nodes);
@@ -83,63 +98,89 @@ pub async fn run(data_dir: &Path, args: DevArgs) -> Result<()> {
                 .with_context(|| format!("clearing the previous dev node {:?}", entry.path()))?;
         }
     }
+    let stack = start_stack(&root, &args).await?;
+    let mut nodes: Vec<DevNode> = Vec::new();
+    let mut bootstrap: Vec<String> = Vec::new();
+    let mut registered_models = Vec::new();
+    for index in 1..=args.nodes {
+        let node = start_node(&stack, &root, &args, index, &bootstrap, &mut registered_models).await?;
+        if index == 1
+            && let Some(network) = &node.node.network
+        {
+            bootstrap = network.bootstrap_addrs().await?.into_iter().take(1).collect();
+        }
+        nodes.push(node);
+    }
+    print_summary(&stack, &root, &nodes);
+    tokio::signal::ctrl_c().await?;
+    eprintln!("stopping");
+    for dev in nodes {
+        dev.node.shutdown().await;
+    }
+    stack.kubo.stop().await?;
+    stack.anvil.stop().await?;
+    Ok(())
+}
 
+/// anvil, Kubo and a freshly deployed contract.
+async fn start_stack(root: &Path, args: &DevArgs) -> Result<Stack> {
     eprintln!("starting anvil on 127.0.0.1:{}", args.anvil_port);
     let anvil = Anvil::start_on(args.anvil_port).await?;
     eprintln!("starting Kubo on 127.0.0.1:{}", args.ipfs_port);
     let kubo = KuboDaemon::start_on(&root.join("kubo"), args.ipfs_port).await?;
-
     let owner = DevAccount::Owner.key();
     eprintln!("deploying GenmintNFT");
     let contract = ChainClient::deploy(anvil.rpc_url(), owner.clone()).await?;
     let admin = ChainClient::connect(anvil.rpc_url(), owner, contract).await?;
+    Ok(Stack { anvil, kubo, admin, contract })
+}
 
-    let mut nodes: Vec<(RunningNode, &'static str, ModelHash)> = Vec::new();
-    let mut bootstrap: Vec<String> = Vec::new();
-    let mut registered_models = Vec::new();
-    for index in 1..=args.nodes {
-        let node_dir = root.join(format!("node-{index}"));
-        std::fs::create_dir_all(&node_dir).with_context(|| format!("creating {node_dir:?}"))?;
-        let (model_name, hash) = install_model(index, &node_dir.join("models/default"))?;
-        if !registered_models.contains(&hash) {
-            admin.register_model(hash.0.into(), model_name, DEFAULT_MODEL_AUTHOR, "").await?;
-            registered_models.push(hash);
-        }
-        let operator = operator_key(index)?;
-        if index > 1 {
-            anvil.fund(operator.address()).await?;
-        }
-        admin.register_node(operator.address()).await?;
-        super::init::write_secret(
-            &node_dir.join(OPERATOR_KEY_FILE),
-            &format!("0x{}\n", hex::encode(operator.to_bytes())),
-        )?;
-
-        let offset = u16::try_from(index - 1).unwrap_or_default();
-        let p2p_port = args.p2p_port + offset;
-        let mut config = Config::default();
-        config.http.listen = SocketAddr::from(([127, 0, 0, 1], args.port + offset));
-        config.chain.rpc_url = anvil.rpc_url().to_owned();
-        config.chain.contract = Some(contract.to_checksum(None));
-        config.ipfs.api_url = kubo.api_url().to_owned();
-        config.p2p.listen =
-            vec![format!("/ip4/127.0.0.1/tcp/{p2p_port}"), format!("/ip4/127.0.0.1/udp/{p2p_port}/quic-v1")];
-        config.p2p.bootstrap = bootstrap.clone();
-        config.p2p.spot_check_interval_secs = DEV_SPOT_CHECK_INTERVAL_SECS;
-        config.save(&node_dir)?;
-        eprintln!("starting node {index} ({model_name}) in {}", node_dir.display());
-        let node = crate::server::start(&node_dir, &config).await?;
-        if index == 1
-            && let Some(network) = &node.network
-        {
-            bootstrap = network.bootstrap_addrs().await?.into_iter().take(1).collect();
-        }
-        nodes.push((node, model_name, hash));
+/// Installs, registers, configures and starts dev node `index`.
+async fn start_node(
+    stack: &Stack,
+    root: &Path,
+    args: &DevArgs,
+    index: usize,
+    bootstrap: &[String],
+    registered_models: &mut Vec<ModelHash>,
+) -> Result<DevNode> {
+    let node_dir = root.join(format!("node-{index}"));
+    std::fs::create_dir_all(&node_dir).with_context(|| format!("creating {node_dir:?}"))?;
+    let (model_name, hash) = install_model(index, &node_dir.join("models/default"))?;
+    if !registered_models.contains(&hash) {
+        stack.admin.register_model(hash.0.into(), model_name, DEFAULT_MODEL_AUTHOR, "").await?;
+        registered_models.push(hash);
     }
+    let operator = operator_key(index)?;
+    if index > 1 {
+        stack.anvil.fund(operator.address()).await?;
+    }
+    stack.admin.register_node(operator.address()).await?;
+    super::init::write_secret(
+        &node_dir.join(OPERATOR_KEY_FILE),
+        &format!("0x{}\n", hex::encode(operator.to_bytes())),
+    )?;
+    let offset = u16::try_from(index - 1).unwrap_or_default();
+    let p2p_port = args.p2p_port + offset;
+    let mut config = Config::default();
+    config.http.listen = SocketAddr::from(([127, 0, 0, 1], args.port + offset));
+    config.chain.rpc_url = stack.anvil.rpc_url().to_owned();
+    config.chain.contract = Some(stack.contract.to_checksum(None));
+    config.ipfs.api_url = stack.kubo.api_url().to_owned();
+    config.p2p.listen =
+        vec![format!("/ip4/127.0.0.1/tcp/{p2p_port}"), format!("/ip4/127.0.0.1/udp/{p2p_port}/quic-v1")];
+    config.p2p.bootstrap = bootstrap.to_vec();
+    config.p2p.spot_check_interval_secs = DEV_SPOT_CHECK_INTERVAL_SECS;
+    config.save(&node_dir)?;
+    eprintln!("starting node {index} ({model_name}) in {}", node_dir.display());
+    let node = crate::server::start(&node_dir, &config).await?;
+    Ok(DevNode { node, model_name, hash })
+}
 
+fn print_summary(stack: &Stack, root: &Path, nodes: &[DevNode]) {
     println!();
     println!("genmint dev is up");
-    for (index, (node, model_name, hash)) in nodes.iter().enumerate() {
+    for (index, DevNode { node, model_name, hash }) in nodes.iter().enumerate() {
         let peer = node.network.as_ref().map(|n| n.peer_id().to_string()).unwrap_or_default();
         println!("  node {}    {}  serves {model_name} {hash}", index + 1, node.url());
         println!("            peer {peer}, operator {}", node.jobs.operator());
@@ -147,8 +188,9 @@ pub async fn run(data_dir: &Path, args: DevArgs) -> Result<()> {
     println!(
         "            (genmint-emoji-32 draws 32x32 emoji-style pictures from a short prompt, e.g. \"a red apple\")"
     );
+    let (anvil, contract) = (&stack.anvil, stack.contract);
     println!("  chain     {} (chain id {}), contract {contract}", anvil.rpc_url(), anvil.chain_id());
-    println!("  ipfs      {}", kubo.api_url());
+    println!("  ipfs      {}", stack.kubo.api_url());
     println!("  data      {}", root.display());
     println!();
     println!("next, in another terminal:");
@@ -161,12 +203,4 @@ pub async fn run(data_dir: &Path, args: DevArgs) -> Result<()> {
     }
     println!();
     println!("Ctrl-C stops the nodes, Kubo and anvil.");
-    tokio::signal::ctrl_c().await?;
-    eprintln!("stopping");
-    for (node, _, _) in nodes {
-        node.shutdown().await;
-    }
-    kubo.stop().await?;
-    anvil.stop().await?;
-    Ok(())
 }

@@ -164,8 +164,8 @@ fn generate(
 }
 
 fn evaluate(data_dir: &Path, args: EvalArgs) -> Result<()> {
-    let model_dir = match args.model {
-        Some(dir) => dir,
+    let model_dir = match &args.model {
+        Some(dir) => dir.clone(),
         None => {
             let dir = data_dir.join("models/default");
             if is_empty_dir(&dir) {
@@ -174,9 +174,10 @@ fn evaluate(data_dir: &Path, args: EvalArgs) -> Result<()> {
             dir
         }
     };
-    let heldout_path = args.heldout.unwrap_or_else(|| model_dir.join("heldout.json"));
+    let heldout_path = args.heldout.clone().unwrap_or_else(|| model_dir.join("heldout.json"));
     let retrieval_path = args
         .retrieval
+        .clone()
         .unwrap_or_else(|| tools_dir().join("train-runs").join(DEFAULT_MODEL_NAME))
         .join("retrieval.bin");
     let mut prompts = eval::read_heldout(&heldout_path)?;
@@ -186,7 +187,21 @@ fn evaluate(data_dir: &Path, args: EvalArgs) -> Result<()> {
     let retrieval = RetrievalSet::read(&retrieval_path)
         .with_context(|| "retrieval.bin is written by the training run (model-runtime/training)")?;
     let mut generator = load_model(&model_dir, DeviceChoice::Cpu)?;
-    let descriptor = generator.descriptor().clone();
+    print_settings(generator.descriptor(), &args, &retrieval);
+    let started = Instant::now();
+    let images = generate_all(generator.as_mut(), &prompts, &args)?;
+    let seconds_per_image = started.elapsed().as_secs_f64() / images.len() as f64;
+    print_adherence(&prompts, &images, &retrieval, &args)?;
+    print_diversity(generator.as_mut(), &prompts, &args)?;
+    println!("(c) speed: {seconds_per_image:.2} s per image (wall clock, mean over {} images)", images.len());
+    check_determinism(generator.as_mut(), &model_dir, &prompts, &images, &args)
+}
+
+fn print_settings(
+    descriptor: &genmint_model_runtime::ModelDescriptor,
+    args: &EvalArgs,
+    retrieval: &RetrievalSet,
+) {
     let limits = &descriptor.limits;
     println!("model       {} ({}) {}", descriptor.name, descriptor.kind, descriptor.hash);
     println!(
@@ -203,20 +218,34 @@ fn evaluate(data_dir: &Path, args: EvalArgs) -> Result<()> {
         retrieval.len(),
         retrieval.concept_count()
     );
+}
 
-    // (a) and (c): one image per held-out prompt, timed.
-    let started = Instant::now();
+/// One image per held-out prompt, with progress every ten.
+fn generate_all(
+    generator: &mut dyn Generator,
+    prompts: &[HeldoutPrompt],
+    args: &EvalArgs,
+) -> Result<Vec<Rgb8Image>> {
     let mut images = Vec::with_capacity(prompts.len());
     for (index, prompt) in prompts.iter().enumerate() {
-        images.push(generate(generator.as_mut(), &prompt.prompt, args.seed, args.guidance)?);
+        images.push(generate(generator, &prompt.prompt, args.seed, args.guidance)?);
         if (index + 1) % 10 == 0 {
             eprintln!("generated {}/{}", index + 1, prompts.len());
         }
     }
-    let seconds_per_image = started.elapsed().as_secs_f64() / images.len() as f64;
+    Ok(images)
+}
+
+/// (a) prompt adherence, and the contact sheet of the first 64 images.
+fn print_adherence(
+    prompts: &[HeldoutPrompt],
+    images: &[Rgb8Image],
+    retrieval: &RetrievalSet,
+    args: &EvalArgs,
+) -> Result<()> {
     println!();
     println!("(a) prompt adherence by nearest-neighbour retrieval (model vs random-prompt baseline)");
-    for (kind, score) in eval::adherence(&prompts, &images, &retrieval)? {
+    for (kind, score) in eval::adherence(prompts, images, retrieval)? {
         let (m1, m5) = score.model.rates();
         let (b1, b5) = score.baseline.rates();
         println!(
@@ -228,7 +257,6 @@ fn evaluate(data_dir: &Path, args: EvalArgs) -> Result<()> {
             100.0 * b5
         );
     }
-
     let shown: Vec<Rgb8Image> = images.iter().take(64).cloned().collect();
     if let Some(sheet) = eval::contact_sheet(&shown, 8, 2) {
         std::fs::write(&args.out, crate::provenance::png::encode(&sheet)?)
@@ -240,15 +268,18 @@ fn evaluate(data_dir: &Path, args: EvalArgs) -> Result<()> {
             args.out.display()
         );
     }
+    Ok(())
+}
 
-    // (b) diversity over seeds.
+/// (b) diversity over seeds.
+fn print_diversity(generator: &mut dyn Generator, prompts: &[HeldoutPrompt], args: &EvalArgs) -> Result<()> {
     println!(
         "(b) diversity over {} seeds (mean pairwise RMS pixel distance, distinct images)",
         args.diversity_seeds
     );
-    for prompt in distinct_concepts(&prompts, args.diversity_prompts) {
+    for prompt in distinct_concepts(prompts, args.diversity_prompts) {
         let seeds = (0..args.diversity_seeds.max(2))
-            .map(|seed| generate(generator.as_mut(), &prompt.prompt, seed, args.guidance))
+            .map(|seed| generate(generator, &prompt.prompt, seed, args.guidance))
             .collect::<Result<Vec<_>>>()?;
         let spread = eval::diversity(&seeds);
         println!(
@@ -258,28 +289,31 @@ fn evaluate(data_dir: &Path, args: EvalArgs) -> Result<()> {
             100.0 * spread.distinct_fraction
         );
     }
+    Ok(())
+}
 
-    println!("(c) speed: {seconds_per_image:.2} s per image (wall clock, mean over {} images)", images.len());
-
-    // (d) determinism: again in this process, and in child processes with 1 and 2 threads.
-    let check = &prompts[0];
+/// (d) determinism: again in this process, and in child processes with 1 and 2 threads.
+fn check_determinism(
+    generator: &mut dyn Generator,
+    model_dir: &Path,
+    prompts: &[HeldoutPrompt],
+    images: &[Rgb8Image],
+    args: &EvalArgs,
+) -> Result<()> {
     let expected = hex::encode(images[0].pixel_digest());
     let rerun = prompts
         .iter()
-        .zip(&images)
+        .zip(images)
         .take(4)
-        .map(|(prompt, image)| {
-            Ok(generate(generator.as_mut(), &prompt.prompt, args.seed, args.guidance)? == *image)
-        })
+        .map(|(prompt, image)| Ok(generate(generator, &prompt.prompt, args.seed, args.guidance)? == *image))
         .collect::<Result<Vec<bool>>>()?;
     ensure!(rerun.iter().all(|&same| same), "a rerun in the same process gave different pixels");
     println!("(d) determinism: {} reruns identical; digest {expected}", rerun.len());
     for threads in ["1", "2"] {
-        let digest = child_digest(&model_dir, check, args.seed, args.guidance, threads)?;
+        let digest = child_digest(model_dir, &prompts[0], args.seed, args.guidance, threads)?;
         ensure!(digest == expected, "with {threads} thread(s) the digest is {digest}, not {expected}");
         println!("    RAYON_NUM_THREADS={threads} in a child process: identical");
     }
-
     Ok(())
 }
 
