@@ -108,3 +108,141 @@ async fn cancel(jobs: &dyn PeerJobs, peer: &PeerRef, id: JobId) -> JobResponse {
         Err(PeerCancelError::Store(e)) => error("cannot_cancel", e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use alloy::primitives::B256;
+    use futures_util::future::BoxFuture;
+
+    use super::*;
+    use crate::jobs::admission::{RefusalCode, Rejection};
+    use crate::jobs::{
+        JobOutputs, JobRecord, JobRoute, JobState, Load, RemoteStatus, StoreError, UpdateError,
+    };
+
+    /// Jobs as a peer would find them: one known job forwarded here by `origin`.
+    struct FakeJobs {
+        job: JobRecord,
+        refusal: Option<Rejection>,
+        updates: Mutex<Vec<RemoteStatus>>,
+    }
+
+    impl PeerJobs for FakeJobs {
+        fn submit<'a>(
+            &'a self,
+            _: &'a SignedRequest,
+            _: PeerRef,
+        ) -> BoxFuture<'a, Result<JobRecord, SubmitError>> {
+            let answer = match &self.refusal {
+                Some(r) => Err(SubmitError::Rejected(r.clone())),
+                None => Ok(self.job.clone()),
+            };
+            Box::pin(async move { answer })
+        }
+
+        fn job(&self, id: JobId) -> BoxFuture<'_, Result<Option<JobRecord>, StoreError>> {
+            let found = (id == self.job.id).then(|| self.job.clone());
+            Box::pin(async move { Ok(found) })
+        }
+
+        fn load(&self) -> BoxFuture<'_, Result<Load, StoreError>> {
+            Box::pin(async { Ok(Load { queued: 0, free: 1 }) })
+        }
+
+        fn cancel<'a>(
+            &'a self,
+            id: JobId,
+            origin: &'a PeerRef,
+        ) -> BoxFuture<'a, Result<JobRecord, PeerCancelError>> {
+            let answer = if id != self.job.id {
+                Err(PeerCancelError::NotFound(id))
+            } else if self.job.origin.as_ref() != Some(origin) {
+                Err(PeerCancelError::Forbidden)
+            } else {
+                Ok(JobRecord { state: JobState::Cancelled, ..self.job.clone() })
+            };
+            Box::pin(async move { answer })
+        }
+
+        fn update<'a>(
+            &'a self,
+            _: &'a PeerRef,
+            status: RemoteStatus,
+        ) -> BoxFuture<'a, Result<(), UpdateError>> {
+            self.updates.lock().unwrap().push(status);
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn jobs(origin: PeerId, refusal: Option<Rejection>) -> FakeJobs {
+        let job = JobRecord {
+            id: JobId(B256::repeat_byte(0xab)),
+            state: JobState::Queued,
+            signed_request: "{}".into(),
+            created_at: 0,
+            updated_at: 0,
+            outputs: JobOutputs::default(),
+            route: JobRoute::Local,
+            executor: None,
+            origin: Some(PeerRef(origin.to_string())),
+        };
+        FakeJobs { job, refusal, updates: Mutex::default() }
+    }
+
+    fn code(response: &JobResponse) -> &str {
+        match response {
+            JobResponse::Error { code, .. } | JobResponse::Rejected { code, .. } => code,
+            JobResponse::Accepted { .. } => "accepted",
+            JobResponse::Status(_) => "status",
+            JobResponse::Ack => "ack",
+        }
+    }
+
+    #[tokio::test]
+    async fn peers_get_a_coded_answer_to_every_request() {
+        let origin = PeerId::random();
+        let fake = jobs(origin, None);
+        let id = fake.job.id.to_string();
+        let ask = |peer, request| answer(&fake, peer, request);
+        let unreadable = JobRequest::Submit { job_id: id.clone(), signed_request: "{".into() };
+        assert_eq!(code(&ask(origin, unreadable).await), "bad_request");
+        let status = ask(origin, JobRequest::Status { job_id: id.clone() }).await;
+        assert!(matches!(&status, JobResponse::Status(s) if s.state == "queued"), "{status:?}");
+        let unknown = JobRequest::Status { job_id: JobId(B256::repeat_byte(1)).to_string() };
+        assert_eq!(code(&ask(origin, unknown).await), "not_found");
+        assert_eq!(code(&ask(origin, JobRequest::Status { job_id: "0x12".into() }).await), "bad_request");
+        let stranger = PeerId::random();
+        assert_eq!(code(&ask(stranger, JobRequest::Cancel { job_id: id.clone() }).await), "forbidden");
+        let cancelled = ask(origin, JobRequest::Cancel { job_id: id.clone() }).await;
+        assert!(matches!(&cancelled, JobResponse::Status(s) if s.state == "cancelled"), "{cancelled:?}");
+        let mut report = to_wire(&fake.job, Some((1, 2)));
+        assert_eq!(code(&ask(origin, JobRequest::Update(report.clone())).await), "ack");
+        assert_eq!(fake.updates.lock().unwrap()[0].progress, Some((1, 2)));
+        report.state = "exploded".into();
+        assert_eq!(code(&ask(origin, JobRequest::Update(report)).await), "rejected");
+    }
+
+    #[tokio::test]
+    async fn a_refused_submission_carries_the_admission_code() {
+        let refusal = Rejection { code: RefusalCode::FeeTooLow, message: "pay more".into() };
+        let fake = jobs(PeerId::random(), Some(refusal));
+        let signed = serde_json::json!({
+            "request": {
+                "creator": "0x0000000000000000000000000000000000000001",
+                "modelHash": B256::ZERO.to_string(), "prompt": "p", "negativePrompt": "", "seed": "1",
+                "width": "8", "height": "8", "steps": "1", "guidance": "100", "scheduler": "ddim",
+                "fee": "0", "nonce": "0", "deadline": "1"
+            },
+            "signature": format!("0x{}", "11".repeat(65)),
+        });
+        let submit =
+            JobRequest::Submit { job_id: fake.job.id.to_string(), signed_request: signed.to_string() };
+        let response = answer(&fake, PeerId::random(), submit).await;
+        assert!(
+            matches!(&response, JobResponse::Rejected { code, message, .. } if code == "fee_too_low" && message == "pay more"),
+            "{response:?}"
+        );
+    }
+}

@@ -61,6 +61,8 @@ pub enum RoundError {
     Sign(#[from] SignError),
     #[error(transparent)]
     Store(#[from] SpotCheckStoreError),
+    #[error("comparing the pictures did not finish: {0}")]
+    Interrupted(String),
 }
 
 /// Samples and re-generates other nodes' tokens.
@@ -195,8 +197,15 @@ impl<S: ContentStore + Send + Sync + 'static> SpotChecker<S> {
         let bytes = verify::fetch_checked(&self.parts.content, cid, verify::MAX_IMAGE_BYTES)
             .await
             .map_err(|source| RoundError::Fetch { cid: cid.clone(), source })?;
-        let minted = png::decode(&bytes).map_err(|source| RoundError::Decode { cid: cid.clone(), source })?;
-        Ok((dhash(&minted) ^ dhash(image)).count_ones())
+        // Decoding and hashing pictures is blocking work.
+        let image = image.clone();
+        let distance = tokio::task::spawn_blocking(move || {
+            png::decode(&bytes).map(|minted| (dhash(&minted) ^ dhash(&image)).count_ones())
+        });
+        match distance.await {
+            Ok(distance) => distance.map_err(|source| RoundError::Decode { cid: cid.clone(), source }),
+            Err(e) => Err(RoundError::Interrupted(e.to_string())),
+        }
     }
 }
 

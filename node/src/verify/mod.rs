@@ -456,7 +456,25 @@ async fn check_image(
         }
     };
     report.push(CheckName::ImageCid, Ok(format!("{} matches the bytes fetched from IPFS", event.image_cid)));
-    let image = match png::decode(&bytes) {
+    let expected = content_credentials::Expected {
+        chain: minted.facts,
+        model_hash,
+        pixel_digest: event.pixel_digest,
+        node: minted.record.node,
+    };
+    // Decoding the PNG and reading its manifest are blocking work.
+    let read = tokio::task::spawn_blocking(move || {
+        (png::decode(&bytes), content_credentials::check(&bytes, &expected))
+    });
+    let (decoded, credentials) = match read.await {
+        Ok(read) => read,
+        Err(e) => {
+            report.push(CheckName::PixelDigest, Err(format!("decoding the image did not finish: {e}")));
+            report.push(CheckName::ContentCredentials, Err(format!("reading the image did not finish: {e}")));
+            return None;
+        }
+    };
+    let image = match decoded {
         Ok(image) => {
             report.push(CheckName::PixelDigest, pixel_digest(&image, event.pixel_digest));
             Some(image)
@@ -466,13 +484,7 @@ async fn check_image(
             None
         }
     };
-    let expected = content_credentials::Expected {
-        chain: minted.facts,
-        model_hash,
-        pixel_digest: event.pixel_digest,
-        node: minted.record.node,
-    };
-    report.push(CheckName::ContentCredentials, content_credentials::check(&bytes, &expected));
+    report.push(CheckName::ContentCredentials, credentials);
     image
 }
 
@@ -611,8 +623,14 @@ pub async fn fetch_checked(
     let bad_cid = |reason: String| FetchError::BadCid { cid: cid.to_owned(), reason };
     let parsed: Cid = cid.parse().map_err(|e: crate::ipfs::CidParseError| bad_cid(e.to_string()))?;
     let bytes = ipfs.cat(&parsed, max_bytes).await?;
-    let recomputed =
-        crate::ipfs::ImportProfile::UNIXFS_V1_2025.cid_of(&bytes).map_err(|e| bad_cid(e.to_string()))?;
+    // Hashing up to `max_bytes` is blocking work.
+    let (bytes, recomputed) = tokio::task::spawn_blocking(move || {
+        let recomputed = crate::ipfs::ImportProfile::UNIXFS_V1_2025.cid_of(&bytes);
+        (bytes, recomputed)
+    })
+    .await
+    .map_err(|e| bad_cid(format!("computing its CID here did not finish: {e}")))?;
+    let recomputed = recomputed.map_err(|e| bad_cid(e.to_string()))?;
     if recomputed == parsed {
         Ok(bytes)
     } else {
