@@ -7,7 +7,7 @@
 //! result with `verify`. A job for a model the node lacks goes to a peer through `network`, and
 //! `spotcheck` re-generates other nodes' tokens and shows what peers found.
 //!
-//! Modules import downward only: `provenance`, `config`, `db` (SQLite) and `lifecycle` (owned tasks)
+//! Modules import downward only: `provenance`, `config`, `db` (SQLite), `fs` (file errors) and `lifecycle` (owned tasks)
 //! at the bottom; `ipfs` and `chain`; `jobs`, which reaches the chain, the content store and peers
 //! through traits it owns; `verify`; `spotcheck`; `network`, which implements those traits on
 //! genmint-p2p; `api`; `server`, which wires a running node; `cli` and `devnet` (local anvil and
@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod devnet;
+pub mod fs;
 pub mod ipfs;
 pub mod jobs;
 pub mod lifecycle;

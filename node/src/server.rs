@@ -18,6 +18,7 @@ use crate::api::ApiState;
 use crate::chain::{ChainClient, ChainError, MintBatcher};
 use crate::config::{Config, OPERATOR_KEY_ENV, OPERATOR_KEY_FILE};
 use crate::db::Database;
+use crate::fs::FileError;
 use crate::ipfs::{IpfsError, KuboClient};
 use crate::jobs::inference::Inference;
 use crate::jobs::{ChainMinter, Forwarder, JobStore, Jobs, JobsParts, StoreError};
@@ -61,13 +62,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{action} {path:?}: {source}")]
-    File {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error("a start-up task did not finish: {0}")]
     Interrupted(#[from] tokio::task::JoinError),
 }
@@ -169,9 +165,8 @@ async fn start_inference(data_dir: &Path, config: &Config) -> Result<Inference, 
     let device = device(&config.model.device)?;
     info!(dir = %model_dir.display(), "loading model");
     let generator = tokio::task::spawn_blocking(move || load_model(&model_dir, device)).await??;
-    let inference = Inference::spawn(generator, config.limits.max_queued_jobs.max(1)).map_err(|source| {
-        StartError::File { action: "starting the inference thread for", path: data_dir.into(), source }
-    })?;
+    let inference = Inference::spawn(generator, config.limits.max_queued_jobs.max(1))
+        .map_err(FileError::on("starting the inference thread for", data_dir))?;
     let model = inference.descriptor();
     info!(name = %model.name, hash = %model.hash, "serving model");
     Ok(inference)
@@ -228,11 +223,7 @@ impl Services {
             info!(sha256 = %credentials.fingerprint(), "created the content-credentials signing certificate");
         }
         let images_dir = data_dir.join("images");
-        std::fs::create_dir_all(&images_dir).map_err(|source| StartError::File {
-            action: "creating",
-            path: images_dir.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(&images_dir).map_err(FileError::on("creating", &images_dir))?;
         let chain = &self.chain;
         Ok(Jobs::new(JobsParts {
             store: self.store.clone(),

@@ -85,24 +85,19 @@ mod tests {
 
     #[test]
     fn the_job_view_keeps_the_api_shape() {
+        let outputs = JobOutputs {
+            pixel_digest: Some(PixelDigest(B256::repeat_byte(1))),
+            image_cid: Some(Cid::raw_sha256(b"i")),
+            metadata_cid: None,
+            node_signature: Some(Bytes::from(vec![0xcd; 2])),
+            tx_hash: Some(TxHash(B256::repeat_byte(2))),
+            token_id: Some(U256::from(255)),
+            error: None,
+        };
         let job = JobRecord {
-            id: JobId(B256::repeat_byte(0xab)),
-            state: JobState::Minted,
-            signed_request: "{}".into(),
-            created_at: 1,
-            updated_at: 2,
-            outputs: JobOutputs {
-                pixel_digest: Some(PixelDigest(B256::repeat_byte(1))),
-                image_cid: Some(Cid::raw_sha256(b"i")),
-                metadata_cid: None,
-                node_signature: Some(Bytes::from(vec![0xcd; 2])),
-                tx_hash: Some(TxHash(B256::repeat_byte(2))),
-                token_id: Some(U256::from(255)),
-                error: None,
-            },
             route: JobRoute::Forwarded,
             executor: Some(PeerRef("12D3KooWPeer".into())),
-            origin: None,
+            ..crate::jobs::testing::record(JobId(B256::repeat_byte(0xab)), JobState::Minted, outputs)
         };
         let json = serde_json::to_value(JobView::from(&job)).unwrap();
         let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();

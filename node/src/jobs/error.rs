@@ -1,13 +1,12 @@
 //! What can go wrong with a job: [`SubmitError`] when a request is offered, [`StepError`] when a
 //! step runs. A step's error keeps its source and says whether another try may help.
 
-use std::path::PathBuf;
-
 use super::admission::Rejection;
 use super::forwarder::ForwardError;
 use super::inference::InferenceError;
 use super::store::StoreError;
 use crate::chain::ChainError;
+use crate::fs::FileError;
 use crate::ipfs::IpfsError;
 use crate::provenance::credentials::CredentialsError;
 use crate::provenance::eip712::Eip712Error;
@@ -41,13 +40,8 @@ pub enum JobError {
     Credentials(#[source] CredentialsError),
     #[error("cannot sign the attestation: {0}")]
     Signing(#[source] Eip712Error),
-    #[error("{action} {path:?}: {source}")]
-    File {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error(transparent)]
     Refused(#[from] Rejection),
     #[error(transparent)]

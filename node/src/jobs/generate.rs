@@ -16,6 +16,7 @@ use super::inference::InferenceError;
 use super::service::{Jobs, now_unix};
 use super::state::JobState;
 use super::store::{JobOutputs, JobRecord};
+use crate::fs::FileError;
 use crate::ipfs::Cid;
 use crate::provenance::eip712::{Attestation, SignedRequest, sign_attestation};
 use crate::provenance::ids::{JobId, PixelDigest};
@@ -25,10 +26,6 @@ use crate::provenance::png;
 /// The image files a job leaves on disk: the model's raw output, kept for re-pinning.
 pub(super) fn image_path(dir: &Path, id: JobId) -> PathBuf {
     dir.join(format!("{id}.png"))
-}
-
-fn file_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> JobError + 'a {
-    move |source| JobError::File { action, path: path.to_owned(), source }
 }
 
 impl Jobs {
@@ -96,7 +93,7 @@ impl Jobs {
         // content credentials, the last change before pinning.
         let (pixels, image) = tokio::task::spawn_blocking(move || {
             let bytes =
-                std::fs::read(&path).map_err(file_error("reading", &path)).map_err(StepError::Fatal)?;
+                std::fs::read(&path).map_err(FileError::on("reading", &path)).map_err(StepError::fatal)?;
             let pixels = png::decode(&bytes).map_err(StepError::fatal)?;
             if Some(PixelDigest(pixels.pixel_digest().into())) != expected {
                 return Err(StepError::invalid(format!("{path:?} no longer holds the generated image")));
@@ -186,6 +183,7 @@ impl Jobs {
 fn write_png(image: &Rgb8Image, path: &Path) -> Result<(), StepError> {
     let bytes = png::encode(image).map_err(StepError::fatal)?;
     let partial = path.with_extension("png.partial");
-    std::fs::write(&partial, &bytes).map_err(|e| StepError::Retry(file_error("writing", &partial)(e)))?;
-    std::fs::rename(&partial, path).map_err(|e| StepError::Retry(file_error("writing", path)(e)))
+    std::fs::write(&partial, &bytes)
+        .map_err(|e| StepError::Retry(FileError::on("writing", &partial)(e).into()))?;
+    std::fs::rename(&partial, path).map_err(|e| StepError::Retry(FileError::on("writing", path)(e).into()))
 }

@@ -94,6 +94,41 @@ impl Generator for FakeGenerator {
     }
 }
 
+/// An 8×8, two-step request by `creator` for `model`, deadline an hour away.
+pub(crate) fn request(creator: Address, model: B256, seed: u64) -> GenerationRequest {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    GenerationRequest {
+        creator,
+        modelHash: model,
+        prompt: "a red square".into(),
+        negativePrompt: String::new(),
+        seed,
+        width: 8,
+        height: 8,
+        steps: 2,
+        guidance: 300,
+        scheduler: "ddim".into(),
+        fee: U256::ZERO,
+        nonce: U256::from(seed),
+        deadline: now + 3600,
+    }
+}
+
+/// A local job record in `state` with `outputs`, as the store would hold it.
+pub(crate) fn record(id: JobId, state: JobState, outputs: super::store::JobOutputs) -> JobRecord {
+    JobRecord {
+        id,
+        state,
+        signed_request: "{}".into(),
+        created_at: 1,
+        updated_at: 2,
+        outputs,
+        route: super::store::JobRoute::Local,
+        executor: None,
+        origin: None,
+    }
+}
+
 /// A chain in memory: deposits, minted tokens, and scripted receipts.
 #[derive(Default)]
 pub(crate) struct FakeChain {
@@ -269,22 +304,7 @@ impl Harness {
 
     /// A request of the creator's for `model`, deadline an hour away.
     pub fn request(&self, model: ModelHash, seed: u64) -> GenerationRequest {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        GenerationRequest {
-            creator: self.creator.address(),
-            modelHash: B256::from(model.0),
-            prompt: "a red square".into(),
-            negativePrompt: String::new(),
-            seed,
-            width: 8,
-            height: 8,
-            steps: 2,
-            guidance: 300,
-            scheduler: "ddim".into(),
-            fee: U256::ZERO,
-            nonce: U256::from(seed),
-            deadline: now + 3600,
-        }
+        request(self.creator.address(), B256::from(model.0), seed)
     }
 
     pub fn sign(&self, request: GenerationRequest) -> SignedRequest {

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use genmint_p2p::Keypair;
 
+use crate::fs::FileError;
+
 /// The file name of the peer key inside the data dir.
 pub const PEER_KEY_FILE: &str = "peer.key";
 
@@ -17,17 +19,8 @@ pub enum IdentityError {
     NotAKey { path: PathBuf },
     #[error("encoding the new peer key: {0}")]
     Encode(String),
-    #[error("{action} {path:?}: {source}")]
-    File {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-fn file_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> IdentityError + 'a {
-    move |source| IdentityError::File { action, path: path.to_owned(), source }
+    #[error(transparent)]
+    File(#[from] FileError),
 }
 
 /// Reads the peer key from the data dir, creating it (mode 0600) on first use.
@@ -42,7 +35,7 @@ pub fn load_or_create(data_dir: &Path) -> Result<Keypair, IdentityError> {
             tracing::info!(peer = %keypair.public().to_peer_id(), path = %path.display(), "created peer key");
             Ok(keypair)
         }
-        Err(e) => Err(file_error("reading", &path)(e)),
+        Err(e) => Err(FileError::on("reading", &path)(e).into()),
     }
 }
 
@@ -52,8 +45,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), IdentityError> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(file_error("creating", path))?;
-    file.write_all(bytes).map_err(file_error("writing", path))
+    let mut file = options.open(path).map_err(FileError::on("creating", path))?;
+    Ok(file.write_all(bytes).map_err(FileError::on("writing", path))?)
 }
 
 #[cfg(test)]

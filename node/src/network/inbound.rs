@@ -118,9 +118,7 @@ mod tests {
 
     use super::*;
     use crate::jobs::admission::{RefusalCode, Rejection};
-    use crate::jobs::{
-        JobOutputs, JobRecord, JobRoute, JobState, Load, RemoteStatus, StoreError, UpdateError,
-    };
+    use crate::jobs::{JobOutputs, JobRecord, JobState, Load, RemoteStatus, StoreError, UpdateError};
 
     /// Jobs as a peer would find them: one known job forwarded here by `origin`.
     struct FakeJobs {
@@ -178,15 +176,12 @@ mod tests {
 
     fn jobs(origin: PeerId, refusal: Option<Rejection>) -> FakeJobs {
         let job = JobRecord {
-            id: JobId(B256::repeat_byte(0xab)),
-            state: JobState::Queued,
-            signed_request: "{}".into(),
-            created_at: 0,
-            updated_at: 0,
-            outputs: JobOutputs::default(),
-            route: JobRoute::Local,
-            executor: None,
             origin: Some(PeerRef(origin.to_string())),
+            ..crate::jobs::testing::record(
+                JobId(B256::repeat_byte(0xab)),
+                JobState::Queued,
+                JobOutputs::default(),
+            )
         };
         FakeJobs { job, refusal, updates: Mutex::default() }
     }

@@ -61,21 +61,11 @@ mod tests {
 
     use super::*;
     use crate::ipfs::Cid;
-    use crate::jobs::{JobRoute, JobState};
+    use crate::jobs::JobState;
     use crate::provenance::ids::{JobId, PixelDigest, TxHash};
 
     fn record(outputs: JobOutputs) -> JobRecord {
-        JobRecord {
-            id: JobId(B256::repeat_byte(0xab)),
-            state: JobState::Minted,
-            signed_request: "{}".into(),
-            created_at: 1,
-            updated_at: 2,
-            outputs,
-            route: JobRoute::Local,
-            executor: None,
-            origin: None,
-        }
+        crate::jobs::testing::record(JobId(B256::repeat_byte(0xab)), JobState::Minted, outputs)
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::ipfs::{ContentStore, MemoryStore};
 use crate::jobs::JobStore;
 use crate::jobs::inference::Inference;
 use crate::jobs::testing::{FakeGenerator, MODEL, descriptor, lock};
-use crate::provenance::eip712::{GenerationRequest, domain, request_digest, sign_request};
+use crate::provenance::eip712::{domain, request_digest, sign_request};
 use crate::provenance::metadata::{
     Envelope, MetadataInput, PROVENANCE_VERSION, Provenance as MetadataProvenance, TokenMetadata,
 };
@@ -117,21 +117,7 @@ impl Bench {
     /// A token `minted_by` minted for a request with `seed`, attesting `pixels`; returns its id.
     pub async fn mint(&self, minted_by: Address, seed: u64, model: B256, pixels: &Rgb8Image) -> U256 {
         let creator = PrivateKeySigner::random();
-        let request = GenerationRequest {
-            creator: creator.address(),
-            modelHash: model,
-            prompt: "a red square".into(),
-            negativePrompt: String::new(),
-            seed,
-            width: 8,
-            height: 8,
-            steps: 2,
-            guidance: 300,
-            scheduler: "ddim".into(),
-            fee: U256::ZERO,
-            nonce: U256::from(seed),
-            deadline: u64::MAX / 2,
-        };
+        let request = crate::jobs::testing::request(creator.address(), model, seed);
         let digest = request_digest(&request, &self.parts.domain);
         let token = U256::from_be_bytes(digest.0);
         let image = crate::provenance::png::encode(pixels).unwrap();
