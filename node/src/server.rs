@@ -85,7 +85,7 @@ impl RunningNode {
     }
 
     /// Stops accepting requests, lets every job reach its next step boundary and every task end
-    /// (within a bounded time), stops the swarm and flushes the store. Jobs in flight resume at the
+    /// (within a bounded time), stops the swarm and the inference thread, and flushes the store. Jobs in flight resume at the
     /// next start.
     pub async fn shutdown(self) -> Shutdown {
         let outcome = self.tasks.shutdown(SHUTDOWN_GRACE).await;
@@ -98,6 +98,7 @@ impl RunningNode {
         if let Some(network) = &self.network {
             network.shutdown().await;
         }
+        self.jobs.inference().stop().await;
         let db = self.db.clone();
         match tokio::task::spawn_blocking(move || {
             db.run_now(|conn| conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)"))

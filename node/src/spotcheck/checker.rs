@@ -65,6 +65,16 @@ pub enum RoundError {
     Interrupted(String),
 }
 
+/// A generation's cancel flag that is raised when the generation's future is dropped, so the
+/// inference thread does not go on with a check nobody waits for.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Samples and re-generates other nodes' tokens.
 pub struct SpotChecker<S> {
     parts: Arc<SpotCheckParts<S>>,
@@ -135,10 +145,11 @@ impl<S: ContentStore + Send + Sync + 'static> SpotChecker<S> {
         }
     }
 
-    /// Runs the generation, cancelling it as soon as a job waits for the generator: `None` then.
+    /// Runs the generation, cancelling it as soon as a job waits for the generator (`None` then) or
+    /// this round is dropped at shutdown.
     async fn regenerate(&self, params: GenerationParams) -> Result<Option<Rgb8Image>, InferenceError> {
-        let cancel = Arc::new(AtomicBool::new(false));
-        let generation = self.parts.inference.generate(params, cancel.clone(), Box::new(|_| {}));
+        let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+        let generation = self.parts.inference.generate(params, cancel.0.clone(), Box::new(|_| {}));
         tokio::pin!(generation);
         let mut watch = tokio::time::interval(YIELD_CHECK_INTERVAL);
         loop {
@@ -150,7 +161,7 @@ impl<S: ContentStore + Send + Sync + 'static> SpotChecker<S> {
                 },
                 _ = watch.tick() => {
                     if self.jobs_waiting().await {
-                        cancel.store(true, Ordering::Relaxed);
+                        cancel.0.store(true, Ordering::Relaxed);
                     }
                 }
             }
