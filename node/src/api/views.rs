@@ -1,26 +1,22 @@
 //! What the API shows of a job: its own view types, so the store's records can change without
-//! changing the API. Every identifier is written as text (0x-hex digests, CIDs, decimal token ids).
+//! changing the API. Every identifier is written as text (0x-hex digests, CIDs, decimal token ids);
+//! a job's outputs are the jobs layer's [`JobOutputs`], flattened.
 
 use serde::Serialize;
 
 use crate::jobs::events::JobEvent;
-use crate::jobs::{JobRecord, JobState};
+use crate::jobs::{JobOutputs, JobRecord, JobState};
+use crate::provenance::ids::JobId;
 
 /// A job as `GET /v1/jobs/{id}` and the SSE state events show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JobView {
-    pub id: String,
+    pub id: JobId,
     pub state: JobState,
     pub created_at: i64,
     pub updated_at: i64,
-    pub pixel_digest: Option<String>,
-    pub image_cid: Option<String>,
-    pub metadata_cid: Option<String>,
-    pub node_signature: Option<String>,
-    pub tx_hash: Option<String>,
-    /// Decimal.
-    pub token_id: Option<String>,
-    pub error: Option<String>,
+    #[serde(flatten)]
+    pub outputs: JobOutputs,
     /// `local` or `forwarded`.
     pub route: &'static str,
     /// The peer id of the node running a forwarded job, once one took it.
@@ -31,28 +27,17 @@ pub struct JobView {
 
 impl From<&JobRecord> for JobView {
     fn from(job: &JobRecord) -> Self {
-        let outputs = &job.outputs;
         JobView {
-            id: job.id.to_string(),
+            id: job.id,
             state: job.state,
             created_at: job.created_at,
             updated_at: job.updated_at,
-            pixel_digest: text(&outputs.pixel_digest),
-            image_cid: text(&outputs.image_cid),
-            metadata_cid: text(&outputs.metadata_cid),
-            node_signature: text(&outputs.node_signature),
-            tx_hash: text(&outputs.tx_hash),
-            token_id: text(&outputs.token_id),
-            error: outputs.error.clone(),
+            outputs: job.outputs.clone(),
             route: job.route.as_str(),
             executor: job.executor.as_ref().map(|p| p.0.clone()),
             origin: job.origin.as_ref().map(|p| p.0.clone()),
         }
     }
-}
-
-fn text<T: ToString>(value: &Option<T>) -> Option<String> {
-    value.as_ref().map(ToString::to_string)
 }
 
 /// One SSE event's data: the job's view for a state change, the step for progress.

@@ -123,6 +123,13 @@ impl fmt::Display for Cid {
     }
 }
 
+/// A CID travels in JSON as its text form, like Kubo writes it.
+impl serde::Serialize for Cid {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl FromStr for Cid {
     type Err = CidParseError;
 

@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy::primitives::{Bytes, U256};
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Serialize;
 
 use super::state::JobState;
 use crate::db::{Database, DbError};
@@ -25,9 +26,11 @@ impl fmt::Display for PeerRef {
     }
 }
 
-/// What a job produced so far: the one definition the store, the API view and the job protocol
-/// use. In a state change, `None` leaves a field as it is.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a job produced so far: the one definition the store and the API view use (the job
+/// protocol's `JobStatus` converts to and from it in `network`). In a state change, `None` leaves a
+/// field as it is. In JSON every field is text: 0x-hex digests and signature, CIDs, the token id in
+/// decimal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct JobOutputs {
     pub pixel_digest: Option<PixelDigest>,
     pub image_cid: Option<Cid>,
@@ -35,8 +38,16 @@ pub struct JobOutputs {
     /// The node's EIP-712 signature over the attestation, 65 bytes.
     pub node_signature: Option<Bytes>,
     pub tx_hash: Option<TxHash>,
+    #[serde(serialize_with = "decimal")]
     pub token_id: Option<U256>,
     pub error: Option<String>,
+}
+
+fn decimal<S: serde::Serializer>(value: &Option<U256>, serializer: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(value) => serializer.collect_str(value),
+        None => serializer.serialize_none(),
+    }
 }
 
 impl JobOutputs {
