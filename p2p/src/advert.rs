@@ -11,6 +11,8 @@ use std::time::SystemTime;
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
+use crate::bounded_json;
+
 /// The largest encoded advert a node accepts or publishes.
 pub const MAX_ADVERT_BYTES: usize = 16 * 1024;
 /// The most models one advert may list.
@@ -151,19 +153,13 @@ impl Advert {
 
     /// Encodes the advert for gossip, refusing one over [`MAX_ADVERT_BYTES`].
     pub fn encode(&self) -> Result<Vec<u8>, AdvertError> {
-        let bytes = serde_json::to_vec(self)?;
-        if bytes.len() > MAX_ADVERT_BYTES {
-            return Err(AdvertError::TooLarge { size: bytes.len() });
-        }
-        Ok(bytes)
+        bounded_json::encode(self, MAX_ADVERT_BYTES, |size| AdvertError::TooLarge { size })
     }
 
     /// Decodes advert bytes from a peer: size first, then JSON, then shape.
     pub fn decode(bytes: &[u8]) -> Result<Self, AdvertError> {
-        if bytes.len() > MAX_ADVERT_BYTES {
-            return Err(AdvertError::TooLarge { size: bytes.len() });
-        }
-        let advert: Advert = serde_json::from_slice(bytes)?;
+        let advert: Advert =
+            bounded_json::decode(bytes, MAX_ADVERT_BYTES, |size| AdvertError::TooLarge { size })?;
         advert.validate_shape().map_err(AdvertError::Shape)?;
         Ok(advert)
     }
