@@ -123,34 +123,11 @@ pub(super) fn check_timestamp(what: &str, at: u64, max_age: Duration) -> Result<
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use libp2p::identity::Keypair;
-
+mod tests {
     use super::*;
+    use crate::advert::tests::{advert, peer};
 
     const TTL: Duration = Duration::from_secs(30);
-
-    pub(crate) fn peer() -> PeerId {
-        Keypair::generate_ed25519().public().to_peer_id()
-    }
-
-    /// A minimal advert of `peer`, number `sequence`, issued now.
-    pub(crate) fn advert(peer: &PeerId, sequence: u64) -> Advert {
-        Advert {
-            peer_id: peer.to_string(),
-            operator: format!("0x{}", "ab".repeat(20)),
-            chain_id: 1,
-            contract: format!("0x{}", "cd".repeat(20)),
-            binding_signature: format!("0x{}", "ef".repeat(65)),
-            models: Vec::new(),
-            devices: vec!["cpu".into()],
-            queue_depth: 0,
-            capacity: 1,
-            price_wei: "0".into(),
-            sequence,
-            issued_at: unix_seconds(SystemTime::now()),
-        }
-    }
 
     #[test]
     fn keeps_the_highest_sequence_and_refreshes_on_repeats() {

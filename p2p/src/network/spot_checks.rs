@@ -90,8 +90,9 @@ mod tests {
 
     use super::*;
     use crate::advert::Advert;
-    use crate::network::advert_book::tests::{advert, peer};
+    use crate::advert::tests::{advert, peer};
     use crate::network::advert_book::unix_seconds;
+    use crate::network::adverts::tests::gossip;
     use crate::spot_check::tests::check;
 
     const TTL: Duration = Duration::from_secs(30);
@@ -120,9 +121,9 @@ mod tests {
         book
     }
 
+    /// A gossip message on the spot-check topic of network "test".
     fn message(source: PeerId, data: Vec<u8>) -> gossipsub::Message {
-        let topic = IdentTopic::new("genmint/spot-checks/1/test").hash();
-        gossipsub::Message { source: Some(source), data, sequence_number: Some(1), topic }
+        gossip("genmint/spot-checks/1/test", source, data)
     }
 
     #[test]
