@@ -1,7 +1,8 @@
 //! Reads the diffusers/transformers `config.json` of each component into the configuration the
 //! network code takes. The same parser serves SD 1.5, 2.1, XL, Turbo and the test model: a
 //! model's architecture is whatever its config files say, and anything this runtime cannot run
-//! faithfully is rejected with the field that asks for it.
+//! faithfully is rejected with the field that asks for it. The scheduler's config is read
+//! through the same typed [`Fields`], so its keys default and fail the same way.
 
 use candle_transformers::models::stable_diffusion::{unet_2d, vae};
 use serde_json::Value;
@@ -9,10 +10,10 @@ use serde_json::Value;
 use crate::clip::{Activation, ClipTextConfig};
 
 /// Typed access to one JSON config, with diffusers' defaults for absent or null keys.
-struct Fields<'a>(&'a Value);
+pub(crate) struct Fields<'a>(pub &'a Value);
 
 impl Fields<'_> {
-    fn get(&self, key: &str) -> Option<&Value> {
+    pub fn get(&self, key: &str) -> Option<&Value> {
         self.0.get(key).filter(|v| !v.is_null())
     }
 
@@ -23,7 +24,18 @@ impl Fields<'_> {
         }
     }
 
-    fn f64(&self, key: &str, default: f64) -> Result<f64, String> {
+    /// A count that may be zero and fits a `u32`.
+    pub fn u32(&self, key: &str, default: u32) -> Result<u32, String> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_u64()
+                .and_then(|x| u32::try_from(x).ok())
+                .ok_or_else(|| format!("{key} must be a non-negative integer, found {v}")),
+        }
+    }
+
+    pub fn f64(&self, key: &str, default: f64) -> Result<f64, String> {
         match self.get(key) {
             None => Ok(default),
             Some(v) => v
@@ -33,14 +45,14 @@ impl Fields<'_> {
         }
     }
 
-    fn bool(&self, key: &str, default: bool) -> Result<bool, String> {
+    pub fn bool(&self, key: &str, default: bool) -> Result<bool, String> {
         match self.get(key) {
             None => Ok(default),
             Some(v) => v.as_bool().ok_or_else(|| format!("{key} must be a boolean, found {v}")),
         }
     }
 
-    fn str<'b>(&'b self, key: &str, default: &'b str) -> Result<&'b str, String> {
+    pub fn str<'b>(&'b self, key: &str, default: &'b str) -> Result<&'b str, String> {
         match self.get(key) {
             None => Ok(default),
             Some(v) => v.as_str().ok_or_else(|| format!("{key} must be a string, found {v}")),
