@@ -1,7 +1,8 @@
 //! Reads the diffusers/transformers `config.json` of each component into the configuration the
 //! network code takes. The same parser serves SD 1.5, 2.1, XL, Turbo and the test model: a
 //! model's architecture is whatever its config files say, and anything this runtime cannot run
-//! faithfully is rejected with the field that asks for it.
+//! faithfully is rejected with the field that asks for it. The scheduler's config is read
+//! through the same typed [`Fields`], so its keys default and fail the same way.
 
 use candle_transformers::models::stable_diffusion::{unet_2d, vae};
 use serde_json::Value;
@@ -9,10 +10,10 @@ use serde_json::Value;
 use crate::clip::{Activation, ClipTextConfig};
 
 /// Typed access to one JSON config, with diffusers' defaults for absent or null keys.
-struct Fields<'a>(&'a Value);
+pub(crate) struct Fields<'a>(pub &'a Value);
 
 impl Fields<'_> {
-    fn get(&self, key: &str) -> Option<&Value> {
+    pub fn get(&self, key: &str) -> Option<&Value> {
         self.0.get(key).filter(|v| !v.is_null())
     }
 
@@ -23,7 +24,18 @@ impl Fields<'_> {
         }
     }
 
-    fn f64(&self, key: &str, default: f64) -> Result<f64, String> {
+    /// A count that may be zero and fits a `u32`.
+    pub fn u32(&self, key: &str, default: u32) -> Result<u32, String> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .as_u64()
+                .and_then(|x| u32::try_from(x).ok())
+                .ok_or_else(|| format!("{key} must be a non-negative integer, found {v}")),
+        }
+    }
+
+    pub fn f64(&self, key: &str, default: f64) -> Result<f64, String> {
         match self.get(key) {
             None => Ok(default),
             Some(v) => v
@@ -33,14 +45,14 @@ impl Fields<'_> {
         }
     }
 
-    fn bool(&self, key: &str, default: bool) -> Result<bool, String> {
+    pub fn bool(&self, key: &str, default: bool) -> Result<bool, String> {
         match self.get(key) {
             None => Ok(default),
             Some(v) => v.as_bool().ok_or_else(|| format!("{key} must be a boolean, found {v}")),
         }
     }
 
-    fn str<'b>(&'b self, key: &str, default: &'b str) -> Result<&'b str, String> {
+    pub fn str<'b>(&'b self, key: &str, default: &'b str) -> Result<&'b str, String> {
         match self.get(key) {
             None => Ok(default),
             Some(v) => v.as_str().ok_or_else(|| format!("{key} must be a string, found {v}")),
@@ -114,11 +126,61 @@ pub(crate) struct UnetSpec {
 impl UnetSpec {
     /// Total spatial downsampling of the UNet (latent sides must be multiples of it).
     pub fn downsampling(&self) -> usize {
-        1 << (self.config.blocks.len() - 1)
+        downsampling_of(self.config.blocks.len())
     }
 
     pub fn from_json(json: &Value) -> Result<Self, String> {
         let f = Fields(json);
+        let blocks = UnetBlocks::read(&f)?;
+        check_unet_features(&f)?;
+        let has_text_time_embedding = match f.get("addition_embed_type") {
+            None => false,
+            Some(v) if v == "text_time" => true,
+            Some(v) => return Err(format!("addition_embed_type = {v} is not supported")),
+        };
+        if f.get("cross_attention_dim").is_some_and(Value::is_array) {
+            return Err("a per-block cross_attention_dim is not supported".to_string());
+        }
+        Ok(Self {
+            config: unet_2d::UNet2DConditionModelConfig {
+                center_input_sample: f.bool("center_input_sample", false)?,
+                flip_sin_to_cos: f.bool("flip_sin_to_cos", true)?,
+                freq_shift: f.f64("freq_shift", 0.0)?,
+                blocks: blocks.blocks,
+                layers_per_block: blocks.layers_per_block,
+                downsample_padding: f.usize("downsample_padding", 1)?,
+                mid_block_scale_factor: f.f64("mid_block_scale_factor", 1.0)?,
+                norm_num_groups: blocks.norm_num_groups,
+                norm_eps: f.f64("norm_eps", 1e-5)?,
+                cross_attention_dim: f.usize("cross_attention_dim", 1280)?,
+                sliced_attention_size: None,
+                use_linear_projection: f.bool("use_linear_projection", false)?,
+            },
+            in_channels: f.usize("in_channels", 4)?,
+            out_channels: f.usize("out_channels", 4)?,
+            has_text_time_embedding,
+            plain_blocks_ignore_groups: blocks.plain_blocks_ignore_groups,
+        })
+    }
+}
+
+/// The spatial downsampling of a network with `levels` resolution levels: every level but the
+/// last halves the sides.
+fn downsampling_of(levels: usize) -> usize {
+    1 << (levels - 1)
+}
+
+/// The UNet's levels, read from the per-block keys of its config.
+struct UnetBlocks {
+    blocks: Vec<unet_2d::BlockConfig>,
+    layers_per_block: usize,
+    norm_num_groups: usize,
+    /// See [`UnetSpec::plain_blocks_ignore_groups`].
+    plain_blocks_ignore_groups: bool,
+}
+
+impl UnetBlocks {
+    fn read(f: &Fields<'_>) -> Result<Self, String> {
         let block_out_channels = f.usize_list("block_out_channels")?;
         let n = block_out_channels.len();
         let down = f.str_list("down_block_types")?;
@@ -153,86 +215,79 @@ impl UnetSpec {
                 }
             };
             let channels = block_out_channels[i];
-            if !cross_attn && norm_num_groups != CANDLE_PLAIN_BLOCK_GROUPS {
-                if !channels.is_multiple_of(CANDLE_PLAIN_BLOCK_GROUPS) {
-                    return Err(format!(
-                        "block {i}: candle normalizes blocks without attention in {CANDLE_PLAIN_BLOCK_GROUPS} groups, which {channels} channels do not split into"
-                    ));
-                }
-                plain_blocks_ignore_groups = true;
-            }
-            if !channels.is_multiple_of(norm_num_groups) || !channels.is_multiple_of(heads[i]) {
-                return Err(format!(
-                    "block {i}: {channels} channels do not split into {norm_num_groups} groups and {} heads",
-                    heads[i]
-                ));
-            }
+            plain_blocks_ignore_groups |=
+                check_block_groups(i, channels, cross_attn, norm_num_groups, heads[i])?;
             blocks.push(unet_2d::BlockConfig {
                 out_channels: channels,
                 use_cross_attn: cross_attn.then_some(transformer_layers[i]),
                 attention_head_dim: heads[i],
             });
         }
-        f.require("mid_block_type", &Value::from("UNetMidBlock2DCrossAttn"))?;
-        f.require("act_fn", &Value::from("silu"))?;
-        f.require("time_embedding_type", &Value::from("positional"))?;
-        f.require("resnet_time_scale_shift", &Value::from("default"))?;
-        f.require("only_cross_attention", &Value::from(false))?;
-        f.require("dual_cross_attention", &Value::from(false))?;
-        f.require("conv_in_kernel", &Value::from(3))?;
-        f.require("conv_out_kernel", &Value::from(3))?;
-        f.require("attention_type", &Value::from("default"))?;
-        f.require("resnet_skip_time_act", &Value::from(false))?;
-        f.require("class_embeddings_concat", &Value::from(false))?;
-        f.require("mid_block_only_cross_attention", &Value::from(false))?;
-        if f.f64("resnet_out_scale_factor", 1.0)? != 1.0 {
-            return Err("resnet_out_scale_factor other than 1 is not supported".to_string());
-        }
-        for key in [
-            "class_embed_type",
-            "encoder_hid_dim",
-            "encoder_hid_dim_type",
-            "time_cond_proj_dim",
-            "num_class_embeds",
-            "time_embedding_act_fn",
-            "time_embedding_dim",
-            "timestep_post_act",
-            "cross_attention_norm",
-            "reverse_transformer_layers_per_block",
-        ] {
-            if let Some(v) = f.get(key) {
-                return Err(format!("{key} = {v} is not supported"));
-            }
-        }
-        let has_text_time_embedding = match f.get("addition_embed_type") {
-            None => false,
-            Some(v) if v == "text_time" => true,
-            Some(v) => return Err(format!("addition_embed_type = {v} is not supported")),
-        };
-        if f.get("cross_attention_dim").is_some_and(Value::is_array) {
-            return Err("a per-block cross_attention_dim is not supported".to_string());
-        }
-        Ok(Self {
-            config: unet_2d::UNet2DConditionModelConfig {
-                center_input_sample: f.bool("center_input_sample", false)?,
-                flip_sin_to_cos: f.bool("flip_sin_to_cos", true)?,
-                freq_shift: f.f64("freq_shift", 0.0)?,
-                blocks,
-                layers_per_block,
-                downsample_padding: f.usize("downsample_padding", 1)?,
-                mid_block_scale_factor: f.f64("mid_block_scale_factor", 1.0)?,
-                norm_num_groups,
-                norm_eps: f.f64("norm_eps", 1e-5)?,
-                cross_attention_dim: f.usize("cross_attention_dim", 1280)?,
-                sliced_attention_size: None,
-                use_linear_projection: f.bool("use_linear_projection", false)?,
-            },
-            in_channels: f.usize("in_channels", 4)?,
-            out_channels: f.usize("out_channels", 4)?,
-            has_text_time_embedding,
-            plain_blocks_ignore_groups,
-        })
+        Ok(Self { blocks, layers_per_block, norm_num_groups, plain_blocks_ignore_groups })
     }
+}
+
+/// Checks that block `i`'s channels split into its groups and heads; `Ok(true)` when candle will
+/// normalize it in other groups than the config asks for (a block without attention).
+fn check_block_groups(
+    i: usize,
+    channels: usize,
+    cross_attn: bool,
+    norm_num_groups: usize,
+    heads: usize,
+) -> Result<bool, String> {
+    let mut ignores_groups = false;
+    if !cross_attn && norm_num_groups != CANDLE_PLAIN_BLOCK_GROUPS {
+        if !channels.is_multiple_of(CANDLE_PLAIN_BLOCK_GROUPS) {
+            return Err(format!(
+                "block {i}: candle normalizes blocks without attention in {CANDLE_PLAIN_BLOCK_GROUPS} groups, which {channels} channels do not split into"
+            ));
+        }
+        ignores_groups = true;
+    }
+    if !channels.is_multiple_of(norm_num_groups) || !channels.is_multiple_of(heads) {
+        return Err(format!(
+            "block {i}: {channels} channels do not split into {norm_num_groups} groups and {heads} heads"
+        ));
+    }
+    Ok(ignores_groups)
+}
+
+/// Refuses the UNet variants candle's `UNet2DConditionModel` does not build: another mid block,
+/// activation, embedding or attention than SD's, and any of the extra conditioning inputs.
+fn check_unet_features(f: &Fields<'_>) -> Result<(), String> {
+    f.require("mid_block_type", &Value::from("UNetMidBlock2DCrossAttn"))?;
+    f.require("act_fn", &Value::from("silu"))?;
+    f.require("time_embedding_type", &Value::from("positional"))?;
+    f.require("resnet_time_scale_shift", &Value::from("default"))?;
+    f.require("only_cross_attention", &Value::from(false))?;
+    f.require("dual_cross_attention", &Value::from(false))?;
+    f.require("conv_in_kernel", &Value::from(3))?;
+    f.require("conv_out_kernel", &Value::from(3))?;
+    f.require("attention_type", &Value::from("default"))?;
+    f.require("resnet_skip_time_act", &Value::from(false))?;
+    f.require("class_embeddings_concat", &Value::from(false))?;
+    f.require("mid_block_only_cross_attention", &Value::from(false))?;
+    if f.f64("resnet_out_scale_factor", 1.0)? != 1.0 {
+        return Err("resnet_out_scale_factor other than 1 is not supported".to_string());
+    }
+    for key in [
+        "class_embed_type",
+        "encoder_hid_dim",
+        "encoder_hid_dim_type",
+        "time_cond_proj_dim",
+        "num_class_embeds",
+        "time_embedding_act_fn",
+        "time_embedding_dim",
+        "timestep_post_act",
+        "cross_attention_norm",
+        "reverse_transformer_layers_per_block",
+    ] {
+        if let Some(v) = f.get(key) {
+            return Err(format!("{key} = {v} is not supported"));
+        }
+    }
+    Ok(())
 }
 
 /// A VAE (`AutoencoderKL`) as the pipeline needs it.
@@ -248,7 +303,7 @@ pub(crate) struct VaeSpec {
 impl VaeSpec {
     /// Image pixels per latent pixel along each side.
     pub fn downsampling(&self) -> usize {
-        1 << (self.config.block_out_channels.len() - 1)
+        downsampling_of(self.config.block_out_channels.len())
     }
 
     pub fn from_json(json: &Value) -> Result<Self, String> {

@@ -37,7 +37,8 @@
 //! - [`layout`]: the files of a model directory and `genmint-model.json`.
 //! - [`manifest`]: the canonical manifest and the model hash (`genmint-model-manifest-v1`).
 //! - `canonical_json`: the canonical JSON bytes that are hashed.
-//! - `configs`: diffusers/transformers `config.json` files to network configurations.
+//! - `configs`: diffusers/transformers `config.json` files to network configurations, read
+//!   through typed fields with diffusers' defaults (the scheduler's config too).
 //! - `clip`: the CLIP text transformer. `text`: tokenization and text conditioning.
 //! - `bert_text`: BERT token embeddings, the context of pixel-space models.
 //! - [`noise`]: the seeded initial noise (`chacha20-normal-v1`).

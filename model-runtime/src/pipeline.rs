@@ -189,6 +189,8 @@ struct DiffusionModel {
 }
 
 impl DiffusionModel {
+    /// Reads and checks the components in turn (configs, scheduler, text, UNet, decoder); every
+    /// byte read goes into the manifest, whose hash names the model.
     fn load(dir: &Path, choice: DeviceChoice) -> Result<Self, RuntimeError> {
         let device = candle_device(choice)?;
         let mut reader = ModelReader { dir, entries: Vec::new() };
@@ -196,103 +198,23 @@ impl DiffusionModel {
         let config = ModelConfig::parse(&path, &bytes)?;
         let layout = Layout::new(&config);
         layout.check_present(dir)?;
-
-        if let Some(model_index) = &layout.model_index {
-            let (path, index) = reader.json(model_index)?;
-            if let Some(missing) = layout.components().into_iter().find(|c| index.get(c).is_none()) {
-                return Err(invalid(&path, format!("lists no {missing}")));
-            }
-        }
+        check_model_index(&mut reader, &layout)?;
         let (path, json) = reader.json(&layout.scheduler)?;
         let schedule = ScheduleConfig::from_json(&json).map_err(|e| invalid(&path, e))?;
-
         let conditioning = if config.kind.pixel_space() {
             Conditioning::Bert(Box::new(load_bert_text_encoder(&mut reader, &layout, &device)?))
         } else {
             Conditioning::Clip(load_clip(&mut reader, &layout, &config, &device)?)
         };
-
         let (unet_config_path, unet_spec, unet) = load_unet(&mut reader, &layout.unet, &device)?;
-        if unet_spec.config.cross_attention_dim != conditioning.context_dim() {
-            return Err(invalid(
-                &unet_config_path,
-                format!(
-                    "cross_attention_dim is {} but the text encoders produce {}",
-                    unet_spec.config.cross_attention_dim,
-                    conditioning.context_dim()
-                ),
-            ));
-        }
-        if unet_spec.plain_blocks_ignore_groups {
-            // Only the pixel-space family promises diffusers' exact output (its weights are
-            // trained by genmint in PyTorch); the SD test model is defined by this runtime.
-            if config.kind.pixel_space() {
-                return Err(invalid(
-                    &unet_config_path,
-                    "norm_num_groups must be 32: candle's blocks without attention always use 32 groups",
-                ));
-            }
-            tracing::warn!(
-                model = %config.name,
-                "candle normalizes the UNet's blocks without attention in 32 groups, not norm_num_groups"
-            );
-        }
-        if unet_spec.has_text_time_embedding {
-            tracing::warn!(
-                model = %config.name,
-                "the UNet's text_time added conditioning is not implemented by candle and is skipped"
-            );
-        }
-
-        let (decoder, sample_channels, sample_factor) = match &layout.vae {
-            Some(files) => {
-                let (path, json) = reader.json(&files.config)?;
-                let vae_spec = VaeSpec::from_json(&json).map_err(|e| invalid(&path, e))?;
-                let (path, vb) = reader.weights(&files.weights, &device)?;
-                let vae = AutoEncoderKL::new(
-                    vb,
-                    vae_spec.in_channels,
-                    vae_spec.out_channels,
-                    vae_spec.config.clone(),
-                )
-                .map_err(|e| invalid(&path, e))?;
-                let decoder = Decoder::Vae { vae: Box::new(vae), scaling: vae_spec.scaling_factor };
-                (decoder, vae_spec.config.latent_channels, vae_spec.downsampling())
-            }
-            None => (Decoder::Pixels, 3, 1),
-        };
-        if unet_spec.in_channels != sample_channels || unet_spec.out_channels != sample_channels {
-            return Err(invalid(
-                &unet_config_path,
-                format!(
-                    "UNet channels {} in / {} out do not match the {sample_channels} channels of the {}",
-                    unet_spec.in_channels,
-                    unet_spec.out_channels,
-                    if layout.vae.is_some() { "VAE's latents" } else { "RGB image" }
-                ),
-            ));
-        }
+        check_unet_against_text(&unet_config_path, &unet_spec, &config, conditioning.context_dim())?;
+        let (decoder, sample_channels, sample_factor) = load_decoder(&mut reader, &layout, &device)?;
+        check_unet_channels(&unet_config_path, &unet_spec, sample_channels, layout.vae.is_some())?;
 
         let manifest = ModelManifest::new(config.clone(), reader.entries);
         debug_assert_eq!(manifest.files.iter().map(|f| f.path.clone()).collect::<Vec<_>>(), layout.files());
         let size_multiple = sample_factor * unet_spec.downsampling();
-        let descriptor = ModelDescriptor {
-            name: config.name.clone(),
-            author: config.author.clone(),
-            kind: config.kind,
-            hash: manifest.hash(),
-            limits: config.kind.limits(size_multiple as u32),
-            envelope: ReproducibilityEnvelope {
-                engine: format!(
-                    "candle {CANDLE_VERSION} / genmint-model-runtime {}",
-                    env!("CARGO_PKG_VERSION")
-                ),
-                noise: NOISE_ALGORITHM.to_string(),
-                scheduler: SchedulerKind::Ddim,
-                dtype: "f32".to_string(),
-                device_class: if device.is_cuda() { "cuda" } else { "cpu" }.to_string(),
-            },
-        };
+        let descriptor = describe(&config, &manifest, size_multiple, &device);
         tracing::info!(
             model = %descriptor.name,
             kind = %descriptor.kind,
@@ -310,6 +232,121 @@ impl DiffusionModel {
             decoder,
             schedule,
         })
+    }
+}
+
+/// Reads `model_index.json` where the layout has one, and checks that it lists every component.
+fn check_model_index(reader: &mut ModelReader<'_>, layout: &Layout) -> Result<(), RuntimeError> {
+    if let Some(model_index) = &layout.model_index {
+        let (path, index) = reader.json(model_index)?;
+        if let Some(missing) = layout.components().into_iter().find(|c| index.get(c).is_none()) {
+            return Err(invalid(&path, format!("lists no {missing}")));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the UNet attends to the text encoders' output, and refuses or warns about what
+/// candle runs differently from diffusers.
+fn check_unet_against_text(
+    unet_config_path: &Path,
+    unet_spec: &UnetSpec,
+    config: &ModelConfig,
+    context_dim: usize,
+) -> Result<(), RuntimeError> {
+    if unet_spec.config.cross_attention_dim != context_dim {
+        return Err(invalid(
+            unet_config_path,
+            format!(
+                "cross_attention_dim is {} but the text encoders produce {context_dim}",
+                unet_spec.config.cross_attention_dim,
+            ),
+        ));
+    }
+    if unet_spec.plain_blocks_ignore_groups {
+        // Only the pixel-space family promises diffusers' exact output (its weights are
+        // trained by genmint in PyTorch); the SD test model is defined by this runtime.
+        if config.kind.pixel_space() {
+            return Err(invalid(
+                unet_config_path,
+                "norm_num_groups must be 32: candle's blocks without attention always use 32 groups",
+            ));
+        }
+        tracing::warn!(
+            model = %config.name,
+            "candle normalizes the UNet's blocks without attention in 32 groups, not norm_num_groups"
+        );
+    }
+    if unet_spec.has_text_time_embedding {
+        tracing::warn!(
+            model = %config.name,
+            "the UNet's text_time added conditioning is not implemented by candle and is skipped"
+        );
+    }
+    Ok(())
+}
+
+/// The decoder of the denoised sample, with the sample's channels and its factor (image pixels
+/// per sample pixel along each side): the VAE's latents where the layout has a VAE, else RGB.
+fn load_decoder(
+    reader: &mut ModelReader<'_>,
+    layout: &Layout,
+    device: &Device,
+) -> Result<(Decoder, usize, usize), RuntimeError> {
+    let Some(files) = &layout.vae else {
+        return Ok((Decoder::Pixels, 3, 1));
+    };
+    let (path, json) = reader.json(&files.config)?;
+    let vae_spec = VaeSpec::from_json(&json).map_err(|e| invalid(&path, e))?;
+    let (path, vb) = reader.weights(&files.weights, device)?;
+    let vae = AutoEncoderKL::new(vb, vae_spec.in_channels, vae_spec.out_channels, vae_spec.config.clone())
+        .map_err(|e| invalid(&path, e))?;
+    let decoder = Decoder::Vae { vae: Box::new(vae), scaling: vae_spec.scaling_factor };
+    Ok((decoder, vae_spec.config.latent_channels, vae_spec.downsampling()))
+}
+
+/// Checks that the UNet takes and gives as many channels as the sample has.
+fn check_unet_channels(
+    unet_config_path: &Path,
+    unet_spec: &UnetSpec,
+    sample_channels: usize,
+    has_vae: bool,
+) -> Result<(), RuntimeError> {
+    if unet_spec.in_channels != sample_channels || unet_spec.out_channels != sample_channels {
+        return Err(invalid(
+            unet_config_path,
+            format!(
+                "UNet channels {} in / {} out do not match the {sample_channels} channels of the {}",
+                unet_spec.in_channels,
+                unet_spec.out_channels,
+                if has_vae { "VAE's latents" } else { "RGB image" }
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What a loaded model says about itself: its manifest's hash, the request limits its sizes allow
+/// (image sides in multiples of `size_multiple`), and the envelope it generates under.
+fn describe(
+    config: &ModelConfig,
+    manifest: &ModelManifest,
+    size_multiple: usize,
+    device: &Device,
+) -> ModelDescriptor {
+    ModelDescriptor {
+        name: config.name.clone(),
+        author: config.author.clone(),
+        kind: config.kind,
+        hash: manifest.hash(),
+        limits: config.kind.limits(size_multiple as u32),
+        envelope: ReproducibilityEnvelope {
+            engine: format!("candle {CANDLE_VERSION} / genmint-model-runtime {}", env!("CARGO_PKG_VERSION")),
+            noise: NOISE_ALGORITHM.to_string(),
+            scheduler: SchedulerKind::Ddim,
+            dtype: "f32".to_string(),
+            device_class: if device.is_cuda() { "cuda" } else { "cpu" }.to_string(),
+        },
     }
 }
 

@@ -22,6 +22,7 @@ use candle_core::Tensor;
 use serde_json::Value;
 
 use crate::SchedulerKind;
+use crate::configs::Fields;
 
 /// Moves latents along a fixed list of timesteps.
 pub(crate) trait Scheduler {
@@ -83,76 +84,26 @@ impl ScheduleConfig {
     /// diffusers builds a DDIM from them the same way). Returns a reason when the file asks for
     /// something DDIM-eta-0 here does not do.
     pub fn from_json(json: &Value) -> Result<Self, String> {
-        let flag = |key: &str, default: bool| -> Result<bool, String> {
-            match json.get(key) {
-                None | Some(Value::Null) => Ok(default),
-                Some(Value::Bool(b)) => Ok(*b),
-                Some(other) => Err(format!("{key} must be a boolean, found {other}")),
-            }
-        };
-        let number = |key: &str, default: f64| -> Result<f64, String> {
-            match json.get(key) {
-                None | Some(Value::Null) => Ok(default),
-                Some(value) => value
-                    .as_f64()
-                    .filter(|v| v.is_finite())
-                    .ok_or_else(|| format!("{key} must be a number, found {value}")),
-            }
-        };
-        let text = |key: &str, default: &'static str| -> Result<String, String> {
-            match json.get(key) {
-                None | Some(Value::Null) => Ok(default.to_string()),
-                Some(Value::String(s)) => Ok(s.clone()),
-                Some(other) => Err(format!("{key} must be a string, found {other}")),
-            }
-        };
-        let count = |key: &str, default: u32| -> Result<u32, String> {
-            match json.get(key) {
-                None | Some(Value::Null) => Ok(default),
-                Some(value) => value
-                    .as_u64()
-                    .and_then(|v| u32::try_from(v).ok())
-                    .ok_or_else(|| format!("{key} must be a non-negative integer, found {value}")),
-            }
-        };
-
+        let f = Fields(json);
         for (key, default) in
             [("clip_sample", true), ("thresholding", false), ("rescale_betas_zero_snr", false)]
         {
-            if flag(key, default)? {
+            if f.bool(key, default)? {
                 return Err(format!("{key} = true is not supported (DDIM here runs without it)"));
             }
         }
-        if json.get("trained_betas").is_some_and(|v| !v.is_null()) {
+        if f.get("trained_betas").is_some() {
             return Err("trained_betas is not supported".to_string());
         }
-        let beta_schedule = match text("beta_schedule", "linear")?.as_str() {
-            "linear" => BetaSchedule::Linear,
-            "scaled_linear" => BetaSchedule::ScaledLinear,
-            "squaredcos_cap_v2" => BetaSchedule::SquaredCosCapV2,
-            other => return Err(format!("unsupported beta_schedule {other:?}")),
-        };
-        let prediction = match text("prediction_type", "epsilon")?.as_str() {
-            "epsilon" => Prediction::Epsilon,
-            "v_prediction" => Prediction::Velocity,
-            "sample" => Prediction::Sample,
-            other => return Err(format!("unsupported prediction_type {other:?}")),
-        };
-        let spacing = match text("timestep_spacing", "leading")?.as_str() {
-            "leading" => TimestepSpacing::Leading,
-            "trailing" => TimestepSpacing::Trailing,
-            "linspace" => TimestepSpacing::Linspace,
-            other => return Err(format!("unsupported timestep_spacing {other:?}")),
-        };
         let config = Self {
-            train_timesteps: count("num_train_timesteps", 1000)?,
-            beta_start: number("beta_start", 0.0001)?,
-            beta_end: number("beta_end", 0.02)?,
-            beta_schedule,
-            prediction,
-            spacing,
-            steps_offset: count("steps_offset", 0)?,
-            set_alpha_to_one: flag("set_alpha_to_one", true)?,
+            beta_schedule: named(&f, "beta_schedule", "linear", &BETA_SCHEDULES)?,
+            prediction: named(&f, "prediction_type", "epsilon", &PREDICTIONS)?,
+            spacing: named(&f, "timestep_spacing", "leading", &SPACINGS)?,
+            train_timesteps: f.u32("num_train_timesteps", 1000)?,
+            beta_start: f.f64("beta_start", 0.0001)?,
+            beta_end: f.f64("beta_end", 0.02)?,
+            steps_offset: f.u32("steps_offset", 0)?,
+            set_alpha_to_one: f.bool("set_alpha_to_one", true)?,
         };
         if config.train_timesteps < 2 {
             return Err("num_train_timesteps must be at least 2".to_string());
@@ -220,6 +171,33 @@ impl ScheduleConfig {
             }
         }
     }
+}
+
+/// diffusers' names for the choices of `beta_schedule`, `prediction_type` and `timestep_spacing`.
+const BETA_SCHEDULES: [(&str, BetaSchedule); 3] = [
+    ("linear", BetaSchedule::Linear),
+    ("scaled_linear", BetaSchedule::ScaledLinear),
+    ("squaredcos_cap_v2", BetaSchedule::SquaredCosCapV2),
+];
+const PREDICTIONS: [(&str, Prediction); 3] = [
+    ("epsilon", Prediction::Epsilon),
+    ("v_prediction", Prediction::Velocity),
+    ("sample", Prediction::Sample),
+];
+const SPACINGS: [(&str, TimestepSpacing); 3] = [
+    ("leading", TimestepSpacing::Leading),
+    ("trailing", TimestepSpacing::Trailing),
+    ("linspace", TimestepSpacing::Linspace),
+];
+
+/// The choice that the name at `key` (or `default`) stands for among `choices`.
+fn named<T: Copy>(f: &Fields<'_>, key: &str, default: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    let name = f.str(key, default)?;
+    choices
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|&(_, choice)| choice)
+        .ok_or_else(|| format!("unsupported {key} {name:?}"))
 }
 
 /// DDIM with eta 0; see the module doc.
@@ -323,6 +301,20 @@ mod tests {
         assert!((alphas[999] - 0.004_660_1).abs() < 1e-5, "{}", alphas[999]);
     }
 
+    /// `x₀` noised with `ε` to the level `ᾱ`.
+    fn noised(alpha: f64, x0: f64, eps: f64) -> f64 {
+        alpha.sqrt() * x0 + (1.0 - alpha).sqrt() * eps
+    }
+
+    /// Runs step `index` on the one-element sample `x_t` with the model output `output`, and
+    /// checks that it lands on `expected`.
+    fn assert_step_lands_on(ddim: &Ddim, index: usize, x_t: f64, output: f64, expected: f64) {
+        let sample = Tensor::new(&[x_t as f32], &Device::Cpu).unwrap();
+        let output = Tensor::new(&[output as f32], &Device::Cpu).unwrap();
+        let next = ddim.step(index, &output, &sample).unwrap().to_vec1::<f32>().unwrap()[0];
+        assert!((f64::from(next) - expected).abs() < 1e-5, "{next} vs {expected}");
+    }
+
     #[test]
     fn ddim_epsilon_step_recovers_the_clean_sample() {
         // If the model predicts the true noise, the step lands exactly on the DDIM target.
@@ -332,12 +324,7 @@ mod tests {
         let t = ddim.timesteps()[0] as usize;
         let prev = t - 100;
         let (x0, eps) = (0.3f64, -1.2f64);
-        let x_t = alphas[t].sqrt() * x0 + (1.0 - alphas[t]).sqrt() * eps;
-        let expected = alphas[prev].sqrt() * x0 + (1.0 - alphas[prev]).sqrt() * eps;
-        let sample = Tensor::new(&[x_t as f32], &Device::Cpu).unwrap();
-        let output = Tensor::new(&[eps as f32], &Device::Cpu).unwrap();
-        let next = ddim.step(0, &output, &sample).unwrap().to_vec1::<f32>().unwrap()[0];
-        assert!((f64::from(next) - expected).abs() < 1e-5, "{next} vs {expected}");
+        assert_step_lands_on(&ddim, 0, noised(alphas[t], x0, eps), eps, noised(alphas[prev], x0, eps));
     }
 
     #[test]
@@ -350,13 +337,8 @@ mod tests {
         let prev = t - 250;
         let (x0, eps) = (-0.7f64, 0.4f64);
         let (s, b) = (alphas[t].sqrt(), (1.0 - alphas[t]).sqrt());
-        let x_t = s * x0 + b * eps;
         let v = s * eps - b * x0;
-        let expected = alphas[prev].sqrt() * x0 + (1.0 - alphas[prev]).sqrt() * eps;
-        let sample = Tensor::new(&[x_t as f32], &Device::Cpu).unwrap();
-        let output = Tensor::new(&[v as f32], &Device::Cpu).unwrap();
-        let next = ddim.step(1, &output, &sample).unwrap().to_vec1::<f32>().unwrap()[0];
-        assert!((f64::from(next) - expected).abs() < 1e-5, "{next} vs {expected}");
+        assert_step_lands_on(&ddim, 1, noised(alphas[t], x0, eps), v, noised(alphas[prev], x0, eps));
     }
 
     #[test]
@@ -382,5 +364,24 @@ mod tests {
         assert!(err.contains("flow"), "{err}");
         let err = ScheduleConfig::from_json(&json!({"clip_sample": false, "beta_start": "x"})).unwrap_err();
         assert!(err.contains("beta_start"), "{err}");
+        // Wrong types name the key, what it must be and what was found.
+        for (config, expected) in [
+            (json!({"clip_sample": "no"}), r#"clip_sample must be a boolean, found "no""#),
+            (
+                json!({"clip_sample": false, "steps_offset": -1}),
+                "steps_offset must be a non-negative integer, found -1",
+            ),
+            (
+                json!({"clip_sample": false, "timestep_spacing": 3}),
+                "timestep_spacing must be a string, found 3",
+            ),
+            (json!({"clip_sample": false, "beta_schedule": "cubic"}), r#"unsupported beta_schedule "cubic""#),
+            (json!({"clip_sample": false, "trained_betas": [0.1]}), "trained_betas is not supported"),
+        ] {
+            assert_eq!(ScheduleConfig::from_json(&config).unwrap_err(), expected);
+        }
+        // Null is absent: the default holds.
+        let nulls = json!({"clip_sample": false, "beta_schedule": null, "trained_betas": null});
+        assert_eq!(ScheduleConfig::from_json(&nulls).unwrap().beta_schedule, BetaSchedule::Linear);
     }
 }

@@ -77,7 +77,63 @@ pub fn write_test_model(dir: &Path) -> Result<(), RuntimeError> {
 
 /// Every file of the test model: relative path and contents.
 fn test_model_files() -> Result<Vec<(String, Vec<u8>)>, RuntimeError> {
-    let text_config = json!({
+    let (text_config, unet_config, vae_config) = (text_encoder_config(), unet_config(), vae_config());
+    let weights = seeded_component_weights(&text_config, &unet_config, &vae_config)?;
+    let config_file = |value: &Value| {
+        let mut bytes = canonical_json::to_vec(value);
+        bytes.push(b'\n');
+        bytes
+    };
+    Ok(vec![
+        (MODEL_CONFIG_FILE.into(), config_file(&model_config())),
+        ("model_index.json".into(), config_file(&model_index())),
+        ("scheduler/scheduler_config.json".into(), config_file(&scheduler_config())),
+        ("text_encoder/config.json".into(), config_file(&text_config)),
+        ("text_encoder/model.safetensors".into(), weights.text_encoder),
+        ("tokenizer/tokenizer.json".into(), config_file(&tokenizer_json())),
+        ("tokenizer/tokenizer_config.json".into(), config_file(&tokenizer_config())),
+        ("unet/config.json".into(), config_file(&unet_config)),
+        ("unet/diffusion_pytorch_model.safetensors".into(), weights.unet),
+        ("vae/config.json".into(), config_file(&vae_config)),
+        ("vae/diffusion_pytorch_model.safetensors".into(), weights.vae),
+    ])
+}
+
+/// The safetensors files of the three networks.
+struct ComponentWeights {
+    text_encoder: Vec<u8>,
+    unet: Vec<u8>,
+    vae: Vec<u8>,
+}
+
+/// Builds each network from its config over the seeded backend (the weights rule), through the
+/// same config parsers the loader uses, so the tensors are exactly the ones loading will ask for.
+fn seeded_component_weights(
+    text_config: &Value,
+    unet_config: &Value,
+    vae_config: &Value,
+) -> Result<ComponentWeights, RuntimeError> {
+    let internal = |reason: String| RuntimeError::Inference(candle_core::Error::Msg(reason));
+    let clip = configs::clip_text_config(text_config).map_err(internal)?;
+    let unet = UnetSpec::from_json(unet_config).map_err(internal)?;
+    let vae = VaeSpec::from_json(vae_config).map_err(internal)?;
+    Ok(ComponentWeights {
+        text_encoder: seeded_weights("text_encoder", |vb| {
+            ClipTextModel::new(vb, &clip, ClipOutput::LastHiddenState).map(drop)
+        })?,
+        unet: seeded_weights("unet", |vb| {
+            UNet2DConditionModel::new(vb, unet.in_channels, unet.out_channels, false, unet.config.clone())
+                .map(drop)
+        })?,
+        vae: seeded_weights("vae", |vb| {
+            AutoEncoderKL::new(vb, vae.in_channels, vae.out_channels, vae.config.clone()).map(drop)
+        })?,
+    })
+}
+
+/// The CLIP text encoder: two layers of width 32 over the word-level vocabulary.
+fn text_encoder_config() -> Value {
+    json!({
         "architectures": ["CLIPTextModel"],
         "model_type": "clip_text_model",
         "vocab_size": 3 + words().count(),
@@ -91,8 +147,12 @@ fn test_model_files() -> Result<Vec<(String, Vec<u8>)>, RuntimeError> {
         "bos_token_id": 0,
         "eos_token_id": 1,
         "pad_token_id": 1,
-    });
-    let unet_config = json!({
+    })
+}
+
+/// The UNet: two levels of 32 and 64 channels, attention only on the lower-resolution one.
+fn unet_config() -> Value {
+    json!({
         "_class_name": "UNet2DConditionModel",
         "act_fn": "silu",
         "attention_head_dim": [2, 4],
@@ -113,8 +173,12 @@ fn test_model_files() -> Result<Vec<(String, Vec<u8>)>, RuntimeError> {
         "sample_size": 8,
         "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"],
         "use_linear_projection": false,
-    });
-    let vae_config = json!({
+    })
+}
+
+/// The VAE: four levels of 16 to 32 channels, 4 latent channels.
+fn vae_config() -> Value {
+    json!({
         "_class_name": "AutoencoderKL",
         "act_fn": "silu",
         "block_out_channels": [16, 32, 32, 32],
@@ -127,8 +191,12 @@ fn test_model_files() -> Result<Vec<(String, Vec<u8>)>, RuntimeError> {
         "sample_size": 64,
         "scaling_factor": 0.18215,
         "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
-    });
-    let scheduler_config = json!({
+    })
+}
+
+/// SD 1.5's training noise schedule (scaled linear betas), for DDIM.
+fn scheduler_config() -> Value {
+    json!({
         "_class_name": "DDIMScheduler",
         "beta_end": 0.012,
         "beta_schedule": "scaled_linear",
@@ -139,62 +207,40 @@ fn test_model_files() -> Result<Vec<(String, Vec<u8>)>, RuntimeError> {
         "set_alpha_to_one": false,
         "steps_offset": 1,
         "timestep_spacing": "leading",
-    });
-    let model_index = json!({
+    })
+}
+
+/// The diffusers pipeline index naming every component.
+fn model_index() -> Value {
+    json!({
         "_class_name": "StableDiffusionPipeline",
         "scheduler": ["diffusers", "DDIMScheduler"],
         "text_encoder": ["transformers", "CLIPTextModel"],
         "tokenizer": ["tokenizers", "Tokenizer"],
         "unet": ["diffusers", "UNet2DConditionModel"],
         "vae": ["diffusers", "AutoencoderKL"],
-    });
-    let model_config = json!({
+    })
+}
+
+/// `genmint-model.json`: what the model is and who made it.
+fn model_config() -> Value {
+    json!({
         "format": MODEL_CONFIG_FORMAT,
         "kind": "tiny",
         "name": TEST_MODEL_NAME,
         "author": "genmint",
-    });
-    let tokenizer_config = json!({
+    })
+}
+
+/// The CLIP tokenizer settings: special tokens and sequence length.
+fn tokenizer_config() -> Value {
+    json!({
         "bos_token": BOS,
         "eos_token": EOS,
         "model_max_length": 77,
         "pad_token": EOS,
         "unk_token": UNK,
-    });
-
-    let internal = |reason: String| RuntimeError::Inference(candle_core::Error::Msg(reason));
-    let clip = configs::clip_text_config(&text_config).map_err(internal)?;
-    let unet = UnetSpec::from_json(&unet_config).map_err(internal)?;
-    let vae = VaeSpec::from_json(&vae_config).map_err(internal)?;
-    let text_weights = seeded_weights("text_encoder", |vb| {
-        ClipTextModel::new(vb, &clip, ClipOutput::LastHiddenState).map(drop)
-    })?;
-    let unet_weights = seeded_weights("unet", |vb| {
-        UNet2DConditionModel::new(vb, unet.in_channels, unet.out_channels, false, unet.config.clone())
-            .map(drop)
-    })?;
-    let vae_weights = seeded_weights("vae", |vb| {
-        AutoEncoderKL::new(vb, vae.in_channels, vae.out_channels, vae.config.clone()).map(drop)
-    })?;
-
-    let config_file = |value: &Value| {
-        let mut bytes = canonical_json::to_vec(value);
-        bytes.push(b'\n');
-        bytes
-    };
-    Ok(vec![
-        (MODEL_CONFIG_FILE.into(), config_file(&model_config)),
-        ("model_index.json".into(), config_file(&model_index)),
-        ("scheduler/scheduler_config.json".into(), config_file(&scheduler_config)),
-        ("text_encoder/config.json".into(), config_file(&text_config)),
-        ("text_encoder/model.safetensors".into(), text_weights),
-        ("tokenizer/tokenizer.json".into(), config_file(&tokenizer_json())),
-        ("tokenizer/tokenizer_config.json".into(), config_file(&tokenizer_config)),
-        ("unet/config.json".into(), config_file(&unet_config)),
-        ("unet/diffusion_pytorch_model.safetensors".into(), unet_weights),
-        ("vae/config.json".into(), config_file(&vae_config)),
-        ("vae/diffusion_pytorch_model.safetensors".into(), vae_weights),
-    ])
+    })
 }
 
 /// A `tokenizers` file: NFC + lowercase, split on whitespace and punctuation, word-level

@@ -11,6 +11,8 @@ use std::time::SystemTime;
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
+use crate::bounded_json;
+
 /// The largest encoded advert a node accepts or publishes.
 pub const MAX_ADVERT_BYTES: usize = 16 * 1024;
 /// The most models one advert may list.
@@ -151,19 +153,13 @@ impl Advert {
 
     /// Encodes the advert for gossip, refusing one over [`MAX_ADVERT_BYTES`].
     pub fn encode(&self) -> Result<Vec<u8>, AdvertError> {
-        let bytes = serde_json::to_vec(self)?;
-        if bytes.len() > MAX_ADVERT_BYTES {
-            return Err(AdvertError::TooLarge { size: bytes.len() });
-        }
-        Ok(bytes)
+        bounded_json::encode(self, MAX_ADVERT_BYTES, |size| AdvertError::TooLarge { size })
     }
 
     /// Decodes advert bytes from a peer: size first, then JSON, then shape.
     pub fn decode(bytes: &[u8]) -> Result<Self, AdvertError> {
-        if bytes.len() > MAX_ADVERT_BYTES {
-            return Err(AdvertError::TooLarge { size: bytes.len() });
-        }
-        let advert: Advert = serde_json::from_slice(bytes)?;
+        let advert: Advert =
+            bounded_json::decode(bytes, MAX_ADVERT_BYTES, |size| AdvertError::TooLarge { size })?;
         advert.validate_shape().map_err(AdvertError::Shape)?;
         Ok(advert)
     }
@@ -190,34 +186,52 @@ pub(crate) fn check_name(field: &str, value: &str) -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::time::UNIX_EPOCH;
+
     use libp2p::identity::Keypair;
 
     use super::*;
 
-    fn advert() -> Advert {
+    pub(crate) fn peer() -> PeerId {
+        Keypair::generate_ed25519().public().to_peer_id()
+    }
+
+    /// A minimal advert of `peer`, number `sequence`, issued now.
+    pub(crate) fn advert(peer: &PeerId, sequence: u64) -> Advert {
         Advert {
-            peer_id: Keypair::generate_ed25519().public().to_peer_id().to_string(),
-            operator: format!("0x{}", "Ab".repeat(20)),
-            chain_id: 31337,
+            peer_id: peer.to_string(),
+            operator: format!("0x{}", "ab".repeat(20)),
+            chain_id: 1,
             contract: format!("0x{}", "cd".repeat(20)),
             binding_signature: format!("0x{}", "ef".repeat(65)),
-            models: vec![AdvertisedModel {
-                hash: format!("0x{}", "12".repeat(32)),
-                name: "genmint-default".into(),
-                kind: "pixel-unet".into(),
-                max_width: 512,
-                max_height: 512,
-                max_steps: 50,
-                defaults: None,
-            }],
+            models: Vec::new(),
             devices: vec!["cpu".into()],
             queue_depth: 0,
-            capacity: 2,
-            price_wei: "1000".into(),
-            sequence: 1,
-            issued_at: 1_700_000_000,
+            capacity: 1,
+            price_wei: "0".into(),
+            sequence,
+            issued_at: SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs(),
         }
+    }
+
+    /// [`advert`], serving one model.
+    pub(crate) fn serving_advert(peer: &PeerId, sequence: u64) -> Advert {
+        let model = AdvertisedModel {
+            hash: format!("0x{}", "5F".repeat(32)),
+            name: "m".into(),
+            kind: "k".into(),
+            max_width: 64,
+            max_height: 64,
+            max_steps: 10,
+            defaults: None,
+        };
+        Advert { models: vec![model], ..advert(peer, sequence) }
+    }
+
+    /// A valid advert of a new peer.
+    fn offer() -> Advert {
+        serving_advert(&peer(), 1)
     }
 
     #[test]
@@ -231,7 +245,7 @@ mod tests {
 
     #[test]
     fn a_well_formed_advert_round_trips() {
-        let advert = advert();
+        let advert = offer();
         assert_eq!(advert.validate_shape(), Ok(()));
         assert_eq!(Advert::decode(&advert.encode().unwrap()).unwrap(), advert);
     }
@@ -252,7 +266,7 @@ mod tests {
             ("sequence", |a| a.sequence = 0),
         ];
         for (field, spoil) in cases {
-            let mut advert = advert();
+            let mut advert = offer();
             spoil(&mut advert);
             let error = advert.validate_shape().expect_err(field);
             assert!(error.contains(field), "{field}: {error}");
@@ -266,18 +280,18 @@ mod tests {
             Err(AdvertError::TooLarge { .. })
         ));
         assert!(matches!(Advert::decode(b"{\"peer_id\":"), Err(AdvertError::Malformed(_))));
-        let mut bad = advert();
+        let mut bad = offer();
         bad.operator = "nobody".into();
         let bytes = serde_json::to_vec(&bad).unwrap();
         assert!(matches!(Advert::decode(&bytes), Err(AdvertError::Shape(_))));
 
-        let mut big = advert();
+        let mut big = offer();
         big.devices = vec!["d".repeat(MAX_NAME_BYTES); MAX_ADVERTISED_DEVICES];
         big.models = (0..MAX_ADVERTISED_MODELS)
             .map(|i| AdvertisedModel {
                 hash: format!("0x{i:064x}"),
                 name: "n".repeat(MAX_NAME_BYTES),
-                ..advert().models[0].clone()
+                ..offer().models[0].clone()
             })
             .collect();
         assert!(matches!(big.encode(), Err(AdvertError::TooLarge { .. })));
@@ -285,7 +299,7 @@ mod tests {
 
     #[test]
     fn same_content_ignores_only_the_issue_time() {
-        let advert = advert();
+        let advert = offer();
         let later = Advert { issued_at: advert.issued_at + 10, ..advert.clone() };
         assert!(advert.same_content(&later));
         let busier = Advert { queue_depth: 3, ..advert.clone() };

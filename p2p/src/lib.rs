@@ -28,6 +28,8 @@
 //!   operator and checked by the node's [`spot_check::SpotCheckVerifier`]. The network delivers a
 //!   peer's check only when the publisher's advert binds it to the checking operator; the node
 //!   gives the final verdict ([`NetworkHandle::judge_spot_check`]) before gossip forwards it.
+//! - `bounded_json`: the size-bounded JSON those three are encoded in; bytes over a format's
+//!   limit are refused before they are parsed.
 //! - `network`: [`spawn`] starts the swarm task and returns a [`NetworkHandle`] and the event
 //!   receiver. Inbound job requests arrive as [`NetworkEvent::InboundJob`] with a [`Responder`];
 //!   [`NetworkHandle::request`] gives up after `request_timeout`, while the answering side keeps
@@ -39,6 +41,7 @@
 
 pub mod advert;
 mod behaviour;
+mod bounded_json;
 mod codec;
 mod network;
 pub mod spot_check;

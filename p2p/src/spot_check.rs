@@ -12,6 +12,7 @@ use libp2p::gossipsub::MessageId;
 use serde::{Deserialize, Serialize};
 
 use crate::advert::{check_hex, check_name};
+use crate::bounded_json;
 
 /// The spot-check format this node speaks; the gossip topic carries it too.
 pub const SPOT_CHECK_VERSION: u32 = 1;
@@ -226,19 +227,13 @@ impl SpotCheck {
 
     /// Encodes the check for gossip, refusing one over [`MAX_SPOT_CHECK_BYTES`].
     pub fn encode(&self) -> Result<Vec<u8>, SpotCheckError> {
-        let bytes = serde_json::to_vec(self)?;
-        if bytes.len() > MAX_SPOT_CHECK_BYTES {
-            return Err(SpotCheckError::TooLarge { size: bytes.len() });
-        }
-        Ok(bytes)
+        bounded_json::encode(self, MAX_SPOT_CHECK_BYTES, |size| SpotCheckError::TooLarge { size })
     }
 
-    /// Decodes spot-check bytes from a peer: size first, then JSON, then shape.
+    /// Decodes spot-check bytes from a peer: size first, then JSON, then shape (the version first).
     pub fn decode(bytes: &[u8]) -> Result<Self, SpotCheckError> {
-        if bytes.len() > MAX_SPOT_CHECK_BYTES {
-            return Err(SpotCheckError::TooLarge { size: bytes.len() });
-        }
-        let check: SpotCheck = serde_json::from_slice(bytes)?;
+        let check: SpotCheck =
+            bounded_json::decode(bytes, MAX_SPOT_CHECK_BYTES, |size| SpotCheckError::TooLarge { size })?;
         check.validate_shape().map_err(SpotCheckError::Shape)?;
         Ok(check)
     }

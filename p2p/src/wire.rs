@@ -7,6 +7,8 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::bounded_json;
+
 /// The job protocol's name on the wire, including its version.
 pub const JOB_PROTOCOL: &str = "/genmint/job/1";
 /// Version carried in every envelope; bump it (and [`JOB_PROTOCOL`]) with any incompatible change.
@@ -94,20 +96,15 @@ pub enum WireError {
 
 /// Encodes a message for the wire, refusing one that would exceed the size bound.
 pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, WireError> {
-    let bytes = serde_json::to_vec(&Envelope { version: PROTOCOL_VERSION, message })?;
-    if bytes.len() > MAX_MESSAGE_BYTES {
-        return Err(WireError::TooLarge { size: bytes.len() });
-    }
-    Ok(bytes)
+    let envelope = Envelope { version: PROTOCOL_VERSION, message };
+    bounded_json::encode(&envelope, MAX_MESSAGE_BYTES, |size| WireError::TooLarge { size })
 }
 
 /// Decodes bytes from a peer: size is checked before parsing, the version before the message.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
-    if bytes.len() > MAX_MESSAGE_BYTES {
-        return Err(WireError::TooLarge { size: bytes.len() });
-    }
     // The version is read first so that a newer peer gets "wrong version", not "malformed".
-    let envelope: Envelope<serde_json::Value> = serde_json::from_slice(bytes)?;
+    let envelope: Envelope<serde_json::Value> =
+        bounded_json::decode(bytes, MAX_MESSAGE_BYTES, |size| WireError::TooLarge { size })?;
     if envelope.version != PROTOCOL_VERSION {
         return Err(WireError::Version(envelope.version));
     }

@@ -2,7 +2,8 @@
 //!
 //! A peer republishes the same sequence to stay fresh; a higher sequence is a change. Anything
 //! older than what is held, a changed advert that kept its sequence, or an advert issued too long
-//! ago (a replay) is stale and is neither stored nor forwarded.
+//! ago (a replay) is stale and is neither stored nor forwarded. The same clock window, with its
+//! own age limit, decides whether a spot check is fresh.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -41,14 +42,7 @@ impl AdvertBook {
 
     /// Whether `advert` from `peer` is worth storing and forwarding; `Err` says why it is stale.
     pub fn check(&self, peer: &PeerId, advert: &Advert, now: Instant) -> Result<(), String> {
-        let unix_now = unix_seconds(SystemTime::now());
-        let oldest = unix_now.saturating_sub((self.ttl + MAX_CLOCK_SKEW).as_secs());
-        if advert.issued_at < oldest {
-            return Err(format!("issued at {} but nothing before {oldest} is fresh", advert.issued_at));
-        }
-        if advert.issued_at > unix_now + MAX_CLOCK_SKEW.as_secs() {
-            return Err(format!("issued at {}, in the future (clock skew?)", advert.issued_at));
-        }
+        check_timestamp("issued at", advert.issued_at, self.ttl + MAX_CLOCK_SKEW)?;
         let Some(held) = self.fresh_entry(peer, now).map(|entry| &entry.received.advert) else {
             return Ok(());
         };
@@ -114,35 +108,26 @@ pub(super) fn unix_seconds(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use libp2p::identity::Keypair;
+/// Whether a peer's unix time `at` (`what` names it in the reason) is fresh by our clock: at most
+/// `max_age` ago and at most [`MAX_CLOCK_SKEW`] ahead. `Err` says which bound it broke.
+pub(super) fn check_timestamp(what: &str, at: u64, max_age: Duration) -> Result<(), String> {
+    let now = unix_seconds(SystemTime::now());
+    let oldest = now.saturating_sub(max_age.as_secs());
+    if at < oldest {
+        return Err(format!("{what} {at} but nothing before {oldest} is fresh"));
+    }
+    if at > now + MAX_CLOCK_SKEW.as_secs() {
+        return Err(format!("{what} {at}, in the future (clock skew?)"));
+    }
+    Ok(())
+}
 
+#[cfg(test)]
+mod tests {
     use super::*;
+    use crate::advert::tests::{advert, peer};
 
     const TTL: Duration = Duration::from_secs(30);
-
-    pub(crate) fn peer() -> PeerId {
-        Keypair::generate_ed25519().public().to_peer_id()
-    }
-
-    /// A minimal advert of `peer`, number `sequence`, issued now.
-    pub(crate) fn advert(peer: &PeerId, sequence: u64) -> Advert {
-        Advert {
-            peer_id: peer.to_string(),
-            operator: format!("0x{}", "ab".repeat(20)),
-            chain_id: 1,
-            contract: format!("0x{}", "cd".repeat(20)),
-            binding_signature: format!("0x{}", "ef".repeat(65)),
-            models: Vec::new(),
-            devices: vec!["cpu".into()],
-            queue_depth: 0,
-            capacity: 1,
-            price_wei: "0".into(),
-            sequence,
-            issued_at: unix_seconds(SystemTime::now()),
-        }
-    }
 
     #[test]
     fn keeps_the_highest_sequence_and_refreshes_on_repeats() {
@@ -190,6 +175,21 @@ pub(crate) mod tests {
         let mut premature = advert(&peer, 1);
         premature.issued_at += MAX_CLOCK_SKEW.as_secs() + 5;
         assert!(book.check(&peer, &premature, now).unwrap_err().contains("future"));
+    }
+
+    #[test]
+    fn a_timestamp_is_fresh_from_its_age_limit_to_the_clock_skew() {
+        let now = unix_seconds(SystemTime::now());
+        let hour = Duration::from_secs(3600);
+        assert_eq!(check_timestamp("made at", now, hour), Ok(()));
+        assert_eq!(check_timestamp("made at", now - 60, hour), Ok(()));
+        let old = check_timestamp("made at", now - 3700, hour).unwrap_err();
+        assert!(old.starts_with(&format!("made at {} but nothing before", now - 3700)), "{old}");
+        let ahead = now + MAX_CLOCK_SKEW.as_secs() + 5;
+        assert_eq!(
+            check_timestamp("made at", ahead, hour),
+            Err(format!("made at {ahead}, in the future (clock skew?)"))
+        );
     }
 
     #[test]

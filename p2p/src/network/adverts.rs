@@ -206,11 +206,9 @@ fn model_hashes(advert: &Advert) -> BTreeSet<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use crate::network::advert_book::tests::{self as book, peer};
-
+pub(super) mod tests {
     use super::*;
-    use crate::advert::AdvertisedModel;
+    use crate::advert::tests::{peer, serving_advert as advert};
 
     const TTL: Duration = Duration::from_secs(30);
 
@@ -229,24 +227,15 @@ mod tests {
         Adverts::new(peer(), "test", TTL, Arc::new(OnlyGood))
     }
 
-    /// The advert book's fixture, serving one model.
-    fn advert(peer: &PeerId, sequence: u64) -> Advert {
-        let model = AdvertisedModel {
-            hash: format!("0x{}", "5F".repeat(32)),
-            name: "m".into(),
-            kind: "k".into(),
-            max_width: 64,
-            max_height: 64,
-            max_steps: 10,
-            defaults: None,
-        };
-        Advert { models: vec![model], ..book::advert(peer, sequence) }
+    /// A gossip message from `source` on the topic named `topic`.
+    pub(in crate::network) fn gossip(topic: &str, source: PeerId, data: Vec<u8>) -> gossipsub::Message {
+        let topic = IdentTopic::new(topic).hash();
+        gossipsub::Message { source: Some(source), data, sequence_number: Some(1), topic }
     }
 
     /// A gossip message on the advert topic of network "test".
     fn message(source: PeerId, data: Vec<u8>) -> gossipsub::Message {
-        let topic = IdentTopic::new("genmint/adverts/1/test").hash();
-        gossipsub::Message { source: Some(source), data, sequence_number: Some(1), topic }
+        gossip("genmint/adverts/1/test", source, data)
     }
 
     #[test]

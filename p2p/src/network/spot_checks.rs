@@ -4,13 +4,13 @@
 //! final verdict, and gossip forwards only what it accepts.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use libp2p::gossipsub::{self, IdentTopic, PublishError};
 
 use super::NetworkError;
-use super::advert_book::{AdvertBook, MAX_CLOCK_SKEW, unix_seconds};
+use super::advert_book::{AdvertBook, check_timestamp};
 use super::adverts::Refusal;
 use crate::spot_check::{SpotCheck, SpotCheckVerifier};
 
@@ -65,20 +65,7 @@ impl SpotChecks {
         if publisher == self.local {
             return Err(Refusal::Ignore("our own spot check".into()));
         }
-        let now = unix_seconds(SystemTime::now());
-        let oldest = now.saturating_sub(MAX_SPOT_CHECK_AGE.as_secs());
-        if check.checked_at < oldest {
-            return Err(Refusal::Ignore(format!(
-                "checked at {} but nothing before {oldest} is fresh",
-                check.checked_at
-            )));
-        }
-        if check.checked_at > now + MAX_CLOCK_SKEW.as_secs() {
-            return Err(Refusal::Ignore(format!(
-                "checked at {}, in the future (clock skew?)",
-                check.checked_at
-            )));
-        }
+        check_timestamp("checked at", check.checked_at, MAX_SPOT_CHECK_AGE).map_err(Refusal::Ignore)?;
         let Some(received) = adverts.get(&publisher, Instant::now()) else {
             return Err(Refusal::Ignore(format!(
                 "{publisher} has no fresh advert, so its operator is unknown"
@@ -99,9 +86,13 @@ impl SpotChecks {
 
 #[cfg(test)]
 mod tests {
+    use std::time::SystemTime;
+
     use super::*;
     use crate::advert::Advert;
-    use crate::network::advert_book::tests::{advert, peer};
+    use crate::advert::tests::{advert, peer};
+    use crate::network::advert_book::unix_seconds;
+    use crate::network::adverts::tests::gossip;
     use crate::spot_check::tests::check;
 
     const TTL: Duration = Duration::from_secs(30);
@@ -130,9 +121,9 @@ mod tests {
         book
     }
 
+    /// A gossip message on the spot-check topic of network "test".
     fn message(source: PeerId, data: Vec<u8>) -> gossipsub::Message {
-        let topic = IdentTopic::new("genmint/spot-checks/1/test").hash();
-        gossipsub::Message { source: Some(source), data, sequence_number: Some(1), topic }
+        gossip("genmint/spot-checks/1/test", source, data)
     }
 
     #[test]
