@@ -11,8 +11,6 @@ use std::time::SystemTime;
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
-use crate::bounded_json;
-
 /// The largest encoded advert a node accepts or publishes.
 pub const MAX_ADVERT_BYTES: usize = 16 * 1024;
 /// The most models one advert may list.
@@ -99,6 +97,8 @@ pub enum AdvertError {
     Shape(String),
 }
 
+crate::gossiped!(Advert, MAX_ADVERT_BYTES, AdvertError);
+
 /// The EIP-191 message text the operator signs, binding a peer id to an operator on one deployment.
 pub fn binding_message(peer_id: &str, chain_id: u64, contract: &str) -> String {
     format!(
@@ -151,19 +151,6 @@ impl Advert {
         Ok(())
     }
 
-    /// Encodes the advert for gossip, refusing one over [`MAX_ADVERT_BYTES`].
-    pub fn encode(&self) -> Result<Vec<u8>, AdvertError> {
-        bounded_json::encode(self, MAX_ADVERT_BYTES, |size| AdvertError::TooLarge { size })
-    }
-
-    /// Decodes advert bytes from a peer: size first, then JSON, then shape.
-    pub fn decode(bytes: &[u8]) -> Result<Self, AdvertError> {
-        let advert: Advert =
-            bounded_json::decode(bytes, MAX_ADVERT_BYTES, |size| AdvertError::TooLarge { size })?;
-        advert.validate_shape().map_err(AdvertError::Shape)?;
-        Ok(advert)
-    }
-
     /// Whether `other` says the same as this advert apart from when it was issued.
     pub fn same_content(&self, other: &Advert) -> bool {
         Advert { issued_at: other.issued_at, ..self.clone() } == *other
@@ -192,6 +179,7 @@ pub(crate) mod tests {
     use libp2p::identity::Keypair;
 
     use super::*;
+    use crate::Gossiped;
 
     pub(crate) fn peer() -> PeerId {
         Keypair::generate_ed25519().public().to_peer_id()

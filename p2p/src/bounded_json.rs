@@ -36,6 +36,61 @@ where
     Ok(serde_json::from_slice(bytes)?)
 }
 
+/// A message gossiped on a topic (an advert, a spot check): JSON under [`Self::MAX_BYTES`], whose
+/// fields are checked once it parses. Implementors say their bound, errors and shape; encoding and
+/// decoding are the same for all.
+pub trait Gossiped: Serialize + DeserializeOwned {
+    /// The largest encoding sent or accepted.
+    const MAX_BYTES: usize;
+    type Error: From<serde_json::Error>;
+
+    /// The refusal of an encoding of `size` bytes.
+    fn too_large(size: usize) -> Self::Error;
+
+    /// The refusal of a message whose fields do not hold together.
+    fn invalid(reason: String) -> Self::Error;
+
+    /// Checks the fields of a parsed message.
+    fn check_shape(&self) -> Result<(), String>;
+
+    /// Encodes the message for gossip, refusing one over [`Self::MAX_BYTES`].
+    fn encode(&self) -> Result<Vec<u8>, Self::Error> {
+        encode(self, Self::MAX_BYTES, Self::too_large)
+    }
+
+    /// Decodes a message from a peer: size first, then JSON, then shape.
+    fn decode(bytes: &[u8]) -> Result<Self, Self::Error> {
+        let message: Self = decode(bytes, Self::MAX_BYTES, Self::too_large)?;
+        message.check_shape().map_err(Self::invalid)?;
+        Ok(message)
+    }
+}
+
+/// Implements [`Gossiped`] for `$message`, whose error type `$error` refuses with
+/// `TooLarge { size }` and `Shape(reason)` and whose fields are checked by `validate_shape`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! gossiped {
+    ($message:ty, $max_bytes:expr, $error:ident) => {
+        impl $crate::Gossiped for $message {
+            const MAX_BYTES: usize = $max_bytes;
+            type Error = $error;
+
+            fn too_large(size: usize) -> $error {
+                $error::TooLarge { size }
+            }
+
+            fn invalid(reason: String) -> $error {
+                $error::Shape(reason)
+            }
+
+            fn check_shape(&self) -> Result<(), String> {
+                self.validate_shape()
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;

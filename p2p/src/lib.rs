@@ -47,6 +47,7 @@ mod network;
 pub mod spot_check;
 pub mod wire;
 
+pub use bounded_json::Gossiped;
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};
 pub use network::{

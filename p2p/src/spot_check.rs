@@ -12,7 +12,6 @@ use libp2p::gossipsub::MessageId;
 use serde::{Deserialize, Serialize};
 
 use crate::advert::{check_hex, check_name};
-use crate::bounded_json;
 
 /// The spot-check format this node speaks; the gossip topic carries it too.
 pub const SPOT_CHECK_VERSION: u32 = 1;
@@ -147,6 +146,8 @@ pub enum SpotCheckError {
     Shape(String),
 }
 
+crate::gossiped!(SpotCheck, MAX_SPOT_CHECK_BYTES, SpotCheckError);
+
 impl SpotCheck {
     /// The EIP-191 message text the checker's operator signs: every field but the signature, and
     /// the deployment (chain and contract) the check belongs to. Hex is lowercased; no field can
@@ -225,19 +226,6 @@ impl SpotCheck {
         Ok(())
     }
 
-    /// Encodes the check for gossip, refusing one over [`MAX_SPOT_CHECK_BYTES`].
-    pub fn encode(&self) -> Result<Vec<u8>, SpotCheckError> {
-        bounded_json::encode(self, MAX_SPOT_CHECK_BYTES, |size| SpotCheckError::TooLarge { size })
-    }
-
-    /// Decodes spot-check bytes from a peer: size first, then JSON, then shape (the version first).
-    pub fn decode(bytes: &[u8]) -> Result<Self, SpotCheckError> {
-        let check: SpotCheck =
-            bounded_json::decode(bytes, MAX_SPOT_CHECK_BYTES, |size| SpotCheckError::TooLarge { size })?;
-        check.validate_shape().map_err(SpotCheckError::Shape)?;
-        Ok(check)
-    }
-
     /// Whether the checker generated the way the minting node did (a mismatch then means one of
     /// them is wrong; across device classes it may be the hardware).
     pub fn same_envelope(&self) -> bool {
@@ -248,6 +236,7 @@ impl SpotCheck {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::Gossiped;
 
     pub(crate) fn check() -> SpotCheck {
         let envelope =

@@ -13,6 +13,7 @@ use libp2p::{PeerId, kad};
 
 use super::NetworkError;
 use super::advert_book::{AdvertBook, Stored, unix_seconds};
+use crate::Gossiped;
 use crate::advert::{Advert, AdvertVerifier, ReceivedAdvert};
 use crate::behaviour::Behaviour;
 

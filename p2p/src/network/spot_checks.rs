@@ -12,6 +12,7 @@ use libp2p::gossipsub::{self, IdentTopic, PublishError};
 use super::NetworkError;
 use super::advert_book::{AdvertBook, check_timestamp};
 use super::adverts::Refusal;
+use crate::Gossiped;
 use crate::spot_check::{SpotCheck, SpotCheckVerifier};
 
 /// Checks made longer ago than this are stale: a check is published once, when it is made.
