@@ -7,7 +7,7 @@ use genmint_p2p::PeerId;
 use genmint_p2p::wire::{JobRequest, JobResponse};
 
 use super::Network;
-use super::status::from_wire;
+use super::status::{PeerCode, from_wire};
 use crate::jobs::{ForwardError, Forwarder, Need, PeerRef, Placement, StatusReply};
 use crate::provenance::ids::JobId;
 
@@ -62,7 +62,7 @@ impl Forwarder for Network {
                     Ok(status) => StatusReply::Status(Box::new(status)),
                     Err(e) => StatusReply::Silent(ForwardError(e.to_string())),
                 },
-                Ok(JobResponse::Error { code, message }) if code == "not_found" => {
+                Ok(JobResponse::Error { code, message }) if code == PeerCode::NotFound.as_str() => {
                     StatusReply::NotFound(message)
                 }
                 Ok(other) => StatusReply::Silent(ForwardError(format!("unexpected answer {other:?}"))),

@@ -7,7 +7,7 @@ use genmint_p2p::wire::{JobRequest, JobResponse};
 use genmint_p2p::{InboundJob, NetworkEvent, PeerId};
 use tokio::sync::mpsc;
 
-use super::status::{from_wire, to_wire};
+use super::status::{PeerCode, from_wire, to_wire};
 use crate::jobs::{PeerCancelError, PeerJobs, PeerRef, SubmitError};
 use crate::provenance::eip712::SignedRequest;
 use crate::provenance::ids::JobId;
@@ -38,8 +38,8 @@ pub async fn serve(
     }
 }
 
-fn error(code: &str, message: impl Into<String>) -> JobResponse {
-    JobResponse::Error { code: code.into(), message: message.into() }
+fn error(code: PeerCode, message: impl Into<String>) -> JobResponse {
+    JobResponse::Error { code: code.as_str().into(), message: message.into() }
 }
 
 /// One request's answer.
@@ -58,15 +58,15 @@ pub async fn answer(jobs: &dyn PeerJobs, peer: PeerId, request: JobRequest) -> J
         JobRequest::Update(status) => match from_wire(status) {
             Ok(status) => match jobs.update(&peer, status).await {
                 Ok(()) => JobResponse::Ack,
-                Err(e) => error("rejected", e.to_string()),
+                Err(e) => error(PeerCode::Rejected, e.to_string()),
             },
-            Err(e) => error("rejected", e.to_string()),
+            Err(e) => error(PeerCode::Rejected, e.to_string()),
         },
     }
 }
 
 fn unreadable_id(e: crate::provenance::ids::IdError) -> JobResponse {
-    error("bad_request", e.to_string())
+    error(PeerCode::BadRequest, e.to_string())
 }
 
 async fn submit(jobs: &dyn PeerJobs, peer: &PeerRef, job_id: String, signed_request: &str) -> JobResponse {
@@ -77,35 +77,41 @@ async fn submit(jobs: &dyn PeerJobs, peer: &PeerRef, job_id: String, signed_requ
     };
     let signed: SignedRequest = match serde_json::from_str(signed_request) {
         Ok(signed) => signed,
-        Err(e) => return rejected(job_id, "bad_request", format!("the signed request is not readable: {e}")),
+        Err(e) => {
+            return rejected(
+                job_id,
+                PeerCode::BadRequest.as_str(),
+                format!("the signed request is not readable: {e}"),
+            );
+        }
     };
     match jobs.submit(&signed, peer.clone()).await {
         Ok(job) if job.id.to_string() == job_id.to_lowercase() => JobResponse::Accepted { job_id },
         Ok(job) => rejected(
             job_id,
-            "bad_request",
+            PeerCode::BadRequest.as_str(),
             format!("the request's digest is {}, not the job id sent", job.id),
         ),
         Err(SubmitError::Rejected(r)) => rejected(job_id, r.code.as_str(), r.message),
-        Err(e @ SubmitError::Busy(_)) => rejected(job_id, "busy", e.to_string()),
-        Err(e @ SubmitError::Store(_)) => error("internal", e.to_string()),
+        Err(e @ SubmitError::Busy(_)) => rejected(job_id, PeerCode::Busy.as_str(), e.to_string()),
+        Err(e @ SubmitError::Store(_)) => error(PeerCode::Internal, e.to_string()),
     }
 }
 
 async fn status(jobs: &dyn PeerJobs, id: JobId) -> JobResponse {
     match jobs.job(id).await {
         Ok(Some(job)) => JobResponse::Status(to_wire(&job, None)),
-        Ok(None) => error("not_found", format!("job {id} is unknown here")),
-        Err(e) => error("internal", e.to_string()),
+        Ok(None) => error(PeerCode::NotFound, format!("job {id} is unknown here")),
+        Err(e) => error(PeerCode::Internal, e.to_string()),
     }
 }
 
 async fn cancel(jobs: &dyn PeerJobs, peer: &PeerRef, id: JobId) -> JobResponse {
     match jobs.cancel(id, peer).await {
         Ok(job) => JobResponse::Status(to_wire(&job, None)),
-        Err(e @ PeerCancelError::NotFound(_)) => error("not_found", e.to_string()),
-        Err(e @ PeerCancelError::Forbidden) => error("forbidden", e.to_string()),
-        Err(PeerCancelError::Store(e)) => error("cannot_cancel", e.to_string()),
+        Err(e @ PeerCancelError::NotFound(_)) => error(PeerCode::NotFound, e.to_string()),
+        Err(e @ PeerCancelError::Forbidden) => error(PeerCode::Forbidden, e.to_string()),
+        Err(PeerCancelError::Store(e)) => error(PeerCode::CannotCancel, e.to_string()),
     }
 }
 

@@ -6,6 +6,37 @@ use genmint_p2p::wire::JobStatus;
 
 use crate::jobs::{JobOutputs, JobRecord, RemoteStatus};
 
+/// The job protocol's codes for answers that are not a job's state (beside admission's refusal
+/// codes): what this node answers and what it reads in peers' answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerCode {
+    /// The request or its job id cannot be read.
+    BadRequest,
+    /// The node has no room for the job now.
+    Busy,
+    NotFound,
+    /// Only the job's origin may cancel it.
+    Forbidden,
+    CannotCancel,
+    /// A state update that is not taken.
+    Rejected,
+    Internal,
+}
+
+impl PeerCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerCode::BadRequest => "bad_request",
+            PeerCode::Busy => "busy",
+            PeerCode::NotFound => "not_found",
+            PeerCode::Forbidden => "forbidden",
+            PeerCode::CannotCancel => "cannot_cancel",
+            PeerCode::Rejected => "rejected",
+            PeerCode::Internal => "internal",
+        }
+    }
+}
+
 /// Why a peer's report could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unreadable job status from the peer: {0}")]
