@@ -22,7 +22,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub chain: ChainConfig,
     pub ipfs: IpfsConfig,
-    pub model: ModelConfig,
+    /// The models this node serves: one `[model]` table, or several `[[model]]` entries.
+    pub model: Models,
     pub limits: LimitsConfig,
     pub p2p: P2pConfig,
 }
@@ -73,7 +74,7 @@ impl Default for IpfsConfig {
     }
 }
 
-/// The model this node serves.
+/// One model this node serves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
@@ -87,6 +88,55 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         Self { dir: PathBuf::from("models/default"), device: "cpu".into() }
+    }
+}
+
+/// The served models, at least one. In TOML a single `[model]` table (the common case, and every
+/// file written before several models were possible) or an array of `[[model]]` tables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Models(Vec<ModelConfig>);
+
+impl Models {
+    /// The models, in the order the file lists them.
+    pub fn all(&self) -> &[ModelConfig] {
+        &self.0
+    }
+
+    /// Several models; `None` for an empty list.
+    pub fn of(models: Vec<ModelConfig>) -> Option<Self> {
+        (!models.is_empty()).then_some(Self(models))
+    }
+}
+
+impl Default for Models {
+    fn default() -> Self {
+        Self(vec![ModelConfig::default()])
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(ModelConfig),
+    Many(Vec<ModelConfig>),
+}
+
+impl Serialize for Models {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => one.serialize(serializer),
+            many => many.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Models {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match OneOrMany::deserialize(deserializer)? {
+            OneOrMany::One(one) => Ok(Self(vec![one])),
+            OneOrMany::Many(many) => Self::of(many)
+                .ok_or_else(|| serde::de::Error::custom("[[model]] lists no model: serve at least one")),
+        }
     }
 }
 
@@ -185,9 +235,9 @@ impl Config {
         std::fs::write(&path, text).map_err(|source| ConfigError::Write { path, source })
     }
 
-    /// The model directory, resolved against the data dir.
-    pub fn model_dir(&self, data_dir: &Path) -> PathBuf {
-        data_dir.join(&self.model.dir)
+    /// A model directory, resolved against the data dir.
+    pub fn model_dir(data_dir: &Path, model: &ModelConfig) -> PathBuf {
+        data_dir.join(&model.dir)
     }
 }
 
@@ -203,6 +253,27 @@ mod tests {
         config.chain.contract = Some("0x5FbDB2315678afecb367f032d93F642f64180aa3".into());
         config.save(dir.path()).unwrap();
         assert_eq!(Config::load(dir.path()).unwrap(), config);
+    }
+
+    #[test]
+    fn one_model_table_or_several_model_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), "[model]\ndir = \"models/a\"\n").unwrap();
+        let one = Config::load(dir.path()).unwrap();
+        assert_eq!(one.model.all().len(), 1);
+        assert_eq!(
+            (one.model.all()[0].dir.to_str(), one.model.all()[0].device.as_str()),
+            (Some("models/a"), "cpu")
+        );
+        let text = "[[model]]\ndir = \"models/a\"\n\n[[model]]\ndir = \"models/b\"\ndevice = \"cuda:0\"\n";
+        std::fs::write(dir.path().join(CONFIG_FILE), text).unwrap();
+        let two = Config::load(dir.path()).unwrap();
+        assert_eq!(two.model.all().iter().map(|m| m.device.as_str()).collect::<Vec<_>>(), ["cpu", "cuda:0"]);
+        two.save(dir.path()).unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap(), two, "several models round-trip");
+        one.save(dir.path()).unwrap();
+        let saved = std::fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap();
+        assert!(saved.contains("[model]"), "one model is written as a table:\n{saved}");
     }
 
     #[test]

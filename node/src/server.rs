@@ -16,12 +16,12 @@ use tracing::info;
 
 use crate::api::ApiState;
 use crate::chain::{ChainClient, ChainError, MintBatcher};
-use crate::config::{Config, OPERATOR_KEY_ENV, OPERATOR_KEY_FILE};
+use crate::config::{Config, ModelConfig, OPERATOR_KEY_ENV, OPERATOR_KEY_FILE};
 use crate::db::Database;
 use crate::fs::FileError;
 use crate::ipfs::{IpfsError, KuboClient};
 use crate::jobs::inference::Inference;
-use crate::jobs::{ChainMinter, Forwarder, JobStore, Jobs, JobsParts, StoreError};
+use crate::jobs::{ChainMinter, Forwarder, JobStore, Jobs, JobsParts, Models, StoreError};
 use crate::lifecycle::{Shutdown, Tasks};
 use crate::network::{Network, NetworkStartError, NodeOffer};
 use crate::provenance::credentials::{Credentials, CredentialsError};
@@ -98,7 +98,7 @@ impl RunningNode {
         if let Some(network) = &self.network {
             network.shutdown().await;
         }
-        self.jobs.inference().stop().await;
+        self.jobs.models().stop().await;
         let db = self.db.clone();
         match tokio::task::spawn_blocking(move || {
             db.run_now(|conn| conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)"))
@@ -160,17 +160,37 @@ async fn connect_chain(config: &Config, operator: &PrivateKeySigner) -> Result<C
     Ok(chain)
 }
 
-/// Loads the model (off the async threads) onto its inference thread.
-async fn start_inference(data_dir: &Path, config: &Config) -> Result<Inference, StartError> {
-    let model_dir = config.model_dir(data_dir);
-    let device = device(&config.model.device)?;
+/// Loads one model (off the async threads) onto its own inference thread.
+async fn start_inference(
+    data_dir: &Path,
+    model: &ModelConfig,
+    queue: usize,
+) -> Result<Inference, StartError> {
+    let model_dir = Config::model_dir(data_dir, model);
+    let device = device(&model.device)?;
     info!(dir = %model_dir.display(), "loading model");
-    let generator = tokio::task::spawn_blocking(move || load_model(&model_dir, device)).await??;
-    let inference = Inference::spawn(generator, config.limits.max_queued_jobs.max(1))
-        .map_err(FileError::on("starting the inference thread for", data_dir))?;
-    let model = inference.descriptor();
-    info!(name = %model.name, hash = %model.hash, "serving model");
+    let dir = model_dir.clone();
+    let generator = tokio::task::spawn_blocking(move || load_model(&dir, device)).await??;
+    let inference = Inference::spawn(generator, queue)
+        .map_err(FileError::on("starting the inference thread for", &model_dir))?;
+    let descriptor = inference.descriptor();
+    info!(name = %descriptor.name, hash = %descriptor.hash, "serving model");
     Ok(inference)
+}
+
+/// Loads every configured model, the first being the primary.
+async fn start_models(data_dir: &Path, config: &Config) -> Result<Models, StartError> {
+    let queue = config.limits.max_queued_jobs.max(1);
+    let (first, rest) = match config.model.all() {
+        [first, rest @ ..] => (first, rest),
+        [] => return Err(StartError::Config("no model configured: add a [model] table with its dir".into())),
+    };
+    let primary = start_inference(data_dir, first, queue).await?;
+    let mut others = Vec::with_capacity(rest.len());
+    for model in rest {
+        others.push(start_inference(data_dir, model, queue).await?);
+    }
+    Ok(Models::new(primary, others))
 }
 
 /// The database and the stores in it, opened off the async threads.
@@ -188,7 +208,7 @@ struct Services {
     operator: PrivateKeySigner,
     chain: ChainClient,
     ipfs: KuboClient,
-    inference: Inference,
+    models: Models,
     db: Database,
     store: JobStore,
     spot_checks: SpotCheckStore,
@@ -206,9 +226,9 @@ impl Services {
             ))
         })?;
         let ipfs = KuboClient::new(&config.ipfs.api_url)?;
-        let inference = start_inference(data_dir, config).await?;
+        let models = start_models(data_dir, config).await?;
         let (db, store, spot_checks) = open_stores(data_dir).await?;
-        Ok(Self { operator, chain, ipfs, inference, db, store, spot_checks, min_fee })
+        Ok(Self { operator, chain, ipfs, models, db, store, spot_checks, min_fee })
     }
 
     /// The job service, minting through a batcher on `tasks` and forwarding through `network`.
@@ -228,7 +248,7 @@ impl Services {
         let chain = &self.chain;
         Ok(Jobs::new(JobsParts {
             store: self.store.clone(),
-            inference: self.inference.clone(),
+            models: self.models.clone(),
             content: Arc::new(self.ipfs.clone()),
             chain: Arc::new(ChainMinter {
                 client: chain.clone(),
@@ -256,7 +276,7 @@ impl Services {
         config: &Config,
         tasks: &Tasks,
     ) -> Result<(), StartError> {
-        let offer = NodeOffer { model: self.inference.descriptor().clone(), min_fee: self.min_fee };
+        let offer = NodeOffer { models: self.models.descriptors().cloned().collect(), min_fee: self.min_fee };
         let received = network.serve(jobs.clone(), jobs.events().clone(), offer, events, tasks);
         let parts = Arc::new(SpotCheckParts {
             network: network.clone(),
@@ -264,7 +284,7 @@ impl Services {
             content: self.ipfs.clone(),
             checks: self.spot_checks.clone(),
             jobs: self.store.clone(),
-            inference: self.inference.clone(),
+            models: self.models.clone(),
             operator: self.operator.clone(),
             domain: jobs.domain().clone(),
             chain_id: self.chain.chain_id(),

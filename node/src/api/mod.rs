@@ -72,12 +72,14 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
 /// Every model on the network, keyed by hash: what this node serves (`local`) and, from the
 /// registered peers' fresh adverts, who else serves it at which price and load.
 async fn models(State(node): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
-    let local = node.jobs.inference().descriptor();
     let mut models: BTreeMap<String, Value> = BTreeMap::new();
-    let mut local_entry = serde_json::to_value(local).map_err(|e| ApiError::internal(e.to_string()))?;
-    local_entry["local"] = json!(true);
-    local_entry["providers"] = json!([]);
-    models.insert(local.hash.to_string(), local_entry);
+    let local: Vec<String> = node.jobs.models().descriptors().map(|m| m.hash.to_string()).collect();
+    for model in node.jobs.models().descriptors() {
+        let mut entry = serde_json::to_value(model).map_err(|e| ApiError::internal(e.to_string()))?;
+        entry["local"] = json!(true);
+        entry["providers"] = json!([]);
+        models.insert(model.hash.to_string(), entry);
+    }
     if let Some(network) = &node.network {
         let adverts = network.registered_adverts().await.map_err(|e| ApiError::internal(e.to_string()))?;
         for advert in adverts {
@@ -98,9 +100,8 @@ async fn models(State(node): State<Arc<ApiState>>) -> Result<Json<Value>, ApiErr
             }
         }
     }
-    // This node's own model first, so a client without a preference picks it.
-    let local_hash = local.hash.to_string();
-    let mut list: Vec<Value> = models.remove(&local_hash).into_iter().collect();
+    // This node's own models first (its primary first), so a client without a preference picks it.
+    let mut list: Vec<Value> = local.iter().filter_map(|hash| models.remove(hash)).collect();
     list.extend(models.into_values());
     Ok(Json(json!({ "models": list })))
 }
@@ -169,7 +170,8 @@ async fn healthz(State(node): State<Arc<ApiState>>) -> Json<Value> {
         "chainId": node.chain.chain_id(),
         "contract": node.chain.address().to_checksum(None),
         "operator": node.jobs.operator().to_checksum(None),
-        "model": node.jobs.inference().descriptor().hash.to_string(),
+        "model": node.jobs.models().primary().descriptor().hash.to_string(),
+        "models": node.jobs.models().hashes().iter().map(ToString::to_string).collect::<Vec<_>>(),
         "peerId": node.network.as_ref().map(|n| n.peer_id().to_string()),
     }))
 }

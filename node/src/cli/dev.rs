@@ -5,8 +5,8 @@
 //!
 //! With `--nodes N` the nodes share anvil and Kubo but each has its own data dir, HTTP and p2p
 //! ports and operator key, and they serve different models (odd nodes the built-in
-//! `genmint-emoji-32`, even nodes the test-size model), so a request sent to one node for the other
-//! model is visibly forwarded. Nodes 2..N bootstrap from node 1. Nodes spot-check each other every
+//! `genmint-emoji-32`; even nodes the test-size model and the emoji model beside it, two models on
+//! one node), so a request sent to node 1 for the test-size model is visibly forwarded. Nodes 2..N bootstrap from node 1. Nodes spot-check each other every
 //! [`DEV_SPOT_CHECK_INTERVAL_SECS`], so from three nodes on (two serving the same model) every token
 //! soon shows a peer's check in `GET /v1/tokens/{id}/provenance`.
 
@@ -20,7 +20,7 @@ use clap::Args;
 use genmint_model_runtime::{DEFAULT_MODEL_NAME, ModelHash, TEST_MODEL_NAME, model_hash, write_test_model};
 
 use crate::chain::ChainClient;
-use crate::config::{Config, OPERATOR_KEY_FILE};
+use crate::config::{Config, ModelConfig, OPERATOR_KEY_FILE};
 use crate::devnet::anvil::{Anvil, DevAccount};
 use crate::devnet::kubo::KuboDaemon;
 use crate::server::RunningNode;
@@ -62,21 +62,36 @@ fn operator_key(index: usize) -> Result<PrivateKeySigner> {
     PrivateKeySigner::from_bytes(&seed).context("deriving a dev operator key")
 }
 
-/// Installs the model dev node `index` serves and returns its name and hash.
-fn install_model(index: usize, dir: &Path) -> Result<(&'static str, ModelHash)> {
+/// A model a dev node serves.
+struct DevModel {
+    name: &'static str,
+    hash: ModelHash,
+    /// Relative to the node's data dir.
+    dir: &'static str,
+}
+
+/// Installs the models dev node `index` serves (under `node_dir`), its primary first.
+fn install_models(index: usize, node_dir: &Path) -> Result<Vec<DevModel>> {
+    let emoji = |dir: &'static str| -> Result<DevModel> {
+        Ok(DevModel {
+            name: DEFAULT_MODEL_NAME,
+            hash: super::models::install_default(&node_dir.join(dir))?,
+            dir,
+        })
+    };
     if index % 2 == 1 {
-        Ok((DEFAULT_MODEL_NAME, super::models::install_default(dir)?))
-    } else {
-        write_test_model(dir)?;
-        Ok((TEST_MODEL_NAME, model_hash(dir)?))
+        return Ok(vec![emoji("models/default")?]);
     }
+    let tiny_dir = "models/default";
+    write_test_model(&node_dir.join(tiny_dir))?;
+    let tiny = DevModel { name: TEST_MODEL_NAME, hash: model_hash(&node_dir.join(tiny_dir))?, dir: tiny_dir };
+    Ok(vec![tiny, emoji("models/emoji")?])
 }
 
 /// A dev node that is running, with the model it serves.
 struct DevNode {
     node: RunningNode,
-    model_name: &'static str,
-    hash: ModelHash,
+    models: Vec<DevModel>,
 }
 
 /// The shared parts every dev node uses.
@@ -146,10 +161,12 @@ async fn start_node(
 ) -> Result<DevNode> {
     let node_dir = root.join(format!("node-{index}"));
     std::fs::create_dir_all(&node_dir).with_context(|| format!("creating {node_dir:?}"))?;
-    let (model_name, hash) = install_model(index, &node_dir.join("models/default"))?;
-    if !registered_models.contains(&hash) {
-        stack.admin.register_model(hash.0.into(), model_name, DEFAULT_MODEL_AUTHOR, "").await?;
-        registered_models.push(hash);
+    let models = install_models(index, &node_dir)?;
+    for model in &models {
+        if !registered_models.contains(&model.hash) {
+            stack.admin.register_model(model.hash.0.into(), model.name, DEFAULT_MODEL_AUTHOR, "").await?;
+            registered_models.push(model.hash);
+        }
     }
     let operator = operator_key(index)?;
     if index > 1 {
@@ -163,6 +180,8 @@ async fn start_node(
     let offset = u16::try_from(index - 1).unwrap_or_default();
     let p2p_port = args.p2p_port + offset;
     let mut config = Config::default();
+    let served = models.iter().map(|m| ModelConfig { dir: m.dir.into(), ..ModelConfig::default() }).collect();
+    config.model = crate::config::Models::of(served).context("a dev node serves at least one model")?;
     config.http.listen = SocketAddr::from(([127, 0, 0, 1], args.port + offset));
     config.chain.rpc_url = stack.anvil.rpc_url().to_owned();
     config.chain.contract = Some(stack.contract.to_checksum(None));
@@ -172,17 +191,19 @@ async fn start_node(
     config.p2p.bootstrap = bootstrap.to_vec();
     config.p2p.spot_check_interval_secs = DEV_SPOT_CHECK_INTERVAL_SECS;
     config.save(&node_dir)?;
-    eprintln!("starting node {index} ({model_name}) in {}", node_dir.display());
+    let names: Vec<&str> = models.iter().map(|m| m.name).collect();
+    eprintln!("starting node {index} ({}) in {}", names.join(", "), node_dir.display());
     let node = crate::server::start(&node_dir, &config).await?;
-    Ok(DevNode { node, model_name, hash })
+    Ok(DevNode { node, models })
 }
 
 fn print_summary(stack: &Stack, root: &Path, nodes: &[DevNode]) {
     println!();
     println!("genmint dev is up");
-    for (index, DevNode { node, model_name, hash }) in nodes.iter().enumerate() {
+    for (index, DevNode { node, models }) in nodes.iter().enumerate() {
         let peer = node.network.as_ref().map(|n| n.peer_id().to_string()).unwrap_or_default();
-        println!("  node {}    {}  serves {model_name} {hash}", index + 1, node.url());
+        let served: Vec<String> = models.iter().map(|m| format!("{} {}", m.name, m.hash)).collect();
+        println!("  node {}    {}  serves {}", index + 1, node.url(), served.join(", "));
         println!("            peer {peer}, operator {}", node.jobs.operator());
     }
     println!(
@@ -199,6 +220,8 @@ fn print_summary(stack: &Stack, root: &Path, nodes: &[DevNode]) {
         println!(
             "  genmint generate \"a red apple\" --model {TEST_MODEL_NAME} --wait   (node 1 forwards it to node 2)"
         );
+        let second = nodes[1].node.url();
+        println!("  genmint generate \"a red apple\" --node {second} --wait   (node 2 serves both models)");
         println!("  genmint peers");
     }
     println!();

@@ -71,7 +71,8 @@ pub(super) fn reject(code: RefusalCode, message: impl Into<String>) -> Rejection
 /// What admission needs to know about this node.
 pub struct AdmissionContext<'a> {
     pub domain: &'a Eip712Domain,
-    pub model: &'a ModelDescriptor,
+    /// The models this node serves.
+    pub models: Vec<&'a ModelDescriptor>,
     pub max_prompt_bytes: usize,
     /// The smallest signed fee this node runs a job for.
     pub min_fee: U256,
@@ -90,22 +91,25 @@ pub struct Admitted {
 pub fn admit(signed: &SignedRequest, ctx: &AdmissionContext<'_>) -> Result<Admitted, Rejection> {
     let request = &signed.request;
     check_text(request, ctx.max_prompt_bytes)?;
-    if request.modelHash.0 != ctx.model.hash.0 {
+    let Some(model) = ctx.models.iter().find(|m| m.hash.0 == request.modelHash.0) else {
+        let served: Vec<String> = ctx.models.iter().map(|m| format!("{} ({})", m.hash, m.name)).collect();
+        let serves = if served.len() == 1 { "model" } else { "models" };
         return Err(reject(
             RefusalCode::UnknownModel,
             format!(
-                "this node serves model {} ({}), not {}; GET /v1/models lists what it serves",
-                ctx.model.hash, ctx.model.name, request.modelHash
+                "this node serves {serves} {}, not {}; GET /v1/models lists what it serves",
+                served.join(", "),
+                request.modelHash
             ),
         ));
-    }
+    };
     if request.fee < ctx.min_fee {
         return Err(reject(
             RefusalCode::FeeTooLow,
             format!("the signed fee is {} wei; this node asks at least {} wei", request.fee, ctx.min_fee),
         ));
     }
-    let params = generation_params(request, ctx.model)?;
+    let params = generation_params(request, model)?;
     let digest = check_signed(signed, ctx.domain, ctx.now_unix)?;
     Ok(Admitted { id: digest, params })
 }
@@ -233,7 +237,7 @@ mod tests {
             signed,
             &AdmissionContext {
                 domain,
-                model: &model,
+                models: vec![&model],
                 max_prompt_bytes: 50,
                 min_fee: U256::from(5),
                 now_unix: NOW,

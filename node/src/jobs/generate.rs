@@ -12,7 +12,7 @@ use genmint_model_runtime::{Progress, Rgb8Image, RuntimeError};
 use super::admission;
 use super::error::{JobError, StepError};
 use super::events::JobEvent;
-use super::inference::InferenceError;
+use super::inference::{Inference, InferenceError};
 use super::service::{Jobs, now_unix};
 use super::state::JobState;
 use super::store::{JobOutputs, JobRecord};
@@ -34,10 +34,11 @@ impl Jobs {
         if signed.request.deadline <= now_unix() {
             return self.advance(job.id, JobState::Expired, JobOutputs::default()).await;
         }
-        let params = admission::generation_params(&signed.request, self.parts.inference.descriptor())
+        let inference = self.model_of(&signed)?;
+        let params = admission::generation_params(&signed.request, inference.descriptor())
             .map_err(StepError::fatal)?;
         self.advance(job.id, JobState::Generating, JobOutputs::default()).await?;
-        let image = match self.run_generation(job.id, params).await {
+        let image = match self.run_generation(inference, job.id, params).await {
             Ok(image) => image,
             Err(InferenceError::Runtime(RuntimeError::Cancelled)) => return Err(StepError::Stopped),
             Err(e @ InferenceError::Busy(_)) => {
@@ -58,6 +59,7 @@ impl Jobs {
     /// the node shuts down.
     async fn run_generation(
         &self,
+        inference: &Inference,
         id: JobId,
         params: genmint_model_runtime::GenerationParams,
     ) -> Result<Rgb8Image, InferenceError> {
@@ -66,7 +68,7 @@ impl Jobs {
         let progress = Box::new(move |p: Progress| {
             events.publish(JobEvent::Progress { id, step: p.step, total: p.total });
         });
-        let generation = self.parts.inference.generate(params, cancel.clone(), progress);
+        let generation = inference.generate(params, cancel.clone(), progress);
         tokio::pin!(generation);
         tokio::select! {
             result = &mut generation => result,
@@ -127,7 +129,7 @@ impl Jobs {
         pixels: &Rgb8Image,
         image_cid: &Cid,
     ) -> Result<Vec<u8>, StepError> {
-        let descriptor = self.parts.inference.descriptor();
+        let descriptor = self.model_of(signed)?.descriptor();
         let request = &signed.request;
         let provenance = Provenance {
             version: PROVENANCE_VERSION,
@@ -156,6 +158,18 @@ impl Jobs {
         let metadata =
             TokenMetadata::new(MetadataInput { prompt: &request.prompt, seed: request.seed, provenance });
         metadata.to_bytes().map_err(|e| StepError::invalid(e.to_string()))
+    }
+
+    /// The worker of the model a request names. The job was admitted for it, so a model missing
+    /// now was taken out of the configuration since.
+    fn model_of(&self, signed: &SignedRequest) -> Result<&Inference, StepError> {
+        self.parts.models.get(&signed.request.modelHash.0).ok_or_else(|| {
+            StepError::invalid(format!(
+                "this node no longer serves model {} (it serves {})",
+                signed.request.modelHash,
+                self.parts.models.describe()
+            ))
+        })
     }
 
     /// The attestation this node signs for a job's outputs.

@@ -21,7 +21,7 @@ use super::error::{StepError, SubmitError};
 use super::events::Events;
 use super::followed::Followed;
 use super::forwarder::{Forwarder, Need};
-use super::inference::Inference;
+use super::models::Models;
 use super::state::JobState;
 use super::store::{Inserted, JobOutputs, JobRecord, JobRoute, JobStore, PeerRef, StoreError};
 use crate::lifecycle::Tasks;
@@ -39,7 +39,8 @@ pub(super) fn now_unix() -> u64 {
 /// What the job service needs from the rest of the node.
 pub struct JobsParts {
     pub store: JobStore,
-    pub inference: Inference,
+    /// The models this node serves, each on its own inference thread.
+    pub models: Models,
     pub content: Arc<dyn Pinner>,
     pub chain: Arc<dyn MintChain>,
     /// The network, when the node is on one: jobs it cannot run go to peers.
@@ -97,8 +98,8 @@ impl Jobs {
         &self.parts.store
     }
 
-    pub fn inference(&self) -> &Inference {
-        &self.parts.inference
+    pub fn models(&self) -> &Models {
+        &self.parts.models
     }
 
     pub fn domain(&self) -> &Eip712Domain {
@@ -126,7 +127,7 @@ impl Jobs {
     fn admission_context(&self) -> AdmissionContext<'_> {
         AdmissionContext {
             domain: &self.domain,
-            model: self.parts.inference.descriptor(),
+            models: self.parts.models.descriptors().collect(),
             max_prompt_bytes: self.parts.max_prompt_bytes,
             min_fee: self.parts.min_fee,
             now_unix: now_unix(),
@@ -173,7 +174,7 @@ impl Jobs {
                         "no node on the network serves model {} with these settings and fee (this node serves {}); \
                          GET /v1/models lists the network's models",
                         signed.request.modelHash,
-                        self.parts.inference.descriptor().hash
+                        self.parts.models.describe()
                     ),
                 )
                 .into(),
@@ -414,6 +415,38 @@ mod tests {
         assert_eq!((again.id, created), (job.id, false));
         h.tasks.shutdown(Duration::from_secs(5)).await;
         assert_eq!(lock(&h.chain.sent).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_node_with_two_models_runs_jobs_for_both_and_names_both_when_refusing() {
+        let second = genmint_model_runtime::ModelDescriptor {
+            name: "fake-second".into(),
+            hash: OTHER_MODEL,
+            ..crate::jobs::testing::descriptor()
+        };
+        let h = Harness::new(Setup { extra_models: vec![second], ..Setup::default() });
+        let (first, _) = h.jobs.submit(&h.sign(h.request(MODEL, 11))).await.unwrap();
+        let (other, _) = h.jobs.submit(&h.sign(h.request(OTHER_MODEL, 12))).await.unwrap();
+        assert_eq!((first.route, other.route), (JobRoute::Local, JobRoute::Local));
+        for job in [first.id, other.id] {
+            h.wait_for(job, JobState::Minted).await;
+        }
+        let sent = lock(&h.chain.sent).clone();
+        let models: Vec<B256> = sent.iter().map(|mint| mint.attestation.modelHash).collect();
+        assert!(
+            models.contains(&B256::from(MODEL.0)) && models.contains(&B256::from(OTHER_MODEL.0)),
+            "{models:?}"
+        );
+        let unknown = ModelHash([0x55; 32]);
+        let SubmitError::Rejected(rejection) =
+            h.jobs.submit(&h.sign(h.request(unknown, 13))).await.unwrap_err()
+        else {
+            panic!("not a rejection")
+        };
+        assert!(
+            rejection.message.contains("fake-8") && rejection.message.contains("fake-second"),
+            "{rejection}"
+        );
     }
 
     #[tokio::test]

@@ -17,6 +17,7 @@ use super::chain::MintChain;
 use super::events::JobEvent;
 use super::forwarder::{ForwardError, Forwarder, Need, Placement, StatusReply};
 use super::inference::Inference;
+use super::models::Models;
 use super::service::{Jobs, JobsParts};
 use super::state::JobState;
 use super::store::{JobRecord, JobStore, PeerRef};
@@ -253,11 +254,19 @@ pub(crate) struct Setup {
     pub forwarder: Option<FakeForwarder>,
     pub max_queued_jobs: usize,
     pub min_fee: U256,
+    /// Models served beside the fake generator's [`MODEL`].
+    pub extra_models: Vec<ModelDescriptor>,
 }
 
 impl Default for Setup {
     fn default() -> Self {
-        Self { chain: FakeChain::landing(), forwarder: None, max_queued_jobs: 4, min_fee: U256::ZERO }
+        Self {
+            chain: FakeChain::landing(),
+            forwarder: None,
+            max_queued_jobs: 4,
+            min_fee: U256::ZERO,
+            extra_models: Vec::new(),
+        }
     }
 }
 
@@ -266,7 +275,8 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let operator = PrivateKeySigner::random();
         let store = JobStore::open(&dir.path().join("jobs.sqlite")).unwrap();
-        let inference = Inference::spawn(Box::new(FakeGenerator { descriptor: descriptor() }), 4).unwrap();
+        let spawn = |descriptor| Inference::spawn(Box::new(FakeGenerator { descriptor }), 4).unwrap();
+        let models = Models::new(spawn(descriptor()), setup.extra_models.into_iter().map(spawn).collect());
         let (credentials, _) = Credentials::load_or_create(dir.path(), &operator).unwrap();
         let images_dir = dir.path().join("images");
         std::fs::create_dir_all(&images_dir).unwrap();
@@ -276,7 +286,7 @@ impl Harness {
         let tasks = Tasks::default();
         let jobs = Jobs::new(JobsParts {
             store,
-            inference,
+            models,
             content: Arc::new(content.clone()),
             chain: chain.clone(),
             forwarder: forwarder.clone().map(|f| f as Arc<dyn Forwarder>),

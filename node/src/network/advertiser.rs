@@ -12,11 +12,28 @@ use super::Network;
 use crate::jobs::events::{Events, JobEvent};
 use crate::jobs::{Load, PeerJobs};
 
-/// What this node offers the network: its model and the smallest fee it runs a job for.
+/// What this node offers the network: its models and the smallest fee it runs a job for.
 #[derive(Debug, Clone)]
 pub struct NodeOffer {
-    pub model: ModelDescriptor,
+    pub models: Vec<ModelDescriptor>,
     pub min_fee: U256,
+}
+
+fn advertised(model: &ModelDescriptor) -> AdvertisedModel {
+    AdvertisedModel {
+        hash: model.hash.to_string(),
+        name: model.name.clone(),
+        kind: model.kind.as_str().to_owned(),
+        max_width: model.limits.max_width,
+        max_height: model.limits.max_height,
+        max_steps: model.limits.max_steps,
+        defaults: Some(ModelDefaults {
+            width: model.limits.default_width,
+            height: model.limits.default_height,
+            steps: model.limits.default_steps,
+            guidance_x100: (model.limits.default_guidance * 100.0).round() as u32,
+        }),
+    }
 }
 
 fn unix_now() -> u64 {
@@ -26,28 +43,20 @@ fn unix_now() -> u64 {
 impl Network {
     /// The advert for `offer` at `load`.
     pub fn advert(&self, offer: &NodeOffer, load: Load, sequence: u64) -> Advert {
-        let model = &offer.model;
+        let mut devices: Vec<String> = Vec::new();
+        for model in &offer.models {
+            if !devices.contains(&model.envelope.device_class) {
+                devices.push(model.envelope.device_class.clone());
+            }
+        }
         Advert {
             peer_id: self.peer_id().to_string(),
             operator: self.operator.to_string(),
             chain_id: self.chain_id,
             contract: self.contract.to_string(),
             binding_signature: self.binding_signature.clone(),
-            models: vec![AdvertisedModel {
-                hash: model.hash.to_string(),
-                name: model.name.clone(),
-                kind: model.kind.as_str().to_owned(),
-                max_width: model.limits.max_width,
-                max_height: model.limits.max_height,
-                max_steps: model.limits.max_steps,
-                defaults: Some(ModelDefaults {
-                    width: model.limits.default_width,
-                    height: model.limits.default_height,
-                    steps: model.limits.default_steps,
-                    guidance_x100: (model.limits.default_guidance * 100.0).round() as u32,
-                }),
-            }],
-            devices: vec![model.envelope.device_class.clone()],
+            models: offer.models.iter().map(advertised).collect(),
+            devices,
             queue_depth: u32::try_from(load.queued).unwrap_or(u32::MAX),
             capacity: u32::try_from(load.free).unwrap_or(u32::MAX),
             price_wei: offer.min_fee.to_string(),

@@ -8,7 +8,7 @@ use std::collections::{HashSet, VecDeque};
 use std::hash::BuildHasher;
 
 use alloy::primitives::{Address, B256, U256};
-use genmint_model_runtime::GenerationParams;
+use genmint_model_runtime::{GenerationParams, ModelHash};
 use genmint_p2p::spot_check::CheckEnvelope;
 
 use super::{SpotCheckParts, SpotCheckStoreError};
@@ -40,6 +40,8 @@ pub enum CandidatesError {
 /// A token this node can re-generate, with what its mint attested.
 pub struct Candidate {
     pub token_id: U256,
+    /// The model that made it, served here.
+    pub model: ModelHash,
     pub params: GenerationParams,
     pub minted_by: Address,
     pub expected_pixel_digest: B256,
@@ -127,10 +129,13 @@ async fn look<S: ContentStore + Sync>(parts: &SpotCheckParts<S>, token: U256) ->
         serde_json::from_slice(&bytes).map_err(|e| not_for_us(format!("not genmint metadata: {e}")))?;
     let request: GenerationRequest = serde_json::from_value(metadata.provenance.request)
         .map_err(|e| not_for_us(format!("the metadata's request is unreadable: {e}")))?;
-    let model = parts.inference.descriptor();
-    if request.modelHash.0 != model.hash.0 {
-        return Err(not_for_us(format!("model {}, this node serves {}", request.modelHash, model.hash)));
-    }
+    let Some(model) = parts.models.get(&request.modelHash.0).map(|worker| worker.descriptor()) else {
+        return Err(not_for_us(format!(
+            "model {}, this node serves {}",
+            request.modelHash,
+            parts.models.describe()
+        )));
+    };
     if token_id(request_digest(&request, &parts.domain)) != token {
         return Err(not_for_us(
             "the metadata's request is not the minted one (`genmint verify` says more)".into(),
@@ -142,6 +147,7 @@ async fn look<S: ContentStore + Sync>(parts: &SpotCheckParts<S>, token: U256) ->
     let envelope = metadata.provenance.envelope;
     Ok(Candidate {
         token_id: token,
+        model: model.hash,
         params,
         minted_by: record.node,
         expected_pixel_digest: event.pixel_digest,

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alloy::primitives::B256;
-use genmint_model_runtime::{GenerationParams, Rgb8Image, RuntimeError};
+use genmint_model_runtime::{Rgb8Image, RuntimeError};
 use genmint_p2p::NetworkError;
 use genmint_p2p::spot_check::{CheckEnvelope, Outcome, SPOT_CHECK_VERSION, SpotCheck};
 
@@ -114,7 +114,7 @@ impl<S: ContentStore + Send + Sync + 'static> SpotChecker<S> {
             return Ok(Round::NothingToCheck);
         };
         let token = candidate.token_id;
-        let image = match self.regenerate(candidate.params.clone()).await {
+        let image = match self.regenerate(&candidate).await {
             Ok(Some(image)) => image,
             Ok(None) => {
                 tracing::debug!(token = %token_hex(token), "made way for a creator's job");
@@ -147,9 +147,12 @@ impl<S: ContentStore + Send + Sync + 'static> SpotChecker<S> {
 
     /// Runs the generation, cancelling it as soon as a job waits for the generator (`None` then) or
     /// this round is dropped at shutdown.
-    async fn regenerate(&self, params: GenerationParams) -> Result<Option<Rgb8Image>, InferenceError> {
+    async fn regenerate(&self, candidate: &Candidate) -> Result<Option<Rgb8Image>, InferenceError> {
+        let Some(worker) = self.parts.models.get(&candidate.model.0) else {
+            return Err(InferenceError::Stopped);
+        };
         let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
-        let generation = self.parts.inference.generate(params, cancel.0.clone(), Box::new(|_| {}));
+        let generation = worker.generate(candidate.params.clone(), cancel.0.clone(), Box::new(|_| {}));
         tokio::pin!(generation);
         let mut watch = tokio::time::interval(YIELD_CHECK_INTERVAL);
         loop {
@@ -169,7 +172,12 @@ impl<S: ContentStore + Send + Sync + 'static> SpotChecker<S> {
     }
 
     async fn signed_check(&self, candidate: Candidate, image: &Rgb8Image) -> Result<SpotCheck, RoundError> {
-        let model = self.parts.inference.descriptor();
+        let Some(model) = self.parts.models.get(&candidate.model.0).map(|worker| worker.descriptor()) else {
+            return Err(RoundError::Regenerate {
+                token: token_hex(candidate.token_id),
+                source: InferenceError::Stopped,
+            });
+        };
         let regenerated = B256::from(image.pixel_digest());
         let checker_envelope = CheckEnvelope {
             engine: model.envelope.engine.clone(),

@@ -41,7 +41,7 @@ pub use self::report::{PeerCheck, PeerChecks};
 pub use self::store::{MAX_SPOT_CHECKS, SpotCheckStore, SpotCheckStoreError};
 use crate::chain::{ChainClient, ChainError, MintedEvent, Provenance};
 use crate::jobs::JobStore;
-use crate::jobs::inference::Inference;
+use crate::jobs::Models;
 
 /// The gossip, as spot checks need it.
 pub trait SpotCheckNetwork: Send + Sync {
@@ -87,7 +87,8 @@ pub struct SpotCheckParts<S> {
     pub checks: SpotCheckStore,
     /// The job store, to make way for creators' jobs.
     pub jobs: JobStore,
-    pub inference: Inference,
+    /// The models this node serves: it checks tokens of these only.
+    pub models: Models,
     pub operator: PrivateKeySigner,
     pub domain: Eip712Domain,
     pub chain_id: u64,

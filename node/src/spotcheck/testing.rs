@@ -16,9 +16,9 @@ use super::{SpotCheckChain, SpotCheckNetwork, SpotCheckParts, SpotCheckStore};
 use crate::chain::{ChainError, MintedEvent, Provenance};
 use crate::db::Database;
 use crate::ipfs::{ContentStore, MemoryStore};
-use crate::jobs::JobStore;
 use crate::jobs::inference::Inference;
 use crate::jobs::testing::{FakeGenerator, MODEL, descriptor, lock};
+use crate::jobs::{JobStore, Models};
 use crate::provenance::eip712::{domain, request_digest, sign_request};
 use crate::provenance::metadata::{
     Envelope, MetadataInput, PROVENANCE_VERSION, Provenance as MetadataProvenance, TokenMetadata,
@@ -105,7 +105,10 @@ impl Bench {
             content: MemoryStore::default(),
             checks: SpotCheckStore::new(db.clone()).unwrap(),
             jobs: JobStore::new(db).unwrap(),
-            inference: Inference::spawn(Box::new(FakeGenerator { descriptor: descriptor() }), 2).unwrap(),
+            models: Models::new(
+                Inference::spawn(Box::new(FakeGenerator { descriptor: descriptor() }), 2).unwrap(),
+                Vec::new(),
+            ),
             operator: PrivateKeySigner::random(),
             domain: domain(31337, contract),
             chain_id: 31337,
