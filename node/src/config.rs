@@ -152,6 +152,9 @@ pub struct LimitsConfig {
     pub max_body_bytes: usize,
     /// The smallest signed `fee` (decimal wei) this node runs a job for; also its advertised price.
     pub min_fee_wei: String,
+    /// Megabytes of model weights kept loaded at once; past it the least recently used model is
+    /// unloaded before another loads. 0: no bound.
+    pub model_memory_mb: u64,
 }
 
 impl Default for LimitsConfig {
@@ -161,6 +164,7 @@ impl Default for LimitsConfig {
             max_queued_jobs: 64,
             max_body_bytes: 64 * 1024,
             min_fee_wei: "0".into(),
+            model_memory_mb: 0,
         }
     }
 }

@@ -11,17 +11,20 @@ use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
-use genmint_model_runtime::{DeviceChoice, RuntimeError, load_model};
+use futures_util::future::BoxFuture;
+use genmint_model_runtime::{DeviceChoice, load_model};
 use tracing::info;
 
 use crate::api::ApiState;
 use crate::chain::{ChainClient, ChainError, MintBatcher};
-use crate::config::{Config, ModelConfig, OPERATOR_KEY_ENV, OPERATOR_KEY_FILE};
+use crate::config::{Config, OPERATOR_KEY_ENV, OPERATOR_KEY_FILE};
 use crate::db::Database;
 use crate::fs::FileError;
 use crate::ipfs::{IpfsError, KuboClient};
 use crate::jobs::inference::Inference;
-use crate::jobs::{ChainMinter, Forwarder, JobStore, Jobs, JobsParts, Models, StoreError};
+use crate::jobs::{
+    ChainMinter, Forwarder, JobStore, Jobs, JobsParts, ModelLoader, Models, ServedModel, StoreError,
+};
 use crate::lifecycle::{Shutdown, Tasks};
 use crate::network::{Network, NetworkStartError, NodeOffer};
 use crate::provenance::credentials::{Credentials, CredentialsError};
@@ -45,7 +48,7 @@ pub enum StartError {
     #[error(transparent)]
     Ipfs(#[from] IpfsError),
     #[error("loading the model: {0}")]
-    Model(#[from] RuntimeError),
+    Model(String),
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
     #[error(transparent)]
@@ -160,37 +163,74 @@ async fn connect_chain(config: &Config, operator: &PrivateKeySigner) -> Result<C
     Ok(chain)
 }
 
-/// Loads one model (off the async threads) onto its own inference thread.
-async fn start_inference(
-    data_dir: &Path,
-    model: &ModelConfig,
+/// Loads a model directory with candle onto a new inference thread (off the async threads).
+struct CandleLoader {
+    dir: PathBuf,
+    device: DeviceChoice,
     queue: usize,
-) -> Result<Inference, StartError> {
-    let model_dir = Config::model_dir(data_dir, model);
-    let device = device(&model.device)?;
-    info!(dir = %model_dir.display(), "loading model");
-    let dir = model_dir.clone();
-    let generator = tokio::task::spawn_blocking(move || load_model(&dir, device)).await??;
-    let inference = Inference::spawn(generator, queue)
-        .map_err(FileError::on("starting the inference thread for", &model_dir))?;
-    let descriptor = inference.descriptor();
-    info!(name = %descriptor.name, hash = %descriptor.hash, "serving model");
-    Ok(inference)
 }
 
-/// Loads every configured model, the first being the primary.
+impl ModelLoader for CandleLoader {
+    fn load(&self) -> BoxFuture<'_, Result<Inference, String>> {
+        Box::pin(async move {
+            let (dir, device) = (self.dir.clone(), self.device);
+            let generator = tokio::task::spawn_blocking(move || load_model(&dir, device))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            Inference::spawn(generator, self.queue)
+                .map_err(|e| format!("starting the inference thread for {:?}: {e}", self.dir))
+        })
+    }
+}
+
+/// The bytes of a model directory's weight files: what loading it costs against the budget.
+fn weight_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "safetensors") {
+                total += entry.metadata().map(|m| m.len()).unwrap_or_default();
+            }
+        }
+    }
+    total
+}
+
+/// Every configured model, the first being the primary. Each is loaded once to read what it is
+/// (descriptor, hash); those beyond the memory budget are unloaded again until a job needs them.
 async fn start_models(data_dir: &Path, config: &Config) -> Result<Models, StartError> {
     let queue = config.limits.max_queued_jobs.max(1);
-    let (first, rest) = match config.model.all() {
-        [first, rest @ ..] => (first, rest),
-        [] => return Err(StartError::Config("no model configured: add a [model] table with its dir".into())),
-    };
-    let primary = start_inference(data_dir, first, queue).await?;
-    let mut others = Vec::with_capacity(rest.len());
-    for model in rest {
-        others.push(start_inference(data_dir, model, queue).await?);
+    let budget =
+        (config.limits.model_memory_mb > 0).then(|| config.limits.model_memory_mb.saturating_mul(1 << 20));
+    let mut served = Vec::new();
+    let mut loaded_bytes = 0u64;
+    for model in config.model.all() {
+        let dir = Config::model_dir(data_dir, model);
+        let loader = CandleLoader { dir: dir.clone(), device: device(&model.device)?, queue };
+        info!(dir = %dir.display(), "loading model");
+        let worker = loader.load().await.map_err(StartError::Model)?;
+        let descriptor = worker.descriptor().clone();
+        let bytes = weight_bytes(&dir);
+        let keep = budget.is_none_or(|budget| served.is_empty() || loaded_bytes + bytes <= budget);
+        info!(name = %descriptor.name, hash = %descriptor.hash, loaded = keep, "serving model");
+        let worker = if keep {
+            loaded_bytes += bytes;
+            Some(worker)
+        } else {
+            worker.stop().await;
+            None
+        };
+        served.push(ServedModel::new(descriptor, bytes, Box::new(loader), worker));
     }
-    Ok(Models::new(primary, others))
+    if served.is_empty() {
+        return Err(StartError::Config("no model configured: add a [model] table with its dir".into()));
+    }
+    Ok(Models::new(served, budget))
 }
 
 /// The database and the stores in it, opened off the async threads.

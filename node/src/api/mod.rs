@@ -170,7 +170,7 @@ async fn healthz(State(node): State<Arc<ApiState>>) -> Json<Value> {
         "chainId": node.chain.chain_id(),
         "contract": node.chain.address().to_checksum(None),
         "operator": node.jobs.operator().to_checksum(None),
-        "model": node.jobs.models().primary().descriptor().hash.to_string(),
+        "model": node.jobs.models().primary().map(|m| m.hash.to_string()),
         "models": node.jobs.models().hashes().iter().map(ToString::to_string).collect::<Vec<_>>(),
         "peerId": node.network.as_ref().map(|n| n.peer_id().to_string()),
     }))

@@ -46,6 +46,7 @@ impl From<&JobRecord> for JobView {
 pub enum EventView {
     State(Box<JobView>),
     Progress { id: String, step: u32, total: u32 },
+    Loading { id: String, model: String },
 }
 
 impl From<&JobEvent> for EventView {
@@ -54,6 +55,9 @@ impl From<&JobEvent> for EventView {
             JobEvent::State(job) => EventView::State(Box::new(job.as_ref().into())),
             JobEvent::Progress { id, step, total } => {
                 EventView::Progress { id: id.to_string(), step: *step, total: *total }
+            }
+            JobEvent::Loading { id, model } => {
+                EventView::Loading { id: id.to_string(), model: model.to_string() }
             }
         }
     }

@@ -5,6 +5,8 @@ use tokio::sync::broadcast;
 
 use super::state::JobState;
 use super::store::JobRecord;
+use genmint_model_runtime::ModelHash;
+
 use crate::provenance::ids::JobId;
 
 /// How many events a slow listener may fall behind before it skips ahead.
@@ -16,21 +18,24 @@ pub enum JobEvent {
     State(Box<JobRecord>),
     /// A denoising step finished.
     Progress { id: JobId, step: u32, total: u32 },
+    /// The job waits while its model loads.
+    Loading { id: JobId, model: ModelHash },
 }
 
 impl JobEvent {
     pub fn job_id(&self) -> JobId {
         match self {
             JobEvent::State(job) => job.id,
-            JobEvent::Progress { id, .. } => *id,
+            JobEvent::Progress { id, .. } | JobEvent::Loading { id, .. } => *id,
         }
     }
 
-    /// The SSE event name: the state's name, or `progress`.
+    /// The SSE event name: the state's name, `progress` or `loading`.
     pub fn name(&self) -> &'static str {
         match self {
             JobEvent::State(job) => job.state.as_str(),
             JobEvent::Progress { .. } => "progress",
+            JobEvent::Loading { .. } => "loading",
         }
     }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use genmint_model_runtime::{Progress, Rgb8Image, RuntimeError};
+use genmint_model_runtime::{ModelDescriptor, ModelHash, Progress, Rgb8Image, RuntimeError};
 
 use super::admission;
 use super::error::{JobError, StepError};
@@ -34,11 +34,11 @@ impl Jobs {
         if signed.request.deadline <= now_unix() {
             return self.advance(job.id, JobState::Expired, JobOutputs::default()).await;
         }
-        let inference = self.model_of(&signed)?;
-        let params = admission::generation_params(&signed.request, inference.descriptor())
+        let params = admission::generation_params(&signed.request, self.model_of(&signed)?)
             .map_err(StepError::fatal)?;
+        let inference = self.load_model(job.id, &signed).await?;
         self.advance(job.id, JobState::Generating, JobOutputs::default()).await?;
-        let image = match self.run_generation(inference, job.id, params).await {
+        let image = match self.run_generation(&inference, job.id, params).await {
             Ok(image) => image,
             Err(InferenceError::Runtime(RuntimeError::Cancelled)) => return Err(StepError::Stopped),
             Err(e @ InferenceError::Busy(_)) => {
@@ -129,7 +129,7 @@ impl Jobs {
         pixels: &Rgb8Image,
         image_cid: &Cid,
     ) -> Result<Vec<u8>, StepError> {
-        let descriptor = self.model_of(signed)?.descriptor();
+        let descriptor = self.model_of(signed)?;
         let request = &signed.request;
         let provenance = Provenance {
             version: PROVENANCE_VERSION,
@@ -162,7 +162,7 @@ impl Jobs {
 
     /// The worker of the model a request names. The job was admitted for it, so a model missing
     /// now was taken out of the configuration since.
-    fn model_of(&self, signed: &SignedRequest) -> Result<&Inference, StepError> {
+    fn model_of(&self, signed: &SignedRequest) -> Result<&ModelDescriptor, StepError> {
         self.parts.models.get(&signed.request.modelHash.0).ok_or_else(|| {
             StepError::invalid(format!(
                 "this node no longer serves model {} (it serves {})",
@@ -170,6 +170,15 @@ impl Jobs {
                 self.parts.models.describe()
             ))
         })
+    }
+
+    /// The request's model's worker, loading the model first (the job's events say so) if needed.
+    async fn load_model(&self, id: JobId, signed: &SignedRequest) -> Result<Inference, StepError> {
+        let hash = signed.request.modelHash.0;
+        if !self.parts.models.is_loaded(&hash).await {
+            self.events.publish(JobEvent::Loading { id, model: ModelHash(hash) });
+        }
+        self.parts.models.worker(&hash).await.map_err(|e| StepError::invalid(e.to_string()))
     }
 
     /// The attestation this node signs for a job's outputs.

@@ -36,7 +36,7 @@ pub use content::Pinner;
 pub use error::{JobError, StepError, SubmitError};
 pub use forward::UpdateError;
 pub use forwarder::{ForwardError, Forwarder, Need, Placement, RemoteStatus, StatusReply};
-pub use models::Models;
+pub use models::{ModelError, ModelLoader, Models, ServedModel};
 pub use peers::{PeerCancelError, PeerJobs};
 pub use service::{Jobs, JobsParts, Load};
 pub use state::JobState;

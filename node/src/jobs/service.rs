@@ -450,6 +450,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_job_for_a_model_not_loaded_waits_while_it_loads_and_says_so() {
+        let second = genmint_model_runtime::ModelDescriptor {
+            hash: OTHER_MODEL,
+            ..crate::jobs::testing::descriptor()
+        };
+        let h = Harness::new(Setup {
+            extra_models: vec![second],
+            extra_models_loaded: false,
+            ..Setup::default()
+        });
+        assert!(!h.jobs.models().is_loaded(&OTHER_MODEL.0).await);
+        let mut events = h.jobs.events().subscribe();
+        let (job, _) = h.jobs.submit(&h.sign(h.request(OTHER_MODEL, 14))).await.unwrap();
+        assert_eq!(job.route, JobRoute::Local, "a served model that is not loaded is still this node's");
+        h.wait_for(job.id, JobState::Minted).await;
+        let mut loading = false;
+        while let Ok(event) = events.try_recv() {
+            loading |= matches!(event, crate::jobs::events::JobEvent::Loading { id, model } if id == job.id && model == OTHER_MODEL);
+        }
+        assert!(loading, "the job's events say that its model loads");
+        assert!(h.jobs.models().is_loaded(&OTHER_MODEL.0).await);
+    }
+
+    #[tokio::test]
     async fn a_full_node_off_the_network_is_busy_and_a_poor_creator_is_told_to_deposit() {
         let h = Harness::new(Setup { max_queued_jobs: 0, ..Setup::default() });
         let err = h.jobs.submit(&h.sign(h.request(MODEL, 1))).await.unwrap_err();

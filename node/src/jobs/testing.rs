@@ -17,7 +17,7 @@ use super::chain::MintChain;
 use super::events::JobEvent;
 use super::forwarder::{ForwardError, Forwarder, Need, Placement, StatusReply};
 use super::inference::Inference;
-use super::models::Models;
+use super::models::{ModelLoader, Models, ServedModel};
 use super::service::{Jobs, JobsParts};
 use super::state::JobState;
 use super::store::{JobRecord, JobStore, PeerRef};
@@ -128,6 +128,22 @@ pub(crate) fn record(id: JobId, state: JobState, outputs: super::store::JobOutpu
         executor: None,
         origin: None,
     }
+}
+
+/// Loads a fake generator for a model.
+pub(crate) struct FakeLoader(pub ModelDescriptor);
+
+impl ModelLoader for FakeLoader {
+    fn load(&self) -> BoxFuture<'_, Result<Inference, String>> {
+        let generator = Box::new(FakeGenerator { descriptor: self.0.clone() });
+        Box::pin(async move { Inference::spawn(generator, 4).map_err(|e| e.to_string()) })
+    }
+}
+
+/// A served model on the fake generator, loaded already.
+pub(crate) fn served_fake(descriptor: ModelDescriptor) -> ServedModel {
+    let worker = Inference::spawn(Box::new(FakeGenerator { descriptor: descriptor.clone() }), 4).unwrap();
+    ServedModel::new(descriptor.clone(), 1, Box::new(FakeLoader(descriptor)), Some(worker))
 }
 
 /// A chain in memory: deposits, minted tokens, and scripted receipts.
@@ -256,6 +272,8 @@ pub(crate) struct Setup {
     pub min_fee: U256,
     /// Models served beside the fake generator's [`MODEL`].
     pub extra_models: Vec<ModelDescriptor>,
+    /// Whether those are loaded from the start (or only when a job needs them).
+    pub extra_models_loaded: bool,
 }
 
 impl Default for Setup {
@@ -266,6 +284,7 @@ impl Default for Setup {
             max_queued_jobs: 4,
             min_fee: U256::ZERO,
             extra_models: Vec::new(),
+            extra_models_loaded: true,
         }
     }
 }
@@ -275,8 +294,15 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let operator = PrivateKeySigner::random();
         let store = JobStore::open(&dir.path().join("jobs.sqlite")).unwrap();
-        let spawn = |descriptor| Inference::spawn(Box::new(FakeGenerator { descriptor }), 4).unwrap();
-        let models = Models::new(spawn(descriptor()), setup.extra_models.into_iter().map(spawn).collect());
+        let extra = setup.extra_models.into_iter().map(|model| {
+            if setup.extra_models_loaded {
+                served_fake(model)
+            } else {
+                ServedModel::new(model.clone(), 1, Box::new(FakeLoader(model)), None)
+            }
+        });
+        let served = std::iter::once(served_fake(descriptor())).chain(extra).collect();
+        let models = Models::new(served, None);
         let (credentials, _) = Credentials::load_or_create(dir.path(), &operator).unwrap();
         let images_dir = dir.path().join("images");
         std::fs::create_dir_all(&images_dir).unwrap();

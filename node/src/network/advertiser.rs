@@ -91,7 +91,7 @@ pub async fn run(network: &Network, offer: &NodeOffer, jobs: &dyn PeerJobs, even
         loop {
             match events.recv().await {
                 Ok(JobEvent::State(_)) | Err(RecvError::Lagged(_)) => break,
-                Ok(JobEvent::Progress { .. }) => {}
+                Ok(JobEvent::Progress { .. } | JobEvent::Loading { .. }) => {}
                 Err(RecvError::Closed) => return,
             }
         }

@@ -129,7 +129,7 @@ async fn look<S: ContentStore + Sync>(parts: &SpotCheckParts<S>, token: U256) ->
         serde_json::from_slice(&bytes).map_err(|e| not_for_us(format!("not genmint metadata: {e}")))?;
     let request: GenerationRequest = serde_json::from_value(metadata.provenance.request)
         .map_err(|e| not_for_us(format!("the metadata's request is unreadable: {e}")))?;
-    let Some(model) = parts.models.get(&request.modelHash.0).map(|worker| worker.descriptor()) else {
+    let Some(model) = parts.models.get(&request.modelHash.0) else {
         return Err(not_for_us(format!(
             "model {}, this node serves {}",
             request.modelHash,

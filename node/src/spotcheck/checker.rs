@@ -117,7 +117,7 @@ impl<S: ContentStore + Send + Sync + 'static> SpotChecker<S> {
         let image = match self.regenerate(&candidate).await {
             Ok(Some(image)) => image,
             Ok(None) => {
-                tracing::debug!(token = %token_hex(token), "made way for a creator's job");
+                tracing::debug!(token = %token_hex(token), "made way for a creator's job (or its model is not loaded)");
                 return Ok(Round::MadeWay);
             }
             Err(source) => {
@@ -145,12 +145,11 @@ impl<S: ContentStore + Send + Sync + 'static> SpotChecker<S> {
         }
     }
 
-    /// Runs the generation, cancelling it as soon as a job waits for the generator (`None` then) or
-    /// this round is dropped at shutdown.
+    /// Runs the generation, cancelling it as soon as a job waits for the generator or this round is
+    /// dropped at shutdown; `None` then, and when the model is not loaded now.
     async fn regenerate(&self, candidate: &Candidate) -> Result<Option<Rgb8Image>, InferenceError> {
-        let Some(worker) = self.parts.models.get(&candidate.model.0) else {
-            return Err(InferenceError::Stopped);
-        };
+        // A spot check never loads a model (it would unload a creator's): the model must be loaded.
+        let Some(worker) = self.parts.models.loaded(&candidate.model.0).await else { return Ok(None) };
         let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
         let generation = worker.generate(candidate.params.clone(), cancel.0.clone(), Box::new(|_| {}));
         tokio::pin!(generation);
@@ -172,7 +171,7 @@ impl<S: ContentStore + Send + Sync + 'static> SpotChecker<S> {
     }
 
     async fn signed_check(&self, candidate: Candidate, image: &Rgb8Image) -> Result<SpotCheck, RoundError> {
-        let Some(model) = self.parts.models.get(&candidate.model.0).map(|worker| worker.descriptor()) else {
+        let Some(model) = self.parts.models.get(&candidate.model.0) else {
             return Err(RoundError::Regenerate {
                 token: token_hex(candidate.token_id),
                 source: InferenceError::Stopped,

@@ -16,8 +16,7 @@ use super::{SpotCheckChain, SpotCheckNetwork, SpotCheckParts, SpotCheckStore};
 use crate::chain::{ChainError, MintedEvent, Provenance};
 use crate::db::Database;
 use crate::ipfs::{ContentStore, MemoryStore};
-use crate::jobs::inference::Inference;
-use crate::jobs::testing::{FakeGenerator, MODEL, descriptor, lock};
+use crate::jobs::testing::{MODEL, descriptor, lock, served_fake};
 use crate::jobs::{JobStore, Models};
 use crate::provenance::eip712::{domain, request_digest, sign_request};
 use crate::provenance::metadata::{
@@ -105,10 +104,7 @@ impl Bench {
             content: MemoryStore::default(),
             checks: SpotCheckStore::new(db.clone()).unwrap(),
             jobs: JobStore::new(db).unwrap(),
-            models: Models::new(
-                Inference::spawn(Box::new(FakeGenerator { descriptor: descriptor() }), 2).unwrap(),
-                Vec::new(),
-            ),
+            models: Models::new(vec![served_fake(descriptor())], None),
             operator: PrivateKeySigner::random(),
             domain: domain(31337, contract),
             chain_id: 31337,
