@@ -2,7 +2,9 @@
 //!
 //! Same network and weight names as transformers' `CLIPTextModel` (`text_model.embeddings…`,
 //! `text_model.encoder.layers.N…`, `text_model.final_layer_norm`), so SD's `text_encoder` weights
-//! load unchanged. It lives here rather than in candle-transformers because that crate's SD
+//! load unchanged. [`ClipWeightNames`] tells from a file's tensor names whether they carry the
+//! `text_model.` prefix (transformers 4, and `CLIPTextModelWithProjection`) or not (transformers
+//! 5's `CLIPTextModel`), and refuses tensors of anything else by name. It lives here rather than in candle-transformers because that crate's SD
 //! `clip::Config` cannot be built for any size but its presets, and the test model needs one.
 //! `gelu` is the exact (erf) GELU, as in transformers.
 
@@ -132,9 +134,9 @@ pub(crate) struct ClipTextModel {
 }
 
 impl ClipTextModel {
-    /// Builds the encoder from weights named as in transformers (`vb` at the file's root).
+    /// Builds the encoder from weights named as in transformers, `vb` at the text model's root
+    /// (`text_model` of a transformers 4 file; see [`ClipWeightNames::root`]).
     pub fn new(vb: VarBuilder, c: &ClipTextConfig, output: ClipOutput) -> candle_core::Result<Self> {
-        let vb = vb.pp("text_model");
         let embeddings = vb.pp("embeddings");
         let token_embedding =
             candle_nn::embedding(c.vocab_size, c.hidden_size, embeddings.pp("token_embedding"))?;
@@ -187,6 +189,93 @@ impl ClipTextModel {
     }
 }
 
+/// The prefix transformers 4 puts before every tensor of the text model.
+const PREFIX: &str = "text_model.";
+/// `CLIPTextModelWithProjection`'s projection of the pooled output (SDXL's second encoder). The
+/// UNet's added conditioning that would use it is not implemented by candle, so it is not loaded.
+const PROJECTION: &str = "text_projection.weight";
+
+/// How the tensors of a CLIP text encoder file are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClipWeightNames {
+    /// `text_model.embeddings…` rather than `embeddings…`.
+    pub prefixed: bool,
+    /// The file has `text_projection.weight` (a `CLIPTextModelWithProjection`).
+    pub projection: bool,
+}
+
+impl ClipWeightNames {
+    /// Decides the naming from the file's tensor names, refusing any tensor that is not part of
+    /// a CLIP text encoder of `c`'s depth (a full `CLIPModel`'s vision tower, a mix of both
+    /// namings, layers the config does not have), so nothing in the file is silently ignored.
+    pub fn detect<'a>(names: impl IntoIterator<Item = &'a str>, c: &ClipTextConfig) -> Result<Self, String> {
+        let names: Vec<&str> = names.into_iter().collect();
+        let token_embedding = "embeddings.token_embedding.weight";
+        let prefixed = names.iter().any(|n| n.strip_prefix(PREFIX) == Some(token_embedding));
+        let bare = names.contains(&token_embedding);
+        if prefixed == bare {
+            return Err(format!(
+                "{} {PREFIX}{token_embedding} and {token_embedding}: not the weights of one transformers \
+                 CLIPTextModel or CLIPTextModelWithProjection",
+                if prefixed { "has both" } else { "has neither" }
+            ));
+        }
+        let mut projection = false;
+        for name in names {
+            if name == PROJECTION {
+                projection = true;
+                continue;
+            }
+            let inner = if prefixed { name.strip_prefix(PREFIX) } else { Some(name) };
+            if !inner.is_some_and(|inner| is_text_model_tensor(inner, c.num_hidden_layers)) {
+                return Err(format!(
+                    "tensor {name} is not part of a {}-layer CLIP text encoder",
+                    c.num_hidden_layers
+                ));
+            }
+        }
+        Ok(Self { prefixed, projection })
+    }
+
+    /// `vb` (at the file's root) moved to the text model's root.
+    pub fn root<'a>(&self, vb: VarBuilder<'a>) -> VarBuilder<'a> {
+        if self.prefixed { vb.pp(PREFIX.trim_end_matches('.')) } else { vb }
+    }
+}
+
+/// Whether `name` (without the prefix) is a tensor of the text model with `layers` layers.
+/// `embeddings.position_ids` is a buffer older transformers saved; it is not needed.
+fn is_text_model_tensor(name: &str, layers: usize) -> bool {
+    const TOP: [&str; 5] = [
+        "embeddings.token_embedding.weight",
+        "embeddings.position_embedding.weight",
+        "embeddings.position_ids",
+        "final_layer_norm.weight",
+        "final_layer_norm.bias",
+    ];
+    const LAYER: [&str; 8] = [
+        "self_attn.q_proj",
+        "self_attn.k_proj",
+        "self_attn.v_proj",
+        "self_attn.out_proj",
+        "layer_norm1",
+        "layer_norm2",
+        "mlp.fc1",
+        "mlp.fc2",
+    ];
+    if TOP.contains(&name) {
+        return true;
+    }
+    let Some((index, rest)) = name.strip_prefix("encoder.layers.").and_then(|n| n.split_once('.')) else {
+        return false;
+    };
+    let in_range = index.parse::<usize>().is_ok_and(|i| i < layers && index == i.to_string());
+    let known = rest
+        .rsplit_once('.')
+        .is_some_and(|(module, param)| LAYER.contains(&module) && (param == "weight" || param == "bias"));
+    in_range && known
+}
+
 /// `[seq, seq]`: 0 on and below the diagonal, −∞ above (a token sees only earlier ones).
 fn causal_mask(seq: usize, device: &Device) -> candle_core::Result<Tensor> {
     let values: Vec<f32> =
@@ -211,6 +300,96 @@ mod tests {
             activation: Activation::QuickGelu,
             layer_norm_eps: 1e-5,
         }
+    }
+
+    fn largest_difference(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    /// `model-runtime/parity/text.py`: transformers' tiny `CLIPTextModel` and
+    /// `CLIPTextModelWithProjection`, saved with and without the `text_model.` prefix, give
+    /// transformers' last and penultimate hidden states; the projection of the pooled output
+    /// (first end token) through the file's `text_projection.weight` gives its `text_embeds`.
+    #[test]
+    fn embeddings_match_transformers_in_both_weight_namings() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/text");
+        let expected =
+            candle_core::safetensors::load(dir.join("embeddings.safetensors"), &Device::Cpu).unwrap();
+        let ids = expected["ids"].to_dtype(DType::U32).unwrap();
+        for (model, projection) in [("text", false), ("text-projection", true)] {
+            for (naming, prefixed) in [("bare", false), ("prefixed", true)] {
+                let folder = dir.join(format!("clip-{model}-{naming}"));
+                let json: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(folder.join("config.json")).unwrap()).unwrap();
+                let config = crate::configs::clip_text_config(&json).unwrap();
+                let tensors =
+                    candle_core::safetensors::load(folder.join("model.safetensors"), &Device::Cpu).unwrap();
+                let names = ClipWeightNames::detect(tensors.keys().map(String::as_str), &config).unwrap();
+                assert_eq!(names, ClipWeightNames { prefixed, projection });
+                let vb = VarBuilder::from_tensors(tensors.clone(), DType::F32, &Device::Cpu);
+                let mut worst = 0f32;
+                for (output, key) in [
+                    (ClipOutput::LastHiddenState, "last_hidden_state"),
+                    (ClipOutput::Penultimate, "penultimate"),
+                ] {
+                    let encoder = ClipTextModel::new(names.root(vb.clone()), &config, output).unwrap();
+                    let actual = encoder.forward(&ids).unwrap();
+                    worst = worst.max(largest_difference(&actual, &expected[&format!("{model}.{key}")]));
+                    if projection && output == ClipOutput::LastHiddenState {
+                        let eos = 769u32;
+                        let rows: Vec<Tensor> = ids
+                            .to_vec2::<u32>()
+                            .unwrap()
+                            .iter()
+                            .enumerate()
+                            .map(|(row, ids)| {
+                                let at = ids.iter().position(|&id| id == eos).unwrap();
+                                actual.get(row).unwrap().get(at).unwrap()
+                            })
+                            .collect();
+                        let pooled = Tensor::stack(&rows, 0).unwrap();
+                        let weight = tensors["text_projection.weight"].to_dtype(DType::F32).unwrap();
+                        let embeds = pooled.matmul(&weight.t().unwrap()).unwrap();
+                        worst = worst
+                            .max(largest_difference(&embeds, &expected[&format!("{model}.text_embeds")]));
+                    }
+                }
+                eprintln!("clip-{model}-{naming}: largest difference from transformers {worst:e}");
+                assert!(worst < 1e-5, "clip-{model}-{naming}: largest difference {worst}");
+            }
+        }
+    }
+
+    #[test]
+    fn weights_of_anything_else_are_refused_by_name() {
+        let c = config(2);
+        let base = [
+            "embeddings.token_embedding.weight",
+            "embeddings.position_embedding.weight",
+            "encoder.layers.1.mlp.fc2.bias",
+            "final_layer_norm.weight",
+        ];
+        let prefixed: Vec<String> = base.iter().map(|n| format!("text_model.{n}")).collect();
+        let detect = |names: &[&str]| ClipWeightNames::detect(names.iter().copied(), &c);
+        assert_eq!(detect(&base).unwrap(), ClipWeightNames { prefixed: false, projection: false });
+        let mut with_projection: Vec<&str> = prefixed.iter().map(String::as_str).collect();
+        with_projection.push("text_projection.weight");
+        assert_eq!(detect(&with_projection).unwrap(), ClipWeightNames { prefixed: true, projection: true });
+        for (extra, needle) in [
+            ("vision_model.embeddings.patch_embedding.weight", "vision_model"),
+            ("text_model.embeddings.token_embedding.weight", "has both"),
+            ("encoder.layers.2.mlp.fc1.weight", "layers.2"),
+            ("encoder.layers.01.mlp.fc1.weight", "layers.01"),
+            ("encoder.layers.0.mlp.fc3.weight", "fc3"),
+            ("logit_scale", "logit_scale"),
+        ] {
+            let mut names = base.to_vec();
+            names.push(extra);
+            let error = detect(&names).unwrap_err();
+            assert!(error.contains(needle), "{error}");
+        }
+        assert!(detect(&["unet.conv_in.weight"]).unwrap_err().contains("has neither"));
     }
 
     #[test]

@@ -10,11 +10,13 @@
 //! scheduler/scheduler_config.json        training noise schedule and prediction type
 //! text_encoder/config.json               CLIP text config (transformers' CLIPTextConfig)
 //! text_encoder/model.safetensors
-//! tokenizer/tokenizer.json               a `tokenizers` file; SD downloads ship vocab.json and
-//!                                        merges.txt instead: add the tokenizer.json of the same
-//!                                        CLIP vocabulary (e.g. openai/clip-vit-large-patch14)
-//! tokenizer/tokenizer_config.json        its `pad_token` is what prompts are padded with
-//! text_encoder_2/…, tokenizer_2/…        the same four files again, SDXL and SDXL Turbo only
+//! tokenizer/tokenizer.json               a `tokenizers` file (what CLIPTokenizerFast saves), or,
+//! tokenizer/vocab.json, merges.txt       when there is no tokenizer.json, CLIP's BPE vocabulary
+//!                                        and merges as SD downloads ship them (special_tokens_map.json
+//!                                        is not read: tokenizer_config.json names the same tokens)
+//! tokenizer/tokenizer_config.json        `pad_token` (what prompts are padded with), `bos_token`,
+//!                                        `eos_token`, `unk_token`, `model_max_length` (77)
+//! text_encoder_2/…, tokenizer_2/…        the same files again, SDXL and SDXL Turbo only
 //! unet/config.json, unet/diffusion_pytorch_model.safetensors
 //! vae/config.json,  vae/diffusion_pytorch_model.safetensors
 //! ```
@@ -32,6 +34,13 @@
 //!
 //! No `model_index.json`, VAE or `tokenizer_config.json`: the UNet denoises RGB pixels directly,
 //! and the padding token comes from the BERT config's `pad_token_id`.
+//!
+//! Which tokenizer files a folder uses is decided by what is there ([`Layout::in_dir`]):
+//! `tokenizer.json` when present (so directories that have one hash exactly as before), else
+//! `vocab.json` and `merges.txt`. The manifest lists the files actually loaded. The text
+//! encoder's weights may be named as transformers 4 writes them (`text_model.embeddings…`) or as
+//! transformers 5 writes `CLIPTextModel` (`embeddings…`); `CLIPTextModelWithProjection`'s
+//! `text_projection.weight` is accepted (and not used). Any other tensor is refused by name.
 //!
 //! With `"variant": "fp16"` the weight files are the diffusers variants
 //! `model.fp16.safetensors` and `diffusion_pytorch_model.fp16.safetensors` (loaded as f32).
@@ -125,11 +134,29 @@ pub(crate) struct ComponentFiles {
     pub weights: String,
 }
 
+/// The files a tokenizer is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TokenizerFiles {
+    /// A `tokenizers` file (`tokenizer.json`).
+    Json(String),
+    /// CLIP's BPE vocabulary (`vocab.json`) and merges (`merges.txt`).
+    VocabMerges { vocab: String, merges: String },
+}
+
+impl TokenizerFiles {
+    fn paths(&self) -> Vec<String> {
+        match self {
+            TokenizerFiles::Json(json) => vec![json.clone()],
+            TokenizerFiles::VocabMerges { vocab, merges } => vec![vocab.clone(), merges.clone()],
+        }
+    }
+}
+
 /// A text encoder with its tokenizer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TextFiles {
     pub encoder: ComponentFiles,
-    pub tokenizer: String,
+    pub tokenizer: TokenizerFiles,
     /// CLIP tokenizers only (it names the padding token).
     pub tokenizer_config: Option<String>,
 }
@@ -159,7 +186,7 @@ impl Layout {
                 config: format!("text_encoder{number}/config.json"),
                 weights: format!("text_encoder{number}/model{suffix}.safetensors"),
             },
-            tokenizer: format!("tokenizer{number}/tokenizer.json"),
+            tokenizer: TokenizerFiles::Json(format!("tokenizer{number}/tokenizer.json")),
             tokenizer_config: (!pixel_space).then(|| format!("tokenizer{number}/tokenizer_config.json")),
         };
         let text = if config.kind.dual_text_encoders() { vec![text(""), text("_2")] } else { vec![text("")] };
@@ -170,6 +197,25 @@ impl Layout {
             unet: diffusers("unet"),
             vae: (!pixel_space).then(|| diffusers("vae")),
         }
+    }
+
+    /// The layout of the model in `dir`: as [`Layout::new`], except that a CLIP tokenizer folder
+    /// without `tokenizer.json` but with `vocab.json` is read from `vocab.json` and `merges.txt`.
+    pub fn in_dir(config: &ModelConfig, dir: &Path) -> Self {
+        let mut layout = Self::new(config);
+        if config.kind.pixel_space() {
+            return layout;
+        }
+        for text in &mut layout.text {
+            let TokenizerFiles::Json(json) = &text.tokenizer else { continue };
+            let folder = json.rsplit_once('/').map_or("", |(folder, _)| folder);
+            let vocab = format!("{folder}/vocab.json");
+            if !file_path(dir, json).is_file() && file_path(dir, &vocab).is_file() {
+                text.tokenizer =
+                    TokenizerFiles::VocabMerges { vocab, merges: format!("{folder}/merges.txt") };
+            }
+        }
+        layout
     }
 
     /// The pipeline components `model_index.json` must list (when the layout has one).
@@ -194,7 +240,8 @@ impl Layout {
             files.extend([vae.config.clone(), vae.weights.clone()]);
         }
         for text in &self.text {
-            files.extend([text.encoder.config.clone(), text.encoder.weights.clone(), text.tokenizer.clone()]);
+            files.extend([text.encoder.config.clone(), text.encoder.weights.clone()]);
+            files.extend(text.tokenizer.paths());
             files.extend(text.tokenizer_config.clone());
         }
         files.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
@@ -288,5 +335,22 @@ mod tests {
                 "unet/diffusion_pytorch_model.safetensors",
             ]
         );
+    }
+
+    #[test]
+    fn a_tokenizer_folder_without_tokenizer_json_uses_vocab_and_merges() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = config(r#"{"format":"genmint-model-v1","kind":"sd15","name":"SD"}"#).unwrap();
+        assert_eq!(Layout::in_dir(&sd, dir.path()), Layout::new(&sd));
+        std::fs::create_dir(dir.path().join("tokenizer")).unwrap();
+        std::fs::write(dir.path().join("tokenizer/vocab.json"), "{}").unwrap();
+        let files = Layout::in_dir(&sd, dir.path()).files();
+        assert!(files.contains(&"tokenizer/vocab.json".to_string()));
+        assert!(files.contains(&"tokenizer/merges.txt".to_string()));
+        assert!(!files.contains(&"tokenizer/tokenizer.json".to_string()));
+        assert!(files.windows(2).all(|w| w[0] < w[1]));
+        // tokenizer.json wins when both are there, so such directories hash as before.
+        std::fs::write(dir.path().join("tokenizer/tokenizer.json"), "{}").unwrap();
+        assert_eq!(Layout::in_dir(&sd, dir.path()), Layout::new(&sd));
     }
 }

@@ -39,7 +39,9 @@
 //! - `canonical_json`: the canonical JSON bytes that are hashed.
 //! - `configs`: diffusers/transformers `config.json` files to network configurations, read
 //!   through typed fields with diffusers' defaults (the scheduler's config too).
-//! - `clip`: the CLIP text transformer. `text`: tokenization and text conditioning.
+//! - `clip`: the CLIP text transformer. `clip_tokenizer`: CLIP's BPE tokenizer from `vocab.json`
+//!   and `merges.txt`. `text`: tokenization (fitting to 77 tokens, [`TextFit`]) and text
+//!   conditioning.
 //! - `bert_text`: BERT token embeddings, the context of pixel-space models.
 //! - [`noise`]: the seeded initial noise (`chacha20-normal-v1`).
 //! - `scheduler`: the DDIM schedule and step.
@@ -52,6 +54,7 @@
 mod bert_text;
 mod canonical_json;
 mod clip;
+mod clip_tokenizer;
 mod configs;
 mod default_model;
 mod error;
@@ -79,3 +82,4 @@ pub use noise::NOISE_ALGORITHM;
 pub use params::{Control, GenerationParams, Progress, SchedulerKind};
 pub use pipeline::{CANDLE_VERSION, DeviceChoice, Generator, load_model};
 pub use test_model::{TEST_MODEL_NAME, write_test_model};
+pub use text::TextFit;

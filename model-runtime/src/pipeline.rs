@@ -20,6 +20,7 @@
 //! output is deterministic but not what diffusers would produce. Loading such a model logs a
 //! warning.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
@@ -30,13 +31,15 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::bert_text::BertTextEncoder;
-use crate::clip::{ClipOutput, ClipTextModel};
+use crate::clip::{ClipOutput, ClipTextConfig, ClipTextModel, ClipWeightNames};
 use crate::configs::{self, UnetSpec, VaeSpec};
-use crate::layout::{self, ComponentFiles, Layout, MODEL_CONFIG_FILE, ModelConfig};
+use crate::layout::{
+    self, ComponentFiles, Layout, MODEL_CONFIG_FILE, ModelConfig, TextFiles, TokenizerFiles,
+};
 use crate::manifest::{ManifestEntry, ModelManifest};
 use crate::noise::{self, NOISE_ALGORITHM};
 use crate::scheduler::{self, ScheduleConfig};
-use crate::text::{PromptTokenizer, TextConditioner, TextEncoder};
+use crate::text::{PromptTokenizer, TextConditioner, TextEncoder, TextFit, TokenizerSource};
 use crate::{
     Control, GenerationParams, ModelDescriptor, Progress, ReproducibilityEnvelope, Rgb8Image, RuntimeError,
     SchedulerKind,
@@ -66,6 +69,14 @@ pub trait Generator: Send {
         params: &GenerationParams,
         progress: &mut dyn FnMut(Progress) -> Control,
     ) -> Result<Rgb8Image, RuntimeError>;
+
+    /// How many tokens of the request's texts the model cuts off to fit its text encoders'
+    /// fixed length (see [`TextFit`]): the end of a long prompt has no effect on the image, and
+    /// a caller can say so. Generators that cut nothing keep this default.
+    fn text_fit(&self, params: &GenerationParams) -> Result<TextFit, RuntimeError> {
+        let _ = params;
+        Ok(TextFit::default())
+    }
 }
 
 /// Loads the model in `dir` (layout in [`crate::layout`]) onto `device`.
@@ -108,14 +119,24 @@ impl ModelReader<'_> {
         Ok((path, value))
     }
 
+    /// Every tensor of a safetensors file, by name.
+    fn tensors(
+        &mut self,
+        relative: &str,
+        device: &Device,
+    ) -> Result<(PathBuf, HashMap<String, Tensor>), RuntimeError> {
+        let (path, bytes) = self.bytes(relative)?;
+        let tensors = candle_core::safetensors::load_buffer(&bytes, device)
+            .map_err(|e| invalid(&path, format!("not a safetensors file: {e}")))?;
+        Ok((path, tensors))
+    }
+
     fn weights(
         &mut self,
         relative: &str,
         device: &Device,
     ) -> Result<(PathBuf, VarBuilder<'static>), RuntimeError> {
-        let (path, bytes) = self.bytes(relative)?;
-        let tensors = candle_core::safetensors::load_buffer(&bytes, device)
-            .map_err(|e| invalid(&path, format!("not a safetensors file: {e}")))?;
+        let (path, tensors) = self.tensors(relative, device)?;
         Ok((path, VarBuilder::from_tensors(tensors, DType::F32, device)))
     }
 }
@@ -196,7 +217,7 @@ impl DiffusionModel {
         let mut reader = ModelReader { dir, entries: Vec::new() };
         let (path, bytes) = reader.bytes(MODEL_CONFIG_FILE)?;
         let config = ModelConfig::parse(&path, &bytes)?;
-        let layout = Layout::new(&config);
+        let layout = Layout::in_dir(&config, dir);
         layout.check_present(dir)?;
         check_model_index(&mut reader, &layout)?;
         let (path, json) = reader.json(&layout.scheduler)?;
@@ -381,25 +402,52 @@ fn load_clip(
         if *length.get_or_insert(clip.max_position_embeddings) != clip.max_position_embeddings {
             return Err(invalid(&path, "text encoders disagree on the sequence length"));
         }
-        let (tokenizer_path, tokenizer_json) = reader.bytes(&files.tokenizer)?;
-        let tokenizer_config_file = files
-            .tokenizer_config
-            .as_deref()
-            .ok_or_else(|| invalid(&tokenizer_path, "a CLIP tokenizer needs its tokenizer_config.json"))?;
-        let (config_path, tokenizer_config) = reader.json(tokenizer_config_file)?;
-        let tokenizer = PromptTokenizer::new(
-            &tokenizer_path,
-            &tokenizer_json,
-            &config_path,
-            &tokenizer_config,
-            clip.max_position_embeddings,
-            clip.vocab_size,
-        )?;
-        let (path, vb) = reader.weights(&files.encoder.weights, device)?;
+        let tokenizer = load_clip_tokenizer(reader, files, &clip)?;
+        let (path, tensors) = reader.tensors(&files.encoder.weights, device)?;
+        let names = ClipWeightNames::detect(tensors.keys().map(String::as_str), &clip)
+            .map_err(|e| invalid(&path, e))?;
+        if names.projection {
+            tracing::debug!(file = %path.display(), "text_projection.weight is not used by the UNet here");
+        }
+        let vb = names.root(VarBuilder::from_tensors(tensors, DType::F32, device));
         let model = ClipTextModel::new(vb, &clip, output).map_err(|e| invalid(&path, e))?;
         encoders.push(TextEncoder { tokenizer, model });
     }
     Ok(TextConditioner::new(encoders, device.clone()))
+}
+
+/// A CLIP tokenizer from its `tokenizer.json`, or its `vocab.json` and `merges.txt`, with its
+/// `tokenizer_config.json`.
+fn load_clip_tokenizer(
+    reader: &mut ModelReader<'_>,
+    files: &TextFiles,
+    clip: &ClipTextConfig,
+) -> Result<PromptTokenizer, RuntimeError> {
+    let config_file = files
+        .tokenizer_config
+        .as_deref()
+        .ok_or_else(|| invalid(reader.dir, "a CLIP tokenizer needs its tokenizer_config.json"))?;
+    let (length, vocab_size) = (clip.max_position_embeddings, clip.vocab_size);
+    match &files.tokenizer {
+        TokenizerFiles::Json(json) => {
+            let (path, bytes) = reader.bytes(json)?;
+            let (config_path, config) = reader.json(config_file)?;
+            let source = TokenizerSource::Json { path: &path, bytes: &bytes };
+            PromptTokenizer::new(source, &config_path, &config, length, vocab_size)
+        }
+        TokenizerFiles::VocabMerges { vocab, merges } => {
+            let (vocab_path, vocab) = reader.bytes(vocab)?;
+            let (merges_path, merges) = reader.bytes(merges)?;
+            let (config_path, config) = reader.json(config_file)?;
+            let source = TokenizerSource::VocabMerges {
+                vocab_path: &vocab_path,
+                vocab: &vocab,
+                merges_path: &merges_path,
+                merges: &merges,
+            };
+            PromptTokenizer::new(source, &config_path, &config, length, vocab_size)
+        }
+    }
 }
 
 /// The BERT text encoder of a pixel-space layout.
@@ -412,7 +460,10 @@ fn load_bert_text_encoder(
         return Err(invalid(reader.dir, "a pixel-space model has exactly one text encoder"));
     };
     let (config_path, config) = reader.json(&files.encoder.config)?;
-    let (tokenizer_path, tokenizer_json) = reader.bytes(&files.tokenizer)?;
+    let TokenizerFiles::Json(tokenizer) = &files.tokenizer else {
+        return Err(invalid(reader.dir, "a pixel-space model's tokenizer is a tokenizer.json"));
+    };
+    let (tokenizer_path, tokenizer_json) = reader.bytes(tokenizer)?;
     let (weights_path, vb) = reader.weights(&files.encoder.weights, device)?;
     BertTextEncoder::new(&config_path, &config, &tokenizer_path, &tokenizer_json, &weights_path, vb)
 }
@@ -420,6 +471,14 @@ fn load_bert_text_encoder(
 impl Generator for DiffusionModel {
     fn descriptor(&self) -> &ModelDescriptor {
         &self.descriptor
+    }
+
+    fn text_fit(&self, params: &GenerationParams) -> Result<TextFit, RuntimeError> {
+        match &self.conditioning {
+            Conditioning::Clip(text) => text.fit(params),
+            // MiniLM's 128-token cut is not counted yet.
+            Conditioning::Bert(_) => Ok(TextFit::default()),
+        }
     }
 
     fn generate(

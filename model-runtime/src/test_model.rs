@@ -119,7 +119,8 @@ fn seeded_component_weights(
     let vae = VaeSpec::from_json(vae_config).map_err(internal)?;
     Ok(ComponentWeights {
         text_encoder: seeded_weights("text_encoder", |vb| {
-            ClipTextModel::new(vb, &clip, ClipOutput::LastHiddenState).map(drop)
+            // Named as transformers 4 writes them, which the model's hash is pinned to.
+            ClipTextModel::new(vb.pp("text_model"), &clip, ClipOutput::LastHiddenState).map(drop)
         })?,
         unet: seeded_weights("unet", |vb| {
             UNet2DConditionModel::new(vb, unet.in_channels, unet.out_channels, false, unet.config.clone())
@@ -389,7 +390,7 @@ impl SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::text::PromptTokenizer;
+    use crate::text::{PromptTokenizer, TokenizerSource};
 
     #[test]
     fn splitmix64_matches_the_reference() {
@@ -424,16 +425,16 @@ mod tests {
 
     #[test]
     fn tokenizer_accepts_any_prompt() {
+        let bytes = canonical_json::to_vec(&tokenizer_json());
         let tokenizer = PromptTokenizer::new(
-            Path::new("tokenizer.json"),
-            &canonical_json::to_vec(&tokenizer_json()),
+            TokenizerSource::Json { path: Path::new("tokenizer.json"), bytes: &bytes },
             Path::new("tokenizer_config.json"),
             &json!({"pad_token": EOS}),
             77,
             3 + words().count(),
         )
         .unwrap();
-        let ids = tokenizer.ids("A RED fox, über 東京 🦊!", "prompt").unwrap();
+        let ids = tokenizer.ids("A RED fox, über 東京 🦊!", "prompt").unwrap().ids;
         assert_eq!(ids.len(), 77);
         let red = 3 + words().position(|w| w == "red").unwrap() as u32;
         let fox = 3 + words().position(|w| w == "fox").unwrap() as u32;
@@ -441,8 +442,8 @@ mod tests {
         assert!(ids[4..8].iter().all(|&id| id == 2), "{:?}", &ids[..12]);
         assert!(ids[8..].iter().all(|&id| id == 1));
         let empty = tokenizer.ids("", "prompt").unwrap();
-        assert_eq!(&empty[..2], &[0, 1]);
+        assert_eq!((&empty.ids[..2], empty.dropped), (&[0, 1][..], 0));
         let long = tokenizer.ids(&"cat ".repeat(500), "prompt").unwrap();
-        assert_eq!((long.len(), long[0], long[76]), (77, 0, 1));
+        assert_eq!((long.ids.len(), long.ids[0], long.ids[76], long.dropped), (77, 0, 1, 425));
     }
 }

@@ -224,3 +224,34 @@ fn cuda_needs_the_feature() {
     assert!(matches!(err, RuntimeError::CudaUnavailable(0)));
     assert!(err.to_string().contains("`cuda` feature"));
 }
+
+/// The test model with its text encoder and tokenizer swapped for the fixtures of
+/// `parity/text.py`: a transformers 5 `CLIPTextModel` (weights without `text_model.`) and a
+/// tokenizer folder as SD downloads ship it (vocab.json and merges.txt, no tokenizer.json).
+#[test]
+fn sd_download_tokenizer_and_transformers_5_encoder_load() {
+    let dir = test_model();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/text");
+    let copy = |from: &str, to: &str| std::fs::copy(fixtures.join(from), dir.path().join(to)).unwrap();
+    copy("clip-text-bare/config.json", "text_encoder/config.json");
+    copy("clip-text-bare/model.safetensors", "text_encoder/model.safetensors");
+    std::fs::remove_file(dir.path().join("tokenizer/tokenizer.json")).unwrap();
+    for file in ["vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"] {
+        copy(&format!("tokenizer-sd15/{file}"), &format!("tokenizer/{file}"));
+    }
+
+    let manifest = model_manifest(dir.path()).unwrap();
+    let paths: Vec<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
+    assert!(paths.contains(&"tokenizer/vocab.json") && paths.contains(&"tokenizer/merges.txt"), "{paths:?}");
+    assert!(!paths.iter().any(|p| p.ends_with("tokenizer.json") || p.ends_with("special_tokens_map.json")));
+
+    let mut generator = load(dir.path());
+    assert_eq!(generator.descriptor().hash, manifest.hash());
+    let short = GenerationParams { steps: 2, ..params(1) };
+    let fit = generator.text_fit(&short).unwrap();
+    assert!(!fit.truncated(), "{fit:?}");
+    let long = GenerationParams { prompt: "a red fox jumping over a lazy dog, ".repeat(12), ..short.clone() };
+    let fit = generator.text_fit(&long).unwrap();
+    assert!(fit.truncated() && fit.prompt_tokens_dropped > 0 && fit.negative_prompt_tokens_dropped == 0);
+    assert_ne!(digest(generator.as_mut(), &short), digest(generator.as_mut(), &long));
+}
