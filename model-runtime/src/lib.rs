@@ -9,9 +9,11 @@
 //!  prompt, negative prompt ─► tokenizer (fixed length: truncate, pad) ─► CLIP text encoder(s)
 //!                          ─► text embeddings [2 or 1, 77, dim]   (negative only when guidance > 1)
 //!  seed ─► chacha20-normal-v1 on the CPU (own RNG) ─► latents [1, 4, H/8, W/8] on the device
-//!  DDIM, eta 0, `steps` timesteps:
-//!      UNet(latents twice, t, embeddings) ─► ε_uncond, ε_cond ─► ε = ε_u + g·(ε_c − ε_u)
-//!      ─► latents = a_t·latents + b_t·ε ─► Progress { step, total } ─► Continue | Cancel
+//!      × init_noise_sigma (Euler: the largest σ; DDIM, DPM-Solver: 1)
+//!  the requested scheduler (ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras), `steps` timesteps:
+//!      UNet(scaled latents twice, t, embeddings) ─► ε_uncond, ε_cond ─► ε = ε_u + g·(ε_c − ε_u)
+//!      ─► latents = scheduler step (euler_a: + σ_up · chacha20-normal-v1 stream step+1)
+//!      ─► Progress { step, total } ─► Continue | Cancel
 //!  latents / scaling factor ─► VAE decoder ─► [-1, 1] ─► clamp, ×255, round ─► Rgb8Image
 //!  ─► pixel digest = sha256(width BE ‖ height BE ‖ RGB8)
 //! ```
@@ -22,8 +24,8 @@
 //! RGB image itself `[1, 3, 32, 32]`, and the denoised sample is converted to RGB8 directly.
 //!
 //! Everything recorded about an image is reproducible from the request and the
-//! [`ReproducibilityEnvelope`]: no framework RNG is used, DDIM adds no noise, and the pixel
-//! conversion is exact. The envelope's device class matters: CPU and CUDA kernels sum in
+//! [`ReproducibilityEnvelope`]: no framework RNG is used, the only step noise (ancestral Euler)
+//! is drawn from the request seed, and the pixel conversion is exact. The envelope's device class matters: CPU and CUDA kernels sum in
 //! different orders, so their pixels differ. On the CPU the pixels do not depend on the thread
 //! count, but the matrix kernels are chosen by instruction set (AVX2, AVX-512, NEON), so two
 //! different CPU families may still disagree in rare last bits; `device_class` does not record
@@ -43,8 +45,9 @@
 //!   and `merges.txt`. `text`: tokenization (fitting to 77 tokens, [`TextFit`]) and text
 //!   conditioning.
 //! - `bert_text`: BERT token embeddings, the context of pixel-space models.
-//! - [`noise`]: the seeded initial noise (`chacha20-normal-v1`).
-//! - `scheduler`: the DDIM schedule and step.
+//! - [`noise`]: the seeded initial and per-step noise (`chacha20-normal-v1`).
+//! - `scheduler`: the schedulers (DDIM, Euler, ancestral Euler, DPM-Solver++ 2M, with Karras
+//!   σ), each as diffusers computes it; parity-tested against diffusers.
 //! - `pipeline`: [`load_model`] and the one diffusion [`Generator`] both families share.
 //! - `image`: [`Rgb8Image`], the pixel digest and the float-to-RGB8 conversion.
 //! - `test_model`: [`write_test_model`], the deterministic test-size model.

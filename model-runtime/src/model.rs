@@ -85,6 +85,7 @@ impl ModelKind {
             max_guidance,
             max_prompt_bytes: 4096,
             negative_prompt: !self.pixel_space(),
+            schedulers: SchedulerKind::ALL.to_vec(),
         }
     }
 }
@@ -161,6 +162,9 @@ pub struct Limits {
     /// Whether the model uses a negative prompt. When it does not (its unconditional context is
     /// fixed), a non-empty negative prompt is refused rather than silently ignored.
     pub negative_prompt: bool,
+    /// The schedulers this model runs, by name (`"ddim"`, `"euler"`, …); a request for another
+    /// is refused.
+    pub schedulers: Vec<SchedulerKind>,
 }
 
 impl Limits {
@@ -178,6 +182,13 @@ impl Limits {
                 })
             }
         };
+        if !self.schedulers.contains(&params.scheduler) {
+            return Err(RuntimeError::InvalidParameter {
+                field: "scheduler",
+                value: format!("{:?}", params.scheduler.as_str()),
+                allowed: format!("one of {}", SchedulerKind::quoted(&self.schedulers)),
+            });
+        }
         side("width", params.width, self.min_width, self.max_width)?;
         side("height", params.height, self.min_height, self.max_height)?;
         if !(1..=self.max_steps).contains(&params.steps) {
@@ -222,6 +233,8 @@ pub struct ReproducibilityEnvelope {
     pub engine: String,
     /// The initial-noise algorithm, e.g. `chacha20-normal-v1`.
     pub noise: String,
+    /// In a model's descriptor, the scheduler a request gets by default; a token's envelope
+    /// records the request's own.
     pub scheduler: SchedulerKind,
     /// Tensor element type used for inference: `f32`.
     pub dtype: String,
@@ -276,6 +289,11 @@ mod tests {
         rejects(&limits, |p| p.guidance = -1.0, "guidance", "-1");
         rejects(&limits, |p| p.guidance = f32::NAN, "guidance", "NaN");
         rejects(&limits, |p| p.prompt = "x".repeat(5000), "prompt", "of 5000 bytes");
+        let only_ddim = Limits { schedulers: vec![SchedulerKind::Ddim], ..limits.clone() };
+        rejects(&only_ddim, |p| p.scheduler = SchedulerKind::Euler, "scheduler", "\"euler\"");
+        let mut euler = params();
+        euler.scheduler = SchedulerKind::EulerAncestral;
+        limits.validate(&euler).unwrap();
         let message = {
             let mut p = params();
             p.width = 100;

@@ -18,7 +18,21 @@
 //!    last `z1`. The values fill the latent tensor `[1, channels, height / f, width / f]` in
 //!    row-major order (channel, then row, then column).
 //!
-//! The first values for seed 0 are pinned by a unit test.
+//! # Per-step noise (stochastic schedulers)
+//!
+//! A scheduler that adds noise at every step (`euler_a`) draws it from the same seed on its own
+//! ChaCha20 stream, so the initial noise and every step's noise are independent and each can be
+//! re-drawn on its own: for step `i` (0-based, in the order the steps run),
+//!
+//! 1. `rng = ChaCha20Rng::seed_from_u64(seed)`, then `rng.set_stream(i + 1)` (rand_chacha's
+//!    64-bit stream number, the ChaCha nonce; position 0 of that stream),
+//! 2. values exactly as in step 2 and 3 above, as many as the sample has, filling it in the same
+//!    row-major order.
+//!
+//! Stream 0 stays the initial noise, unchanged. The rule is part of `chacha20-normal-v1`: no
+//! output drawn before it existed used any stream but 0 (DDIM draws no step noise).
+//!
+//! The first values for seed 0 are pinned by unit tests.
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -28,7 +42,19 @@ pub const NOISE_ALGORITHM: &str = "chacha20-normal-v1";
 
 /// `count` standard-normal samples for `seed`, by `chacha20-normal-v1`.
 pub fn standard_normal(seed: u64, count: usize) -> Vec<f32> {
+    normals(ChaCha20Rng::seed_from_u64(seed), count)
+}
+
+/// `count` standard-normal samples for step `step` of a stochastic scheduler: stream `step + 1`
+/// of `seed` (see the module doc).
+pub fn step_normal(seed: u64, step: u64, count: usize) -> Vec<f32> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    rng.set_stream(step.saturating_add(1));
+    normals(rng, count)
+}
+
+/// Box-Muller pairs from `rng`, as f32, truncated to `count`.
+fn normals(mut rng: ChaCha20Rng, count: usize) -> Vec<f32> {
     let mut values = Vec::with_capacity(count + 1);
     while values.len() < count {
         let (z0, z1) = box_muller(rng.next_u64(), rng.next_u64());
@@ -68,6 +94,20 @@ mod tests {
             [2.7082598, -0.30730516, 0.21486562, 0.5036754, 0.03870939, 0.46641916]
         );
     }
+
+    #[test]
+    fn step_noise_is_pinned_and_apart_from_the_initial_noise() {
+        let first = step_normal(0, 0, 4);
+        assert_eq!(first, step_normal(0, 0, 4));
+        assert_ne!(first[..], standard_normal(0, 4)[..]);
+        assert_ne!(first, step_normal(0, 1, 4));
+        assert_ne!(first, step_normal(1, 0, 4));
+        assert_eq!(step_normal(0, 0, 3), first[..3]);
+        assert_eq!(first, PINNED_STEP_0);
+    }
+
+    /// Step 0 of seed 0 (stream 1): the format, never to change.
+    const PINNED_STEP_0: [f32; 4] = [0.41595897, 1.5866061, 1.4352363, 1.2507769];
 
     #[test]
     fn shorter_draws_are_prefixes_of_longer_ones() {

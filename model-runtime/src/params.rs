@@ -23,20 +23,60 @@ pub struct GenerationParams {
     pub scheduler: SchedulerKind,
 }
 
-/// The sampling algorithm. Its string form is what requests and envelopes carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// The sampling algorithm, each one diffusers' scheduler class of the same math. Its string
+/// form is what requests, envelopes and model descriptors carry. Every one is a pure function of
+/// the seed, the prompts and the settings: the ancestral one draws its step noise from the seed
+/// (see [`crate::noise`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SchedulerKind {
-    /// DDIM with eta 0: no noise is added after the initial latents, so the result is a pure
-    /// function of the seed, the prompts and the settings.
+    /// `ddim`: DDIM with eta 0 (`DDIMScheduler`).
     Ddim,
+    /// `euler`: `EulerDiscreteScheduler`.
+    Euler,
+    /// `euler_a`: `EulerAncestralDiscreteScheduler`, step noise from the seed.
+    EulerAncestral,
+    /// `dpmpp_2m`: `DPMSolverMultistepScheduler`, DPM-Solver++ of order 2.
+    DpmPp2m,
+    /// `dpmpp_2m_karras`: the same on Karras sigmas.
+    DpmPp2mKarras,
 }
 
 impl SchedulerKind {
+    /// Every scheduler, in the order names are listed to users.
+    pub const ALL: [SchedulerKind; 5] = [
+        SchedulerKind::Ddim,
+        SchedulerKind::Euler,
+        SchedulerKind::EulerAncestral,
+        SchedulerKind::DpmPp2m,
+        SchedulerKind::DpmPp2mKarras,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             SchedulerKind::Ddim => "ddim",
+            SchedulerKind::Euler => "euler",
+            SchedulerKind::EulerAncestral => "euler_a",
+            SchedulerKind::DpmPp2m => "dpmpp_2m",
+            SchedulerKind::DpmPp2mKarras => "dpmpp_2m_karras",
         }
+    }
+
+    /// `kinds` as quoted names for a message: `"ddim", "euler"`.
+    pub fn quoted(kinds: &[SchedulerKind]) -> String {
+        kinds.iter().map(|k| format!("{:?}", k.as_str())).collect::<Vec<_>>().join(", ")
+    }
+}
+
+impl Serialize for SchedulerKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for SchedulerKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -50,14 +90,13 @@ impl FromStr for SchedulerKind {
     type Err = RuntimeError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "ddim" => Ok(SchedulerKind::Ddim),
-            other => Err(RuntimeError::InvalidParameter {
+        SchedulerKind::ALL.into_iter().find(|kind| kind.as_str() == s).ok_or_else(|| {
+            RuntimeError::InvalidParameter {
                 field: "scheduler",
-                value: format!("{other:?}"),
-                allowed: "\"ddim\"".to_string(),
-            }),
-        }
+                value: format!("{s:?}"),
+                allowed: format!("one of {}", SchedulerKind::quoted(&SchedulerKind::ALL)),
+            }
+        })
     }
 }
 
@@ -84,8 +123,20 @@ mod tests {
         assert_eq!(SchedulerKind::Ddim.as_str(), "ddim");
         assert_eq!("ddim".parse::<SchedulerKind>().unwrap(), SchedulerKind::Ddim);
         assert_eq!(serde_json::to_string(&SchedulerKind::Ddim).unwrap(), "\"ddim\"");
-        let err = "euler".parse::<SchedulerKind>().unwrap_err().to_string();
-        assert!(err.contains("scheduler") && err.contains("euler"), "{err}");
+        for kind in SchedulerKind::ALL {
+            assert_eq!(kind.as_str().parse::<SchedulerKind>().unwrap(), kind);
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{kind}\""));
+            assert_eq!(serde_json::from_str::<SchedulerKind>(&json).unwrap(), kind);
+        }
+        let names: Vec<&str> = SchedulerKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["ddim", "euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras"]);
+        let err = "plms".parse::<SchedulerKind>().unwrap_err().to_string();
+        assert!(
+            err.contains("scheduler") && err.contains("plms") && err.contains("\"dpmpp_2m_karras\""),
+            "{err}"
+        );
+        assert!(serde_json::from_str::<SchedulerKind>("\"plms\"").is_err());
     }
 
     #[test]

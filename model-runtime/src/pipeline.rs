@@ -38,7 +38,7 @@ use crate::layout::{
 };
 use crate::manifest::{ManifestEntry, ModelManifest};
 use crate::noise::{self, NOISE_ALGORITHM};
-use crate::scheduler::{self, ScheduleConfig};
+use crate::scheduler::{self, ScheduleConfig, SeededStepNoise};
 use crate::text::{PromptTokenizer, TextConditioner, TextEncoder, TextFit, TokenizerSource};
 use crate::{
     Control, GenerationParams, ModelDescriptor, Progress, ReproducibilityEnvelope, Rgb8Image, RuntimeError,
@@ -235,7 +235,7 @@ impl DiffusionModel {
         let manifest = ModelManifest::new(config.clone(), reader.entries);
         debug_assert_eq!(manifest.files.iter().map(|f| f.path.clone()).collect::<Vec<_>>(), layout.files());
         let size_multiple = sample_factor * unet_spec.downsampling();
-        let descriptor = describe(&config, &manifest, size_multiple, &device);
+        let descriptor = describe(&config, &manifest, size_multiple, &schedule, &device);
         tracing::info!(
             model = %descriptor.name,
             kind = %descriptor.kind,
@@ -348,19 +348,23 @@ fn check_unet_channels(
 }
 
 /// What a loaded model says about itself: its manifest's hash, the request limits its sizes allow
-/// (image sides in multiples of `size_multiple`), and the envelope it generates under.
+/// (image sides in multiples of `size_multiple`) and its noise schedule allows (schedulers), and
+/// the envelope it generates under.
 fn describe(
     config: &ModelConfig,
     manifest: &ModelManifest,
     size_multiple: usize,
+    schedule: &ScheduleConfig,
     device: &Device,
 ) -> ModelDescriptor {
+    let mut limits = config.kind.limits(size_multiple as u32);
+    limits.schedulers.retain(|&kind| scheduler::supports(kind, schedule));
     ModelDescriptor {
         name: config.name.clone(),
         author: config.author.clone(),
         kind: config.kind,
         hash: manifest.hash(),
-        limits: config.kind.limits(size_multiple as u32),
+        limits,
         envelope: ReproducibilityEnvelope {
             engine: format!("candle {CANDLE_VERSION} / genmint-model-runtime {}", env!("CARGO_PKG_VERSION")),
             noise: NOISE_ALGORITHM.to_string(),
@@ -503,13 +507,20 @@ impl Generator for DiffusionModel {
         let width = (params.width / self.sample_factor) as usize;
         let shape = (1, self.sample_channels, height, width);
         let noise = noise::standard_normal(params.seed, shape.1 * shape.2 * shape.3);
-        // DDIM's initial noise sigma is 1: the noise is the first sample as drawn.
         let mut sample = Tensor::from_vec(noise, shape, &self.device)?;
+        let mut scheduler = scheduler::build(params.scheduler, &self.schedule, params.steps)?;
+        let init_noise_sigma = scheduler.init_noise_sigma();
+        // At sigma 1 (DDIM, DPM-Solver) the noise is the first sample exactly as drawn.
+        if init_noise_sigma != 1.0 {
+            sample = sample.affine(init_noise_sigma, 0.0)?;
+        }
+        let mut step_noise = SeededStepNoise { seed: params.seed };
 
-        let scheduler = scheduler::build(params.scheduler, &self.schedule, params.steps);
-        for (index, &timestep) in scheduler.timesteps().iter().enumerate() {
-            let input = if guided { Tensor::cat(&[&sample, &sample], 0)? } else { sample.clone() };
-            let output = self.unet.forward(&input, f64::from(timestep), &context)?;
+        let timesteps = scheduler.timesteps().to_vec();
+        for (index, &timestep) in timesteps.iter().enumerate() {
+            let scaled = scheduler.scale_model_input(index, &sample)?;
+            let input = if guided { Tensor::cat(&[&scaled, &scaled], 0)? } else { scaled };
+            let output = self.unet.forward(&input, timestep, &context)?;
             let output = if guided {
                 let unconditional = output.narrow(0, 0, 1)?;
                 let conditional = output.narrow(0, 1, 1)?;
@@ -517,7 +528,7 @@ impl Generator for DiffusionModel {
             } else {
                 output
             };
-            sample = scheduler.step(index, &output, &sample)?;
+            sample = scheduler.step(index, &output, &sample, &mut step_noise)?;
             let step = Progress { step: index as u32 + 1, total: params.steps };
             tracing::trace!(step = step.step, total = step.total, timestep, "denoising step");
             if progress(step) == Control::Cancel {

@@ -175,7 +175,11 @@ pub fn generation_params(
     let scheduler: SchedulerKind = request.scheduler.parse().map_err(|_| {
         reject(
             RefusalCode::OutOfRange,
-            format!("scheduler {:?} is not supported; use \"ddim\"", request.scheduler),
+            format!(
+                "scheduler {:?} is not supported; use one of {}",
+                request.scheduler,
+                SchedulerKind::quoted(&model.limits.schedulers)
+            ),
         )
     })?;
     let params = GenerationParams {
@@ -267,7 +271,11 @@ mod tests {
             (RefusalCode::UnknownModel, refusal(|r| r.modelHash = B256::repeat_byte(9)), "GET /v1/models"),
             (RefusalCode::FeeTooLow, refusal(|r| r.fee = U256::from(4)), "at least 5 wei"),
             (RefusalCode::OutOfRange, refusal(|r| r.width = 64), "width 64"),
-            (RefusalCode::OutOfRange, refusal(|r| r.scheduler = "euler".into()), "\"euler\""),
+            (
+                RefusalCode::OutOfRange,
+                refusal(|r| r.scheduler = "plms".into()),
+                "\"plms\" is not supported; use one of \"ddim\", \"euler\"",
+            ),
             (RefusalCode::Expired, refusal(|r| r.deadline = NOW + 10), "later deadline"),
             (RefusalCode::OutOfRange, refusal(|r| r.steps = 11), "steps 11"),
         ];

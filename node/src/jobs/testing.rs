@@ -55,6 +55,7 @@ pub(crate) fn descriptor() -> ModelDescriptor {
             max_guidance: 10.0,
             max_prompt_bytes: 1000,
             negative_prompt: true,
+            schedulers: SchedulerKind::ALL.to_vec(),
         },
         envelope: ReproducibilityEnvelope {
             engine: "fake".into(),
