@@ -1,8 +1,9 @@
 //! The CLIP text transformer that turns token ids into the embeddings the UNet attends to.
 //!
 //! Same network and weight names as transformers' `CLIPTextModel` (`text_model.embeddings…`,
-//! `text_model.encoder.layers.N…`, `text_model.final_layer_norm`), so SD's `text_encoder` weights
-//! load unchanged. It lives here rather than in candle-transformers because that crate's SD
+//! `text_model.encoder.layers.N…`, `text_model.final_layer_norm`; transformers 5 writes them
+//! without the `text_model.` prefix, also accepted), so SD's `text_encoder` weights load
+//! unchanged. It lives here rather than in candle-transformers because that crate's SD
 //! `clip::Config` cannot be built for any size but its presets, and the test model needs one.
 //! `gelu` is the exact (erf) GELU, as in transformers.
 
@@ -134,7 +135,11 @@ pub(crate) struct ClipTextModel {
 impl ClipTextModel {
     /// Builds the encoder from weights named as in transformers (`vb` at the file's root).
     pub fn new(vb: VarBuilder, c: &ClipTextConfig, output: ClipOutput) -> candle_core::Result<Self> {
-        let vb = vb.pp("text_model");
+        // transformers 4 (every SD checkpoint on the hub) saves the weights under `text_model.`;
+        // transformers 5 saves a CLIPTextModel without that prefix.
+        let unprefixed = !vb.contains_tensor("text_model.embeddings.token_embedding.weight")
+            && vb.contains_tensor("embeddings.token_embedding.weight");
+        let vb = if unprefixed { vb } else { vb.pp("text_model") };
         let embeddings = vb.pp("embeddings");
         let token_embedding =
             candle_nn::embedding(c.vocab_size, c.hidden_size, embeddings.pp("token_embedding"))?;
