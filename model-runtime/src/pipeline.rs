@@ -427,6 +427,21 @@ impl Generator for DiffusionModel {
         params: &GenerationParams,
         progress: &mut dyn FnMut(Progress) -> Control,
     ) -> Result<Rgb8Image, RuntimeError> {
+        let sample = self.denoise(params, progress)?;
+        let decoded = self.decoder.decode(sample)?;
+        let planes = decoded.squeeze(0)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+        Rgb8Image::from_planar(params.width, params.height, &planes)
+    }
+}
+
+impl DiffusionModel {
+    /// Checks the request, then runs the guided denoising loop from the seeded noise: the sample
+    /// just before decoding.
+    fn denoise(
+        &self,
+        params: &GenerationParams,
+        progress: &mut dyn FnMut(Progress) -> Control,
+    ) -> Result<Tensor, RuntimeError> {
         self.descriptor.limits.validate(params)?;
         let _span = tracing::debug_span!(
             "generate",
@@ -466,10 +481,57 @@ impl Generator for DiffusionModel {
                 return Err(RuntimeError::Cancelled);
             }
         }
+        Ok(sample)
+    }
+}
 
-        let decoded = self.decoder.decode(sample)?;
-        let planes = decoded.squeeze(0)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
-        Rgb8Image::from_planar(params.width, params.height, &planes)
+/// Stage-by-stage access to a loaded model, for the tests that compare each stage with diffusers
+/// (`tests/runtime/parity.rs`). Not an API: the product runs models only as a [`Generator`], and
+/// every method here is a piece of what [`Generator::generate`] runs, not a second copy of it.
+#[doc(hidden)]
+pub struct Stages(DiffusionModel);
+
+/// Loads the model in `dir` on the CPU for [`Stages`].
+#[doc(hidden)]
+pub fn load_stages(dir: &Path) -> Result<Stages, RuntimeError> {
+    Ok(Stages(DiffusionModel::load(dir, DeviceChoice::Cpu)?))
+}
+
+#[doc(hidden)]
+impl Stages {
+    pub fn generator(&mut self) -> &mut dyn Generator {
+        &mut self.0
+    }
+
+    /// Each text encoder's token ids for `text`.
+    pub fn token_ids(&self, text: &str) -> Result<Vec<Vec<u32>>, RuntimeError> {
+        match &self.0.conditioning {
+            Conditioning::Clip(conditioner) => conditioner.token_ids(text),
+            Conditioning::Bert(_) => Err(RuntimeError::Tokenize {
+                field: "prompt",
+                reason: "pixel-space models have no CLIP tokenizer".to_string(),
+            }),
+        }
+    }
+
+    /// The UNet's context for `params`: `[2, tokens, dim]` (negative prompt first) when guided.
+    pub fn context(&self, params: &GenerationParams) -> Result<Tensor, RuntimeError> {
+        self.0.conditioning.context(params, params.guidance > 1.0)
+    }
+
+    /// One UNet evaluation.
+    pub fn unet(&self, sample: &Tensor, timestep: f64, context: &Tensor) -> Result<Tensor, RuntimeError> {
+        Ok(self.0.unet.forward(sample, timestep, context)?)
+    }
+
+    /// The sample just before decoding, for `params`.
+    pub fn denoised(&self, params: &GenerationParams) -> Result<Tensor, RuntimeError> {
+        self.0.denoise(params, &mut |_| Control::Continue)
+    }
+
+    /// The decoder's output in `[-1, 1]`, `[1, 3, height, width]`.
+    pub fn decode(&self, sample: &Tensor) -> Result<Tensor, RuntimeError> {
+        self.0.decoder.decode(sample.clone())
     }
 }
 
