@@ -85,8 +85,9 @@ def byte_symbols() -> list[str]:
 
 
 def learn_bpe(texts: list[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """A CLIP-style vocabulary: the 256 byte symbols, the same with `</w>`, MERGES merges learned
-    greedily from the texts' words (ties broken by the pair's text), then the two special tokens."""
+    """A CLIP-style vocabulary: the 256 byte symbols, the same with `</w>`, up to MERGES merges
+    learned greedily from the texts' words (ties broken by the pair's text; it stops when every
+    word is one token), then the two special tokens."""
     symbols = byte_symbols()
     words = Counter()
     for text in texts:

@@ -12,7 +12,8 @@
 //!   and the denoised sample is the picture itself.
 //!
 //! The seeded noise, the scheduler, the UNet (candle-transformers' `unet_2d`), classifier-free
-//! guidance, progress and cancellation are the same code for both.
+//! guidance, progress and cancellation are the same code for both. [`Stages`] opens the same steps
+//! one at a time (hidden from the docs) for the tests that compare each with diffusers.
 //!
 //! Known gap: SDXL's UNet also takes "added conditioning" (pooled text embedding and size/crop
 //! ids, `addition_embed_type = "text_time"`), which candle 0.11's `UNet2DConditionModel` does not
@@ -545,6 +546,25 @@ mod tests {
         let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
         let entry = lock.split("[[package]]").find(|p| p.contains("name = \"candle-core\"\n")).unwrap();
         assert!(entry.contains(&format!("version = \"{CANDLE_VERSION}\"\n")), "Cargo.lock has {entry}");
+    }
+
+    /// The DDIM timesteps diffusers visited for the parity fixture (`tests/runtime/parity.rs`
+    /// compares the latents they lead to) are the ones genmint visits.
+    #[test]
+    fn ddim_timesteps_match_diffusers() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd15-tiny");
+        let read = |name: &str| -> Value {
+            serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
+        };
+        let schedule = ScheduleConfig::from_json(&read("scheduler/scheduler_config.json")).unwrap();
+        let cases = read("reference.json")["cases"].as_array().unwrap().clone();
+        assert!(!cases.is_empty());
+        for case in cases {
+            let steps = case["steps"].as_u64().unwrap() as u32;
+            let expected: Vec<u32> =
+                case["timesteps"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect();
+            assert_eq!(scheduler::build(SchedulerKind::Ddim, &schedule, steps).timesteps(), expected);
+        }
     }
 
     /// The pixel-space UNet fixture (`training/make_fixtures.py`): diffusers' save_pretrained
