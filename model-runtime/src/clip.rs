@@ -4,7 +4,8 @@
 //! `text_model.encoder.layers.N…`, `text_model.final_layer_norm`), so SD's `text_encoder` weights
 //! load unchanged. [`ClipWeightNames`] tells from a file's tensor names whether they carry the
 //! `text_model.` prefix (transformers 4, and `CLIPTextModelWithProjection`) or not (transformers
-//! 5's `CLIPTextModel`), and refuses tensors of anything else by name. It lives here rather than in candle-transformers because that crate's SD
+//! 5's `CLIPTextModel`), and refuses tensors of anything else by name. It lives here rather than
+//! in candle-transformers because that crate's SD
 //! `clip::Config` cannot be built for any size but its presets, and the test model needs one.
 //! `gelu` is the exact (erf) GELU, as in transformers.
 

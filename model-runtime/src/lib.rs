@@ -84,5 +84,7 @@ pub use model::{Limits, ModelDescriptor, ModelHash, ModelKind, ReproducibilityEn
 pub use noise::NOISE_ALGORITHM;
 pub use params::{Control, GenerationParams, Progress, SchedulerKind};
 pub use pipeline::{CANDLE_VERSION, DeviceChoice, Generator, load_model};
+#[doc(hidden)]
+pub use pipeline::{Stages, load_stages};
 pub use test_model::{TEST_MODEL_NAME, write_test_model};
 pub use text::TextFit;

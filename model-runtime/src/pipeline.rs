@@ -12,7 +12,8 @@
 //!   and the denoised sample is the picture itself.
 //!
 //! The seeded noise, the scheduler, the UNet (candle-transformers' `unet_2d`), classifier-free
-//! guidance, progress and cancellation are the same code for both.
+//! guidance, progress and cancellation are the same code for both. [`Stages`] opens the same steps
+//! one at a time (hidden from the docs) for the tests that compare each with diffusers.
 //!
 //! Known gap: SDXL's UNet also takes "added conditioning" (pooled text embedding and size/crop
 //! ids, `addition_embed_type = "text_time"`), which candle 0.11's `UNet2DConditionModel` does not
@@ -490,6 +491,21 @@ impl Generator for DiffusionModel {
         params: &GenerationParams,
         progress: &mut dyn FnMut(Progress) -> Control,
     ) -> Result<Rgb8Image, RuntimeError> {
+        let sample = self.denoise(params, progress)?;
+        let decoded = self.decoder.decode(sample)?;
+        let planes = decoded.squeeze(0)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+        Rgb8Image::from_planar(params.width, params.height, &planes)
+    }
+}
+
+impl DiffusionModel {
+    /// Checks the request, then runs the guided denoising loop from the seeded noise: the sample
+    /// just before decoding.
+    fn denoise(
+        &self,
+        params: &GenerationParams,
+        progress: &mut dyn FnMut(Progress) -> Control,
+    ) -> Result<Tensor, RuntimeError> {
         self.descriptor.limits.validate(params)?;
         let _span = tracing::debug_span!(
             "generate",
@@ -536,10 +552,57 @@ impl Generator for DiffusionModel {
                 return Err(RuntimeError::Cancelled);
             }
         }
+        Ok(sample)
+    }
+}
 
-        let decoded = self.decoder.decode(sample)?;
-        let planes = decoded.squeeze(0)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
-        Rgb8Image::from_planar(params.width, params.height, &planes)
+/// Stage-by-stage access to a loaded model, for the tests that compare each stage with diffusers
+/// (`tests/runtime/parity.rs`). Not an API: the product runs models only as a [`Generator`], and
+/// every method here is a piece of what [`Generator::generate`] runs, not a second copy of it.
+#[doc(hidden)]
+pub struct Stages(DiffusionModel);
+
+/// Loads the model in `dir` on the CPU for [`Stages`].
+#[doc(hidden)]
+pub fn load_stages(dir: &Path) -> Result<Stages, RuntimeError> {
+    Ok(Stages(DiffusionModel::load(dir, DeviceChoice::Cpu)?))
+}
+
+#[doc(hidden)]
+impl Stages {
+    pub fn generator(&mut self) -> &mut dyn Generator {
+        &mut self.0
+    }
+
+    /// Each text encoder's token ids for `text`.
+    pub fn token_ids(&self, text: &str) -> Result<Vec<Vec<u32>>, RuntimeError> {
+        match &self.0.conditioning {
+            Conditioning::Clip(conditioner) => conditioner.token_ids(text),
+            Conditioning::Bert(_) => Err(RuntimeError::Tokenize {
+                field: "prompt",
+                reason: "pixel-space models have no CLIP tokenizer".to_string(),
+            }),
+        }
+    }
+
+    /// The UNet's context for `params`: `[2, tokens, dim]` (negative prompt first) when guided.
+    pub fn context(&self, params: &GenerationParams) -> Result<Tensor, RuntimeError> {
+        self.0.conditioning.context(params, params.guidance > 1.0)
+    }
+
+    /// One UNet evaluation.
+    pub fn unet(&self, sample: &Tensor, timestep: f64, context: &Tensor) -> Result<Tensor, RuntimeError> {
+        Ok(self.0.unet.forward(sample, timestep, context)?)
+    }
+
+    /// The sample just before decoding, for `params`.
+    pub fn denoised(&self, params: &GenerationParams) -> Result<Tensor, RuntimeError> {
+        self.0.denoise(params, &mut |_| Control::Continue)
+    }
+
+    /// The decoder's output in `[-1, 1]`, `[1, 3, height, width]`.
+    pub fn decode(&self, sample: &Tensor) -> Result<Tensor, RuntimeError> {
+        self.0.decoder.decode(sample.clone())
     }
 }
 
@@ -553,6 +616,28 @@ mod tests {
         let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
         let entry = lock.split("[[package]]").find(|p| p.contains("name = \"candle-core\"\n")).unwrap();
         assert!(entry.contains(&format!("version = \"{CANDLE_VERSION}\"\n")), "Cargo.lock has {entry}");
+    }
+
+    /// The DDIM timesteps diffusers visited for the parity fixture (`tests/runtime/parity.rs`
+    /// compares the latents they lead to) are the ones genmint visits.
+    #[test]
+    fn ddim_timesteps_match_diffusers() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd15-tiny");
+        let read = |name: &str| -> Value {
+            serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
+        };
+        let schedule = ScheduleConfig::from_json(&read("scheduler/scheduler_config.json")).unwrap();
+        let cases = read("reference.json")["cases"].as_array().unwrap().clone();
+        assert!(!cases.is_empty());
+        for case in cases {
+            let steps = case["steps"].as_u64().unwrap() as u32;
+            let expected: Vec<f64> =
+                case["timesteps"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as f64).collect();
+            assert_eq!(
+                scheduler::build(SchedulerKind::Ddim, &schedule, steps).unwrap().timesteps(),
+                expected
+            );
+        }
     }
 
     /// The pixel-space UNet fixture (`training/make_fixtures.py`): diffusers' save_pretrained

@@ -192,6 +192,12 @@ impl TextConditioner {
         }
         Ok(Tensor::cat(&outputs, 2)?)
     }
+
+    /// Each encoder's ids for `text`, as [`Self::embed`] feeds them (the parity tests compare
+    /// them with diffusers').
+    pub fn token_ids(&self, text: &str) -> Result<Vec<Vec<u32>>, RuntimeError> {
+        self.encoders.iter().map(|encoder| Ok(encoder.tokenizer.ids(text, "prompt")?.ids)).collect()
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Regenerates the diffusers parity fixtures under model-runtime/tests/fixtures/: runs every
+# generator model-runtime/parity/*.py with the reference Python stack (torch on the CPU, diffusers,
+# transformers, safetensors, numpy) from a venv in the git-ignored tools folder
+# ($GENMINT_TOOLS/parity-venv, .tools/ by default). Run by hand after changing a generator; not part
+# of setup or the tests, which read the committed fixtures.
+# Idempotent and offline once installed: a venv that already has the pinned versions is used as is.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="${GENMINT_TOOLS:-$ROOT/.tools}"
+VENV="$TOOLS/parity-venv"
+PYTHON="$VENV/bin/python"
+
+# The versions the committed fixtures were made with (a local build tag such as +cu128 is ignored).
+PINS=(torch==2.9.1 diffusers==0.42.1 transformers==5.25.0 safetensors==0.8.0 numpy==2.4.6)
+
+say() { printf 'parity-fixtures: %s\n' "$*"; }
+
+installed() {
+  [ -x "$PYTHON" ] && "$PYTHON" - "${PINS[@]}" <<'PY' 2>/dev/null
+import sys
+from importlib.metadata import version
+for pin in sys.argv[1:]:
+    name, wanted = pin.split("==")
+    if version(name).split("+")[0] != wanted:
+        sys.exit(1)
+PY
+}
+
+if ! installed; then
+  say "installing ${PINS[*]} into $VENV (PyPI; torch's wheel is large, this takes minutes once)"
+  [ -x "$PYTHON" ] || python3 -m venv "$VENV"
+  "$PYTHON" -m pip install --quiet --upgrade pip
+  "$PYTHON" -m pip install --quiet "${PINS[@]}"
+  installed || { echo "parity-fixtures: $VENV lacks the pinned versions after installing" >&2; exit 1; }
+fi
+
+# The generators call cargo for genmint's own initial noise (example parity-noise); build it once.
+(cd "$ROOT" && cargo build --quiet --locked -p genmint-model-runtime --example parity-noise)
+cd "$ROOT"
+for generator in model-runtime/parity/*.py; do
+  say "running $generator"
+  "$PYTHON" "$generator"
+done
+say "done; review and commit the changes under model-runtime/tests/fixtures/"
