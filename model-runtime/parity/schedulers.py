@@ -6,8 +6,9 @@ genmint offers, a few realistic configs and step counts:
 
 - the timesteps and sigmas diffusers computes,
 - the latents after every step (for the short runs) and at the end,
-- for the ancestral scheduler, the per-step noise it was fed (the Rust test feeds the same
-  tensors, so the comparison is about the math, not about the random stream).
+- for the stochastic schedulers (ancestral Euler, LCM), the per-step noise they were fed (the
+  Rust test feeds the same tensors, so the comparison is about the math, not about the random
+  stream).
 
 The "model" is a fixed function of the scaled sample and the timestep, so no weights are needed:
     output = 0.8 * scaled_sample + 0.2 * tanh(scaled_sample) + 0.01 * (t / 1000)
@@ -30,8 +31,10 @@ from diffusers import (
     DPMSolverMultistepScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
+    LCMScheduler,
 )
 from diffusers.schedulers import scheduling_euler_ancestral_discrete as euler_a_module
+from diffusers.schedulers import scheduling_lcm as lcm_module
 
 OUT = pathlib.Path(__file__).resolve().parents[1] / "tests/fixtures/schedulers/parity.json"
 SHAPE = (1, 4, 4, 4)
@@ -65,6 +68,17 @@ CONFIGS = {
         "timestep_spacing": "trailing",
         "use_karras_sigmas": False,
     },
+    # An LCM-distilled model's config (LCMScheduler, set_alpha_to_one) with a shorter
+    # distillation schedule than the default 50, so original_inference_steps is exercised; the
+    # other schedulers ignore the LCM-only keys, as diffusers does.
+    "lcm_origin25": {
+        "_class_name": "LCMScheduler",
+        **SD,
+        "set_alpha_to_one": True,
+        "original_inference_steps": 25,
+        "timestep_scaling": 10.0,
+        "timestep_spacing": "leading",
+    },
 }
 SCHEDULERS = {
     "ddim": (DDIMScheduler, {}),
@@ -75,6 +89,7 @@ SCHEDULERS = {
         DPMSolverMultistepScheduler,
         {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
     ),
+    "lcm": (LCMScheduler, {}),
 }
 
 
@@ -105,6 +120,7 @@ def run(name, config_name, steps, latents, rng):
     scheduler.set_timesteps(steps)
     fed = FedNoise(rng)
     euler_a_module.randn_tensor = fed
+    lcm_module.randn_tensor = fed
     sample = latents * scheduler.init_noise_sigma
     samples = []
     for t in scheduler.timesteps:
@@ -121,7 +137,7 @@ def run(name, config_name, steps, latents, rng):
         "config": config_name,
         "steps": steps,
         "timesteps": [float(t) for t in scheduler.timesteps.tolist()],
-        "sigmas": None if name == "ddim" else floats(sigmas),
+        "sigmas": None if sigmas is None or name == "ddim" else floats(sigmas),
         "init_noise_sigma": float(scheduler.init_noise_sigma),
         "final": samples[-1],
     }

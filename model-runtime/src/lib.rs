@@ -9,10 +9,12 @@
 //!  prompt, negative prompt ─► tokenizer (fixed length: truncate, pad) ─► CLIP text encoder(s)
 //!                          ─► text embeddings [2 or 1, 77, dim]   (negative only when guidance > 1)
 //!  seed ─► chacha20-normal-v1 on the CPU (own RNG) ─► latents [1, 4, H/8, W/8] on the device
-//!      × init_noise_sigma (Euler: the largest σ; DDIM, DPM-Solver: 1)
-//!  the requested scheduler (ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras), `steps` timesteps:
+//!      × init_noise_sigma (Euler: the largest σ; DDIM, DPM-Solver, LCM: 1)
+//!  the requested scheduler (ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, lcm), `steps`
+//!  timesteps:
 //!      UNet(scaled latents twice, t, embeddings) ─► ε_uncond, ε_cond ─► ε = ε_u + g·(ε_c − ε_u)
-//!      ─► latents = scheduler step (euler_a: + σ_up · chacha20-normal-v1 stream step+1)
+//!      ─► latents = scheduler step (euler_a: + σ_up · chacha20-normal-v1 stream step+1;
+//!                                   lcm: + √(1−ᾱ_next) · the same stream, all but the last step)
 //!      ─► Progress { step, total } ─► Continue | Cancel
 //!  latents / scaling factor ─► VAE decoder ─► [-1, 1] ─► clamp, ×255, round ─► Rgb8Image
 //!  ─► pixel digest = sha256(width BE ‖ height BE ‖ RGB8)
@@ -24,8 +26,8 @@
 //! RGB image itself `[1, 3, 32, 32]`, and the denoised sample is converted to RGB8 directly.
 //!
 //! Everything recorded about an image is reproducible from the request and the
-//! [`ReproducibilityEnvelope`]: no framework RNG is used, the only step noise (ancestral Euler)
-//! is drawn from the request seed, and the pixel conversion is exact. The envelope's device class matters: CPU and CUDA kernels sum in
+//! [`ReproducibilityEnvelope`]: no framework RNG is used, the only step noise (ancestral Euler,
+//! LCM) is drawn from the request seed, and the pixel conversion is exact. The envelope's device class matters: CPU and CUDA kernels sum in
 //! different orders, so their pixels differ. On the CPU the pixels do not depend on the thread
 //! count, but the matrix kernels are chosen by instruction set (AVX2, AVX-512, NEON), so two
 //! different CPU families may still disagree in rare last bits; `device_class` does not record
@@ -47,7 +49,7 @@
 //! - `bert_text`: BERT token embeddings, the context of pixel-space models.
 //! - [`noise`]: the seeded initial and per-step noise (`chacha20-normal-v1`).
 //! - `scheduler`: the schedulers (DDIM, Euler, ancestral Euler, DPM-Solver++ 2M, with Karras
-//!   σ), each as diffusers computes it; parity-tested against diffusers.
+//!   σ, LCM), each as diffusers computes it; parity-tested against diffusers.
 //! - `pipeline`: [`load_model`] and the one diffusion [`Generator`] both families share.
 //! - `image`: [`Rgb8Image`], the pixel digest and the float-to-RGB8 conversion.
 //! - `test_model`: [`write_test_model`], the deterministic test-size model.

@@ -20,16 +20,18 @@
 //!
 //! # Per-step noise (stochastic schedulers)
 //!
-//! A scheduler that adds noise at every step (`euler_a`) draws it from the same seed on its own
-//! ChaCha20 stream, so the initial noise and every step's noise are independent and each can be
-//! re-drawn on its own: for step `i` (0-based, in the order the steps run),
+//! A scheduler that adds noise between steps (`euler_a`, `lcm`) draws it from the same seed on its
+//! own ChaCha20 stream, so the initial noise and every step's noise are independent and each can
+//! be re-drawn on its own: for step `i` (0-based, in the order the steps run),
 //!
 //! 1. `rng = ChaCha20Rng::seed_from_u64(seed)`, then `rng.set_stream(i + 1)` (rand_chacha's
 //!    64-bit stream number, the ChaCha nonce; position 0 of that stream),
 //! 2. values exactly as in step 2 and 3 above, as many as the sample has, filling it in the same
 //!    row-major order.
 //!
-//! Stream 0 stays the initial noise, unchanged. The rule is part of `chacha20-normal-v1`: no
+//! A step that adds no noise draws none (`lcm`'s last step; `euler_a`'s last step has `σ_up` 0),
+//! so its stream goes unused; the other steps' streams do not shift. Stream 0 stays the initial
+//! noise, unchanged. The rule is part of `chacha20-normal-v1`: no
 //! output drawn before it existed used any stream but 0 (DDIM draws no step noise).
 //!
 //! The first values for seed 0 are pinned by unit tests.

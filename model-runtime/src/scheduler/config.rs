@@ -44,6 +44,12 @@ pub(crate) struct ScheduleConfig {
     pub spacing: Option<TimestepSpacing>,
     pub steps_offset: u32,
     pub set_alpha_to_one: bool,
+    /// LCM only: the length of the distillation schedule its timesteps are picked from
+    /// (`original_inference_steps`, diffusers' default 50).
+    pub original_inference_steps: u32,
+    /// LCM only: what timesteps are multiplied by in the consistency boundary condition
+    /// (`timestep_scaling`, diffusers' default 10).
+    pub timestep_scaling: f64,
 }
 
 impl ScheduleConfig {
@@ -77,6 +83,8 @@ impl ScheduleConfig {
             beta_end: f.f64("beta_end", 0.02)?,
             steps_offset: f.u32("steps_offset", 0)?,
             set_alpha_to_one: f.bool("set_alpha_to_one", true)?,
+            original_inference_steps: f.u32("original_inference_steps", 50)?,
+            timestep_scaling: f.f64("timestep_scaling", 10.0)?,
         };
         if config.train_timesteps < 2 {
             return Err("num_train_timesteps must be at least 2".to_string());
@@ -86,6 +94,15 @@ impl ScheduleConfig {
                 "betas must satisfy 0 < beta_start <= beta_end < 1, found {} and {}",
                 config.beta_start, config.beta_end
             ));
+        }
+        if !(1..=config.train_timesteps).contains(&config.original_inference_steps) {
+            return Err(format!(
+                "original_inference_steps must be in 1..={}, found {}",
+                config.train_timesteps, config.original_inference_steps
+            ));
+        }
+        if !config.timestep_scaling.is_finite() {
+            return Err(format!("timestep_scaling must be finite, found {}", config.timestep_scaling));
         }
         Ok(config)
     }
@@ -125,6 +142,15 @@ impl ScheduleConfig {
     /// `1 − ᾱ` is about 1e-3, so the f32 rounding of `ᾱ` moves `σ` by some 1e-5 relative: the
     /// schedule has to be computed this way to agree with diffusers.
     pub fn torch_sigmas(&self) -> Vec<f32> {
+        self.torch_alphas_cumprod()
+            .into_iter()
+            .map(|alpha_bar| ((1.0f32 - alpha_bar) / alpha_bar).sqrt())
+            .collect()
+    }
+
+    /// `ᾱ_t` for every training timestep as diffusers' torch code has it in f32 (LCM reads it
+    /// directly); see [`Self::torch_sigmas`].
+    pub fn torch_alphas_cumprod(&self) -> Vec<f32> {
         let n = self.train_timesteps as usize;
         let betas: Vec<f32> = match self.beta_schedule {
             BetaSchedule::Linear => torch_linspace(self.beta_start as f32, self.beta_end as f32, n),
@@ -140,8 +166,7 @@ impl ScheduleConfig {
             .into_iter()
             .map(|beta| {
                 product *= f64::from(1.0f32 - beta);
-                let alpha_bar = product as f32;
-                ((1.0f32 - alpha_bar) / alpha_bar).sqrt()
+                product as f32
             })
             .collect()
     }

@@ -12,6 +12,7 @@
 //! | `euler_a` | `EulerAncestralDiscreteScheduler` | [`euler`] |
 //! | `dpmpp_2m` | `DPMSolverMultistepScheduler`, `dpmsolver++`, order 2 | [`dpm`] |
 //! | `dpmpp_2m_karras` | the same with `use_karras_sigmas` | [`dpm`] |
+//! | `lcm` | `LCMScheduler` | [`lcm`] |
 //!
 //! One generation, whatever the scheduler:
 //!
@@ -21,7 +22,7 @@
 //!                   step(i, output, sample, step noise i) ─► sample
 //! ```
 //!
-//! Only `euler_a` uses step noise; it is drawn from the request seed by
+//! Only `euler_a` and `lcm` use step noise; it is drawn from the request seed by
 //! [`crate::noise::step_normal`] (stream `i + 1`), so the output stays a pure function of the
 //! request. Schedule arithmetic (σ, λ, coefficients) runs in f64 on the f32 σ table diffusers
 //! builds ([`ScheduleConfig::torch_sigmas`]); the tensors themselves are f32.
@@ -30,6 +31,7 @@ mod config;
 pub(crate) mod ddim;
 pub(crate) mod dpm;
 pub(crate) mod euler;
+pub(crate) mod lcm;
 #[cfg(test)]
 mod parity;
 
@@ -98,7 +100,8 @@ pub(crate) fn supports(kind: SchedulerKind, config: &ScheduleConfig) -> bool {
     !(kind == SchedulerKind::EulerAncestral && config.prediction == Prediction::Sample)
 }
 
-/// Builds the scheduler `kind` for `steps` steps. `steps` must be in `1..=train_timesteps`.
+/// Builds the scheduler `kind` for `steps` steps. `steps` must be in `1..=train_timesteps`, and
+/// for `lcm` at most the config's `original_inference_steps` (refused otherwise).
 pub(crate) fn build(
     kind: SchedulerKind,
     config: &ScheduleConfig,
@@ -117,6 +120,7 @@ pub(crate) fn build(
         SchedulerKind::EulerAncestral => Box::new(euler::Euler::new(config, steps, true)),
         SchedulerKind::DpmPp2m => Box::new(dpm::DpmPp2m::new(config, steps, false)),
         SchedulerKind::DpmPp2mKarras => Box::new(dpm::DpmPp2m::new(config, steps, true)),
+        SchedulerKind::Lcm => Box::new(lcm::Lcm::new(config, steps)?),
     })
 }
 

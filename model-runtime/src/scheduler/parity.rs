@@ -1,6 +1,6 @@
 //! Parity with diffusers: every scheduler, run over the synthetic model of
-//! `model-runtime/parity/schedulers.py` from the same latents (and, for `euler_a`, fed the same
-//! step noise), must visit diffusers' timesteps, use its σ and land on its final sample.
+//! `model-runtime/parity/schedulers.py` from the same latents (and, for `euler_a` and `lcm`, fed
+//! the same step noise), must visit diffusers' timesteps, use its σ and land on its final sample.
 
 use candle_core::{Device, Tensor};
 use serde_json::Value;
@@ -85,7 +85,11 @@ fn schedulers_match_diffusers() {
     let mut table =
         String::from("scheduler        config          steps  max|Δ| any step  max|Δ| final  max|final|\n");
     let mut failures = Vec::new();
-    for case in fixture["cases"].as_array().unwrap() {
+    let cases = fixture["cases"].as_array().unwrap();
+    for kind in SchedulerKind::ALL {
+        assert!(cases.iter().any(|case| case["scheduler"] == kind.as_str()), "no fixture case for {kind}");
+    }
+    for case in cases {
         let (step, last) = run_case(&fixture, case);
         let size = floats(&case["final"]).iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let row = format!(
