@@ -24,6 +24,9 @@ use crate::{GenerationParams, RuntimeError};
 pub struct TextFit {
     pub prompt_tokens_dropped: usize,
     pub negative_prompt_tokens_dropped: usize,
+    /// The text encoders' fixed length in tokens, start and end tokens included (77 for CLIP), so
+    /// a message can say what the texts were cut to; 0 when the generator does not say.
+    pub token_length: usize,
 }
 
 impl TextFit {
@@ -175,6 +178,7 @@ impl TextConditioner {
             let negative = encoder.tokenizer.ids(&params.negative_prompt, "negative_prompt")?.dropped;
             fit.prompt_tokens_dropped = fit.prompt_tokens_dropped.max(prompt);
             fit.negative_prompt_tokens_dropped = fit.negative_prompt_tokens_dropped.max(negative);
+            fit.token_length = fit.token_length.max(encoder.tokenizer.length());
         }
         Ok(fit)
     }

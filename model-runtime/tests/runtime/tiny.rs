@@ -272,5 +272,6 @@ fn sd_download_tokenizer_and_transformers_5_encoder_load() {
     let long = GenerationParams { prompt: "a red fox jumping over a lazy dog, ".repeat(12), ..short.clone() };
     let fit = generator.text_fit(&long).unwrap();
     assert!(fit.truncated() && fit.prompt_tokens_dropped > 0 && fit.negative_prompt_tokens_dropped == 0);
+    assert_eq!(fit.token_length, 77);
     assert_ne!(digest(generator.as_mut(), &short), digest(generator.as_mut(), &long));
 }

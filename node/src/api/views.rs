@@ -40,13 +40,15 @@ impl From<&JobRecord> for JobView {
     }
 }
 
-/// One SSE event's data: the job's view for a state change, the step for progress.
+/// One SSE event's data: the job's view for a state change, the step for progress, the model for
+/// loading, a sentence for a notice.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum EventView {
     State(Box<JobView>),
     Progress { id: String, step: u32, total: u32 },
     Loading { id: String, model: String },
+    Notice { id: String, message: String },
 }
 
 impl From<&JobEvent> for EventView {
@@ -58,6 +60,9 @@ impl From<&JobEvent> for EventView {
             }
             JobEvent::Loading { id, model } => {
                 EventView::Loading { id: id.to_string(), model: model.to_string() }
+            }
+            JobEvent::Notice { id, message } => {
+                EventView::Notice { id: id.to_string(), message: message.clone() }
             }
         }
     }
@@ -119,5 +124,11 @@ mod tests {
             serde_json::to_value(EventView::from(&JobEvent::Progress { id: job.id, step: 3, total: 20 }))
                 .unwrap();
         assert_eq!(progress, serde_json::json!({"id": job.id.to_string(), "step": 3, "total": 20}));
+        let notice = JobEvent::Notice { id: job.id, message: "the prompt was cut".into() };
+        assert_eq!(notice.name(), "notice");
+        assert_eq!(
+            serde_json::to_value(EventView::from(&notice)).unwrap(),
+            serde_json::json!({"id": job.id.to_string(), "message": "the prompt was cut"})
+        );
     }
 }

@@ -190,7 +190,8 @@ pub async fn run(data_dir: &Path, args: GenerateArgs) -> Result<()> {
     }
 }
 
-/// Follows the job's SSE stream, drawing progress on stderr, and returns the terminal job record.
+/// Follows the job's SSE stream, drawing progress and printing notices (a prompt cut to fit the
+/// model, say) on stderr, and returns the terminal job record.
 async fn follow(client: &reqwest::Client, node: &str, id: &str) -> Result<Value> {
     let url = format!("{node}/v1/jobs/{id}/events");
     let response = client.get(&url).send().await.with_context(|| format!("cannot reach {url}"))?;
@@ -218,6 +219,8 @@ async fn follow(client: &reqwest::Client, node: &str, id: &str) -> Result<Value>
             let event: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
             if name == "progress" {
                 let _ = write!(stderr, "\r  generating  step {}/{}   ", event["step"], event["total"]);
+            } else if name == "notice" {
+                let _ = writeln!(stderr, "\r  note: {}", event["message"].as_str().unwrap_or("?"));
             } else {
                 let _ = writeln!(stderr, "\r  {name:<12}");
                 if matches!(name, "minted" | "failed" | "cancelled" | "expired") {

@@ -1,5 +1,7 @@
 //! Job events: every state change and every generation step, fanned out to whoever listens (the
 //! SSE stream, the advertiser, the notifier of peers' jobs). Events are a view; the job store stays the source of truth.
+//! A notice tells the creator something about the job that is not a state, such as a prompt cut
+//! to fit the model; it is said once, on the stream, and not stored.
 
 use tokio::sync::broadcast;
 
@@ -20,22 +22,25 @@ pub enum JobEvent {
     Progress { id: JobId, step: u32, total: u32 },
     /// The job waits while its model loads.
     Loading { id: JobId, model: ModelHash },
+    /// Something the creator should know, in a sentence (e.g. that the prompt was cut).
+    Notice { id: JobId, message: String },
 }
 
 impl JobEvent {
     pub fn job_id(&self) -> JobId {
         match self {
             JobEvent::State(job) => job.id,
-            JobEvent::Progress { id, .. } | JobEvent::Loading { id, .. } => *id,
+            JobEvent::Progress { id, .. } | JobEvent::Loading { id, .. } | JobEvent::Notice { id, .. } => *id,
         }
     }
 
-    /// The SSE event name: the state's name, `progress` or `loading`.
+    /// The SSE event name: the state's name, `progress`, `loading` or `notice`.
     pub fn name(&self) -> &'static str {
         match self {
             JobEvent::State(job) => job.state.as_str(),
             JobEvent::Progress { .. } => "progress",
             JobEvent::Loading { .. } => "loading",
+            JobEvent::Notice { .. } => "notice",
         }
     }
 

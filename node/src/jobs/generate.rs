@@ -2,17 +2,21 @@
 //! `Generating` → `Generated`, the PNG on disk), then pin it with its content credentials and the
 //! token metadata and sign the attestation (`Generated` → `Pinned`). PNG and C2PA work runs on
 //! blocking threads.
+//!
+//! When the model cut the prompt or the negative prompt to fit its text encoders, the job says so
+//! just before `Generated`: a warning in the log and a `notice` event per text cut. Neither the
+//! job record nor the token metadata changes: the request as signed is the provenance.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use genmint_model_runtime::{ModelDescriptor, ModelHash, Progress, Rgb8Image, RuntimeError};
+use genmint_model_runtime::{ModelDescriptor, ModelHash, Progress, Rgb8Image, RuntimeError, TextFit};
 
 use super::admission;
 use super::error::{JobError, StepError};
 use super::events::JobEvent;
-use super::inference::{Inference, InferenceError};
+use super::inference::{Generation, Inference, InferenceError};
 use super::service::{Jobs, now_unix};
 use super::state::JobState;
 use super::store::{JobOutputs, JobRecord};
@@ -38,8 +42,8 @@ impl Jobs {
             .map_err(StepError::fatal)?;
         let inference = self.load_model(job.id, &signed).await?;
         self.advance(job.id, JobState::Generating, JobOutputs::default()).await?;
-        let image = match self.run_generation(&inference, job.id, params).await {
-            Ok(image) => image,
+        let Generation { image, text_fit } = match self.run_generation(&inference, job.id, params).await {
+            Ok(generation) => generation,
             Err(InferenceError::Runtime(RuntimeError::Cancelled)) => return Err(StepError::Stopped),
             Err(e @ InferenceError::Busy(_)) => {
                 // Give the slot back to the queue and try again shortly.
@@ -48,6 +52,10 @@ impl Jobs {
             }
             Err(e) => return Err(StepError::fatal(e)),
         };
+        for message in cut_notices(&text_fit) {
+            tracing::warn!(job = %job.id, "{message}");
+            self.events.publish(JobEvent::Notice { id: job.id, message });
+        }
         let digest = PixelDigest(image.pixel_digest().into());
         let path = image_path(&self.parts.images_dir, job.id);
         tokio::task::spawn_blocking(move || write_png(&image, &path)).await??;
@@ -62,7 +70,7 @@ impl Jobs {
         inference: &Inference,
         id: JobId,
         params: genmint_model_runtime::GenerationParams,
-    ) -> Result<Rgb8Image, InferenceError> {
+    ) -> Result<Generation, InferenceError> {
         let cancel = self.cancel_flag(id, true).unwrap_or_default();
         let events = self.events.clone();
         let progress = Box::new(move |p: Progress| {
@@ -202,6 +210,23 @@ impl Jobs {
     }
 }
 
+/// What the creator is told of the texts the model cut to fit its text encoders: one sentence
+/// per text cut, none when everything fits.
+fn cut_notices(fit: &TextFit) -> Vec<String> {
+    let limit = match fit.token_length {
+        0 => "the model's token limit".to_string(),
+        length => format!("the model's {length} tokens"),
+    };
+    [("prompt", fit.prompt_tokens_dropped), ("negative prompt", fit.negative_prompt_tokens_dropped)]
+        .into_iter()
+        .filter(|&(_, dropped)| dropped > 0)
+        .map(|(text, dropped)| {
+            let unused = if dropped == 1 { "token is".to_string() } else { format!("{dropped} tokens are") };
+            format!("the {text} was cut to fit {limit}: the last {unused} not used")
+        })
+        .collect()
+}
+
 /// Writes the PNG next to its final name and renames it, so a crash never leaves half a file.
 fn write_png(image: &Rgb8Image, path: &Path) -> Result<(), StepError> {
     let bytes = png::encode(image).map_err(StepError::fatal)?;
@@ -209,4 +234,81 @@ fn write_png(image: &Rgb8Image, path: &Path) -> Result<(), StepError> {
     std::fs::write(&partial, &bytes)
         .map_err(|e| StepError::Retry(FileError::on("writing", &partial)(e).into()))?;
     std::fs::rename(&partial, path).map_err(|e| StepError::Retry(FileError::on("writing", path)(e).into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::testing::{FAKE_TOKEN_LENGTH, Harness, MODEL, Setup};
+
+    #[test]
+    fn cut_notices_say_which_text_lost_how_many_tokens() {
+        let fit = |prompt, negative, token_length| TextFit {
+            prompt_tokens_dropped: prompt,
+            negative_prompt_tokens_dropped: negative,
+            token_length,
+        };
+        assert!(cut_notices(&fit(0, 0, 77)).is_empty());
+        assert_eq!(
+            cut_notices(&fit(12, 0, 77)),
+            ["the prompt was cut to fit the model's 77 tokens: the last 12 tokens are not used"]
+        );
+        assert_eq!(
+            cut_notices(&fit(2, 1, 0)),
+            [
+                "the prompt was cut to fit the model's token limit: the last 2 tokens are not used",
+                "the negative prompt was cut to fit the model's token limit: the last token is not used",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cut_prompt_is_told_in_the_job_events_before_it_is_generated() {
+        let h = Harness::new(Setup::default());
+        let mut events = h.jobs.events().subscribe();
+        let mut request = h.request(MODEL, 21);
+        // The fake takes 6 words: 18 lose 12, 7 lose 1.
+        request.prompt =
+            "a small red fox asleep under an old oak tree at dawn in soft golden light and mist".into();
+        request.negativePrompt = "blurry dark grainy low contrast washed out".into();
+        let (cut, _) = h.jobs.submit(&h.sign(request)).await.unwrap();
+        let (fits, _) = h.jobs.submit(&h.sign(h.request(MODEL, 22))).await.unwrap();
+        let minted = h.wait_for(cut.id, JobState::Minted).await;
+        h.wait_for(fits.id, JobState::Minted).await;
+
+        let mut seen = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            match event {
+                JobEvent::Notice { id, message } => seen.push((id, message)),
+                JobEvent::State(job) if job.id == cut.id && job.state == JobState::Generated => {
+                    seen.push((job.id, "generated".into()))
+                }
+                _ => {}
+            }
+        }
+        let tokens = FAKE_TOKEN_LENGTH;
+        assert_eq!(
+            seen,
+            [
+                (
+                    cut.id,
+                    format!(
+                        "the prompt was cut to fit the model's {tokens} tokens: the last 12 tokens are not used"
+                    )
+                ),
+                (
+                    cut.id,
+                    format!(
+                        "the negative prompt was cut to fit the model's {tokens} tokens: the last token is not used"
+                    )
+                ),
+                (cut.id, "generated".into()),
+            ],
+            "one notice per text cut, before the image is generated, and none for a prompt that fits"
+        );
+        // The job's record and its token's metadata say nothing new.
+        assert_eq!(minted.outputs.error, None);
+        let metadata = h.content.get(minted.outputs.metadata_cid.as_ref().unwrap()).unwrap();
+        assert!(!String::from_utf8_lossy(&metadata).contains("not used"));
+    }
 }

@@ -1,13 +1,17 @@
 //! The inference worker: one OS thread owns the model and runs one generation at a time, fed by a
 //! bounded queue, so diffusion never blocks the async runtime. [`Inference::stop`] ends the thread
 //! after the generation it is running (which its job's cancellation cuts short) and joins it.
+//!
+//! A generation comes back as a [`Generation`]: the image and how much of the prompts the model's
+//! text encoders cut off ([`TextFit`], asked of the generator just before it runs), so the job can
+//! tell its creator.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
 use genmint_model_runtime::{
-    Control, GenerationParams, Generator, ModelDescriptor, Progress, Rgb8Image, RuntimeError,
+    Control, GenerationParams, Generator, ModelDescriptor, Progress, Rgb8Image, RuntimeError, TextFit,
 };
 use tokio::sync::oneshot;
 
@@ -18,7 +22,15 @@ struct Task {
     params: GenerationParams,
     cancel: Arc<AtomicBool>,
     progress: ProgressFn,
-    reply: oneshot::Sender<Result<Rgb8Image, RuntimeError>>,
+    reply: oneshot::Sender<Result<Generation, RuntimeError>>,
+}
+
+/// What one generation produced.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    pub image: Rgb8Image,
+    /// The tokens of the prompt and negative prompt the model did not see.
+    pub text_fit: TextFit,
 }
 
 /// Why a generation did not produce an image.
@@ -58,11 +70,18 @@ impl Inference {
                     let _ = task.reply.send(Err(RuntimeError::Cancelled));
                     continue;
                 }
-                let cancel = task.cancel.clone();
-                let result = generator.generate(&task.params, &mut |progress| {
-                    (task.progress)(progress);
-                    if cancel.load(Ordering::Relaxed) { Control::Cancel } else { Control::Continue }
+                // Only a report: a text that cannot be counted fails the generation itself.
+                let text_fit = generator.text_fit(&task.params).unwrap_or_else(|e| {
+                    tracing::debug!(error = %e, "cannot count the request's tokens");
+                    TextFit::default()
                 });
+                let cancel = task.cancel.clone();
+                let result = generator
+                    .generate(&task.params, &mut |progress| {
+                        (task.progress)(progress);
+                        if cancel.load(Ordering::Relaxed) { Control::Cancel } else { Control::Continue }
+                    })
+                    .map(|image| Generation { image, text_fit });
                 // The job may have been dropped meanwhile; nobody is left to tell.
                 let _ = task.reply.send(result);
             }
@@ -100,7 +119,7 @@ impl Inference {
         params: GenerationParams,
         cancel: Arc<AtomicBool>,
         progress: ProgressFn,
-    ) -> Result<Rgb8Image, InferenceError> {
+    ) -> Result<Generation, InferenceError> {
         let (reply, result) = oneshot::channel();
         self.tasks.try_send(Message::Generate(Task { params, cancel, progress, reply })).map_err(
             |e| match e {
@@ -135,8 +154,9 @@ mod tests {
     #[tokio::test]
     async fn a_cancelled_generation_stops_and_a_stopped_worker_takes_no_more() {
         let inference = Inference::spawn(Box::new(FakeGenerator { descriptor: descriptor() }), 2).unwrap();
-        let image = inference.generate(params(5), Arc::default(), Box::new(|_| {})).await.unwrap();
-        assert_eq!(image.pixels[0], 5);
+        let generation = inference.generate(params(5), Arc::default(), Box::new(|_| {})).await.unwrap();
+        assert_eq!(generation.image.pixels[0], 5);
+        assert!(!generation.text_fit.truncated());
         let cancelled = Arc::new(AtomicBool::new(true));
         let err = inference.generate(params(6), cancelled, Box::new(|_| {})).await.unwrap_err();
         assert!(matches!(err, InferenceError::Runtime(RuntimeError::Cancelled)), "{err}");

@@ -10,7 +10,7 @@ use alloy::signers::local::PrivateKeySigner;
 use futures_util::future::BoxFuture;
 use genmint_model_runtime::{
     Control, GenerationParams, Generator, Limits, ModelDescriptor, ModelHash, ModelKind, Progress,
-    ReproducibilityEnvelope, Rgb8Image, RuntimeError, SchedulerKind,
+    ReproducibilityEnvelope, Rgb8Image, RuntimeError, SchedulerKind, TextFit,
 };
 
 use super::chain::MintChain;
@@ -67,7 +67,12 @@ pub(crate) fn descriptor() -> ModelDescriptor {
     }
 }
 
-/// Paints the seed into every pixel, one step per requested step.
+/// How many tokens the fake generator's "text encoder" takes, start and end included: a prompt
+/// of more than 6 words is cut.
+pub(crate) const FAKE_TOKEN_LENGTH: usize = 8;
+
+/// Paints the seed into every pixel, one step per requested step. Its tokens are words, and it
+/// reports a prompt of more than `FAKE_TOKEN_LENGTH − 2` words as cut.
 pub(crate) struct FakeGenerator {
     pub descriptor: ModelDescriptor,
 }
@@ -75,6 +80,15 @@ pub(crate) struct FakeGenerator {
 impl Generator for FakeGenerator {
     fn descriptor(&self) -> &ModelDescriptor {
         &self.descriptor
+    }
+
+    fn text_fit(&self, params: &GenerationParams) -> Result<TextFit, RuntimeError> {
+        let dropped = |text: &str| text.split_whitespace().count().saturating_sub(FAKE_TOKEN_LENGTH - 2);
+        Ok(TextFit {
+            prompt_tokens_dropped: dropped(&params.prompt),
+            negative_prompt_tokens_dropped: dropped(&params.negative_prompt),
+            token_length: FAKE_TOKEN_LENGTH,
+        })
     }
 
     fn generate(

@@ -87,11 +87,11 @@ pub async fn run(network: &Network, offer: &NodeOffer, jobs: &dyn PeerJobs, even
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot read the job load for the advert"),
         }
-        // Only state changes move the load; progress events do not.
+        // Only state changes move the load; progress, loading and notices do not.
         loop {
             match events.recv().await {
                 Ok(JobEvent::State(_)) | Err(RecvError::Lagged(_)) => break,
-                Ok(JobEvent::Progress { .. } | JobEvent::Loading { .. }) => {}
+                Ok(JobEvent::Progress { .. } | JobEvent::Loading { .. } | JobEvent::Notice { .. }) => {}
                 Err(RecvError::Closed) => return,
             }
         }

@@ -37,8 +37,9 @@ pub async fn run(handle: NetworkHandle, jobs: &dyn PeerJobs, events: &Events) {
                 let status = to_wire(&job, None);
                 (*job, status)
             }
-            // The origin learns of loading from the state that follows.
-            JobEvent::Loading { .. } => continue,
+            // The origin learns of loading from the state that follows. Notices have no place on
+            // the wire: the executing node logs them.
+            JobEvent::Loading { .. } | JobEvent::Notice { .. } => continue,
             JobEvent::Progress { id, step, total } => {
                 if last_progress.get(&id).is_some_and(|at| at.elapsed() < PROGRESS_INTERVAL) {
                     continue;

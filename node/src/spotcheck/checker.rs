@@ -157,7 +157,7 @@ impl<S: ContentStore + Send + Sync + 'static> SpotChecker<S> {
         loop {
             tokio::select! {
                 result = &mut generation => return match result {
-                    Ok(image) => Ok(Some(image)),
+                    Ok(generation) => Ok(Some(generation.image)),
                     Err(InferenceError::Runtime(RuntimeError::Cancelled) | InferenceError::Busy(_)) => Ok(None),
                     Err(e) => Err(e),
                 },
