@@ -36,6 +36,10 @@ pub struct GenerateArgs {
     /// Denoising steps (the model's default if omitted).
     #[arg(long)]
     pub steps: Option<u32>,
+    /// Scheduler: ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras or lcm (the model's list in
+    /// `GET /v1/models`).
+    #[arg(long, default_value = "ddim")]
+    pub scheduler: String,
     /// Classifier-free guidance scale, e.g. 7.5 (the model's default if omitted).
     #[arg(long)]
     pub guidance: Option<f32>,
@@ -147,7 +151,7 @@ pub async fn run(data_dir: &Path, args: GenerateArgs) -> Result<()> {
         height: args.height.map_or_else(|| setting(limits, "height"), Ok)?,
         steps: args.steps.map_or_else(|| setting(limits, "steps"), Ok)?,
         guidance: (guidance * 100.0).round() as u32,
-        scheduler: "ddim".into(),
+        scheduler: args.scheduler.clone(),
         fee: U256::ZERO,
         nonce: U256::from(now_unix()),
         deadline: now_unix() + args.deadline_secs,
