@@ -39,8 +39,12 @@ fi
 # The generators call cargo for genmint's own initial noise (example parity-noise); build it once.
 (cd "$ROOT" && cargo build --quiet --locked -p genmint-model-runtime --example parity-noise)
 cd "$ROOT"
+# single_file.py converts the sd15-tiny fixture that sd15.py writes, so it runs last.
 for generator in model-runtime/parity/*.py; do
+  [ "$generator" = model-runtime/parity/single_file.py ] && continue
   say "running $generator"
   "$PYTHON" "$generator"
 done
+say "running model-runtime/parity/single_file.py"
+"$PYTHON" model-runtime/parity/single_file.py
 say "done; review and commit the changes under model-runtime/tests/fixtures/"

@@ -29,6 +29,9 @@ pub enum RuntimeError {
     /// A model file is malformed or describes something this runtime does not run.
     #[error("invalid model file {}: {reason}", path.display())]
     InvalidModelFile { path: PathBuf, reason: String },
+    /// A single-file checkpoint cannot be imported; the reason says what to do instead.
+    #[error("cannot import {}: {reason}", path.display())]
+    Import { path: PathBuf, reason: String },
     /// A CUDA device was requested from a build without the `cuda` feature.
     #[error("CUDA device {0} requested, but genmint-model-runtime was built without the `cuda` feature")]
     CudaUnavailable(usize),

@@ -56,6 +56,10 @@
 //!
 //! `format` must be `genmint-model-v1`; `kind` is one of `sd15`, `sd21`, `sdxl`, `sd_turbo`,
 //! `tiny`, `pixel_minilm`; `name` is the display name (1 to 100 bytes); `author` and `variant` are optional.
+//! A model imported from a single-file checkpoint (`genmint models import`) also records the file
+//! it came from, so a token's provenance links to the model's page on a marketplace:
+//! `"source": {"sha256": "<64 lowercase hex>", "autov2": "<its first 10 digits, upper case>"}`
+//! (Civitai's "AutoV2" hash). The file's name is not recorded: renaming it changes nothing.
 //! Unknown fields are rejected, so nothing in the file is silently ignored. The kind is not
 //! inferred from the configs: it decides how text is encoded and which request bounds apply, and
 //! it is part of the model hash, so the operator states it.
@@ -83,6 +87,51 @@ pub struct ModelConfig {
     pub author: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// The single-file checkpoint the model was imported from ([`crate::import_checkpoint`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ModelSource>,
+}
+
+/// The checkpoint file a model was imported from, by digest: marketplaces find the model's page
+/// by either form (Civitai's search takes both).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSource {
+    /// sha256 of the file's bytes, 64 lowercase hex digits (what `sha256sum` prints).
+    pub sha256: String,
+    /// Civitai's "AutoV2" hash: the first 10 hex digits of `sha256`, upper case as Civitai shows it.
+    pub autov2: String,
+}
+
+impl ModelSource {
+    /// Both forms of a file's sha256.
+    pub fn from_digest(digest: &[u8; 32]) -> Self {
+        let sha256 = hex::encode(digest);
+        let autov2 = sha256[..10].to_ascii_uppercase();
+        Self { sha256, autov2 }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let hex = self.sha256.len() == 64
+            && self.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !hex {
+            return Err(format!("source sha256 {:?} must be 64 lowercase hex digits", self.sha256));
+        }
+        if self.autov2 != self.sha256[..10].to_ascii_uppercase() {
+            return Err(format!(
+                "source autov2 {:?} must be the first 10 digits of sha256, upper case",
+                self.autov2
+            ));
+        }
+        Ok(())
+    }
+
+    fn to_json(&self) -> Value {
+        let mut map = serde_json::Map::new();
+        map.insert("autov2".into(), Value::String(self.autov2.clone()));
+        map.insert("sha256".into(), Value::String(self.sha256.clone()));
+        Value::Object(map)
+    }
 }
 
 impl ModelConfig {
@@ -108,6 +157,9 @@ impl ModelConfig {
                 return Err(invalid(format!("variant {variant:?} must be 1 to 32 of [a-z0-9_]")));
             }
         }
+        if let Some(source) = &config.source {
+            source.check().map_err(invalid)?;
+        }
         Ok(config)
     }
 
@@ -122,6 +174,9 @@ impl ModelConfig {
         }
         if let Some(variant) = &self.variant {
             map.insert("variant".into(), Value::String(variant.clone()));
+        }
+        if let Some(source) = &self.source {
+            map.insert("source".into(), source.to_json());
         }
         Value::Object(map)
     }
@@ -299,10 +354,29 @@ mod tests {
             (r#"{"format":"genmint-model-v1","kind":"sd15","name":""}"#, "name"),
             (r#"{"format":"genmint-model-v1","kind":"sd15","name":"x","steps":3}"#, "steps"),
             (r#"{"format":"genmint-model-v1","kind":"sd15","name":"x","variant":"../x"}"#, "variant"),
+            (
+                r#"{"format":"genmint-model-v1","kind":"sd15","name":"x","source":{"sha256":"ab","autov2":"AB"}}"#,
+                "sha256",
+            ),
         ] {
             let message = config(bad).unwrap_err().to_string();
             assert!(message.contains("genmint-model.json") && message.contains(needle), "{message}");
         }
+    }
+
+    #[test]
+    fn an_imported_model_records_its_source_file() {
+        let source = ModelSource::from_digest(&[0xab; 32]);
+        assert_eq!(source.autov2, "ABABABABAB");
+        let json = format!(
+            r#"{{"format":"genmint-model-v1","kind":"sd15","name":"x","source":{{"sha256":"{}","autov2":"ABABABABAB"}}}}"#,
+            source.sha256
+        );
+        let parsed = config(&json).unwrap();
+        assert_eq!(parsed.source.as_ref(), Some(&source));
+        assert_eq!(parsed.to_json()["source"]["autov2"], "ABABABABAB");
+        let wrong = json.replace("ABABABABAB", "abababab00");
+        assert!(config(&wrong).unwrap_err().to_string().contains("autov2"));
     }
 
     #[test]

@@ -39,6 +39,8 @@
 //! - `model`: what a loaded model says about itself: [`ModelKind`], [`ModelHash`], [`Limits`],
 //!   [`ReproducibilityEnvelope`], [`ModelDescriptor`].
 //! - [`layout`]: the files of a model directory and `genmint-model.json`.
+//! - `import`: [`import_checkpoint`], a single-file (LDM-named) `.safetensors` checkpoint to a
+//!   model directory, with the configs of its release and the file's sha256 recorded.
 //! - [`manifest`]: the canonical manifest and the model hash (`genmint-model-manifest-v1`).
 //! - `canonical_json`: the canonical JSON bytes that are hashed.
 //! - `configs`: diffusers/transformers `config.json` files to network configurations, read
@@ -65,6 +67,7 @@ mod default_model;
 mod error;
 pub mod eval;
 mod image;
+mod import;
 pub mod layout;
 pub mod manifest;
 mod model;
@@ -80,7 +83,10 @@ pub use default_model::{
 };
 pub use error::RuntimeError;
 pub use image::Rgb8Image;
-pub use layout::{MODEL_CONFIG_FILE, ModelConfig};
+pub use import::{
+    CheckpointFamily, ImportOptions, ImportProgress, ImportReport, ImportStage, import_checkpoint,
+};
+pub use layout::{MODEL_CONFIG_FILE, ModelConfig, ModelSource};
 pub use manifest::{MANIFEST_FORMAT, ManifestEntry, ModelManifest, model_hash, model_manifest};
 pub use model::{Limits, ModelDescriptor, ModelHash, ModelKind, ReproducibilityEnvelope};
 pub use noise::NOISE_ALGORITHM;

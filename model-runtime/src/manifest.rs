@@ -141,6 +141,7 @@ mod tests {
             name: "SD \"1.5\"".into(),
             author: None,
             variant: Some("fp16".into()),
+            source: None,
         };
         let entry = |path: &str, byte: &str| ManifestEntry { path: path.into(), sha256: byte.repeat(32) };
         let manifest = ModelManifest::new(

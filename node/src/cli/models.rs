@@ -1,6 +1,8 @@
 //! `genmint models`: list the models of a data dir, print a model directory's hash (what the
-//! chain records and peers advertise), and evaluate a model on its held-out prompts
-//! (`models eval`; the metrics are `genmint_model_runtime::eval`'s).
+//! chain records and peers advertise), import a single-file `.safetensors` checkpoint as a model
+//! directory (`models import`; the conversion is `genmint_model_runtime::import_checkpoint`'s),
+//! and evaluate a model on its held-out prompts (`models eval`; the metrics are
+//! `genmint_model_runtime::eval`'s).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,8 +12,9 @@ use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, Subcommand};
 use genmint_model_runtime::eval::{self, HeldoutPrompt, RetrievalSet};
 use genmint_model_runtime::{
-    Control, DEFAULT_MODEL_NAME, DeviceChoice, GenerationParams, Generator, ModelHash, Rgb8Image,
-    SchedulerKind, install_default_model, load_model, minilm_dir, model_manifest,
+    Control, DEFAULT_MODEL_NAME, DeviceChoice, GenerationParams, Generator, ImportOptions, ImportProgress,
+    ImportStage, ModelHash, ModelKind, Rgb8Image, SchedulerKind, import_checkpoint, install_default_model,
+    load_model, minilm_dir, model_manifest,
 };
 
 use crate::devnet::{tools_dir, tools_python_dir};
@@ -25,6 +28,9 @@ pub enum ModelsCommand {
         /// Model directory (diffusers layout plus genmint-model.json).
         dir: PathBuf,
     },
+    /// Import a single-file checkpoint (.safetensors with the original SD names, as A1111,
+    /// ComfyUI and Civitai use) as a model directory. .ckpt files are refused: they can run code.
+    Import(ImportArgs),
     /// Evaluate a model on its held-out prompts: adherence, diversity, speed, determinism.
     Eval(EvalArgs),
     /// Print the pixel digest of one generation (used by `eval` to compare thread counts).
@@ -40,6 +46,37 @@ pub enum ModelsCommand {
         #[arg(long)]
         guidance: Option<f32>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The checkpoint, e.g. v1-5-pruned-emaonly.safetensors.
+    pub file: PathBuf,
+    /// Model kind: sd15 (SD 1.x and its fine-tunes), or tiny for test-size SD 1.x checkpoints
+    /// [default: inferred from the tensors]. sd21 and sdxl checkpoints are recognised but not
+    /// converted yet.
+    #[arg(long, value_parser = parse_kind)]
+    pub kind: Option<ModelKind>,
+    /// Display name recorded in genmint-model.json [default: the file name without .safetensors].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The tokenizer/ folder of the model's diffusers release (tokenizer_config.json with
+    /// vocab.json and merges.txt, or tokenizer.json): a checkpoint carries no tokenizer.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// A diffusers folder of the same architecture whose unet/, vae/, text_encoder/ and
+    /// scheduler/ configs are used instead of the release's (and whose tokenizer/ is used
+    /// when --tokenizer is not given).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Output model directory [default: <data dir>/models/<name>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn parse_kind(value: &str) -> Result<ModelKind, String> {
+    serde_json::from_value(serde_json::Value::String(value.to_owned()))
+        .map_err(|_| format!("{value:?} is not a model kind (sd15, sd21, sdxl, sd_turbo, tiny)"))
 }
 
 #[derive(Debug, Args)]
@@ -82,6 +119,7 @@ pub fn run(data_dir: &Path, command: ModelsCommand) -> Result<()> {
             println!("{}", genmint_model_runtime::model_hash(&dir)?);
             Ok(())
         }
+        ModelsCommand::Import(args) => import(data_dir, args),
         ModelsCommand::Eval(args) => evaluate(data_dir, args),
         ModelsCommand::Digest { model, prompt, seed, guidance } => {
             let mut generator = load_model(&model, DeviceChoice::Cpu)?;
@@ -110,6 +148,65 @@ pub fn install_default(dest: &Path) -> Result<ModelHash> {
 /// Whether `dir` is missing or has no entries.
 pub fn is_empty_dir(dir: &Path) -> bool {
     std::fs::read_dir(dir).map(|mut entries| entries.next().is_none()).unwrap_or(true)
+}
+
+/// `models import`: converts the checkpoint, reporting progress on stderr, and prints the model
+/// directory and its hash.
+fn import(data_dir: &Path, args: ImportArgs) -> Result<()> {
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => {
+            let stem = args.file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            data_dir.join("models").join(dir_name(args.name.as_deref().unwrap_or(&stem)))
+        }
+    };
+    if args.tokenizer.is_none() && args.config.is_none() {
+        bail!(
+            "a checkpoint carries no tokenizer: pass --tokenizer DIR, the tokenizer/ folder of the model's \
+             diffusers release (for SD 1.5: tokenizer_config.json, vocab.json and merges.txt from the \
+             tokenizer/ folder of the stable-diffusion-v1-5 repository)"
+        );
+    }
+    let options =
+        ImportOptions { kind: args.kind, name: args.name, tokenizer: args.tokenizer, configs: args.config };
+    let mut shown = None;
+    let report = import_checkpoint(&args.file, &out, &options, &mut |p| report_progress(p, &mut shown))?;
+    let ignored: Vec<String> = report.ignored.iter().map(|(group, n)| format!("{group} ({n})")).collect();
+    eprintln!(
+        "imported {} as {} ({} tensors{})",
+        report.name,
+        report.kind,
+        report.tensors,
+        if ignored.is_empty() { String::new() } else { format!("; left out: {}", ignored.join(", ")) }
+    );
+    eprintln!("source sha256 {} (AutoV2 {})", report.source.sha256, report.source.autov2);
+    println!("{} {}", out.display(), report.hash);
+    Ok(())
+}
+
+/// Prints a progress line on stderr at every 10% of each stage.
+fn report_progress(progress: ImportProgress, shown: &mut Option<(ImportStage, u64)>) {
+    let tenth = (progress.done * 10).checked_div(progress.total).unwrap_or(10);
+    if *shown == Some((progress.stage, tenth)) {
+        return;
+    }
+    *shown = Some((progress.stage, tenth));
+    let verb = match progress.stage {
+        ImportStage::Hashing => "hashing",
+        ImportStage::Writing => "writing",
+    };
+    let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
+    eprintln!("{verb} {:>6.0} / {:.0} MiB", mib(progress.done), mib(progress.total));
+}
+
+/// The default model directory name: the model's name, with anything but letters, digits, `.`,
+/// `-` and `_` replaced by `-`.
+fn dir_name(name: &str) -> String {
+    let name: String = name
+        .chars()
+        .map(|c| if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '-' })
+        .collect();
+    if name.is_empty() || name.starts_with('.') { format!("model{name}") } else { name }
 }
 
 fn list(data_dir: &Path) -> Result<()> {
@@ -358,4 +455,18 @@ fn child_digest(
         String::from_utf8_lossy(&output.stderr)
     );
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_defaults_name_the_directory_after_the_file() {
+        assert_eq!(dir_name("v1-5-pruned-emaonly"), "v1-5-pruned-emaonly");
+        assert_eq!(dir_name("My Model (v2)"), "My-Model--v2-");
+        assert_eq!(dir_name("../x"), "model..-x");
+        assert_eq!(parse_kind("sd15").unwrap(), ModelKind::Sd15);
+        assert!(parse_kind("sd3").unwrap_err().contains("sd15"));
+    }
 }

@@ -1,0 +1,175 @@
+"""Writes tests/fixtures/single-file/: the sd15-tiny parity fixture (written by sd15.py, which must
+run first; scripts/parity-fixtures.sh runs this script last) saved again as one single-file
+checkpoint with the original LDM/CompVis tensor names, as A1111, ComfyUI and Civitai ship SD 1.5,
+and what diffusers' StableDiffusionPipeline.from_single_file makes of it. The Rust test
+tests/runtime/single_file.rs imports the file with genmint's converter and compares.
+
+The checkpoint (sd15-tiny.safetensors): every UNet, VAE and text encoder tensor of the fixture,
+f16 as stored, renamed diffusers -> LDM by the reverse mapping below (written here: diffusers
+ships only the forward direction), the VAE attention's linear weights as 1x1 convolutions, plus
+two tensors real checkpoints carry and a converter must leave out (the text encoder's
+position_ids buffer and the training schedule's alphas_cumprod).
+
+The references: diffusers loads the file with from_single_file(config=<sd15-tiny>), the way
+diffusers users load a single file of a known architecture, and this script first checks that
+every weight it loaded equals the fixture's bit for bit (so the reverse mapping is exactly the
+inverse of diffusers' own conversion). Then, for each case, diffusers generates from genmint's
+initial noise (sd15.genmint_noise) with DDIM; recorded: the uint8 image.
+
+Run from the repository root with the parity venv (scripts/parity-fixtures.sh does both).
+"""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import StableDiffusionPipeline
+from safetensors.torch import load_file, save_file
+
+from sd15 import genmint_noise
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "model-runtime" / "tests" / "fixtures" / "sd15-tiny"
+OUT = ROOT / "model-runtime" / "tests" / "fixtures" / "single-file"
+CHECKPOINT = OUT / "sd15-tiny.safetensors"
+SIZE = 64
+# Two of sd15.py's cases, so the Rust test can also compare with genmint on the diffusers layout.
+CASES = [
+    {"prompt": "a red fox in a snow forest, watercolor", "negative_prompt": "blurry, lowres",
+     "seed": 42, "guidance": 7.5, "steps": 10},
+    {"prompt": "A tiny robot under the MOON!", "negative_prompt": "", "seed": 7, "guidance": 1.0,
+     "steps": 4},
+]
+
+UNET_RESNET = {"norm1": "in_layers.0", "conv1": "in_layers.2", "time_emb_proj": "emb_layers.1",
+               "norm2": "out_layers.0", "conv2": "out_layers.3", "conv_shortcut": "skip_connection"}
+VAE_ATTENTION = {"group_norm": "norm", "to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "proj_out"}
+
+
+def unet_resnet(rest: str) -> str:
+    layer, param = rest.rsplit(".", 1)
+    return f"{UNET_RESNET[layer]}.{param}"
+
+
+def unet_to_ldm(name: str, config: dict, attending_up: set[int]) -> str:
+    per_level = config["layers_per_block"] + 1
+    top = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
+           "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+    layer, param = name.rsplit(".", 1)
+    if layer in top:
+        return f"{top[layer]}.{param}"
+    parts = name.split(".")
+    if parts[0] == "mid_block":
+        index = {"resnets.0": 0, "attentions.0": 1, "resnets.1": 2}[".".join(parts[1:3])]
+        rest = ".".join(parts[3:])
+        return f"middle_block.{index}.{unet_resnet(rest) if index != 1 else rest}"
+    kind, block, role, slot, rest = parts[0], int(parts[1]), parts[2], int(parts[3]), ".".join(parts[4:])
+    if kind == "down_blocks":
+        if role == "downsamplers":
+            return f"input_blocks.{1 + block * per_level + per_level - 1}.0.op.{rest.removeprefix('conv.')}"
+        i = 1 + block * per_level + slot
+        return f"input_blocks.{i}.0.{unet_resnet(rest)}" if role == "resnets" else f"input_blocks.{i}.1.{rest}"
+    if role == "upsamplers":
+        index = 2 if block in attending_up else 1
+        return f"output_blocks.{block * per_level + per_level - 1}.{index}.{rest}"
+    i = block * per_level + slot
+    return f"output_blocks.{i}.0.{unet_resnet(rest)}" if role == "resnets" else f"output_blocks.{i}.1.{rest}"
+
+
+def vae_to_ldm(name: str, levels: int) -> str:
+    parts = name.split(".")
+    coder = parts[0]
+    if parts[1] == "conv_norm_out":
+        return f"{coder}.norm_out.{parts[2]}"
+    if parts[1] == "mid_block":
+        rest = ".".join(parts[4:])
+        if parts[2] == "resnets":
+            return f"{coder}.mid.block_{int(parts[3]) + 1}.{rest.replace('conv_shortcut', 'nin_shortcut')}"
+        layer, param = rest.rsplit(".", 1)
+        return f"{coder}.mid.attn_1.{VAE_ATTENTION[layer]}.{param}"
+    if parts[1] in ("down_blocks", "up_blocks"):
+        level = int(parts[2]) if coder == "encoder" else levels - 1 - int(parts[2])
+        group = "down" if coder == "encoder" else "up"
+        rest = ".".join(parts[5:])
+        if parts[3] == "resnets":
+            return f"{coder}.{group}.{level}.block.{parts[4]}.{rest.replace('conv_shortcut', 'nin_shortcut')}"
+        sampler = "downsample" if coder == "encoder" else "upsample"
+        return f"{coder}.{group}.{level}.{sampler}.{rest}"
+    return name  # conv_in, conv_out, quant_conv, post_quant_conv
+
+
+def ldm_checkpoint() -> dict[str, torch.Tensor]:
+    unet_config = json.loads((FIXTURE / "unet" / "config.json").read_text())
+    vae_config = json.loads((FIXTURE / "vae" / "config.json").read_text())
+    attending_up = {i for i, t in enumerate(unet_config["up_block_types"]) if t.startswith("CrossAttn")}
+    out = {}
+    for name, tensor in load_file(FIXTURE / "unet" / "diffusion_pytorch_model.fp16.safetensors").items():
+        out["model.diffusion_model." + unet_to_ldm(name, unet_config, attending_up)] = tensor
+    levels = len(vae_config["up_block_types"])
+    for name, tensor in load_file(FIXTURE / "vae" / "diffusion_pytorch_model.fp16.safetensors").items():
+        ldm = vae_to_ldm(name, levels)
+        is_attention_weight = ".attn_1." in ldm and ldm.endswith(".weight") and ".norm." not in ldm
+        out["first_stage_model." + ldm] = tensor[:, :, None, None] if is_attention_weight else tensor
+    for name, tensor in load_file(FIXTURE / "text_encoder" / "model.fp16.safetensors").items():
+        out["cond_stage_model.transformer.text_model." + name.removeprefix("text_model.")] = tensor
+    out["cond_stage_model.transformer.text_model.embeddings.position_ids"] = torch.arange(77)[None]
+    out["alphas_cumprod"] = torch.linspace(1, 0.005, 1000)
+    return out
+
+
+def check_weights(pipe: StableDiffusionPipeline) -> None:
+    """Every weight diffusers loaded from the single file is the fixture's, bit for bit."""
+    for component, file in [("unet", "unet/diffusion_pytorch_model.fp16.safetensors"),
+                            ("vae", "vae/diffusion_pytorch_model.fp16.safetensors"),
+                            ("text_encoder", "text_encoder/model.fp16.safetensors")]:
+        expected = load_file(FIXTURE / file)
+        loaded = getattr(pipe, component).state_dict()
+        loaded = {k.removeprefix("text_model."): v for k, v in loaded.items()}
+        expected = {k.removeprefix("text_model."): v for k, v in expected.items()}
+        missing = set(expected) - set(loaded)
+        assert not missing, f"{component}: diffusers did not load {sorted(missing)[:5]}"
+        for name, tensor in expected.items():
+            assert torch.equal(loaded[name], tensor.float()), f"{component}.{name} differs"
+
+
+@torch.no_grad()
+def references(pipe: StableDiffusionPipeline) -> None:
+    tensors, cases = {}, []
+    shape = (1, pipe.unet.config.in_channels, SIZE // 8, SIZE // 8)
+    for n, case in enumerate(CASES):
+        image = pipe(prompt=case["prompt"], negative_prompt=case["negative_prompt"] or None,
+                     height=SIZE, width=SIZE, num_inference_steps=case["steps"],
+                     guidance_scale=case["guidance"], latents=genmint_noise(case["seed"], shape),
+                     output_type="np").images
+        tensors[f"case{n}.image_uint8"] = torch.from_numpy(np.ascontiguousarray((image * 255).round().astype("uint8")))
+        cases.append({**case, "width": SIZE, "height": SIZE})
+    save_file(tensors, OUT / "reference.safetensors")
+    versions = {m.__name__: m.__version__ for m in (torch, __import__("diffusers"), __import__("transformers"))}
+    (OUT / "reference.json").write_text(json.dumps({
+        "about": "diffusers from_single_file outputs for sd15-tiny.safetensors (model-runtime/parity/single_file.py)",
+        "versions": versions,
+        "checkpoint_sha256": hashlib.sha256(CHECKPOINT.read_bytes()).hexdigest(),
+        "scheduler": type(pipe.scheduler).__name__,
+        "cases": cases,
+    }, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def main() -> None:
+    assert (FIXTURE / "model_index.json").is_file(), f"{FIXTURE} is missing: run sd15.py first"
+    torch.set_num_threads(min(4, os.cpu_count() or 1))
+    OUT.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in ldm_checkpoint().items()}, CHECKPOINT)
+    pipe = StableDiffusionPipeline.from_single_file(
+        str(CHECKPOINT), config=str(FIXTURE), torch_dtype=torch.float32, local_files_only=True,
+        safety_checker=None, requires_safety_checker=False)
+    assert type(pipe.scheduler).__name__ == "DDIMScheduler", type(pipe.scheduler).__name__
+    check_weights(pipe)
+    references(pipe)
+    print(f"wrote {OUT} ({CHECKPOINT.stat().st_size} bytes of checkpoint)")
+
+
+if __name__ == "__main__":
+    main()

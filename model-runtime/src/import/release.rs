@@ -1,0 +1,201 @@
+//! The diffusers configs of the Stable Diffusion 1.5 release (`unet/config.json`,
+//! `vae/config.json`, `text_encoder/config.json`, `scheduler/scheduler_config.json`,
+//! `model_index.json`), with every size read from the checkpoint's tensors so that a fine-tune,
+//! a merge or a shrunk test checkpoint gets the configs of its own shapes.
+//!
+//! Read from the tensors: channels per level, resnets per level, which levels attend, input,
+//! output and latent channels, the cross-attention width, linear or convolutional projections,
+//! transformer depth, and the text encoder's vocabulary, width, depth, MLP width and positions.
+//! Not in the tensors, so taken from the release: the UNet's 8 attention heads, CLIP's 64-wide
+//! heads, the activations, epsilons, the VAE scaling factor 0.18215 and the noise schedule.
+//! Group norms use 32 groups as every release does, or the narrowest level's channels where that
+//! is below 32 (only test-size checkpoints). A checkpoint that differs in what is not in the
+//! tensors needs its configs given (`ImportOptions::configs`).
+
+use serde_json::{Value, json};
+
+use super::ldm::{CLIP_PREFIX, UNET_PREFIX, UnetLevels, VAE_PREFIX, vae_up_levels};
+use super::safetensors_io::SourceTensors;
+
+/// CLIP ViT-L/14's attention head width.
+const CLIP_HEAD_WIDTH: usize = 64;
+const RELEASE_GROUPS: usize = 32;
+
+/// `axis` of the shape of `name`, or why not.
+fn dim(tensors: &SourceTensors, name: &str, axis: usize) -> Result<usize, String> {
+    let tensor = tensors.get(name).ok_or_else(|| format!("the checkpoint has no {name}"))?;
+    tensor
+        .shape
+        .get(axis)
+        .copied()
+        .ok_or_else(|| format!("{name} has only {} dimensions", tensor.shape.len()))
+}
+
+/// How many `prefix{N}.…` indices there are (the largest N plus one), or `none` without any.
+fn count_indices(tensors: &SourceTensors, prefix: &str, none: usize) -> usize {
+    tensors
+        .keys()
+        .filter_map(|k| k.strip_prefix(prefix)?.split('.').next()?.parse::<usize>().ok())
+        .max()
+        .map_or(none, |last| last + 1)
+}
+
+fn groups(channels: &[usize]) -> usize {
+    channels.iter().copied().min().unwrap_or(RELEASE_GROUPS).min(RELEASE_GROUPS)
+}
+
+/// The five configs, by path in the model directory.
+pub(crate) fn sd15_configs(tensors: &SourceTensors) -> Result<Vec<(&'static str, Value)>, String> {
+    Ok(vec![
+        ("model_index.json", model_index()),
+        ("scheduler/scheduler_config.json", scheduler()),
+        ("text_encoder/config.json", text_encoder(tensors)?),
+        ("unet/config.json", unet(tensors)?),
+        ("vae/config.json", vae(tensors)?),
+    ])
+}
+
+/// The pipeline index, as diffusers saves SD 1.5 (no safety checker).
+pub(crate) fn model_index() -> Value {
+    json!({
+        "_class_name": "StableDiffusionPipeline",
+        "feature_extractor": [null, null],
+        "requires_safety_checker": false,
+        "safety_checker": [null, null],
+        "scheduler": ["diffusers", "PNDMScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+    })
+}
+
+/// SD 1.5's training noise schedule (the release's PNDM config; genmint builds any of its
+/// schedulers from it, as diffusers does).
+pub(super) fn scheduler() -> Value {
+    json!({
+        "_class_name": "PNDMScheduler",
+        "beta_end": 0.012,
+        "beta_schedule": "scaled_linear",
+        "beta_start": 0.00085,
+        "clip_sample": false,
+        "num_train_timesteps": 1000,
+        "set_alpha_to_one": false,
+        "skip_prk_steps": true,
+        "steps_offset": 1,
+        "trained_betas": null,
+    })
+}
+
+/// CLIP ViT-L/14's text config with the checkpoint's sizes.
+fn text_encoder(tensors: &SourceTensors) -> Result<Value, String> {
+    let embedding = format!("{CLIP_PREFIX}text_model.embeddings.token_embedding.weight");
+    let legacy = format!("{CLIP_PREFIX}embeddings.token_embedding.weight");
+    let root = if tensors.contains_key(&embedding) {
+        format!("{CLIP_PREFIX}text_model.")
+    } else {
+        CLIP_PREFIX.into()
+    };
+    let token_embedding = if tensors.contains_key(&embedding) { embedding } else { legacy };
+    let hidden = dim(tensors, &token_embedding, 1)?;
+    if !hidden.is_multiple_of(CLIP_HEAD_WIDTH) {
+        return Err(format!(
+            "the text encoder is {hidden} wide, not a multiple of CLIP's {CLIP_HEAD_WIDTH}-wide heads, so \
+             its head count is unknown: give the configs of a diffusers folder of the same model"
+        ));
+    }
+    let layer_prefix = format!("{root}encoder.layers.");
+    let layers = count_indices(tensors, &layer_prefix, 0);
+    Ok(json!({
+        "architectures": ["CLIPTextModel"],
+        "attention_dropout": 0.0,
+        "bos_token_id": 0,
+        "eos_token_id": 2,
+        "hidden_act": "quick_gelu",
+        "hidden_size": hidden,
+        "initializer_factor": 1.0,
+        "initializer_range": 0.02,
+        "intermediate_size": dim(tensors, &format!("{root}encoder.layers.0.mlp.fc1.weight"), 0)?,
+        "layer_norm_eps": 1e-5,
+        "max_position_embeddings": dim(tensors, &format!("{root}embeddings.position_embedding.weight"), 0)?,
+        "model_type": "clip_text_model",
+        "num_attention_heads": hidden / CLIP_HEAD_WIDTH,
+        "num_hidden_layers": layers,
+        "pad_token_id": 1,
+        "projection_dim": hidden,
+        "vocab_size": dim(tensors, &token_embedding, 0)?,
+    }))
+}
+
+/// Whether `prefix` (a UNet block) holds a spatial transformer.
+fn attends(tensors: &SourceTensors, prefix: &str) -> bool {
+    tensors.contains_key(&format!("{UNET_PREFIX}{prefix}.proj_in.weight"))
+}
+
+/// SD 1.5's UNet config with the checkpoint's levels and sizes.
+pub(super) fn unet(tensors: &SourceTensors) -> Result<Value, String> {
+    let levels = UnetLevels::read(tensors)?;
+    let per_level = levels.layers_per_block + 1;
+    let mut channels = Vec::new();
+    let (mut down, mut up) = (Vec::new(), Vec::new());
+    for level in 0..levels.levels {
+        let first = 1 + level * per_level;
+        channels.push(dim(tensors, &format!("{UNET_PREFIX}input_blocks.{first}.0.out_layers.3.weight"), 0)?);
+        let attention = attends(tensors, &format!("input_blocks.{first}.1"));
+        down.push(if attention { "CrossAttnDownBlock2D" } else { "DownBlock2D" });
+        let attention = attends(tensors, &format!("output_blocks.{}.1", level * per_level));
+        up.push(if attention { "CrossAttnUpBlock2D" } else { "UpBlock2D" });
+    }
+    let proj_in = format!("{UNET_PREFIX}middle_block.1.proj_in.weight");
+    let depth_prefix = format!("{UNET_PREFIX}middle_block.1.transformer_blocks.");
+    let depth = count_indices(tensors, &depth_prefix, 1);
+    let linear =
+        tensors.get(&proj_in).ok_or_else(|| format!("the checkpoint has no {proj_in}"))?.shape.len() == 2;
+    let cross = format!("{UNET_PREFIX}middle_block.1.transformer_blocks.0.attn2.to_k.weight");
+    Ok(json!({
+        "_class_name": "UNet2DConditionModel",
+        "act_fn": "silu",
+        "attention_head_dim": 8,
+        "block_out_channels": channels,
+        "center_input_sample": false,
+        "cross_attention_dim": dim(tensors, &cross, 1)?,
+        "down_block_types": down,
+        "downsample_padding": 1,
+        "flip_sin_to_cos": true,
+        "freq_shift": 0,
+        "in_channels": dim(tensors, &format!("{UNET_PREFIX}input_blocks.0.0.weight"), 1)?,
+        "layers_per_block": levels.layers_per_block,
+        "mid_block_scale_factor": 1,
+        "norm_eps": 1e-5,
+        "norm_num_groups": groups(&channels),
+        "out_channels": dim(tensors, &format!("{UNET_PREFIX}out.2.weight"), 0)?,
+        "sample_size": 64,
+        "transformer_layers_per_block": depth,
+        "up_block_types": up,
+        "use_linear_projection": linear,
+    }))
+}
+
+/// SD 1.5's VAE config with the checkpoint's levels and sizes.
+pub(super) fn vae(tensors: &SourceTensors) -> Result<Value, String> {
+    let levels = vae_up_levels(tensors);
+    let channels = (0..levels)
+        .map(|i| dim(tensors, &format!("{VAE_PREFIX}encoder.down.{i}.block.0.conv1.weight"), 0))
+        .collect::<Result<Vec<_>, _>>()?;
+    let block_prefix = format!("{VAE_PREFIX}encoder.down.0.block.");
+    let layers = count_indices(tensors, &block_prefix, 1);
+    Ok(json!({
+        "_class_name": "AutoencoderKL",
+        "act_fn": "silu",
+        "block_out_channels": channels,
+        "down_block_types": vec!["DownEncoderBlock2D"; levels],
+        "in_channels": dim(tensors, &format!("{VAE_PREFIX}encoder.conv_in.weight"), 1)?,
+        "latent_channels": dim(tensors, &format!("{VAE_PREFIX}post_quant_conv.weight"), 0)?,
+        "layers_per_block": layers,
+        "norm_num_groups": groups(&channels),
+        "out_channels": dim(tensors, &format!("{VAE_PREFIX}decoder.conv_out.weight"), 0)?,
+        "sample_size": 512,
+        "scaling_factor": 0.18215,
+        "up_block_types": vec!["UpDecoderBlock2D"; levels],
+    }))
+}

@@ -1,0 +1,158 @@
+//! Importing a single-file checkpoint: `tests/fixtures/single-file/sd15-tiny.safetensors` (the
+//! sd15-tiny fixture saved with the original LDM names by `model-runtime/parity/single_file.py`)
+//! imported by genmint's converter must generate what diffusers' `from_single_file` generated
+//! from it, within 2/255, and, since the import copies the weights unchanged, exactly what
+//! genmint generates from the diffusers-layout fixture it came from.
+//!
+//! `cargo test -p genmint-model-runtime --test runtime single_file -- --nocapture` prints the
+//! pixel differences per case.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use genmint_model_runtime::{
+    CheckpointFamily, Control, DeviceChoice, GenerationParams, ImportOptions, ImportReport, ModelKind,
+    import_checkpoint, load_model, model_hash,
+};
+use serde_json::Value;
+
+/// The imported model's hash: the same file gives the same model on every machine.
+const IMPORTED_HASH: &str = "0x0bae69548ad1c1dc8f90acca24099131f1c25116a3068b7cd802b56c6d6ff4d7";
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn checkpoint() -> PathBuf {
+    fixtures().join("single-file/sd15-tiny.safetensors")
+}
+
+/// Imports the fixture checkpoint as diffusers' `from_single_file(config=sd15-tiny)` reads it.
+fn import(out: &Path) -> ImportReport {
+    let options = ImportOptions {
+        kind: Some(ModelKind::Tiny),
+        name: Some("sd15-tiny single file".into()),
+        tokenizer: None,
+        configs: Some(fixtures().join("sd15-tiny")),
+    };
+    let mut last = None;
+    let report = import_checkpoint(&checkpoint(), out, &options, &mut |p| last = Some(p)).unwrap();
+    let last = last.unwrap();
+    assert_eq!(last.done, last.total);
+    report
+}
+
+/// A recorded case as a request: its fields are the request's, and diffusers ran DDIM.
+fn params(case: &Value) -> GenerationParams {
+    let mut case = case.clone();
+    case["scheduler"] = Value::String("ddim".into());
+    serde_json::from_value(case).unwrap()
+}
+
+#[test]
+fn imported_checkpoint_generates_what_diffusers_from_single_file_does() {
+    let dir = fixtures().join("single-file");
+    let reference: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("reference.json")).unwrap()).unwrap();
+    let images = candle_core::safetensors::load(dir.join("reference.safetensors"), &Device::Cpu).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let model = out.path().join("model");
+    let report = import(&model);
+    assert_eq!(report.family, CheckpointFamily::Sd1);
+    assert_eq!(report.source.sha256, reference["checkpoint_sha256"].as_str().unwrap());
+    assert_eq!(report.ignored.get("alphas_cumprod"), Some(&1));
+
+    let mut imported = load_model(&model, DeviceChoice::Cpu).unwrap();
+    let mut layout = load_model(&fixtures().join("sd15-tiny"), DeviceChoice::Cpu).unwrap();
+    for (n, case) in reference["cases"].as_array().unwrap().iter().enumerate() {
+        let params = params(case);
+        let ours = imported.generate(&params, &mut |_| Control::Continue).unwrap();
+        let theirs = images[&format!("case{n}.image_uint8")].flatten_all().unwrap().to_vec1::<u8>().unwrap();
+        let max = ours.pixels.iter().zip(&theirs).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+        let differing = ours.pixels.iter().zip(&theirs).filter(|(a, b)| a != b).count();
+        eprintln!(
+            "case {n}: max |genmint - diffusers from_single_file| = {max}/255, {differing} of {} values differ",
+            theirs.len()
+        );
+        assert_eq!(ours.pixels.len(), theirs.len());
+        assert!(max <= 2, "case {n}: {max}/255 from diffusers");
+        let from_layout = layout.generate(&params, &mut |_| Control::Continue).unwrap();
+        assert_eq!(ours, from_layout, "case {n}: the import is not bit-identical to the diffusers layout");
+    }
+}
+
+/// Every tensor of `file`, with the `text_model.` level dropped (transformers 4 and 5 differ).
+fn tensors(file: &Path) -> HashMap<String, Tensor> {
+    let loaded = candle_core::safetensors::load(file, &Device::Cpu).unwrap();
+    loaded
+        .into_iter()
+        .map(|(k, v)| (k.strip_prefix("text_model.").map(str::to_string).unwrap_or(k), v))
+        .collect()
+}
+
+#[test]
+fn imported_weights_are_the_diffusers_weights_renamed() {
+    let out = tempfile::tempdir().unwrap();
+    import(out.path());
+    let fixture = fixtures().join("sd15-tiny");
+    for (ours, theirs) in [
+        ("unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.fp16.safetensors"),
+        ("vae/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.fp16.safetensors"),
+        ("text_encoder/model.safetensors", "text_encoder/model.fp16.safetensors"),
+    ] {
+        let (ours, theirs) = (tensors(&out.path().join(ours)), tensors(&fixture.join(theirs)));
+        let mut names: Vec<&String> = ours.keys().collect();
+        names.sort();
+        let mut expected: Vec<&String> = theirs.keys().collect();
+        expected.sort();
+        assert_eq!(names, expected);
+        for name in names {
+            let (a, b) = (&ours[name], &theirs[name]);
+            assert_eq!((a.dims(), a.dtype()), (b.dims(), b.dtype()), "{name}");
+            let same = a.eq(b).unwrap().flatten_all().unwrap().min(0).unwrap().to_scalar::<u8>().unwrap();
+            assert_eq!(same, 1, "{name} differs");
+        }
+    }
+}
+
+#[test]
+fn the_same_file_gives_the_same_model_hash() {
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (import(&first.path().join("a")), import(&second.path().join("b")));
+    assert_eq!(a.hash, b.hash);
+    assert_eq!(a.hash, model_hash(&first.path().join("a")).unwrap());
+    assert_eq!(a.hash.to_string(), IMPORTED_HASH);
+    let config = std::fs::read_to_string(first.path().join("a/genmint-model.json")).unwrap();
+    assert_eq!(
+        config,
+        format!(
+            "{{\"format\":\"genmint-model-v1\",\"kind\":\"tiny\",\"name\":\"sd15-tiny single file\",\
+             \"source\":{{\"autov2\":\"{}\",\"sha256\":\"{}\"}}}}\n",
+            a.source.autov2, a.source.sha256
+        )
+    );
+}
+
+#[test]
+fn imports_are_refused_with_what_to_do() {
+    let out = tempfile::tempdir().unwrap();
+    let refuse = |file: &Path, out: &Path, options: &ImportOptions| {
+        import_checkpoint(file, out, options, &mut |_| {}).unwrap_err().to_string()
+    };
+    let ckpt = out.path().join("v1-5-pruned-emaonly.ckpt");
+    std::fs::write(&ckpt, b"PK").unwrap();
+    assert!(refuse(&ckpt, &out.path().join("m"), &ImportOptions::default()).contains("pickle"));
+    // No tokenizer: a checkpoint has none.
+    let error = refuse(&checkpoint(), &out.path().join("m"), &ImportOptions::default());
+    assert!(error.contains("tokenizer/ folder"), "{error}");
+    // The release configs need CLIP's 64-wide heads, which this test-size encoder does not have.
+    let options =
+        ImportOptions { tokenizer: Some(fixtures().join("sd15-tiny/tokenizer")), ..Default::default() };
+    let error = refuse(&checkpoint(), &out.path().join("m"), &options);
+    assert!(error.contains("64-wide heads") && error.contains("configs"), "{error}");
+    // An output directory with files in it is left alone.
+    let error = refuse(&checkpoint(), &fixtures().join("sd15-tiny"), &options);
+    assert!(error.contains("already exists"), "{error}");
+    assert!(!out.path().join("m").exists());
+}
