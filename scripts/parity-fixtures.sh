@@ -36,10 +36,12 @@ if ! installed; then
   installed || { echo "parity-fixtures: $VENV lacks the pinned versions after installing" >&2; exit 1; }
 fi
 
-# The generators call cargo for genmint's own initial noise (example parity-noise); build it once.
+# The generators call cargo for genmint's own initial and step noise (example parity-noise); build it once.
 (cd "$ROOT" && cargo build --quiet --locked -p genmint-model-runtime --example parity-noise)
 cd "$ROOT"
 for generator in model-runtime/parity/*.py; do
+  # common.py is the generators' shared module, not a generator.
+  [ "$(basename "$generator")" = common.py ] && continue
   say "running $generator"
   "$PYTHON" "$generator"
 done

@@ -47,6 +47,8 @@ from transformers import (
     CLIPTokenizerFast,
 )
 
+from common import byte_table
+
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "model-runtime" / "tests" / "fixtures" / "text"
 MERGES = 256
@@ -102,21 +104,9 @@ CORPUS_WORDS = (
 
 
 def byte_symbols():
-    """CLIP's (and GPT-2's) byte-to-symbol table: printable Latin-1 bytes stand for themselves,
-    every other byte for the next unused code point from 256 on, in byte order."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    table, extra = {}, 0
-    for byte in range(256):
-        if byte in printable:
-            table[byte] = chr(byte)
-        else:
-            table[byte] = chr(256 + extra)
-            extra += 1
-    # CLIP lists the printable bytes first, then the rest.
+    """CLIP's byte symbols in CLIP's vocabulary order: the printable bytes first, then the rest."""
+    table = byte_table()
+    printable = [b for b in range(256) if table[b] == chr(b)]
     return [table[b] for b in printable] + [table[b] for b in range(256) if b not in printable]
 
 

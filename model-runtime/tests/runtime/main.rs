@@ -1,6 +1,6 @@
 //! The model runtime end to end, one test binary: the built-in test model (`tiny`), the
 //! pixel-space family on a PyTorch-made fixture UNet (`pixel`), the shipped default model
-//! (`default_model`), and parity with diffusers on an SD 1.5-shaped fixture (`parity`).
+//! (`default_model`), and parity with diffusers on SD 1.5- and SD 2.1-shaped fixtures (`parity`).
 
 // Test helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
