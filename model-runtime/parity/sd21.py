@@ -8,7 +8,8 @@ What makes it SD 2.1 rather than SD 1.5 (sd15.py):
 - v-prediction: the scheduler config is stabilityai/stable-diffusion-2-1's (DDIM,
   `prediction_type: v_prediction`).
 - An OpenCLIP-style text encoder: `hidden_act: gelu` (exact erf GELU, not quick_gelu), and the
-  tokenizer pads with `!` (id 0) instead of `<|endoftext|>`. The config's bos/eos/pad ids are the
+  tokenizer pads with `!` instead of `<|endoftext|>` (id 33 in this vocabulary, whose byte symbols
+  are in byte order; 0 in CLIP's). The config's bos/eos/pad ids are the
   placeholder values SD 2.1's text_encoder/config.json ships (0, 2, 1), which the tokenizer does
   not use. The text embedding is the encoder's last hidden state after the final layer norm:
   diffusers' encode_prompt does that whenever `clip_skip` is None, SD 2.x included (SD 2.x's

@@ -19,8 +19,8 @@ compare against (model-runtime/tests/fixtures/text/).
    (with the `text_model.` prefix, as transformers 4 writes them, and without it, as
    transformers 5 writes `CLIPTextModel`; the style transformers did not write is made by
    renaming the keys). embeddings.safetensors holds, for EMBED_PROMPTS tokenized with
-   `tokenizer-sd15`, the float32 `last_hidden_state`, `hidden_states[-2]` (what SD 2.1 and SDXL
-   use) and, for the projection model, `text_embeds`.
+   `tokenizer-sd15`, the float32 `last_hidden_state`, `hidden_states[-2]` (what SDXL uses; SD 2.x
+   in diffusers layout takes the last hidden state of a text encoder converted with one layer fewer) and, for the projection model, `text_embeds`.
 
 Run from the repository root with the parity venv:
     .tools/parity-venv/bin/python model-runtime/parity/text.py [--slow-python PY]
