@@ -36,11 +36,13 @@ if ! installed; then
   installed || { echo "parity-fixtures: $VENV lacks the pinned versions after installing" >&2; exit 1; }
 fi
 
-# The generators call cargo for genmint's own initial noise (example parity-noise); build it once.
+# The generators call cargo for genmint's own initial and step noise (example parity-noise); build it once.
 (cd "$ROOT" && cargo build --quiet --locked -p genmint-model-runtime --example parity-noise)
 cd "$ROOT"
 # single_file.py converts the sd15-tiny fixture that sd15.py writes, so it runs last.
 for generator in model-runtime/parity/*.py; do
+  # common.py is the generators' shared module; single_file.py runs last (it reads sd15-tiny).
+  [ "$(basename "$generator")" = common.py ] && continue
   [ "$generator" = model-runtime/parity/single_file.py ] && continue
   say "running $generator"
   "$PYTHON" "$generator"

@@ -19,8 +19,8 @@ compare against (model-runtime/tests/fixtures/text/).
    (with the `text_model.` prefix, as transformers 4 writes them, and without it, as
    transformers 5 writes `CLIPTextModel`; the style transformers did not write is made by
    renaming the keys). embeddings.safetensors holds, for EMBED_PROMPTS tokenized with
-   `tokenizer-sd15`, the float32 `last_hidden_state`, `hidden_states[-2]` (what SD 2.1 and SDXL
-   use) and, for the projection model, `text_embeds`.
+   `tokenizer-sd15`, the float32 `last_hidden_state`, `hidden_states[-2]` (what SDXL uses; SD 2.x
+   in diffusers layout takes the last hidden state of a text encoder converted with one layer fewer) and, for the projection model, `text_embeds`.
 
 Run from the repository root with the parity venv:
     .tools/parity-venv/bin/python model-runtime/parity/text.py [--slow-python PY]
@@ -46,6 +46,8 @@ from transformers import (
     CLIPTokenizer,
     CLIPTokenizerFast,
 )
+
+from common import byte_table
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "model-runtime" / "tests" / "fixtures" / "text"
@@ -102,21 +104,9 @@ CORPUS_WORDS = (
 
 
 def byte_symbols():
-    """CLIP's (and GPT-2's) byte-to-symbol table: printable Latin-1 bytes stand for themselves,
-    every other byte for the next unused code point from 256 on, in byte order."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    table, extra = {}, 0
-    for byte in range(256):
-        if byte in printable:
-            table[byte] = chr(byte)
-        else:
-            table[byte] = chr(256 + extra)
-            extra += 1
-    # CLIP lists the printable bytes first, then the rest.
+    """CLIP's byte symbols in CLIP's vocabulary order: the printable bytes first, then the rest."""
+    table = byte_table()
+    printable = [b for b in range(256) if table[b] == chr(b)]
     return [table[b] for b in printable] + [table[b] for b in range(256) if b not in printable]
 
 

@@ -618,25 +618,38 @@ mod tests {
         assert!(entry.contains(&format!("version = \"{CANDLE_VERSION}\"\n")), "Cargo.lock has {entry}");
     }
 
-    /// The DDIM timesteps diffusers visited for the parity fixture (`tests/runtime/parity.rs`
-    /// compares the latents they lead to) are the ones genmint visits.
+    /// The timesteps diffusers visited for the parity fixtures (`tests/runtime/parity.rs`
+    /// compares the latents they lead to) are the ones genmint visits: DDIM for the stage-by-stage
+    /// cases, the named scheduler (on the saved schedule, or on the case's own) for the others.
     #[test]
-    fn ddim_timesteps_match_diffusers() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd15-tiny");
-        let read = |name: &str| -> Value {
-            serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
-        };
-        let schedule = ScheduleConfig::from_json(&read("scheduler/scheduler_config.json")).unwrap();
-        let cases = read("reference.json")["cases"].as_array().unwrap().clone();
-        assert!(!cases.is_empty());
-        for case in cases {
-            let steps = case["steps"].as_u64().unwrap() as u32;
-            let expected: Vec<f64> =
-                case["timesteps"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as f64).collect();
-            assert_eq!(
-                scheduler::build(SchedulerKind::Ddim, &schedule, steps).unwrap().timesteps(),
-                expected
-            );
+    fn parity_fixture_timesteps_match_diffusers() {
+        for family in ["sd15", "sd21"] {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{family}-tiny"));
+            let read = |name: &str| -> Value {
+                serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
+            };
+            let saved = read("scheduler/scheduler_config.json");
+            let reference = read("reference.json");
+            let cases = reference["cases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .chain(reference["scheduler_cases"].as_array().unwrap());
+            let mut count = 0;
+            for case in cases {
+                let kind =
+                    case["scheduler"].as_str().map_or(SchedulerKind::Ddim, |name| name.parse().unwrap());
+                let config =
+                    if case["scheduler_config"].is_null() { &saved } else { &case["scheduler_config"] };
+                let schedule = ScheduleConfig::from_json(config).unwrap();
+                let steps = case["steps"].as_u64().unwrap() as u32;
+                let expected: Vec<f64> =
+                    case["timesteps"].as_array().unwrap().iter().map(|t| t.as_f64().unwrap()).collect();
+                let built = scheduler::build(kind, &schedule, steps).unwrap();
+                assert_eq!(built.timesteps(), expected, "{family} {kind:?} {steps} steps");
+                count += 1;
+            }
+            assert!(count > 0, "{family} has no cases");
         }
     }
 

@@ -1,7 +1,7 @@
 //! The model runtime end to end, one test binary: the built-in test model (`tiny`), the
 //! pixel-space family on a PyTorch-made fixture UNet (`pixel`), the shipped default model
-//! (`default_model`), parity with diffusers on an SD 1.5-shaped fixture (`parity`), and the same
-//! fixture imported from a single-file checkpoint (`single_file`).
+//! (`default_model`), parity with diffusers on SD 1.5- and SD 2.1-shaped fixtures (`parity`), and
+//! the SD 1.5 fixture imported from a single-file checkpoint (`single_file`).
 
 // Test helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

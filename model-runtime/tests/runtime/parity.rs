@@ -1,16 +1,21 @@
-//! Parity with diffusers: the SD 1.5-shaped fixture `tests/fixtures/sd15-tiny` (saved by diffusers
-//! and transformers, random weights) loaded by genmint's own loader must give what diffusers'
-//! `StableDiffusionPipeline` gave for the same requests (`model-runtime/parity/sd15.py` recorded
-//! it, starting from genmint's initial noise). Each stage is checked on diffusers' own inputs, so
-//! a difference points at one stage:
+//! Parity with diffusers: the SD-shaped fixtures `tests/fixtures/sd15-tiny` and
+//! `tests/fixtures/sd21-tiny` (saved by diffusers and transformers, random weights) loaded by
+//! genmint's own loader must give what diffusers' `StableDiffusionPipeline` gave for the same
+//! requests (`model-runtime/parity/sd15.py` and `sd21.py` recorded it, starting from genmint's
+//! initial noise). For the DDIM cases each stage is checked on diffusers' own inputs, so a
+//! difference points at one stage:
 //!
 //! ```text
 //! prompt ─► token ids (identical) ─► text embedding ─► UNet at the first timestep
 //! genmint noise (bit-identical) ─► DDIM loop ─► final latents ─► VAE ─► raw [-1, 1] ─► RGB8
 //! ```
 //!
-//! `cargo test -p genmint-model-runtime --test runtime parity -- --nocapture` prints the table of
-//! max and mean absolute differences per stage and case.
+//! The scheduler cases run whole requests with every other scheduler (`euler`, `euler_a` fed
+//! genmint's step noise on both sides, `dpmpp_2m`, `dpmpp_2m_karras`), SD 2.1's also with SD
+//! Turbo's trailing-spacing scheduler config, and compare text embeddings, final latents and pixels.
+//!
+//! `cargo test -p genmint-model-runtime --test runtime parity -- --nocapture --test-threads=1`
+//! prints the table of max and mean absolute differences per family, stage and case.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,8 +28,8 @@ use serde_json::Value;
 /// Final pixels may differ from diffusers' by at most this many levels of 255.
 const MAX_PIXEL_DIFF: u8 = 2;
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sd15-tiny")
+fn fixture(family: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{family}-tiny"))
 }
 
 struct Reference {
@@ -33,8 +38,8 @@ struct Reference {
 }
 
 impl Reference {
-    fn load() -> Self {
-        let dir = fixture();
+    fn load(family: &'static str) -> Self {
+        let dir = fixture(family);
         let json = serde_json::from_slice(&std::fs::read(dir.join("reference.json")).unwrap()).unwrap();
         let tensors =
             candle_core::safetensors::load(dir.join("reference.safetensors"), &Device::Cpu).unwrap();
@@ -45,12 +50,20 @@ impl Reference {
         self.tensors.get(name).unwrap_or_else(|| panic!("reference.safetensors has no {name}"))
     }
 
+    fn list(&self, key: &str) -> &[Value] {
+        self.json[key].as_array().unwrap_or_else(|| panic!("reference.json has no {key}"))
+    }
+
     fn cases(&self) -> &[Value] {
-        self.json["cases"].as_array().unwrap()
+        self.list("cases")
     }
 
     fn texts(&self) -> &[Value] {
-        self.json["texts"].as_array().unwrap()
+        self.list("texts")
+    }
+
+    fn scheduler_cases(&self) -> &[Value] {
+        self.list("scheduler_cases")
     }
 }
 
@@ -69,6 +82,8 @@ fn diff(actual: &[f32], expected: &[f32]) -> (f32, f32) {
     (max, (sum / actual.len() as f64) as f32)
 }
 
+/// The request a recorded case stands for; `scheduler` is genmint's name for it (DDIM when the
+/// case names none).
 fn params(case: &Value) -> GenerationParams {
     GenerationParams {
         prompt: case["prompt"].as_str().unwrap().into(),
@@ -78,12 +93,13 @@ fn params(case: &Value) -> GenerationParams {
         height: case["height"].as_u64().unwrap() as u32,
         steps: case["steps"].as_u64().unwrap() as u32,
         guidance: case["guidance"].as_f64().unwrap() as f32,
-        scheduler: SchedulerKind::Ddim,
+        scheduler: case["scheduler"].as_str().map_or(SchedulerKind::Ddim, |name| name.parse().unwrap()),
     }
 }
 
 /// One row of the printed table.
 struct Row {
+    family: &'static str,
     stage: &'static str,
     case: String,
     max: f32,
@@ -94,42 +110,72 @@ struct Row {
 }
 
 /// The rows, each with the bound its max abs difference must meet.
-#[derive(Default)]
 struct Table {
+    family: &'static str,
     rows: Vec<Row>,
 }
 
 impl Table {
+    fn new(family: &'static str) -> Self {
+        Self { family, rows: Vec::new() }
+    }
+
     fn add(&mut self, stage: &'static str, case: &str, actual: &[f32], expected: &[f32], bound: f32) {
         let (max, mean) = diff(actual, expected);
         let scale = expected.iter().fold(0f32, |m, v| m.max(v.abs()));
-        self.rows.push(Row { stage, case: case.to_string(), max, mean, scale, bound });
+        let family = self.family;
+        self.rows.push(Row { family, stage, case: case.to_string(), max, mean, scale, bound });
     }
 
     /// Prints the table, then fails naming every row over its bound (NaN included).
     fn check(&self) {
         eprintln!(
-            "{:<21} {:<28} {:>10} {:>10} {:>9} {:>8}",
-            "stage", "case", "max abs", "mean abs", "max |ref|", "bound"
+            "{:<6} {:<21} {:<44} {:>10} {:>10} {:>9} {:>8}",
+            "family", "stage", "case", "max abs", "mean abs", "max |ref|", "bound"
         );
         for r in &self.rows {
             eprintln!(
-                "{:<21} {:<28} {:>10.2e} {:>10.2e} {:>9.3} {:>8.0e}",
-                r.stage, r.case, r.max, r.mean, r.scale, r.bound
+                "{:<6} {:<21} {:<44} {:>10.2e} {:>10.2e} {:>9.3} {:>8.0e}",
+                r.family, r.stage, r.case, r.max, r.mean, r.scale, r.bound
             );
         }
         let over: Vec<_> = self
             .rows
             .iter()
             .filter(|r| r.max.is_nan() || r.max > r.bound)
-            .map(|r| format!("{} {}", r.stage, r.case))
+            .map(|r| format!("{} {} {}", r.family, r.stage, r.case))
             .collect();
         assert!(over.is_empty(), "over the bound: {over:?}");
+    }
+
+    /// The text embeddings genmint builds for `case` against diffusers'.
+    fn context(&mut self, stages: &Stages, reference: &Reference, case: &Value, name: &str) {
+        let context = stages.context(&params(case)).unwrap();
+        let expected = reference_context(reference, case);
+        assert_eq!(context.dims(), expected.dims());
+        self.add("text embeddings", name, &values(&context), &values(&expected), 1e-5);
+    }
+
+    /// genmint's whole generation for `case` against diffusers' uint8 image `expected`.
+    fn pixels(&mut self, stages: &mut Stages, case: &Value, name: &str, expected: &Tensor) {
+        let image = stages.generator().generate(&params(case), &mut |_| Control::Continue).unwrap();
+        let expected = expected.flatten_all().unwrap().to_vec1::<u8>().unwrap();
+        let pixels: Vec<f32> = image.pixels.iter().map(|&p| f32::from(p)).collect();
+        let expected: Vec<f32> = expected.iter().map(|&p| f32::from(p)).collect();
+        self.add("pixels (of 255)", name, &pixels, &expected, f32::from(MAX_PIXEL_DIFF));
     }
 }
 
 fn case_name(case: &Value) -> String {
-    format!("seed {} g {} {} steps", case["seed"], case["guidance"].as_f64().unwrap(), case["steps"])
+    let scheduler = case["scheduler"].as_str().unwrap_or("ddim");
+    let spacing =
+        case["scheduler_config"]["timestep_spacing"].as_str().map(|s| format!(" {s}")).unwrap_or_default();
+    format!(
+        "{scheduler}{spacing} seed {} g {} {} steps",
+        case["seed"],
+        case["guidance"].as_f64().unwrap(),
+        case["steps"]
+    )
 }
 
 /// The context diffusers built for a case: `[uncond, cond]` when guided, else `[cond]`.
@@ -144,18 +190,21 @@ fn reference_context(reference: &Reference, case: &Value) -> Tensor {
 
 #[test]
 fn initial_noise_is_genmints_bit_for_bit() {
-    let reference = Reference::load();
-    for (n, case) in reference.cases().iter().enumerate() {
-        let latents = values(reference.tensor(&format!("case{n}.initial_latents")));
-        assert_eq!(latents, standard_normal(case["seed"].as_u64().unwrap(), latents.len()), "case {n}");
+    for family in ["sd15", "sd21"] {
+        let reference = Reference::load(family);
+        for (n, case) in reference.cases().iter().enumerate() {
+            let latents = values(reference.tensor(&format!("case{n}.initial_latents")));
+            let seed = case["seed"].as_u64().unwrap();
+            assert_eq!(latents, standard_normal(seed, latents.len()), "{family} case {n}");
+        }
     }
 }
 
-#[test]
-fn genmint_matches_diffusers_stage_by_stage() {
-    let reference = Reference::load();
-    let mut stages: Stages = load_stages(&fixture()).unwrap();
-    let mut table = Table::default();
+/// Every DDIM case of a fixture, stage by stage.
+fn stage_by_stage(family: &'static str) {
+    let reference = Reference::load(family);
+    let mut stages: Stages = load_stages(&fixture(family)).unwrap();
+    let mut table = Table::new(family);
 
     for text in reference.texts() {
         let expected: Vec<u32> =
@@ -170,15 +219,13 @@ fn genmint_matches_diffusers_stage_by_stage() {
         let guided = params.guidance > 1.0;
         let tensor = |what: &str| reference.tensor(&format!("case{n}.{what}"));
 
-        let context = stages.context(&params).unwrap();
-        let expected_context = reference_context(&reference, case);
-        assert_eq!(context.dims(), expected_context.dims());
-        table.add("text embeddings", &name, &values(&context), &values(&expected_context), 1e-5);
+        table.context(&stages, &reference, case, &name);
 
         // The UNet on diffusers' own inputs: the batch it built at the first timestep.
         let latents = tensor("initial_latents");
         let batch = if guided { Tensor::cat(&[latents, latents], 0).unwrap() } else { latents.clone() };
         let timestep = case["timesteps"][0].as_f64().unwrap();
+        let expected_context = reference_context(&reference, case);
         let output = stages.unet(&batch, timestep, &expected_context).unwrap();
         table.add("UNet, first step", &name, &values(&output), &values(tensor("unet_first_step")), 2e-4);
 
@@ -191,11 +238,83 @@ fn genmint_matches_diffusers_stage_by_stage() {
         let ours = stages.decode(&denoised).unwrap();
         table.add("raw image [-1, 1]", &name, &values(&ours), &values(tensor("decoded")), 1e-3);
 
-        let image = stages.generator().generate(&params, &mut |_| Control::Continue).unwrap();
-        let expected = tensor("image_uint8").flatten_all().unwrap().to_vec1::<u8>().unwrap();
-        let pixels: Vec<f32> = image.pixels.iter().map(|&p| f32::from(p)).collect();
-        let expected: Vec<f32> = expected.iter().map(|&p| f32::from(p)).collect();
-        table.add("pixels (of 255)", &name, &pixels, &expected, f32::from(MAX_PIXEL_DIFF));
+        table.pixels(&mut stages, case, &name, tensor("image_uint8"));
     }
     table.check();
+}
+
+/// Every scheduler case of a fixture: text embeddings, final latents and pixels. A case with its
+/// own `scheduler_config` runs on a copy of the fixture with that config in place of the saved
+/// one (genmint reads the schedule from the model directory, as diffusers' users load it).
+fn every_scheduler(family: &'static str) {
+    let reference = Reference::load(family);
+    let mut table = Table::new(family);
+    let mut saved = load_stages(&fixture(family)).unwrap();
+    let mut copies: Vec<(Value, tempfile::TempDir, Stages)> = Vec::new();
+    for (n, case) in reference.scheduler_cases().iter().enumerate() {
+        let stages = match &case["scheduler_config"] {
+            Value::Null => &mut saved,
+            config => {
+                let at = match copies.iter().position(|(c, _, _)| c == config) {
+                    Some(at) => at,
+                    None => {
+                        let dir = copy_with_scheduler(&fixture(family), config);
+                        let stages = load_stages(dir.path()).unwrap();
+                        copies.push((config.clone(), dir, stages));
+                        copies.len() - 1
+                    }
+                };
+                &mut copies[at].2
+            }
+        };
+        let name = case_name(case);
+        let tensor = |what: &str| reference.tensor(&format!("sched{n}.{what}"));
+        table.context(stages, &reference, case, &name);
+        let denoised = stages.denoised(&params(case)).unwrap();
+        table.add("final latents", &name, &values(&denoised), &values(tensor("final_latents")), 5e-3);
+        table.pixels(stages, case, &name, tensor("image_uint8"));
+    }
+    table.check();
+}
+
+/// A copy of the model directory `dir` whose scheduler config is `config`.
+fn copy_with_scheduler(dir: &Path, config: &Value) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    for entry in walk(dir) {
+        let target = copy.path().join(entry.strip_prefix(dir).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&entry, target).unwrap();
+    }
+    let bytes = serde_json::to_vec_pretty(config).unwrap();
+    std::fs::write(copy.path().join("scheduler/scheduler_config.json"), bytes).unwrap();
+    copy
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
+    }
+    files
+}
+
+#[test]
+fn genmint_matches_diffusers_stage_by_stage() {
+    stage_by_stage("sd15");
+}
+
+#[test]
+fn sd21_matches_diffusers_stage_by_stage() {
+    stage_by_stage("sd21");
+}
+
+#[test]
+fn sd15_every_scheduler_matches_diffusers() {
+    every_scheduler("sd15");
+}
+
+#[test]
+fn sd21_and_turbo_schedulers_match_diffusers() {
+    every_scheduler("sd21");
 }
