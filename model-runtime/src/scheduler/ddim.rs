@@ -15,71 +15,50 @@
 //! combination `a · sample + b · output` whose two coefficients are computed in f64 up front.
 //! The initial noise sigma is 1 and the model input is not scaled.
 
-use candle_core::Tensor;
+use super::{LinearSchedule, LinearStep, Prediction, ScheduleConfig};
 
-use super::{Prediction, ScheduleConfig, Scheduler, StepNoise};
-
-/// DDIM with eta 0; see the module doc.
-#[derive(Debug, Clone)]
-pub(crate) struct Ddim {
-    timesteps: Vec<f64>,
-    /// Per step, `(a, b)` in `x_prev = a · sample + b · model_output`.
-    coefficients: Vec<(f64, f64)>,
-}
-
-impl Ddim {
-    pub fn new(config: &ScheduleConfig, steps: u32) -> Self {
-        let alphas_cumprod = config.alphas_cumprod();
-        let final_alpha = if config.set_alpha_to_one { 1.0 } else { alphas_cumprod[0] };
-        let stride = config.train_timesteps / steps;
-        let last = alphas_cumprod.len() - 1;
-        let timesteps = config.timesteps(steps);
-        let coefficients = timesteps
-            .iter()
-            .map(|&t| {
-                let alpha = alphas_cumprod[(t as usize).min(last)];
-                let alpha_prev = match t.checked_sub(stride) {
-                    Some(prev) => alphas_cumprod[(prev as usize).min(last)],
-                    None => final_alpha,
-                };
-                let (s, b) = (alpha.sqrt(), (1.0 - alpha).sqrt());
-                let (s_prev, b_prev) = (alpha_prev.sqrt(), (1.0 - alpha_prev).sqrt());
-                match config.prediction {
-                    // x̂₀ = (x − b·ε)/s
-                    Prediction::Epsilon => (s_prev / s, b_prev - s_prev * b / s),
-                    // x̂₀ = s·x − b·v, ε̂ = s·v + b·x
-                    Prediction::Velocity => (s_prev * s + b_prev * b, b_prev * s - s_prev * b),
-                    // x̂₀ = out, ε̂ = (x − s·x̂₀)/b
-                    Prediction::Sample => (b_prev / b, s_prev - b_prev * s / b),
-                }
-            })
-            .collect();
-        Self { timesteps: timesteps.into_iter().map(f64::from).collect(), coefficients }
-    }
-}
-
-impl Scheduler for Ddim {
-    fn timesteps(&self) -> &[f64] {
-        &self.timesteps
-    }
-
-    fn step(
-        &mut self,
-        index: usize,
-        model_output: &Tensor,
-        sample: &Tensor,
-        _noise: &mut dyn StepNoise,
-    ) -> candle_core::Result<Tensor> {
-        let (a, b) = self.coefficients[index];
-        sample.affine(a, 0.0)? + model_output.affine(b, 0.0)?
+/// DDIM with eta 0 (see the module doc): per step `x_prev = a · sample + b · model_output`, no noise.
+pub(crate) fn schedule(config: &ScheduleConfig, steps: u32) -> LinearSchedule {
+    let alphas_cumprod = config.alphas_cumprod();
+    let final_alpha = if config.set_alpha_to_one { 1.0 } else { alphas_cumprod[0] };
+    let stride = config.train_timesteps / steps;
+    let last = alphas_cumprod.len() - 1;
+    let timesteps = config.timesteps(steps);
+    let steps = timesteps
+        .iter()
+        .map(|&t| {
+            let alpha = alphas_cumprod[(t as usize).min(last)];
+            let alpha_prev = match t.checked_sub(stride) {
+                Some(prev) => alphas_cumprod[(prev as usize).min(last)],
+                None => final_alpha,
+            };
+            let (s, b) = (alpha.sqrt(), (1.0 - alpha).sqrt());
+            let (s_prev, b_prev) = (alpha_prev.sqrt(), (1.0 - alpha_prev).sqrt());
+            let (sample, output) = match config.prediction {
+                // x̂₀ = (x − b·ε)/s
+                Prediction::Epsilon => (s_prev / s, b_prev - s_prev * b / s),
+                // x̂₀ = s·x − b·v, ε̂ = s·v + b·x
+                Prediction::Velocity => (s_prev * s + b_prev * b, b_prev * s - s_prev * b),
+                // x̂₀ = out, ε̂ = (x − s·x̂₀)/b
+                Prediction::Sample => (b_prev / b, s_prev - b_prev * s / b),
+            };
+            LinearStep { sample, output, noise: 0.0 }
+        })
+        .collect();
+    LinearSchedule {
+        timesteps: timesteps.into_iter().map(f64::from).collect(),
+        steps,
+        sigmas: None,
+        init_noise_sigma: 1.0,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::{BetaSchedule, NoNoise, TimestepSpacing};
+    use super::super::{BetaSchedule, NoNoise, Scheduler, TimestepSpacing};
     use super::*;
     use candle_core::Device;
+    use candle_core::Tensor;
     use serde_json::json;
 
     fn sd15() -> ScheduleConfig {
@@ -134,7 +113,7 @@ mod tests {
 
     /// Runs step `index` on the one-element sample `x_t` with the model output `output`, and
     /// checks that it lands on `expected`.
-    fn assert_step_lands_on(ddim: &mut Ddim, index: usize, x_t: f64, output: f64, expected: f64) {
+    fn assert_step_lands_on(ddim: &mut LinearSchedule, index: usize, x_t: f64, output: f64, expected: f64) {
         let sample = Tensor::new(&[x_t as f32], &Device::Cpu).unwrap();
         let output = Tensor::new(&[output as f32], &Device::Cpu).unwrap();
         let next = ddim.step(index, &output, &sample, &mut NoNoise).unwrap().to_vec1::<f32>().unwrap()[0];
@@ -145,7 +124,7 @@ mod tests {
     fn ddim_epsilon_step_recovers_the_clean_sample() {
         // If the model predicts the true noise, the step lands exactly on the DDIM target.
         let config = sd15();
-        let mut ddim = Ddim::new(&config, 10);
+        let mut ddim = schedule(&config, 10);
         let alphas = config.alphas_cumprod();
         let t = ddim.timesteps()[0] as usize;
         let prev = t - 100;
@@ -157,7 +136,7 @@ mod tests {
     fn ddim_v_prediction_step_recovers_the_clean_sample() {
         let mut config = sd15();
         config.prediction = Prediction::Velocity;
-        let mut ddim = Ddim::new(&config, 4);
+        let mut ddim = schedule(&config, 4);
         let alphas = config.alphas_cumprod();
         let t = ddim.timesteps()[1] as usize;
         let prev = t - 250;
@@ -170,10 +149,10 @@ mod tests {
     #[test]
     fn last_step_uses_the_final_alpha() {
         let config = sd15();
-        let ddim = Ddim::new(&config, 10);
+        let ddim = schedule(&config, 10);
         let alphas = config.alphas_cumprod();
         let t = *ddim.timesteps().last().unwrap() as usize;
-        let (a, b) = ddim.coefficients[9];
+        let (a, b) = (ddim.steps[9].sample, ddim.steps[9].output);
         let (s, bt) = (alphas[t].sqrt(), (1.0 - alphas[t]).sqrt());
         let (sp, bp) = (alphas[0].sqrt(), (1.0 - alphas[0]).sqrt());
         assert!((a - sp / s).abs() < 1e-15 && (b - (bp - sp * bt / s)).abs() < 1e-15);

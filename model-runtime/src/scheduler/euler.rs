@@ -18,46 +18,33 @@
 //! `x'` is linear in `x`, the output and `z`, so each step is three f64 coefficients computed
 //! from the f32 σ table ([`LinearStep`]).
 
-use candle_core::Tensor;
-
 use super::config::{interp, linspace};
-use super::{LinearStep, Prediction, ScheduleConfig, Scheduler, StepNoise, TimestepSpacing};
+use super::{LinearSchedule, LinearStep, Prediction, ScheduleConfig, TimestepSpacing};
 
 /// Euler, plain or ancestral; see the module doc.
-#[derive(Debug, Clone)]
-pub(crate) struct Euler {
-    timesteps: Vec<f64>,
-    /// One per timestep, then 0.
-    sigmas: Vec<f32>,
-    init_noise_sigma: f64,
-    steps: Vec<LinearStep>,
-}
-
-impl Euler {
-    pub fn new(config: &ScheduleConfig, steps: u32, ancestral: bool) -> Self {
-        let spacing = config.spacing.unwrap_or(TimestepSpacing::Linspace);
-        let timesteps: Vec<f64> = match spacing {
-            TimestepSpacing::Leading => config.leading(steps, config.train_timesteps / steps).collect(),
-            TimestepSpacing::Trailing => config.trailing(steps).collect(),
-            TimestepSpacing::Linspace => linspace(f64::from(config.train_timesteps - 1), steps)
-                .rev()
-                .map(|t| f64::from(t as f32))
-                .collect(),
-        };
-        let table = config.torch_sigmas();
-        let mut sigmas: Vec<f32> = timesteps.iter().map(|&t| interp(&table, t) as f32).collect();
-        sigmas.push(0.0);
-        let max = sigmas.iter().copied().fold(0.0f32, f32::max);
-        let init_noise_sigma = match spacing {
-            TimestepSpacing::Linspace | TimestepSpacing::Trailing => max,
-            TimestepSpacing::Leading => (max * max + 1.0).sqrt(),
-        };
-        let steps = sigmas
-            .windows(2)
-            .map(|pair| step_coefficients(config.prediction, pair[0].into(), pair[1].into(), ancestral))
-            .collect();
-        Self { timesteps, sigmas, init_noise_sigma: init_noise_sigma.into(), steps }
-    }
+pub(crate) fn schedule(config: &ScheduleConfig, steps: u32, ancestral: bool) -> LinearSchedule {
+    let spacing = config.spacing.unwrap_or(TimestepSpacing::Linspace);
+    let timesteps: Vec<f64> = match spacing {
+        TimestepSpacing::Leading => config.leading(steps, config.train_timesteps / steps).collect(),
+        TimestepSpacing::Trailing => config.trailing(steps).collect(),
+        TimestepSpacing::Linspace => linspace(f64::from(config.train_timesteps - 1), steps)
+            .rev()
+            .map(|t| f64::from(t as f32))
+            .collect(),
+    };
+    let table = config.torch_sigmas();
+    let mut sigmas: Vec<f32> = timesteps.iter().map(|&t| interp(&table, t) as f32).collect();
+    sigmas.push(0.0);
+    let max = sigmas.iter().copied().fold(0.0f32, f32::max);
+    let init_noise_sigma = match spacing {
+        TimestepSpacing::Linspace | TimestepSpacing::Trailing => max,
+        TimestepSpacing::Leading => (max * max + 1.0).sqrt(),
+    };
+    let steps = sigmas
+        .windows(2)
+        .map(|pair| step_coefficients(config.prediction, pair[0].into(), pair[1].into(), ancestral))
+        .collect();
+    LinearSchedule { timesteps, steps, sigmas: Some(sigmas), init_noise_sigma: init_noise_sigma.into() }
 }
 
 /// The step from `sigma` to `next`; see the module doc.
@@ -80,36 +67,6 @@ fn step_coefficients(prediction: Prediction, sigma: f64, next: f64, ancestral: b
     // x' = x + (target − σ)/σ · (x − x̂₀)
     let ratio = (target - sigma) / sigma;
     LinearStep { sample: 1.0 + ratio * (1.0 - p), output: -ratio * q, noise: up }
-}
-
-impl Scheduler for Euler {
-    fn timesteps(&self) -> &[f64] {
-        &self.timesteps
-    }
-
-    #[cfg(test)]
-    fn sigmas(&self) -> Option<&[f32]> {
-        Some(&self.sigmas)
-    }
-
-    fn init_noise_sigma(&self) -> f64 {
-        self.init_noise_sigma
-    }
-
-    fn scale_model_input(&self, index: usize, sample: &Tensor) -> candle_core::Result<Tensor> {
-        let sigma = self.sigmas[index];
-        sample.affine(1.0 / f64::from((sigma * sigma + 1.0).sqrt()), 0.0)
-    }
-
-    fn step(
-        &mut self,
-        index: usize,
-        model_output: &Tensor,
-        sample: &Tensor,
-        noise: &mut dyn StepNoise,
-    ) -> candle_core::Result<Tensor> {
-        self.steps[index].apply(index, model_output, sample, noise)
-    }
 }
 
 #[cfg(test)]

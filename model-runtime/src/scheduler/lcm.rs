@@ -30,38 +30,29 @@
 //! only a distilled model gives a good picture in 2 to 8 steps. Fully distilled LCM UNets that
 //! take the guidance scale as an embedding (`time_cond_proj_dim`) do not load here.
 
-use candle_core::Tensor;
-
-use super::{LinearStep, Prediction, ScheduleConfig, Scheduler, StepNoise};
+use super::{LinearSchedule, LinearStep, Prediction, ScheduleConfig};
 use crate::RuntimeError;
 
 /// `σ_data` of the consistency boundary condition (diffusers' fixed 0.5).
 const SIGMA_DATA: f32 = 0.5;
 
-/// The LCM sampler; see the module doc.
-#[derive(Debug, Clone)]
-pub(crate) struct Lcm {
-    timesteps: Vec<f64>,
-    steps: Vec<LinearStep>,
-}
-
-impl Lcm {
-    /// Fails when `steps` is more than the distillation schedule has.
-    pub fn new(config: &ScheduleConfig, steps: u32) -> Result<Self, RuntimeError> {
-        let timesteps = timesteps(config, steps)?;
-        let alphas_cumprod = config.torch_alphas_cumprod();
-        let last = alphas_cumprod.len() - 1;
-        let alpha_at = |t: u32| alphas_cumprod[(t as usize).min(last)];
-        let steps = timesteps
-            .iter()
-            .enumerate()
-            .map(|(i, &t)| {
-                let next = timesteps.get(i + 1).map(|&next| alpha_at(next));
-                step_coefficients(config, t, alpha_at(t), next)
-            })
-            .collect();
-        Ok(Self { timesteps: timesteps.into_iter().map(f64::from).collect(), steps })
-    }
+/// The LCM sampler (see the module doc); fails when `steps` is more than the distillation schedule
+/// has.
+pub(crate) fn schedule(config: &ScheduleConfig, steps: u32) -> Result<LinearSchedule, RuntimeError> {
+    let timesteps = timesteps(config, steps)?;
+    let alphas_cumprod = config.torch_alphas_cumprod();
+    let last = alphas_cumprod.len() - 1;
+    let alpha_at = |t: u32| alphas_cumprod[(t as usize).min(last)];
+    let steps = timesteps
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| {
+            let next = timesteps.get(i + 1).map(|&next| alpha_at(next));
+            step_coefficients(config, t, alpha_at(t), next)
+        })
+        .collect();
+    let timesteps = timesteps.into_iter().map(f64::from).collect();
+    Ok(LinearSchedule { timesteps, steps, sigmas: None, init_noise_sigma: 1.0 })
 }
 
 /// The `steps` timesteps LCM visits, descending; see the module doc.
@@ -116,22 +107,6 @@ fn boundary_condition(t: u32, timestep_scaling: f64) -> (f64, f64) {
     (c_skip.into(), c_out.into())
 }
 
-impl Scheduler for Lcm {
-    fn timesteps(&self) -> &[f64] {
-        &self.timesteps
-    }
-
-    fn step(
-        &mut self,
-        index: usize,
-        model_output: &Tensor,
-        sample: &Tensor,
-        noise: &mut dyn StepNoise,
-    ) -> candle_core::Result<Tensor> {
-        self.steps[index].apply(index, model_output, sample, noise)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,7 +139,7 @@ mod tests {
 
     #[test]
     fn more_steps_than_the_distillation_schedule_are_refused() {
-        let err = Lcm::new(&lcm_config(json!({})), 51).unwrap_err().to_string();
+        let err = schedule(&lcm_config(json!({})), 51).unwrap_err().to_string();
         assert!(err.contains("steps") && err.contains("51") && err.contains("1..=50"), "{err}");
         let err = ScheduleConfig::from_json(&json!({"clip_sample": false, "original_inference_steps": 0}))
             .unwrap_err();
@@ -182,7 +157,7 @@ mod tests {
     #[test]
     fn the_last_step_adds_no_noise_and_the_others_renoise_to_the_next_level() {
         let config = lcm_config(json!({}));
-        let lcm = Lcm::new(&config, 4).unwrap();
+        let lcm = schedule(&config, 4).unwrap();
         assert_eq!(lcm.steps[3].noise, 0.0);
         let alphas = config.torch_alphas_cumprod();
         let next = alphas[759];

@@ -115,13 +115,60 @@ pub(crate) fn build(
         });
     }
     Ok(match kind {
-        SchedulerKind::Ddim => Box::new(ddim::Ddim::new(config, steps)),
-        SchedulerKind::Euler => Box::new(euler::Euler::new(config, steps, false)),
-        SchedulerKind::EulerAncestral => Box::new(euler::Euler::new(config, steps, true)),
+        SchedulerKind::Ddim => Box::new(ddim::schedule(config, steps)),
+        SchedulerKind::Euler => Box::new(euler::schedule(config, steps, false)),
+        SchedulerKind::EulerAncestral => Box::new(euler::schedule(config, steps, true)),
         SchedulerKind::DpmPp2m => Box::new(dpm::DpmPp2m::new(config, steps, false)),
         SchedulerKind::DpmPp2mKarras => Box::new(dpm::DpmPp2m::new(config, steps, true)),
-        SchedulerKind::Lcm => Box::new(lcm::Lcm::new(config, steps)?),
+        SchedulerKind::Lcm => Box::new(lcm::schedule(config, steps)?),
     })
+}
+
+/// A schedule whose every step is a fixed linear combination computed up front (DDIM, Euler plain
+/// and ancestral, LCM): each scheduler's module builds its timesteps, step coefficients and, for
+/// the σ-space ones, the σ that scale the model's input.
+#[derive(Debug, Clone)]
+pub(crate) struct LinearSchedule {
+    pub timesteps: Vec<f64>,
+    pub steps: Vec<LinearStep>,
+    /// One σ per timestep, then 0 (Euler): the model sees `sample / √(σ² + 1)`.
+    pub sigmas: Option<Vec<f32>>,
+    pub init_noise_sigma: f64,
+}
+
+impl Scheduler for LinearSchedule {
+    fn timesteps(&self) -> &[f64] {
+        &self.timesteps
+    }
+
+    fn init_noise_sigma(&self) -> f64 {
+        self.init_noise_sigma
+    }
+
+    fn scale_model_input(&self, index: usize, sample: &Tensor) -> candle_core::Result<Tensor> {
+        match &self.sigmas {
+            Some(sigmas) => {
+                let sigma = sigmas[index];
+                sample.affine(1.0 / f64::from((sigma * sigma + 1.0).sqrt()), 0.0)
+            }
+            None => Ok(sample.clone()),
+        }
+    }
+
+    #[cfg(test)]
+    fn sigmas(&self) -> Option<&[f32]> {
+        self.sigmas.as_deref()
+    }
+
+    fn step(
+        &mut self,
+        index: usize,
+        model_output: &Tensor,
+        sample: &Tensor,
+        noise: &mut dyn StepNoise,
+    ) -> candle_core::Result<Tensor> {
+        self.steps[index].apply(index, model_output, sample, noise)
+    }
 }
 
 /// The sample-space linear step `sample · sample_coef + output · output_coef`, plus
