@@ -256,6 +256,13 @@ class Recorder:
         pixels = (image * 255).round().astype("uint8")
         return raw, torch.from_numpy(np.ascontiguousarray(pixels))
 
+    def first_step(self, sample: torch.Tensor, timestep: int, texts: dict) -> torch.Tensor:
+        """The UNet's output on the batch the pipeline builds at the first timestep."""
+        embedding = lambda index: self.tensors[f"text{index}.embedding"][None]
+        cond = embedding(texts["prompt_text"])
+        context = torch.cat([embedding(texts["negative_text"]), cond]) if sample.shape[0] == 2 else cond
+        return self.pipe.unet(sample, timestep, encoder_hidden_states=context).sample
+
     @torch.no_grad()
     def case(self, case: dict) -> None:
         """A request with the pipeline's own (DDIM) scheduler, every stage recorded."""
@@ -266,12 +273,8 @@ class Recorder:
         # The first denoising step's UNet output, on the batch the pipeline builds.
         pipe.scheduler.set_timesteps(case["steps"])
         timesteps = [int(t) for t in pipe.scheduler.timesteps]
-        embedding = lambda index: self.tensors[f"text{index}.embedding"][None]
-        cond = embedding(texts["prompt_text"])
-        context = torch.cat([embedding(texts["negative_text"]), cond]) if guided else cond
         sample = torch.cat([latents] * 2) if guided else latents
-        first = pipe.unet(pipe.scheduler.scale_model_input(sample, timesteps[0]), timesteps[0],
-                          encoder_hidden_states=context).sample
+        first = self.first_step(pipe.scheduler.scale_model_input(sample, timesteps[0]), timesteps[0], texts)
         final = self._run(case, latents)
         raw, pixels = self._decode(final)
         self.tensors.update({
@@ -306,7 +309,7 @@ class Recorder:
         save_file({k: v.contiguous() for k, v in self.tensors.items()}, out / "reference.safetensors")
         versions = {m.__name__: m.__version__ for m in (torch, __import__("diffusers"), __import__("transformers"))}
         (out / "reference.json").write_text(json.dumps({
-            "about": f"diffusers StableDiffusionPipeline outputs for this model (model-runtime/parity/{generator})",
+            "about": f"diffusers {type(self.pipe).__name__} outputs for this model (model-runtime/parity/{generator})",
             "versions": versions,
             "texts": sorted(self.texts.values(), key=lambda t: t["index"]),
             "cases": self.cases,

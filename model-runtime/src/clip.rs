@@ -44,6 +44,10 @@ pub(crate) struct ClipTextConfig {
     pub max_position_embeddings: usize,
     pub activation: Activation,
     pub layer_norm_eps: f64,
+    /// Where the pooled output is taken (see [`ClipTextModel::pooled`]).
+    pub eos_token_id: u32,
+    /// Width of `text_projection` (`CLIPTextModelWithProjection` only).
+    pub projection_dim: usize,
 }
 
 /// Which hidden state conditions the UNet.
@@ -53,6 +57,9 @@ pub(crate) enum ClipOutput {
     LastHiddenState,
     /// The second-to-last layer's output, no final norm (SDXL: `hidden_states[-2]`).
     Penultimate,
+    /// The penultimate output as above, and the pooled output through `text_projection`
+    /// (SDXL's second encoder, a `CLIPTextModelWithProjection`: its `text_embeds`).
+    PenultimateAndPooled,
 }
 
 struct Attention {
@@ -131,13 +138,27 @@ pub(crate) struct ClipTextModel {
     position_embedding: Embedding,
     layers: Vec<EncoderLayer>,
     final_layer_norm: Option<LayerNorm>,
+    /// With [`ClipOutput::PenultimateAndPooled`]: `text_projection` (no bias) and the end token.
+    projection: Option<(Linear, u32)>,
     hidden_size: usize,
+}
+
+/// A batch's embeddings: `[batch, seq, hidden]`, and `[batch, projection_dim]` where pooled.
+pub(crate) struct ClipEmbeddings {
+    pub hidden: Tensor,
+    pub pooled: Option<Tensor>,
 }
 
 impl ClipTextModel {
     /// Builds the encoder from weights named as in transformers, `vb` at the text model's root
-    /// (`text_model` of a transformers 4 file; see [`ClipWeightNames::root`]).
-    pub fn new(vb: VarBuilder, c: &ClipTextConfig, output: ClipOutput) -> candle_core::Result<Self> {
+    /// (`text_model` of a transformers 4 file; see [`ClipWeightNames::root`]). `file` is the
+    /// file's root, where `text_projection` is (read for [`ClipOutput::PenultimateAndPooled`]).
+    pub fn new(
+        vb: VarBuilder,
+        file: VarBuilder,
+        c: &ClipTextConfig,
+        output: ClipOutput,
+    ) -> candle_core::Result<Self> {
         let embeddings = vb.pp("embeddings");
         let token_embedding =
             candle_nn::embedding(c.vocab_size, c.hidden_size, embeddings.pp("token_embedding"))?;
@@ -146,25 +167,44 @@ impl ClipTextModel {
             c.hidden_size,
             embeddings.pp("position_embedding"),
         )?;
+        if output != ClipOutput::LastHiddenState && c.num_hidden_layers < 2 {
+            return Err(candle_core::Error::Msg(
+                "the penultimate hidden state needs at least 2 layers".to_string(),
+            ));
+        }
         let used_layers = match output {
-            ClipOutput::LastHiddenState => c.num_hidden_layers,
-            ClipOutput::Penultimate if c.num_hidden_layers >= 2 => c.num_hidden_layers - 1,
-            ClipOutput::Penultimate => {
-                return Err(candle_core::Error::Msg(
-                    "the penultimate hidden state needs at least 2 layers".to_string(),
-                ));
-            }
+            ClipOutput::Penultimate => c.num_hidden_layers - 1,
+            ClipOutput::LastHiddenState | ClipOutput::PenultimateAndPooled => c.num_hidden_layers,
         };
         let layers = (0..used_layers)
             .map(|i| EncoderLayer::new(vb.pp(format!("encoder.layers.{i}")), c))
             .collect::<candle_core::Result<Vec<_>>>()?;
         let final_layer_norm = match output {
-            ClipOutput::LastHiddenState => {
+            ClipOutput::LastHiddenState | ClipOutput::PenultimateAndPooled => {
                 Some(candle_nn::layer_norm(c.hidden_size, c.layer_norm_eps, vb.pp("final_layer_norm"))?)
             }
             ClipOutput::Penultimate => None,
         };
-        Ok(Self { token_embedding, position_embedding, layers, final_layer_norm, hidden_size: c.hidden_size })
+        let projection = match output {
+            ClipOutput::PenultimateAndPooled => Some((
+                candle_nn::linear_no_bias(c.hidden_size, c.projection_dim, file.pp("text_projection"))?,
+                c.eos_token_id,
+            )),
+            _ => None,
+        };
+        Ok(Self {
+            token_embedding,
+            position_embedding,
+            layers,
+            final_layer_norm,
+            projection,
+            hidden_size: c.hidden_size,
+        })
+    }
+
+    /// Width of the pooled output, where this encoder gives one.
+    pub fn pooled_dim(&self) -> Option<usize> {
+        self.projection.as_ref().map(|(linear, _)| linear.weight().dims()[0])
     }
 
     pub fn hidden_size(&self) -> usize {
@@ -172,7 +212,13 @@ impl ClipTextModel {
     }
 
     /// `ids`: `[batch, seq]` u32 token ids; returns `[batch, seq, hidden]`.
+    #[cfg(test)]
     pub fn forward(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        Ok(self.embed(ids)?.hidden)
+    }
+
+    /// The hidden state [`ClipOutput`] names and, with a projection, the pooled output.
+    pub fn embed(&self, ids: &Tensor) -> candle_core::Result<ClipEmbeddings> {
         let seq = ids.dim(1)?;
         let positions = Tensor::arange(0u32, seq as u32, ids.device())?;
         let mut xs = self
@@ -180,20 +226,56 @@ impl ClipTextModel {
             .forward(ids)?
             .broadcast_add(&self.position_embedding.forward(&positions)?)?;
         let mask = causal_mask(seq, ids.device())?;
-        for layer in &self.layers {
+        let mut penultimate = None;
+        for (i, layer) in self.layers.iter().enumerate() {
+            if i + 1 == self.layers.len() {
+                penultimate = Some(xs.clone());
+            }
             xs = layer.forward(&xs, &mask)?;
         }
-        match &self.final_layer_norm {
-            Some(norm) => norm.forward(&xs),
-            None => Ok(xs),
+        let last = match &self.final_layer_norm {
+            Some(norm) => norm.forward(&xs)?,
+            None => xs,
+        };
+        match (&self.projection, penultimate) {
+            (Some((projection, eos)), Some(penultimate)) => {
+                let pooled = pooled(&last, ids, *eos)?;
+                Ok(ClipEmbeddings { hidden: penultimate, pooled: Some(projection.forward(&pooled)?) })
+            }
+            _ => Ok(ClipEmbeddings { hidden: last, pooled: None }),
         }
     }
 }
 
+/// transformers' pooled output `[batch, hidden]`: each row's state at its end token. A config
+/// whose `eos_token_id` is the legacy 2 (SD 2.x, SDXL's second encoder) pools at the highest id
+/// (the first if several); any other at the first `eos_token_id` (position 0 if there is none).
+fn pooled(last: &Tensor, ids: &Tensor, eos: u32) -> candle_core::Result<Tensor> {
+    let rows = ids.to_vec2::<u32>()?;
+    let positions: Vec<u32> = rows
+        .iter()
+        .map(|row| {
+            let at = if eos == 2 {
+                let highest = row.iter().copied().max().unwrap_or(0);
+                row.iter().position(|&id| id == highest)
+            } else {
+                row.iter().position(|&id| id == eos)
+            };
+            at.unwrap_or(0) as u32
+        })
+        .collect();
+    let picked: Vec<Tensor> = positions
+        .iter()
+        .enumerate()
+        .map(|(row, &at)| last.get(row)?.get(at as usize))
+        .collect::<candle_core::Result<_>>()?;
+    Tensor::stack(&picked, 0)
+}
+
 /// The prefix transformers 4 puts before every tensor of the text model.
 const PREFIX: &str = "text_model.";
-/// `CLIPTextModelWithProjection`'s projection of the pooled output (SDXL's second encoder). The
-/// UNet's added conditioning that would use it is not implemented by candle, so it is not loaded.
+/// `CLIPTextModelWithProjection`'s projection of the pooled output (SDXL's second encoder, whose
+/// `text_embeds` feed the UNet's added conditioning).
 const PROJECTION: &str = "text_projection.weight";
 
 /// How the tensors of a CLIP text encoder file are named.
@@ -300,6 +382,8 @@ mod tests {
             max_position_embeddings: 6,
             activation: Activation::QuickGelu,
             layer_norm_eps: 1e-5,
+            eos_token_id: 9,
+            projection_dim: 8,
         }
     }
 
@@ -311,7 +395,8 @@ mod tests {
     /// `model-runtime/parity/text.py`: transformers' tiny `CLIPTextModel` and
     /// `CLIPTextModelWithProjection`, saved with and without the `text_model.` prefix, give
     /// transformers' last and penultimate hidden states; the projection of the pooled output
-    /// (first end token) through the file's `text_projection.weight` gives its `text_embeds`.
+    /// (first end token) through the file's `text_projection.weight`
+    /// ([`ClipOutput::PenultimateAndPooled`]) gives its `text_embeds`.
     #[test]
     fn embeddings_match_transformers_in_both_weight_namings() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/text");
@@ -334,27 +419,27 @@ mod tests {
                     (ClipOutput::LastHiddenState, "last_hidden_state"),
                     (ClipOutput::Penultimate, "penultimate"),
                 ] {
-                    let encoder = ClipTextModel::new(names.root(vb.clone()), &config, output).unwrap();
+                    let encoder =
+                        ClipTextModel::new(names.root(vb.clone()), vb.clone(), &config, output).unwrap();
                     let actual = encoder.forward(&ids).unwrap();
                     worst = worst.max(largest_difference(&actual, &expected[&format!("{model}.{key}")]));
-                    if projection && output == ClipOutput::LastHiddenState {
-                        let eos = 769u32;
-                        let rows: Vec<Tensor> = ids
-                            .to_vec2::<u32>()
-                            .unwrap()
-                            .iter()
-                            .enumerate()
-                            .map(|(row, ids)| {
-                                let at = ids.iter().position(|&id| id == eos).unwrap();
-                                actual.get(row).unwrap().get(at).unwrap()
-                            })
-                            .collect();
-                        let pooled = Tensor::stack(&rows, 0).unwrap();
-                        let weight = tensors["text_projection.weight"].to_dtype(DType::F32).unwrap();
-                        let embeds = pooled.matmul(&weight.t().unwrap()).unwrap();
-                        worst = worst
-                            .max(largest_difference(&embeds, &expected[&format!("{model}.text_embeds")]));
-                    }
+                }
+                if projection {
+                    let encoder = ClipTextModel::new(
+                        names.root(vb.clone()),
+                        vb.clone(),
+                        &config,
+                        ClipOutput::PenultimateAndPooled,
+                    )
+                    .unwrap();
+                    let embedded = encoder.embed(&ids).unwrap();
+                    worst = worst.max(largest_difference(
+                        &embedded.hidden,
+                        &expected[&format!("{model}.penultimate")],
+                    ));
+                    let pooled = embedded.pooled.unwrap();
+                    worst =
+                        worst.max(largest_difference(&pooled, &expected[&format!("{model}.text_embeds")]));
                 }
                 eprintln!("clip-{model}-{naming}: largest difference from transformers {worst:e}");
                 assert!(worst < 1e-5, "clip-{model}-{naming}: largest difference {worst}");
@@ -397,7 +482,7 @@ mod tests {
     fn tokens_only_see_earlier_tokens() {
         let vars = VarMap::new();
         let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
-        let model = ClipTextModel::new(vb, &config(2), ClipOutput::LastHiddenState).unwrap();
+        let model = ClipTextModel::new(vb.clone(), vb, &config(2), ClipOutput::LastHiddenState).unwrap();
         let a = Tensor::new(&[[1u32, 2, 3, 4, 5, 6]], &Device::Cpu).unwrap();
         let b = Tensor::new(&[[1u32, 2, 3, 9, 9, 9]], &Device::Cpu).unwrap();
         let (ya, yb) = (model.forward(&a).unwrap(), model.forward(&b).unwrap());
@@ -412,11 +497,11 @@ mod tests {
     fn penultimate_output_skips_the_last_layer_and_norm() {
         let vars = VarMap::new();
         let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
-        let full = ClipTextModel::new(vb.clone(), &config(3), ClipOutput::Penultimate).unwrap();
+        let full = ClipTextModel::new(vb.clone(), vb.clone(), &config(3), ClipOutput::Penultimate).unwrap();
         assert_eq!(full.layers.len(), 2);
         assert!(full.final_layer_norm.is_none());
         // Same weights through a 2-layer model without the final norm give the same output.
-        let mut two = ClipTextModel::new(vb, &config(2), ClipOutput::LastHiddenState).unwrap();
+        let mut two = ClipTextModel::new(vb.clone(), vb, &config(2), ClipOutput::LastHiddenState).unwrap();
         two.final_layer_norm = None;
         let ids = Tensor::new(&[[0u32, 3, 1, 1, 1, 1]], &Device::Cpu).unwrap();
         let a = full.forward(&ids).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -424,6 +509,6 @@ mod tests {
         assert_eq!(a, b);
         let vars = VarMap::new();
         let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
-        assert!(ClipTextModel::new(vb, &config(1), ClipOutput::Penultimate).is_err());
+        assert!(ClipTextModel::new(vb.clone(), vb, &config(1), ClipOutput::Penultimate).is_err());
     }
 }

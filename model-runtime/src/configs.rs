@@ -24,6 +24,14 @@ impl Fields<'_> {
         }
     }
 
+    /// A positive integer the config must state (diffusers has no default for it).
+    fn required_usize(&self, key: &str) -> Result<usize, String> {
+        match self.get(key) {
+            None => Err(format!("{key} must be given")),
+            Some(v) => as_usize(key, v),
+        }
+    }
+
     /// A count that may be zero and fits a `u32`.
     pub fn u32(&self, key: &str, default: u32) -> Result<u32, String> {
         match self.get(key) {
@@ -109,14 +117,24 @@ fn as_usize(key: &str, v: &Value) -> Result<usize, String> {
 /// The group count candle's `DownBlock2D`/`UpBlock2D` use whatever the config says.
 const CANDLE_PLAIN_BLOCK_GROUPS: usize = 32;
 
+/// The sizes of SDXL's added conditioning (`addition_embed_type = "text_time"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TextTimeSpec {
+    /// Channels of each size id's sinusoidal projection.
+    pub addition_time_embed_dim: usize,
+    /// `projection_class_embeddings_input_dim`: the pooled text embedding's width plus six ids'
+    /// projections (`add_embedding.linear_1`'s input).
+    pub input_dim: usize,
+}
+
 /// A UNet as the pipeline needs it.
 #[derive(Debug, Clone)]
 pub(crate) struct UnetSpec {
     pub config: unet_2d::UNet2DConditionModelConfig,
     pub in_channels: usize,
     pub out_channels: usize,
-    /// SDXL's `addition_embed_type = "text_time"`: candle's UNet has no added conditioning.
-    pub has_text_time_embedding: bool,
+    /// SDXL's added conditioning (`addition_embed_type = "text_time"`), when the config asks for it.
+    pub text_time: Option<TextTimeSpec>,
     /// candle 0.11's `DownBlock2D` and `UpBlock2D` (the blocks without attention) ignore
     /// `norm_num_groups` and always normalize in 32 groups; true when that differs from the
     /// config, i.e. when candle's output cannot match diffusers'.
@@ -133,10 +151,15 @@ impl UnetSpec {
         let f = Fields(json);
         let blocks = UnetBlocks::read(&f)?;
         check_unet_features(&f)?;
-        let has_text_time_embedding = match f.get("addition_embed_type") {
-            None => false,
-            Some(v) if v == "text_time" => true,
-            Some(v) => return Err(format!("addition_embed_type = {v} is not supported")),
+        let text_time = match f.get("addition_embed_type") {
+            None => None,
+            Some(v) if v == "text_time" => Some(TextTimeSpec {
+                addition_time_embed_dim: f.required_usize("addition_time_embed_dim")?,
+                input_dim: f.required_usize("projection_class_embeddings_input_dim")?,
+            }),
+            Some(v) => {
+                return Err(format!("addition_embed_type = {v} is not supported (only \"text_time\")"));
+            }
         };
         if f.get("cross_attention_dim").is_some_and(Value::is_array) {
             return Err("a per-block cross_attention_dim is not supported".to_string());
@@ -158,7 +181,7 @@ impl UnetSpec {
             },
             in_channels: f.usize("in_channels", 4)?,
             out_channels: f.usize("out_channels", 4)?,
-            has_text_time_embedding,
+            text_time,
             plain_blocks_ignore_groups: blocks.plain_blocks_ignore_groups,
         })
     }
@@ -369,6 +392,8 @@ pub(crate) fn clip_text_config(json: &Value) -> Result<ClipTextConfig, String> {
         max_position_embeddings: f.usize("max_position_embeddings", 77)?,
         activation,
         layer_norm_eps: f.f64("layer_norm_eps", 1e-5)?,
+        eos_token_id: f.u32("eos_token_id", 49407)?,
+        projection_dim: f.usize("projection_dim", 512)?,
     };
     if !config.hidden_size.is_multiple_of(config.num_attention_heads) {
         return Err(format!(
@@ -416,7 +441,7 @@ mod tests {
         assert_eq!(blocks, vec![(320, None, 5), (640, Some(2), 10), (1280, Some(10), 20)]);
         assert_eq!(spec.config.cross_attention_dim, 2048);
         assert!(spec.config.use_linear_projection);
-        assert!(spec.has_text_time_embedding);
+        assert_eq!(spec.text_time, Some(TextTimeSpec { addition_time_embed_dim: 256, input_dim: 2816 }));
         assert_eq!(spec.downsampling(), 4);
     }
 
@@ -437,7 +462,7 @@ mod tests {
         assert_eq!(spec.config.blocks[3].use_cross_attn, None);
         assert_eq!(spec.config.blocks[0].use_cross_attn, Some(1));
         assert_eq!(spec.config.blocks[0].attention_head_dim, 8);
-        assert!(!spec.config.use_linear_projection && !spec.has_text_time_embedding);
+        assert!(!spec.config.use_linear_projection && spec.text_time.is_none());
         assert_eq!(spec.downsampling(), 8);
     }
 

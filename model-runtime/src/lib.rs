@@ -8,6 +8,8 @@
 //! GenerationParams ── checked against the model's Limits (field, value and range in the error)
 //!  prompt, negative prompt ─► tokenizer (fixed length: truncate, pad) ─► CLIP text encoder(s)
 //!                          ─► text embeddings [2 or 1, 77, dim]   (negative only when guidance > 1)
+//!                          SDXL: + pooled text_embeds [2 or 1, P] and size ids (H, W, 0, 0, H, W)
+//!                                (empty negative prompt: zeros, force_zeros_for_empty_prompt)
 //!  seed ─► chacha20-normal-v1 on the CPU (own RNG) ─► latents [1, 4, H/8, W/8] on the device
 //!      × init_noise_sigma (Euler: the largest σ; DDIM, DPM-Solver, LCM: 1)
 //!  the requested scheduler (ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, lcm), `steps`
@@ -35,18 +37,24 @@
 //!
 //! # Parity with diffusers
 //!
-//! The claim is that genmint makes the picture diffusers' `StableDiffusionPipeline` makes from
-//! the same checkpoint, seed noise and request. `tests/runtime/parity.rs` checks it on two
-//! checkpoints saved by diffusers and transformers with random weights (made by
-//! `model-runtime/parity/sd15.py` and `sd21.py`, which also record diffusers' outputs, started
-//! from genmint's own initial noise and, for `euler_a`, fed genmint's per-step noise):
+//! The claim is that genmint makes the picture diffusers' `StableDiffusionPipeline` (for SDXL,
+//! `StableDiffusionXLPipeline`) makes from the same checkpoint, seed noise and request.
+//! `tests/runtime/parity.rs` checks it on three checkpoints saved by diffusers and transformers
+//! with random weights (made by `model-runtime/parity/sd15.py`, `sd21.py` and `sdxl.py`, which
+//! also record diffusers' outputs, started from genmint's own initial noise and, for `euler_a`,
+//! fed genmint's per-step noise):
 //! `sd15-tiny` (SD 1.5's blocks, quick_gelu CLIP, ε-prediction) and `sd21-tiny` (v-prediction,
 //! gelu text encoder padding with `!`, linear projections, attention heads per block), the latter
 //! also with stabilityai/sd-turbo's scheduler config (trailing spacing, guidance 0, 1 or 4 steps).
 //! Both are 64 px and declare kind `tiny`: the `sd15`/`sd21` kinds only accept 256 px and up,
 //! and the kind changes nothing else on this path (one CLIP encoder, last hidden state after
 //! the final layer norm, as diffusers' `encode_prompt` without `clip_skip`; the prediction type
-//! and spacing come from the scheduler config).
+//! and spacing come from the scheduler config). `sdxl-tiny` (kind `tiny_xl`, the `sdxl` path at
+//! 64 px) has SDXL's two encoders (penultimate states side by side; the second a
+//! `CLIPTextModelWithProjection` whose pooled, projected embedding and the size ids go through
+//! the UNet's `add_embedding`, `addition_embed_type = "text_time"`), SDXL's block order, and
+//! requests with an empty negative prompt (zeros under `force_zeros_for_empty_prompt`); its
+//! pooled embeddings match to 7.2e-7.
 //!
 //! Measured on an x86-64 CPU (AMD EPYC, AVX-512), worst case over each row's requests, with
 //! `cargo test -p genmint-model-runtime --test runtime parity -- --nocapture --test-threads=1`
@@ -67,12 +75,15 @@
 //! sd21     dpmpp_2m_karras  1         1.3e-6          4.2e-4         1           4.4e-3
 //! sd-turbo euler            1         1.2e-6          1.0e-3         1           6.5e-4
 //! sd-turbo euler_a          2         1.2e-6          1.0e-3         1           6.5e-4
+//! sdxl     ddim             3         7.2e-7          2.3e-4         1           4.1e-4
+//! sdxl     euler            3         7.2e-7          2.3e-4         1           9.8e-4
 //! ```
 //!
 //! The test's bounds: text embeddings 1e-5, final latents 5e-3, pixels 2 of 255 (a mean of
-//! 1e-3 means about one channel value in a thousand is one level off). Not covered: SDXL and
-//! SDXL Turbo (`sdxl`, `sd_turbo`), whose UNet's added conditioning candle does not implement
-//! (see `pipeline`), and CUDA, whose kernels sum in another order. stabilityai/sd-turbo itself
+//! 1e-3 means about one channel value in a thousand is one level off). Not covered: the real
+//! SDXL checkpoints themselves (only their architecture at tiny widths), SDXL's non-default size
+//! conditioning (genmint always sends original = target = the request's size, crop 0, 0), and
+//! CUDA, whose kernels sum in another order. stabilityai/sd-turbo itself
 //! is an SD 2.1 network and loads as kind `sd21` (the `sd_turbo` kind is SDXL Turbo's): its
 //! 512 px, 1 to 4 steps and guidance 0 are within `sd21`'s bounds but not its defaults, so a
 //! request states them.
@@ -96,6 +107,7 @@
 //! - [`noise`]: the seeded initial and per-step noise (`chacha20-normal-v1`).
 //! - `scheduler`: the schedulers (DDIM, Euler, ancestral Euler, DPM-Solver++ 2M, with Karras
 //!   σ, LCM), each as diffusers computes it; parity-tested against diffusers.
+//! - `unet`: the conditional UNet on candle's blocks, with SDXL's added conditioning.
 //! - `pipeline`: [`load_model`] and the one diffusion [`Generator`] both families share.
 //! - `image`: [`Rgb8Image`], the pixel digest and the float-to-RGB8 conversion.
 //! - `test_model`: [`write_test_model`], the deterministic test-size model.
@@ -121,6 +133,7 @@ mod pipeline;
 mod scheduler;
 mod test_model;
 mod text;
+mod unet;
 
 pub use default_model::{
     DEFAULT_MODEL_NAME, MINILM_WHEEL_MODEL_DIR, default_model_source, install_default_model, minilm_dir,

@@ -23,6 +23,9 @@ pub enum ModelKind {
     SdTurbo,
     /// The built-in test-size model from [`crate::write_test_model`].
     Tiny,
+    /// A test-size SDXL-shaped model (two text encoders, the UNet's added conditioning), 32 to
+    /// 256 px: the SDXL parity fixture.
+    TinyXl,
     /// A pixel-space UNet (32×32 RGB, no VAE) conditioned on all-MiniLM-L6-v2's token
     /// embeddings: the default model `genmint-emoji-32` (see [`crate::install_default_model`]).
     #[serde(rename = "pixel_minilm")]
@@ -37,13 +40,14 @@ impl ModelKind {
             ModelKind::Sdxl => "sdxl",
             ModelKind::SdTurbo => "sd_turbo",
             ModelKind::Tiny => "tiny",
+            ModelKind::TinyXl => "tiny_xl",
             ModelKind::PixelMiniLm => "pixel_minilm",
         }
     }
 
     /// Whether the kind conditions on two text encoders (SDXL style).
     pub(crate) fn dual_text_encoders(self) -> bool {
-        matches!(self, ModelKind::Sdxl | ModelKind::SdTurbo)
+        matches!(self, ModelKind::Sdxl | ModelKind::SdTurbo | ModelKind::TinyXl)
     }
 
     /// Whether the kind denoises RGB pixels directly (no VAE) and conditions on BERT token
@@ -60,7 +64,7 @@ impl ModelKind {
             ModelKind::Sd21 => (256, 1024, 768),
             ModelKind::Sdxl => (512, 2048, 1024),
             ModelKind::SdTurbo => (256, 1024, 512),
-            ModelKind::Tiny => (32, 256, 64),
+            ModelKind::Tiny | ModelKind::TinyXl => (32, 256, 64),
             // Trained at 32×32 only; other sizes would run but produce nothing it learned.
             ModelKind::PixelMiniLm => (32, 32, 32),
         };
@@ -68,7 +72,7 @@ impl ModelKind {
             ModelKind::Sd15 | ModelKind::Sd21 => (150, 30, 7.5, 30.0),
             ModelKind::Sdxl => (150, 30, 5.0, 30.0),
             ModelKind::SdTurbo => (10, 1, 0.0, 30.0),
-            ModelKind::Tiny => (50, 8, 4.0, 30.0),
+            ModelKind::Tiny | ModelKind::TinyXl => (50, 8, 4.0, 30.0),
             ModelKind::PixelMiniLm => (50, 20, 3.0, 15.0),
         };
         Limits {
@@ -372,6 +376,7 @@ mod tests {
             ModelKind::Sdxl,
             ModelKind::SdTurbo,
             ModelKind::Tiny,
+            ModelKind::TinyXl,
             ModelKind::PixelMiniLm,
         ] {
             let json = serde_json::to_string(&kind).unwrap();

@@ -6,34 +6,36 @@
 //!
 //! - Stable Diffusion (SD 1.5, 2.1, XL, Turbo, the test model): CLIP text encoders (one
 //!   encoder's last hidden state, or SDXL's two penultimate states side by side), the negative
-//!   prompt as the unconditional context, latents decoded by the VAE.
+//!   prompt as the unconditional context, latents decoded by the VAE. SDXL's UNet also takes
+//!   "added conditioning" ([`crate::unet`]): the second encoder's pooled, projected embedding
+//!   and the size ids (H, W, 0, 0, H, W: original size, crop top-left, target size, as
+//!   diffusers' defaults). An empty negative prompt under guidance is all zeros, context and
+//!   pooled embedding alike, when `model_index.json`'s `force_zeros_for_empty_prompt` is true
+//!   (SDXL base's default; diffusers' rule for `negative_prompt=None`).
 //! - Pixel space (`pixel_minilm`, the default model): MiniLM's last hidden state over the prompt's
 //!   tokens ([`crate::bert_text`]), all zeros of the same shape as the unconditional context,
 //!   and the denoised sample is the picture itself.
 //!
-//! The seeded noise, the scheduler, the UNet (candle-transformers' `unet_2d`), classifier-free
+//! The seeded noise, the scheduler, the UNet ([`crate::unet`], on candle's blocks), classifier-free
 //! guidance, progress and cancellation are the same code for both. [`Stages`] opens the same steps
 //! one at a time (hidden from the docs) for the tests that compare each with diffusers.
 //!
-//! Known gap: SDXL's UNet also takes "added conditioning" (pooled text embedding and size/crop
-//! ids, `addition_embed_type = "text_time"`), which candle 0.11's `UNet2DConditionModel` does not
-//! implement. SDXL and Turbo therefore run without it (as candle's own SDXL example does): the
-//! output is deterministic but not what diffusers would produce. Loading such a model logs a
-//! warning.
+//! What an SDXL-family `model_index.json` asks for beyond that (the refiner's
+//! `requires_aesthetics_score`) is refused by name, as is any UNet conditioning other than
+//! `text_time` (`configs`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::stable_diffusion::unet_2d::UNet2DConditionModel;
 use candle_transformers::models::stable_diffusion::vae::AutoEncoderKL;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::bert_text::BertTextEncoder;
 use crate::clip::{ClipOutput, ClipTextConfig, ClipTextModel, ClipWeightNames};
-use crate::configs::{self, UnetSpec, VaeSpec};
+use crate::configs::{self, TextTimeSpec, UnetSpec, VaeSpec};
 use crate::layout::{
     self, ComponentFiles, Layout, MODEL_CONFIG_FILE, ModelConfig, TextFiles, TokenizerFiles,
 };
@@ -41,6 +43,7 @@ use crate::manifest::{ManifestEntry, ModelManifest};
 use crate::noise::{self, NOISE_ALGORITHM};
 use crate::scheduler::{self, ScheduleConfig, SeededStepNoise};
 use crate::text::{PromptTokenizer, TextConditioner, TextEncoder, TextFit, TokenizerSource};
+use crate::unet::{AddedConditioning, Unet};
 use crate::{
     Control, GenerationParams, ModelDescriptor, Progress, ReproducibilityEnvelope, Rgb8Image, RuntimeError,
     SchedulerKind,
@@ -144,8 +147,9 @@ impl ModelReader<'_> {
 
 /// How the prompt becomes the UNet's `encoder_hidden_states`.
 enum Conditioning {
-    /// CLIP text encoder(s); the unconditional context is the negative prompt's embedding.
-    Clip(TextConditioner),
+    /// CLIP text encoder(s); the unconditional context is the negative prompt's embedding, or
+    /// zeros for an empty one when `zero_empty_negative` (SDXL's `force_zeros_for_empty_prompt`).
+    Clip { text: TextConditioner, zero_empty_negative: bool },
     /// BERT token embeddings; the unconditional context is all zeros (the model was trained with
     /// the condition dropped to zeros).
     Bert(Box<BertTextEncoder>),
@@ -154,29 +158,69 @@ enum Conditioning {
 impl Conditioning {
     fn context_dim(&self) -> usize {
         match self {
-            Conditioning::Clip(text) => text.context_dim(),
+            Conditioning::Clip { text, .. } => text.context_dim(),
             Conditioning::Bert(encoder) => encoder.hidden_size(),
         }
     }
 
     /// `[2, tokens, dim]` with the unconditional context first when `guided`, else
-    /// `[1, tokens, dim]`.
-    fn context(&self, params: &GenerationParams, guided: bool) -> Result<Tensor, RuntimeError> {
+    /// `[1, tokens, dim]`; with the pooled embeddings `[2 or 1, pooled_dim]` where a text
+    /// encoder pools.
+    fn context(&self, params: &GenerationParams, guided: bool) -> Result<TextContext, RuntimeError> {
         match self {
-            Conditioning::Clip(text) if guided => {
-                text.embed(&[("negative_prompt", &params.negative_prompt), ("prompt", &params.prompt)])
+            Conditioning::Clip { text, zero_empty_negative }
+                if guided && *zero_empty_negative && params.negative_prompt.is_empty() =>
+            {
+                let (hidden, pooled) = text.embed(&[("prompt", &params.prompt)])?;
+                Ok(TextContext {
+                    hidden: with_zeros_first(&hidden)?,
+                    pooled: pooled.as_ref().map(with_zeros_first).transpose()?,
+                })
             }
-            Conditioning::Clip(text) => text.embed(&[("prompt", &params.prompt)]),
+            Conditioning::Clip { text, .. } if guided => {
+                let (hidden, pooled) =
+                    text.embed(&[("negative_prompt", &params.negative_prompt), ("prompt", &params.prompt)])?;
+                Ok(TextContext { hidden, pooled })
+            }
+            Conditioning::Clip { text, .. } => {
+                let (hidden, pooled) = text.embed(&[("prompt", &params.prompt)])?;
+                Ok(TextContext { hidden, pooled })
+            }
             Conditioning::Bert(encoder) => {
                 let conditional = encoder.embed("prompt", &params.prompt)?;
-                if guided {
-                    Ok(Tensor::cat(&[&conditional.zeros_like()?, &conditional], 0)?)
-                } else {
-                    Ok(conditional)
-                }
+                let hidden = if guided { with_zeros_first(&conditional)? } else { conditional };
+                Ok(TextContext { hidden, pooled: None })
             }
         }
     }
+}
+
+/// `[zeros, conditional]` along the batch: the unconditional half as zeros.
+fn with_zeros_first(conditional: &Tensor) -> Result<Tensor, RuntimeError> {
+    Ok(Tensor::cat(&[&conditional.zeros_like()?, conditional], 0)?)
+}
+
+/// The text conditioning of one request's batch.
+struct TextContext {
+    /// The UNet's `encoder_hidden_states`.
+    hidden: Tensor,
+    /// SDXL's pooled text embedding (`text_embeds`), where an encoder pools.
+    pooled: Option<Tensor>,
+}
+
+/// SDXL's added conditioning for a batch of latents `[batch, C, h, w]` of an image `factor`
+/// times their size: the pooled embeddings and, per row, the size ids diffusers uses by
+/// default: original size = target size = the image's (H, W), crop top-left (0, 0).
+fn added_conditioning(
+    pooled: &Tensor,
+    sample: &Tensor,
+    factor: u32,
+) -> Result<AddedConditioning, RuntimeError> {
+    let (batch, _, height, width) = sample.dims4()?;
+    let (h, w) = ((height * factor as usize) as f32, (width * factor as usize) as f32);
+    let ids: Vec<f32> = (0..batch).flat_map(|_| [h, w, 0.0, 0.0, h, w]).collect();
+    let time_ids = Tensor::from_vec(ids, (batch, 6), sample.device())?;
+    Ok(AddedConditioning { text_embeds: pooled.clone(), time_ids })
 }
 
 /// How the denoised sample becomes an image in `[-1, 1]`, `[1, 3, height, width]`.
@@ -201,7 +245,7 @@ struct DiffusionModel {
     descriptor: ModelDescriptor,
     device: Device,
     conditioning: Conditioning,
-    unet: UNet2DConditionModel,
+    unet: Unet,
     /// Channels of the denoised sample (4 latent channels, or 3 for RGB).
     sample_channels: usize,
     /// Image pixels per sample pixel along each side (the VAE factor, or 1).
@@ -220,16 +264,18 @@ impl DiffusionModel {
         let config = ModelConfig::parse(&path, &bytes)?;
         let layout = Layout::in_dir(&config, dir);
         layout.check_present(dir)?;
-        check_model_index(&mut reader, &layout)?;
+        let zero_empty_negative = read_model_index(&mut reader, &layout)?.force_zeros_for_empty_prompt
+            && config.kind.dual_text_encoders();
         let (path, json) = reader.json(&layout.scheduler)?;
         let schedule = ScheduleConfig::from_json(&json).map_err(|e| invalid(&path, e))?;
         let conditioning = if config.kind.pixel_space() {
             Conditioning::Bert(Box::new(load_bert_text_encoder(&mut reader, &layout, &device)?))
         } else {
-            Conditioning::Clip(load_clip(&mut reader, &layout, &config, &device)?)
+            let text = load_clip(&mut reader, &layout, &config, &device)?;
+            Conditioning::Clip { text, zero_empty_negative }
         };
         let (unet_config_path, unet_spec, unet) = load_unet(&mut reader, &layout.unet, &device)?;
-        check_unet_against_text(&unet_config_path, &unet_spec, &config, conditioning.context_dim())?;
+        check_unet_against_text(&unet_config_path, &unet_spec, &config, &conditioning)?;
         let (decoder, sample_channels, sample_factor) = load_decoder(&mut reader, &layout, &device)?;
         check_unet_channels(&unet_config_path, &unet_spec, sample_channels, layout.vae.is_some())?;
 
@@ -257,25 +303,47 @@ impl DiffusionModel {
     }
 }
 
-/// Reads `model_index.json` where the layout has one, and checks that it lists every component.
-fn check_model_index(reader: &mut ModelReader<'_>, layout: &Layout) -> Result<(), RuntimeError> {
+/// What `model_index.json` says about the pipeline beyond its components.
+struct PipelineOptions {
+    /// SDXL: an empty negative prompt is all zeros (diffusers' default: true).
+    force_zeros_for_empty_prompt: bool,
+}
+
+/// Reads `model_index.json` where the layout has one, checks that it lists every component, and
+/// refuses the pipeline options this runtime does not run (the refiner's aesthetic score).
+fn read_model_index(reader: &mut ModelReader<'_>, layout: &Layout) -> Result<PipelineOptions, RuntimeError> {
+    let mut options = PipelineOptions { force_zeros_for_empty_prompt: true };
     if let Some(model_index) = &layout.model_index {
         let (path, index) = reader.json(model_index)?;
         if let Some(missing) = layout.components().into_iter().find(|c| index.get(c).is_none()) {
             return Err(invalid(&path, format!("lists no {missing}")));
         }
+        let fields = configs::Fields(&index);
+        if fields.bool("requires_aesthetics_score", false).map_err(|e| invalid(&path, e))? {
+            return Err(invalid(
+                &path,
+                "requires_aesthetics_score = true (the SDXL refiner's) is not supported",
+            ));
+        }
+        options.force_zeros_for_empty_prompt =
+            fields.bool("force_zeros_for_empty_prompt", true).map_err(|e| invalid(&path, e))?;
     }
-    Ok(())
+    Ok(options)
 }
 
-/// Checks that the UNet attends to the text encoders' output, and refuses or warns about what
-/// candle runs differently from diffusers.
+/// Checks that the UNet attends to the text encoders' output (and, for SDXL's added
+/// conditioning, takes their pooled embedding), and refuses or warns about what candle runs
+/// differently from diffusers.
 fn check_unet_against_text(
     unet_config_path: &Path,
     unet_spec: &UnetSpec,
     config: &ModelConfig,
-    context_dim: usize,
+    conditioning: &Conditioning,
 ) -> Result<(), RuntimeError> {
+    let context_dim = conditioning.context_dim();
+    if let Some(text_time) = &unet_spec.text_time {
+        check_text_time(unet_config_path, text_time, conditioning)?;
+    }
     if unet_spec.config.cross_attention_dim != context_dim {
         return Err(invalid(
             unet_config_path,
@@ -299,11 +367,37 @@ fn check_unet_against_text(
             "candle normalizes the UNet's blocks without attention in 32 groups, not norm_num_groups"
         );
     }
-    if unet_spec.has_text_time_embedding {
-        tracing::warn!(
-            model = %config.name,
-            "the UNet's text_time added conditioning is not implemented by candle and is skipped"
-        );
+    Ok(())
+}
+
+/// `text_time` needs a text encoder that pools (a `CLIPTextModelWithProjection`), and
+/// `add_embedding`'s input is its width plus six size ids' projections (diffusers checks the same).
+fn check_text_time(
+    unet_config_path: &Path,
+    text_time: &TextTimeSpec,
+    conditioning: &Conditioning,
+) -> Result<(), RuntimeError> {
+    let pooled_dim = match conditioning {
+        Conditioning::Clip { text, .. } => text.pooled_dim(),
+        Conditioning::Bert(_) => None,
+    };
+    let Some(pooled_dim) = pooled_dim else {
+        return Err(invalid(
+            unet_config_path,
+            "addition_embed_type = \"text_time\" needs a text encoder with text_projection \
+             (CLIPTextModelWithProjection, SDXL's text_encoder_2)",
+        ));
+    };
+    let expected = 6 * text_time.addition_time_embed_dim + pooled_dim;
+    if text_time.input_dim != expected {
+        return Err(invalid(
+            unet_config_path,
+            format!(
+                "projection_class_embeddings_input_dim is {} but 6 size ids of {} channels and the \
+                 {pooled_dim}-wide pooled text embedding make {expected}",
+                text_time.input_dim, text_time.addition_time_embed_dim
+            ),
+        ));
     }
     Ok(())
 }
@@ -381,12 +475,11 @@ pub(crate) fn load_unet(
     reader: &mut ModelReader<'_>,
     files: &ComponentFiles,
     device: &Device,
-) -> Result<(PathBuf, UnetSpec, UNet2DConditionModel), RuntimeError> {
+) -> Result<(PathBuf, UnetSpec, Unet), RuntimeError> {
     let (config_path, json) = reader.json(&files.config)?;
     let spec = UnetSpec::from_json(&json).map_err(|e| invalid(&config_path, e))?;
     let (path, vb) = reader.weights(&files.weights, device)?;
-    let unet = UNet2DConditionModel::new(vb, spec.in_channels, spec.out_channels, false, spec.config.clone())
-        .map_err(|e| invalid(&path, e))?;
+    let unet = Unet::new(vb, &spec).map_err(|e| invalid(&path, e))?;
     Ok((config_path, spec, unet))
 }
 
@@ -397,8 +490,6 @@ fn load_clip(
     config: &ModelConfig,
     device: &Device,
 ) -> Result<TextConditioner, RuntimeError> {
-    let output =
-        if config.kind.dual_text_encoders() { ClipOutput::Penultimate } else { ClipOutput::LastHiddenState };
     let mut encoders = Vec::with_capacity(layout.text.len());
     let mut length = None;
     for files in &layout.text {
@@ -411,11 +502,16 @@ fn load_clip(
         let (path, tensors) = reader.tensors(&files.encoder.weights, device)?;
         let names = ClipWeightNames::detect(tensors.keys().map(String::as_str), &clip)
             .map_err(|e| invalid(&path, e))?;
-        if names.projection {
-            tracing::debug!(file = %path.display(), "text_projection.weight is not used by the UNet here");
-        }
-        let vb = names.root(VarBuilder::from_tensors(tensors, DType::F32, device));
-        let model = ClipTextModel::new(vb, &clip, output).map_err(|e| invalid(&path, e))?;
+        // SDXL conditions on the penultimate states, and its UNet on the pooled projection;
+        // SD 1.x and 2.x on the last state (a projection there is not used, as in diffusers).
+        let output = match (config.kind.dual_text_encoders(), names.projection) {
+            (true, true) => ClipOutput::PenultimateAndPooled,
+            (true, false) => ClipOutput::Penultimate,
+            (false, _) => ClipOutput::LastHiddenState,
+        };
+        let file = VarBuilder::from_tensors(tensors, DType::F32, device);
+        let model = ClipTextModel::new(names.root(file.clone()), file, &clip, output)
+            .map_err(|e| invalid(&path, e))?;
         encoders.push(TextEncoder { tokenizer, model });
     }
     Ok(TextConditioner::new(encoders, device.clone()))
@@ -480,7 +576,7 @@ impl Generator for DiffusionModel {
 
     fn text_fit(&self, params: &GenerationParams) -> Result<TextFit, RuntimeError> {
         match &self.conditioning {
-            Conditioning::Clip(text) => text.fit(params),
+            Conditioning::Clip { text, .. } => text.fit(params),
             // MiniLM's 128-token cut is not counted yet.
             Conditioning::Bert(_) => Ok(TextFit::default()),
         }
@@ -536,7 +632,7 @@ impl DiffusionModel {
         for (index, &timestep) in timesteps.iter().enumerate() {
             let scaled = scheduler.scale_model_input(index, &sample)?;
             let input = if guided { Tensor::cat(&[&scaled, &scaled], 0)? } else { scaled };
-            let output = self.unet.forward(&input, timestep, &context)?;
+            let output = self.unet_forward(&input, timestep, &context)?;
             let output = if guided {
                 let unconditional = output.narrow(0, 0, 1)?;
                 let conditional = output.narrow(0, 1, 1)?;
@@ -553,6 +649,23 @@ impl DiffusionModel {
             }
         }
         Ok(sample)
+    }
+}
+
+impl DiffusionModel {
+    /// One UNet evaluation; SDXL's added conditioning is built from the context's pooled
+    /// embedding and the image size the sample stands for.
+    fn unet_forward(
+        &self,
+        sample: &Tensor,
+        timestep: f64,
+        context: &TextContext,
+    ) -> Result<Tensor, RuntimeError> {
+        let added = match (&context.pooled, self.unet.takes_added_conditioning()) {
+            (Some(pooled), true) => Some(added_conditioning(pooled, sample, self.sample_factor)?),
+            _ => None,
+        };
+        Ok(self.unet.forward(sample, timestep, &context.hidden, added.as_ref())?)
     }
 }
 
@@ -577,7 +690,7 @@ impl Stages {
     /// Each text encoder's token ids for `text`.
     pub fn token_ids(&self, text: &str) -> Result<Vec<Vec<u32>>, RuntimeError> {
         match &self.0.conditioning {
-            Conditioning::Clip(conditioner) => conditioner.token_ids(text),
+            Conditioning::Clip { text: conditioner, .. } => conditioner.token_ids(text),
             Conditioning::Bert(_) => Err(RuntimeError::Tokenize {
                 field: "prompt",
                 reason: "pixel-space models have no CLIP tokenizer".to_string(),
@@ -587,12 +700,24 @@ impl Stages {
 
     /// The UNet's context for `params`: `[2, tokens, dim]` (negative prompt first) when guided.
     pub fn context(&self, params: &GenerationParams) -> Result<Tensor, RuntimeError> {
-        self.0.conditioning.context(params, params.guidance > 1.0)
+        Ok(self.0.conditioning.context(params, params.guidance > 1.0)?.hidden)
     }
 
-    /// One UNet evaluation.
-    pub fn unet(&self, sample: &Tensor, timestep: f64, context: &Tensor) -> Result<Tensor, RuntimeError> {
-        Ok(self.0.unet.forward(sample, timestep, context)?)
+    /// The pooled text embedding for `params` (SDXL), `[2 or 1, pooled_dim]` as [`Self::context`].
+    pub fn pooled(&self, params: &GenerationParams) -> Result<Option<Tensor>, RuntimeError> {
+        Ok(self.0.conditioning.context(params, params.guidance > 1.0)?.pooled)
+    }
+
+    /// One UNet evaluation; with `pooled`, SDXL's added conditioning for the sample's size.
+    pub fn unet(
+        &self,
+        sample: &Tensor,
+        timestep: f64,
+        context: &Tensor,
+        pooled: Option<&Tensor>,
+    ) -> Result<Tensor, RuntimeError> {
+        let context = TextContext { hidden: context.clone(), pooled: pooled.cloned() };
+        self.0.unet_forward(sample, timestep, &context)
     }
 
     /// The sample just before decoding, for `params`.
@@ -623,7 +748,7 @@ mod tests {
     /// cases, the named scheduler (on the saved schedule, or on the case's own) for the others.
     #[test]
     fn parity_fixture_timesteps_match_diffusers() {
-        for family in ["sd15", "sd21"] {
+        for family in ["sd15", "sd21", "sdxl"] {
             let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{family}-tiny"));
             let read = |name: &str| -> Value {
                 serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
@@ -667,7 +792,7 @@ mod tests {
         assert_eq!((spec.in_channels, spec.out_channels, spec.config.cross_attention_dim), (3, 3, 384));
         let io = candle_core::safetensors::load(dir.join("io.safetensors"), &Device::Cpu).unwrap();
         let timestep = io["timestep"].to_vec1::<f32>().unwrap()[0];
-        let output = unet.forward(&io["sample"], f64::from(timestep), &io["context"]).unwrap();
+        let output = unet.forward(&io["sample"], f64::from(timestep), &io["context"], None).unwrap();
         let expected = io["output"].flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let actual = output.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(actual.len(), 3 * 32 * 32);

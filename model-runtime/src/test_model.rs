@@ -120,7 +120,7 @@ fn seeded_component_weights(
     Ok(ComponentWeights {
         text_encoder: seeded_weights("text_encoder", |vb| {
             // Named as transformers 4 writes them, which the model's hash is pinned to.
-            ClipTextModel::new(vb.pp("text_model"), &clip, ClipOutput::LastHiddenState).map(drop)
+            ClipTextModel::new(vb.pp("text_model"), vb.clone(), &clip, ClipOutput::LastHiddenState).map(drop)
         })?,
         unet: seeded_weights("unet", |vb| {
             UNet2DConditionModel::new(vb, unet.in_channels, unet.out_channels, false, unet.config.clone())

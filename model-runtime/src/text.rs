@@ -1,7 +1,8 @@
 //! From prompt text to what the UNet attends to. Each text encoder's tokenizer truncates or pads
 //! the prompt to the encoder's fixed length (with the `pad_token` of `tokenizer_config.json`, as
 //! diffusers does), the CLIP encoder embeds the ids, and with two encoders (SDXL) their outputs
-//! are concatenated along the feature axis.
+//! are concatenated along the feature axis. The encoder that has a projection (SDXL's second)
+//! also gives its pooled embedding, the UNet's added conditioning.
 //!
 //! Truncation is transformers' `truncation=True, max_length=77` (what diffusers' pipelines ask
 //! for): the text's own tokens are cut to leave room for the start and end tokens, which are
@@ -183,18 +184,30 @@ impl TextConditioner {
         Ok(fit)
     }
 
-    /// Embeds `texts` (each `(field name, text)`) as one batch: `[texts.len(), length, context_dim]`.
-    pub fn embed(&self, texts: &[(&'static str, &str)]) -> Result<Tensor, RuntimeError> {
+    /// Width of the pooled embedding: the first encoder's that gives one (as diffusers' SDXL
+    /// pipeline takes it).
+    pub fn pooled_dim(&self) -> Option<usize> {
+        self.encoders.iter().find_map(|e| e.model.pooled_dim())
+    }
+
+    /// Embeds `texts` (each `(field name, text)`) as one batch: `[texts.len(), length,
+    /// context_dim]`, and `[texts.len(), pooled_dim]` where an encoder pools.
+    pub fn embed(&self, texts: &[(&'static str, &str)]) -> Result<(Tensor, Option<Tensor>), RuntimeError> {
         let mut outputs = Vec::with_capacity(self.encoders.len());
+        let mut pooled = None;
         for encoder in &self.encoders {
             let mut ids = Vec::new();
             for (field, text) in texts {
                 ids.extend(encoder.tokenizer.ids(text, field)?.ids);
             }
             let ids = Tensor::from_vec(ids, (texts.len(), encoder.tokenizer.length()), &self.device)?;
-            outputs.push(encoder.model.forward(&ids)?);
+            let embedded = encoder.model.embed(&ids)?;
+            outputs.push(embedded.hidden);
+            if pooled.is_none() {
+                pooled = embedded.pooled;
+            }
         }
-        Ok(Tensor::cat(&outputs, 2)?)
+        Ok((Tensor::cat(&outputs, 2)?, pooled))
     }
 
     /// Each encoder's ids for `text`, as [`Self::embed`] feeds them (the parity tests compare

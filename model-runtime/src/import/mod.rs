@@ -63,7 +63,7 @@ impl CheckpointFamily {
         match kind {
             ModelKind::Sd15 | ModelKind::Tiny => Some(CheckpointFamily::Sd1),
             ModelKind::Sd21 => Some(CheckpointFamily::Sd2),
-            ModelKind::Sdxl | ModelKind::SdTurbo => Some(CheckpointFamily::Sdxl),
+            ModelKind::Sdxl | ModelKind::SdTurbo | ModelKind::TinyXl => Some(CheckpointFamily::Sdxl),
             ModelKind::PixelMiniLm => None,
         }
     }

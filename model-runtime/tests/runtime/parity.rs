@@ -1,8 +1,10 @@
-//! Parity with diffusers: the SD-shaped fixtures `tests/fixtures/sd15-tiny` and
-//! `tests/fixtures/sd21-tiny` (saved by diffusers and transformers, random weights) loaded by
-//! genmint's own loader must give what diffusers' `StableDiffusionPipeline` gave for the same
-//! requests (`model-runtime/parity/sd15.py` and `sd21.py` recorded it, starting from genmint's
-//! initial noise). For the DDIM cases each stage is checked on diffusers' own inputs, so a
+//! Parity with diffusers: the SD-shaped fixtures `tests/fixtures/sd15-tiny`,
+//! `tests/fixtures/sd21-tiny` and `tests/fixtures/sdxl-tiny` (saved by diffusers and
+//! transformers, random weights) loaded by genmint's own loader must give what diffusers'
+//! `StableDiffusionPipeline` (`StableDiffusionXLPipeline` for SDXL) gave for the same requests
+//! (`model-runtime/parity/sd15.py`, `sd21.py` and `sdxl.py` recorded it, starting from genmint's
+//! initial noise). For SDXL the pooled text embedding is compared too, and the UNet gets
+//! diffusers' pooled embedding and size ids. For the DDIM cases each stage is checked on diffusers' own inputs, so a
 //! difference points at one stage:
 //!
 //! ```text
@@ -148,12 +150,20 @@ impl Table {
         assert!(over.is_empty(), "over the bound: {over:?}");
     }
 
-    /// The text embeddings genmint builds for `case` against diffusers'.
+    /// The text embeddings genmint builds for `case` against diffusers' (and the pooled ones,
+    /// where the model pools).
     fn context(&mut self, stages: &Stages, reference: &Reference, case: &Value, name: &str) {
         let context = stages.context(&params(case)).unwrap();
-        let expected = reference_context(reference, case);
+        let expected = reference_context(reference, case, "embedding");
         assert_eq!(context.dims(), expected.dims());
         self.add("text embeddings", name, &values(&context), &values(&expected), 1e-5);
+        let pooled = stages.pooled(&params(case)).unwrap();
+        assert_eq!(pooled.is_some(), reference.tensors.contains_key("text0.pooled"), "{name}");
+        if let Some(pooled) = pooled {
+            let expected = reference_context(reference, case, "pooled");
+            assert_eq!(pooled.dims(), expected.dims());
+            self.add("pooled text embeds", name, &values(&pooled), &values(&expected), 1e-5);
+        }
     }
 
     /// genmint's whole generation for `case` against diffusers' uint8 image `expected`.
@@ -168,20 +178,27 @@ impl Table {
 
 fn case_name(case: &Value) -> String {
     let scheduler = case["scheduler"].as_str().unwrap_or("ddim");
+    let guided = case["guidance"].as_f64().unwrap() > 1.0;
+    let empty = if guided && case["negative_prompt"] == "" { " empty negative" } else { "" };
     let spacing =
         case["scheduler_config"]["timestep_spacing"].as_str().map(|s| format!(" {s}")).unwrap_or_default();
     format!(
-        "{scheduler}{spacing} seed {} g {} {} steps",
+        "{scheduler}{spacing} seed {} g {} {} steps{empty}",
         case["seed"],
         case["guidance"].as_f64().unwrap(),
         case["steps"]
     )
 }
 
-/// The context diffusers built for a case: `[uncond, cond]` when guided, else `[cond]`.
-fn reference_context(reference: &Reference, case: &Value) -> Tensor {
-    let embedding = |index: &Value| reference.tensor(&format!("text{index}.embedding")).unsqueeze(0).unwrap();
+/// The context (`what` = `embedding`) or pooled embedding (`pooled`) diffusers built for a case:
+/// `[uncond, cond]` when guided, else `[cond]`; the unconditional half is zeros where the case
+/// says `negative_zeros` (SDXL's empty negative prompt).
+fn reference_context(reference: &Reference, case: &Value, what: &str) -> Tensor {
+    let embedding = |index: &Value| reference.tensor(&format!("text{index}.{what}")).unsqueeze(0).unwrap();
     let cond = embedding(&case["prompt_text"]);
+    if case["negative_zeros"].as_bool() == Some(true) {
+        return Tensor::cat(&[&cond.zeros_like().unwrap(), &cond], 0).unwrap();
+    }
     match &case["negative_text"] {
         Value::Null => cond,
         negative => Tensor::cat(&[&embedding(negative), &cond], 0).unwrap(),
@@ -190,7 +207,7 @@ fn reference_context(reference: &Reference, case: &Value) -> Tensor {
 
 #[test]
 fn initial_noise_is_genmints_bit_for_bit() {
-    for family in ["sd15", "sd21"] {
+    for family in ["sd15", "sd21", "sdxl"] {
         let reference = Reference::load(family);
         for (n, case) in reference.cases().iter().enumerate() {
             let latents = values(reference.tensor(&format!("case{n}.initial_latents")));
@@ -207,10 +224,16 @@ fn stage_by_stage(family: &'static str) {
     let mut table = Table::new(family);
 
     for text in reference.texts() {
-        let expected: Vec<u32> =
-            text["ids"].as_array().unwrap().iter().map(|id| id.as_u64().unwrap() as u32).collect();
+        let ids = |list: &Value| -> Vec<u32> {
+            list.as_array().unwrap().iter().map(|id| id.as_u64().unwrap() as u32).collect()
+        };
+        // One list of ids, or (SDXL) one per tokenizer.
+        let expected: Vec<Vec<u32>> = match &text["ids"][0] {
+            Value::Array(_) => text["ids"].as_array().unwrap().iter().map(ids).collect(),
+            _ => vec![ids(&text["ids"])],
+        };
         let actual = stages.token_ids(text["text"].as_str().unwrap()).unwrap();
-        assert_eq!(actual, [expected], "token ids of {}", text["text"]);
+        assert_eq!(actual, expected, "token ids of {}", text["text"]);
     }
 
     for (n, case) in reference.cases().iter().enumerate() {
@@ -225,8 +248,12 @@ fn stage_by_stage(family: &'static str) {
         let latents = tensor("initial_latents");
         let batch = if guided { Tensor::cat(&[latents, latents], 0).unwrap() } else { latents.clone() };
         let timestep = case["timesteps"][0].as_f64().unwrap();
-        let expected_context = reference_context(&reference, case);
-        let output = stages.unet(&batch, timestep, &expected_context).unwrap();
+        let expected_context = reference_context(&reference, case, "embedding");
+        let expected_pooled = reference
+            .tensors
+            .contains_key("text0.pooled")
+            .then(|| reference_context(&reference, case, "pooled"));
+        let output = stages.unet(&batch, timestep, &expected_context, expected_pooled.as_ref()).unwrap();
         table.add("UNet, first step", &name, &values(&output), &values(tensor("unet_first_step")), 2e-4);
 
         // Guidance multiplies the UNet's differences by up to 2g - 1 at every step.
@@ -258,7 +285,7 @@ fn every_scheduler(family: &'static str) {
                 let at = match copies.iter().position(|(c, _, _)| c == config) {
                     Some(at) => at,
                     None => {
-                        let dir = copy_with_scheduler(&fixture(family), config);
+                        let dir = copy_with(&fixture(family), "scheduler/scheduler_config.json", config);
                         let stages = load_stages(dir.path()).unwrap();
                         copies.push((config.clone(), dir, stages));
                         copies.len() - 1
@@ -277,8 +304,8 @@ fn every_scheduler(family: &'static str) {
     table.check();
 }
 
-/// A copy of the model directory `dir` whose scheduler config is `config`.
-fn copy_with_scheduler(dir: &Path, config: &Value) -> tempfile::TempDir {
+/// A copy of the model directory `dir` whose JSON file `relative` is `config`.
+fn copy_with(dir: &Path, relative: &str, config: &Value) -> tempfile::TempDir {
     let copy = tempfile::tempdir().unwrap();
     for entry in walk(dir) {
         let target = copy.path().join(entry.strip_prefix(dir).unwrap());
@@ -286,7 +313,7 @@ fn copy_with_scheduler(dir: &Path, config: &Value) -> tempfile::TempDir {
         std::fs::copy(&entry, target).unwrap();
     }
     let bytes = serde_json::to_vec_pretty(config).unwrap();
-    std::fs::write(copy.path().join("scheduler/scheduler_config.json"), bytes).unwrap();
+    std::fs::write(copy.path().join(relative), bytes).unwrap();
     copy
 }
 
@@ -317,4 +344,50 @@ fn sd15_every_scheduler_matches_diffusers() {
 #[test]
 fn sd21_and_turbo_schedulers_match_diffusers() {
     every_scheduler("sd21");
+}
+
+/// What an SDXL model asks for that genmint does not run is refused naming it, never skipped:
+/// another added conditioning, the refiner's aesthetic score, sizes that do not add up, and a
+/// `text_time` UNet without a pooling text encoder (the single-encoder `tiny` kind).
+#[test]
+fn sdxl_asks_not_run_are_refused_by_name() {
+    let dir = fixture("sdxl");
+    let read = |relative: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(dir.join(relative)).unwrap()).unwrap()
+    };
+    let cases: [(&str, &str, Value, &str); 6] = [
+        ("model_index.json", "requires_aesthetics_score", Value::Bool(true), "requires_aesthetics_score"),
+        ("unet/config.json", "addition_embed_type", "text".into(), "addition_embed_type = \"text\""),
+        // Six ids of 4 channels and the 32-wide pooled embedding are not add_embedding's 80 inputs.
+        (
+            "unet/config.json",
+            "addition_time_embed_dim",
+            4.into(),
+            "projection_class_embeddings_input_dim is 80",
+        ),
+        // A config that disagrees with the weights is refused when they load.
+        ("unet/config.json", "projection_class_embeddings_input_dim", 81.into(), "add_embedding.linear_1"),
+        ("unet/config.json", "addition_time_embed_dim", Value::Null, "addition_time_embed_dim must be given"),
+        ("genmint-model.json", "kind", "tiny".into(), "needs a text encoder with text_projection"),
+    ];
+    for (relative, key, value, needle) in cases {
+        let mut config = read(relative);
+        config[key] = value;
+        let copy = copy_with(&dir, relative, &config);
+        let error = match load_stages(copy.path()) {
+            Ok(_) => panic!("{relative} {key} = {} was accepted", config[key]),
+            Err(error) => error.to_string(),
+        };
+        assert!(error.contains(needle), "{relative} {key}: {error}");
+    }
+}
+
+#[test]
+fn sdxl_matches_diffusers_stage_by_stage() {
+    stage_by_stage("sdxl");
+}
+
+#[test]
+fn sdxl_euler_matches_diffusers() {
+    every_scheduler("sdxl");
 }

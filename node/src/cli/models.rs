@@ -76,7 +76,7 @@ pub struct ImportArgs {
 
 fn parse_kind(value: &str) -> Result<ModelKind, String> {
     serde_json::from_value(serde_json::Value::String(value.to_owned()))
-        .map_err(|_| format!("{value:?} is not a model kind (sd15, sd21, sdxl, sd_turbo, tiny)"))
+        .map_err(|_| format!("{value:?} is not a model kind (sd15, sd21, sdxl, sd_turbo, tiny, tiny_xl)"))
 }
 
 #[derive(Debug, Args)]
