@@ -382,6 +382,41 @@ fn sdxl_asks_not_run_are_refused_by_name() {
     }
 }
 
+/// `force_zeros_for_empty_prompt: false` makes an empty negative prompt an embedded empty text
+/// again (the fixture's true gives zeros, checked against diffusers above).
+#[test]
+fn sdxl_empty_negative_is_embedded_without_force_zeros() {
+    let dir = fixture("sdxl");
+    let mut index: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("model_index.json")).unwrap()).unwrap();
+    index["force_zeros_for_empty_prompt"] = Value::Bool(false);
+    let copy = copy_with(&dir, "model_index.json", &index);
+    let (zeroing, embedding) = (load_stages(&dir).unwrap(), load_stages(copy.path()).unwrap());
+    let request = GenerationParams {
+        prompt: "a red kite".into(),
+        negative_prompt: String::new(),
+        seed: 1,
+        width: 64,
+        height: 64,
+        steps: 4,
+        guidance: 5.0,
+        scheduler: SchedulerKind::Ddim,
+    };
+    let empty = GenerationParams { prompt: String::new(), guidance: 1.0, ..request.clone() };
+    let negative = |stages: &Stages| {
+        let context = values(&stages.context(&request).unwrap().get(0).unwrap());
+        let pooled = values(&stages.pooled(&request).unwrap().unwrap().get(0).unwrap());
+        (context, pooled)
+    };
+    let (context, pooled) = negative(&zeroing);
+    assert!(context.iter().chain(&pooled).all(|&v| v == 0.0));
+    let (context, pooled) = negative(&embedding);
+    // The same text alone or as one row of a batch: equal up to the kernels' summation order.
+    assert!(diff(&context, &values(&embedding.context(&empty).unwrap())).0 < 1e-6);
+    assert!(diff(&pooled, &values(&embedding.pooled(&empty).unwrap().unwrap())).0 < 1e-6);
+    assert!(pooled.iter().any(|&v| v != 0.0));
+}
+
 #[test]
 fn sdxl_matches_diffusers_stage_by_stage() {
     stage_by_stage("sdxl");
