@@ -1,7 +1,8 @@
-"""Writes tests/fixtures/single-file/: the sd15-tiny parity fixture (written by sd15.py, which must
-run first; scripts/parity-fixtures.sh runs this script last) saved again as one single-file
-checkpoint with the original LDM/CompVis tensor names, as A1111, ComfyUI and Civitai ship SD 1.5,
-and what diffusers' StableDiffusionPipeline.from_single_file makes of it. The Rust test
+"""Writes tests/fixtures/single-file/: the sd15-tiny and sd21-tiny parity fixtures (written by
+sd15.py and sd21.py, which must run first; scripts/parity-fixtures.sh runs this script last) saved
+again as single-file checkpoints with the original LDM/CompVis tensor names, as A1111, ComfyUI and
+Civitai ship SD 1.5 and SD 2.x, and what diffusers' StableDiffusionPipeline.from_single_file makes
+of them. The Rust test
 tests/runtime/single_file.rs imports the file with genmint's converter and compares.
 
 The checkpoint (sd15-tiny.safetensors): every UNet, VAE and text encoder tensor of the fixture,
@@ -9,6 +10,13 @@ f16 as stored, renamed diffusers -> LDM by the reverse mapping below (written he
 ships only the forward direction), the VAE attention's linear weights as 1x1 convolutions, plus
 two tensors real checkpoints carry and a converter must leave out (the text encoder's
 position_ids buffer and the training schedule's alphas_cumprod).
+
+The SD 2.x checkpoint (sd21-tiny.safetensors) has the UNet and VAE named as above and the text
+encoder as OpenCLIP names it (cond_stage_model.model.: token_embedding, positional_embedding,
+transformer.resblocks.N with q, k and v fused into attn.in_proj_weight/bias, ln_final,
+text_projection), plus one more resblock than the fixture's encoder has, with random weights:
+SD 2.x checkpoints hold all of OpenCLIP ViT-H's 24 blocks, and diffusers (its config has 23
+layers) and genmint leave the last one out, so a converter that used it would differ.
 
 The references: diffusers loads the file with from_single_file(config=<sd15-tiny>), the way
 diffusers users load a single file of a known architecture, and this script first checks that
@@ -29,12 +37,14 @@ import torch
 from diffusers import StableDiffusionPipeline
 from safetensors.torch import load_file, save_file
 
-from sd15 import genmint_noise
+from common import genmint_noise
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "model-runtime" / "tests" / "fixtures" / "sd15-tiny"
+FIXTURE21 = ROOT / "model-runtime" / "tests" / "fixtures" / "sd21-tiny"
 OUT = ROOT / "model-runtime" / "tests" / "fixtures" / "single-file"
 CHECKPOINT = OUT / "sd15-tiny.safetensors"
+CHECKPOINT21 = OUT / "sd21-tiny.safetensors"
 SIZE = 64
 # Two of sd15.py's cases, so the Rust test can also compare with genmint on the diffusers layout.
 CASES = [
@@ -43,6 +53,13 @@ CASES = [
     {"prompt": "A tiny robot under the MOON!", "negative_prompt": "", "seed": 7, "guidance": 1.0,
      "steps": 4},
 ]
+
+# One of sd21.py's cases (v-prediction, DDIM).
+CASES21 = [
+    {"prompt": "a lighthouse on a cliff at dawn, oil painting", "negative_prompt": "blurry, dark",
+     "seed": 2024, "guidance": 7.5, "steps": 4},
+]
+DUMMY_BLOCK_SEED = 2_1024
 
 UNET_RESNET = {"norm1": "in_layers.0", "conv1": "in_layers.2", "time_emb_proj": "emb_layers.1",
                "norm2": "out_layers.0", "conv2": "out_layers.3", "conv_shortcut": "skip_connection"}
@@ -101,18 +118,23 @@ def vae_to_ldm(name: str, levels: int) -> str:
     return name  # conv_in, conv_out, quant_conv, post_quant_conv
 
 
-def ldm_checkpoint() -> dict[str, torch.Tensor]:
-    unet_config = json.loads((FIXTURE / "unet" / "config.json").read_text())
-    vae_config = json.loads((FIXTURE / "vae" / "config.json").read_text())
+def unet_vae_to_ldm(fixture: Path) -> dict[str, torch.Tensor]:
+    unet_config = json.loads((fixture / "unet" / "config.json").read_text())
+    vae_config = json.loads((fixture / "vae" / "config.json").read_text())
     attending_up = {i for i, t in enumerate(unet_config["up_block_types"]) if t.startswith("CrossAttn")}
     out = {}
-    for name, tensor in load_file(FIXTURE / "unet" / "diffusion_pytorch_model.fp16.safetensors").items():
+    for name, tensor in load_file(fixture / "unet" / "diffusion_pytorch_model.fp16.safetensors").items():
         out["model.diffusion_model." + unet_to_ldm(name, unet_config, attending_up)] = tensor
     levels = len(vae_config["up_block_types"])
-    for name, tensor in load_file(FIXTURE / "vae" / "diffusion_pytorch_model.fp16.safetensors").items():
+    for name, tensor in load_file(fixture / "vae" / "diffusion_pytorch_model.fp16.safetensors").items():
         ldm = vae_to_ldm(name, levels)
         is_attention_weight = ".attn_1." in ldm and ldm.endswith(".weight") and ".norm." not in ldm
         out["first_stage_model." + ldm] = tensor[:, :, None, None] if is_attention_weight else tensor
+    return out
+
+
+def ldm_checkpoint() -> dict[str, torch.Tensor]:
+    out = unet_vae_to_ldm(FIXTURE)
     for name, tensor in load_file(FIXTURE / "text_encoder" / "model.fp16.safetensors").items():
         out["cond_stage_model.transformer.text_model." + name.removeprefix("text_model.")] = tensor
     out["cond_stage_model.transformer.text_model.embeddings.position_ids"] = torch.arange(77)[None]
@@ -120,38 +142,84 @@ def ldm_checkpoint() -> dict[str, torch.Tensor]:
     return out
 
 
-def check_weights(pipe: StableDiffusionPipeline) -> None:
+OPEN_CLIP_LAYER = {"layer_norm1": "ln_1", "layer_norm2": "ln_2", "self_attn.out_proj": "attn.out_proj",
+                   "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj"}
+
+
+def open_clip_text_encoder(fixture: Path) -> dict[str, torch.Tensor]:
+    """The transformers CLIPTextModel weights as OpenCLIP names them, q, k, v fused, plus a last
+    resblock of random weights that the diffusers layout does not have."""
+    weights = {k.removeprefix("text_model."): v
+               for k, v in load_file(fixture / "text_encoder" / "model.fp16.safetensors").items()}
+    layers = json.loads((fixture / "text_encoder" / "config.json").read_text())["num_hidden_layers"]
+    prefix = "cond_stage_model.model."
+    hidden = weights["embeddings.token_embedding.weight"].shape[1]
+    out = {
+        prefix + "token_embedding.weight": weights.pop("embeddings.token_embedding.weight"),
+        prefix + "positional_embedding": weights.pop("embeddings.position_embedding.weight"),
+        prefix + "ln_final.weight": weights.pop("final_layer_norm.weight"),
+        prefix + "ln_final.bias": weights.pop("final_layer_norm.bias"),
+        # OpenCLIP's projection to the joint embedding: transformers' CLIPTextModel has none.
+        prefix + "text_projection": (torch.randn(hidden, hidden) * 0.02).half(),
+    }
+    for n in range(layers):
+        layer, block = f"encoder.layers.{n}.", f"{prefix}transformer.resblocks.{n}."
+        for param in ("weight", "bias"):
+            out[f"{block}attn.in_proj_{param}"] = torch.cat(
+                [weights.pop(f"{layer}self_attn.{p}_proj.{param}") for p in "qkv"])
+        for ours, theirs in OPEN_CLIP_LAYER.items():
+            for param in ("weight", "bias"):
+                out[f"{block}{theirs}.{param}"] = weights.pop(f"{layer}{ours}.{param}")
+    assert not weights, f"text encoder tensors left unmapped: {sorted(weights)}"
+    last = f"{prefix}transformer.resblocks.{layers - 1}."
+    dummy = f"{prefix}transformer.resblocks.{layers}."
+    for name in [k for k in out if k.startswith(last)]:
+        out[dummy + name.removeprefix(last)] = torch.randn(out[name].shape).half()
+    return out
+
+
+def ldm_checkpoint21() -> dict[str, torch.Tensor]:
+    torch.manual_seed(DUMMY_BLOCK_SEED)
+    out = unet_vae_to_ldm(FIXTURE21)
+    out.update(open_clip_text_encoder(FIXTURE21))
+    out["alphas_cumprod"] = torch.linspace(1, 0.005, 1000)
+    return out
+
+
+def check_weights(pipe: StableDiffusionPipeline, fixture: Path) -> None:
     """Every weight diffusers loaded from the single file is the fixture's, bit for bit."""
     for component, file in [("unet", "unet/diffusion_pytorch_model.fp16.safetensors"),
                             ("vae", "vae/diffusion_pytorch_model.fp16.safetensors"),
                             ("text_encoder", "text_encoder/model.fp16.safetensors")]:
-        expected = load_file(FIXTURE / file)
+        expected = load_file(fixture / file)
         loaded = getattr(pipe, component).state_dict()
         loaded = {k.removeprefix("text_model."): v for k, v in loaded.items()}
         expected = {k.removeprefix("text_model."): v for k, v in expected.items()}
         missing = set(expected) - set(loaded)
         assert not missing, f"{component}: diffusers did not load {sorted(missing)[:5]}"
+        extra = set(loaded) - set(expected)
+        assert not extra, f"{component}: diffusers has weights the fixture has not: {sorted(extra)[:5]}"
         for name, tensor in expected.items():
             assert torch.equal(loaded[name], tensor.float()), f"{component}.{name} differs"
 
 
 @torch.no_grad()
-def references(pipe: StableDiffusionPipeline) -> None:
+def references(pipe: StableDiffusionPipeline, checkpoint: Path, cases_in: list[dict], stem: str) -> None:
     tensors, cases = {}, []
     shape = (1, pipe.unet.config.in_channels, SIZE // 8, SIZE // 8)
-    for n, case in enumerate(CASES):
+    for n, case in enumerate(cases_in):
         image = pipe(prompt=case["prompt"], negative_prompt=case["negative_prompt"] or None,
                      height=SIZE, width=SIZE, num_inference_steps=case["steps"],
                      guidance_scale=case["guidance"], latents=genmint_noise(case["seed"], shape),
                      output_type="np").images
         tensors[f"case{n}.image_uint8"] = torch.from_numpy(np.ascontiguousarray((image * 255).round().astype("uint8")))
         cases.append({**case, "width": SIZE, "height": SIZE})
-    save_file(tensors, OUT / "reference.safetensors")
+    save_file(tensors, OUT / f"{stem}.safetensors")
     versions = {m.__name__: m.__version__ for m in (torch, __import__("diffusers"), __import__("transformers"))}
-    (OUT / "reference.json").write_text(json.dumps({
-        "about": "diffusers from_single_file outputs for sd15-tiny.safetensors (model-runtime/parity/single_file.py)",
+    (OUT / f"{stem}.json").write_text(json.dumps({
+        "about": f"diffusers from_single_file outputs for {checkpoint.name} (model-runtime/parity/single_file.py)",
         "versions": versions,
-        "checkpoint_sha256": hashlib.sha256(CHECKPOINT.read_bytes()).hexdigest(),
+        "checkpoint_sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
         "scheduler": type(pipe.scheduler).__name__,
         "cases": cases,
     }, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -166,9 +234,19 @@ def main() -> None:
         str(CHECKPOINT), config=str(FIXTURE), torch_dtype=torch.float32, local_files_only=True,
         safety_checker=None, requires_safety_checker=False)
     assert type(pipe.scheduler).__name__ == "DDIMScheduler", type(pipe.scheduler).__name__
-    check_weights(pipe)
-    references(pipe)
-    print(f"wrote {OUT} ({CHECKPOINT.stat().st_size} bytes of checkpoint)")
+    check_weights(pipe, FIXTURE)
+    references(pipe, CHECKPOINT, CASES, "reference")
+
+    assert (FIXTURE21 / "model_index.json").is_file(), f"{FIXTURE21} is missing: run sd21.py first"
+    save_file({k: v.contiguous() for k, v in ldm_checkpoint21().items()}, CHECKPOINT21)
+    pipe = StableDiffusionPipeline.from_single_file(
+        str(CHECKPOINT21), config=str(FIXTURE21), torch_dtype=torch.float32, local_files_only=True,
+        safety_checker=None, requires_safety_checker=False)
+    assert type(pipe.scheduler).__name__ == "DDIMScheduler", type(pipe.scheduler).__name__
+    assert pipe.scheduler.config.prediction_type == "v_prediction", pipe.scheduler.config.prediction_type
+    check_weights(pipe, FIXTURE21)
+    references(pipe, CHECKPOINT21, CASES21, "sd21-reference")
+    print(f"wrote {OUT} ({CHECKPOINT.stat().st_size} and {CHECKPOINT21.stat().st_size} bytes of checkpoints)")
 
 
 if __name__ == "__main__":

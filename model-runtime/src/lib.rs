@@ -141,7 +141,8 @@ pub use default_model::{
 pub use error::RuntimeError;
 pub use image::Rgb8Image;
 pub use import::{
-    CheckpointFamily, ImportOptions, ImportProgress, ImportReport, ImportStage, import_checkpoint,
+    CheckpointFamily, ImportOptions, ImportProgress, ImportReport, ImportStage, PredictionType,
+    import_checkpoint,
 };
 pub use layout::{MODEL_CONFIG_FILE, ModelConfig, ModelSource};
 pub use manifest::{MANIFEST_FORMAT, ManifestEntry, ModelManifest, model_hash, model_manifest};

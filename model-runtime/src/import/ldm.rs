@@ -1,7 +1,8 @@
-//! The original (LDM, CompVis) tensor names of a Stable Diffusion 1.x checkpoint renamed to the
-//! diffusers and transformers names the loader reads, one tensor at a time. Every tensor of the
-//! UNet (`model.diffusion_model.`), the VAE (`first_stage_model.`) and the CLIP text encoder
-//! (`cond_stage_model.transformer.`) must map, or the import is refused naming it; everything
+//! The original (LDM, CompVis) tensor names of a Stable Diffusion 1.x or 2.x checkpoint renamed
+//! to the diffusers and transformers names the loader reads, one tensor at a time. Every tensor
+//! of the UNet (`model.diffusion_model.`), the VAE (`first_stage_model.`) and the CLIP text
+//! encoder (`cond_stage_model.transformer.`, or SD 2.x's OpenCLIP `cond_stage_model.model.`)
+//! must map, or the import is refused naming it; everything
 //! else (EMA copies, the training schedule buffers) is left out and counted.
 //!
 //! ```text
@@ -25,7 +26,18 @@
 //!        attn_1.{norm,q,k,v,proj_out} → group_norm, to_q, to_k, to_v, to_out.0; the 1×1
 //!                                       convolution weights [c, c, 1, 1] become linear [c, c]
 //! CLIP   cond_stage_model.transformer.[text_model.]X → text_model.X (position_ids left out)
+//! OpenCLIP (SD 2.x), under cond_stage_model.model. and text_model. (N resblocks):
+//!        token_embedding, positional_embedding, ln_final
+//!                                    → embeddings.token_embedding, embeddings.position_embedding,
+//!                                      final_layer_norm
+//!        transformer.resblocks.i (i < N-1) → encoder.layers.i: ln_{1,2} → layer_norm{1,2},
+//!                                      attn.out_proj → self_attn.out_proj, mlp.c_{fc,proj} → mlp.fc{1,2},
+//!                                      attn.in_proj_{weight,bias} [3h, …] → self_attn.{q,k,v}_proj,
+//!                                      its three row slices
+//!        transformer.resblocks.(N-1), text_projection, logit_scale: left out
 //! ```
+//! (The UNet names are the same in SD 2.x; its attention `proj_in`/`proj_out` are linear, 2-D
+//! weights, and copied as they are.)
 //!
 //! L (resnets per level) and the number of levels are read from the tensors: one downsampler per
 //! level but the last, L+1 output blocks per level.
@@ -37,10 +49,14 @@ use super::safetensors_io::{OutTensor, SourceTensor, SourceTensors};
 pub(crate) const UNET_PREFIX: &str = "model.diffusion_model.";
 pub(crate) const VAE_PREFIX: &str = "first_stage_model.";
 pub(crate) const CLIP_PREFIX: &str = "cond_stage_model.transformer.";
+/// SD 2.x's OpenCLIP ViT-H text encoder.
+pub(crate) const OPEN_CLIP_PREFIX: &str = "cond_stage_model.model.";
+/// OpenCLIP's residual blocks, under [`OPEN_CLIP_PREFIX`].
+pub(crate) const RESBLOCKS: &str = "transformer.resblocks.";
 
 /// The output tensors of each component, by diffusers name.
 #[derive(Debug, Default)]
-pub(crate) struct Sd1Plan {
+pub(crate) struct Plan {
     pub unet: BTreeMap<String, OutTensor>,
     pub vae: BTreeMap<String, OutTensor>,
     pub text_encoder: BTreeMap<String, OutTensor>,
@@ -240,12 +256,90 @@ fn linear_from_conv(name: &str, mut tensor: OutTensor) -> OutTensor {
     tensor
 }
 
-/// Plans the SD 1.x conversion of every tensor; the error names the first tensors that do not
-/// map.
-pub(crate) fn plan_sd1(tensors: &SourceTensors) -> Result<Sd1Plan, String> {
+/// How many OpenCLIP resblocks the checkpoint has.
+pub(crate) fn open_clip_blocks(tensors: &SourceTensors) -> usize {
+    let prefix = format!("{OPEN_CLIP_PREFIX}{RESBLOCKS}");
+    tensors
+        .keys()
+        .filter_map(|k| k.strip_prefix(&prefix)?.split('.').next()?.parse::<usize>().ok())
+        .max()
+        .map_or(0, |last| last + 1)
+}
+
+/// What becomes of an OpenCLIP text encoder tensor (`rest` after [`OPEN_CLIP_PREFIX`]).
+#[derive(Debug, PartialEq, Eq)]
+enum OpenClip {
+    /// Copied under this transformers name.
+    Renamed(String),
+    /// A fused `in_proj` weight or bias: its three row slices are q, k and v under these names.
+    Fused([String; 3]),
+    /// Not part of transformers' `CLIPTextModel`: the last resblock (SD 2.x conditions on the
+    /// penultimate layer's output, so diffusers' conversion keeps one block fewer), the
+    /// projection to the joint image-text space and the contrastive temperature.
+    Unused,
+}
+
+/// The transformers name(s) of an OpenCLIP tensor; `blocks` is the checkpoint's resblock count.
+fn open_clip_name(rest: &str, blocks: usize) -> Option<OpenClip> {
+    let top = match rest {
+        "token_embedding.weight" => Some("embeddings.token_embedding.weight"),
+        "positional_embedding" => Some("embeddings.position_embedding.weight"),
+        "ln_final.weight" => Some("final_layer_norm.weight"),
+        "ln_final.bias" => Some("final_layer_norm.bias"),
+        "text_projection" | "logit_scale" => return Some(OpenClip::Unused),
+        _ => None,
+    };
+    if let Some(name) = top {
+        return Some(OpenClip::Renamed(format!("text_model.{name}")));
+    }
+    let (index, inner) = rest.strip_prefix(RESBLOCKS)?.split_once('.')?;
+    let index: usize = index.parse().ok()?;
+    if index + 1 == blocks {
+        return Some(OpenClip::Unused);
+    }
+    let layer = format!("text_model.encoder.layers.{index}");
+    if let Some(param) = inner.strip_prefix("attn.in_proj_") {
+        if param != "weight" && param != "bias" {
+            return None;
+        }
+        return Some(OpenClip::Fused(["q", "k", "v"].map(|p| format!("{layer}.self_attn.{p}_proj.{param}"))));
+    }
+    let (module, param) = inner.rsplit_once('.')?;
+    let module = match module {
+        "ln_1" => "layer_norm1",
+        "ln_2" => "layer_norm2",
+        "attn.out_proj" => "self_attn.out_proj",
+        "mlp.c_fc" => "mlp.fc1",
+        "mlp.c_proj" => "mlp.fc2",
+        _ => return None,
+    };
+    (param == "weight" || param == "bias").then(|| OpenClip::Renamed(format!("{layer}.{module}.{param}")))
+}
+
+/// The three contiguous row slices of a fused q, k, v tensor (`[3h, …]`), same bytes.
+fn split_fused(tensor: &SourceTensor) -> Option<[OutTensor; 3]> {
+    let rows = *tensor.shape.first()?;
+    if !rows.is_multiple_of(3) || !tensor.len.is_multiple_of(3) {
+        return None;
+    }
+    let mut shape = tensor.shape.clone();
+    shape[0] = rows / 3;
+    let len = tensor.len / 3;
+    Some([0, 1, 2].map(|i| OutTensor {
+        dtype: tensor.dtype.clone(),
+        shape: shape.clone(),
+        start: tensor.start + i * len,
+        len,
+    }))
+}
+
+/// Plans the SD 1.x or SD 2.x conversion of every tensor; the error names the first tensors
+/// that do not map.
+pub(crate) fn plan(tensors: &SourceTensors, open_clip: bool) -> Result<Plan, String> {
     let levels = UnetLevels::read(tensors)?;
+    let blocks = open_clip_blocks(tensors);
     let up_levels = vae_up_levels(tensors);
-    let mut plan = Sd1Plan::default();
+    let mut plan = Plan::default();
     let mut unknown = Vec::new();
     for (name, tensor) in tensors {
         let (target, renamed) = if let Some(rest) = name.strip_prefix(UNET_PREFIX) {
@@ -258,9 +352,21 @@ pub(crate) fn plan_sd1(tensors: &SourceTensors) -> Result<Sd1Plan, String> {
                 continue;
             }
             (&mut plan.text_encoder, Some(clip_name(rest)))
+        } else if let Some(rest) = name.strip_prefix(OPEN_CLIP_PREFIX).filter(|_| open_clip) {
+            match open_clip_name(rest, blocks) {
+                Some(OpenClip::Renamed(renamed)) => {
+                    plan.text_encoder.insert(renamed, copied(tensor));
+                }
+                Some(OpenClip::Fused(names)) => match split_fused(tensor) {
+                    Some(parts) => plan.text_encoder.extend(names.into_iter().zip(parts)),
+                    None => unknown.push(name.clone()),
+                },
+                Some(OpenClip::Unused) => *plan.ignored.entry(name_group(name)).or_default() += 1,
+                None => unknown.push(name.clone()),
+            }
+            continue;
         } else {
-            let group = name.split('.').next().unwrap_or_default().to_string();
-            *plan.ignored.entry(group).or_default() += 1;
+            *plan.ignored.entry(name_group(name)).or_default() += 1;
             continue;
         };
         match renamed {
@@ -274,13 +380,27 @@ pub(crate) fn plan_sd1(tensors: &SourceTensors) -> Result<Sd1Plan, String> {
     if !unknown.is_empty() {
         let shown: Vec<&str> = unknown.iter().take(5).map(String::as_str).collect();
         return Err(format!(
-            "{} tensors have names that are not SD 1.x's ({}{})",
+            "{} tensors have names that are not {}'s ({}{})",
             unknown.len(),
+            if open_clip { "SD 2.x" } else { "SD 1.x" },
             shown.join(", "),
             if unknown.len() > 5 { ", …" } else { "" }
         ));
     }
     Ok(plan)
+}
+
+/// The group an ignored tensor is counted under: its first name segment, or for an OpenCLIP
+/// tensor the name without the parameter (`cond_stage_model.model.transformer.resblocks.23`).
+fn name_group(name: &str) -> String {
+    match name.strip_prefix(OPEN_CLIP_PREFIX) {
+        Some(rest) if rest.starts_with(RESBLOCKS) => {
+            let index = rest[RESBLOCKS.len()..].split('.').next().unwrap_or_default();
+            format!("{OPEN_CLIP_PREFIX}{RESBLOCKS}{index}")
+        }
+        Some(rest) => format!("{OPEN_CLIP_PREFIX}{rest}"),
+        None => name.split('.').next().unwrap_or_default().to_string(),
+    }
 }
 
 /// The decoder's number of levels: distinct `decoder.up.i`.
@@ -351,6 +471,60 @@ mod tests {
     fn clip_names_gain_text_model() {
         assert_eq!(clip_name("text_model.final_layer_norm.weight"), "text_model.final_layer_norm.weight");
         assert_eq!(clip_name("encoder.layers.0.mlp.fc1.bias"), "text_model.encoder.layers.0.mlp.fc1.bias");
+    }
+
+    #[test]
+    fn open_clip_names_are_transformers_and_the_last_block_is_left_out() {
+        let renamed = |rest: &str| match open_clip_name(rest, 24) {
+            Some(OpenClip::Renamed(name)) => name,
+            other => panic!("{rest}: {other:?}"),
+        };
+        assert_eq!(renamed("token_embedding.weight"), "text_model.embeddings.token_embedding.weight");
+        assert_eq!(renamed("positional_embedding"), "text_model.embeddings.position_embedding.weight");
+        assert_eq!(renamed("ln_final.bias"), "text_model.final_layer_norm.bias");
+        assert_eq!(
+            renamed("transformer.resblocks.0.ln_1.weight"),
+            "text_model.encoder.layers.0.layer_norm1.weight"
+        );
+        assert_eq!(
+            renamed("transformer.resblocks.22.attn.out_proj.bias"),
+            "text_model.encoder.layers.22.self_attn.out_proj.bias"
+        );
+        assert_eq!(
+            renamed("transformer.resblocks.3.mlp.c_fc.weight"),
+            "text_model.encoder.layers.3.mlp.fc1.weight"
+        );
+        assert_eq!(
+            renamed("transformer.resblocks.3.mlp.c_proj.bias"),
+            "text_model.encoder.layers.3.mlp.fc2.bias"
+        );
+        assert_eq!(
+            open_clip_name("transformer.resblocks.1.attn.in_proj_bias", 24),
+            Some(OpenClip::Fused(
+                ["q", "k", "v"].map(|p| format!("text_model.encoder.layers.1.self_attn.{p}_proj.bias"))
+            ))
+        );
+        for unused in ["transformer.resblocks.23.ln_2.weight", "text_projection", "logit_scale"] {
+            assert_eq!(open_clip_name(unused, 24), Some(OpenClip::Unused), "{unused}");
+        }
+        for bad in [
+            "transformer.resblocks.1.attn.in_proj_scale",
+            "transformer.resblocks.1.mlp.c_x.weight",
+            "ln_post.weight",
+        ] {
+            assert_eq!(open_clip_name(bad, 24), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn fused_attention_splits_into_row_slices() {
+        let fused = SourceTensor { dtype: "F16".into(), shape: vec![96, 32], start: 1000, len: 96 * 32 * 2 };
+        let [q, k, v] = split_fused(&fused).unwrap();
+        for (part, start) in [(q, 1000), (k, 1000 + 2048), (v, 1000 + 4096)] {
+            assert_eq!((part.shape, part.start, part.len), (vec![32, 32], start, 2048));
+        }
+        let odd = SourceTensor { dtype: "F16".into(), shape: vec![32, 32], start: 0, len: 2048 };
+        assert!(split_fused(&odd).is_none());
     }
 
     #[test]

@@ -19,8 +19,13 @@
 //! dimensions. The outputs are a function of the checkpoint's bytes and the options alone
 //! (sorted tensors, canonical JSON), so one file gives one model hash on every machine.
 //!
-//! Supported: SD 1.x (SD 1.5 and its fine-tunes and merges). SD 2.x and SDXL checkpoints are
-//! recognised and refused with what to download instead.
+//! Supported: SD 1.x (SD 1.5 and its fine-tunes and merges) and SD 2.x (2.0, 2.1, 2.1-base and
+//! their fine-tunes). SD 2.x's OpenCLIP text encoder becomes transformers' `CLIPTextModel`: the
+//! fused q, k, v projections are split into their three row slices (same bytes), and the last
+//! resblock is left out, as diffusers' conversion does (SD 2.x conditions on the penultimate
+//! layer). Whether an SD 2.x model predicts v (2.x 768) or the noise (2.x base) is not in its
+//! tensors, so an SD 2.x import needs the prediction type or a configs folder. SDXL checkpoints
+//! are recognised and refused with what to download instead.
 
 mod ldm;
 mod release;
@@ -36,6 +41,7 @@ use sha2::{Digest, Sha256};
 
 use crate::layout::{self, MODEL_CONFIG_FILE, MODEL_CONFIG_FORMAT, ModelConfig, ModelSource};
 use crate::{ModelHash, ModelKind, RuntimeError, canonical_json};
+pub use release::PredictionType;
 use safetensors_io::{OutTensor, SourceTensors};
 
 /// Which Stable Diffusion generation a checkpoint's tensors belong to.
@@ -58,13 +64,15 @@ impl CheckpointFamily {
         }
     }
 
-    /// The family of a model kind, and the kind a family imports as by default.
-    fn of_kind(kind: ModelKind) -> Option<Self> {
+    /// The families a model kind can be imported from (`tiny` runs either single-encoder
+    /// family at test size), and the kind a family imports as by default.
+    fn of_kind(kind: ModelKind) -> &'static [Self] {
         match kind {
-            ModelKind::Sd15 | ModelKind::Tiny => Some(CheckpointFamily::Sd1),
-            ModelKind::Sd21 => Some(CheckpointFamily::Sd2),
-            ModelKind::Sdxl | ModelKind::SdTurbo | ModelKind::TinyXl => Some(CheckpointFamily::Sdxl),
-            ModelKind::PixelMiniLm => None,
+            ModelKind::Sd15 => &[CheckpointFamily::Sd1],
+            ModelKind::Tiny => &[CheckpointFamily::Sd1, CheckpointFamily::Sd2],
+            ModelKind::Sd21 => &[CheckpointFamily::Sd2],
+            ModelKind::Sdxl | ModelKind::SdTurbo | ModelKind::TinyXl => &[CheckpointFamily::Sdxl],
+            ModelKind::PixelMiniLm => &[],
         }
     }
 
@@ -102,6 +110,11 @@ pub struct ImportOptions {
     /// configs and scheduler config are copied instead of the release configs (as diffusers'
     /// `from_single_file(config=…)` does).
     pub configs: Option<PathBuf>,
+    /// What the denoiser predicts, for the release scheduler config: required for SD 2.x
+    /// without `configs` (the tensors do not tell v-prediction 768-px models from epsilon base
+    /// models); SD 1.x defaults to epsilon. Refused together with `configs`, whose scheduler
+    /// config says it.
+    pub prediction: Option<PredictionType>,
 }
 
 /// What an import is doing, for progress reports.
@@ -157,7 +170,8 @@ pub fn import_checkpoint(
     })?;
     let tensors = safetensors_io::read_header(file, &mut source)?;
     let (family, kind) = detect(&tensors, options.kind).map_err(|reason| refuse(file, reason))?;
-    if family != CheckpointFamily::Sd1 {
+    check_prediction(family, options).map_err(|reason| refuse(file, reason))?;
+    if family == CheckpointFamily::Sdxl {
         return Err(refuse(
             file,
             format!(
@@ -168,9 +182,9 @@ pub fn import_checkpoint(
             ),
         ));
     }
-    let plan = ldm::plan_sd1(&tensors).map_err(|reason| refuse(file, reason))?;
+    let plan = ldm::plan(&tensors, family == CheckpointFamily::Sd2).map_err(|reason| refuse(file, reason))?;
     let mut files = tokenizer_files(file, options)?;
-    files.extend(config_files(file, &tensors, options)?);
+    files.extend(config_files(file, family, &tensors, options)?);
     let digest = file_sha256(file, &mut source, progress)?;
     let source_record = ModelSource::from_digest(&digest);
     let name = options.name.clone().unwrap_or_else(|| default_name(file));
@@ -197,6 +211,22 @@ pub fn import_checkpoint(
     let hash = crate::model_hash(out)?;
     tracing::info!(file = %file.display(), out = %out.display(), %hash, kind = %kind, "checkpoint imported");
     Ok(ImportReport { family, kind, name, source: source_record, tensors, ignored: plan.ignored, hash })
+}
+
+/// The prediction type is given exactly where it is needed: for SD 2.x without configs, never
+/// together with configs.
+fn check_prediction(family: CheckpointFamily, options: &ImportOptions) -> Result<(), String> {
+    match (&options.configs, options.prediction) {
+        (Some(_), Some(_)) => Err("give either the prediction type or a configs folder, not both: the \
+             folder's scheduler config states the prediction type"
+            .into()),
+        (None, None) if family == CheckpointFamily::Sd2 => Err("an SD 2.x checkpoint does not say what its \
+             UNet predicts, and a wrong guess gives noise: give the prediction type, v for SD 2.x 768-px \
+             models (stable-diffusion-2-1, 2.0 768-v and their fine-tunes) or epsilon for base models \
+             (stable-diffusion-2-1-base, 2-base), or a diffusers folder of the model for its configs"
+            .into()),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses pickle checkpoints by name (loading one runs code) and anything not `.safetensors`.
@@ -272,15 +302,17 @@ fn detect(tensors: &SourceTensors, kind: Option<ModelKind>) -> Result<(Checkpoin
         .find(|(k, _)| k.starts_with(ldm::UNET_PREFIX) && k.ends_with(".attn2.to_k.weight"))
         .and_then(|(_, t)| t.shape.get(1).copied());
     if let Some(kind) = kind {
-        let family = CheckpointFamily::of_kind(kind)
-            .ok_or_else(|| format!("kind {kind} is not a Stable Diffusion kind"))?;
-        if !named.contains(&family) {
-            return Err(format!(
-                "the kind is {kind}, but the checkpoint has no {} text encoder",
-                family.label()
-            ));
+        let families = CheckpointFamily::of_kind(kind);
+        if families.is_empty() {
+            return Err(format!("kind {kind} is not a Stable Diffusion kind"));
         }
-        return Ok((family, kind));
+        return match families.iter().find(|f| named.contains(f)) {
+            Some(family) => Ok((*family, kind)),
+            None => Err(format!(
+                "the kind is {kind}, but the checkpoint has no {} text encoder",
+                families.iter().map(|f| f.label()).collect::<Vec<_>>().join(" or ")
+            )),
+        };
     }
     let release = [CheckpointFamily::Sd1, CheckpointFamily::Sd2, CheckpointFamily::Sdxl]
         .into_iter()
@@ -304,11 +336,18 @@ fn detect(tensors: &SourceTensors, kind: Option<ModelKind>) -> Result<(Checkpoin
 /// diffusers folder in `options.configs`.
 fn config_files(
     file: &Path,
+    family: CheckpointFamily,
     tensors: &SourceTensors,
     options: &ImportOptions,
 ) -> Result<Vec<(String, Vec<u8>)>, RuntimeError> {
     let Some(dir) = &options.configs else {
-        let configs = release::sd15_configs(tensors).map_err(|reason| refuse(file, reason))?;
+        let configs = match family {
+            CheckpointFamily::Sd2 => {
+                release::sd21_configs(tensors, options.prediction.unwrap_or(PredictionType::Epsilon))
+            }
+            _ => release::sd15_configs(tensors, options.prediction),
+        }
+        .map_err(|reason| refuse(file, reason))?;
         return Ok(configs.into_iter().map(|(path, value)| (path.to_string(), json_file(&value))).collect());
     };
     let mut files = vec![("model_index.json".to_string(), json_file(&release::model_index()))];

@@ -1,7 +1,14 @@
-//! The diffusers configs of the Stable Diffusion 1.5 release (`unet/config.json`,
+//! The diffusers configs of the Stable Diffusion 1.5 and 2.1 releases (`unet/config.json`,
 //! `vae/config.json`, `text_encoder/config.json`, `scheduler/scheduler_config.json`,
 //! `model_index.json`), with every size read from the checkpoint's tensors so that a fine-tune,
 //! a merge or a shrunk test checkpoint gets the configs of its own shapes.
+//!
+//! SD 2.x differs from SD 1.5 in: the OpenCLIP text encoder (exact GELU, 64-wide heads, one
+//! layer fewer than the checkpoint's resblocks), UNet heads 64 wide at every level (SD 2.1's
+//! `attention_head_dim` [5, 10, 20, 20] is a head count per level), linear projections (read
+//! from the tensors), and the prediction type, which the tensors do not tell: the caller gives
+//! it (2.1 768 predicts v, 2.1-base noise), and v-prediction models get SD 2.1's
+//! `upcast_attention` and 768-px sample size.
 //!
 //! Read from the tensors: channels per level, resnets per level, which levels attend, input,
 //! output and latent channels, the cross-attention width, linear or convolutional projections,
@@ -14,11 +21,16 @@
 
 use serde_json::{Value, json};
 
-use super::ldm::{CLIP_PREFIX, UNET_PREFIX, UnetLevels, VAE_PREFIX, vae_up_levels};
+use super::ldm::{
+    CLIP_PREFIX, OPEN_CLIP_PREFIX, RESBLOCKS, UNET_PREFIX, UnetLevels, VAE_PREFIX, open_clip_blocks,
+    vae_up_levels,
+};
 use super::safetensors_io::SourceTensors;
 
-/// CLIP ViT-L/14's attention head width.
+/// CLIP ViT-L/14's and OpenCLIP ViT-H/14's attention head width.
 const CLIP_HEAD_WIDTH: usize = 64;
+/// SD 2.x's UNet attention head width.
+const UNET_HEAD_WIDTH: usize = 64;
 const RELEASE_GROUPS: usize = 32;
 
 /// `axis` of the shape of `name`, or why not.
@@ -44,15 +56,108 @@ fn groups(channels: &[usize]) -> usize {
     channels.iter().copied().min().unwrap_or(RELEASE_GROUPS).min(RELEASE_GROUPS)
 }
 
-/// The five configs, by path in the model directory.
-pub(crate) fn sd15_configs(tensors: &SourceTensors) -> Result<Vec<(&'static str, Value)>, String> {
+/// What the denoiser predicts, as the scheduler config names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PredictionType {
+    /// The noise (`epsilon`): SD 1.x, SD 2.x base (512 px).
+    Epsilon,
+    /// The velocity (`v_prediction`): SD 2.x 768 px.
+    V,
+}
+
+impl PredictionType {
+    fn config_name(self) -> &'static str {
+        match self {
+            PredictionType::Epsilon => "epsilon",
+            PredictionType::V => "v_prediction",
+        }
+    }
+}
+
+/// The five SD 1.5 configs, by path in the model directory; the scheduler states the
+/// prediction type only when one is given (SD 1.5's release config leaves it at the default,
+/// epsilon).
+pub(crate) fn sd15_configs(
+    tensors: &SourceTensors,
+    prediction: Option<PredictionType>,
+) -> Result<Vec<(&'static str, Value)>, String> {
+    let mut scheduler = scheduler();
+    if let Some(prediction) = prediction {
+        scheduler["prediction_type"] = prediction.config_name().into();
+    }
     Ok(vec![
         ("model_index.json", model_index()),
-        ("scheduler/scheduler_config.json", scheduler()),
+        ("scheduler/scheduler_config.json", scheduler),
         ("text_encoder/config.json", text_encoder(tensors)?),
         ("unet/config.json", unet(tensors)?),
         ("vae/config.json", vae(tensors)?),
     ])
+}
+
+/// The five SD 2.1 configs, by path in the model directory.
+pub(crate) fn sd21_configs(
+    tensors: &SourceTensors,
+    prediction: PredictionType,
+) -> Result<Vec<(&'static str, Value)>, String> {
+    let mut scheduler = scheduler();
+    scheduler["prediction_type"] = prediction.config_name().into();
+    Ok(vec![
+        ("model_index.json", model_index()),
+        ("scheduler/scheduler_config.json", scheduler),
+        ("text_encoder/config.json", open_clip_text_encoder(tensors)?),
+        ("unet/config.json", sd21_unet(tensors, prediction)?),
+        ("vae/config.json", vae(tensors)?),
+    ])
+}
+
+/// SD 2.1's text encoder config (OpenCLIP ViT-H as transformers' `CLIPTextModel`) with the
+/// checkpoint's sizes: one layer fewer than its resblocks.
+pub(super) fn open_clip_text_encoder(tensors: &SourceTensors) -> Result<Value, String> {
+    let token_embedding = format!("{OPEN_CLIP_PREFIX}token_embedding.weight");
+    let hidden = dim(tensors, &token_embedding, 1)?;
+    if !hidden.is_multiple_of(CLIP_HEAD_WIDTH) {
+        return Err(format!(
+            "the text encoder is {hidden} wide, not a multiple of OpenCLIP's {CLIP_HEAD_WIDTH}-wide heads, \
+             so its head count is unknown: give the configs of a diffusers folder of the same model"
+        ));
+    }
+    let blocks = open_clip_blocks(tensors);
+    if blocks < 2 {
+        return Err(format!("the text encoder has {blocks} resblocks: SD 2.x's has 24"));
+    }
+    let projection = format!("{OPEN_CLIP_PREFIX}text_projection");
+    let projection_dim =
+        if tensors.contains_key(&projection) { dim(tensors, &projection, 1)? } else { hidden };
+    Ok(clip_text_config(TextSizes {
+        act: "gelu",
+        hidden,
+        intermediate: dim(tensors, &format!("{OPEN_CLIP_PREFIX}{RESBLOCKS}0.mlp.c_fc.weight"), 0)?,
+        positions: dim(tensors, &format!("{OPEN_CLIP_PREFIX}positional_embedding"), 0)?,
+        layers: blocks - 1,
+        projection: projection_dim,
+        vocab: dim(tensors, &token_embedding, 0)?,
+    }))
+}
+
+/// SD 2.1's UNet config: SD 1.5's with 64-wide heads at every level, and for v-prediction
+/// (the 768-px model) upcast attention and a 96-latent sample size.
+pub(super) fn sd21_unet(tensors: &SourceTensors, prediction: PredictionType) -> Result<Value, String> {
+    let mut config = unet(tensors)?;
+    let channels: Vec<usize> = config["block_out_channels"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c.as_u64()).map(|c| c as usize).collect())
+        .unwrap_or_default();
+    if let Some(bad) = channels.iter().find(|c| !c.is_multiple_of(UNET_HEAD_WIDTH)) {
+        return Err(format!(
+            "a UNet level is {bad} wide, not a multiple of SD 2.x's {UNET_HEAD_WIDTH}-wide heads, so its \
+             head count is unknown: give the configs of a diffusers folder of the same model"
+        ));
+    }
+    let heads: Vec<usize> = channels.iter().map(|c| c / UNET_HEAD_WIDTH).collect();
+    config["attention_head_dim"] = json!(heads);
+    config["upcast_attention"] = json!(prediction == PredictionType::V);
+    config["sample_size"] = json!(if prediction == PredictionType::V { 96 } else { 64 });
+    Ok(config)
 }
 
 /// The pipeline index, as diffusers saves SD 1.5 (no safety checker).
@@ -106,25 +211,49 @@ fn text_encoder(tensors: &SourceTensors) -> Result<Value, String> {
     }
     let layer_prefix = format!("{root}encoder.layers.");
     let layers = count_indices(tensors, &layer_prefix, 0);
-    Ok(json!({
+    Ok(clip_text_config(TextSizes {
+        act: "quick_gelu",
+        hidden,
+        intermediate: dim(tensors, &format!("{root}encoder.layers.0.mlp.fc1.weight"), 0)?,
+        positions: dim(tensors, &format!("{root}embeddings.position_embedding.weight"), 0)?,
+        layers,
+        projection: hidden,
+        vocab: dim(tensors, &token_embedding, 0)?,
+    }))
+}
+
+/// What a release's text encoder config takes from the checkpoint (and its activation).
+struct TextSizes {
+    act: &'static str,
+    hidden: usize,
+    intermediate: usize,
+    positions: usize,
+    layers: usize,
+    projection: usize,
+    vocab: usize,
+}
+
+/// transformers' `CLIPTextConfig` as the SD 1.5 and 2.1 releases save it, with 64-wide heads.
+fn clip_text_config(sizes: TextSizes) -> Value {
+    json!({
         "architectures": ["CLIPTextModel"],
         "attention_dropout": 0.0,
         "bos_token_id": 0,
         "eos_token_id": 2,
-        "hidden_act": "quick_gelu",
-        "hidden_size": hidden,
+        "hidden_act": sizes.act,
+        "hidden_size": sizes.hidden,
         "initializer_factor": 1.0,
         "initializer_range": 0.02,
-        "intermediate_size": dim(tensors, &format!("{root}encoder.layers.0.mlp.fc1.weight"), 0)?,
+        "intermediate_size": sizes.intermediate,
         "layer_norm_eps": 1e-5,
-        "max_position_embeddings": dim(tensors, &format!("{root}embeddings.position_embedding.weight"), 0)?,
+        "max_position_embeddings": sizes.positions,
         "model_type": "clip_text_model",
-        "num_attention_heads": hidden / CLIP_HEAD_WIDTH,
-        "num_hidden_layers": layers,
+        "num_attention_heads": sizes.hidden / CLIP_HEAD_WIDTH,
+        "num_hidden_layers": sizes.layers,
         "pad_token_id": 1,
-        "projection_dim": hidden,
-        "vocab_size": dim(tensors, &token_embedding, 0)?,
-    }))
+        "projection_dim": sizes.projection,
+        "vocab_size": sizes.vocab,
+    })
 }
 
 /// Whether `prefix` (a UNet block) holds a spatial transformer.

@@ -3,6 +3,7 @@
 
 use super::safetensors_io::SourceTensor;
 use super::*;
+use serde_json::json;
 
 fn tensors(names: &[(&str, &[usize])]) -> SourceTensors {
     names
@@ -55,6 +56,12 @@ fn the_family_comes_from_names_and_width() {
     );
     let error = detect(&checkpoint(SD1_TEXT, 768), Some(ModelKind::Sd21)).unwrap_err();
     assert!(error.contains("no SD 2.x text encoder"), "{error}");
+    assert_eq!(
+        detect(&checkpoint(SD2_TEXT, 32), Some(ModelKind::Tiny)).unwrap(),
+        (CheckpointFamily::Sd2, ModelKind::Tiny)
+    );
+    let error = detect(&checkpoint(SD2_TEXT, 1024), Some(ModelKind::Sd15)).unwrap_err();
+    assert!(error.contains("no SD 1.x text encoder"), "{error}");
     let error = detect(&checkpoint(SD1_TEXT, 768), Some(ModelKind::PixelMiniLm)).unwrap_err();
     assert!(error.contains("not a Stable Diffusion kind"), "{error}");
 }
@@ -121,4 +128,59 @@ fn release_configs_take_their_sizes_from_the_tensors() {
     crate::configs::UnetSpec::from_json(&unet).unwrap();
     crate::configs::VaeSpec::from_json(&vae).unwrap();
     crate::scheduler::ScheduleConfig::from_json(&release::scheduler()).unwrap();
+}
+
+/// SD 2.1's text encoder config: OpenCLIP ViT-H's sizes, gelu, one layer fewer than resblocks.
+#[test]
+fn sd21_text_encoder_config_leaves_out_the_last_block() {
+    let mut names: Vec<(String, Vec<usize>)> = vec![
+        ("cond_stage_model.model.token_embedding.weight".into(), vec![49408, 1024]),
+        ("cond_stage_model.model.positional_embedding".into(), vec![77, 1024]),
+        ("cond_stage_model.model.text_projection".into(), vec![1024, 1024]),
+    ];
+    for i in 0..24 {
+        names.push((
+            format!("cond_stage_model.model.transformer.resblocks.{i}.mlp.c_fc.weight"),
+            vec![4096, 1024],
+        ));
+    }
+    let borrowed: Vec<(&str, &[usize])> = names.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
+    let config = release::open_clip_text_encoder(&tensors(&borrowed)).unwrap();
+    for (key, value) in [
+        ("hidden_act", json!("gelu")),
+        ("hidden_size", json!(1024)),
+        ("intermediate_size", json!(4096)),
+        ("num_attention_heads", json!(16)),
+        ("num_hidden_layers", json!(23)),
+        ("max_position_embeddings", json!(77)),
+        ("vocab_size", json!(49408)),
+    ] {
+        assert_eq!(config[key], value, "{key}");
+    }
+}
+
+/// The release UNet config read from the SD 2.x single-file fixture agrees with the saved
+/// config on what the tensors determine, linear projections included.
+#[test]
+fn sd21_unet_sizes_come_from_the_tensors() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let path = fixtures.join("single-file/sd21-tiny.safetensors");
+    let tensors = safetensors_io::read_header(&path, &mut File::open(&path).unwrap()).unwrap();
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(fixtures.join("sd21-tiny/unet/config.json")).unwrap()).unwrap();
+    let unet = release::unet(&tensors).unwrap();
+    for key in [
+        "block_out_channels",
+        "cross_attention_dim",
+        "down_block_types",
+        "up_block_types",
+        "use_linear_projection",
+    ] {
+        assert_eq!(unet[key], saved[key], "unet {key}");
+    }
+    // 32-wide levels have no 64-wide head count.
+    let error = release::sd21_unet(&tensors, PredictionType::V).unwrap_err();
+    assert!(error.contains("64-wide heads"), "{error}");
+    let config = release::open_clip_text_encoder(&tensors).unwrap_err();
+    assert!(config.contains("64-wide heads"), "{config}");
 }

@@ -4,6 +4,10 @@
 //! from it, within 2/255, and, since the import copies the weights unchanged, exactly what
 //! genmint generates from the diffusers-layout fixture it came from.
 //!
+//! The same for SD 2.x: `single-file/sd21-tiny.safetensors` is the sd21-tiny fixture with
+//! OpenCLIP text encoder names (fused q, k, v, and one resblock more than the fixture's encoder,
+//! which the import must leave out).
+//!
 //! `cargo test -p genmint-model-runtime --test runtime single_file -- --nocapture` prints the
 //! pixel differences per case.
 
@@ -13,7 +17,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use genmint_model_runtime::{
     CheckpointFamily, Control, DeviceChoice, GenerationParams, ImportOptions, ImportReport, ModelKind,
-    import_checkpoint, load_model, model_hash,
+    PredictionType, import_checkpoint, load_model, model_hash,
 };
 use serde_json::Value;
 
@@ -28,16 +32,26 @@ fn checkpoint() -> PathBuf {
     fixtures().join("single-file/sd15-tiny.safetensors")
 }
 
+fn checkpoint21() -> PathBuf {
+    fixtures().join("single-file/sd21-tiny.safetensors")
+}
+
 /// Imports the fixture checkpoint as diffusers' `from_single_file(config=sd15-tiny)` reads it.
 fn import(out: &Path) -> ImportReport {
+    import_as(&checkpoint(), "sd15-tiny", out)
+}
+
+/// Imports `file` as diffusers' `from_single_file(config=<fixture>)` reads it.
+fn import_as(file: &Path, fixture: &str, out: &Path) -> ImportReport {
     let options = ImportOptions {
         kind: Some(ModelKind::Tiny),
-        name: Some("sd15-tiny single file".into()),
+        name: Some(format!("{fixture} single file")),
         tokenizer: None,
-        configs: Some(fixtures().join("sd15-tiny")),
+        configs: Some(fixtures().join(fixture)),
+        prediction: None,
     };
     let mut last = None;
-    let report = import_checkpoint(&checkpoint(), out, &options, &mut |p| last = Some(p)).unwrap();
+    let report = import_checkpoint(file, out, &options, &mut |p| last = Some(p)).unwrap();
     let last = last.unwrap();
     assert_eq!(last.done, last.total);
     report
@@ -50,36 +64,94 @@ fn params(case: &Value) -> GenerationParams {
     serde_json::from_value(case).unwrap()
 }
 
-#[test]
-fn imported_checkpoint_generates_what_diffusers_from_single_file_does() {
+/// The recorded references `single-file/<stem>.json` and `.safetensors`.
+fn references(stem: &str) -> (Value, HashMap<String, Tensor>) {
     let dir = fixtures().join("single-file");
-    let reference: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("reference.json")).unwrap()).unwrap();
-    let images = candle_core::safetensors::load(dir.join("reference.safetensors"), &Device::Cpu).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let model = out.path().join("model");
-    let report = import(&model);
-    assert_eq!(report.family, CheckpointFamily::Sd1);
-    assert_eq!(report.source.sha256, reference["checkpoint_sha256"].as_str().unwrap());
-    assert_eq!(report.ignored.get("alphas_cumprod"), Some(&1));
+    let reference =
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{stem}.json"))).unwrap()).unwrap();
+    let images =
+        candle_core::safetensors::load(dir.join(format!("{stem}.safetensors")), &Device::Cpu).unwrap();
+    (reference, images)
+}
 
-    let mut imported = load_model(&model, DeviceChoice::Cpu).unwrap();
-    let mut layout = load_model(&fixtures().join("sd15-tiny"), DeviceChoice::Cpu).unwrap();
+/// Generates every recorded case with the imported `model`: within 2/255 of diffusers'
+/// `from_single_file`, and bit-identical to the diffusers-layout `fixture` it came from.
+fn compare_cases(model: &Path, fixture: &str, (reference, images): &(Value, HashMap<String, Tensor>)) {
+    let mut imported = load_model(model, DeviceChoice::Cpu).unwrap();
+    let mut layout = load_model(&fixtures().join(fixture), DeviceChoice::Cpu).unwrap();
     for (n, case) in reference["cases"].as_array().unwrap().iter().enumerate() {
         let params = params(case);
         let ours = imported.generate(&params, &mut |_| Control::Continue).unwrap();
         let theirs = images[&format!("case{n}.image_uint8")].flatten_all().unwrap().to_vec1::<u8>().unwrap();
+        assert_eq!(ours.pixels.len(), theirs.len());
         let max = ours.pixels.iter().zip(&theirs).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
         let differing = ours.pixels.iter().zip(&theirs).filter(|(a, b)| a != b).count();
         eprintln!(
-            "case {n}: max |genmint - diffusers from_single_file| = {max}/255, {differing} of {} values differ",
+            "{fixture} case {n}: max |genmint - diffusers from_single_file| = {max}/255, {differing} of {} \
+             values differ",
             theirs.len()
         );
-        assert_eq!(ours.pixels.len(), theirs.len());
-        assert!(max <= 2, "case {n}: {max}/255 from diffusers");
+        assert!(max <= 2, "{fixture} case {n}: {max}/255 from diffusers");
         let from_layout = layout.generate(&params, &mut |_| Control::Continue).unwrap();
-        assert_eq!(ours, from_layout, "case {n}: the import is not bit-identical to the diffusers layout");
+        assert_eq!(
+            ours, from_layout,
+            "{fixture} case {n}: the import is not bit-identical to the diffusers layout"
+        );
     }
+}
+
+#[test]
+fn imported_checkpoint_generates_what_diffusers_from_single_file_does() {
+    let references = references("reference");
+    let out = tempfile::tempdir().unwrap();
+    let model = out.path().join("model");
+    let report = import(&model);
+    assert_eq!(report.family, CheckpointFamily::Sd1);
+    assert_eq!(report.source.sha256, references.0["checkpoint_sha256"].as_str().unwrap());
+    assert_eq!(report.ignored.get("alphas_cumprod"), Some(&1));
+    compare_cases(&model, "sd15-tiny", &references);
+}
+
+#[test]
+fn imported_sd21_checkpoint_generates_what_diffusers_from_single_file_does() {
+    let references = references("sd21-reference");
+    let out = tempfile::tempdir().unwrap();
+    let model = out.path().join("model");
+    let report = import_as(&checkpoint21(), "sd21-tiny", &model);
+    assert_eq!(report.family, CheckpointFamily::Sd2);
+    assert_eq!(report.source.sha256, references.0["checkpoint_sha256"].as_str().unwrap());
+    // The fixture's encoder has 3 layers; the checkpoint's 4th resblock (12 tensors) is left out.
+    assert_eq!(report.ignored.get("cond_stage_model.model.transformer.resblocks.3"), Some(&12));
+    assert_eq!(report.ignored.get("cond_stage_model.model.text_projection"), Some(&1));
+    assert_eq!(report.ignored.get("alphas_cumprod"), Some(&1));
+    compare_cases(&model, "sd21-tiny", &references);
+}
+
+#[test]
+fn sd21_imports_need_the_prediction_type() {
+    let out = tempfile::tempdir().unwrap();
+    let refuse = |options: &ImportOptions| {
+        import_checkpoint(&checkpoint21(), &out.path().join("m"), options, &mut |_| {})
+            .unwrap_err()
+            .to_string()
+    };
+    let tokenizer = Some(fixtures().join("sd21-tiny/tokenizer"));
+    let options = ImportOptions { tokenizer: tokenizer.clone(), ..Default::default() };
+    let error = refuse(&options);
+    assert!(error.contains("SD 2.x") && error.contains("v for") && error.contains("epsilon"), "{error}");
+    let options = ImportOptions {
+        configs: Some(fixtures().join("sd21-tiny")),
+        prediction: Some(PredictionType::V),
+        ..Default::default()
+    };
+    assert!(refuse(&options).contains("not both"));
+    // With the prediction type, the release configs are tried: this test-size encoder's
+    // 32-wide layers have no OpenCLIP head count.
+    let options =
+        ImportOptions { tokenizer, prediction: Some(PredictionType::Epsilon), ..Default::default() };
+    let error = refuse(&options);
+    assert!(error.contains("64-wide heads") && error.contains("configs"), "{error}");
+    assert!(!out.path().join("m").exists());
 }
 
 /// Every tensor of `file`, with the `text_model.` level dropped (transformers 4 and 5 differ).
@@ -95,13 +167,24 @@ fn tensors(file: &Path) -> HashMap<String, Tensor> {
 fn imported_weights_are_the_diffusers_weights_renamed() {
     let out = tempfile::tempdir().unwrap();
     import(out.path());
-    let fixture = fixtures().join("sd15-tiny");
+    same_weights(out.path(), &fixtures().join("sd15-tiny"));
+}
+
+#[test]
+fn imported_sd21_weights_are_the_diffusers_weights_renamed_and_split() {
+    let out = tempfile::tempdir().unwrap();
+    import_as(&checkpoint21(), "sd21-tiny", out.path());
+    same_weights(out.path(), &fixtures().join("sd21-tiny"));
+}
+
+/// The imported model's weights are the fixture's: same names, shapes, dtypes and values.
+fn same_weights(out: &Path, fixture: &Path) {
     for (ours, theirs) in [
         ("unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.fp16.safetensors"),
         ("vae/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.fp16.safetensors"),
         ("text_encoder/model.safetensors", "text_encoder/model.fp16.safetensors"),
     ] {
-        let (ours, theirs) = (tensors(&out.path().join(ours)), tensors(&fixture.join(theirs)));
+        let (ours, theirs) = (tensors(&out.join(ours)), tensors(&fixture.join(theirs)));
         let mut names: Vec<&String> = ours.keys().collect();
         names.sort();
         let mut expected: Vec<&String> = theirs.keys().collect();

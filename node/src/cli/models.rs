@@ -13,8 +13,8 @@ use clap::{Args, Subcommand};
 use genmint_model_runtime::eval::{self, HeldoutPrompt, RetrievalSet};
 use genmint_model_runtime::{
     Control, DEFAULT_MODEL_NAME, DeviceChoice, GenerationParams, Generator, ImportOptions, ImportProgress,
-    ImportStage, ModelHash, ModelKind, Rgb8Image, SchedulerKind, import_checkpoint, install_default_model,
-    load_model, minilm_dir, model_manifest,
+    ImportStage, ModelHash, ModelKind, PredictionType, Rgb8Image, SchedulerKind, import_checkpoint,
+    install_default_model, load_model, minilm_dir, model_manifest,
 };
 
 use crate::devnet::{tools_dir, tools_python_dir};
@@ -52,9 +52,9 @@ pub enum ModelsCommand {
 pub struct ImportArgs {
     /// The checkpoint, e.g. v1-5-pruned-emaonly.safetensors.
     pub file: PathBuf,
-    /// Model kind: sd15 (SD 1.x and its fine-tunes), or tiny for test-size SD 1.x checkpoints
-    /// [default: inferred from the tensors]. sd21 and sdxl checkpoints are recognised but not
-    /// converted yet.
+    /// Model kind: sd15 (SD 1.x and its fine-tunes), sd21 (SD 2.x), or tiny for test-size SD 1.x
+    /// and 2.x checkpoints [default: inferred from the tensors]. sdxl checkpoints are recognised
+    /// but not converted yet.
     #[arg(long, value_parser = parse_kind)]
     pub kind: Option<ModelKind>,
     /// Display name recorded in genmint-model.json [default: the file name without .safetensors].
@@ -69,9 +69,22 @@ pub struct ImportArgs {
     /// when --tokenizer is not given).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// What the UNet predicts: v (SD 2.x 768-px models such as stable-diffusion-2-1) or epsilon
+    /// (SD 1.x, SD 2.x base models). Required for SD 2.x without --config, whose tensors do not
+    /// tell [default for SD 1.x: epsilon].
+    #[arg(long, value_parser = parse_prediction)]
+    pub prediction: Option<PredictionType>,
     /// Output model directory [default: <data dir>/models/<name>].
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+fn parse_prediction(value: &str) -> Result<PredictionType, String> {
+    match value {
+        "v" | "v_prediction" => Ok(PredictionType::V),
+        "epsilon" | "eps" => Ok(PredictionType::Epsilon),
+        _ => Err(format!("{value:?} is not a prediction type (v or epsilon)")),
+    }
 }
 
 fn parse_kind(value: &str) -> Result<ModelKind, String> {
@@ -167,8 +180,13 @@ fn import(data_dir: &Path, args: ImportArgs) -> Result<()> {
              tokenizer/ folder of the stable-diffusion-v1-5 repository)"
         );
     }
-    let options =
-        ImportOptions { kind: args.kind, name: args.name, tokenizer: args.tokenizer, configs: args.config };
+    let options = ImportOptions {
+        kind: args.kind,
+        name: args.name,
+        tokenizer: args.tokenizer,
+        configs: args.config,
+        prediction: args.prediction,
+    };
     let mut shown = None;
     let report = import_checkpoint(&args.file, &out, &options, &mut |p| report_progress(p, &mut shown))?;
     let ignored: Vec<String> = report.ignored.iter().map(|(group, n)| format!("{group} ({n})")).collect();
@@ -468,5 +486,8 @@ mod tests {
         assert_eq!(dir_name("../x"), "model..-x");
         assert_eq!(parse_kind("sd15").unwrap(), ModelKind::Sd15);
         assert!(parse_kind("sd3").unwrap_err().contains("sd15"));
+        assert_eq!(parse_prediction("v").unwrap(), PredictionType::V);
+        assert_eq!(parse_prediction("epsilon").unwrap(), PredictionType::Epsilon);
+        assert!(parse_prediction("sample").unwrap_err().contains("v or epsilon"));
     }
 }
