@@ -35,7 +35,7 @@ from diffusers import (
 )
 from diffusers.schedulers import scheduling_euler_ancestral_discrete as euler_a_module
 from safetensors.torch import save_file
-from transformers import CLIPTokenizer
+from transformers import CLIPTextConfig, CLIPTokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "model-runtime" / "tests" / "fixtures"
@@ -138,6 +138,14 @@ def perturbed(module: torch.nn.Module, scale: float) -> torch.nn.Module:
         for parameter in module.parameters():
             parameter.add_(torch.randn_like(parameter) * scale)
     return module.eval()
+
+
+def openclip_text_config(vocab_size: int) -> CLIPTextConfig:
+    """The tiny OpenCLIP-style text encoder config (gelu, 3 layers) SD 2.x and SDXL's second encoder share."""
+    return CLIPTextConfig(
+        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+        num_attention_heads=4, max_position_embeddings=77, hidden_act="gelu",
+        layer_norm_eps=1e-5, bos_token_id=0, eos_token_id=2, pad_token_id=1, projection_dim=32)
 
 
 def sd_vae(size: int) -> AutoencoderKL:

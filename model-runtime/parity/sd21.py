@@ -32,9 +32,9 @@ and `euler_a` (fed genmint's step noise).
 
 import torch
 from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel
+from transformers import CLIPTextModel
 
-from common import (FIXTURES, SCHEDULERS, SD_BETAS, generate, perturbed, pipeline, prompt_texts, sd_vae,
+from common import (FIXTURES, openclip_text_config, SCHEDULERS, SD_BETAS, generate, perturbed, pipeline, prompt_texts, sd_vae,
                     tokenizer)
 
 OUT = FIXTURES / "sd21-tiny"
@@ -76,10 +76,7 @@ SCHEDULER_CASES = (
 def build_pipeline() -> StableDiffusionPipeline:
     torch.manual_seed(WEIGHT_SEED)
     tok = tokenizer(prompt_texts(CASES, SCHEDULER_CASES), MERGES, pad_token="!")
-    text_encoder = perturbed(CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-        num_attention_heads=4, max_position_embeddings=77, hidden_act="gelu",
-        layer_norm_eps=1e-5, bos_token_id=0, eos_token_id=2, pad_token_id=1, projection_dim=32)), 0.02)
+    text_encoder = perturbed(CLIPTextModel(openclip_text_config(len(tok))), 0.02)
     unet = perturbed(UNet2DConditionModel(
         sample_size=SIZE // 8, in_channels=4, out_channels=4,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),

@@ -30,7 +30,7 @@ import torch
 from diffusers import DDIMScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
-from common import FIXTURES, SD_BETAS, Recorder, learn_bpe, perturbed, prompt_texts, sd_vae, tokenizer
+from common import FIXTURES, openclip_text_config, SD_BETAS, Recorder, learn_bpe, perturbed, prompt_texts, sd_vae, tokenizer
 
 OUT = FIXTURES / "sdxl-tiny"
 WEIGHT_SEED = 2023_07
@@ -64,10 +64,7 @@ def build_pipeline() -> StableDiffusionXLPipeline:
         num_attention_heads=4, max_position_embeddings=77, hidden_act="quick_gelu",
         layer_norm_eps=1e-5, bos_token_id=len(tok) - 2, eos_token_id=len(tok) - 1,
         pad_token_id=len(tok) - 1, projection_dim=32)), 0.02)
-    text_encoder_2 = perturbed(CLIPTextModelWithProjection(CLIPTextConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-        num_attention_heads=4, max_position_embeddings=77, hidden_act="gelu",
-        layer_norm_eps=1e-5, bos_token_id=0, eos_token_id=2, pad_token_id=1, projection_dim=32)), 0.02)
+    text_encoder_2 = perturbed(CLIPTextModelWithProjection(openclip_text_config(len(tok))), 0.02)
     unet = perturbed(UNet2DConditionModel(
         sample_size=SIZE // 8, in_channels=4, out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
