@@ -140,12 +140,13 @@ def perturbed(module: torch.nn.Module, scale: float) -> torch.nn.Module:
     return module.eval()
 
 
-def openclip_text_config(vocab_size: int) -> CLIPTextConfig:
-    """The tiny OpenCLIP-style text encoder config (gelu, 3 layers) SD 2.x and SDXL's second encoder share."""
+def openclip_text_config(vocab_size: int, hidden_size: int = 32) -> CLIPTextConfig:
+    """The tiny OpenCLIP-style text encoder config (gelu, 3 layers, 4 heads) SD 2.x and SDXL's
+    second encoder share; SDXL's is wider than its first encoder, as in the release."""
     return CLIPTextConfig(
-        vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-        num_attention_heads=4, max_position_embeddings=77, hidden_act="gelu",
-        layer_norm_eps=1e-5, bos_token_id=0, eos_token_id=2, pad_token_id=1, projection_dim=32)
+        vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+        num_hidden_layers=3, num_attention_heads=4, max_position_embeddings=77, hidden_act="gelu",
+        layer_norm_eps=1e-5, bos_token_id=0, eos_token_id=2, pad_token_id=1, projection_dim=hidden_size)
 
 
 def sd_vae(size: int) -> AutoencoderKL:

@@ -21,7 +21,9 @@ The VAE is SD's, as in sd15.py. Saved as the fp16 variant, kind `tiny_xl` in gen
 (sdxl's request bounds start at 512 px; tiny_xl runs the same two-encoder path at 64 px).
 
 References (see common.py): DDIM cases stage by stage (also the pooled embedding), then Euler
-from the saved config. Guidance 5 (SDXL's default) and 1.
+from the saved config. Guidance 5 (SDXL's default) and 1. SDXL Turbo (the same architecture,
+distilled) as stabilityai/sdxl-turbo runs: its Euler ancestral, trailing-spacing scheduler config,
+guidance 0, 1 and 4 steps.
 """
 
 import json
@@ -51,7 +53,15 @@ CASES = [
      "guidance": 5.0, "steps": 4},
     {"prompt": "Neon city at NIGHT, rain!", "negative_prompt": "", "seed": 3, "guidance": 1.0, "steps": 4},
 ]
-SCHEDULER_CASES = [{**CASES[n], "scheduler": "euler"} for n in (0, 1, 2)]
+# stabilityai/sdxl-turbo scheduler/scheduler_config.json: Euler ancestral, trailing spacing.
+SDXL_TURBO_SCHEDULER = {**SDXL_SCHEDULER, "_class_name": "EulerAncestralDiscreteScheduler",
+                        "timestep_spacing": "trailing"}
+# SDXL Turbo as its model card runs it: no guidance, 1 to 4 steps.
+# (A prompt of CASES: the fixture's tokenizers are learned from those.)
+TURBO = {"prompt": CASES[2]["prompt"], "negative_prompt": "",
+         "guidance": 0.0, "scheduler": "euler_a", "scheduler_config": SDXL_TURBO_SCHEDULER}
+SCHEDULER_CASES = ([{**CASES[n], "scheduler": "euler"} for n in (0, 1, 2)]
+                   + [{**TURBO, "seed": 5, "steps": steps} for steps in (1, 4)])
 
 
 def build_pipeline() -> StableDiffusionXLPipeline:
@@ -64,15 +74,17 @@ def build_pipeline() -> StableDiffusionXLPipeline:
         num_attention_heads=4, max_position_embeddings=77, hidden_act="quick_gelu",
         layer_norm_eps=1e-5, bos_token_id=len(tok) - 2, eos_token_id=len(tok) - 1,
         pad_token_id=len(tok) - 1, projection_dim=32)), 0.02)
-    text_encoder_2 = perturbed(CLIPTextModelWithProjection(openclip_text_config(len(tok))), 0.02)
+    # 48 wide, the first encoder 32: as in the release (768 and 1280), the widths tell the two
+    # apart, which diffusers' from_single_file relies on.
+    text_encoder_2 = perturbed(CLIPTextModelWithProjection(openclip_text_config(len(tok), 48)), 0.02)
     unet = perturbed(UNet2DConditionModel(
         sample_size=SIZE // 8, in_channels=4, out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         block_out_channels=(32, 32), layers_per_block=1, attention_head_dim=(2, 4),
         transformer_layers_per_block=(1, 1), use_linear_projection=True, norm_num_groups=32,
-        cross_attention_dim=64, addition_embed_type="text_time", addition_time_embed_dim=8,
-        projection_class_embeddings_input_dim=6 * 8 + 32), 0.02)
+        cross_attention_dim=32 + 48, addition_embed_type="text_time", addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=6 * 8 + 48), 0.02)
     return StableDiffusionXLPipeline(
         vae=sd_vae(SIZE), text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tok,
         tokenizer_2=tok_2, unet=unet, scheduler=DDIMScheduler.from_config(SDXL_SCHEDULER),

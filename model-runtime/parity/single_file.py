@@ -1,9 +1,9 @@
-"""Writes tests/fixtures/single-file/: the sd15-tiny and sd21-tiny parity fixtures (written by
-sd15.py and sd21.py, which must run first; scripts/parity-fixtures.sh runs this script last) saved
-again as single-file checkpoints with the original LDM/CompVis tensor names, as A1111, ComfyUI and
-Civitai ship SD 1.5 and SD 2.x, and what diffusers' StableDiffusionPipeline.from_single_file makes
-of them. The Rust test
-tests/runtime/single_file.rs imports the file with genmint's converter and compares.
+"""Writes tests/fixtures/single-file/: the sd15-tiny, sd21-tiny and sdxl-tiny parity fixtures
+(written by sd15.py, sd21.py and sdxl.py, which must run first; scripts/parity-fixtures.sh runs
+this script last) saved again as single-file checkpoints with the original LDM/CompVis tensor
+names, as A1111, ComfyUI and Civitai ship SD 1.5, SD 2.x and SDXL, and what diffusers'
+StableDiffusion(XL)Pipeline.from_single_file makes of them. The Rust test
+tests/runtime/single_file.rs imports each file with genmint's converter and compares.
 
 The checkpoint (sd15-tiny.safetensors): every UNet, VAE and text encoder tensor of the fixture,
 f16 as stored, renamed diffusers -> LDM by the reverse mapping below (written here: diffusers
@@ -17,6 +17,12 @@ transformer.resblocks.N with q, k and v fused into attn.in_proj_weight/bias, ln_
 text_projection), plus one more resblock than the fixture's encoder has, with random weights:
 SD 2.x checkpoints hold all of OpenCLIP ViT-H's 24 blocks, and diffusers (its config has 23
 layers) and genmint leave the last one out, so a converter that used it would differ.
+
+The SDXL checkpoint (sdxl-tiny.safetensors) has the UNet and VAE named as above, the UNet's
+add_embedding as label_emb.0.{0,2}, the first text encoder as SDXL files name CLIP ViT-L
+(conditioner.embedders.0.transformer.text_model.) and the second as OpenCLIP ViT-bigG
+(conditioner.embedders.1.model., fused q, k, v, its projection transposed as OpenCLIP stores it,
+logit_scale), with no extra block: diffusers and genmint keep every block of SDXL's second encoder.
 
 The references: diffusers loads the file with from_single_file(config=<sd15-tiny>), the way
 diffusers users load a single file of a known architecture, and this script first checks that
@@ -34,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 from safetensors.torch import load_file, save_file
 
 from common import genmint_noise
@@ -42,9 +48,11 @@ from common import genmint_noise
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "model-runtime" / "tests" / "fixtures" / "sd15-tiny"
 FIXTURE21 = ROOT / "model-runtime" / "tests" / "fixtures" / "sd21-tiny"
+FIXTUREXL = ROOT / "model-runtime" / "tests" / "fixtures" / "sdxl-tiny"
 OUT = ROOT / "model-runtime" / "tests" / "fixtures" / "single-file"
 CHECKPOINT = OUT / "sd15-tiny.safetensors"
 CHECKPOINT21 = OUT / "sd21-tiny.safetensors"
+CHECKPOINTXL = OUT / "sdxl-tiny.safetensors"
 SIZE = 64
 # Two of sd15.py's cases, so the Rust test can also compare with genmint on the diffusers layout.
 CASES = [
@@ -58,6 +66,12 @@ CASES = [
 CASES21 = [
     {"prompt": "a lighthouse on a cliff at dawn, oil painting", "negative_prompt": "blurry, dark",
      "seed": 2024, "guidance": 7.5, "steps": 4},
+]
+# Two of sdxl.py's cases (guided with a negative prompt; unguided).
+CASESXL = [
+    {"prompt": "an astronaut riding a green horse, photo", "negative_prompt": "blurry, cartoon",
+     "seed": 1024, "guidance": 5.0, "steps": 4},
+    {"prompt": "Neon city at NIGHT, rain!", "negative_prompt": "", "seed": 3, "guidance": 1.0, "steps": 4},
 ]
 DUMMY_BLOCK_SEED = 2_1024
 
@@ -74,7 +88,8 @@ def unet_resnet(rest: str) -> str:
 def unet_to_ldm(name: str, config: dict, attending_up: set[int]) -> str:
     per_level = config["layers_per_block"] + 1
     top = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
-           "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+           "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2",
+           "add_embedding.linear_1": "label_emb.0.0", "add_embedding.linear_2": "label_emb.0.2"}
     layer, param = name.rsplit(".", 1)
     if layer in top:
         return f"{top[layer]}.{param}"
@@ -146,22 +161,26 @@ OPEN_CLIP_LAYER = {"layer_norm1": "ln_1", "layer_norm2": "ln_2", "self_attn.out_
                    "mlp.fc1": "mlp.c_fc", "mlp.fc2": "mlp.c_proj"}
 
 
-def open_clip_text_encoder(fixture: Path) -> dict[str, torch.Tensor]:
-    """The transformers CLIPTextModel weights as OpenCLIP names them, q, k, v fused, plus a last
-    resblock of random weights that the diffusers layout does not have."""
-    weights = {k.removeprefix("text_model."): v
-               for k, v in load_file(fixture / "text_encoder" / "model.fp16.safetensors").items()}
-    layers = json.loads((fixture / "text_encoder" / "config.json").read_text())["num_hidden_layers"]
-    prefix = "cond_stage_model.model."
+def open_clip_text_encoder(fixture: Path, folder: str, prefix: str, sdxl: bool) -> dict[str, torch.Tensor]:
+    """The transformers CLIPTextModel weights of `folder` as OpenCLIP names them under `prefix`, q,
+    k, v fused. SD 2.x (`sdxl` false): a random projection (transformers' CLIPTextModel has none)
+    and a last resblock of random weights that the diffusers layout does not have. SDXL's second
+    encoder: its own projection, transposed as OpenCLIP stores it (x @ text_projection), every
+    block kept, and the contrastive temperature logit_scale that converters leave out."""
+    weights = {k.removeprefix("text_model."): v for k, v in load_file(fixture / folder / "model.fp16.safetensors").items()}
+    layers = json.loads((fixture / folder / "config.json").read_text())["num_hidden_layers"]
     hidden = weights["embeddings.token_embedding.weight"].shape[1]
     out = {
         prefix + "token_embedding.weight": weights.pop("embeddings.token_embedding.weight"),
         prefix + "positional_embedding": weights.pop("embeddings.position_embedding.weight"),
         prefix + "ln_final.weight": weights.pop("final_layer_norm.weight"),
         prefix + "ln_final.bias": weights.pop("final_layer_norm.bias"),
-        # OpenCLIP's projection to the joint embedding: transformers' CLIPTextModel has none.
-        prefix + "text_projection": (torch.randn(hidden, hidden) * 0.02).half(),
     }
+    if sdxl:
+        out[prefix + "text_projection"] = weights.pop("text_projection.weight").T.contiguous()
+        out[prefix + "logit_scale"] = torch.tensor(4.6052, dtype=torch.float16)
+    else:
+        out[prefix + "text_projection"] = (torch.randn(hidden, hidden) * 0.02).half()
     for n in range(layers):
         layer, block = f"encoder.layers.{n}.", f"{prefix}transformer.resblocks.{n}."
         for param in ("weight", "bias"):
@@ -171,26 +190,42 @@ def open_clip_text_encoder(fixture: Path) -> dict[str, torch.Tensor]:
             for param in ("weight", "bias"):
                 out[f"{block}{theirs}.{param}"] = weights.pop(f"{layer}{ours}.{param}")
     assert not weights, f"text encoder tensors left unmapped: {sorted(weights)}"
-    last = f"{prefix}transformer.resblocks.{layers - 1}."
-    dummy = f"{prefix}transformer.resblocks.{layers}."
-    for name in [k for k in out if k.startswith(last)]:
-        out[dummy + name.removeprefix(last)] = torch.randn(out[name].shape).half()
+    if not sdxl:
+        last = f"{prefix}transformer.resblocks.{layers - 1}."
+        dummy = f"{prefix}transformer.resblocks.{layers}."
+        for name in [k for k in out if k.startswith(last)]:
+            out[dummy + name.removeprefix(last)] = torch.randn(out[name].shape).half()
     return out
 
 
 def ldm_checkpoint21() -> dict[str, torch.Tensor]:
     torch.manual_seed(DUMMY_BLOCK_SEED)
     out = unet_vae_to_ldm(FIXTURE21)
-    out.update(open_clip_text_encoder(FIXTURE21))
+    out.update(open_clip_text_encoder(FIXTURE21, "text_encoder", "cond_stage_model.model.", sdxl=False))
     out["alphas_cumprod"] = torch.linspace(1, 0.005, 1000)
     return out
 
 
-def check_weights(pipe: StableDiffusionPipeline, fixture: Path) -> None:
+def ldm_checkpoint_xl() -> dict[str, torch.Tensor]:
+    """SDXL as its single files name it: the UNet (add_embedding as label_emb.0) and VAE as
+    above, CLIP ViT-L under conditioner.embedders.0.transformer., OpenCLIP ViT-bigG under
+    conditioner.embedders.1.model.."""
+    out = unet_vae_to_ldm(FIXTUREXL)
+    prefix = "conditioner.embedders.0.transformer.text_model."
+    for name, tensor in load_file(FIXTUREXL / "text_encoder" / "model.fp16.safetensors").items():
+        out[prefix + name.removeprefix("text_model.")] = tensor
+    out[prefix + "embeddings.position_ids"] = torch.arange(77)[None]
+    out.update(open_clip_text_encoder(FIXTUREXL, "text_encoder_2", "conditioner.embedders.1.model.", sdxl=True))
+    out["alphas_cumprod"] = torch.linspace(1, 0.005, 1000)
+    return out
+
+
+def check_weights(pipe, fixture: Path, text_encoders=("text_encoder",)) -> None:
     """Every weight diffusers loaded from the single file is the fixture's, bit for bit."""
-    for component, file in [("unet", "unet/diffusion_pytorch_model.fp16.safetensors"),
-                            ("vae", "vae/diffusion_pytorch_model.fp16.safetensors"),
-                            ("text_encoder", "text_encoder/model.fp16.safetensors")]:
+    components = [("unet", "unet/diffusion_pytorch_model.fp16.safetensors"),
+                  ("vae", "vae/diffusion_pytorch_model.fp16.safetensors")]
+    components += [(t, f"{t}/model.fp16.safetensors") for t in text_encoders]
+    for component, file in components:
         expected = load_file(fixture / file)
         loaded = getattr(pipe, component).state_dict()
         loaded = {k.removeprefix("text_model."): v for k, v in loaded.items()}
@@ -204,7 +239,7 @@ def check_weights(pipe: StableDiffusionPipeline, fixture: Path) -> None:
 
 
 @torch.no_grad()
-def references(pipe: StableDiffusionPipeline, checkpoint: Path, cases_in: list[dict], stem: str) -> None:
+def references(pipe, checkpoint: Path, cases_in: list[dict], stem: str) -> None:
     tensors, cases = {}, []
     shape = (1, pipe.unet.config.in_channels, SIZE // 8, SIZE // 8)
     for n, case in enumerate(cases_in):
@@ -246,7 +281,18 @@ def main() -> None:
     assert pipe.scheduler.config.prediction_type == "v_prediction", pipe.scheduler.config.prediction_type
     check_weights(pipe, FIXTURE21)
     references(pipe, CHECKPOINT21, CASES21, "sd21-reference")
-    print(f"wrote {OUT} ({CHECKPOINT.stat().st_size} and {CHECKPOINT21.stat().st_size} bytes of checkpoints)")
+
+    assert (FIXTUREXL / "model_index.json").is_file(), f"{FIXTUREXL} is missing: run sdxl.py first"
+    save_file({k: v.contiguous() for k, v in ldm_checkpoint_xl().items()}, CHECKPOINTXL)
+    pipe = StableDiffusionXLPipeline.from_single_file(
+        str(CHECKPOINTXL), config=str(FIXTUREXL), torch_dtype=torch.float32, local_files_only=True,
+        add_watermarker=False)
+    assert type(pipe.scheduler).__name__ == "DDIMScheduler", type(pipe.scheduler).__name__
+    assert pipe.config.force_zeros_for_empty_prompt
+    check_weights(pipe, FIXTUREXL, ("text_encoder", "text_encoder_2"))
+    references(pipe, CHECKPOINTXL, CASESXL, "sdxl-reference")
+    sizes = ", ".join(str(c.stat().st_size) for c in (CHECKPOINT, CHECKPOINT21, CHECKPOINTXL))
+    print(f"wrote {OUT} ({sizes} bytes of checkpoints)")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-//! The original (LDM, CompVis) tensor names of a Stable Diffusion 1.x or 2.x checkpoint renamed
-//! to the diffusers and transformers names the loader reads, one tensor at a time. Every tensor
-//! of the UNet (`model.diffusion_model.`), the VAE (`first_stage_model.`) and the CLIP text
-//! encoder (`cond_stage_model.transformer.`, or SD 2.x's OpenCLIP `cond_stage_model.model.`)
-//! must map, or the import is refused naming it; everything
+//! The original (LDM, CompVis) tensor names of a Stable Diffusion 1.x, 2.x or XL checkpoint
+//! renamed to the diffusers and transformers names the loader reads, one tensor at a time. Every
+//! tensor of the UNet (`model.diffusion_model.`), the VAE (`first_stage_model.`) and the text
+//! encoders (SD 1.x's CLIP `cond_stage_model.transformer.`, SD 2.x's OpenCLIP
+//! `cond_stage_model.model.`, SDXL's CLIP `conditioner.embedders.0.transformer.` and OpenCLIP
+//! `conditioner.embedders.1.model.`) must map, or the import is refused naming it; everything
 //! else (EMA copies, the training schedule buffers) is left out and counted.
 //!
 //! ```text
@@ -15,6 +16,7 @@
 //!        output_blocks.i.0           → up_blocks.b.resnets.l        b, l = i div/mod (L+1)
 //!        output_blocks.i.1           → up_blocks.b.attentions.l, or .upsamplers.0 when `conv`
 //!        output_blocks.i.2.conv      → up_blocks.b.upsamplers.0.conv
+//!        label_emb.0.{0,2} (SDXL)    → add_embedding.linear_{1,2}
 //!        resnets: in_layers.{0,2} → norm1, conv1; emb_layers.1 → time_emb_proj;
 //!                 out_layers.{0,3} → norm2, conv2; skip_connection → conv_shortcut
 //! VAE    {en,de}coder.norm_out       → conv_norm_out
@@ -35,6 +37,11 @@
 //!                                      attn.in_proj_{weight,bias} [3h, …] → self_attn.{q,k,v}_proj,
 //!                                      its three row slices
 //!        transformer.resblocks.(N-1), text_projection, logit_scale: left out
+//! SDXL   conditioner.embedders.0.transformer.X → text_encoder: as CLIP above
+//!        conditioner.embedders.1.model.X → text_encoder_2: as OpenCLIP above, but every resblock
+//!                                      kept (SDXL takes the penultimate hidden state itself and
+//!                                      pools the last), and text_projection [h, p] → the
+//!                                      transposed text_projection.weight [p, h]; logit_scale left out
 //! ```
 //! (The UNet names are the same in SD 2.x; its attention `proj_in`/`proj_out` are linear, 2-D
 //! weights, and copied as they are.)
@@ -44,6 +51,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::CheckpointFamily;
 use super::safetensors_io::{OutTensor, SourceTensor, SourceTensors};
 
 pub(crate) const UNET_PREFIX: &str = "model.diffusion_model.";
@@ -51,6 +59,12 @@ pub(crate) const VAE_PREFIX: &str = "first_stage_model.";
 pub(crate) const CLIP_PREFIX: &str = "cond_stage_model.transformer.";
 /// SD 2.x's OpenCLIP ViT-H text encoder.
 pub(crate) const OPEN_CLIP_PREFIX: &str = "cond_stage_model.model.";
+/// SDXL's first text encoder, CLIP ViT-L.
+pub(crate) const XL_CLIP_PREFIX: &str = "conditioner.embedders.0.transformer.";
+/// SDXL's second text encoder, OpenCLIP ViT-bigG.
+pub(crate) const XL_OPEN_CLIP_PREFIX: &str = "conditioner.embedders.1.model.";
+/// The SDXL refiner's only text encoder (OpenCLIP ViT-bigG in the first slot).
+pub(crate) const REFINER_PREFIX: &str = "conditioner.embedders.0.model.";
 /// OpenCLIP's residual blocks, under [`OPEN_CLIP_PREFIX`].
 pub(crate) const RESBLOCKS: &str = "transformer.resblocks.";
 
@@ -60,6 +74,8 @@ pub(crate) struct Plan {
     pub unet: BTreeMap<String, OutTensor>,
     pub vae: BTreeMap<String, OutTensor>,
     pub text_encoder: BTreeMap<String, OutTensor>,
+    /// SDXL's second text encoder (empty for SD 1.x and 2.x).
+    pub text_encoder_2: BTreeMap<String, OutTensor>,
     /// Checkpoint tensors outside the three networks, by first name segment, with their count.
     pub ignored: BTreeMap<String, usize>,
 }
@@ -133,10 +149,13 @@ fn unet_resnet(rest: &str) -> Option<String> {
     Some(format!("{layer}.{param}"))
 }
 
-/// The diffusers name of a UNet tensor (`rest` is after [`UNET_PREFIX`]).
-fn unet_name(rest: &str, levels: &UnetLevels) -> Option<String> {
+/// The diffusers name of a UNet tensor (`rest` is after [`UNET_PREFIX`]); `added` says whether
+/// the UNet has SDXL's added conditioning (`label_emb`).
+fn unet_name(rest: &str, levels: &UnetLevels, added: bool) -> Option<String> {
     let parts: Vec<&str> = rest.splitn(4, '.').collect();
     let renamed = match parts.as_slice() {
+        ["label_emb", "0", "0", param] if added => format!("add_embedding.linear_1.{param}"),
+        ["label_emb", "0", "2", param] if added => format!("add_embedding.linear_2.{param}"),
         ["time_embed", "0", param] => format!("time_embedding.linear_1.{param}"),
         ["time_embed", "2", param] => format!("time_embedding.linear_2.{param}"),
         ["input_blocks", "0", "0", param] => format!("conv_in.{param}"),
@@ -238,15 +257,6 @@ fn clip_name(rest: &str) -> String {
     format!("text_model.{}", rest.strip_prefix("text_model.").unwrap_or(rest))
 }
 
-fn copied(tensor: &SourceTensor) -> OutTensor {
-    OutTensor {
-        dtype: tensor.dtype.clone(),
-        shape: tensor.shape.clone(),
-        start: tensor.start,
-        len: tensor.len,
-    }
-}
-
 /// The VAE attention's 1×1 convolutions as linear weights: `[c, c, 1, 1]` → `[c, c]`, same bytes.
 fn linear_from_conv(name: &str, mut tensor: OutTensor) -> OutTensor {
     let attention = name.contains(".mid_block.attentions.0.") && name.ends_with(".weight");
@@ -256,9 +266,9 @@ fn linear_from_conv(name: &str, mut tensor: OutTensor) -> OutTensor {
     tensor
 }
 
-/// How many OpenCLIP resblocks the checkpoint has.
-pub(crate) fn open_clip_blocks(tensors: &SourceTensors) -> usize {
-    let prefix = format!("{OPEN_CLIP_PREFIX}{RESBLOCKS}");
+/// How many resblocks the OpenCLIP text encoder under `encoder` (a prefix) has.
+pub(crate) fn open_clip_blocks(tensors: &SourceTensors, encoder: &str) -> usize {
+    let prefix = format!("{encoder}{RESBLOCKS}");
     tensors
         .keys()
         .filter_map(|k| k.strip_prefix(&prefix)?.split('.').next()?.parse::<usize>().ok())
@@ -266,26 +276,41 @@ pub(crate) fn open_clip_blocks(tensors: &SourceTensors) -> usize {
         .map_or(0, |last| last + 1)
 }
 
-/// What becomes of an OpenCLIP text encoder tensor (`rest` after [`OPEN_CLIP_PREFIX`]).
+/// What becomes of an OpenCLIP text encoder tensor (`rest` after its prefix).
 #[derive(Debug, PartialEq, Eq)]
 enum OpenClip {
     /// Copied under this transformers name.
     Renamed(String),
     /// A fused `in_proj` weight or bias: its three row slices are q, k and v under these names.
     Fused([String; 3]),
-    /// Not part of transformers' `CLIPTextModel`: the last resblock (SD 2.x conditions on the
-    /// penultimate layer's output, so diffusers' conversion keeps one block fewer), the
-    /// projection to the joint image-text space and the contrastive temperature.
+    /// The projection `[h, p]` (OpenCLIP multiplies `x @ text_projection`), transposed into this
+    /// linear weight `[p, h]`.
+    Transposed(String),
+    /// Not part of the transformers model: the contrastive temperature, and for SD 2.x the last
+    /// resblock (SD 2.x conditions on the penultimate layer's output, so diffusers' conversion
+    /// keeps one block fewer) and the projection to the joint image-text space.
     Unused,
 }
 
-/// The transformers name(s) of an OpenCLIP tensor; `blocks` is the checkpoint's resblock count.
-fn open_clip_name(rest: &str, blocks: usize) -> Option<OpenClip> {
+/// Which OpenCLIP text encoder is being converted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpenClipRole {
+    /// SD 2.x's, to a `CLIPTextModel` of one block fewer than the checkpoint's `blocks`.
+    Penultimate { blocks: usize },
+    /// SDXL's second, to a `CLIPTextModelWithProjection` of every block.
+    WithProjection,
+}
+
+/// The transformers name(s) of an OpenCLIP tensor.
+fn open_clip_name(rest: &str, role: OpenClipRole) -> Option<OpenClip> {
     let top = match rest {
         "token_embedding.weight" => Some("embeddings.token_embedding.weight"),
         "positional_embedding" => Some("embeddings.position_embedding.weight"),
         "ln_final.weight" => Some("final_layer_norm.weight"),
         "ln_final.bias" => Some("final_layer_norm.bias"),
+        "text_projection" if role == OpenClipRole::WithProjection => {
+            return Some(OpenClip::Transposed("text_projection.weight".into()));
+        }
         "text_projection" | "logit_scale" => return Some(OpenClip::Unused),
         _ => None,
     };
@@ -294,7 +319,7 @@ fn open_clip_name(rest: &str, blocks: usize) -> Option<OpenClip> {
     }
     let (index, inner) = rest.strip_prefix(RESBLOCKS)?.split_once('.')?;
     let index: usize = index.parse().ok()?;
-    if index + 1 == blocks {
+    if role == (OpenClipRole::Penultimate { blocks: index + 1 }) {
         return Some(OpenClip::Unused);
     }
     let layer = format!("text_model.encoder.layers.{index}");
@@ -326,55 +351,128 @@ fn split_fused(tensor: &SourceTensor) -> Option<[OutTensor; 3]> {
     shape[0] = rows / 3;
     let len = tensor.len / 3;
     Some([0, 1, 2].map(|i| OutTensor {
-        dtype: tensor.dtype.clone(),
         shape: shape.clone(),
         start: tensor.start + i * len,
         len,
+        ..OutTensor::copy_of(tensor)
     }))
 }
 
-/// Plans the SD 1.x or SD 2.x conversion of every tensor; the error names the first tensors
-/// that do not map.
-pub(crate) fn plan(tensors: &SourceTensors, open_clip: bool) -> Result<Plan, String> {
+/// A text encoder of a checkpoint: where its tensors are, how they are named, where they go.
+#[derive(Debug, Clone, Copy)]
+struct TextEncoder {
+    prefix: &'static str,
+    /// OpenCLIP names (and how to convert them), or else transformers' CLIP names.
+    open_clip: Option<OpenClipRole>,
+    /// SDXL's `text_encoder_2`, or else `text_encoder`.
+    second: bool,
+}
+
+/// The text encoders of a family's checkpoints.
+fn text_encoders(family: CheckpointFamily, tensors: &SourceTensors) -> Vec<TextEncoder> {
+    let clip = |prefix| TextEncoder { prefix, open_clip: None, second: false };
+    match family {
+        CheckpointFamily::Sd1 => vec![clip(CLIP_PREFIX)],
+        CheckpointFamily::Sd2 => {
+            let role = OpenClipRole::Penultimate { blocks: open_clip_blocks(tensors, OPEN_CLIP_PREFIX) };
+            vec![TextEncoder { prefix: OPEN_CLIP_PREFIX, open_clip: Some(role), second: false }]
+        }
+        CheckpointFamily::Sdxl => vec![
+            clip(XL_CLIP_PREFIX),
+            TextEncoder {
+                prefix: XL_OPEN_CLIP_PREFIX,
+                open_clip: Some(OpenClipRole::WithProjection),
+                second: true,
+            },
+        ],
+    }
+}
+
+/// What becomes of one checkpoint tensor.
+enum Mapped {
+    /// These output tensors (one, or a fused tensor's three slices) of this component.
+    To(Component, Vec<(String, OutTensor)>),
+    /// Not part of the model: counted, left out.
+    Ignored,
+    /// Under a model prefix, but no name of the family's: the import is refused.
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Component {
+    Unet,
+    Vae,
+    TextEncoder,
+    TextEncoder2,
+}
+
+/// Maps one text encoder tensor (`rest` after the encoder's prefix).
+fn map_text(encoder: TextEncoder, rest: &str, tensor: &SourceTensor) -> Mapped {
+    let component = if encoder.second { Component::TextEncoder2 } else { Component::TextEncoder };
+    let Some(role) = encoder.open_clip else {
+        // A buffer older transformers saved with the weights, not a weight.
+        if rest.ends_with("embeddings.position_ids") {
+            return Mapped::Ignored;
+        }
+        return Mapped::To(component, vec![(clip_name(rest), OutTensor::copy_of(tensor))]);
+    };
+    match open_clip_name(rest, role) {
+        Some(OpenClip::Renamed(name)) => Mapped::To(component, vec![(name, OutTensor::copy_of(tensor))]),
+        Some(OpenClip::Fused(names)) => match split_fused(tensor) {
+            Some(parts) => Mapped::To(component, names.into_iter().zip(parts).collect()),
+            None => Mapped::Unknown,
+        },
+        Some(OpenClip::Transposed(name)) => match OutTensor::transpose_of(tensor) {
+            Some(out) => Mapped::To(component, vec![(name, out)]),
+            None => Mapped::Unknown,
+        },
+        Some(OpenClip::Unused) => Mapped::Ignored,
+        None => Mapped::Unknown,
+    }
+}
+
+/// Plans the conversion of every tensor of a `family` checkpoint; the error names the first
+/// tensors that do not map.
+pub(crate) fn plan(tensors: &SourceTensors, family: CheckpointFamily) -> Result<Plan, String> {
     let levels = UnetLevels::read(tensors)?;
-    let blocks = open_clip_blocks(tensors);
     let up_levels = vae_up_levels(tensors);
+    let encoders = text_encoders(family, tensors);
+    let added = family == CheckpointFamily::Sdxl;
     let mut plan = Plan::default();
     let mut unknown = Vec::new();
     for (name, tensor) in tensors {
-        let (target, renamed) = if let Some(rest) = name.strip_prefix(UNET_PREFIX) {
-            (&mut plan.unet, unet_name(rest, &levels))
+        let mapped = if let Some(rest) = name.strip_prefix(UNET_PREFIX) {
+            match unet_name(rest, &levels, added) {
+                Some(name) => Mapped::To(Component::Unet, vec![(name, OutTensor::copy_of(tensor))]),
+                None => Mapped::Unknown,
+            }
         } else if let Some(rest) = name.strip_prefix(VAE_PREFIX) {
-            (&mut plan.vae, vae_name(rest, up_levels))
-        } else if let Some(rest) = name.strip_prefix(CLIP_PREFIX) {
-            // A buffer older transformers saved with the weights, not a weight.
-            if rest.ends_with("embeddings.position_ids") {
-                continue;
-            }
-            (&mut plan.text_encoder, Some(clip_name(rest)))
-        } else if let Some(rest) = name.strip_prefix(OPEN_CLIP_PREFIX).filter(|_| open_clip) {
-            match open_clip_name(rest, blocks) {
-                Some(OpenClip::Renamed(renamed)) => {
-                    plan.text_encoder.insert(renamed, copied(tensor));
+            match vae_name(rest, up_levels) {
+                Some(name) => {
+                    let out = linear_from_conv(&name, OutTensor::copy_of(tensor));
+                    Mapped::To(Component::Vae, vec![(name, out)])
                 }
-                Some(OpenClip::Fused(names)) => match split_fused(tensor) {
-                    Some(parts) => plan.text_encoder.extend(names.into_iter().zip(parts)),
-                    None => unknown.push(name.clone()),
-                },
-                Some(OpenClip::Unused) => *plan.ignored.entry(name_group(name)).or_default() += 1,
-                None => unknown.push(name.clone()),
+                None => Mapped::Unknown,
             }
-            continue;
+        } else if let Some((encoder, rest)) =
+            encoders.iter().find_map(|e| Some((*e, name.strip_prefix(e.prefix)?)))
+        {
+            map_text(encoder, rest, tensor)
         } else {
-            *plan.ignored.entry(name_group(name)).or_default() += 1;
-            continue;
+            Mapped::Ignored
         };
-        match renamed {
-            Some(renamed) => {
-                let out = linear_from_conv(&renamed, copied(tensor));
-                target.insert(renamed, out);
+        match mapped {
+            Mapped::To(component, out) => {
+                let target = match component {
+                    Component::Unet => &mut plan.unet,
+                    Component::Vae => &mut plan.vae,
+                    Component::TextEncoder => &mut plan.text_encoder,
+                    Component::TextEncoder2 => &mut plan.text_encoder_2,
+                };
+                target.extend(out);
             }
-            None => unknown.push(name.clone()),
+            Mapped::Ignored => *plan.ignored.entry(name_group(name)).or_default() += 1,
+            Mapped::Unknown => unknown.push(name.clone()),
         }
     }
     if !unknown.is_empty() {
@@ -382,7 +480,7 @@ pub(crate) fn plan(tensors: &SourceTensors, open_clip: bool) -> Result<Plan, Str
         return Err(format!(
             "{} tensors have names that are not {}'s ({}{})",
             unknown.len(),
-            if open_clip { "SD 2.x" } else { "SD 1.x" },
+            family.label(),
             shown.join(", "),
             if unknown.len() > 5 { ", …" } else { "" }
         ));
@@ -391,14 +489,16 @@ pub(crate) fn plan(tensors: &SourceTensors, open_clip: bool) -> Result<Plan, Str
 }
 
 /// The group an ignored tensor is counted under: its first name segment, or for an OpenCLIP
-/// tensor the name without the parameter (`cond_stage_model.model.transformer.resblocks.23`).
+/// tensor its name up to the block (`cond_stage_model.model.transformer.resblocks.23`).
 fn name_group(name: &str) -> String {
-    match name.strip_prefix(OPEN_CLIP_PREFIX) {
-        Some(rest) if rest.starts_with(RESBLOCKS) => {
+    let open_clip =
+        [OPEN_CLIP_PREFIX, XL_OPEN_CLIP_PREFIX].into_iter().find_map(|p| Some((p, name.strip_prefix(p)?)));
+    match open_clip {
+        Some((prefix, rest)) if rest.starts_with(RESBLOCKS) => {
             let index = rest[RESBLOCKS.len()..].split('.').next().unwrap_or_default();
-            format!("{OPEN_CLIP_PREFIX}{RESBLOCKS}{index}")
+            format!("{prefix}{RESBLOCKS}{index}")
         }
-        Some(rest) => format!("{OPEN_CLIP_PREFIX}{rest}"),
+        Some((prefix, rest)) => format!("{prefix}{rest}"),
         None => name.split('.').next().unwrap_or_default().to_string(),
     }
 }
@@ -437,13 +537,19 @@ mod tests {
             ("output_blocks.11.0.out_layers.3.weight", "up_blocks.3.resnets.2.conv2.weight"),
             ("out.0.weight", "conv_norm_out.weight"),
         ] {
-            assert_eq!(unet_name(ldm, &levels).as_deref(), Some(diffusers), "{ldm}");
+            assert_eq!(unet_name(ldm, &levels, false).as_deref(), Some(diffusers), "{ldm}");
         }
         for bad in
             ["input_blocks.1.0.in_layers.1.weight", "label_emb.0.0.weight", "input_blocks.x.0.op.weight"]
         {
-            assert_eq!(unet_name(bad, &levels), None, "{bad}");
+            assert_eq!(unet_name(bad, &levels, false), None, "{bad}");
         }
+        // SDXL's added conditioning.
+        assert_eq!(
+            unet_name("label_emb.0.2.bias", &levels, true).as_deref(),
+            Some("add_embedding.linear_2.bias")
+        );
+        assert_eq!(unet_name("label_emb.0.1.bias", &levels, true), None);
     }
 
     #[test]
@@ -475,7 +581,8 @@ mod tests {
 
     #[test]
     fn open_clip_names_are_transformers_and_the_last_block_is_left_out() {
-        let renamed = |rest: &str| match open_clip_name(rest, 24) {
+        let sd2 = OpenClipRole::Penultimate { blocks: 24 };
+        let renamed = |rest: &str| match open_clip_name(rest, sd2) {
             Some(OpenClip::Renamed(name)) => name,
             other => panic!("{rest}: {other:?}"),
         };
@@ -499,20 +606,31 @@ mod tests {
             "text_model.encoder.layers.3.mlp.fc2.bias"
         );
         assert_eq!(
-            open_clip_name("transformer.resblocks.1.attn.in_proj_bias", 24),
+            open_clip_name("transformer.resblocks.1.attn.in_proj_bias", sd2),
             Some(OpenClip::Fused(
                 ["q", "k", "v"].map(|p| format!("text_model.encoder.layers.1.self_attn.{p}_proj.bias"))
             ))
         );
         for unused in ["transformer.resblocks.23.ln_2.weight", "text_projection", "logit_scale"] {
-            assert_eq!(open_clip_name(unused, 24), Some(OpenClip::Unused), "{unused}");
+            assert_eq!(open_clip_name(unused, sd2), Some(OpenClip::Unused), "{unused}");
         }
+        // SDXL's second encoder keeps its last block and its projection, transposed.
+        let xl = OpenClipRole::WithProjection;
+        assert_eq!(
+            open_clip_name("transformer.resblocks.23.ln_2.weight", xl),
+            Some(OpenClip::Renamed("text_model.encoder.layers.23.layer_norm2.weight".into()))
+        );
+        assert_eq!(
+            open_clip_name("text_projection", xl),
+            Some(OpenClip::Transposed("text_projection.weight".into()))
+        );
+        assert_eq!(open_clip_name("logit_scale", xl), Some(OpenClip::Unused));
         for bad in [
             "transformer.resblocks.1.attn.in_proj_scale",
             "transformer.resblocks.1.mlp.c_x.weight",
             "ln_post.weight",
         ] {
-            assert_eq!(open_clip_name(bad, 24), None, "{bad}");
+            assert_eq!(open_clip_name(bad, sd2), None, "{bad}");
         }
     }
 
@@ -529,7 +647,8 @@ mod tests {
 
     #[test]
     fn attention_convolutions_become_linear() {
-        let tensor = OutTensor { dtype: "F32".into(), shape: vec![8, 8, 1, 1], start: 0, len: 256 };
+        let tensor =
+            OutTensor { dtype: "F32".into(), shape: vec![8, 8, 1, 1], start: 0, len: 256, transposed: false };
         assert_eq!(
             linear_from_conv("decoder.mid_block.attentions.0.to_q.weight", tensor.clone()).shape,
             [8, 8]

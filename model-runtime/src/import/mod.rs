@@ -9,23 +9,28 @@
 //!   │                                      ─► configs: the release's, sizes from the tensors
 //!   │                                         (`release`), or copied from a diffusers folder
 //!   ├─ sha256 of all bytes ─► genmint-model.json "source": sha256 and Civitai's AutoV2
-//!   └─ tensor bytes copied unchanged, in name order ─► unet/, vae/, text_encoder/ safetensors
-//! tokenizer/ folder (a checkpoint has none) ─► copied byte for byte
+//!   └─ tensor bytes copied unchanged (SDXL's text projection transposed), in name order
+//!                              ─► unet/, vae/, text_encoder/ (SDXL: text_encoder_2/) safetensors
+//! tokenizer/ (SDXL: and tokenizer_2/) folder (a checkpoint has none) ─► copied byte for byte
 //! all of it written into a staging folder, then renamed to the output directory
 //! ```
 //!
 //! Nothing is converted numerically: dtypes stay as stored, a renamed tensor has the same bytes,
-//! and the VAE attention's 1×1 convolutions become linear weights by dropping two unit
-//! dimensions. The outputs are a function of the checkpoint's bytes and the options alone
-//! (sorted tensors, canonical JSON), so one file gives one model hash on every machine.
+//! the VAE attention's 1×1 convolutions become linear weights by dropping two unit
+//! dimensions, and SDXL's OpenCLIP projection is transposed (same values, other order). The
+//! outputs are a function of the checkpoint's bytes and the options alone (sorted tensors,
+//! canonical JSON), so one file gives one model hash on every machine.
 //!
-//! Supported: SD 1.x (SD 1.5 and its fine-tunes and merges) and SD 2.x (2.0, 2.1, 2.1-base and
-//! their fine-tunes). SD 2.x's OpenCLIP text encoder becomes transformers' `CLIPTextModel`: the
-//! fused q, k, v projections are split into their three row slices (same bytes), and the last
-//! resblock is left out, as diffusers' conversion does (SD 2.x conditions on the penultimate
-//! layer). Whether an SD 2.x model predicts v (2.x 768) or the noise (2.x base) is not in its
-//! tensors, so an SD 2.x import needs the prediction type or a configs folder. SDXL checkpoints
-//! are recognised and refused with what to download instead.
+//! Supported: SD 1.x (SD 1.5 and its fine-tunes and merges), SD 2.x (2.0, 2.1, 2.1-base and
+//! their fine-tunes) and SDXL base (1.0, its fine-tunes and merges, SDXL Turbo). SD 2.x's OpenCLIP
+//! text encoder becomes transformers' `CLIPTextModel`: the fused q, k, v projections are split
+//! into their three row slices (same bytes), and the last resblock is left out, as diffusers'
+//! conversion does (SD 2.x conditions on the penultimate layer). Whether an SD 2.x model predicts
+//! v (2.x 768) or the noise (2.x base) is not in its tensors, so an SD 2.x import needs the
+//! prediction type or a configs folder. SDXL's second encoder becomes
+//! `CLIPTextModelWithProjection` with every block, its projection matrix transposed (the one
+//! tensor whose bytes are rearranged; the values are the same); SDXL needs both tokenizers. The
+//! SDXL refiner (one OpenCLIP encoder, an aesthetic score) is refused.
 
 mod ldm;
 mod release;
@@ -84,6 +89,15 @@ impl CheckpointFamily {
         }
     }
 
+    /// The hub repository of the family's reference release, whose folders an import can use.
+    fn release_repository(self) -> &'static str {
+        match self {
+            CheckpointFamily::Sd1 => "stable-diffusion-v1-5",
+            CheckpointFamily::Sd2 => "stable-diffusion-2-1",
+            CheckpointFamily::Sdxl => "stable-diffusion-xl-base-1.0",
+        }
+    }
+
     /// The UNet context width of the family's releases.
     fn release_context_width(self) -> usize {
         match self {
@@ -106,14 +120,18 @@ pub struct ImportOptions {
     /// and `merges.txt` (the `tokenizer/` folder of the model's diffusers release). Required
     /// unless `configs` has a `tokenizer/` folder: checkpoints carry no tokenizer.
     pub tokenizer: Option<PathBuf>,
-    /// A diffusers folder of the same architecture whose `unet/`, `vae/`, `text_encoder/`
-    /// configs and scheduler config are copied instead of the release configs (as diffusers'
-    /// `from_single_file(config=…)` does).
+    /// SDXL's second tokenizer (the release's `tokenizer_2/` folder, which pads with `!`):
+    /// required for SDXL unless `configs` has a `tokenizer_2/` folder, refused otherwise.
+    pub tokenizer_2: Option<PathBuf>,
+    /// A diffusers folder of the same architecture whose `unet/`, `vae/`, `text_encoder/` (and
+    /// SDXL's `text_encoder_2/`) configs and scheduler config are copied instead of the release
+    /// configs (as diffusers' `from_single_file(config=…)` does), and for SDXL its
+    /// `model_index.json`, whose flags (`force_zeros_for_empty_prompt`) change the picture.
     pub configs: Option<PathBuf>,
     /// What the denoiser predicts, for the release scheduler config: required for SD 2.x
     /// without `configs` (the tensors do not tell v-prediction 768-px models from epsilon base
-    /// models); SD 1.x defaults to epsilon. Refused together with `configs`, whose scheduler
-    /// config says it.
+    /// models); SD 1.x and SDXL default to epsilon. Refused together with `configs`, whose
+    /// scheduler config says it.
     pub prediction: Option<PredictionType>,
 }
 
@@ -171,19 +189,8 @@ pub fn import_checkpoint(
     let tensors = safetensors_io::read_header(file, &mut source)?;
     let (family, kind) = detect(&tensors, options.kind).map_err(|reason| refuse(file, reason))?;
     check_prediction(family, options).map_err(|reason| refuse(file, reason))?;
-    if family == CheckpointFamily::Sdxl {
-        return Err(refuse(
-            file,
-            format!(
-                "this is an {} checkpoint, which genmint cannot convert yet: download the model's \
-                 diffusers folders (model_index.json, scheduler/, text_encoder/, tokenizer/, unet/, vae/) \
-                 and add a genmint-model.json",
-                family.label()
-            ),
-        ));
-    }
-    let plan = ldm::plan(&tensors, family == CheckpointFamily::Sd2).map_err(|reason| refuse(file, reason))?;
-    let mut files = tokenizer_files(file, options)?;
+    let plan = ldm::plan(&tensors, family).map_err(|reason| refuse(file, reason))?;
+    let mut files = tokenizer_files(file, family, options)?;
     files.extend(config_files(file, family, &tensors, options)?);
     let digest = file_sha256(file, &mut source, progress)?;
     let source_record = ModelSource::from_digest(&digest);
@@ -199,11 +206,14 @@ pub fn import_checkpoint(
     let model_json = json_file(&config.to_json());
     ModelConfig::parse(&out.join(MODEL_CONFIG_FILE), &model_json)?;
     files.push((MODEL_CONFIG_FILE.to_string(), model_json));
-    let weights = [
+    let mut weights = vec![
         ("text_encoder/model.safetensors", &plan.text_encoder),
         ("unet/diffusion_pytorch_model.safetensors", &plan.unet),
         ("vae/diffusion_pytorch_model.safetensors", &plan.vae),
     ];
+    if family == CheckpointFamily::Sdxl {
+        weights.insert(1, ("text_encoder_2/model.safetensors", &plan.text_encoder_2));
+    }
     let staging = staging_dir(out);
     write_model(&staging, &files, (file, &mut source), &weights, progress)?;
     finish(&staging, out)?;
@@ -286,6 +296,11 @@ fn detect(tensors: &SourceTensors, kind: Option<ModelKind>) -> Result<(Checkpoin
     if has("cond_stage_model.model.") {
         named.push(CheckpointFamily::Sd2);
     }
+    if has(ldm::REFINER_PREFIX) {
+        return Err("this is an SDXL refiner checkpoint (one OpenCLIP text encoder, conditioned on an \
+             aesthetic score), which genmint does not run: import an SDXL base model, or SDXL Turbo"
+            .into());
+    }
     if has("conditioner.embedders.") {
         named.push(CheckpointFamily::Sdxl);
     }
@@ -342,43 +357,83 @@ fn config_files(
 ) -> Result<Vec<(String, Vec<u8>)>, RuntimeError> {
     let Some(dir) = &options.configs else {
         let configs = match family {
+            CheckpointFamily::Sd1 => release::sd15_configs(tensors, options.prediction),
             CheckpointFamily::Sd2 => {
                 release::sd21_configs(tensors, options.prediction.unwrap_or(PredictionType::Epsilon))
             }
-            _ => release::sd15_configs(tensors, options.prediction),
+            CheckpointFamily::Sdxl => {
+                let turbo = options.kind == Some(ModelKind::SdTurbo);
+                let release = if turbo { release::SdxlRelease::Turbo } else { release::SdxlRelease::Base };
+                release::sdxl_configs(tensors, release, options.prediction)
+            }
         }
         .map_err(|reason| refuse(file, reason))?;
         return Ok(configs.into_iter().map(|(path, value)| (path.to_string(), json_file(&value))).collect());
     };
-    let mut files = vec![("model_index.json".to_string(), json_file(&release::model_index()))];
-    for path in
-        ["scheduler/scheduler_config.json", "text_encoder/config.json", "unet/config.json", "vae/config.json"]
-    {
+    let mut copied = vec![
+        "scheduler/scheduler_config.json",
+        "text_encoder/config.json",
+        "unet/config.json",
+        "vae/config.json",
+    ];
+    let mut files = Vec::new();
+    if family == CheckpointFamily::Sdxl {
+        copied.extend(["model_index.json", "text_encoder_2/config.json"]);
+    } else {
+        files.push(("model_index.json".to_string(), json_file(&release::model_index())));
+    }
+    for path in copied {
         files.push((path.to_string(), layout::read(&layout::file_path(dir, path))?));
     }
     Ok(files)
 }
 
-/// The tokenizer files to copy: `tokenizer_config.json` and `tokenizer.json` when there is one
-/// (as the loader prefers), else `vocab.json` and `merges.txt`.
-fn tokenizer_files(file: &Path, options: &ImportOptions) -> Result<Vec<(String, Vec<u8>)>, RuntimeError> {
-    let dir = match (&options.tokenizer, &options.configs) {
-        (Some(dir), _) => dir.clone(),
-        (None, Some(configs)) if configs.join("tokenizer").is_dir() => configs.join("tokenizer"),
-        _ => {
-            return Err(refuse(
-                file,
-                "a checkpoint holds no tokenizer: give the tokenizer/ folder of the model's diffusers release \
-                 (for SD 1.5: tokenizer_config.json, vocab.json and merges.txt)",
-            ));
+/// The tokenizer files to copy, for each tokenizer the family has: `tokenizer_config.json` and
+/// `tokenizer.json` when there is one (as the loader prefers), else `vocab.json` and
+/// `merges.txt`.
+fn tokenizer_files(
+    file: &Path,
+    family: CheckpointFamily,
+    options: &ImportOptions,
+) -> Result<Vec<(String, Vec<u8>)>, RuntimeError> {
+    let sdxl = family == CheckpointFamily::Sdxl;
+    if options.tokenizer_2.is_some() && !sdxl {
+        return Err(refuse(
+            file,
+            format!("a second tokenizer is for SDXL; this is an {} checkpoint", family.label()),
+        ));
+    }
+    let mut tokenizers = vec![("tokenizer", &options.tokenizer)];
+    if sdxl {
+        tokenizers.push(("tokenizer_2", &options.tokenizer_2));
+    }
+    let mut files = Vec::new();
+    for (folder, given) in tokenizers {
+        let dir = match (given, &options.configs) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(configs)) if configs.join(folder).is_dir() => configs.join(folder),
+            _ => {
+                let release = family.release_repository();
+                return Err(refuse(
+                    file,
+                    format!(
+                        "a checkpoint holds no tokenizer: give the {folder}/ folder of the model's diffusers \
+                         release (tokenizer_config.json, vocab.json and merges.txt; for this family those of \
+                         the {release} repository)"
+                    ),
+                ));
+            }
+        };
+        let names: &[&str] = if dir.join("tokenizer.json").is_file() {
+            &["tokenizer.json", "tokenizer_config.json"]
+        } else {
+            &["merges.txt", "tokenizer_config.json", "vocab.json"]
+        };
+        for name in names {
+            files.push((format!("{folder}/{name}"), layout::read(&dir.join(name))?));
         }
-    };
-    let names: &[&str] = if dir.join("tokenizer.json").is_file() {
-        &["tokenizer.json", "tokenizer_config.json"]
-    } else {
-        &["merges.txt", "tokenizer_config.json", "vocab.json"]
-    };
-    names.iter().map(|name| Ok((format!("tokenizer/{name}"), layout::read(&dir.join(name))?))).collect()
+    }
+    Ok(files)
 }
 
 /// sha256 of the whole checkpoint, read in 4 MiB pieces.

@@ -1,6 +1,8 @@
 //! The safetensors container, read and written as a stream: a checkpoint of several GiB is
 //! never held in memory. Reading takes only the header (tensor names, dtypes, shapes and byte
-//! ranges); writing copies each output tensor's bytes straight from its range in the source.
+//! ranges); writing copies each output tensor's bytes straight from its range in the source, or,
+//! for the one matrix a checkpoint stores the other way round (OpenCLIP's text projection), reads
+//! that matrix and writes its elements transposed.
 //!
 //! ```text
 //! file = u64 LE header length ‖ header JSON ‖ tensor bytes
@@ -44,6 +46,27 @@ pub(crate) struct OutTensor {
     pub shape: Vec<usize>,
     pub start: u64,
     pub len: u64,
+    /// The source bytes are this 2-D tensor's transpose (`[shape[1], shape[0]]`, row-major).
+    pub transposed: bool,
+}
+
+impl OutTensor {
+    /// The tensor whose elements are `source`'s, unchanged.
+    pub fn copy_of(source: &SourceTensor) -> Self {
+        Self {
+            dtype: source.dtype.clone(),
+            shape: source.shape.clone(),
+            start: source.start,
+            len: source.len,
+            transposed: false,
+        }
+    }
+
+    /// The transpose of the 2-D `source`, or `None` when it is not a matrix.
+    pub fn transpose_of(source: &SourceTensor) -> Option<Self> {
+        let [rows, columns] = source.shape[..] else { return None };
+        Some(Self { shape: vec![columns, rows], transposed: true, ..Self::copy_of(source) })
+    }
 }
 
 /// Bytes per element of a safetensors dtype.
@@ -145,16 +168,38 @@ pub(crate) fn write(
     let header = header_bytes(tensors);
     out.write_all(&(header.len() as u64).to_le_bytes()).map_err(write_error)?;
     out.write_all(&header).map_err(write_error)?;
+    let short =
+        || read_error(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the checkpoint ended early"));
     for tensor in tensors.values() {
         source.seek(SeekFrom::Start(tensor.start)).map_err(read_error)?;
-        let n = std::io::copy(&mut Read::by_ref(source).take(tensor.len), &mut out).map_err(write_error)?;
-        if n != tensor.len {
-            let short = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the checkpoint ended early");
-            return Err(read_error(short));
+        if tensor.transposed {
+            let mut bytes = vec![0u8; tensor.len as usize];
+            source.read_exact(&mut bytes).map_err(|_| short())?;
+            out.write_all(&transposed(&bytes, tensor)).map_err(write_error)?;
+        } else {
+            let n =
+                std::io::copy(&mut Read::by_ref(source).take(tensor.len), &mut out).map_err(write_error)?;
+            if n != tensor.len {
+                return Err(short());
+            }
         }
-        copied(n);
+        copied(tensor.len);
     }
     out.flush().map_err(write_error)
+}
+
+/// The row-major bytes of `tensor` (shape `[r, c]`) from `source`, its transpose's (`[c, r]`).
+fn transposed(source: &[u8], tensor: &OutTensor) -> Vec<u8> {
+    let (rows, columns) = (tensor.shape[0], tensor.shape[1]);
+    let size = source.len() / (rows * columns).max(1);
+    let mut out = vec![0u8; source.len()];
+    for r in 0..rows {
+        for c in 0..columns {
+            let (to, from) = ((r * columns + c) * size, (c * rows + r) * size);
+            out[to..to + size].copy_from_slice(&source[from..from + size]);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -162,7 +207,7 @@ mod tests {
     use super::*;
 
     fn tensor(start: u64, len: u64, shape: &[usize]) -> OutTensor {
-        OutTensor { dtype: "F16".into(), shape: shape.to_vec(), start, len }
+        OutTensor { dtype: "F16".into(), shape: shape.to_vec(), start, len, transposed: false }
     }
 
     #[test]
@@ -189,6 +234,26 @@ mod tests {
         let read = read_header(&out, &mut File::open(&out).unwrap()).unwrap();
         assert_eq!(read["a.bias"].start, 8 + header_len as u64);
         assert_eq!(read["b.weight"].len, 8);
+    }
+
+    #[test]
+    fn transposed_matrices_are_written_transposed() {
+        let dir = tempfile::tempdir().unwrap();
+        let source_path = dir.path().join("source.bin");
+        // A 2 × 3 F16 matrix [[1, 2, 3], [4, 5, 6]], two bytes an element.
+        let values: Vec<u8> = [1u8, 2, 3, 4, 5, 6].iter().flat_map(|&v| [v, 0]).collect();
+        std::fs::write(&source_path, &values).unwrap();
+        let source = SourceTensor { dtype: "F16".into(), shape: vec![2, 3], start: 0, len: 12 };
+        assert!(OutTensor::transpose_of(&SourceTensor { shape: vec![12], ..source.clone() }).is_none());
+        let tensors = BTreeMap::from([("p".to_string(), OutTensor::transpose_of(&source).unwrap())]);
+        let out = dir.path().join("out.safetensors");
+        write(&out, &mut File::open(&source_path).unwrap(), &source_path, &tensors, &mut |_| {}).unwrap();
+        let bytes = std::fs::read(&out).unwrap();
+        let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let data: Vec<u8> = bytes[8 + header_len..].iter().step_by(2).copied().collect();
+        assert_eq!(data, [1, 4, 2, 5, 3, 6]);
+        let loaded = candle_core::safetensors::load(&out, &candle_core::Device::Cpu).unwrap();
+        assert_eq!(loaded["p"].dims(), &[3, 2]);
     }
 
     #[test]

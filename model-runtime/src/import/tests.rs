@@ -145,7 +145,7 @@ fn sd21_text_encoder_config_leaves_out_the_last_block() {
         ));
     }
     let borrowed: Vec<(&str, &[usize])> = names.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
-    let config = release::open_clip_text_encoder(&tensors(&borrowed)).unwrap();
+    let config = release::open_clip_text_encoder(&tensors(&borrowed), CheckpointFamily::Sd2).unwrap();
     for (key, value) in [
         ("hidden_act", json!("gelu")),
         ("hidden_size", json!(1024)),
@@ -181,6 +181,144 @@ fn sd21_unet_sizes_come_from_the_tensors() {
     // 32-wide levels have no 64-wide head count.
     let error = release::sd21_unet(&tensors, PredictionType::V).unwrap_err();
     assert!(error.contains("64-wide heads"), "{error}");
-    let config = release::open_clip_text_encoder(&tensors).unwrap_err();
+    let config = release::open_clip_text_encoder(&tensors, CheckpointFamily::Sd2).unwrap_err();
     assert!(config.contains("64-wide heads"), "{config}");
+}
+
+/// The names and shapes of an SDXL base checkpoint (no bytes): what the release configs read.
+fn sdxl_base_shapes() -> SourceTensors {
+    let mut names: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut add = |name: String, shape: &[usize]| names.push((name, shape.to_vec()));
+    let unet = "model.diffusion_model.";
+    add(format!("{unet}input_blocks.0.0.weight"), &[320, 4, 3, 3]);
+    add(format!("{unet}out.2.weight"), &[4, 320, 3, 3]);
+    add(format!("{unet}label_emb.0.0.weight"), &[1280, 2816]);
+    let (channels, depths) = ([320, 640, 1280], [0, 2, 10]);
+    let attention = |add: &mut dyn FnMut(String, &[usize]), block: String, width: usize, depth: usize| {
+        add(format!("{block}.proj_in.weight"), &[width, width]);
+        for k in 0..depth {
+            add(format!("{block}.transformer_blocks.{k}.attn2.to_k.weight"), &[width, 2048]);
+        }
+    };
+    for level in 0..3 {
+        for layer in 0..2 {
+            let i = 1 + level * 3 + layer;
+            add(
+                format!("{unet}input_blocks.{i}.0.out_layers.3.weight"),
+                &[channels[level], channels[level], 3, 3],
+            );
+            if depths[level] > 0 {
+                attention(&mut add, format!("{unet}input_blocks.{i}.1"), channels[level], depths[level]);
+            }
+        }
+        if level < 2 {
+            add(format!("{unet}input_blocks.{}.0.op.weight", 3 + level * 3), &[channels[level]; 2]);
+        }
+        // Up levels run from the widest.
+        for layer in 0..3 {
+            let i = level * 3 + layer;
+            let up = 2 - level;
+            add(
+                format!("{unet}output_blocks.{i}.0.out_layers.3.weight"),
+                &[channels[up], channels[up], 3, 3],
+            );
+            if depths[up] > 0 {
+                attention(&mut add, format!("{unet}output_blocks.{i}.1"), channels[up], depths[up]);
+            }
+        }
+    }
+    attention(&mut add, format!("{unet}middle_block.1"), 1280, 10);
+    let vae = "first_stage_model.";
+    for (i, width) in [128, 256, 512, 512].into_iter().enumerate() {
+        add(format!("{vae}encoder.down.{i}.block.0.conv1.weight"), &[width, width, 3, 3]);
+        add(format!("{vae}encoder.down.{i}.block.1.conv1.weight"), &[width, width, 3, 3]);
+        add(format!("{vae}decoder.up.{i}.block.0.conv1.weight"), &[width, width, 3, 3]);
+    }
+    add(format!("{vae}encoder.conv_in.weight"), &[128, 3, 3, 3]);
+    add(format!("{vae}post_quant_conv.weight"), &[4, 4, 1, 1]);
+    add(format!("{vae}decoder.conv_out.weight"), &[3, 128, 3, 3]);
+    let clip = "conditioner.embedders.0.transformer.text_model.";
+    add(format!("{clip}embeddings.token_embedding.weight"), &[49408, 768]);
+    add(format!("{clip}embeddings.position_embedding.weight"), &[77, 768]);
+    for n in 0..12 {
+        add(format!("{clip}encoder.layers.{n}.mlp.fc1.weight"), &[3072, 768]);
+    }
+    let open_clip = "conditioner.embedders.1.model.";
+    add(format!("{open_clip}token_embedding.weight"), &[49408, 1280]);
+    add(format!("{open_clip}positional_embedding"), &[77, 1280]);
+    add(format!("{open_clip}text_projection"), &[1280, 1280]);
+    for n in 0..32 {
+        add(format!("{open_clip}transformer.resblocks.{n}.mlp.c_fc.weight"), &[5120, 1280]);
+    }
+    let borrowed: Vec<(&str, &[usize])> = names.iter().map(|(n, s)| (n.as_str(), s.as_slice())).collect();
+    tensors(&borrowed)
+}
+
+/// The configs read from SDXL base's tensor shapes are the release's: heads, depth per level,
+/// the added conditioning's widths, both text encoders, the VAE's scaling; SDXL Turbo's get its
+/// scheduler.
+#[test]
+fn sdxl_release_configs_come_from_the_tensor_shapes() {
+    let shapes = sdxl_base_shapes();
+    assert_eq!(detect(&shapes, None).unwrap(), (CheckpointFamily::Sdxl, ModelKind::Sdxl));
+    let configs: BTreeMap<&str, Value> =
+        release::sdxl_configs(&shapes, release::SdxlRelease::Base, None).unwrap().into_iter().collect();
+    let unet = &configs["unet/config.json"];
+    for (key, value) in [
+        ("attention_head_dim", json!([5, 10, 20])),
+        ("transformer_layers_per_block", json!([1, 2, 10])),
+        ("block_out_channels", json!([320, 640, 1280])),
+        ("down_block_types", json!(["DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"])),
+        ("up_block_types", json!(["CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"])),
+        ("cross_attention_dim", json!(2048)),
+        ("addition_embed_type", json!("text_time")),
+        ("addition_time_embed_dim", json!(256)),
+        ("projection_class_embeddings_input_dim", json!(2816)),
+        ("use_linear_projection", json!(true)),
+        ("sample_size", json!(128)),
+    ] {
+        assert_eq!(unet[key], value, "unet {key}");
+    }
+    let second = &configs["text_encoder_2/config.json"];
+    for (key, value) in [
+        ("architectures", json!(["CLIPTextModelWithProjection"])),
+        ("hidden_act", json!("gelu")),
+        ("hidden_size", json!(1280)),
+        ("num_attention_heads", json!(20)),
+        ("num_hidden_layers", json!(32)),
+        ("projection_dim", json!(1280)),
+    ] {
+        assert_eq!(second[key], value, "text_encoder_2 {key}");
+    }
+    let first = &configs["text_encoder/config.json"];
+    assert_eq!((&first["num_hidden_layers"], &first["hidden_act"]), (&json!(12), &json!("quick_gelu")));
+    assert_eq!(configs["vae/config.json"]["scaling_factor"], json!(0.13025));
+    assert_eq!(configs["model_index.json"]["force_zeros_for_empty_prompt"], json!(true));
+    let scheduler = &configs["scheduler/scheduler_config.json"];
+    assert_eq!(
+        (&scheduler["_class_name"], &scheduler["timestep_spacing"]),
+        (&json!("EulerDiscreteScheduler"), &json!("leading"))
+    );
+    crate::configs::UnetSpec::from_json(unet).unwrap();
+    crate::configs::VaeSpec::from_json(&configs["vae/config.json"]).unwrap();
+    crate::scheduler::ScheduleConfig::from_json(scheduler).unwrap();
+
+    let turbo: BTreeMap<&str, Value> =
+        release::sdxl_configs(&shapes, release::SdxlRelease::Turbo, None).unwrap().into_iter().collect();
+    let scheduler = &turbo["scheduler/scheduler_config.json"];
+    assert_eq!(scheduler["_class_name"], json!("EulerAncestralDiscreteScheduler"));
+    assert_eq!(scheduler["timestep_spacing"], json!("trailing"));
+    assert_eq!(turbo["unet/config.json"]["sample_size"], json!(64));
+    crate::scheduler::ScheduleConfig::from_json(scheduler).unwrap();
+}
+
+#[test]
+fn sdxl_refiners_and_odd_added_conditioning_are_refused() {
+    let refiner = checkpoint("conditioner.embedders.0.model.token_embedding.weight", 1280);
+    let error = detect(&refiner, None).unwrap_err();
+    assert!(error.contains("refiner"), "{error}");
+    let mut shapes = sdxl_base_shapes();
+    shapes.get_mut("model.diffusion_model.label_emb.0.0.weight").unwrap().shape = vec![1280, 2817];
+    let error = release::sdxl_unet(&shapes).unwrap_err();
+    assert!(error.contains("2817") && error.contains("size ids"), "{error}");
 }

@@ -358,15 +358,15 @@ fn sdxl_asks_not_run_are_refused_by_name() {
     let cases: [(&str, &str, Value, &str); 6] = [
         ("model_index.json", "requires_aesthetics_score", Value::Bool(true), "requires_aesthetics_score"),
         ("unet/config.json", "addition_embed_type", "text".into(), "addition_embed_type = \"text\""),
-        // Six ids of 4 channels and the 32-wide pooled embedding are not add_embedding's 80 inputs.
+        // Six ids of 4 channels and the 48-wide pooled embedding are not add_embedding's 96 inputs.
         (
             "unet/config.json",
             "addition_time_embed_dim",
             4.into(),
-            "projection_class_embeddings_input_dim is 80",
+            "projection_class_embeddings_input_dim is 96",
         ),
         // A config that disagrees with the weights is refused when they load.
-        ("unet/config.json", "projection_class_embeddings_input_dim", 81.into(), "add_embedding.linear_1"),
+        ("unet/config.json", "projection_class_embeddings_input_dim", 97.into(), "add_embedding.linear_1"),
         ("unet/config.json", "addition_time_embed_dim", Value::Null, "addition_time_embed_dim must be given"),
         ("genmint-model.json", "kind", "tiny".into(), "needs a text encoder with text_projection"),
     ];

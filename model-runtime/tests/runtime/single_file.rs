@@ -8,6 +8,10 @@
 //! OpenCLIP text encoder names (fused q, k, v, and one resblock more than the fixture's encoder,
 //! which the import must leave out).
 //!
+//! And for SDXL: `single-file/sdxl-tiny.safetensors` is the sdxl-tiny fixture with SDXL's names
+//! (`label_emb`, CLIP under `conditioner.embedders.0.transformer.`, OpenCLIP with its projection
+//! stored transposed under `conditioner.embedders.1.model.`).
+//!
 //! `cargo test -p genmint-model-runtime --test runtime single_file -- --nocapture` prints the
 //! pixel differences per case.
 
@@ -36,17 +40,23 @@ fn checkpoint21() -> PathBuf {
     fixtures().join("single-file/sd21-tiny.safetensors")
 }
 
+fn checkpoint_xl() -> PathBuf {
+    fixtures().join("single-file/sdxl-tiny.safetensors")
+}
+
 /// Imports the fixture checkpoint as diffusers' `from_single_file(config=sd15-tiny)` reads it.
 fn import(out: &Path) -> ImportReport {
     import_as(&checkpoint(), "sd15-tiny", out)
 }
 
-/// Imports `file` as diffusers' `from_single_file(config=<fixture>)` reads it.
+/// Imports `file` as diffusers' `from_single_file(config=<fixture>)` reads it (kind `tiny`, or
+/// `tiny_xl` for the SDXL fixture).
 fn import_as(file: &Path, fixture: &str, out: &Path) -> ImportReport {
     let options = ImportOptions {
-        kind: Some(ModelKind::Tiny),
+        kind: Some(if fixture == "sdxl-tiny" { ModelKind::TinyXl } else { ModelKind::Tiny }),
         name: Some(format!("{fixture} single file")),
         tokenizer: None,
+        tokenizer_2: None,
         configs: Some(fixtures().join(fixture)),
         prediction: None,
     };
@@ -100,31 +110,86 @@ fn compare_cases(model: &Path, fixture: &str, (reference, images): &(Value, Hash
     }
 }
 
-#[test]
-fn imported_checkpoint_generates_what_diffusers_from_single_file_does() {
-    let references = references("reference");
+/// Imports `file` as `fixture`, checks the report (family, the file's sha256, the tensors left
+/// out by group) and compares the generated pictures with diffusers' (`stem`).
+fn imports_like_diffusers(
+    file: &Path,
+    fixture: &str,
+    stem: &str,
+    family: CheckpointFamily,
+    ignored: &[(&str, usize)],
+) {
+    let references = references(stem);
     let out = tempfile::tempdir().unwrap();
     let model = out.path().join("model");
-    let report = import(&model);
-    assert_eq!(report.family, CheckpointFamily::Sd1);
+    let report = import_as(file, fixture, &model);
+    assert_eq!(report.family, family);
     assert_eq!(report.source.sha256, references.0["checkpoint_sha256"].as_str().unwrap());
-    assert_eq!(report.ignored.get("alphas_cumprod"), Some(&1));
-    compare_cases(&model, "sd15-tiny", &references);
+    for (group, count) in ignored {
+        assert_eq!(report.ignored.get(*group), Some(count), "{group}");
+    }
+    compare_cases(&model, fixture, &references);
+}
+
+#[test]
+fn imported_checkpoint_generates_what_diffusers_from_single_file_does() {
+    imports_like_diffusers(
+        &checkpoint(),
+        "sd15-tiny",
+        "reference",
+        CheckpointFamily::Sd1,
+        &[("alphas_cumprod", 1)],
+    );
 }
 
 #[test]
 fn imported_sd21_checkpoint_generates_what_diffusers_from_single_file_does() {
-    let references = references("sd21-reference");
-    let out = tempfile::tempdir().unwrap();
-    let model = out.path().join("model");
-    let report = import_as(&checkpoint21(), "sd21-tiny", &model);
-    assert_eq!(report.family, CheckpointFamily::Sd2);
-    assert_eq!(report.source.sha256, references.0["checkpoint_sha256"].as_str().unwrap());
     // The fixture's encoder has 3 layers; the checkpoint's 4th resblock (12 tensors) is left out.
-    assert_eq!(report.ignored.get("cond_stage_model.model.transformer.resblocks.3"), Some(&12));
-    assert_eq!(report.ignored.get("cond_stage_model.model.text_projection"), Some(&1));
-    assert_eq!(report.ignored.get("alphas_cumprod"), Some(&1));
-    compare_cases(&model, "sd21-tiny", &references);
+    let ignored = [
+        ("cond_stage_model.model.transformer.resblocks.3", 12),
+        ("cond_stage_model.model.text_projection", 1),
+        ("alphas_cumprod", 1),
+    ];
+    imports_like_diffusers(&checkpoint21(), "sd21-tiny", "sd21-reference", CheckpointFamily::Sd2, &ignored);
+}
+
+#[test]
+fn imported_sdxl_checkpoint_generates_what_diffusers_from_single_file_does() {
+    // "conditioner": the first encoder's position_ids buffer.
+    let ignored =
+        [("conditioner.embedders.1.model.logit_scale", 1), ("conditioner", 1), ("alphas_cumprod", 1)];
+    imports_like_diffusers(&checkpoint_xl(), "sdxl-tiny", "sdxl-reference", CheckpointFamily::Sdxl, &ignored);
+}
+
+#[test]
+fn sdxl_imports_need_both_tokenizers() {
+    let out = tempfile::tempdir().unwrap();
+    let refuse = |options: &ImportOptions| {
+        import_checkpoint(&checkpoint_xl(), &out.path().join("m"), options, &mut |_| {})
+            .unwrap_err()
+            .to_string()
+    };
+    let options =
+        ImportOptions { tokenizer: Some(fixtures().join("sdxl-tiny/tokenizer")), ..Default::default() };
+    let error = refuse(&options);
+    assert!(
+        error.contains("tokenizer_2/ folder") && error.contains("stable-diffusion-xl-base-1.0"),
+        "{error}"
+    );
+    // With both, the release configs are tried: this test-size UNet's 32-wide levels have no
+    // 64-wide head count.
+    let options = ImportOptions { tokenizer_2: Some(fixtures().join("sdxl-tiny/tokenizer_2")), ..options };
+    let error = refuse(&options);
+    assert!(error.contains("64-wide heads") && error.contains("configs"), "{error}");
+    // A second tokenizer is SDXL's only.
+    let options = ImportOptions {
+        tokenizer: Some(fixtures().join("sd15-tiny/tokenizer")),
+        tokenizer_2: Some(fixtures().join("sdxl-tiny/tokenizer_2")),
+        ..Default::default()
+    };
+    let error = import_checkpoint(&checkpoint(), &out.path().join("m"), &options, &mut |_| {}).unwrap_err();
+    assert!(error.to_string().contains("for SDXL"), "{error}");
+    assert!(!out.path().join("m").exists());
 }
 
 #[test]
@@ -177,13 +242,25 @@ fn imported_sd21_weights_are_the_diffusers_weights_renamed_and_split() {
     same_weights(out.path(), &fixtures().join("sd21-tiny"));
 }
 
-/// The imported model's weights are the fixture's: same names, shapes, dtypes and values.
+#[test]
+fn imported_sdxl_weights_are_the_diffusers_weights_renamed_split_and_transposed() {
+    let out = tempfile::tempdir().unwrap();
+    import_as(&checkpoint_xl(), "sdxl-tiny", out.path());
+    same_weights(out.path(), &fixtures().join("sdxl-tiny"));
+}
+
+/// The imported model's weights are the fixture's: same names, shapes, dtypes and values (for
+/// SDXL, of both text encoders).
 fn same_weights(out: &Path, fixture: &Path) {
-    for (ours, theirs) in [
+    let mut components = vec![
         ("unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.fp16.safetensors"),
         ("vae/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.fp16.safetensors"),
         ("text_encoder/model.safetensors", "text_encoder/model.fp16.safetensors"),
-    ] {
+    ];
+    if fixture.join("text_encoder_2").is_dir() {
+        components.push(("text_encoder_2/model.safetensors", "text_encoder_2/model.fp16.safetensors"));
+    }
+    for (ours, theirs) in components {
         let (ours, theirs) = (tensors(&out.join(ours)), tensors(&fixture.join(theirs)));
         let mut names: Vec<&String> = ours.keys().collect();
         names.sort();

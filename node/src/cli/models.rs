@@ -52,9 +52,9 @@ pub enum ModelsCommand {
 pub struct ImportArgs {
     /// The checkpoint, e.g. v1-5-pruned-emaonly.safetensors.
     pub file: PathBuf,
-    /// Model kind: sd15 (SD 1.x and its fine-tunes), sd21 (SD 2.x), or tiny for test-size SD 1.x
-    /// and 2.x checkpoints [default: inferred from the tensors]. sdxl checkpoints are recognised
-    /// but not converted yet.
+    /// Model kind: sd15 (SD 1.x and its fine-tunes), sd21 (SD 2.x), sdxl (SDXL base and its
+    /// fine-tunes), sd_turbo (SDXL Turbo), or tiny / tiny_xl for test-size checkpoints
+    /// [default: inferred from the tensors].
     #[arg(long, value_parser = parse_kind)]
     pub kind: Option<ModelKind>,
     /// Display name recorded in genmint-model.json [default: the file name without .safetensors].
@@ -64,14 +64,17 @@ pub struct ImportArgs {
     /// vocab.json and merges.txt, or tokenizer.json): a checkpoint carries no tokenizer.
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
-    /// A diffusers folder of the same architecture whose unet/, vae/, text_encoder/ and
-    /// scheduler/ configs are used instead of the release's (and whose tokenizer/ is used
-    /// when --tokenizer is not given).
+    /// SDXL's second tokenizer: the tokenizer_2/ folder of the release (it pads with "!").
+    #[arg(long)]
+    pub tokenizer_2: Option<PathBuf>,
+    /// A diffusers folder of the same architecture whose unet/, vae/, text_encoder/ (SDXL: also
+    /// text_encoder_2/ and model_index.json) and scheduler/ configs are used instead of the
+    /// release's (and whose tokenizer/ and tokenizer_2/ are used when not given).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// What the UNet predicts: v (SD 2.x 768-px models such as stable-diffusion-2-1) or epsilon
-    /// (SD 1.x, SD 2.x base models). Required for SD 2.x without --config, whose tensors do not
-    /// tell [default for SD 1.x: epsilon].
+    /// (SD 1.x, SD 2.x base models, SDXL). Required for SD 2.x without --config, whose tensors do
+    /// not tell [default for SD 1.x and SDXL: epsilon].
     #[arg(long, value_parser = parse_prediction)]
     pub prediction: Option<PredictionType>,
     /// Output model directory [default: <data dir>/models/<name>].
@@ -173,17 +176,11 @@ fn import(data_dir: &Path, args: ImportArgs) -> Result<()> {
             data_dir.join("models").join(dir_name(args.name.as_deref().unwrap_or(&stem)))
         }
     };
-    if args.tokenizer.is_none() && args.config.is_none() {
-        bail!(
-            "a checkpoint carries no tokenizer: pass --tokenizer DIR, the tokenizer/ folder of the model's \
-             diffusers release (for SD 1.5: tokenizer_config.json, vocab.json and merges.txt from the \
-             tokenizer/ folder of the stable-diffusion-v1-5 repository)"
-        );
-    }
     let options = ImportOptions {
         kind: args.kind,
         name: args.name,
         tokenizer: args.tokenizer,
+        tokenizer_2: args.tokenizer_2,
         configs: args.config,
         prediction: args.prediction,
     };
@@ -489,5 +486,26 @@ mod tests {
         assert_eq!(parse_prediction("v").unwrap(), PredictionType::V);
         assert_eq!(parse_prediction("epsilon").unwrap(), PredictionType::Epsilon);
         assert!(parse_prediction("sample").unwrap_err().contains("v or epsilon"));
+    }
+
+    /// A pickle is refused as one, whatever else is missing: the first thing the operator must
+    /// change is the file.
+    #[test]
+    fn a_pickle_is_refused_before_asking_for_a_tokenizer() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("v1-5-pruned-emaonly.ckpt");
+        std::fs::write(&file, b"PK").unwrap();
+        let args = ImportArgs {
+            file,
+            kind: None,
+            name: None,
+            tokenizer: None,
+            tokenizer_2: None,
+            config: None,
+            prediction: None,
+            out: None,
+        };
+        let error = import(dir.path(), args).unwrap_err().to_string();
+        assert!(error.contains("pickle") && !error.contains("tokenizer"), "{error}");
     }
 }
