@@ -39,7 +39,8 @@ fi
 # The generators call cargo for genmint's own initial and step noise (example parity-noise); build it once.
 (cd "$ROOT" && cargo build --quiet --locked -p genmint-model-runtime --example parity-noise)
 cd "$ROOT"
-# single_file.py converts the sd15-tiny fixture that sd15.py writes, so it runs last.
+# single_file.py converts the fixtures sd15.py, sd21.py and sdxl.py write, so it runs last (sharded.py,
+# which reads sd15-tiny, sorts after sd15.py).
 for generator in model-runtime/parity/*.py; do
   # common.py is the generators' shared module; single_file.py runs last (it reads sd15-tiny).
   [ "$(basename "$generator")" = common.py ] && continue

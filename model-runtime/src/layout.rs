@@ -44,8 +44,11 @@
 //!
 //! With `"variant": "fp16"` the weight files are the diffusers variants
 //! `model.fp16.safetensors` and `diffusion_pytorch_model.fp16.safetensors` (loaded as f32).
-//! Sharded weights and other files in the directory (READMEs, `.bin` weights, safety checker) are
-//! not part of the model.
+//! Sharded weights, as diffusers and transformers save a large component, load where the single
+//! file is absent: the index `diffusion_pytorch_model.safetensors.index[.fp16].json` (or
+//! `model.safetensors.index[.fp16].json`) and every shard its `weight_map` names are the
+//! component's files, hashed and loaded. Other files in the directory (READMEs, `.bin` weights,
+//! safety checker) are not part of the model.
 //!
 //! # `genmint-model.json`
 //!
@@ -64,6 +67,7 @@
 //! inferred from the configs: it decides how text is encoded and which request bounds apply, and
 //! it is part of the model hash, so the operator states it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -182,11 +186,80 @@ impl ModelConfig {
     }
 }
 
+/// diffusers' weights file name (`…{variant}.safetensors`, or its `.safetensors.index…json`).
+const DIFFUSERS_WEIGHTS: &str = "diffusion_pytorch_model";
+/// transformers' weights file name.
+const TRANSFORMERS_WEIGHTS: &str = "model";
+
 /// A config file and its weights, relative to the model directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ComponentFiles {
     pub config: String,
-    pub weights: String,
+    pub weights: WeightFiles,
+}
+
+/// Where a component's tensors are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WeightFiles {
+    /// One safetensors file.
+    Single(String),
+    /// A safetensors index (`…safetensors.index[.variant].json`, whose `weight_map` names each
+    /// tensor's file) and the shards it names, sorted, in the index's folder.
+    Sharded { index: String, shards: Vec<String> },
+}
+
+impl WeightFiles {
+    pub fn paths(&self) -> Vec<String> {
+        match self {
+            WeightFiles::Single(file) => vec![file.clone()],
+            WeightFiles::Sharded { index, shards } => {
+                [index.clone()].into_iter().chain(shards.clone()).collect()
+            }
+        }
+    }
+
+    /// The weights of a component whose single file would be `single`: that file when present,
+    /// else the index beside it (`stem.safetensors.index{suffix}.json`) with its shards when
+    /// present, else `single` (reported missing).
+    fn in_dir(dir: &Path, single: String, stem: &str, suffix: &str) -> Result<Self, RuntimeError> {
+        let folder = single.rsplit_once('/').map_or("", |(folder, _)| folder);
+        let index = format!("{folder}/{stem}.safetensors.index{suffix}.json");
+        let index_path = file_path(dir, &index);
+        if file_path(dir, &single).is_file() || !index_path.is_file() {
+            return Ok(WeightFiles::Single(single));
+        }
+        let map = weight_map(&index_path, &read(&index_path)?)?;
+        let mut shards: Vec<String> = map.values().map(|name| format!("{folder}/{name}")).collect();
+        shards.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        shards.dedup();
+        Ok(WeightFiles::Sharded { index, shards })
+    }
+}
+
+/// The `weight_map` of a safetensors index (tensor name → shard file name), checked: every
+/// shard is a `.safetensors` file in the index's own folder.
+pub(crate) fn weight_map(path: &Path, bytes: &[u8]) -> Result<BTreeMap<String, String>, RuntimeError> {
+    let invalid = |reason: String| RuntimeError::InvalidModelFile { path: path.to_path_buf(), reason };
+    let json: Value = serde_json::from_slice(bytes).map_err(|e| invalid(format!("not JSON: {e}")))?;
+    let Some(Value::Object(entries)) = json.get("weight_map") else {
+        return Err(invalid("a safetensors index needs a weight_map object".into()));
+    };
+    let mut map = BTreeMap::new();
+    for (tensor, file) in entries {
+        let file =
+            file.as_str().ok_or_else(|| invalid(format!("weight_map[{tensor:?}] is not a file name")))?;
+        let plain = !file.contains(['/', '\\']) && !file.starts_with('.') && file.ends_with(".safetensors");
+        if !plain {
+            return Err(invalid(format!(
+                "weight_map[{tensor:?}] = {file:?}: a shard must be a .safetensors file beside the index"
+            )));
+        }
+        map.insert(tensor.clone(), file.to_string());
+    }
+    if map.is_empty() {
+        return Err(invalid("the weight_map is empty".into()));
+    }
+    Ok(map)
 }
 
 /// The files a tokenizer is read from.
@@ -233,13 +306,15 @@ impl Layout {
         let suffix = config.variant.as_ref().map(|v| format!(".{v}")).unwrap_or_default();
         let diffusers = |dir: &str| ComponentFiles {
             config: format!("{dir}/config.json"),
-            weights: format!("{dir}/diffusion_pytorch_model{suffix}.safetensors"),
+            weights: WeightFiles::Single(format!("{dir}/{DIFFUSERS_WEIGHTS}{suffix}.safetensors")),
         };
         let pixel_space = config.kind.pixel_space();
         let text = |number: &str| TextFiles {
             encoder: ComponentFiles {
                 config: format!("text_encoder{number}/config.json"),
-                weights: format!("text_encoder{number}/model{suffix}.safetensors"),
+                weights: WeightFiles::Single(format!(
+                    "text_encoder{number}/{TRANSFORMERS_WEIGHTS}{suffix}.safetensors"
+                )),
             },
             tokenizer: TokenizerFiles::Json(format!("tokenizer{number}/tokenizer.json")),
             tokenizer_config: (!pixel_space).then(|| format!("tokenizer{number}/tokenizer_config.json")),
@@ -254,12 +329,23 @@ impl Layout {
         }
     }
 
-    /// The layout of the model in `dir`: as [`Layout::new`], except that a CLIP tokenizer folder
-    /// without `tokenizer.json` but with `vocab.json` is read from `vocab.json` and `merges.txt`.
-    pub fn in_dir(config: &ModelConfig, dir: &Path) -> Self {
+    /// The layout of the model in `dir`: as [`Layout::new`], except that a component whose
+    /// single weights file is absent but whose safetensors index is there is read from the index
+    /// and its shards, and a CLIP tokenizer folder without `tokenizer.json` but with `vocab.json`
+    /// is read from `vocab.json` and `merges.txt`. Fails on an index that is not one.
+    pub fn in_dir(config: &ModelConfig, dir: &Path) -> Result<Self, RuntimeError> {
         let mut layout = Self::new(config);
+        let suffix = config.variant.as_ref().map(|v| format!(".{v}")).unwrap_or_default();
+        let mut components: Vec<(&mut ComponentFiles, &str)> = vec![(&mut layout.unet, DIFFUSERS_WEIGHTS)];
+        components.extend(layout.vae.as_mut().map(|vae| (vae, DIFFUSERS_WEIGHTS)));
+        components.extend(layout.text.iter_mut().map(|text| (&mut text.encoder, TRANSFORMERS_WEIGHTS)));
+        for (files, stem) in components {
+            if let WeightFiles::Single(single) = &files.weights {
+                files.weights = WeightFiles::in_dir(dir, single.clone(), stem, &suffix)?;
+            }
+        }
         if config.kind.pixel_space() {
-            return layout;
+            return Ok(layout);
         }
         for text in &mut layout.text {
             let TokenizerFiles::Json(json) = &text.tokenizer else { continue };
@@ -270,7 +356,7 @@ impl Layout {
                     TokenizerFiles::VocabMerges { vocab, merges: format!("{folder}/merges.txt") };
             }
         }
-        layout
+        Ok(layout)
     }
 
     /// The pipeline components `model_index.json` must list (when the layout has one).
@@ -284,18 +370,16 @@ impl Layout {
 
     /// Every file of the model, `genmint-model.json` included, sorted by path bytes.
     pub fn files(&self) -> Vec<String> {
-        let mut files = vec![
-            MODEL_CONFIG_FILE.to_string(),
-            self.scheduler.clone(),
-            self.unet.config.clone(),
-            self.unet.weights.clone(),
-        ];
+        let mut files = vec![MODEL_CONFIG_FILE.to_string(), self.scheduler.clone(), self.unet.config.clone()];
+        files.extend(self.unet.weights.paths());
         files.extend(self.model_index.clone());
         if let Some(vae) = &self.vae {
-            files.extend([vae.config.clone(), vae.weights.clone()]);
+            files.push(vae.config.clone());
+            files.extend(vae.weights.paths());
         }
         for text in &self.text {
-            files.extend([text.encoder.config.clone(), text.encoder.weights.clone()]);
+            files.push(text.encoder.config.clone());
+            files.extend(text.encoder.weights.paths());
             files.extend(text.tokenizer.paths());
             files.extend(text.tokenizer_config.clone());
         }
@@ -393,7 +477,10 @@ mod tests {
         let sd = config(r#"{"format":"genmint-model-v1","kind":"sd15","name":"SD"}"#).unwrap();
         let layout = Layout::new(&sd);
         assert_eq!(layout.files().len(), 11);
-        assert_eq!(layout.unet.weights, "unet/diffusion_pytorch_model.safetensors");
+        assert_eq!(
+            layout.unet.weights,
+            WeightFiles::Single("unet/diffusion_pytorch_model.safetensors".into())
+        );
         assert_eq!(layout.components().len(), 5);
 
         let pixel = config(r#"{"format":"genmint-model-v1","kind":"pixel_minilm","name":"P"}"#).unwrap();
@@ -415,16 +502,16 @@ mod tests {
     fn a_tokenizer_folder_without_tokenizer_json_uses_vocab_and_merges() {
         let dir = tempfile::tempdir().unwrap();
         let sd = config(r#"{"format":"genmint-model-v1","kind":"sd15","name":"SD"}"#).unwrap();
-        assert_eq!(Layout::in_dir(&sd, dir.path()), Layout::new(&sd));
+        assert_eq!(Layout::in_dir(&sd, dir.path()).unwrap(), Layout::new(&sd));
         std::fs::create_dir(dir.path().join("tokenizer")).unwrap();
         std::fs::write(dir.path().join("tokenizer/vocab.json"), "{}").unwrap();
-        let files = Layout::in_dir(&sd, dir.path()).files();
+        let files = Layout::in_dir(&sd, dir.path()).unwrap().files();
         assert!(files.contains(&"tokenizer/vocab.json".to_string()));
         assert!(files.contains(&"tokenizer/merges.txt".to_string()));
         assert!(!files.contains(&"tokenizer/tokenizer.json".to_string()));
         assert!(files.windows(2).all(|w| w[0] < w[1]));
         // tokenizer.json wins when both are there, so such directories hash as before.
         std::fs::write(dir.path().join("tokenizer/tokenizer.json"), "{}").unwrap();
-        assert_eq!(Layout::in_dir(&sd, dir.path()), Layout::new(&sd));
+        assert_eq!(Layout::in_dir(&sd, dir.path()).unwrap(), Layout::new(&sd));
     }
 }

@@ -96,7 +96,7 @@ impl ModelManifest {
 /// The manifest of the model in `dir`, reading and hashing every file of its layout.
 pub fn model_manifest(dir: &Path) -> Result<ModelManifest, RuntimeError> {
     let (config, _) = layout::read_model_config(dir)?;
-    let layout = Layout::in_dir(&config, dir);
+    let layout = Layout::in_dir(&config, dir)?;
     layout.check_present(dir)?;
     let files = layout
         .files()

@@ -37,7 +37,7 @@ use crate::bert_text::BertTextEncoder;
 use crate::clip::{ClipOutput, ClipTextConfig, ClipTextModel, ClipWeightNames};
 use crate::configs::{self, TextTimeSpec, UnetSpec, VaeSpec};
 use crate::layout::{
-    self, ComponentFiles, Layout, MODEL_CONFIG_FILE, ModelConfig, TextFiles, TokenizerFiles,
+    self, ComponentFiles, Layout, MODEL_CONFIG_FILE, ModelConfig, TextFiles, TokenizerFiles, WeightFiles,
 };
 use crate::manifest::{ManifestEntry, ModelManifest};
 use crate::noise::{self, NOISE_ALGORITHM};
@@ -124,7 +124,7 @@ impl ModelReader<'_> {
     }
 
     /// Every tensor of a safetensors file, by name.
-    fn tensors(
+    fn file_tensors(
         &mut self,
         relative: &str,
         device: &Device,
@@ -135,12 +135,46 @@ impl ModelReader<'_> {
         Ok((path, tensors))
     }
 
+    /// Every tensor of a component, by name: its one file, or every shard its index names
+    /// (each tensor must be in the shard the index says, and nowhere else). The path is the
+    /// file's or the index's, for errors.
+    fn tensors(
+        &mut self,
+        files: &WeightFiles,
+        device: &Device,
+    ) -> Result<(PathBuf, HashMap<String, Tensor>), RuntimeError> {
+        let (index, shards) = match files {
+            WeightFiles::Single(file) => return self.file_tensors(file, device),
+            WeightFiles::Sharded { index, shards } => (index, shards),
+        };
+        let (index_path, bytes) = self.bytes(index)?;
+        let map = layout::weight_map(&index_path, &bytes)?;
+        let mut tensors = HashMap::with_capacity(map.len());
+        for shard in shards {
+            let (path, part) = self.file_tensors(shard, device)?;
+            let name = shard.rsplit('/').next().unwrap_or(shard);
+            for (tensor, value) in part {
+                if map.get(&tensor).map(String::as_str) != Some(name) {
+                    return Err(invalid(
+                        &path,
+                        format!("holds {tensor}, which the index does not place in it"),
+                    ));
+                }
+                tensors.insert(tensor, value);
+            }
+        }
+        if let Some((tensor, shard)) = map.iter().find(|(tensor, _)| !tensors.contains_key(*tensor)) {
+            return Err(invalid(&index_path, format!("places {tensor} in {shard}, which does not hold it")));
+        }
+        Ok((index_path, tensors))
+    }
+
     fn weights(
         &mut self,
-        relative: &str,
+        files: &WeightFiles,
         device: &Device,
     ) -> Result<(PathBuf, VarBuilder<'static>), RuntimeError> {
-        let (path, tensors) = self.tensors(relative, device)?;
+        let (path, tensors) = self.tensors(files, device)?;
         Ok((path, VarBuilder::from_tensors(tensors, DType::F32, device)))
     }
 }
@@ -262,7 +296,7 @@ impl DiffusionModel {
         let mut reader = ModelReader { dir, entries: Vec::new() };
         let (path, bytes) = reader.bytes(MODEL_CONFIG_FILE)?;
         let config = ModelConfig::parse(&path, &bytes)?;
-        let layout = Layout::in_dir(&config, dir);
+        let layout = Layout::in_dir(&config, dir)?;
         layout.check_present(dir)?;
         let zero_empty_negative = read_model_index(&mut reader, &layout)?.force_zeros_for_empty_prompt
             && config.kind.dual_text_encoders();
@@ -786,7 +820,7 @@ mod tests {
         let mut reader = ModelReader { dir: &dir, entries: Vec::new() };
         let files = ComponentFiles {
             config: "config.json".into(),
-            weights: "diffusion_pytorch_model.safetensors".into(),
+            weights: WeightFiles::Single("diffusion_pytorch_model.safetensors".into()),
         };
         let (_, spec, unet) = load_unet(&mut reader, &files, &Device::Cpu).unwrap();
         assert_eq!((spec.in_channels, spec.out_channels, spec.config.cross_attention_dim), (3, 3, 384));

@@ -9,6 +9,7 @@
 mod default_model;
 mod parity;
 mod pixel;
+mod sharded;
 mod single_file;
 mod tiny;
 
