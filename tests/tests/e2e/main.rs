@@ -7,6 +7,7 @@
 mod api;
 mod contracts_deploy;
 mod default_model;
+mod dev;
 mod mint;
 mod network;
 mod restart;
