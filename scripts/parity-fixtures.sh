@@ -9,32 +9,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="${GENMINT_TOOLS:-$ROOT/.tools}"
-VENV="$TOOLS/parity-venv"
-PYTHON="$VENV/bin/python"
-
-# The versions the committed fixtures were made with (a local build tag such as +cu128 is ignored).
-PINS=(torch==2.9.1 diffusers==0.42.1 transformers==5.25.0 safetensors==0.8.0 numpy==2.4.6)
-
 say() { printf 'parity-fixtures: %s\n' "$*"; }
-
-installed() {
-  [ -x "$PYTHON" ] && "$PYTHON" - "${PINS[@]}" <<'PY' 2>/dev/null
-import sys
-from importlib.metadata import version
-for pin in sys.argv[1:]:
-    name, wanted = pin.split("==")
-    if version(name).split("+")[0] != wanted:
-        sys.exit(1)
-PY
-}
-
-if ! installed; then
-  say "installing ${PINS[*]} into $VENV (PyPI; torch's wheel is large, this takes minutes once)"
-  [ -x "$PYTHON" ] || python3 -m venv "$VENV"
-  "$PYTHON" -m pip install --quiet --upgrade pip
-  "$PYTHON" -m pip install --quiet "${PINS[@]}"
-  installed || { echo "parity-fixtures: $VENV lacks the pinned versions after installing" >&2; exit 1; }
-fi
+# shellcheck source=scripts/reference-python.sh
+source "$ROOT/scripts/reference-python.sh"
 
 # The generators call cargo for genmint's own initial and step noise (example parity-noise); build it once.
 (cd "$ROOT" && cargo build --quiet --locked -p genmint-model-runtime --example parity-noise)

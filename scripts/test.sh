@@ -39,4 +39,7 @@ cargo build --locked --workspace --bins
 step "cargo test"
 cargo test --locked --workspace
 
+step "inference benchmark, genmint's side only (short mode: it runs; no PyTorch, no timing)"
+bash scripts/bench-inference.sh --short
+
 step "all tests passed in $((SECONDS - started)) s"

@@ -71,7 +71,7 @@ pub trait Generator: Send {
     fn generate(
         &mut self,
         params: &GenerationParams,
-        progress: &mut dyn FnMut(Progress) -> Control,
+        progress: &mut (dyn FnMut(Progress) -> Control + Send),
     ) -> Result<Rgb8Image, RuntimeError>;
 
     /// How many tokens of the request's texts the model cuts off to fit its text encoders'
@@ -619,12 +619,18 @@ impl Generator for DiffusionModel {
     fn generate(
         &mut self,
         params: &GenerationParams,
-        progress: &mut dyn FnMut(Progress) -> Control,
+        progress: &mut (dyn FnMut(Progress) -> Control + Send),
     ) -> Result<Rgb8Image, RuntimeError> {
-        let sample = self.denoise(params, progress)?;
-        let decoded = self.decoder.decode(sample)?;
-        let planes = decoded.squeeze(0)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
-        Rgb8Image::from_planar(params.width, params.height, &planes)
+        // Run on a worker of candle's rayon pool: each op's parallel parts are then split among
+        // the pool's threads from inside it, instead of being handed to the pool and waited for
+        // from this thread, op after op, with the pool's idle workers spinning meanwhile. The
+        // result does not depend on where it runs (the ops split work, never sums).
+        rayon::scope(|_| {
+            let sample = self.denoise(params, progress)?;
+            let decoded = self.decoder.decode(sample)?;
+            let planes = decoded.squeeze(0)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+            Rgb8Image::from_planar(params.width, params.height, &planes)
+        })
     }
 }
 
@@ -634,7 +640,7 @@ impl DiffusionModel {
     fn denoise(
         &self,
         params: &GenerationParams,
-        progress: &mut dyn FnMut(Progress) -> Control,
+        progress: &mut (dyn FnMut(Progress) -> Control + Send),
     ) -> Result<Tensor, RuntimeError> {
         self.descriptor.limits.validate(params)?;
         let _span = tracing::debug_span!(

@@ -94,7 +94,7 @@ impl Generator for FakeGenerator {
     fn generate(
         &mut self,
         params: &GenerationParams,
-        progress: &mut dyn FnMut(Progress) -> Control,
+        progress: &mut (dyn FnMut(Progress) -> Control + Send),
     ) -> Result<Rgb8Image, RuntimeError> {
         for step in 1..=params.steps {
             if progress(Progress { step, total: params.steps }) == Control::Cancel {

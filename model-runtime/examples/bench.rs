@@ -1,0 +1,78 @@
+//! genmint's side of the inference benchmark (`scripts/bench-inference.sh`): loads a model
+//! directory on the CPU and times whole generations (and the text encoder alone), several runs, one JSON object per line on stdout, so the script can set them
+//! beside diffusers' figures for the same weights, noise and settings.
+//!
+//! `cargo run --release -p genmint-model-runtime --example bench -- DIR [--runs N] [--steps N]
+//! [--guidance G] [--size PX] [--prompt TEXT] [--seed S] [--pixels-out FILE]`. Threads:
+//! `RAYON_NUM_THREADS` (candle's pool). With `--pixels-out`, run r's RGB8 pixels are written to
+//! `FILE.r.rgb` for comparison with diffusers'.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use genmint_model_runtime::{Control, GenerationParams, SchedulerKind, load_stages};
+
+struct Args {
+    dir: PathBuf,
+    runs: usize,
+    params: GenerationParams,
+    pixels_out: Option<PathBuf>,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut args = std::env::args().skip(1);
+    let dir = PathBuf::from(
+        args.next().ok_or("usage: bench DIR [--runs N] [--steps N] [--guidance G] [--size PX]")?,
+    );
+    let mut params = GenerationParams {
+        prompt: "grinning face with smiling eyes".into(),
+        negative_prompt: String::new(),
+        seed: 1,
+        width: 32,
+        height: 32,
+        steps: 20,
+        guidance: 3.0,
+        scheduler: SchedulerKind::Ddim,
+    };
+    let mut runs = 5;
+    let mut pixels_out = None;
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let number = || value.parse::<f64>().map_err(|e| format!("{flag} {value}: {e}"));
+        match flag.as_str() {
+            "--runs" => runs = number()? as usize,
+            "--steps" => params.steps = number()? as u32,
+            "--guidance" => params.guidance = number()? as f32,
+            "--size" => (params.width, params.height) = (number()? as u32, number()? as u32),
+            "--prompt" => params.prompt = value,
+            "--seed" => params.seed = number()? as u64,
+            "--pixels-out" => pixels_out = Some(PathBuf::from(value)),
+            _ => return Err(format!("unknown flag {flag}")),
+        }
+    }
+    Ok(Args { dir, runs, params, pixels_out })
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = parse()?;
+    let started = Instant::now();
+    let mut stages = load_stages(&args.dir)?;
+    println!(r#"{{"load_s":{:.4}}}"#, started.elapsed().as_secs_f64());
+    for run in 0..args.runs {
+        let params = GenerationParams { seed: args.params.seed + run as u64, ..args.params.clone() };
+        let timed = Instant::now();
+        stages.context(&params)?;
+        let text = timed.elapsed().as_secs_f64();
+        let timed = Instant::now();
+        let image = stages.generator().generate(&params, &mut |_| Control::Continue)?;
+        let total = timed.elapsed().as_secs_f64();
+        if let Some(out) = &args.pixels_out {
+            std::fs::write(out.with_extension(format!("{run}.rgb")), &image.pixels)?;
+        }
+        println!(
+            r#"{{"run":{run},"text_s":{text:.4},"image_s":{total:.4},"pixel_digest":"{}"}}"#,
+            hex::encode(image.pixel_digest())
+        );
+    }
+    Ok(())
+}
