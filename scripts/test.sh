@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs the tools (scripts/setup.sh), then formatting,
-# lints, the contract tests, the ABI drift check, and every cargo test. The end-to-end tests start
+# lints, the contract tests, the ABI and web-bundle drift checks, every cargo test, and the web page
+# in headless Chromium. The end-to-end tests start
 # their own anvil and Kubo daemons on loopback (one per test, in temporary directories).
 set -euo pipefail
 
@@ -30,6 +31,9 @@ bash scripts/gas-benchmark.sh
 step "contract artifact matches the sources"
 bash scripts/contracts-artifact.sh --check
 
+step "web page bundle matches its sources"
+bash scripts/web-bundle.sh --check
+
 step "cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 
@@ -41,5 +45,8 @@ cargo test --locked --workspace
 
 step "inference benchmark, genmint's side only (short mode: it runs; no PyTorch, no timing)"
 bash scripts/bench-inference.sh --short
+
+step "browser test: the web page in headless Chromium against genmint dev"
+bash scripts/browser-test.sh
 
 step "all tests passed in $((SECONDS - started)) s"

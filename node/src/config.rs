@@ -34,11 +34,38 @@ pub struct Config {
 pub struct HttpConfig {
     /// Address the API listens on. Keep it on loopback unless a reverse proxy fronts it.
     pub listen: SocketAddr,
+    /// The URL creators and marketplaces reach this node's web page at (the reverse proxy's
+    /// address, e.g. `https://mint.example.org`): token metadata's `external_url` and the token
+    /// pages' shared links point there. Unset: `http://<listen>`, right for a node on this machine.
+    pub public_url: Option<String>,
+    /// The chain's JSON-RPC URL the web page offers a creator's wallet that does not know the chain
+    /// yet (`wallet_addEthereumChain`). Unset: the page only asks the wallet to switch chains.
+    /// Never put an RPC URL with an API key here: every visitor sees it.
+    pub wallet_rpc_url: Option<String>,
+    /// The in-page development wallet (a key made and kept by the browser). Only `genmint dev`
+    /// turns it on; a configuration file cannot.
+    #[serde(skip)]
+    pub dev_wallet: bool,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)) }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            wallet_rpc_url: None,
+            dev_wallet: false,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The base URL of this node's web page, without a trailing slash.
+    pub fn public_base_url(&self, bound: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{bound}"),
+        }
     }
 }
 
@@ -286,5 +313,9 @@ mod tests {
         std::fs::write(dir.path().join(CONFIG_FILE), "[chain]\nrpc = \"x\"\n").unwrap();
         let err = Config::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("genmint.toml") && err.contains("rpc"), "{err}");
+        // The development wallet is `genmint dev`'s alone: no file turns it on.
+        std::fs::write(dir.path().join(CONFIG_FILE), "[http]\ndev_wallet = true\n").unwrap();
+        let err = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("dev_wallet"), "{err}");
     }
 }

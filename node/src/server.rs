@@ -15,11 +15,12 @@ use futures_util::future::BoxFuture;
 use genmint_model_runtime::{DeviceChoice, load_model};
 use tracing::info;
 
-use crate::api::ApiState;
+use crate::api::{ApiState, PageConfig};
 use crate::chain::{ChainClient, ChainError, MintBatcher};
 use crate::config::{Config, OPERATOR_KEY_ENV, OPERATOR_KEY_FILE};
 use crate::db::Database;
 use crate::fs::FileError;
+use crate::gallery::{GalleryIndexer, GalleryStore, GalleryStoreError};
 use crate::ipfs::{IpfsError, KuboClient};
 use crate::jobs::inference::Inference;
 use crate::jobs::{
@@ -55,6 +56,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     SpotChecks(#[from] SpotCheckStoreError),
+    #[error(transparent)]
+    Gallery(#[from] GalleryStoreError),
     #[error(transparent)]
     Network(#[from] NetworkStartError),
     #[error(transparent)]
@@ -234,11 +237,13 @@ async fn start_models(data_dir: &Path, config: &Config) -> Result<Models, StartE
 }
 
 /// The database and the stores in it, opened off the async threads.
-async fn open_stores(data_dir: &Path) -> Result<(Database, JobStore, SpotCheckStore), StartError> {
+async fn open_stores(
+    data_dir: &Path,
+) -> Result<(Database, JobStore, SpotCheckStore, GalleryStore), StartError> {
     let path = data_dir.join("jobs.sqlite");
     let opened = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
         let db = Database::open(&path).map_err(StoreError::from)?;
-        Ok((db.clone(), JobStore::new(db.clone())?, SpotCheckStore::new(db)?))
+        Ok((db.clone(), JobStore::new(db.clone())?, SpotCheckStore::new(db.clone())?, GalleryStore::new(db)?))
     });
     opened.await?
 }
@@ -252,6 +257,7 @@ struct Services {
     db: Database,
     store: JobStore,
     spot_checks: SpotCheckStore,
+    gallery: GalleryStore,
     min_fee: U256,
 }
 
@@ -267,8 +273,8 @@ impl Services {
         })?;
         let ipfs = KuboClient::new(&config.ipfs.api_url)?;
         let models = start_models(data_dir, config).await?;
-        let (db, store, spot_checks) = open_stores(data_dir).await?;
-        Ok(Self { operator, chain, ipfs, models, db, store, spot_checks, min_fee })
+        let (db, store, spot_checks, gallery) = open_stores(data_dir).await?;
+        Ok(Self { operator, chain, ipfs, models, db, store, spot_checks, gallery, min_fee })
     }
 
     /// The job service, minting through a batcher on `tasks` and forwarding through `network`.
@@ -276,6 +282,7 @@ impl Services {
         &self,
         data_dir: &Path,
         config: &Config,
+        public_url: &str,
         network: Option<&Arc<Network>>,
         tasks: &Tasks,
     ) -> Result<Arc<Jobs>, StartError> {
@@ -299,6 +306,7 @@ impl Services {
             chain_id: chain.chain_id(),
             contract: chain.address(),
             images_dir,
+            public_url: public_url.to_owned(),
             max_prompt_bytes: config.limits.max_prompt_bytes,
             max_queued_jobs: config.limits.max_queued_jobs,
             min_fee: self.min_fee,
@@ -340,6 +348,12 @@ impl Services {
 pub async fn start(data_dir: &Path, config: &Config) -> Result<RunningNode, StartError> {
     let services = Services::open(data_dir, config).await?;
     let tasks = Tasks::default();
+    let listen = config.http.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Listen { addr: listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: listen, source })?;
+    let public_url = config.http.public_base_url(addr);
     let (network, events) = if config.p2p.enabled {
         let (network, events) =
             Network::start(data_dir, &config.p2p, &services.operator, services.chain.clone()).await?;
@@ -347,7 +361,7 @@ pub async fn start(data_dir: &Path, config: &Config) -> Result<RunningNode, Star
     } else {
         (None, None)
     };
-    let jobs = services.jobs(data_dir, config, network.as_ref(), &tasks)?;
+    let jobs = services.jobs(data_dir, config, &public_url, network.as_ref(), &tasks)?;
     if let (Some(network), Some(events)) = (&network, events) {
         services.serve_network(network, events, &jobs, config, &tasks).await?;
     }
@@ -356,15 +370,27 @@ pub async fn start(data_dir: &Path, config: &Config) -> Result<RunningNode, Star
         info!(resumed, "resumed unfinished jobs");
     }
     let (chain_id, contract) = (services.chain.chain_id(), services.chain.address());
+    let indexer = GalleryIndexer {
+        chain: services.chain.clone(),
+        content: services.ipfs.clone(),
+        store: services.gallery.clone(),
+    };
+    tasks.spawn_until_stopped(indexer.run());
     let state = ApiState {
         jobs: jobs.clone(),
         chain: services.chain,
         ipfs: services.ipfs,
         spot_checks: services.spot_checks,
+        gallery: services.gallery,
         network: network.clone(),
         tasks: tasks.clone(),
+        page: PageConfig {
+            public_url,
+            wallet_rpc_url: config.http.wallet_rpc_url.clone(),
+            dev_wallet: config.http.dev_wallet,
+        },
     };
-    let addr = serve_http(config, state, &tasks).await?;
+    serve_http(listener, config, state, &tasks);
     info!(%addr, chain_id, %contract, "node listening");
     Ok(RunningNode { addr, jobs, network, tasks, db: services.db })
 }
@@ -386,13 +412,8 @@ fn start_spot_checks(
     }
 }
 
-/// Binds the HTTP listener and serves the API on `tasks` until shutdown.
-async fn serve_http(config: &Config, state: ApiState, tasks: &Tasks) -> Result<SocketAddr, StartError> {
-    let listen = config.http.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|source| StartError::Listen { addr: listen, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: listen, source })?;
+/// Serves the API and the web page on `listener` on `tasks` until shutdown.
+fn serve_http(listener: tokio::net::TcpListener, config: &Config, state: ApiState, tasks: &Tasks) {
     let app = crate::api::router(state, config.limits.max_body_bytes);
     let stop = tasks.clone();
     tasks.spawn(async move {
@@ -402,5 +423,4 @@ async fn serve_http(config: &Config, state: ApiState, tasks: &Tasks) -> Result<S
             tracing::warn!(error = %e, "the HTTP server stopped");
         }
     });
-    Ok(addr)
 }

@@ -15,6 +15,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use super::views::{EventView, JobView};
 use super::{ApiError, ApiState, job_id};
 use crate::jobs::events::JobEvent;
+use crate::jobs::{JobRecord, JobRoute, JobState};
 use crate::provenance::eip712::SignedRequest;
 
 pub async fn submit(
@@ -31,7 +32,7 @@ pub async fn submit(
         ApiError::new(status, "bad_request", e.body_text())
     })?;
     let (job, created) = node.jobs.submit(&signed).await?;
-    Ok((if created { StatusCode::ACCEPTED } else { StatusCode::OK }, Json(JobView::from(&job))))
+    Ok((if created { StatusCode::ACCEPTED } else { StatusCode::OK }, Json(view(&node, &job).await?)))
 }
 
 pub async fn get(
@@ -40,7 +41,16 @@ pub async fn get(
 ) -> Result<Json<JobView>, ApiError> {
     let id = job_id(&id)?;
     let job = node.jobs.job(id).await?.ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
-    Ok(Json(JobView::from(&job)))
+    Ok(Json(view(&node, &job).await?))
+}
+
+/// The job's view, with its place in this node's queue while it waits for the generator.
+async fn view(node: &ApiState, job: &JobRecord) -> Result<JobView, ApiError> {
+    let mut view = JobView::from(job);
+    if job.route == JobRoute::Local && matches!(job.state, JobState::Received | JobState::Queued) {
+        view.queue_position = Some(node.jobs.store().jobs_ahead(job.id).await?);
+    }
+    Ok(view)
 }
 
 pub async fn cancel(
@@ -78,11 +88,21 @@ pub async fn events(
             std::future::ready(go_on)
         })
         .take_until(async move { tasks.stopping().await });
-    Ok(Sse::new(stream.map(|event| Ok(to_sse(&event)))).keep_alive(KeepAlive::default()))
+    let sse = stream.then(move |event| {
+        let node = node.clone();
+        async move { Ok(to_sse(&node, &event).await) }
+    });
+    Ok(Sse::new(sse).keep_alive(KeepAlive::default()))
 }
 
-fn to_sse(event: &JobEvent) -> Event {
-    let data =
-        serde_json::to_string(&EventView::from(event)).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+async fn to_sse(node: &ApiState, event: &JobEvent) -> Event {
+    let data = match event {
+        JobEvent::State(job) => match view(node, job).await {
+            Ok(view) => serde_json::to_string(&EventView::State(Box::new(view))),
+            Err(e) => Ok(serde_json::json!({ "error": e.message }).to_string()),
+        },
+        other => serde_json::to_string(&EventView::from(other)),
+    };
+    let data = data.unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     Event::default().event(event.name()).data(data)
 }

@@ -9,16 +9,24 @@
 //! | `GET /v1/models` | the models of the whole network: this node's and its peers', with their providers |
 //! | `GET /v1/peers` | connected peers: addresses, latency, advert, operator registration |
 //! | `GET /v1/tokens/{id}/provenance` | every verification check of a token, by name (`genmint verify --json`), and the spot checks nodes reported |
+//! | `GET /v1/tokens?creator=&model=&node=&cursor=&limit=` | the contract's tokens from its mint events, newest first, a page at a time |
+//! | `GET /v1/tokens/{id}/image` | a token's image (from IPFS) |
+//! | `GET /v1/jobs/{id}/image` | a job's image once pinned |
+//! | `GET /v1/deposits/{address}` | a creator's deposit on the contract, from which fees are paid |
 //! | `GET /v1/eip712` | EIP-712 domain and types in the `eth_signTypedData_v4` shape |
 //! | `GET /healthz` | liveness and the node's chain, contract and operator |
+//! | `GET /`, `/tokens/{id}`, `/gallery` | the web page ([`web`]) |
 
 mod error;
 mod jobs;
+mod tokens;
 mod views;
+mod web;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use alloy::primitives::U256;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -28,10 +36,12 @@ use serde_json::{Value, json};
 
 pub use error::ApiError;
 pub use views::{EventView, JobView};
+pub use web::PageConfig;
 
 use genmint_p2p::advert::AdvertisedModel;
 
 use crate::chain::ChainClient;
+use crate::gallery::GalleryStore;
 use crate::ipfs::KuboClient;
 use crate::jobs::Jobs;
 use crate::lifecycle::Tasks;
@@ -48,10 +58,13 @@ pub struct ApiState {
     pub chain: ChainClient,
     pub ipfs: KuboClient,
     pub spot_checks: SpotCheckStore,
+    pub gallery: GalleryStore,
     /// The node's network, when it is on one.
     pub network: Option<Arc<Network>>,
     /// The node's tasks: event streams end when they stop.
     pub tasks: Tasks,
+    /// What the web page needs to know beyond the API.
+    pub page: PageConfig,
 }
 
 /// Builds the router over a running node.
@@ -60,11 +73,16 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
         .route("/v1/jobs", axum::routing::post(jobs::submit))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
         .route("/v1/jobs/{id}/events", get(jobs::events))
+        .route("/v1/jobs/{id}/image", get(tokens::job_image))
         .route("/v1/models", get(models))
         .route("/v1/peers", get(peers))
+        .route("/v1/tokens", get(tokens::list))
         .route("/v1/tokens/{id}/provenance", get(provenance))
+        .route("/v1/tokens/{id}/image", get(tokens::image))
+        .route("/v1/deposits/{address}", get(tokens::deposit))
         .route("/v1/eip712", get(eip712))
         .route("/healthz", get(healthz))
+        .merge(web::routes())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(Arc::new(state))
 }
@@ -77,6 +95,7 @@ async fn models(State(node): State<Arc<ApiState>>) -> Result<Json<Value>, ApiErr
     for model in node.jobs.models().descriptors() {
         let mut entry = serde_json::to_value(model).map_err(|e| ApiError::internal(e.to_string()))?;
         entry["local"] = json!(true);
+        entry["price_wei"] = json!(node.jobs.min_fee().to_string());
         entry["providers"] = json!([]);
         models.insert(model.hash.to_string(), entry);
     }
@@ -122,14 +141,23 @@ async fn provenance(
     State(node): State<Arc<ApiState>>,
     Path(id): Path<String>,
 ) -> Result<Json<TokenProvenance>, ApiError> {
-    let token_id = crate::verify::parse_token_id(&id)
-        .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message))?;
+    Ok(Json(token_provenance(&node, token_id(&id)?).await?))
+}
+
+/// The report `GET /v1/tokens/{id}/provenance` serves, and the token page shows.
+async fn token_provenance(node: &ApiState, token_id: U256) -> Result<TokenProvenance, ApiError> {
     if !node.chain.token_exists(token_id).await.map_err(|e| ApiError::internal(e.to_string()))? {
-        return Err(ApiError::not_found(format!("token {id}")));
+        return Err(ApiError::not_found(format!("token {token_id}")));
     }
     let report = crate::verify::verify_token(&node.chain, &node.ipfs, token_id).await;
     let checks = node.spot_checks.of_token(token_id).await.map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(Json(TokenProvenance { report, peer_checks: PeerChecks::new(&checks) }))
+    Ok(TokenProvenance { report, peer_checks: PeerChecks::new(&checks) })
+}
+
+/// Reads a token id from a path: decimal or 0x-hex.
+fn token_id(text: &str) -> Result<U256, ApiError> {
+    crate::verify::parse_token_id(text)
+        .map_err(|message| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message))
 }
 
 /// What an advert says about a model's limits, in the shape of the local model's `limits`.

@@ -23,6 +23,8 @@ pub struct JobView {
     pub executor: Option<String>,
     /// The peer id of the node that forwarded this job here.
     pub origin: Option<String>,
+    /// While the job waits for this node's generator: how many jobs are ahead of it (0: next).
+    pub queue_position: Option<usize>,
 }
 
 impl From<&JobRecord> for JobView {
@@ -36,6 +38,7 @@ impl From<&JobRecord> for JobView {
             route: job.route.as_str(),
             executor: job.executor.as_ref().map(|p| p.0.clone()),
             origin: job.origin.as_ref().map(|p| p.0.clone()),
+            queue_position: None,
         }
     }
 }
@@ -111,7 +114,8 @@ mod tests {
                 "error",
                 "route",
                 "executor",
-                "origin"
+                "origin",
+                "queue_position"
             ]
         );
         assert_eq!(json["id"], format!("0x{}", "ab".repeat(32)));

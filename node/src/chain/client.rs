@@ -442,26 +442,3 @@ fn http_client() -> Result<reqwest::Client, ChainError> {
         .build()
         .map_err(|e| ChainError::Rpc { call: "create HTTP client", detail: e.to_string() })
 }
-
-impl ChainClient {
-    /// The tokens whose mint (`AigcData` event) lies in the latest `blocks` blocks, oldest first,
-    /// each once. One log query, so keep `blocks` within what the RPC allows per query.
-    pub async fn recently_minted(&self, blocks: u64) -> Result<Vec<U256>, ChainError> {
-        let head = self
-            .contract
-            .provider()
-            .get_block_number()
-            .await
-            .map_err(|e| ChainError::from_transport("eth_blockNumber", &self.rpc_url, e))?;
-        let logs = self
-            .contract
-            .AigcData_filter()
-            .from_block(head.saturating_sub(blocks))
-            .to_block(head)
-            .query()
-            .await
-            .map_err(|e| self.call_error("eth_getLogs", e))?;
-        let mut seen = std::collections::HashSet::new();
-        Ok(logs.into_iter().map(|(event, _)| event.tokenId).filter(|token| seen.insert(*token)).collect())
-    }
-}

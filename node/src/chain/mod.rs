@@ -13,6 +13,7 @@ mod batch;
 mod bindings;
 mod client;
 mod error;
+mod events;
 mod history;
 mod mint;
 
@@ -20,6 +21,7 @@ pub use batch::{MAX_BATCH_JOBS, MintBatcher};
 pub use bindings::abi_encode_request;
 pub use client::{ChainClient, DEFAULT_ROYALTY_BPS, Deployment, ModelInfo, Provenance};
 pub use error::{ChainError, ContractRejection};
+pub use events::MintLog;
 pub use mint::{MintJob, MintOutcome, MintedEvent, PendingMint};
 
 /// The committed contract artifact the bindings are generated from (ABI, bytecode, compiler).

@@ -1,6 +1,6 @@
 //! `genmint dev`: one command for a whole local stack — anvil, Kubo, the GenmintNFT contract
 //! (deployed and registries filled), and one or more nodes — then prints the URLs and the next
-//! command. Ctrl-C stops everything. State lives in `<data dir>/dev` and starts fresh each run,
+//! command, and serves the web page with its development wallet. Ctrl-C stops everything. State lives in `<data dir>/dev` and starts fresh each run,
 //! because the chain does.
 //!
 //! With `--nodes N` the nodes share anvil and Kubo but each has its own data dir, HTTP and p2p
@@ -47,6 +47,9 @@ pub struct DevArgs {
     /// The first node's libp2p port, TCP and QUIC (node i uses p2p-port + i - 1).
     #[arg(long, default_value_t = 4001)]
     pub p2p_port: u16,
+    /// The smallest fee (wei) the nodes run a job for; above 0, creators deposit before they generate.
+    #[arg(long, default_value = "0")]
+    pub min_fee_wei: String,
 }
 
 /// The author the built-in models are registered under.
@@ -190,6 +193,10 @@ async fn start_node(
         vec![format!("/ip4/127.0.0.1/tcp/{p2p_port}"), format!("/ip4/127.0.0.1/udp/{p2p_port}/quic-v1")];
     config.p2p.bootstrap = bootstrap.to_vec();
     config.p2p.spot_check_interval_secs = DEV_SPOT_CHECK_INTERVAL_SECS;
+    config.limits.min_fee_wei = args.min_fee_wei.clone();
+    // The page may offer wallets the local chain, and its own development wallet.
+    config.http.wallet_rpc_url = Some(stack.anvil.rpc_url().to_owned());
+    config.http.dev_wallet = true;
     config.save(&node_dir)?;
     let names: Vec<&str> = models.iter().map(|m| m.name).collect();
     eprintln!("starting node {index} ({}) in {}", names.join(", "), node_dir.display());
@@ -214,7 +221,12 @@ fn print_summary(stack: &Stack, root: &Path, nodes: &[DevNode]) {
     println!("  ipfs      {}", stack.kubo.api_url());
     println!("  data      {}", root.display());
     println!();
-    println!("next, in another terminal:");
+    println!(
+        "open {}/ in a browser to generate and mint from the page (a development wallet is built in)",
+        nodes[0].node.url()
+    );
+    println!();
+    println!("or, in another terminal:");
     println!("  genmint generate \"grinning face with smiling eyes\" --wait");
     if nodes.len() > 1 {
         println!(

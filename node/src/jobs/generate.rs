@@ -163,8 +163,13 @@ impl Jobs {
                 device_class: descriptor.envelope.device_class.clone(),
             },
         };
-        let metadata =
-            TokenMetadata::new(MetadataInput { prompt: &request.prompt, seed: request.seed, provenance });
+        let external_url = Some(format!("{}/tokens/{}", self.parts.public_url, job.id));
+        let metadata = TokenMetadata::new(MetadataInput {
+            prompt: &request.prompt,
+            seed: request.seed,
+            external_url,
+            provenance,
+        });
         metadata.to_bytes().map_err(|e| StepError::invalid(e.to_string()))
     }
 

@@ -49,6 +49,8 @@ pub struct JobsParts {
     pub chain_id: u64,
     pub contract: Address,
     pub images_dir: PathBuf,
+    /// The base URL of this node's web page: token metadata links each token's page there.
+    pub public_url: String,
     pub max_prompt_bytes: usize,
     pub max_queued_jobs: usize,
     /// The smallest signed fee this node runs a job for.
@@ -403,6 +405,11 @@ mod tests {
         let metadata = h.content.get(outputs.metadata_cid.as_ref().unwrap()).expect("the metadata is pinned");
         let metadata: serde_json::Value = serde_json::from_slice(&metadata).unwrap();
         assert_eq!(metadata["provenance"]["requestDigest"], job.id.to_string());
+        assert_eq!(
+            metadata["external_url"],
+            format!("http://node.test/tokens/{}", job.id),
+            "links the token page"
+        );
         let sent = lock(&h.chain.sent).clone();
         assert_eq!(sent.len(), 1, "one mint sent");
         let signer =

@@ -399,6 +399,23 @@ impl JobStore {
             })
             .await
     }
+
+    /// How many of this node's jobs came before `id` and still wait for or use the generator: the
+    /// job's place in the queue (0 is next).
+    pub async fn jobs_ahead(&self, id: JobId) -> Result<usize, StoreError> {
+        self.db
+            .run(move |conn| {
+                let n: i64 = conn.query_row(
+                    "SELECT COUNT(*) FROM jobs AS other, jobs AS this WHERE this.id = ?1 AND other.route = 'local' \
+                     AND other.state IN ('received', 'queued', 'generating') \
+                     AND (other.created_at, other.id) < (this.created_at, this.id)",
+                    [id.to_string()],
+                    |row| row.get(0),
+                )?;
+                Ok(usize::try_from(n).unwrap_or(usize::MAX))
+            })
+            .await
+    }
 }
 
 #[cfg(test)]
@@ -473,6 +490,9 @@ mod tests {
             (Some("x"), Some(PeerRef("peer".into())))
         );
         assert_eq!(store.queued().await.unwrap(), 1);
+        store.insert(id(3), "{}".into(), JobRoute::Local, None).await.unwrap();
+        assert_eq!(store.jobs_ahead(id(1)).await.unwrap(), 0);
+        assert_eq!(store.jobs_ahead(id(3)).await.unwrap(), 1, "job 1 is still ahead; failed job 2 is not");
     }
 
     #[tokio::test]

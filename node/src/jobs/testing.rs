@@ -335,6 +335,7 @@ impl Harness {
             chain_id: 31337,
             contract: Address::repeat_byte(0xc0),
             images_dir,
+            public_url: "http://node.test".into(),
             max_prompt_bytes: 100,
             max_queued_jobs: setup.max_queued_jobs,
             min_fee: setup.min_fee,

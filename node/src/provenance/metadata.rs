@@ -16,6 +16,9 @@ pub struct TokenMetadata {
     /// `ipfs://<image CID>`
     pub image: String,
     pub attributes: Vec<Attribute>,
+    /// OpenSea: the token's page on the node that minted it, which marketplaces link to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_url: Option<String>,
     /// ERC-7007: the prompt the creator signed.
     pub prompt: String,
     /// ERC-7007: kind of content.
@@ -77,6 +80,8 @@ pub struct Envelope {
 pub struct MetadataInput<'a> {
     pub prompt: &'a str,
     pub seed: u64,
+    /// The token page (`<public URL>/tokens/<token id>`), when the node has a web page.
+    pub external_url: Option<String>,
     pub provenance: Provenance,
 }
 
@@ -116,6 +121,7 @@ impl TokenMetadata {
             ),
             image: image.clone(),
             attributes,
+            external_url: input.external_url,
             prompt: input.prompt.to_owned(),
             aigc_type: "image".into(),
             aigc_data: image,

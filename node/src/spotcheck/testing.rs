@@ -146,7 +146,12 @@ impl Bench {
                 device_class: model_descriptor.envelope.device_class.clone(),
             },
         };
-        let metadata = TokenMetadata::new(MetadataInput { prompt: &request.prompt, seed, provenance });
+        let metadata = TokenMetadata::new(MetadataInput {
+            prompt: &request.prompt,
+            seed,
+            external_url: None,
+            provenance,
+        });
         let metadata_cid = self.parts.content.add_and_pin(metadata.to_bytes().unwrap()).await.unwrap();
         let record = Provenance {
             creator: creator.address(),

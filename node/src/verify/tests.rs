@@ -118,7 +118,12 @@ fn metadata(
             device_class: "cpu".into(),
         },
     };
-    TokenMetadata::new(MetadataInput { prompt: &request.prompt, seed: request.seed, provenance })
+    TokenMetadata::new(MetadataInput {
+        prompt: &request.prompt,
+        seed: request.seed,
+        external_url: None,
+        provenance,
+    })
 }
 
 /// The mint's `AigcData` event as the contract emits it and [`MintedEvent`] decodes it: `aigcData`

@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["ipfs"],
     &["chain"],
     &["jobs"],
-    &["verify"],
+    &["verify", "gallery"],
     &["spotcheck"],
     &["network"],
     &["api"],
