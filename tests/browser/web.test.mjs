@@ -330,7 +330,7 @@ async function main() {
     await check('no extension: the development wallet mints, by keyboard', async () => {
       const context = await browser.createBrowserContext();
       const bare = await context.newPage();
-      await bare.setViewport({ width: 1280, height: 900 });
+      await bare.setViewport({ width: 960, height: 900 });
       await bare.goto(`${URL}/`, { waitUntil: 'networkidle0' });
       await bare.waitForFunction(() => document.querySelectorAll('#model option').length > 0);
       assert(await bare.$eval('#connect', (el) => el.disabled), 'no extension: nothing to connect');

@@ -9,7 +9,7 @@ import { WalletError, connect, deposit, devWallet, ensureChain, signRequest } fr
 const $ = (id) => document.getElementById(id);
 const FIELDS = ['wallet', 'prompt', 'negative', 'model', 'seed', 'width', 'height', 'steps', 'guidance', 'scheduler', 'fee', 'submit', 'deposit', 'job'];
 const TERMINAL = new Set(['minted', 'failed', 'cancelled', 'expired']);
-const CANCELLABLE = new Set(['received', 'queued', 'generating', 'generated', 'pinned']);
+const CANCELLABLE = new Set(['received', 'queued', 'generating', 'generated']);
 const STATE_TEXT = {
   received: 'Received by the node.', queued: 'Waiting for the generator.', generating: 'Generating…',
   generated: 'Generated; pinning the picture and its metadata to IPFS.', pinned: 'Pinned; minting the token.',
@@ -20,7 +20,8 @@ const STATE_TEXT = {
 function say(field, message) {
   const el = $(`${field}-error`);
   if (!el) return;
-  el.textContent = message || '';
+  // The node's sentences start in lower case; the page shows them on their own.
+  el.textContent = message ? message[0].toUpperCase() + message.slice(1) : '';
   el.hidden = !message;
   const input = $(field);
   if (input && input.tagName !== 'BUTTON') input.setAttribute('aria-invalid', message ? 'true' : 'false');
