@@ -46,10 +46,11 @@ async function check(name, body) {
   await body();
 }
 
-/** Starts `genmint dev` and resolves once it prints that it is up. */
-function startDev(dataDir) {
+/** Starts `genmint dev` (with `extra` arguments) in a new data dir; resolves once it says it is up. */
+function startDev(extra = []) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'genmint-browser-'));
   const child = spawn(BIN, ['--data-dir', dataDir, 'dev', '--port', PORTS.http, '--anvil-port', PORTS.anvil,
-    '--ipfs-port', PORTS.ipfs, '--p2p-port', PORTS.p2p].map(String), { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--ipfs-port', PORTS.ipfs, '--p2p-port', PORTS.p2p, ...extra].map(String), { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`genmint dev did not come up in 120 s:\n${output}`)), 120_000);
@@ -57,7 +58,7 @@ function startDev(dataDir) {
       output += chunk;
       if (output.includes('genmint dev is up') && output.includes('Ctrl-C')) {
         clearTimeout(timer);
-        resolve({ child, output: () => output });
+        resolve({ child, dataDir, output: () => output });
       }
     };
     child.stdout.on('data', read);
@@ -110,6 +111,19 @@ function testWallet() {
   return wallet;
 }
 
+/** Stops `genmint dev` with Ctrl-C, as a user would, and removes its data dir. */
+async function stopDev(dev) {
+  const asked = Date.now();
+  dev.child.kill('SIGINT');
+  const gone = () => dev.child.exitCode !== null || dev.child.signalCode !== null;
+  while (!gone() && Date.now() - asked < 15_000) await new Promise((r) => setTimeout(r, 100));
+  const stopped = gone();
+  log(`   genmint dev ${stopped ? 'stopped' : 'did not stop'} ${((Date.now() - asked) / 1000).toFixed(1)} s after Ctrl-C`);
+  if (!stopped) dev.child.kill('SIGKILL');
+  rmSync(dev.dataDir, { recursive: true, force: true });
+  assert(stopped, 'genmint dev stops on Ctrl-C');
+}
+
 async function injectWallet(page, wallet) {
   await page.exposeFunction('__genmintTestWallet', async (method, params) => {
     try {
@@ -155,10 +169,9 @@ async function setValue(page, id, value) {
 }
 
 async function main() {
-  const dataDir = mkdtempSync(join(tmpdir(), 'genmint-browser-'));
   mkdirSync(SHOTS, { recursive: true });
-  log(`starting genmint dev on ${URL}`);
-  const dev = await startDev(dataDir);
+  log(`starting genmint dev --min-fee-wei ${FEE} on ${URL}`);
+  let dev = await startDev(['--min-fee-wei', FEE]);
   assert(dev.output().includes(`open ${URL}/ in a browser`), 'genmint dev prints the page URL');
   const browser = await puppeteer.launch({
     executablePath: process.env.CHROMIUM, headless: true,
@@ -173,16 +186,22 @@ async function main() {
 
     await check('the page loads from the node, small and self-contained', async () => {
       const outside = [];
-      let bytes = 0;
-      page.on('request', (r) => { if (!r.url().startsWith(URL) && !r.url().startsWith('data:')) outside.push(r.url()); });
-      page.on('response', async (r) => { bytes += (await r.buffer().catch(() => Buffer.alloc(0))).length; });
+      const sizes = [];
+      const onRequest = (r) => { if (!r.url().startsWith(URL) && !r.url().startsWith('data:')) outside.push(r.url()); };
+      const onResponse = (r) => sizes.push(r.buffer().then((b) => b.length, () => 0));
+      page.on('request', onRequest);
+      page.on('response', onResponse);
       await page.goto(`${URL}/`, { waitUntil: 'networkidle0' });
       await page.waitForFunction(() => document.querySelectorAll('#model option').length > 0);
+      page.off('request', onRequest);
+      page.off('response', onResponse);
+      const bytes = (await Promise.all(sizes)).reduce((a, b) => a + b, 0);
       log(`   first load: ${bytes} bytes`);
       assert(bytes <= 250 * 1024, `first load ${bytes} bytes is within 250 KB`);
       assert(outside.length === 0, `nothing fetched from elsewhere: ${outside}`);
       assert((await page.$eval('#seed', (el) => el.value)).match(/^\d+$/), 'a random seed is shown');
       assert(await visible(page, '#dev-wallet'), 'genmint dev offers the development wallet');
+      assert((await page.$eval('#fee', (el) => el.value)) === FEE.toString(), 'the fee starts at the node\'s price');
     });
 
     await check('connect the wallet; the deposit is shown', async () => {
@@ -227,6 +246,12 @@ async function main() {
       await setValue(page, 'steps', steps);
     });
 
+    await check('a fee below the node\'s price: said next to the fee', async () => {
+      await setValue(page, 'fee', '1');
+      await submit(page);
+      assert((await refusal(page, 'fee-error')).includes(`at least ${FEE} wei`), 'the refusal names the price');
+    });
+
     await check('a fee above the deposit: said next to the fee, with a deposit button', async () => {
       await setValue(page, 'fee', FEE.toString());
       await submit(page);
@@ -243,6 +268,7 @@ async function main() {
     });
 
     let jobId;
+    let minted;
     await check('sign and generate: the job\'s live state to a minted token', async () => {
       const seed = await page.$eval('#seed', (el) => el.value);
       await submit(page);
@@ -260,6 +286,7 @@ async function main() {
       assert((await text(page, '#job-route')).includes('this node'), 'the page says where it runs');
       await page.waitForFunction(() => { const img = document.getElementById('job-image'); return !img.hidden && img.complete && img.naturalWidth > 0; }, { timeout: 10_000 });
       assert((await page.$eval('#seed', (el) => el.value)) === seed, 'the seed stays shown for reuse');
+      minted = Date.now();
       jobId = await page.$eval('#job-token a', (el) => el.getAttribute('href').split('/').pop());
       await axe(page, 'the generate page');
       await page.screenshot({ path: join(SHOTS, 'generate-desktop.png'), fullPage: true });
@@ -299,6 +326,7 @@ async function main() {
         if (!listed) await new Promise((r) => setTimeout(r, 500));
       }
       assert(listed, 'the indexer lists the token for its creator');
+      log(`   listed by the gallery ${((Date.now() - minted) / 1000).toFixed(1)} s after the mint`);
       assert(listed.prompt === prompt && listed.model_hash, JSON.stringify(listed));
       for (const query of ['', `?creator=${CREATOR.address.toLowerCase()}`, `?model=${listed.model_hash}`]) {
         await page.goto(`${URL}/gallery${query}`, { waitUntil: 'networkidle0' });
@@ -327,6 +355,9 @@ async function main() {
       await phone.close();
     });
 
+    await stopDev(dev);
+    log(`starting genmint dev on ${URL}, as the README says (fees 0)`);
+    dev = await startDev();
     await check('no extension: the development wallet mints, by keyboard', async () => {
       const context = await browser.createBrowserContext();
       const bare = await context.newPage();
@@ -347,9 +378,7 @@ async function main() {
     });
   } finally {
     await browser.close();
-    dev.child.kill('SIGINT');
-    await new Promise((resolve) => { dev.child.on('exit', resolve); setTimeout(resolve, 15_000); });
-    rmSync(dataDir, { recursive: true, force: true });
+    await stopDev(dev);
   }
   log(`passed: ${step} checks in ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${SHOTS}`);
 }

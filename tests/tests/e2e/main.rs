@@ -14,3 +14,4 @@ mod restart;
 mod spot_checks;
 mod support;
 mod verify;
+mod web;
