@@ -351,6 +351,8 @@ async function main() {
       assert(overflow <= 0, `no sideways scrolling on a phone (${overflow} px)`);
       await phone.screenshot({ path: join(SHOTS, 'token-phone.png'), fullPage: true });
       await phone.goto(`${URL}/`, { waitUntil: 'networkidle0' });
+      const formOverflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert(formOverflow <= 0, `the form fits a phone (${formOverflow} px)`);
       await phone.screenshot({ path: join(SHOTS, 'generate-phone.png'), fullPage: true });
       await phone.close();
     });
@@ -358,7 +360,7 @@ async function main() {
     await stopDev(dev);
     log(`starting genmint dev on ${URL}, as the README says (fees 0)`);
     dev = await startDev();
-    await check('no extension: the development wallet mints, by keyboard', async () => {
+    await check('no extension: the development wallet mints, by keyboard; then a job is cancelled', async () => {
       const context = await browser.createBrowserContext();
       const bare = await context.newPage();
       await bare.setViewport({ width: 960, height: 900 });
@@ -374,6 +376,16 @@ async function main() {
       await bare.keyboard.press('Enter');
       await bare.waitForFunction(() => !document.getElementById('job-token').hidden, { timeout: 180_000 });
       await bare.screenshot({ path: join(SHOTS, 'dev-wallet-desktop.png'), fullPage: true });
+
+      log('   cancel a job while it generates');
+      await setValue(bare, 'steps', await bare.$eval('#steps', (el) => el.max));
+      await setValue(bare, 'seed', '7');
+      await bare.click('#submit');
+      await bare.waitForFunction(() => document.getElementById('job').dataset.state === 'generating', { timeout: 60_000 });
+      assert(await visible(bare, '#cancel'), 'a generating job can be cancelled');
+      await bare.click('#cancel');
+      await bare.waitForFunction(() => document.getElementById('job').dataset.state === 'cancelled', { timeout: 30_000 });
+      assert(!(await visible(bare, '#cancel')), 'a cancelled job offers no cancel');
       await context.close();
     });
   } finally {
