@@ -17,7 +17,7 @@
 //!      UNet(scaled latents twice, t, embeddings) ─► ε_uncond, ε_cond ─► ε = ε_u + g·(ε_c − ε_u)
 //!      ─► latents = scheduler step (euler_a: + σ_up · chacha20-normal-v1 stream step+1;
 //!                                   lcm: + √(1−ᾱ_next) · the same stream, all but the last step)
-//!      ─► Progress { step, total } ─► Continue | Cancel
+//!      ─► Progress { step, total, preview } ─► Continue | Cancel
 //!  latents / scaling factor ─► VAE decoder ─► [-1, 1] ─► clamp, ×255, round ─► Rgb8Image
 //!  ─► pixel digest = sha256(width BE ‖ height BE ‖ RGB8)
 //! ```

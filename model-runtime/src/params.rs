@@ -106,10 +106,13 @@ impl FromStr for SchedulerKind {
 }
 
 /// Reported after every denoising step: `step` runs from 1 to `total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Progress {
     pub step: u32,
     pub total: u32,
+    /// The picture as it forms, where that costs nothing: a pixel-space model's current sample
+    /// (clamped to RGB8). `None` for latent models, whose sample needs the VAE to be seen.
+    pub preview: Option<crate::Rgb8Image>,
 }
 
 /// The progress callback's answer: go on, or stop and return [`RuntimeError::Cancelled`].

@@ -627,9 +627,7 @@ impl Generator for DiffusionModel {
         // result does not depend on where it runs (the ops split work, never sums).
         rayon::scope(|_| {
             let sample = self.denoise(params, progress)?;
-            let decoded = self.decoder.decode(sample)?;
-            let planes = decoded.squeeze(0)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
-            Rgb8Image::from_planar(params.width, params.height, &planes)
+            rgb8(params, &self.decoder.decode(sample)?)
         })
     }
 }
@@ -681,15 +679,25 @@ impl DiffusionModel {
                 output
             };
             sample = scheduler.step(index, &output, &sample, &mut step_noise)?;
-            let step = Progress { step: index as u32 + 1, total: params.steps };
-            tracing::trace!(step = step.step, total = step.total, timestep, "denoising step");
-            if progress(step) == Control::Cancel {
-                tracing::debug!(step = step.step, "generation cancelled");
+            let preview = match self.decoder {
+                Decoder::Pixels => Some(rgb8(params, &sample)?),
+                Decoder::Vae { .. } => None,
+            };
+            let step = index as u32 + 1;
+            tracing::trace!(step, total = params.steps, timestep, "denoising step");
+            if progress(Progress { step, total: params.steps, preview }) == Control::Cancel {
+                tracing::debug!(step, "generation cancelled");
                 return Err(RuntimeError::Cancelled);
             }
         }
         Ok(sample)
     }
+}
+
+/// The `[1, 3, height, width]` image in `[-1, 1]` as RGB8.
+fn rgb8(params: &GenerationParams, image: &Tensor) -> Result<Rgb8Image, RuntimeError> {
+    let planes = image.squeeze(0)?.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+    Rgb8Image::from_planar(params.width, params.height, &planes)
 }
 
 impl DiffusionModel {

@@ -274,15 +274,18 @@ async function main() {
       await submit(page);
       await page.waitForFunction(() => !document.getElementById('job').hidden, { timeout: 30_000 });
       const seen = new Set();
+      let previewed = false;
       const deadline = Date.now() + 180_000;
       while (!(await page.$eval('#job-token', (el) => !el.hidden))) {
         seen.add(await page.$eval('#job', (el) => el.dataset.state));
+        previewed ||= (await page.$eval('#job-image', (el) => el.src)).startsWith('data:image/png;base64,');
         const failed = await page.$eval('#job-error', (el) => !el.hidden && el.textContent);
         assert(!failed, `the job failed: ${failed}`);
         assert(Date.now() < deadline, `minted within 180 s (states seen: ${[...seen]})`);
         await new Promise((r) => setTimeout(r, 100));
       }
       log(`   states seen: ${[...seen].join(', ')}`);
+      assert(previewed, 'the picture was previewed as it formed');
       assert((await text(page, '#job-route')).includes('this node'), 'the page says where it runs');
       await page.waitForFunction(() => { const img = document.getElementById('job-image'); return !img.hidden && img.complete && img.naturalWidth > 0; }, { timeout: 10_000 });
       assert((await page.$eval('#seed', (el) => el.value)) === seed, 'the seed stays shown for reuse');

@@ -122,11 +122,24 @@ fn pixel_progress_and_cancel_go_through_the_shared_loop() {
     let mut generator = load(dir.path());
     let mut seen = Vec::new();
     let result = generator.generate(&params(3), &mut |p| {
+        let stop = p.step == 2;
         seen.push(p);
-        if p.step == 2 { Control::Cancel } else { Control::Continue }
+        if stop { Control::Cancel } else { Control::Continue }
     });
     assert!(matches!(result, Err(RuntimeError::Cancelled)), "{result:?}");
-    assert_eq!(seen, [Progress { step: 1, total: 6 }, Progress { step: 2, total: 6 }]);
+    let steps: Vec<(u32, u32)> = seen.iter().map(|p: &Progress| (p.step, p.total)).collect();
+    assert_eq!(steps, [(1, 6), (2, 6)]);
+
+    // A pixel-space model previews its sample at every step; the last preview is the picture.
+    let mut previews = Vec::new();
+    let image = generator.generate(&params(3), &mut |p| {
+        previews.push(p.preview.expect("a pixel-space model previews every step"));
+        Control::Continue
+    });
+    let image = image.unwrap();
+    assert_eq!(previews.len(), 6);
+    assert!(previews.iter().all(|p| (p.width, p.height) == (image.width, image.height)));
+    assert_eq!(previews.last(), Some(&image));
 }
 
 /// Run by [`pixel_pixels_do_not_depend_on_the_thread_count`] in child processes; on its own it

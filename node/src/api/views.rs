@@ -2,6 +2,8 @@
 //! changing the API. Every identifier is written as text (0x-hex digests, CIDs, decimal token ids);
 //! a job's outputs are the jobs layer's [`JobOutputs`], flattened.
 
+use base64::Engine;
+use base64::prelude::BASE64_STANDARD;
 use serde::Serialize;
 
 use crate::jobs::events::JobEvent;
@@ -49,18 +51,36 @@ impl From<&JobRecord> for JobView {
 #[serde(untagged)]
 pub enum EventView {
     State(Box<JobView>),
-    Progress { id: String, step: u32, total: u32 },
-    Loading { id: String, model: String },
-    Notice { id: String, message: String },
+    Progress {
+        id: String,
+        step: u32,
+        total: u32,
+        /// The picture so far, a `data:image/png;base64,…` URL, where the model previews it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        preview: Option<String>,
+    },
+    Loading {
+        id: String,
+        model: String,
+    },
+    Notice {
+        id: String,
+        message: String,
+    },
 }
 
 impl From<&JobEvent> for EventView {
     fn from(event: &JobEvent) -> Self {
         match event {
             JobEvent::State(job) => EventView::State(Box::new(job.as_ref().into())),
-            JobEvent::Progress { id, step, total } => {
-                EventView::Progress { id: id.to_string(), step: *step, total: *total }
-            }
+            JobEvent::Progress { id, step, total, preview } => EventView::Progress {
+                id: id.to_string(),
+                step: *step,
+                total: *total,
+                preview: preview
+                    .as_ref()
+                    .map(|png| format!("data:image/png;base64,{}", BASE64_STANDARD.encode(png))),
+            },
             JobEvent::Loading { id, model } => {
                 EventView::Loading { id: id.to_string(), model: model.to_string() }
             }
@@ -124,10 +144,18 @@ mod tests {
         assert_eq!(json["node_signature"], "0xcdcd");
         assert_eq!(json["route"], "forwarded");
         assert_eq!(json["metadata_cid"], serde_json::Value::Null);
-        let progress =
-            serde_json::to_value(EventView::from(&JobEvent::Progress { id: job.id, step: 3, total: 20 }))
-                .unwrap();
+        let progress = serde_json::to_value(EventView::from(&JobEvent::Progress {
+            id: job.id,
+            step: 3,
+            total: 20,
+            preview: None,
+        }))
+        .unwrap();
         assert_eq!(progress, serde_json::json!({"id": job.id.to_string(), "step": 3, "total": 20}));
+        let png: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"\x89PNG"[..]);
+        let previewed =
+            EventView::from(&JobEvent::Progress { id: job.id, step: 4, total: 20, preview: Some(png) });
+        assert_eq!(serde_json::to_value(previewed).unwrap()["preview"], "data:image/png;base64,iVBORw==");
         let notice = JobEvent::Notice { id: job.id, message: "the prompt was cut".into() };
         assert_eq!(notice.name(), "notice");
         assert_eq!(

@@ -3,6 +3,8 @@
 //! A notice tells the creator something about the job that is not a state, such as a prompt cut
 //! to fit the model; it is said once, on the stream, and not stored.
 
+use std::sync::Arc;
+
 use tokio::sync::broadcast;
 
 use super::state::JobState;
@@ -18,8 +20,9 @@ const CAPACITY: usize = 1024;
 pub enum JobEvent {
     /// The job reached a new durable state; carries the whole record.
     State(Box<JobRecord>),
-    /// A denoising step finished.
-    Progress { id: JobId, step: u32, total: u32 },
+    /// A denoising step finished; with the picture so far as PNG where the model previews it
+    /// cheaply (pixel-space models).
+    Progress { id: JobId, step: u32, total: u32, preview: Option<Arc<[u8]>> },
     /// The job waits while its model loads.
     Loading { id: JobId, model: ModelHash },
     /// Something the creator should know, in a sentence (e.g. that the prompt was cut).

@@ -134,7 +134,7 @@ impl Jobs {
         }
         self.followed.heard(job.id);
         if let (JobState::Generating, Some((step, total))) = (status.state, status.progress) {
-            self.events.publish(JobEvent::Progress { id: job.id, step, total });
+            self.events.publish(JobEvent::Progress { id: job.id, step, total, preview: None });
         }
         if (status.state != job.state || status.state.is_terminal()) && !job.state.is_terminal() {
             let updated = self.parts.store.mirror(job.id, status.state, status.outputs).await?;

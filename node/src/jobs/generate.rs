@@ -74,7 +74,14 @@ impl Jobs {
         let cancel = self.cancel_flag(id, true).unwrap_or_default();
         let events = self.events.clone();
         let progress = Box::new(move |p: Progress| {
-            events.publish(JobEvent::Progress { id, step: p.step, total: p.total });
+            // A preview that does not encode is left out: it is only a preview.
+            let preview = p.preview.as_ref().and_then(|image| crate::provenance::png::encode(image).ok());
+            events.publish(JobEvent::Progress {
+                id,
+                step: p.step,
+                total: p.total,
+                preview: preview.map(Arc::from),
+            });
         });
         let generation = inference.generate(params, cancel.clone(), progress);
         tokio::pin!(generation);

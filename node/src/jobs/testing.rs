@@ -97,7 +97,7 @@ impl Generator for FakeGenerator {
         progress: &mut (dyn FnMut(Progress) -> Control + Send),
     ) -> Result<Rgb8Image, RuntimeError> {
         for step in 1..=params.steps {
-            if progress(Progress { step, total: params.steps }) == Control::Cancel {
+            if progress(Progress { step, total: params.steps, preview: None }) == Control::Cancel {
                 return Err(RuntimeError::Cancelled);
             }
         }

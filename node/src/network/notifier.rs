@@ -40,7 +40,7 @@ pub async fn run(handle: NetworkHandle, jobs: &dyn PeerJobs, events: &Events) {
             // The origin learns of loading from the state that follows. Notices have no place on
             // the wire: the executing node logs them.
             JobEvent::Loading { .. } | JobEvent::Notice { .. } => continue,
-            JobEvent::Progress { id, step, total } => {
+            JobEvent::Progress { id, step, total, .. } => {
                 if last_progress.get(&id).is_some_and(|at| at.elapsed() < PROGRESS_INTERVAL) {
                     continue;
                 }

@@ -211,10 +211,16 @@ export async function startGenerate(config, remember) {
       events.addEventListener(name, (e) => show(JSON.parse(e.data)));
     }
     events.addEventListener('progress', (e) => {
-      const { step, total } = JSON.parse(e.data);
+      const { step, total, preview } = JSON.parse(e.data);
       $('job-progress').max = total;
       $('job-progress').value = step;
       $('job-state').textContent = `Generating: step ${step} of ${total}.`;
+      if (preview) {
+        // The picture as it forms (models that can show it cheaply), until the pinned one.
+        $('job-image').src = preview;
+        $('job-image').alt = `The picture forming, step ${step} of ${total}`;
+        $('job-image').hidden = false;
+      }
     });
     events.addEventListener('loading', () => { $('job-state').textContent = 'Loading the model…'; });
     events.addEventListener('notice', (e) => { $('job-notice').textContent = JSON.parse(e.data).message; });
