@@ -260,37 +260,34 @@ def references(pipe, checkpoint: Path, cases_in: list[dict], stem: str) -> None:
     }, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def single_file_family(pipeline, fixture: Path, writer: str, checkpoint: Path, tensors: dict,
+                       cases: list[dict], stem: str, text_encoders=("text_encoder",), **load) -> object:
+    """Saves `tensors` as the single file `checkpoint`, loads it with diffusers' `from_single_file`
+    (config = the fixture written by `writer`), checks its weights are the fixture's and records
+    the references `stem`; returns the pipeline for further checks."""
+    assert (fixture / "model_index.json").is_file(), f"{fixture} is missing: run {writer} first"
+    save_file({k: v.contiguous() for k, v in tensors.items()}, checkpoint)
+    pipe = pipeline.from_single_file(str(checkpoint), config=str(fixture), torch_dtype=torch.float32,
+                                     local_files_only=True, **load)
+    assert type(pipe.scheduler).__name__ == "DDIMScheduler", type(pipe.scheduler).__name__
+    check_weights(pipe, fixture, text_encoders)
+    references(pipe, checkpoint, cases, stem)
+    return pipe
+
+
 def main() -> None:
-    assert (FIXTURE / "model_index.json").is_file(), f"{FIXTURE} is missing: run sd15.py first"
     torch.set_num_threads(min(4, os.cpu_count() or 1))
     OUT.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in ldm_checkpoint().items()}, CHECKPOINT)
-    pipe = StableDiffusionPipeline.from_single_file(
-        str(CHECKPOINT), config=str(FIXTURE), torch_dtype=torch.float32, local_files_only=True,
-        safety_checker=None, requires_safety_checker=False)
-    assert type(pipe.scheduler).__name__ == "DDIMScheduler", type(pipe.scheduler).__name__
-    check_weights(pipe, FIXTURE)
-    references(pipe, CHECKPOINT, CASES, "reference")
-
-    assert (FIXTURE21 / "model_index.json").is_file(), f"{FIXTURE21} is missing: run sd21.py first"
-    save_file({k: v.contiguous() for k, v in ldm_checkpoint21().items()}, CHECKPOINT21)
-    pipe = StableDiffusionPipeline.from_single_file(
-        str(CHECKPOINT21), config=str(FIXTURE21), torch_dtype=torch.float32, local_files_only=True,
-        safety_checker=None, requires_safety_checker=False)
-    assert type(pipe.scheduler).__name__ == "DDIMScheduler", type(pipe.scheduler).__name__
+    no_checker = {"safety_checker": None, "requires_safety_checker": False}
+    single_file_family(StableDiffusionPipeline, FIXTURE, "sd15.py", CHECKPOINT, ldm_checkpoint(), CASES,
+                       "reference", **no_checker)
+    pipe = single_file_family(StableDiffusionPipeline, FIXTURE21, "sd21.py", CHECKPOINT21, ldm_checkpoint21(),
+                              CASES21, "sd21-reference", **no_checker)
     assert pipe.scheduler.config.prediction_type == "v_prediction", pipe.scheduler.config.prediction_type
-    check_weights(pipe, FIXTURE21)
-    references(pipe, CHECKPOINT21, CASES21, "sd21-reference")
-
-    assert (FIXTUREXL / "model_index.json").is_file(), f"{FIXTUREXL} is missing: run sdxl.py first"
-    save_file({k: v.contiguous() for k, v in ldm_checkpoint_xl().items()}, CHECKPOINTXL)
-    pipe = StableDiffusionXLPipeline.from_single_file(
-        str(CHECKPOINTXL), config=str(FIXTUREXL), torch_dtype=torch.float32, local_files_only=True,
-        add_watermarker=False)
-    assert type(pipe.scheduler).__name__ == "DDIMScheduler", type(pipe.scheduler).__name__
+    pipe = single_file_family(StableDiffusionXLPipeline, FIXTUREXL, "sdxl.py", CHECKPOINTXL, ldm_checkpoint_xl(),
+                              CASESXL, "sdxl-reference", ("text_encoder", "text_encoder_2"),
+                              add_watermarker=False)
     assert pipe.config.force_zeros_for_empty_prompt
-    check_weights(pipe, FIXTUREXL, ("text_encoder", "text_encoder_2"))
-    references(pipe, CHECKPOINTXL, CASESXL, "sdxl-reference")
     sizes = ", ".join(str(c.stat().st_size) for c in (CHECKPOINT, CHECKPOINT21, CHECKPOINTXL))
     print(f"wrote {OUT} ({sizes} bytes of checkpoints)")
 
