@@ -137,6 +137,7 @@ mod error;
 pub mod eval;
 mod image;
 mod import;
+mod kernels;
 pub mod layout;
 pub mod manifest;
 mod model;

@@ -495,7 +495,11 @@ fn describe(
         hash: manifest.hash(),
         limits,
         envelope: ReproducibilityEnvelope {
-            engine: format!("candle {CANDLE_VERSION} / genmint-model-runtime {}", env!("CARGO_PKG_VERSION")),
+            engine: format!(
+                "candle {CANDLE_VERSION} / genmint-model-runtime {} / kernels {}",
+                env!("CARGO_PKG_VERSION"),
+                crate::kernels::KERNELS_VERSION
+            ),
             noise: NOISE_ALGORITHM.to_string(),
             scheduler: SchedulerKind::Ddim,
             dtype: "f32".to_string(),

@@ -1,6 +1,7 @@
-//! The conditional UNet of every family, assembled from candle-transformers' Stable Diffusion
-//! blocks (`unet_2d_blocks`, `embeddings`) with its own top-level forward, because candle's
-//! `UNet2DConditionModel` has no place for SDXL's added conditioning.
+//! The conditional UNet of every family, as diffusers' `UNet2DConditionModel`: genmint's own
+//! blocks ([`blocks`], over [`resnet`] and [`transformer`]) on genmint's CPU kernels
+//! ([`crate::kernels`]), candle-transformers' timestep embeddings, and a top-level forward with
+//! a place for SDXL's added conditioning.
 //!
 //! ```text
 //! timestep ─► sinusoidal projection ─► time_embedding (linear, silu, linear) ─┐
@@ -14,17 +15,19 @@
 //! Weights are read by diffusers' names (`time_embedding.linear_1`, `add_embedding.linear_2`,
 //! `down_blocks.N…`), the same file diffusers' `UNet2DConditionModel` saves.
 
+mod blocks;
+mod resnet;
+mod transformer;
+
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::stable_diffusion::embeddings::{TimestepEmbedding, Timesteps};
 use candle_transformers::models::stable_diffusion::unet_2d::{BlockConfig, UNet2DConditionModelConfig};
-use candle_transformers::models::stable_diffusion::unet_2d_blocks::{
-    CrossAttnDownBlock2D, CrossAttnDownBlock2DConfig, CrossAttnUpBlock2D, CrossAttnUpBlock2DConfig,
-    DownBlock2D, DownBlock2DConfig, UNetMidBlock2DCrossAttn, UNetMidBlock2DCrossAttnConfig, UpBlock2D,
-    UpBlock2DConfig,
-};
 
 use crate::configs::{TextTimeSpec, UnetSpec};
+use crate::kernels::{Conv2d, ConvGeometry, GroupNorm};
+use blocks::{Attention, BlockShape, DownBlock, MidBlock, UpBlock, UpChannels};
+use resnet::NormSpec;
 
 /// SDXL's added conditioning for a batch: the pooled text embedding `[batch, P]` and the six size
 /// ids `[batch, 6]` (original H, W; crop top, left; target H, W).
@@ -49,42 +52,18 @@ impl TextTimeEmbedding {
     }
 }
 
-enum DownBlock {
-    Plain(DownBlock2D),
-    CrossAttn(CrossAttnDownBlock2D),
-}
-
-enum UpBlock {
-    Plain(UpBlock2D),
-    CrossAttn(CrossAttnUpBlock2D),
-}
-
-impl UpBlock {
-    fn resnets(&self) -> usize {
-        match self {
-            UpBlock::Plain(b) => b.resnets.len(),
-            UpBlock::CrossAttn(b) => b.upblock.resnets.len(),
-        }
-    }
-}
-
 /// diffusers' `UNet2DConditionModel` for the configurations [`UnetSpec`] accepts.
 pub(crate) struct Unet {
-    conv_in: candle_nn::Conv2d,
+    conv_in: Conv2d,
     time_proj: Timesteps,
     time_embedding: TimestepEmbedding,
     text_time: Option<TextTimeEmbedding>,
     down_blocks: Vec<DownBlock>,
-    mid_block: UNetMidBlock2DCrossAttn,
+    mid_block: MidBlock,
     up_blocks: Vec<UpBlock>,
-    conv_norm_out: candle_nn::GroupNorm,
-    conv_out: candle_nn::Conv2d,
+    conv_norm_out: GroupNorm,
+    conv_out: Conv2d,
     center_input_sample: bool,
-}
-
-/// The 3×3 convolutions at both ends keep the sides.
-fn same_size() -> candle_nn::Conv2dConfig {
-    candle_nn::Conv2dConfig { padding: 1, ..Default::default() }
 }
 
 impl Unet {
@@ -96,25 +75,37 @@ impl Unet {
         };
         let temb = first * 4;
         let text_time = spec.text_time.as_ref().map(|t| text_time(&vb, c, t, temb)).transpose()?;
+        let shape = BlockShape {
+            layers: c.layers_per_block,
+            temb,
+            norm: NormSpec { groups: c.norm_num_groups, eps: c.norm_eps },
+            context_dim: c.cross_attention_dim,
+            linear_projection: c.use_linear_projection,
+        };
         let down_blocks =
-            (0..c.blocks.len()).map(|i| down_block(&vb, c, i, temb)).collect::<candle_core::Result<_>>()?;
+            (0..c.blocks.len()).map(|i| down_block(&vb, c, &shape, i)).collect::<candle_core::Result<_>>()?;
         let up_blocks =
-            (0..c.blocks.len()).map(|i| up_block(&vb, c, i, temb)).collect::<candle_core::Result<_>>()?;
+            (0..c.blocks.len()).map(|i| up_block(&vb, c, &shape, i)).collect::<candle_core::Result<_>>()?;
+        let mid_attention =
+            Attention { heads: last.attention_head_dim, depth: last.use_cross_attn.unwrap_or(1) };
+        let mid_block = MidBlock::load(
+            vb.pp("mid_block"),
+            &shape,
+            last.out_channels,
+            mid_attention,
+            c.mid_block_scale_factor,
+        )?;
+        let conv3 = |vb, c_in, c_out| Conv2d::load(vb, c_in, c_out, 3, ConvGeometry::same(3));
         Ok(Self {
-            conv_in: candle_nn::conv2d(spec.in_channels, first, 3, same_size(), vb.pp("conv_in"))?,
+            conv_in: conv3(vb.pp("conv_in"), spec.in_channels, first)?,
             time_proj: Timesteps::new(first, c.flip_sin_to_cos, c.freq_shift),
             time_embedding: TimestepEmbedding::new(vb.pp("time_embedding"), first, temb)?,
             text_time,
             down_blocks,
-            mid_block: mid_block(&vb, c, last, temb)?,
+            mid_block,
             up_blocks,
-            conv_norm_out: candle_nn::group_norm(
-                c.norm_num_groups,
-                first,
-                c.norm_eps,
-                vb.pp("conv_norm_out"),
-            )?,
-            conv_out: candle_nn::conv2d(first, spec.out_channels, 3, same_size(), vb.pp("conv_out"))?,
+            conv_norm_out: GroupNorm::load(vb.pp("conv_norm_out"), c.norm_num_groups, first, c.norm_eps)?,
+            conv_out: conv3(vb.pp("conv_out"), first, spec.out_channels)?,
             center_input_sample: c.center_input_sample,
         })
     }
@@ -158,33 +149,28 @@ impl Unet {
         let emb = self.embedding(batch, timestep, added, xs.device())?;
         let xs = if self.center_input_sample { ((xs * 2.0)? - 1.0)? } else { xs.clone() };
         let mut xs = self.conv_in.forward(&xs)?;
+        // Every ResNet block takes SiLU of the embedding: computed once here.
+        let temb_silu = candle_nn::ops::silu(&emb)?;
         let mut skips = vec![xs.clone()];
         for block in &self.down_blocks {
-            let (out, res) = match block {
-                DownBlock::Plain(b) => b.forward(&xs, Some(&emb))?,
-                DownBlock::CrossAttn(b) => b.forward(&xs, Some(&emb), Some(context))?,
-            };
+            let (out, res) = block.forward(&xs, &temb_silu, context)?;
             skips.extend(res);
             xs = out;
         }
-        let mut xs = self.mid_block.forward(&xs, Some(&emb), Some(context))?;
+        let mut xs = self.mid_block.forward(&xs, &temb_silu, context)?;
         // diffusers passes the skip's size to the upsampler when the sides do not halve evenly.
         let factor = 1usize << (self.up_blocks.len() - 1);
         let uneven = !height.is_multiple_of(factor) || !width.is_multiple_of(factor);
         let last = self.up_blocks.len() - 1;
         for (i, block) in self.up_blocks.iter().enumerate() {
-            let res = skips.split_off(skips.len().saturating_sub(block.resnets()));
+            let res = skips.split_off(skips.len().saturating_sub(block.skips()));
             let size = match skips.last() {
                 Some(skip) if uneven && i < last => Some((skip.dim(2)?, skip.dim(3)?)),
                 _ => None,
             };
-            xs = match block {
-                UpBlock::Plain(b) => b.forward(&xs, &res, Some(&emb), size)?,
-                UpBlock::CrossAttn(b) => b.forward(&xs, &res, Some(&emb), size, Some(context))?,
-            };
+            xs = block.forward(&xs, &res, &temb_silu, context, size)?;
         }
-        let xs = candle_nn::ops::silu(&self.conv_norm_out.forward(&xs)?)?;
-        self.conv_out.forward(&xs)
+        self.conv_out.forward(&self.conv_norm_out.forward_silu(&xs)?)
     }
 }
 
@@ -200,114 +186,38 @@ fn text_time(
     })
 }
 
+/// Heads and depth of level `i`'s transformers, if it attends.
+fn attention(block: &BlockConfig) -> Option<Attention> {
+    block.use_cross_attn.map(|depth| Attention { heads: block.attention_head_dim, depth })
+}
+
 /// Down block `i`: from the previous level's channels (or the first level's) to its own.
 fn down_block(
     vb: &VarBuilder,
     c: &UNet2DConditionModelConfig,
+    shape: &BlockShape,
     i: usize,
-    temb: usize,
 ) -> candle_core::Result<DownBlock> {
-    let BlockConfig { out_channels, use_cross_attn, attention_head_dim } = c.blocks[i];
+    let block = &c.blocks[i];
     let in_channels = c.blocks[i.saturating_sub(1)].out_channels;
-    let downblock = DownBlock2DConfig {
-        num_layers: c.layers_per_block,
-        resnet_eps: c.norm_eps,
-        resnet_groups: c.norm_num_groups,
-        add_downsample: i + 1 < c.blocks.len(),
-        downsample_padding: c.downsample_padding,
-        ..Default::default()
-    };
+    let downsample = (i + 1 < c.blocks.len()).then_some(c.downsample_padding);
     let vb = vb.pp("down_blocks").pp(i.to_string());
-    Ok(match use_cross_attn {
-        Some(layers) => {
-            let config = CrossAttnDownBlock2DConfig {
-                downblock,
-                attn_num_head_channels: attention_head_dim,
-                cross_attention_dim: c.cross_attention_dim,
-                sliced_attention_size: None,
-                use_linear_projection: c.use_linear_projection,
-                transformer_layers_per_block: layers,
-            };
-            DownBlock::CrossAttn(CrossAttnDownBlock2D::new(
-                vb,
-                in_channels,
-                out_channels,
-                Some(temb),
-                false,
-                config,
-            )?)
-        }
-        None => DownBlock::Plain(DownBlock2D::new(vb, in_channels, out_channels, Some(temb), downblock)?),
-    })
+    DownBlock::load(vb, shape, (in_channels, block.out_channels), attention(block), downsample)
 }
 
 /// Up block `i` mirrors down block `n − 1 − i`, taking its skips.
 fn up_block(
     vb: &VarBuilder,
     c: &UNet2DConditionModelConfig,
+    shape: &BlockShape,
     i: usize,
-    temb: usize,
 ) -> candle_core::Result<UpBlock> {
     let n = c.blocks.len();
-    let BlockConfig { out_channels, use_cross_attn, attention_head_dim } = c.blocks[n - 1 - i];
-    let prev_out_channels = c.blocks[n - i.max(1)].out_channels;
-    let in_channels = c.blocks[(n - 1 - i).saturating_sub(1)].out_channels;
-    let upblock = UpBlock2DConfig {
-        num_layers: c.layers_per_block + 1,
-        resnet_eps: c.norm_eps,
-        resnet_groups: c.norm_num_groups,
-        add_upsample: i + 1 < n,
-        ..Default::default()
+    let block = &c.blocks[n - 1 - i];
+    let channels = UpChannels {
+        previous: c.blocks[n - i.max(1)].out_channels,
+        out: block.out_channels,
+        skip_in: c.blocks[(n - 1 - i).saturating_sub(1)].out_channels,
     };
-    let vb = vb.pp("up_blocks").pp(i.to_string());
-    Ok(match use_cross_attn {
-        Some(layers) => {
-            let config = CrossAttnUpBlock2DConfig {
-                upblock,
-                attn_num_head_channels: attention_head_dim,
-                cross_attention_dim: c.cross_attention_dim,
-                sliced_attention_size: None,
-                use_linear_projection: c.use_linear_projection,
-                transformer_layers_per_block: layers,
-            };
-            let block = CrossAttnUpBlock2D::new(
-                vb,
-                in_channels,
-                prev_out_channels,
-                out_channels,
-                Some(temb),
-                false,
-                config,
-            )?;
-            UpBlock::CrossAttn(block)
-        }
-        None => UpBlock::Plain(UpBlock2D::new(
-            vb,
-            in_channels,
-            prev_out_channels,
-            out_channels,
-            Some(temb),
-            upblock,
-        )?),
-    })
-}
-
-/// The mid block at the last level's width, with its heads and transformer depth.
-fn mid_block(
-    vb: &VarBuilder,
-    c: &UNet2DConditionModelConfig,
-    last: BlockConfig,
-    temb: usize,
-) -> candle_core::Result<UNetMidBlock2DCrossAttn> {
-    let config = UNetMidBlock2DCrossAttnConfig {
-        resnet_eps: c.norm_eps,
-        output_scale_factor: c.mid_block_scale_factor,
-        cross_attn_dim: c.cross_attention_dim,
-        attn_num_head_channels: last.attention_head_dim,
-        resnet_groups: Some(c.norm_num_groups),
-        use_linear_projection: c.use_linear_projection,
-        transformer_layers_per_block: last.use_cross_attn.unwrap_or(1),
-        ..Default::default()
-    };
-    UNetMidBlock2DCrossAttn::new(vb.pp("mid_block"), last.out_channels, Some(temb), false, config)
+    UpBlock::load(vb.pp("up_blocks").pp(i.to_string()), shape, channels, attention(block), i + 1 < n)
 }

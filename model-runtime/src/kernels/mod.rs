@@ -1,0 +1,87 @@
+//! Fast CPU kernels for the layers that dominate a diffusion UNet, as candle custom ops: the
+//! convolution ([`Conv2d`]: one gather of shifted rows, then one matrix product that writes the
+//! output in place), group normalisation with the SiLU that follows it fused in ([`GroupNorm`]),
+//! GEGLU ([`geglu`]) and the attention's softmax ([`softmax_last_dim`]), the last three over
+//! branch-free `exp` and `erf` ([`math`]) that compile to SIMD code. Each layer runs candle's own ops on any other device or element type,
+//! and those plain ops are what the kernels are tested against.
+//!
+//! Every kernel splits its work among the threads of the current rayon pool by output rows or
+//! groups, never inside a sum, so the results do not depend on the thread count.
+
+mod conv;
+mod geglu;
+mod math;
+mod norm;
+mod softmax;
+
+pub(crate) use conv::{Conv2d, ConvGeometry};
+pub(crate) use geglu::geglu;
+pub(crate) use norm::GroupNorm;
+pub(crate) use softmax::softmax_last_dim;
+
+use candle_core::{CpuStorage, DType, Device, Layout, Tensor};
+
+/// The arithmetic of these kernels, as recorded in a token's reproducibility envelope: raised
+/// whenever a change here can change a picture's bits (1 was candle's own blocks).
+pub(crate) const KERNELS_VERSION: u32 = 2;
+
+/// Whether `xs` is a tensor the CPU kernels take: f32 on the CPU.
+fn on_cpu_f32(xs: &Tensor) -> bool {
+    matches!(xs.device(), Device::Cpu) && xs.dtype() == DType::F32
+}
+
+/// The f32 elements of a contiguous tensor's storage, or an error naming the kernel.
+fn contiguous_f32<'a>(
+    kernel: &str,
+    storage: &'a CpuStorage,
+    layout: &Layout,
+) -> candle_core::Result<&'a [f32]> {
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{kernel}: the input must be contiguous")))?;
+    Ok(&storage.as_slice::<f32>()?[start..end])
+}
+
+/// The rayon pool's thread count as the matrix kernels want it.
+fn gemm_parallelism() -> gemm::Parallelism {
+    match rayon::current_num_threads() {
+        0 | 1 => gemm::Parallelism::None,
+        n => gemm::Parallelism::Rayon(n),
+    }
+}
+
+#[cfg(test)]
+mod test_support {
+    use candle_core::{Device, Tensor};
+
+    /// A reproducible tensor of `shape` with values in about [-2, 2].
+    pub fn sample(shape: &[usize], seed: u64) -> Tensor {
+        let n: usize = shape.iter().product();
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let values: Vec<f32> = (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+            })
+            .collect();
+        Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
+    }
+
+    /// The largest absolute difference between two tensors of the same shape.
+    pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    }
+
+    /// `f` run on a rayon pool of `threads` threads.
+    pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
+    }
+
+    /// The bits of every element, to compare results exactly.
+    pub fn bits(t: &Tensor) -> Vec<u32> {
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap().into_iter().map(f32::to_bits).collect()
+    }
+}
