@@ -144,10 +144,12 @@ mod model;
 pub mod noise;
 mod params;
 mod pipeline;
+mod resnet;
 mod scheduler;
 mod test_model;
 mod text;
 mod unet;
+mod vae;
 
 pub use default_model::{
     DEFAULT_MODEL_NAME, MINILM_WHEEL_MODEL_DIR, default_model_source, install_default_model, minilm_dir,

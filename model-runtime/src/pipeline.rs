@@ -29,7 +29,6 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::stable_diffusion::vae::AutoEncoderKL;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -44,6 +43,7 @@ use crate::noise::{self, NOISE_ALGORITHM};
 use crate::scheduler::{self, ScheduleConfig, SeededStepNoise};
 use crate::text::{PromptTokenizer, TextConditioner, TextEncoder, TextFit, TokenizerSource};
 use crate::unet::{AddedConditioning, Unet};
+use crate::vae::VaeDecoder;
 use crate::{
     Control, GenerationParams, ModelDescriptor, Progress, ReproducibilityEnvelope, Rgb8Image, RuntimeError,
     SchedulerKind,
@@ -260,7 +260,7 @@ fn added_conditioning(
 /// How the denoised sample becomes an image in `[-1, 1]`, `[1, 3, height, width]`.
 enum Decoder {
     /// Latents divided by the scaling factor, then the VAE decoder.
-    Vae { vae: Box<AutoEncoderKL>, scaling: f64 },
+    Vae { vae: Box<VaeDecoder>, scaling: f64 },
     /// The sample already is the RGB image.
     Pixels,
 }
@@ -449,8 +449,7 @@ fn load_decoder(
     let (path, json) = reader.json(&files.config)?;
     let vae_spec = VaeSpec::from_json(&json).map_err(|e| invalid(&path, e))?;
     let (path, vb) = reader.weights(&files.weights, device)?;
-    let vae = AutoEncoderKL::new(vb, vae_spec.in_channels, vae_spec.out_channels, vae_spec.config.clone())
-        .map_err(|e| invalid(&path, e))?;
+    let vae = VaeDecoder::load(vb, &vae_spec.config, vae_spec.out_channels).map_err(|e| invalid(&path, e))?;
     let decoder = Decoder::Vae { vae: Box::new(vae), scaling: vae_spec.scaling_factor };
     Ok((decoder, vae_spec.config.latent_channels, vae_spec.downsampling()))
 }

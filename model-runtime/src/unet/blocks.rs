@@ -5,8 +5,8 @@
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
-use super::resnet::{Downsample, NormSpec, ResnetBlock, Upsample};
 use super::transformer::{Transformer2d, TransformerSpec};
+use crate::resnet::{Downsample, NormSpec, ResnetBlock, Upsample};
 
 /// What every block of one UNet shares.
 #[derive(Debug, Clone, Copy)]

@@ -1,5 +1,5 @@
 //! The conditional UNet of every family, as diffusers' `UNet2DConditionModel`: genmint's own
-//! blocks ([`blocks`], over [`resnet`] and [`transformer`]) on genmint's CPU kernels
+//! blocks ([`blocks`], over [`crate::resnet`] and [`transformer`]) on genmint's CPU kernels
 //! ([`crate::kernels`]), candle-transformers' timestep embeddings, and a top-level forward with
 //! a place for SDXL's added conditioning.
 //!
@@ -16,7 +16,7 @@
 //! `down_blocks.N…`), the same file diffusers' `UNet2DConditionModel` saves.
 
 mod blocks;
-mod resnet;
+
 mod transformer;
 
 use candle_core::{Module, Tensor};
@@ -26,8 +26,8 @@ use candle_transformers::models::stable_diffusion::unet_2d::{BlockConfig, UNet2D
 
 use crate::configs::{TextTimeSpec, UnetSpec};
 use crate::kernels::{Conv2d, ConvGeometry, GroupNorm};
+use crate::resnet::NormSpec;
 use blocks::{Attention, BlockShape, DownBlock, MidBlock, UpBlock, UpChannels};
-use resnet::NormSpec;
 
 /// SDXL's added conditioning for a batch: the pooled text embedding `[batch, P]` and the six size
 /// ids `[batch, 6]` (original H, W; crop top, left; target H, W).

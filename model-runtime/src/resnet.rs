@@ -1,4 +1,4 @@
-//! The convolutional parts of a UNet level, as diffusers builds them: `ResnetBlock2D` (group
+//! The convolutional parts of a UNet level and of the VAE decoder, as diffusers builds them: `ResnetBlock2D` (group
 //! norm, SiLU, 3×3 convolution, the timestep's embedding added per channel, again, and the
 //! input added back through a 1×1 convolution when the width changes), `Downsample2D` (a
 //! stride-2 convolution) and `Upsample2D` (nearest-neighbour doubling, then a convolution).
