@@ -6,7 +6,7 @@
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::kernels::{Conv2d, ConvGeometry, GroupNorm};
+use crate::kernels::{Conv2d, ConvGeometry, GroupNorm, add};
 
 /// Group count and epsilon of a block's group norms.
 #[derive(Debug, Clone, Copy)]
@@ -61,12 +61,12 @@ impl ResnetBlock {
     pub fn forward(&self, xs: &Tensor, temb_silu: Option<&Tensor>) -> candle_core::Result<Tensor> {
         let mut h = self.conv1.forward(&self.norm1.forward_silu(xs)?)?;
         if let (Some(proj), Some(temb)) = (&self.time_emb_proj, temb_silu) {
-            h = h.broadcast_add(&proj.forward(temb)?.unsqueeze(2)?.unsqueeze(3)?)?;
+            h = add(h, &proj.forward(temb)?)?;
         }
         let h = self.conv2.forward(&self.norm2.forward_silu(&h)?)?;
         let out = match &self.conv_shortcut {
-            Some(shortcut) => (shortcut.forward(xs)? + h)?,
-            None => (xs + h)?,
+            Some(shortcut) => add(h, &shortcut.forward(xs)?)?,
+            None => add(h, xs)?,
         };
         if self.output_scale_factor == 1.0 { Ok(out) } else { out / self.output_scale_factor }
     }

@@ -15,7 +15,7 @@ use candle_core::{D, Module, Tensor};
 use candle_nn::{Linear, VarBuilder};
 use candle_transformers::models::stable_diffusion::vae::AutoEncoderKLConfig;
 
-use crate::kernels::{Conv2d, ConvGeometry, GroupNorm, softmax_last_dim};
+use crate::kernels::{Conv2d, ConvGeometry, GroupNorm, add, softmax_last_dim};
 use crate::resnet::{NormSpec, ResnetBlock, Upsample};
 
 /// Group norms of a VAE use this epsilon throughout.
@@ -155,6 +155,6 @@ impl MidAttention {
         let v = self.to_v.forward(&tokens)?;
         let weights = softmax_last_dim(&q.matmul(&k.transpose(D::Minus1, D::Minus2)?)?)?;
         let out = self.to_out.forward(&weights.matmul(&v)?)?;
-        out.transpose(1, 2)?.reshape((batch, channels, height, width))? + xs
+        add(out.transpose(1, 2)?.reshape((batch, channels, height, width))?, xs)
     }
 }

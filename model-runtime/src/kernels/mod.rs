@@ -8,12 +8,14 @@
 //! Every kernel splits its work among the threads of the current rayon pool by output rows or
 //! groups, never inside a sum, so the results do not depend on the thread count.
 
+mod add;
 mod conv;
 mod geglu;
 mod math;
 mod norm;
 mod softmax;
 
+pub(crate) use add::add;
 pub(crate) use conv::{Conv2d, ConvGeometry};
 pub(crate) use geglu::geglu;
 pub(crate) use norm::GroupNorm;

@@ -6,7 +6,7 @@
 use candle_core::{D, Module, Tensor};
 use candle_nn::{LayerNorm, Linear, VarBuilder};
 
-use crate::kernels::{Conv2d, ConvGeometry, GroupNorm, geglu, softmax_last_dim};
+use crate::kernels::{Conv2d, ConvGeometry, GroupNorm, add, geglu, softmax_last_dim};
 
 /// The shape of one `Transformer2DModel`.
 #[derive(Debug, Clone, Copy)]
@@ -75,7 +75,7 @@ impl Transformer2d {
             Projection::Conv(conv) => conv.forward(&to_image(&tokens)?)?,
             Projection::Linear(linear) => to_image(&linear.forward(&tokens)?)?,
         };
-        out + xs
+        add(out, xs)
     }
 }
 
@@ -107,10 +107,10 @@ impl TransformerBlock {
     }
 
     fn forward(&self, xs: &Tensor, context: &Tensor) -> candle_core::Result<Tensor> {
-        let xs = (self.attn1.forward(&self.norm1.forward(xs)?, None)? + xs)?;
-        let xs = (self.attn2.forward(&self.norm2.forward(&xs)?, Some(context))? + xs)?;
+        let xs = add(self.attn1.forward(&self.norm1.forward(xs)?, None)?, xs)?;
+        let xs = add(self.attn2.forward(&self.norm2.forward(&xs)?, Some(context))?, &xs)?;
         let ff = self.ff_out.forward(&geglu(&self.ff_in.forward(&self.norm3.forward(&xs)?)?)?)?;
-        ff + xs
+        add(ff, &xs)
     }
 }
 
