@@ -75,6 +75,7 @@ impl From<SubmitError> for ApiError {
                     RefusalCode::InsufficientFunds => StatusCode::PAYMENT_REQUIRED,
                     RefusalCode::InvalidPrompt
                     | RefusalCode::PromptTooLong
+                    | RefusalCode::NegativePromptUnsupported
                     | RefusalCode::UnknownModel
                     | RefusalCode::FeeTooLow
                     | RefusalCode::OutOfRange
