@@ -160,6 +160,11 @@ impl Jobs {
         if let Some(job) = self.known(id).await? {
             return Ok((job, false));
         }
+        if let (Err(rejection), Some(forwarder)) = (&here, &self.parts.forwarder)
+            && forwarder.candidates(&Need::of(signed), &[]).await.is_empty()
+        {
+            return Err(self.no_peer_serves(signed, rejection.clone().into()));
+        }
         self.check_funds(signed).await?;
         let _admitting = self.admitting.lock().await;
         let load = self.load().await?;
@@ -182,19 +187,7 @@ impl Jobs {
         let Some(forwarder) = &self.parts.forwarder else { return Err(local_refusal) };
         let candidates = forwarder.candidates(&Need::of(signed), &[]).await;
         if candidates.is_empty() {
-            return Err(match local_refusal {
-                SubmitError::Rejected(r) if r.code == RefusalCode::UnknownModel => reject(
-                    RefusalCode::UnknownModel,
-                    format!(
-                        "no node on the network serves model {} with these settings and fee (this node serves {}); \
-                         GET /v1/models lists the network's models",
-                        signed.request.modelHash,
-                        self.parts.models.describe()
-                    ),
-                )
-                .into(),
-                other => other,
-            });
+            return Err(self.no_peer_serves(signed, local_refusal));
         }
         let room = candidates.iter().map(|c| c.free).sum::<usize>().min(self.parts.max_queued_jobs);
         let waiting = self.parts.store.unplaced().await?;
@@ -202,6 +195,24 @@ impl Jobs {
             return Err(SubmitError::Busy(self.parts.store.queued().await? + waiting));
         }
         self.insert(id, signed, JobRoute::Forwarded, None).await
+    }
+
+    /// What to tell a creator whose request no node on the network can take: the local refusal,
+    /// and for a model this node lacks, that no peer serves it either.
+    fn no_peer_serves(&self, signed: &SignedRequest, local_refusal: SubmitError) -> SubmitError {
+        match local_refusal {
+            SubmitError::Rejected(r) if r.code == RefusalCode::UnknownModel => reject(
+                RefusalCode::UnknownModel,
+                format!(
+                    "no node on the network serves model {} with these settings and fee (this node serves {}); \
+                     GET /v1/models lists the network's models",
+                    signed.request.modelHash,
+                    self.parts.models.describe()
+                ),
+            )
+            .into(),
+            other => other,
+        }
     }
 
     /// The job stored under `id`, unless there is none or it failed (a failed job may start over).
@@ -343,8 +354,11 @@ impl Jobs {
                 Err(StepError::Stopped) => {}
                 Err(StepError::Fatal(error)) => self.end(id, JobState::Failed, error.to_string()).await,
                 // Held, not failed, however long the cause lasts: until the deadline, while the job
-                // can still be stopped; from `Pinned` on the chain decides, so it waits for the chain.
-                Err(StepError::Retry(error)) if job.state.can_cancel() && Self::past_deadline(&job) => {
+                // can still be stopped here; from `Pinned` on (or once a peer runs it) the chain
+                // decides, so it waits for the chain or the executor.
+                Err(StepError::Retry(error))
+                    if job.state.can_cancel() && job.executor.is_none() && Self::past_deadline(&job) =>
+                {
                     let reason = format!("the request's deadline passed while the job waited: {error}");
                     self.end(id, JobState::Expired, reason).await;
                 }
@@ -550,6 +564,20 @@ mod tests {
         assert_eq!((job.route, created), (JobRoute::Forwarded, true));
         h.wait_until(job.id, |job| job.executor.is_some()).await;
         assert_eq!(lock(&h.forwarder.as_ref().unwrap().submitted).as_slice(), [peer]);
+    }
+
+    #[tokio::test]
+    async fn a_fee_below_the_price_is_refused_as_such_when_no_peer_would_take_it_whatever_the_deposit() {
+        let lonely = FakeForwarder::default();
+        let h =
+            Harness::new(Setup { forwarder: Some(lonely), min_fee: U256::from(1000), ..Setup::default() });
+        let mut request = h.request(MODEL, 6);
+        request.fee = U256::from(1);
+        lock(&h.chain.funds).insert(h.creator.address(), U256::ZERO);
+        let SubmitError::Rejected(rejection) = h.jobs.submit(&h.sign(request)).await.unwrap_err() else {
+            panic!("not a rejection")
+        };
+        assert_eq!(rejection.code, RefusalCode::FeeTooLow, "{rejection}");
     }
 
     #[tokio::test]
