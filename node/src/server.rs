@@ -217,7 +217,10 @@ async fn start_models(data_dir: &Path, config: &Config) -> Result<Models, StartE
         let loader = CandleLoader { dir: dir.clone(), device: device(&model.device)?, queue };
         info!(dir = %dir.display(), "loading model");
         let worker = loader.load().await.map_err(StartError::Model)?;
-        let descriptor = worker.descriptor().clone();
+        let mut descriptor = worker.descriptor().clone();
+        // One limit, advertised in GET /v1/models and enforced at admission: the node's, within the model's.
+        descriptor.limits.max_prompt_bytes =
+            descriptor.limits.max_prompt_bytes.min(config.limits.max_prompt_bytes);
         let bytes = weight_bytes(&dir);
         let keep = budget.is_none_or(|budget| served.is_empty() || loaded_bytes + bytes <= budget);
         info!(name = %descriptor.name, hash = %descriptor.hash, loaded = keep, "serving model");

@@ -1,23 +1,35 @@
 //! API errors: every failure becomes `{"error": {"code", "message"}}` with a 4xx/5xx status.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::jobs::admission::RefusalCode;
 use crate::jobs::{StoreError, SubmitError};
 
+/// How long a client told "busy" waits before it asks again (`Retry-After`, seconds): about
+/// the time a small model takes to free a slot.
+pub const BUSY_RETRY_AFTER_SECS: u64 = 5;
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Sent as `Retry-After` (seconds), with a 429 or 503.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), retry_after_secs: None }
+    }
+
+    /// A refusal that passes: the client should try again after `secs` seconds.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
     }
 
     pub fn not_found(what: impl std::fmt::Display) -> Self {
@@ -32,7 +44,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }
 
@@ -59,6 +75,7 @@ impl From<SubmitError> for ApiError {
                     RefusalCode::InsufficientFunds => StatusCode::PAYMENT_REQUIRED,
                     RefusalCode::InvalidPrompt
                     | RefusalCode::PromptTooLong
+                    | RefusalCode::NegativePromptUnsupported
                     | RefusalCode::UnknownModel
                     | RefusalCode::FeeTooLow
                     | RefusalCode::OutOfRange
@@ -66,7 +83,8 @@ impl From<SubmitError> for ApiError {
                 };
                 Self::new(status, r.code.as_str(), r.message)
             }
-            SubmitError::Busy(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()),
+            SubmitError::Busy(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string())
+                .retry_after(BUSY_RETRY_AFTER_SECS),
             SubmitError::Store(e) => e.into(),
         }
     }

@@ -22,17 +22,28 @@ pub async fn submit(
     State(node): State<Arc<ApiState>>,
     body: Result<Json<SignedRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
-    let Json(signed) = body.map_err(|e| {
-        let status = match e {
-            JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            // Too large (413) or unreadable.
-            JsonRejection::BytesRejection(_) => e.status(),
-            _ => StatusCode::BAD_REQUEST,
-        };
-        ApiError::new(status, "bad_request", e.body_text())
-    })?;
+    let Json(signed) = body.map_err(body_refusal)?;
     let (job, created) = node.jobs.submit(&signed).await?;
     Ok((if created { StatusCode::ACCEPTED } else { StatusCode::OK }, Json(view(&node, &job).await?)))
+}
+
+/// Why a body was not read, with the code that names it.
+fn body_refusal(e: JsonRejection) -> ApiError {
+    let (status, code) = match &e {
+        JsonRejection::MissingJsonContentType(_) => {
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+        }
+        JsonRejection::BytesRejection(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+        }
+        _ => (StatusCode::BAD_REQUEST, "bad_request"),
+    };
+    let hint = match code {
+        "unsupported_media_type" => "; send JSON with `Content-Type: application/json`",
+        "payload_too_large" => "; a signed request is a few KB: check what is being sent",
+        _ => "",
+    };
+    ApiError::new(status, code, format!("{}{hint}", e.body_text()))
 }
 
 pub async fn get(
@@ -69,30 +80,30 @@ pub async fn events(
     // Subscribe before reading the current state, so no change falls in between.
     let live = BroadcastStream::new(node.jobs.events().subscribe());
     let current = node.jobs.job(id).await?.ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
-    let done = current.state.is_terminal();
     let first = stream::once(async move { JobEvent::State(Box::new(current)) });
-    let rest = live
-        .filter_map(move |event| {
-            let keep = event.ok().filter(|e| e.job_id() == id);
-            async move { keep }
-        })
-        .take_while(move |_| std::future::ready(!done));
-    // Stop after the first terminal event, which is still delivered, or when the node stops.
-    let mut finished = false;
+    let rest = live.filter_map(move |event| {
+        let keep = event.ok().filter(|e| e.job_id() == id);
+        async move { keep }
+    });
     let tasks = node.tasks.clone();
-    let stream = first
-        .chain(rest)
-        .take_while(move |event| {
-            let go_on = !finished;
-            finished = finished || event.is_terminal();
-            std::future::ready(go_on)
-        })
-        .take_until(async move { tasks.stopping().await });
+    let stream =
+        until_terminal(Box::pin(first.chain(rest))).take_until(async move { tasks.stopping().await });
     let sse = stream.then(move |event| {
         let node = node.clone();
         async move { Ok(to_sse(&node, &event).await) }
     });
     Ok(Sse::new(sse).keep_alive(KeepAlive::default()))
+}
+
+/// The events up to and including the first terminal one: the stream ends right after it, without
+/// waiting for another event to arrive.
+fn until_terminal(events: impl Stream<Item = JobEvent> + Unpin) -> impl Stream<Item = JobEvent> {
+    stream::unfold(Some(events), |events| async move {
+        let mut events = events?;
+        let event = events.next().await?;
+        let rest = (!event.is_terminal()).then_some(events);
+        Some((event, rest))
+    })
 }
 
 async fn to_sse(node: &ApiState, event: &JobEvent) -> Event {
@@ -105,4 +116,34 @@ async fn to_sse(node: &ApiState, event: &JobEvent) -> Event {
     };
     let data = data.unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     Event::default().event(event.name()).data(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use alloy::primitives::B256;
+
+    use super::*;
+    use crate::jobs::JobOutputs;
+    use crate::jobs::testing::record;
+    use crate::provenance::ids::JobId;
+
+    #[tokio::test]
+    async fn a_job_stream_ends_right_after_its_terminal_event() {
+        let state =
+            |state| JobEvent::State(Box::new(record(JobId(B256::ZERO), state, JobOutputs::default())));
+        // Nothing comes after the terminal event: the stream must not wait for more.
+        let events =
+            stream::iter([state(JobState::Queued), state(JobState::Minted), state(JobState::Failed)])
+                .chain(stream::pending());
+        let seen = tokio::time::timeout(
+            Duration::from_secs(2),
+            until_terminal(Box::pin(events)).collect::<Vec<_>>(),
+        )
+        .await
+        .expect("the stream ended");
+        let names: Vec<&str> = seen.iter().map(JobEvent::name).collect();
+        assert_eq!(names, ["queued", "minted"]);
+    }
 }

@@ -16,6 +16,7 @@ pub const MIN_DEADLINE_MARGIN_SECS: u64 = 30;
 pub enum RefusalCode {
     InvalidPrompt,
     PromptTooLong,
+    NegativePromptUnsupported,
     UnknownModel,
     FeeTooLow,
     OutOfRange,
@@ -25,9 +26,10 @@ pub enum RefusalCode {
 }
 
 impl RefusalCode {
-    pub const ALL: [RefusalCode; 8] = [
+    pub const ALL: [RefusalCode; 9] = [
         RefusalCode::InvalidPrompt,
         RefusalCode::PromptTooLong,
+        RefusalCode::NegativePromptUnsupported,
         RefusalCode::UnknownModel,
         RefusalCode::FeeTooLow,
         RefusalCode::OutOfRange,
@@ -41,6 +43,7 @@ impl RefusalCode {
         match self {
             RefusalCode::InvalidPrompt => "invalid_prompt",
             RefusalCode::PromptTooLong => "prompt_too_long",
+            RefusalCode::NegativePromptUnsupported => "negative_prompt_unsupported",
             RefusalCode::UnknownModel => "unknown_model",
             RefusalCode::FeeTooLow => "fee_too_low",
             RefusalCode::OutOfRange => "out_of_range",
@@ -182,6 +185,15 @@ pub fn generation_params(
             ),
         )
     })?;
+    if !model.limits.negative_prompt && !request.negativePrompt.is_empty() {
+        return Err(reject(
+            RefusalCode::NegativePromptUnsupported,
+            format!(
+                "model {} has no negative prompt; send an empty negativePrompt (it would be ignored, so it is refused)",
+                model.name
+            ),
+        ));
+    }
     let params = GenerationParams {
         prompt: request.prompt.clone(),
         negative_prompt: request.negativePrompt.clone(),
@@ -283,6 +295,12 @@ mod tests {
             assert_eq!(rejection.code, code, "{rejection}");
             assert!(rejection.message.contains(says), "{code:?}: {rejection}");
         }
+        let mut plain = descriptor();
+        plain.limits.negative_prompt = false;
+        let (with_negative, _) = signed(|r| r.negativePrompt = "blurry".into());
+        let rejection = generation_params(&with_negative.request, &plain).unwrap_err();
+        assert_eq!(rejection.code, RefusalCode::NegativePromptUnsupported, "{rejection}");
+        assert!(rejection.message.contains("empty negativePrompt"), "{rejection}");
         let (mut forged, domain) = signed(|_| {});
         forged.request.seed = 2;
         let rejection = admit_with(&forged, &domain).unwrap_err();
@@ -315,6 +333,7 @@ mod tests {
             [
                 "invalid_prompt",
                 "prompt_too_long",
+                "negative_prompt_unsupported",
                 "unknown_model",
                 "fee_too_low",
                 "out_of_range",

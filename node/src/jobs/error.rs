@@ -17,7 +17,11 @@ use crate::provenance::png::PngError;
 pub enum SubmitError {
     #[error(transparent)]
     Rejected(#[from] Rejection),
-    #[error("this node already has {0} jobs waiting; try again later or submit to another node")]
+    /// Neither this node nor a peer that serves the model has room now.
+    #[error(
+        "no room for the job now: {0} jobs wait here and no node that serves the model has room; \
+         try again after the Retry-After seconds"
+    )]
     Busy(usize),
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -10,13 +10,15 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
+use super::admission;
 use super::error::{JobError, StepError};
 use super::events::JobEvent;
 use super::followed::POLL_AFTER;
-use super::forwarder::{Forwarder, Need, Placement, RemoteStatus, StatusReply};
+use super::forwarder::{Candidate, Forwarder, Need, Placement, RemoteStatus, StatusReply};
 use super::service::{Jobs, now_unix};
 use super::state::JobState;
-use super::store::{JobOutputs, JobRecord, PeerRef, StoreError};
+use super::store::{JobOutputs, JobRecord, JobRoute, PeerRef, StoreError};
+use crate::provenance::eip712::SignedRequest;
 use crate::provenance::ids::JobId;
 
 /// Unanswered status questions in a row before the job moves to another peer.
@@ -77,16 +79,27 @@ impl Jobs {
         }
     }
 
-    /// Offers the job to the ranked peers in turn until one accepts it.
+    /// Runs the job here when this node serves its model and has room; otherwise offers it to the
+    /// ranked peers in turn until one accepts it. Busy peers are asked again on the next try; a
+    /// peer that refused for another reason is left out until every peer has been.
     async fn place(&self, job: &JobRecord) -> Result<(), StepError> {
         let forwarder = self.forwarder()?;
         let signed = Self::signed(job)?;
         if signed.request.deadline <= now_unix() {
             return self.advance(job.id, JobState::Expired, JobOutputs::default()).await;
         }
+        if self.take_here(job, &signed).await? {
+            return Ok(());
+        }
+        let need = Need::of(&signed);
         let tried = self.followed.with(job.id, |f| f.tried.clone());
+        let mut candidates = forwarder.candidates(&need, &tried).await;
+        if candidates.is_empty() && !tried.is_empty() {
+            self.followed.with(job.id, |f| f.tried.clear());
+            candidates = forwarder.candidates(&need, &[]).await;
+        }
         let mut refusals = Vec::new();
-        for peer in forwarder.candidates(&Need::of(&signed), &tried).await {
+        for Candidate { peer, .. } in candidates {
             match forwarder.submit(&peer, job.id, &job.signed_request).await {
                 Placement::Accepted => {
                     info!(job = %job.id, executor = %peer, "job forwarded");
@@ -95,6 +108,7 @@ impl Jobs {
                     self.events.state(&placed);
                     return Ok(());
                 }
+                Placement::Busy(_) => refusals.push(format!("{peer}: busy")),
                 Placement::Refused { code, message } => {
                     refusals.push(format!("{peer}: {code} ({message})"));
                     self.followed.with(job.id, |f| f.tried.push(peer));
@@ -103,10 +117,26 @@ impl Jobs {
             }
         }
         Err(StepError::Retry(JobError::Invalid(if refusals.is_empty() {
-            "no peer that serves the model can take the job now".into()
+            "waiting for a node that serves the model: none is reachable now".into()
         } else {
-            format!("no peer took the job: {}", refusals.join("; "))
+            format!("waiting for a node with room for the job: {}", refusals.join("; "))
         })))
+    }
+
+    /// Moves a forwarded job that no peer has taken to this node, if this node would admit it and
+    /// has room now. Returns whether it did.
+    async fn take_here(&self, job: &JobRecord, signed: &SignedRequest) -> Result<bool, StepError> {
+        if admission::admit(signed, &self.admission_context()).is_err() {
+            return Ok(false);
+        }
+        let _admitting = self.admitting.lock().await;
+        if self.load().await?.free == 0 {
+            return Ok(false);
+        }
+        let here = self.parts.store.set_route(job.id, JobRoute::Local).await?;
+        info!(job = %job.id, "running the job here: this node has room now");
+        self.events.state(&here);
+        Ok(true)
     }
 
     /// The executor went silent or lost the job: record the token if it was minted after all,
@@ -165,7 +195,6 @@ mod tests {
 
     use super::*;
     use crate::jobs::forwarder::ForwardError;
-    use crate::jobs::store::JobRoute;
     use crate::jobs::testing::{FakeForwarder, Harness, Setup, lock};
     use crate::provenance::ids::TxHash;
 
@@ -198,19 +227,60 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_job_goes_to_the_first_peer_that_takes_it() {
-        let (busy, free) = (peer("busy"), peer("free"));
+    async fn a_job_goes_to_the_first_peer_that_takes_it_and_busy_peers_are_asked_again() {
+        let (busy, other, free) = (peer("busy"), peer("other"), peer("free"));
         let h = harness(FakeForwarder {
-            peers: vec![busy.clone(), free.clone()],
-            placements: [(busy.clone(), Placement::Refused { code: "busy".into(), message: "full".into() })]
-                .into(),
+            peers: vec![busy.clone(), other.clone(), free.clone()],
+            placements: [
+                (busy.clone(), Placement::Busy("full".into())),
+                (other.clone(), Placement::Refused { code: "fee_too_low".into(), message: "dear".into() }),
+            ]
+            .into(),
             ..FakeForwarder::default()
         });
         let job = forwarded(&h, None).await;
         h.jobs.follow(&job).await.unwrap();
         assert_eq!(reload(&h, &job).await.executor, Some(free.clone()));
-        assert_eq!(lock(&h.forwarder.as_ref().unwrap().submitted).as_slice(), [busy.clone(), free]);
-        assert_eq!(h.jobs.followed.tried(job.id), vec![busy], "a refusal is remembered");
+        assert_eq!(lock(&h.forwarder.as_ref().unwrap().submitted).as_slice(), [busy, other.clone(), free]);
+        assert_eq!(
+            h.jobs.followed.tried(job.id),
+            vec![other],
+            "only a refusal other than busy is remembered"
+        );
+    }
+
+    #[tokio::test]
+    async fn while_every_peer_is_busy_the_job_waits_and_asks_the_busy_ones_again() {
+        let (a, b) = (peer("a"), peer("b"));
+        let h = harness(FakeForwarder {
+            peers: vec![a.clone(), b.clone()],
+            placements: [
+                (a.clone(), Placement::Busy("full".into())),
+                (b.clone(), Placement::Refused { code: "out_of_range".into(), message: "no".into() }),
+            ]
+            .into(),
+            ..FakeForwarder::default()
+        });
+        let job = forwarded(&h, None).await;
+        for _ in 0..3 {
+            let err = h.jobs.follow(&job).await.unwrap_err();
+            assert!(
+                matches!(&err, StepError::Retry(e) if e.to_string().contains("waiting for a node with room")),
+                "{err:?}"
+            );
+        }
+        let asked = lock(&h.forwarder.as_ref().unwrap().submitted).clone();
+        assert_eq!(
+            asked.iter().filter(|p| **p == a).count(),
+            3,
+            "the busy peer is asked every time: {asked:?}"
+        );
+        assert_eq!(
+            asked.iter().filter(|p| **p == b).count(),
+            1,
+            "the refusing one while others remain: {asked:?}"
+        );
+        assert_eq!(reload(&h, &job).await.state, JobState::Received, "held, not failed");
     }
 
     #[tokio::test]
@@ -228,9 +298,28 @@ mod tests {
         let job = forwarded(&h, None).await;
         let err = h.jobs.follow(&job).await.unwrap_err();
         assert!(
-            matches!(&err, StepError::Retry(e) if e.to_string().contains("no peer that serves")),
+            matches!(&err, StepError::Retry(e) if e.to_string().contains("none is reachable")),
             "{err:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_forwarded_job_for_this_nodes_model_runs_here_once_there_is_room() {
+        let busy = peer("busy");
+        let h = harness(FakeForwarder {
+            peers: vec![busy.clone()],
+            placements: [(busy, Placement::Busy("full".into()))].into(),
+            ..FakeForwarder::default()
+        });
+        let signed = h.sign(h.request(crate::jobs::testing::MODEL, 5));
+        let id = JobId(crate::provenance::eip712::request_digest(&signed.request, h.jobs.domain()));
+        let store = h.jobs.store();
+        store.insert(id, serde_json::to_string(&signed).unwrap(), JobRoute::Forwarded, None).await.unwrap();
+        let job = reload(&h, &store.get(id).await.unwrap().unwrap()).await;
+        h.jobs.follow(&job).await.unwrap();
+        let here = reload(&h, &job).await;
+        assert_eq!((here.route, here.executor), (JobRoute::Local, None));
+        assert!(lock(&h.forwarder.as_ref().unwrap().submitted).is_empty(), "no peer was asked");
     }
 
     #[tokio::test]

@@ -54,13 +54,23 @@ pub struct ForwardError(pub String);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placement {
     Accepted,
-    /// The peer will not take it (busy, another model, ...): `code` is its refusal code.
+    /// The peer has no room now: ask it again later.
+    Busy(String),
+    /// The peer will not take it (another model, its price, ...): `code` is its refusal code.
     Refused {
         code: String,
         message: String,
     },
     /// No usable answer.
     Failed(ForwardError),
+}
+
+/// A peer that serves what a job needs, with the free capacity its latest advert shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub peer: PeerRef,
+    /// Jobs the peer said it can take now; 0 for a full peer (worth asking again later).
+    pub free: usize,
 }
 
 /// How an executor answered a status question.
@@ -75,8 +85,9 @@ pub enum StatusReply {
 
 /// The network, as far as forwarded jobs need it.
 pub trait Forwarder: Send + Sync {
-    /// Peers that can take `need` now, best first, leaving out `exclude`.
-    fn candidates<'a>(&'a self, need: &'a Need, exclude: &'a [PeerRef]) -> BoxFuture<'a, Vec<PeerRef>>;
+    /// Peers that serve `need`, best first (those with free capacity before full ones), leaving
+    /// out `exclude`.
+    fn candidates<'a>(&'a self, need: &'a Need, exclude: &'a [PeerRef]) -> BoxFuture<'a, Vec<Candidate>>;
 
     /// Offers the job (its signed request JSON as the creator sent it) to `peer`.
     fn submit<'a>(

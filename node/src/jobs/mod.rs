@@ -13,6 +13,7 @@
 //! [`Forwarder`] (real: `network::Network`). Peers reach jobs through [`PeerJobs`].
 
 pub mod admission;
+mod backoff;
 mod chain;
 mod content;
 mod error;
@@ -35,7 +36,7 @@ pub use chain::{ChainMinter, MintChain};
 pub use content::Pinner;
 pub use error::{JobError, StepError, SubmitError};
 pub use forward::UpdateError;
-pub use forwarder::{ForwardError, Forwarder, Need, Placement, RemoteStatus, StatusReply};
+pub use forwarder::{Candidate, ForwardError, Forwarder, Need, Placement, RemoteStatus, StatusReply};
 pub use models::{ModelError, ModelLoader, Models, ServedModel};
 pub use peers::{PeerCancelError, PeerJobs};
 pub use service::{Jobs, JobsParts, Load};

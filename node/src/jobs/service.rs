@@ -14,7 +14,8 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::Eip712Domain;
 use tracing::{info, warn};
 
-use super::admission::{self, AdmissionContext, Admitted, RefusalCode, Rejection, reject};
+use super::admission::{self, AdmissionContext, RefusalCode, Rejection, reject};
+use super::backoff;
 use super::chain::MintChain;
 use super::content::Pinner;
 use super::error::{StepError, SubmitError};
@@ -28,9 +29,6 @@ use crate::lifecycle::Tasks;
 use crate::provenance::credentials::Credentials;
 use crate::provenance::eip712::SignedRequest;
 use crate::provenance::ids::JobId;
-
-/// Attempts for a step that fails for a reason that may pass (Kubo or the RPC endpoint unreachable).
-const MAX_ATTEMPTS: u32 = 8;
 
 pub(super) fn now_unix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
@@ -75,6 +73,9 @@ pub struct Jobs {
     pub(super) events: Events,
     cancels: Mutex<HashMap<JobId, Arc<AtomicBool>>>,
     pub(super) followed: Followed,
+    /// Held while a job is counted against the queues and stored (or moved here), so that
+    /// concurrent requests cannot overfill them.
+    pub(super) admitting: tokio::sync::Mutex<()>,
     /// This service, for the job tasks it spawns.
     me: Weak<Jobs>,
 }
@@ -88,6 +89,7 @@ impl Jobs {
             events: Events::default(),
             cancels: Mutex::default(),
             followed: Followed::default(),
+            admitting: tokio::sync::Mutex::new(()),
             me: me.clone(),
         })
     }
@@ -126,7 +128,7 @@ impl Jobs {
         self.parts.store.get(id).await
     }
 
-    fn admission_context(&self) -> AdmissionContext<'_> {
+    pub(super) fn admission_context(&self) -> AdmissionContext<'_> {
         AdmissionContext {
             domain: &self.domain,
             models: self.parts.models.descriptors().collect(),
@@ -137,53 +139,85 @@ impl Jobs {
     }
 
     /// Admits a signed request from a creator and starts its job here, or forwards it to a peer
-    /// when this node does not serve the model or is full. A request already known returns its job.
+    /// when this node does not serve the model or is full. A request already known returns its job
+    /// (a failed one starts over). When neither this node nor its peers have room, the request is
+    /// refused as busy rather than accepted into a queue nobody can serve.
     pub async fn submit(&self, signed: &SignedRequest) -> Result<(JobRecord, bool), SubmitError> {
-        let local_refusal = match admission::admit(signed, &self.admission_context()) {
-            Ok(Admitted { id, .. }) => {
-                if let Some(existing) = self.parts.store.get(id).await? {
-                    return Ok((existing, false));
-                }
-                let load = self.load().await?;
-                if load.free > 0 {
-                    return self.insert(id, signed, JobRoute::Local, None).await;
-                }
-                SubmitError::Busy(load.queued)
+        let here = admission::admit(signed, &self.admission_context());
+        let id = match &here {
+            Ok(admitted) => admitted.id,
+            // Not for this node's model or price: a peer may still take it.
+            Err(rejection) if rejection.code.is_local() && self.parts.forwarder.is_some() => {
+                admission::admit_for_forwarding(
+                    signed,
+                    &self.domain,
+                    self.parts.max_prompt_bytes,
+                    now_unix(),
+                )?
             }
-            Err(rejection) if rejection.code.is_local() => SubmitError::Rejected(rejection),
-            Err(rejection) => return Err(rejection.into()),
+            Err(rejection) => return Err(rejection.clone().into()),
         };
-        self.submit_to_network(signed, local_refusal).await
+        if let Some(job) = self.known(id).await? {
+            return Ok((job, false));
+        }
+        if let (Err(rejection), Some(forwarder)) = (&here, &self.parts.forwarder)
+            && forwarder.candidates(&Need::of(signed), &[]).await.is_empty()
+        {
+            return Err(self.no_peer_serves(signed, rejection.clone().into()));
+        }
+        self.check_funds(signed).await?;
+        let _admitting = self.admitting.lock().await;
+        let load = self.load().await?;
+        let local_refusal = match here {
+            Ok(_) if load.free > 0 => return self.insert(id, signed, JobRoute::Local, None).await,
+            Ok(_) => SubmitError::Busy(load.queued),
+            Err(rejection) => rejection.into(),
+        };
+        self.submit_to_network(id, signed, local_refusal).await
     }
 
-    /// Not here: a peer may run it. Checks what does not depend on the model before asking.
+    /// Not here: a peer may run it. Accepted only while the jobs waiting for a peer are fewer than
+    /// the room the peers advertise (and this node's own queue bound).
     async fn submit_to_network(
         &self,
+        id: JobId,
         signed: &SignedRequest,
         local_refusal: SubmitError,
     ) -> Result<(JobRecord, bool), SubmitError> {
         let Some(forwarder) = &self.parts.forwarder else { return Err(local_refusal) };
-        let id =
-            admission::admit_for_forwarding(signed, &self.domain, self.parts.max_prompt_bytes, now_unix())?;
-        if let Some(existing) = self.parts.store.get(id).await? {
-            return Ok((existing, false));
+        let candidates = forwarder.candidates(&Need::of(signed), &[]).await;
+        if candidates.is_empty() {
+            return Err(self.no_peer_serves(signed, local_refusal));
         }
-        if forwarder.candidates(&Need::of(signed), &[]).await.is_empty() {
-            return Err(match local_refusal {
-                SubmitError::Rejected(r) if r.code == RefusalCode::UnknownModel => reject(
-                    RefusalCode::UnknownModel,
-                    format!(
-                        "no node on the network serves model {} with these settings and fee (this node serves {}); \
-                         GET /v1/models lists the network's models",
-                        signed.request.modelHash,
-                        self.parts.models.describe()
-                    ),
-                )
-                .into(),
-                other => other,
-            });
+        let room = candidates.iter().map(|c| c.free).sum::<usize>().min(self.parts.max_queued_jobs);
+        let waiting = self.parts.store.unplaced().await?;
+        if waiting >= room {
+            return Err(SubmitError::Busy(self.parts.store.queued().await? + waiting));
         }
         self.insert(id, signed, JobRoute::Forwarded, None).await
+    }
+
+    /// What to tell a creator whose request no node on the network can take: the local refusal,
+    /// and for a model this node lacks, that no peer serves it either.
+    fn no_peer_serves(&self, signed: &SignedRequest, local_refusal: SubmitError) -> SubmitError {
+        match local_refusal {
+            SubmitError::Rejected(r) if r.code == RefusalCode::UnknownModel => reject(
+                RefusalCode::UnknownModel,
+                format!(
+                    "no node on the network serves model {} with these settings and fee (this node serves {}); \
+                     GET /v1/models lists the network's models",
+                    signed.request.modelHash,
+                    self.parts.models.describe()
+                ),
+            )
+            .into(),
+            other => other,
+        }
+    }
+
+    /// The job stored under `id`, unless there is none or it failed (a failed job may start over).
+    async fn known(&self, id: JobId) -> Result<Option<JobRecord>, StoreError> {
+        Ok(self.parts.store.get(id).await?.filter(|job| job.state != JobState::Failed))
     }
 
     /// Admits a request a peer forwarded and runs it here; never forwards it again.
@@ -192,10 +226,12 @@ impl Jobs {
         signed: &SignedRequest,
         origin: PeerRef,
     ) -> Result<(JobRecord, bool), SubmitError> {
-        let Admitted { id, .. } = admission::admit(signed, &self.admission_context())?;
-        if let Some(existing) = self.parts.store.get(id).await? {
-            return Ok((existing, false));
+        let id = admission::admit(signed, &self.admission_context())?.id;
+        if let Some(job) = self.known(id).await? {
+            return Ok((job, false));
         }
+        self.check_funds(signed).await?;
+        let _admitting = self.admitting.lock().await;
         let load = self.load().await?;
         if load.free == 0 {
             return Err(SubmitError::Busy(load.queued));
@@ -203,7 +239,7 @@ impl Jobs {
         self.insert(id, signed, JobRoute::Local, Some(origin)).await
     }
 
-    /// Stores and starts a new job, once the creator's deposit covers its fee.
+    /// Stores and starts a new job (or a failed one again).
     async fn insert(
         &self,
         id: JobId,
@@ -211,7 +247,6 @@ impl Jobs {
         route: JobRoute,
         origin: Option<PeerRef>,
     ) -> Result<(JobRecord, bool), SubmitError> {
-        self.check_funds(signed).await?;
         let json = serde_json::to_string(signed)
             .map_err(|e| StoreError::Corrupt { column: "signed_request", detail: e.to_string() })?;
         match self.parts.store.insert(id, json, route, origin.clone()).await? {
@@ -317,27 +352,36 @@ impl Jobs {
             match self.step(&job).await {
                 Ok(()) => attempt = 0,
                 Err(StepError::Stopped) => {}
-                Err(StepError::Fatal(error)) => self.fail(id, error.to_string()).await,
+                Err(StepError::Fatal(error)) => self.end(id, JobState::Failed, error.to_string()).await,
+                // Held, not failed, however long the cause lasts: until the deadline, while the job
+                // can still be stopped here; from `Pinned` on (or once a peer runs it) the chain
+                // decides, so it waits for the chain or the executor.
+                Err(StepError::Retry(error))
+                    if job.state.can_cancel() && job.executor.is_none() && Self::past_deadline(&job) =>
+                {
+                    let reason = format!("the request's deadline passed while the job waited: {error}");
+                    self.end(id, JobState::Expired, reason).await;
+                }
                 Err(StepError::Retry(error)) => {
                     attempt += 1;
-                    if attempt >= MAX_ATTEMPTS {
-                        self.fail(id, format!("gave up after {attempt} attempts: {error}")).await;
-                    } else {
-                        let wait = Duration::from_secs(1 << attempt.min(5));
-                        warn!(job = %id, state = %job.state, attempt, error = %error, "step failed; retrying in {wait:?}");
-                        self.parts.tasks.sleep(wait).await;
-                    }
+                    let wait = backoff::delay(attempt);
+                    warn!(job = %id, state = %job.state, attempt, error = %error, "step did not complete; trying again in {wait:?}");
+                    self.parts.tasks.sleep(wait).await;
                 }
             }
         }
     }
 
-    async fn fail(&self, id: JobId, reason: String) {
-        warn!(job = %id, error = %reason, "job failed");
-        if let Ok(job) = self.parts.store.transition(id, JobState::Failed, JobOutputs::failure(reason)).await
-        {
+    /// Ends a job in `Failed` or `Expired`, saying why.
+    async fn end(&self, id: JobId, state: JobState, reason: String) {
+        warn!(job = %id, error = %reason, "job {state}");
+        if let Ok(job) = self.parts.store.transition(id, state, JobOutputs::failure(reason)).await {
             self.events.state(&job);
         }
+    }
+
+    fn past_deadline(job: &JobRecord) -> bool {
+        Self::signed(job).is_ok_and(|signed| signed.request.deadline <= now_unix())
     }
 
     pub(super) async fn advance(
@@ -523,11 +567,82 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_busy_node_forwards_jobs_for_its_own_model() {
-        let forwarder = FakeForwarder { peers: vec![PeerRef("peer-a".into())], ..FakeForwarder::default() };
-        let h = Harness::new(Setup { forwarder: Some(forwarder), max_queued_jobs: 0, ..Setup::default() });
+    async fn a_fee_below_the_price_is_refused_as_such_when_no_peer_would_take_it_whatever_the_deposit() {
+        let lonely = FakeForwarder::default();
+        let h =
+            Harness::new(Setup { forwarder: Some(lonely), min_fee: U256::from(1000), ..Setup::default() });
+        let mut request = h.request(MODEL, 6);
+        request.fee = U256::from(1);
+        lock(&h.chain.funds).insert(h.creator.address(), U256::ZERO);
+        let SubmitError::Rejected(rejection) = h.jobs.submit(&h.sign(request)).await.unwrap_err() else {
+            panic!("not a rejection")
+        };
+        assert_eq!(rejection.code, RefusalCode::FeeTooLow, "{rejection}");
+    }
+
+    #[tokio::test]
+    async fn a_full_node_forwards_while_peers_have_room_and_then_says_busy() {
+        let peer = PeerRef("peer-a".into());
+        let forwarder = FakeForwarder {
+            peers: vec![peer.clone()],
+            free: Some(1),
+            placements: [(peer, Placement::Busy("full".into()))].into(),
+            ..FakeForwarder::default()
+        };
+        let h = Harness::new(Setup { forwarder: Some(forwarder), max_queued_jobs: 1, ..Setup::default() });
+        // A job that waits for this node's generator fills its queue.
+        let waiting = h.sign(h.request(MODEL, 1));
+        let id = JobId(request_digest(&waiting.request, h.jobs.domain()));
+        let json = serde_json::to_string(&waiting).unwrap();
+        h.jobs.store().insert(id, json, JobRoute::Local, None).await.unwrap();
+
         let (job, _) = h.jobs.submit(&h.sign(h.request(MODEL, 3))).await.unwrap();
-        assert_eq!(job.route, JobRoute::Forwarded);
+        assert_eq!(job.route, JobRoute::Forwarded, "the peer advertised room for one");
+        let err = h.jobs.submit(&h.sign(h.request(MODEL, 4))).await.unwrap_err();
+        assert!(matches!(err, SubmitError::Busy(2)), "no room left anywhere: {err}");
+        assert_eq!(h.jobs.job(job.id).await.unwrap().unwrap().state, JobState::Received, "held, not failed");
+    }
+
+    #[tokio::test]
+    async fn an_outage_holds_a_job_until_it_passes_or_the_deadline_does() {
+        let h = Harness::new(Setup::default());
+        h.content.set_down(true);
+        let (held, _) = h.jobs.submit(&h.sign(h.request(MODEL, 30))).await.unwrap();
+        h.wait_for(held.id, JobState::Generated).await;
+        // A request that reaches its deadline while Kubo is still away (stored as is: admission
+        // wants more time left than this test waits).
+        let mut late = h.request(MODEL, 31);
+        late.deadline = now_unix() + 3;
+        let late = h.sign(late);
+        let late_id = JobId(request_digest(&late.request, h.jobs.domain()));
+        let json = serde_json::to_string(&late).unwrap();
+        h.jobs.store().insert(late_id, json, JobRoute::Local, None).await.unwrap();
+        h.jobs.resume_all().await.unwrap();
+        let expired = h.wait_until(late_id, |job| job.state.is_terminal()).await;
+        assert_eq!(expired.state, JobState::Expired, "{:?}", expired.outputs.error);
+        let reason = expired.outputs.error.unwrap_or_default();
+        assert!(reason.contains("deadline passed while the job waited"), "{reason}");
+        assert_eq!(
+            h.jobs.job(held.id).await.unwrap().unwrap().state,
+            JobState::Generated,
+            "held, not failed"
+        );
+        h.content.set_down(false);
+        h.wait_for(held.id, JobState::Minted).await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_submitted_again_with_the_same_signature_starts_over() {
+        let h = Harness::new(Setup::default());
+        let signed = h.sign(h.request(MODEL, 8));
+        let id = JobId(request_digest(&signed.request, h.jobs.domain()));
+        let json = serde_json::to_string(&signed).unwrap();
+        h.jobs.store().insert(id, json, JobRoute::Local, None).await.unwrap();
+        h.jobs.store().transition(id, JobState::Failed, JobOutputs::failure("Kubo was down")).await.unwrap();
+        let (job, created) = h.jobs.submit(&signed).await.unwrap();
+        assert_eq!((job.id, job.state, created), (id, JobState::Received, true));
+        let minted = h.wait_for(id, JobState::Minted).await;
+        assert_eq!(minted.outputs.error, None);
     }
 
     #[tokio::test]

@@ -304,8 +304,10 @@ impl JobStore {
         Self::new(Database::open(path)?)
     }
 
-    /// Stores a new job in `Received`, or returns the one already stored under this id. `origin`
-    /// is the peer that forwarded it here, if any.
+    /// Stores a new job in `Received`, or returns the one already stored under this id. A job
+    /// that failed starts again from `Received` (its outputs and error cleared): the creator's
+    /// signature still holds, and the cause may have passed. `origin` is the peer that forwarded
+    /// it here, if any.
     pub async fn insert(
         &self,
         id: JobId,
@@ -316,8 +318,14 @@ impl JobStore {
         self.db
             .run(move |conn| {
                 let added = conn.execute(
-                    "INSERT OR IGNORE INTO jobs (id, state, signed_request, created_at, updated_at, route, origin)
-                     VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
+                    "INSERT INTO jobs (id, state, signed_request, created_at, updated_at, route, origin)
+                     VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)
+                     ON CONFLICT(id) DO UPDATE SET state = excluded.state,
+                        signed_request = excluded.signed_request, created_at = excluded.created_at,
+                        updated_at = excluded.updated_at, route = excluded.route, origin = excluded.origin,
+                        executor = NULL, pixel_digest = NULL, image_cid = NULL, metadata_cid = NULL,
+                        node_signature = NULL, tx_hash = NULL, token_id = NULL, error = NULL
+                     WHERE jobs.state = 'failed'",
                     params![
                         id.to_string(),
                         JobState::Received.as_str(),
@@ -367,6 +375,34 @@ impl JobStore {
                     params![id.to_string(), executor.map(|e| e.0), now()],
                 )?;
                 get_existing(conn, id)
+            })
+            .await
+    }
+
+    /// Moves a forwarded job that no peer has taken yet to this node (`Local`), or back.
+    pub async fn set_route(&self, id: JobId, route: JobRoute) -> Result<JobRecord, StoreError> {
+        self.db
+            .run(move |conn| {
+                conn.execute(
+                    "UPDATE jobs SET route = ?2, updated_at = ?3 WHERE id = ?1 AND executor IS NULL",
+                    params![id.to_string(), route.as_str(), now()],
+                )?;
+                get_existing(conn, id)
+            })
+            .await
+    }
+
+    /// How many forwarded jobs wait for a peer (or this node) to take them.
+    pub async fn unplaced(&self) -> Result<usize, StoreError> {
+        self.db
+            .run(|conn| {
+                let n: i64 = conn.query_row(
+                    "SELECT COUNT(*) FROM jobs WHERE route = 'forwarded' AND executor IS NULL \
+                     AND state NOT IN ('minted', 'failed', 'cancelled', 'expired')",
+                    [],
+                    |row| row.get(0),
+                )?;
+                Ok(usize::try_from(n).unwrap_or(usize::MAX))
             })
             .await
     }
@@ -448,6 +484,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_job_starts_over_when_submitted_again_and_no_other_does() {
+        let (_dir, store) = store();
+        store.insert(id(1), "{}".into(), JobRoute::Forwarded, None).await.unwrap();
+        store.set_executor(id(1), Some(PeerRef("peer".into()))).await.unwrap();
+        let failure =
+            JobOutputs { tx_hash: Some(TxHash(B256::repeat_byte(5))), ..JobOutputs::failure("down") };
+        store.transition(id(1), JobState::Failed, failure).await.unwrap();
+        let Inserted::New(again) =
+            store.insert(id(1), "{\"again\":1}".into(), JobRoute::Local, None).await.unwrap()
+        else {
+            panic!("a failed job was not started over")
+        };
+        assert_eq!(
+            (again.state, again.route, again.executor, again.outputs),
+            (JobState::Received, JobRoute::Local, None, JobOutputs::default())
+        );
+        assert_eq!(again.signed_request, "{\"again\":1}");
+        store.transition(id(1), JobState::Cancelled, JobOutputs::default()).await.unwrap();
+        let stays = store.insert(id(1), "{}".into(), JobRoute::Local, None).await.unwrap();
+        assert!(
+            matches!(stays, Inserted::Existing(job) if job.state == JobState::Cancelled),
+            "cancelled stays"
+        );
+    }
+
+    #[tokio::test]
     async fn transitions_keep_typed_outputs_and_refuse_illegal_moves() {
         let (_dir, store) = store();
         let job = id(0xaa);
@@ -500,10 +562,16 @@ mod tests {
         let (_dir, store) = store();
         let job = id(0xbb);
         store.insert(job, "{}".into(), JobRoute::Forwarded, None).await.unwrap();
-        assert_eq!(store.queued().await.unwrap(), 0);
+        assert_eq!((store.queued().await.unwrap(), store.unplaced().await.unwrap()), (0, 1));
         let peer = PeerRef("12D3KooWPeer".into());
         let record = store.set_executor(job, Some(peer.clone())).await.unwrap();
         assert_eq!((record.route, record.executor), (JobRoute::Forwarded, Some(peer)));
+        assert_eq!(store.unplaced().await.unwrap(), 0, "placed");
+        assert_eq!(
+            store.set_route(job, JobRoute::Local).await.unwrap().route,
+            JobRoute::Forwarded,
+            "it has a peer"
+        );
         // The executor may report any state, even one that skips ahead or starts over.
         store.mirror(job, JobState::Generating, JobOutputs::default()).await.unwrap();
         store.mirror(job, JobState::Received, JobOutputs::default()).await.unwrap();

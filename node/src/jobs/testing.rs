@@ -15,7 +15,7 @@ use genmint_model_runtime::{
 
 use super::chain::MintChain;
 use super::events::JobEvent;
-use super::forwarder::{ForwardError, Forwarder, Need, Placement, StatusReply};
+use super::forwarder::{Candidate, ForwardError, Forwarder, Need, Placement, StatusReply};
 use super::inference::Inference;
 use super::models::{ModelLoader, Models, ServedModel};
 use super::service::{Jobs, JobsParts};
@@ -237,6 +237,8 @@ impl MintChain for FakeChain {
 #[derive(Default)]
 pub(crate) struct FakeForwarder {
     pub peers: Vec<PeerRef>,
+    /// The free capacity every peer advertises (`None`: plenty).
+    pub free: Option<usize>,
     pub placements: HashMap<PeerRef, Placement>,
     pub statuses: Mutex<VecDeque<StatusReply>>,
     pub submitted: Mutex<Vec<PeerRef>>,
@@ -244,8 +246,14 @@ pub(crate) struct FakeForwarder {
 }
 
 impl Forwarder for FakeForwarder {
-    fn candidates<'a>(&'a self, _need: &'a Need, exclude: &'a [PeerRef]) -> BoxFuture<'a, Vec<PeerRef>> {
-        let peers = self.peers.iter().filter(|p| !exclude.contains(p)).cloned().collect();
+    fn candidates<'a>(&'a self, _need: &'a Need, exclude: &'a [PeerRef]) -> BoxFuture<'a, Vec<Candidate>> {
+        let free = self.free.unwrap_or(16);
+        let peers = self
+            .peers
+            .iter()
+            .filter(|p| !exclude.contains(p))
+            .map(|peer| Candidate { peer: peer.clone(), free })
+            .collect();
         Box::pin(async move { peers })
     }
 

@@ -8,7 +8,7 @@ use genmint_p2p::wire::{JobRequest, JobResponse};
 
 use super::Network;
 use super::status::{PeerCode, from_wire};
-use crate::jobs::{ForwardError, Forwarder, Need, PeerRef, Placement, StatusReply};
+use crate::jobs::{Candidate, ForwardError, Forwarder, Need, PeerRef, Placement, StatusReply};
 use crate::provenance::ids::JobId;
 
 fn peer_id(peer: &PeerRef) -> Result<PeerId, ForwardError> {
@@ -23,7 +23,7 @@ impl Network {
 }
 
 impl Forwarder for Network {
-    fn candidates<'a>(&'a self, need: &'a Need, exclude: &'a [PeerRef]) -> BoxFuture<'a, Vec<PeerRef>> {
+    fn candidates<'a>(&'a self, need: &'a Need, exclude: &'a [PeerRef]) -> BoxFuture<'a, Vec<Candidate>> {
         Box::pin(async move {
             let exclude: Vec<PeerId> = exclude.iter().filter_map(|peer| peer_id(peer).ok()).collect();
             let offers = self.offers(need, &exclude).await;
@@ -31,7 +31,10 @@ impl Forwarder for Network {
                 .into_iter()
                 .map(|offer| {
                     tracing::debug!(peer = %offer.peer, operator = %offer.advert.operator, "candidate executor");
-                    PeerRef(offer.peer.to_string())
+                    Candidate {
+                        peer: PeerRef(offer.peer.to_string()),
+                        free: usize::try_from(offer.advert.capacity).unwrap_or(usize::MAX),
+                    }
                 })
                 .collect()
         })
@@ -48,6 +51,9 @@ impl Forwarder for Network {
                 JobRequest::Submit { job_id: id.to_string(), signed_request: signed_request.to_owned() };
             match self.ask(peer, submit).await {
                 Ok(JobResponse::Accepted { .. }) => Placement::Accepted,
+                Ok(JobResponse::Rejected { code, message, .. }) if code == PeerCode::Busy.as_str() => {
+                    Placement::Busy(message)
+                }
                 Ok(JobResponse::Rejected { code, message, .. }) => Placement::Refused { code, message },
                 Ok(other) => Placement::Failed(ForwardError(format!("unexpected answer {other:?}"))),
                 Err(e) => Placement::Failed(e),

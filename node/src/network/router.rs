@@ -2,7 +2,9 @@
 //!
 //! Order, as DESIGN.md asks: the model must match (and the advert's size and step limits cover the
 //! request), then price (the advertised price must be within the signed fee; cheaper first), then
-//! load (shorter queue first), then latency (lower ping round trip first; unknown last).
+//! load (shorter queue first), then latency (lower ping round trip first; unknown last). Peers whose
+//! advert shows no free capacity stay candidates, after all the others: a full peer is a reason to
+//! wait for room, not a peer that cannot serve the job.
 
 use std::cmp::Ordering;
 use std::time::Duration;
@@ -39,19 +41,20 @@ impl Offer {
 
 /// The offers that can take `need`, best first.
 pub fn rank(offers: Vec<Offer>, need: &Need) -> Vec<Offer> {
-    let mut able: Vec<Offer> = offers
-        .into_iter()
-        .filter(|o| o.serves(need) && o.advert.capacity > 0 && o.price().is_some_and(|p| p <= need.fee))
-        .collect();
+    let mut able: Vec<Offer> =
+        offers.into_iter().filter(|o| o.serves(need) && o.price().is_some_and(|p| p <= need.fee)).collect();
     able.sort_by(|a, b| {
-        a.price().cmp(&b.price()).then(a.advert.queue_depth.cmp(&b.advert.queue_depth)).then(
-            match (a.rtt, b.rtt) {
+        let full = |o: &Offer| o.advert.capacity == 0;
+        full(a)
+            .cmp(&full(b))
+            .then(a.price().cmp(&b.price()))
+            .then(a.advert.queue_depth.cmp(&b.advert.queue_depth))
+            .then(match (a.rtt, b.rtt) {
                 (Some(x), Some(y)) => x.cmp(&y),
                 (Some(_), None) => Ordering::Less,
                 (None, Some(_)) => Ordering::Greater,
                 (None, None) => Ordering::Equal,
-            },
-        )
+            })
     });
     able
 }
@@ -112,18 +115,18 @@ mod tests {
     }
 
     #[test]
-    fn refuses_wrong_model_limits_full_nodes_and_prices_above_the_fee() {
+    fn refuses_wrong_model_limits_and_prices_above_the_fee_and_puts_full_nodes_last() {
         let mut other_model = offer(0, 0, 5, None);
         other_model.advert.models[0].hash = ModelHash([0xbb; 32]).to_string();
-        let full = offer(0, 3, 0, None);
+        let full = offer(0, 3, 0, Some(1));
         let too_dear = offer(11, 0, 5, None);
         let mut unpriced = offer(0, 0, 5, None);
         unpriced.advert.price_wei = "lots".into();
         let fine = offer(10, 0, 5, None);
-        let fine_peer = fine.peer;
-        assert_eq!(rank(vec![other_model, full, too_dear, unpriced, fine], &need(10)).len(), 1);
+        let order = [fine.peer, full.peer];
+        let ranked = rank(vec![other_model, full, too_dear, unpriced, fine], &need(10));
+        assert_eq!(ranked.iter().map(|o| o.peer).collect::<Vec<_>>(), order);
         assert_eq!(rank(vec![offer(0, 0, 5, None)], &Need { width: 128, ..need(10) }).len(), 0);
         assert_eq!(rank(vec![offer(0, 0, 5, None)], &Need { steps: 51, ..need(10) }).len(), 0);
-        let _ = fine_peer;
     }
 }

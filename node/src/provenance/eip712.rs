@@ -6,8 +6,9 @@
 //! sides equal. The request digest is the token id and the job id, so everything that identifies a
 //! request starts here. Pure: no I/O.
 //!
-//! Signatures are 65 bytes `r ‖ s ‖ v` with `v` = 27/28 and low `s`, the only form the contract's
-//! ECDSA recovery accepts; [`recover_request_signer`] refuses any other form rather than accept a
+//! Signatures are 65 bytes `r ‖ s ‖ v` with `v` = 27/28 and low `s`, or the 64-byte ERC-2098
+//! compact form `r ‖ vs` (the y-parity in the top bit of `s`), the forms the contract's ECDSA
+//! recovery accepts; [`recover_request_signer`] refuses any other form rather than accept a
 //! signature the chain would reject.
 
 use std::borrow::Cow;
@@ -93,7 +94,7 @@ impl SignedRequest {
 /// Why a signature could not be made, parsed or matched.
 #[derive(Debug, thiserror::Error)]
 pub enum Eip712Error {
-    #[error("a signature is 65 bytes (r ‖ s ‖ v), this one has {0}")]
+    #[error("a signature is 65 bytes (r ‖ s ‖ v) or 64 (ERC-2098 r ‖ vs), this one has {0}")]
     SignatureLength(usize),
     #[error("signature v must be 27 or 28, got {0} (some wallets return 0/1: add 27)")]
     SignatureV(u8),
@@ -209,12 +210,17 @@ pub fn verify_attestation(
 
 /// The address that signed `digest`, accepting only the signature form the contract accepts.
 pub fn recover_digest_signer(digest: B256, signature: &[u8]) -> Result<Address, Eip712Error> {
-    let raw: &[u8; 65] = signature.try_into().map_err(|_| Eip712Error::SignatureLength(signature.len()))?;
-    let v = raw[64];
-    if v != 27 && v != 28 {
-        return Err(Eip712Error::SignatureV(v));
-    }
-    let parsed = Signature::from_raw_array(raw).map_err(Eip712Error::Unrecoverable)?;
+    let parsed = match signature.len() {
+        65 => {
+            let v = signature[64];
+            if v != 27 && v != 28 {
+                return Err(Eip712Error::SignatureV(v));
+            }
+            Signature::from_raw(signature).map_err(Eip712Error::Unrecoverable)?
+        }
+        64 => Signature::from_erc2098(signature),
+        other => return Err(Eip712Error::SignatureLength(other)),
+    };
     if parsed.normalize_s().is_some() {
         return Err(Eip712Error::SignatureHighS);
     }
@@ -475,14 +481,21 @@ mod tests {
     }
 
     #[test]
-    fn only_the_signature_form_the_contract_accepts_is_recovered() {
+    fn only_the_signature_forms_the_contract_accepts_are_recovered() {
         let digest = B256::repeat_byte(0x42);
         let signature = sign_digest(&key(CREATOR_KEY), digest).unwrap();
 
         assert!(matches!(
-            recover_digest_signer(digest, &signature[..64]),
-            Err(Eip712Error::SignatureLength(64))
+            recover_digest_signer(digest, &signature[..63]),
+            Err(Eip712Error::SignatureLength(63))
         ));
+        // The contract also takes the 64-byte ERC-2098 form, whatever the y-parity.
+        for seed in [0x42u8, 0x43, 0x44, 0x45] {
+            let digest = B256::repeat_byte(seed);
+            let full = Signature::from_raw(&sign_digest(&key(CREATOR_KEY), digest).unwrap()).unwrap();
+            let compact = full.as_erc2098();
+            assert_eq!(recover_digest_signer(digest, &compact).unwrap(), key(CREATOR_KEY).address());
+        }
 
         let mut zero_one_v = signature.to_vec();
         zero_one_v[64] -= 27;

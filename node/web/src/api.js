@@ -12,7 +12,8 @@ export class Refusal extends Error {
 
 const FIELD_OF = {
   bad_signature: 'wallet', fee_too_low: 'fee', insufficient_funds: 'fee', invalid_prompt: 'prompt',
-  prompt_too_long: 'prompt', unknown_model: 'model', expired: 'submit', busy: 'submit',
+  prompt_too_long: 'prompt', negative_prompt_unsupported: 'negative', unknown_model: 'model', expired: 'submit',
+  busy: 'submit',
 };
 const SETTINGS = ['negative', 'width', 'height', 'steps', 'guidance', 'scheduler', 'seed'];
 

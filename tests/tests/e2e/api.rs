@@ -73,6 +73,34 @@ async fn bad_requests_get_clear_errors_and_store_nothing() -> anyhow::Result<()>
     let huge =
         client.post(&url).header("content-type", "application/json").body(vec![b' '; 70_000]).send().await?;
     assert_eq!(huge.status(), 413, "bodies over the limit are refused");
+    let body: serde_json::Value = huge.json().await?;
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+    let text = client.post(&url).header("content-type", "text/plain").body("{}").send().await?;
+    assert_eq!(text.status(), 415);
+    let body: serde_json::Value = text.json().await?;
+    assert_eq!(body["error"]["code"], "unsupported_media_type", "{body}");
+
+    // The prompt limit the node advertises is the one it enforces.
+    let models: serde_json::Value =
+        reqwest::get(format!("{}/v1/models", stack.node_url)).await?.json().await?;
+    assert_eq!(models["models"][0]["limits"]["max_prompt_bytes"], 1000, "{models}");
+
+    // The 64-byte ERC-2098 form of the creator's signature is accepted, as the contract accepts it.
+    let mut compact = stack.signed_request("a compact signature", 9, 8);
+    let full = alloy::primitives::Signature::from_raw(&compact.signature)?;
+    compact.signature = Bytes::from(full.as_erc2098().to_vec());
+    let (status, job) = stack.submit(&compact).await?;
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    stack.wait_for(&id, |s| s == "minted", std::time::Duration::from_secs(60)).await?;
+    // The event stream of a minted job sends its state and ends.
+    let events = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        reqwest::get(format!("{}/v1/jobs/{id}/events", stack.node_url)).await?.text(),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("the event stream of a minted job did not end"))??;
+    assert!(events.starts_with("event: minted"), "{events}");
     let bad_id = reqwest::get(format!("{}/v1/jobs/0x12", stack.node_url)).await?;
     assert_eq!(bad_id.status(), 400);
 

@@ -54,11 +54,20 @@ impl Node {
 }
 
 /// How one node is set up.
+#[derive(Clone, Copy)]
 struct NodeSpec<'a> {
     model: &'a str,
     min_fee_wei: &'a str,
     /// Kubo API the node uses (a dead address makes it stop before pinning).
     ipfs_api: Option<&'a str>,
+    /// `[limits] max_queued_jobs`; the default when `None`.
+    max_queued_jobs: Option<usize>,
+}
+
+impl Default for NodeSpec<'_> {
+    fn default() -> Self {
+        Self { model: "model-x", min_fee_wei: "0", ipfs_api: None, max_queued_jobs: None }
+    }
 }
 
 struct Cluster {
@@ -124,6 +133,9 @@ impl Cluster {
             config.chain.contract = Some(contract.to_string());
             config.ipfs.api_url = spec.ipfs_api.unwrap_or(cluster.kubo.api_url()).to_owned();
             config.limits.min_fee_wei = spec.min_fee_wei.into();
+            if let Some(queue) = spec.max_queued_jobs {
+                config.limits.max_queued_jobs = queue;
+            }
             config.p2p.listen = vec![format!("/ip4/127.0.0.1/tcp/{p2p_port}")];
             config.p2p.bootstrap = cluster.nodes.first().map(Node::bootstrap_addr).into_iter().collect();
             config.p2p.advert_interval_secs = 2;
@@ -267,7 +279,7 @@ fn is_minted(job: &Value) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_for_a_model_the_node_lacks_is_minted_by_a_node_that_has_it() -> Result<()> {
-    let spec = |model| NodeSpec { model, min_fee_wei: "0", ipfs_api: None };
+    let spec = |model| NodeSpec { model, ..NodeSpec::default() };
     let mut cluster = Cluster::new(&[spec("model-x"), spec("model-y"), spec("model-y")]).await?;
     cluster.start_all().await?;
     let model_y = cluster.model("model-y");
@@ -314,9 +326,9 @@ async fn when_the_executor_dies_mid_job_another_node_mints_it_once() -> Result<(
     // generates but never pins. C asks for a fee of 1 wei, which the request allows.
     let dead_ipfs = format!("http://127.0.0.1:{}", free_port());
     let mut cluster = Cluster::new(&[
-        NodeSpec { model: "model-x", min_fee_wei: "0", ipfs_api: None },
-        NodeSpec { model: "model-y", min_fee_wei: "0", ipfs_api: Some(&dead_ipfs) },
-        NodeSpec { model: "model-y", min_fee_wei: "1", ipfs_api: None },
+        NodeSpec::default(),
+        NodeSpec { model: "model-y", ipfs_api: Some(&dead_ipfs), ..NodeSpec::default() },
+        NodeSpec { model: "model-y", min_fee_wei: "1", ..NodeSpec::default() },
     ])
     .await?;
     cluster.start_all().await?;
@@ -345,6 +357,83 @@ async fn when_the_executor_dies_mid_job_another_node_mints_it_once() -> Result<(
     cluster.expect_token_by(&id, 2).await
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_at_one_node_is_minted_or_refused_with_retry_after_and_nothing_accepted_is_lost() -> Result<()>
+{
+    // Three nodes serve one model, each with room for 8 jobs; 120 requests arrive at node 0 at once.
+    const BURST: u64 = 120;
+    let spec = NodeSpec { max_queued_jobs: Some(8), ..NodeSpec::default() };
+    let mut cluster = Cluster::new(&[spec, spec, spec]).await?;
+    cluster.start_all().await?;
+    let model = cluster.model("model-x");
+    cluster.wait_for_providers(model, 2).await?;
+
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/jobs", cluster.nodes[0].url);
+    let started = Instant::now();
+    let answers = futures_util::future::join_all((0..BURST).map(|seed| {
+        let signed = cluster.signed_request(model, "a burst of light", 1000 + seed, 0);
+        let request = client.post(&url).json(&signed).send();
+        async move {
+            let response = request.await?;
+            let retry_after = response.headers().get("retry-after").cloned();
+            let status = response.status().as_u16();
+            anyhow::Ok((status, retry_after, response.json::<Value>().await?))
+        }
+    }))
+    .await;
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for answer in answers {
+        match answer? {
+            (200 | 202, _, job) => accepted.push(job["id"].as_str().context("job id")?.to_owned()),
+            (503, Some(_), body) if body["error"]["code"] == "busy" => refused += 1,
+            (status, retry_after, body) => bail!("unexpected answer {status} ({retry_after:?}): {body}"),
+        }
+    }
+
+    // Every accepted job ends, and ends minted.
+    let mut open = accepted.clone();
+    let mut lost = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !open.is_empty() && Instant::now() < deadline {
+        let mut still_open = Vec::new();
+        for id in open {
+            let job = cluster.job(0, &id).await?;
+            match job["state"].as_str().unwrap_or_default() {
+                "minted" => {}
+                "failed" | "cancelled" | "expired" => lost.push(job),
+                _ => still_open.push(id),
+            }
+        }
+        open = still_open;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let minted = accepted.len() - open.len() - lost.len();
+    eprintln!(
+        "burst of {BURST} at one node of three: accepted {}, refused 503 {refused}, minted {minted}, \
+         lost {}, still open {} after {:.0?}",
+        accepted.len(),
+        lost.len(),
+        open.len(),
+        started.elapsed()
+    );
+    assert!(lost.is_empty(), "accepted jobs that did not mint: {lost:#?}");
+    assert!(open.is_empty(), "accepted jobs still open after 5 minutes: {open:?}\n{}", cluster.logs());
+    assert!(accepted.len() > 8, "more than node 0's own queue was accepted: {}", accepted.len());
+
+    // Exactly one mint per accepted job, and no other mint.
+    let provider = ProviderBuilder::new().connect_http(cluster.anvil.rpc_url().parse()?);
+    let logs = IGenmint::new(cluster.contract, provider).AigcData_filter().from_block(0).query().await?;
+    let mut tokens: Vec<U256> = logs.iter().map(|(event, _)| event.tokenId).collect();
+    tokens.sort();
+    let mut expected: Vec<U256> =
+        accepted.iter().map(|id| Ok(U256::from_be_bytes(id.parse::<B256>()?.0))).collect::<Result<_>>()?;
+    expected.sort();
+    assert_eq!(tokens, expected, "one token per accepted job");
+    Ok(())
+}
+
 /// Accepts every advert: the rogue peer relays whatever it is given.
 struct AcceptAll;
 
@@ -356,8 +445,7 @@ impl AdvertVerifier for AcceptAll {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_forged_advert_and_junk_requests_from_a_peer_change_nothing() -> Result<()> {
-    let mut cluster =
-        Cluster::new(&[NodeSpec { model: "model-x", min_fee_wei: "0", ipfs_api: None }]).await?;
+    let mut cluster = Cluster::new(&[NodeSpec::default()]).await?;
     cluster.start_all().await?;
     let a: genmint_p2p::PeerId = cluster.nodes[0].peer_id.parse()?;
 
