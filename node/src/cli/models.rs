@@ -117,6 +117,12 @@ pub struct EvalArgs {
     /// Classifier-free guidance of every generation [default: the model's].
     #[arg(long)]
     pub guidance: Option<f32>,
+    /// Denoising steps of every generation [default: the model's].
+    #[arg(long)]
+    pub steps: Option<u32>,
+    /// Scheduler of every generation: ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras or lcm.
+    #[arg(long, default_value = "ddim")]
+    pub scheduler: SchedulerKind,
     /// Seed of every held-out generation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -139,7 +145,8 @@ pub fn run(data_dir: &Path, command: ModelsCommand) -> Result<()> {
         ModelsCommand::Eval(args) => evaluate(data_dir, args),
         ModelsCommand::Digest { model, prompt, seed, guidance } => {
             let mut generator = load_model(&model, DeviceChoice::Cpu)?;
-            let image = generate(generator.as_mut(), &prompt, seed, guidance)?;
+            let sampling = Sampling { guidance, steps: None, scheduler: SchedulerKind::Ddim };
+            let image = generate(generator.as_mut(), &prompt, seed, sampling)?;
             println!("{}", hex::encode(image.pixel_digest()));
             Ok(())
         }
@@ -253,14 +260,22 @@ fn list(data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// One generation with the model's default steps and guidance (unless `guidance` is given) at its
-/// default size.
-fn generate(
-    generator: &mut dyn Generator,
-    prompt: &str,
-    seed: u64,
+/// How a generation is sampled: the model's steps and guidance unless given.
+#[derive(Debug, Clone, Copy)]
+struct Sampling {
     guidance: Option<f32>,
-) -> Result<Rgb8Image> {
+    steps: Option<u32>,
+    scheduler: SchedulerKind,
+}
+
+impl EvalArgs {
+    fn sampling(&self) -> Sampling {
+        Sampling { guidance: self.guidance, steps: self.steps, scheduler: self.scheduler }
+    }
+}
+
+/// One generation at the model's default size.
+fn generate(generator: &mut dyn Generator, prompt: &str, seed: u64, sampling: Sampling) -> Result<Rgb8Image> {
     let limits = generator.descriptor().limits.clone();
     let params = GenerationParams {
         prompt: prompt.to_owned(),
@@ -268,9 +283,9 @@ fn generate(
         seed,
         width: limits.default_width,
         height: limits.default_height,
-        steps: limits.default_steps,
-        guidance: guidance.unwrap_or(limits.default_guidance),
-        scheduler: SchedulerKind::Ddim,
+        steps: sampling.steps.unwrap_or(limits.default_steps),
+        guidance: sampling.guidance.unwrap_or(limits.default_guidance),
+        scheduler: sampling.scheduler,
     };
     Ok(generator.generate(&params, &mut |_| Control::Continue)?)
 }
@@ -317,10 +332,11 @@ fn print_settings(
     let limits = &descriptor.limits;
     println!("model       {} ({}) {}", descriptor.name, descriptor.kind, descriptor.hash);
     println!(
-        "settings    {}x{}, {} DDIM steps, guidance {}, seed {}, {} CPU threads",
+        "settings    {}x{}, {} {} steps, guidance {}, seed {}, {} CPU threads",
         limits.default_width,
         limits.default_height,
-        limits.default_steps,
+        args.steps.unwrap_or(limits.default_steps),
+        args.scheduler,
         args.guidance.unwrap_or(limits.default_guidance),
         args.seed,
         cpu_threads()
@@ -340,7 +356,7 @@ fn generate_all(
 ) -> Result<Vec<Rgb8Image>> {
     let mut images = Vec::with_capacity(prompts.len());
     for (index, prompt) in prompts.iter().enumerate() {
-        images.push(generate(generator, &prompt.prompt, args.seed, args.guidance)?);
+        images.push(generate(generator, &prompt.prompt, args.seed, args.sampling())?);
         if (index + 1) % 10 == 0 {
             eprintln!("generated {}/{}", index + 1, prompts.len());
         }
@@ -391,7 +407,7 @@ fn print_diversity(generator: &mut dyn Generator, prompts: &[HeldoutPrompt], arg
     );
     for prompt in distinct_concepts(prompts, args.diversity_prompts) {
         let seeds = (0..args.diversity_seeds.max(2))
-            .map(|seed| generate(generator, &prompt.prompt, seed, args.guidance))
+            .map(|seed| generate(generator, &prompt.prompt, seed, args.sampling()))
             .collect::<Result<Vec<_>>>()?;
         let spread = eval::diversity(&seeds);
         println!(
@@ -417,7 +433,7 @@ fn check_determinism(
         .iter()
         .zip(images)
         .take(4)
-        .map(|(prompt, image)| Ok(generate(generator, &prompt.prompt, args.seed, args.guidance)? == *image))
+        .map(|(prompt, image)| Ok(generate(generator, &prompt.prompt, args.seed, args.sampling())? == *image))
         .collect::<Result<Vec<bool>>>()?;
     ensure!(rerun.iter().all(|&same| same), "a rerun in the same process gave different pixels");
     println!("(d) determinism: {} reruns identical; digest {expected}", rerun.len());
