@@ -6,7 +6,7 @@
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 
-use crate::kernels::{Conv2d, ConvGeometry, GroupNorm, add};
+use crate::kernels::{Conv2d, ConvGeometry, GroupNorm, Linear, add, linear};
 
 /// Group count and epsilon of a block's group norms.
 #[derive(Debug, Clone, Copy)]
@@ -19,7 +19,7 @@ pub(crate) struct NormSpec {
 pub(crate) struct ResnetBlock {
     norm1: GroupNorm,
     conv1: Conv2d,
-    time_emb_proj: Option<candle_nn::Linear>,
+    time_emb_proj: Option<Linear>,
     norm2: GroupNorm,
     conv2: Conv2d,
     conv_shortcut: Option<Conv2d>,
@@ -44,7 +44,7 @@ impl ResnetBlock {
             })
             .transpose()?;
         let time_emb_proj =
-            temb.map(|temb| candle_nn::linear(temb, out_channels, vb.pp("time_emb_proj"))).transpose()?;
+            temb.map(|temb| linear(temb, out_channels, vb.pp("time_emb_proj"))).transpose()?;
         Ok(Self {
             norm1: GroupNorm::load(vb.pp("norm1"), norm.groups, in_channels, norm.eps)?,
             conv1: conv3(vb.pp("conv1"), in_channels)?,

@@ -12,10 +12,10 @@
 //! them).
 
 use candle_core::{D, Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 use candle_transformers::models::stable_diffusion::vae::AutoEncoderKLConfig;
 
-use crate::kernels::{Conv2d, ConvGeometry, GroupNorm, add, softmax_last_dim};
+use crate::kernels::{Conv2d, ConvGeometry, GroupNorm, Linear, add, softmax_last_dim};
 use crate::resnet::{NormSpec, ResnetBlock, Upsample};
 
 /// Group norms of a VAE use this epsilon throughout.

@@ -11,7 +11,8 @@ use super::{contiguous_f32, on_cpu_f32};
 const CHUNK: usize = 16 * 1024;
 
 /// `target + addend`, written into `target`'s buffer where it can be: `addend` has `target`'s
-/// shape, or is `[batch, channels]` and added to every pixel of `target` `[batch, channels, …]`.
+/// shape, or is `[batch, channels]` and added to every pixel of `target` `[batch, channels, …]`,
+/// or is a bias `[features]` added to every row of `target` `[…, features]`.
 /// `target` must not be shared (a result just computed, not a weight or a view).
 pub(crate) fn add(target: Tensor, addend: &Tensor) -> candle_core::Result<Tensor> {
     if !(on_cpu_f32(&target) && on_cpu_f32(addend) && target.is_contiguous()) {
@@ -24,7 +25,9 @@ pub(crate) fn add(target: Tensor, addend: &Tensor) -> candle_core::Result<Tensor
 
 /// candle's own broadcasting addition, for other devices and element types (and the tests).
 fn plain(target: &Tensor, addend: &Tensor) -> candle_core::Result<Tensor> {
-    if addend.rank() == 2 && target.rank() > 2 {
+    if addend.rank() == 1 {
+        target.broadcast_add(addend)
+    } else if addend.rank() == 2 && target.rank() > 2 {
         let mut shape = addend.dims().to_vec();
         shape.resize(target.rank(), 1);
         target.broadcast_add(&addend.reshape(shape)?)
@@ -60,6 +63,10 @@ impl InplaceOp2 for AddOp {
             target.par_chunks_mut(CHUNK).zip(addend.par_chunks(CHUNK)).for_each(|(t, a)| {
                 t.iter_mut().zip(a).for_each(|(t, a)| *t += a);
             });
+        } else if addend_l.dims().len() == 1 && dims.last() == addend_l.dims().first() {
+            target
+                .par_chunks_mut(addend.len().max(1))
+                .for_each(|row| row.iter_mut().zip(addend).for_each(|(t, a)| *t += a));
         } else if addend_l.dims().len() == 2 && dims.len() > 2 && addend_l.dims() == &dims[..2] {
             let plane = dims[2..].iter().product::<usize>().max(1);
             target
@@ -84,7 +91,7 @@ mod tests {
     #[test]
     fn add_matches_candles_addition_in_place() {
         let target = sample(&[2, 3, 5, 7], 1);
-        for addend in [sample(&[2, 3, 5, 7], 2), sample(&[2, 3], 3)] {
+        for addend in [sample(&[2, 3, 5, 7], 2), sample(&[2, 3], 3), sample(&[7], 5)] {
             let expected = plain(&target, &addend).unwrap();
             let fresh = target.copy().unwrap();
             let sum = add(fresh, &addend).unwrap();

@@ -11,6 +11,7 @@
 mod add;
 mod conv;
 mod geglu;
+mod linear;
 mod math;
 mod norm;
 mod softmax;
@@ -18,6 +19,7 @@ mod softmax;
 pub(crate) use add::add;
 pub(crate) use conv::{Conv2d, ConvGeometry};
 pub(crate) use geglu::geglu;
+pub(crate) use linear::{Linear, linear, linear_no_bias};
 pub(crate) use norm::GroupNorm;
 pub(crate) use softmax::softmax_last_dim;
 

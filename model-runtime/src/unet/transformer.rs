@@ -4,9 +4,11 @@
 //! feed-forward, each after a layer norm and added back.
 
 use candle_core::{D, Module, Tensor};
-use candle_nn::{LayerNorm, Linear, VarBuilder};
+use candle_nn::{LayerNorm, VarBuilder};
 
-use crate::kernels::{Conv2d, ConvGeometry, GroupNorm, add, geglu, softmax_last_dim};
+use crate::kernels::{
+    Conv2d, ConvGeometry, GroupNorm, Linear, add, geglu, linear, linear_no_bias, softmax_last_dim,
+};
 
 /// The shape of one `Transformer2DModel`.
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +41,7 @@ impl Transformer2d {
         let c = spec.channels;
         let projection = |vb: VarBuilder| -> candle_core::Result<Projection> {
             Ok(if spec.linear_projection {
-                Projection::Linear(candle_nn::linear(c, c, vb)?)
+                Projection::Linear(linear(c, c, vb)?)
             } else {
                 Projection::Conv(Conv2d::load(vb, c, c, 1, ConvGeometry::same(1))?)
             })
@@ -101,8 +103,8 @@ impl TransformerBlock {
             norm2: norm("norm2")?,
             attn2: Attention::load(vb.pp("attn2"), c, spec.context_dim, spec.heads)?,
             norm3: norm("norm3")?,
-            ff_in: candle_nn::linear(c, 2 * inner, vb.pp("ff").pp("net").pp("0").pp("proj"))?,
-            ff_out: candle_nn::linear(inner, c, vb.pp("ff").pp("net").pp("2"))?,
+            ff_in: linear(c, 2 * inner, vb.pp("ff").pp("net").pp("0").pp("proj"))?,
+            ff_out: linear(inner, c, vb.pp("ff").pp("net").pp("2"))?,
         })
     }
 
@@ -133,10 +135,10 @@ impl Attention {
             )));
         }
         Ok(Self {
-            to_q: candle_nn::linear_no_bias(channels, channels, vb.pp("to_q"))?,
-            to_k: candle_nn::linear_no_bias(context_dim, channels, vb.pp("to_k"))?,
-            to_v: candle_nn::linear_no_bias(context_dim, channels, vb.pp("to_v"))?,
-            to_out: candle_nn::linear(channels, channels, vb.pp("to_out").pp("0"))?,
+            to_q: linear_no_bias(channels, channels, vb.pp("to_q"))?,
+            to_k: linear_no_bias(context_dim, channels, vb.pp("to_k"))?,
+            to_v: linear_no_bias(context_dim, channels, vb.pp("to_v"))?,
+            to_out: linear(channels, channels, vb.pp("to_out").pp("0"))?,
             heads,
             scale: 1.0 / ((channels / heads) as f64).sqrt(),
         })
