@@ -42,10 +42,37 @@ pub enum ModelsCommand {
         prompt: String,
         #[arg(long)]
         seed: u64,
-        /// Classifier-free guidance [default: the model's].
-        #[arg(long)]
-        guidance: Option<f32>,
+        #[command(flatten)]
+        sampling: Sampling,
     },
+}
+
+/// How a generation is sampled: the model's steps and guidance unless given.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Sampling {
+    /// Classifier-free guidance [default: the model's].
+    #[arg(long)]
+    pub guidance: Option<f32>,
+    /// Denoising steps [default: the model's].
+    #[arg(long)]
+    pub steps: Option<u32>,
+    /// Scheduler: ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras or lcm.
+    #[arg(long, default_value = "ddim")]
+    pub scheduler: SchedulerKind,
+}
+
+impl Sampling {
+    /// The same settings as command-line arguments.
+    fn to_args(self) -> Vec<String> {
+        let mut args = vec!["--scheduler".to_string(), self.scheduler.to_string()];
+        if let Some(guidance) = self.guidance {
+            args.extend(["--guidance".to_string(), guidance.to_string()]);
+        }
+        if let Some(steps) = self.steps {
+            args.extend(["--steps".to_string(), steps.to_string()]);
+        }
+        args
+    }
 }
 
 #[derive(Debug, Args)]
@@ -114,15 +141,9 @@ pub struct EvalArgs {
     /// Evaluate only the first N held-out prompts [default: all].
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Classifier-free guidance of every generation [default: the model's].
-    #[arg(long)]
-    pub guidance: Option<f32>,
-    /// Denoising steps of every generation [default: the model's].
-    #[arg(long)]
-    pub steps: Option<u32>,
-    /// Scheduler of every generation: ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras or lcm.
-    #[arg(long, default_value = "ddim")]
-    pub scheduler: SchedulerKind,
+    /// How every generation is sampled.
+    #[command(flatten)]
+    pub sampling: Sampling,
     /// Seed of every held-out generation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -143,9 +164,8 @@ pub fn run(data_dir: &Path, command: ModelsCommand) -> Result<()> {
         }
         ModelsCommand::Import(args) => import(data_dir, args),
         ModelsCommand::Eval(args) => evaluate(data_dir, args),
-        ModelsCommand::Digest { model, prompt, seed, guidance } => {
+        ModelsCommand::Digest { model, prompt, seed, sampling } => {
             let mut generator = load_model(&model, DeviceChoice::Cpu)?;
-            let sampling = Sampling { guidance, steps: None, scheduler: SchedulerKind::Ddim };
             let image = generate(generator.as_mut(), &prompt, seed, sampling)?;
             println!("{}", hex::encode(image.pixel_digest()));
             Ok(())
@@ -260,20 +280,6 @@ fn list(data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// How a generation is sampled: the model's steps and guidance unless given.
-#[derive(Debug, Clone, Copy)]
-struct Sampling {
-    guidance: Option<f32>,
-    steps: Option<u32>,
-    scheduler: SchedulerKind,
-}
-
-impl EvalArgs {
-    fn sampling(&self) -> Sampling {
-        Sampling { guidance: self.guidance, steps: self.steps, scheduler: self.scheduler }
-    }
-}
-
 /// One generation at the model's default size.
 fn generate(generator: &mut dyn Generator, prompt: &str, seed: u64, sampling: Sampling) -> Result<Rgb8Image> {
     let limits = generator.descriptor().limits.clone();
@@ -335,9 +341,9 @@ fn print_settings(
         "settings    {}x{}, {} {} steps, guidance {}, seed {}, {} CPU threads",
         limits.default_width,
         limits.default_height,
-        args.steps.unwrap_or(limits.default_steps),
-        args.scheduler,
-        args.guidance.unwrap_or(limits.default_guidance),
+        args.sampling.steps.unwrap_or(limits.default_steps),
+        args.sampling.scheduler,
+        args.sampling.guidance.unwrap_or(limits.default_guidance),
         args.seed,
         cpu_threads()
     );
@@ -356,7 +362,7 @@ fn generate_all(
 ) -> Result<Vec<Rgb8Image>> {
     let mut images = Vec::with_capacity(prompts.len());
     for (index, prompt) in prompts.iter().enumerate() {
-        images.push(generate(generator, &prompt.prompt, args.seed, args.sampling())?);
+        images.push(generate(generator, &prompt.prompt, args.seed, args.sampling)?);
         if (index + 1) % 10 == 0 {
             eprintln!("generated {}/{}", index + 1, prompts.len());
         }
@@ -407,7 +413,7 @@ fn print_diversity(generator: &mut dyn Generator, prompts: &[HeldoutPrompt], arg
     );
     for prompt in distinct_concepts(prompts, args.diversity_prompts) {
         let seeds = (0..args.diversity_seeds.max(2))
-            .map(|seed| generate(generator, &prompt.prompt, seed, args.sampling()))
+            .map(|seed| generate(generator, &prompt.prompt, seed, args.sampling))
             .collect::<Result<Vec<_>>>()?;
         let spread = eval::diversity(&seeds);
         println!(
@@ -433,12 +439,12 @@ fn check_determinism(
         .iter()
         .zip(images)
         .take(4)
-        .map(|(prompt, image)| Ok(generate(generator, &prompt.prompt, args.seed, args.sampling())? == *image))
+        .map(|(prompt, image)| Ok(generate(generator, &prompt.prompt, args.seed, args.sampling)? == *image))
         .collect::<Result<Vec<bool>>>()?;
     ensure!(rerun.iter().all(|&same| same), "a rerun in the same process gave different pixels");
     println!("(d) determinism: {} reruns identical; digest {expected}", rerun.len());
     for threads in ["1", "2"] {
-        let digest = child_digest(model_dir, &prompts[0], args.seed, args.guidance, threads)?;
+        let digest = child_digest(model_dir, &prompts[0], args.seed, args.sampling, threads)?;
         ensure!(digest == expected, "with {threads} thread(s) the digest is {digest}, not {expected}");
         println!("    RAYON_NUM_THREADS={threads} in a child process: identical");
     }
@@ -467,17 +473,15 @@ fn child_digest(
     model: &Path,
     prompt: &HeldoutPrompt,
     seed: u64,
-    guidance: Option<f32>,
+    sampling: Sampling,
     threads: &str,
 ) -> Result<String> {
     let exe = std::env::current_exe().context("locating the genmint binary")?;
     let mut command = Command::new(exe);
     command
         .args(["models", "digest", "--prompt", &prompt.prompt, "--seed", &seed.to_string(), "--model"])
-        .arg(model);
-    if let Some(guidance) = guidance {
-        command.args(["--guidance", &guidance.to_string()]);
-    }
+        .arg(model)
+        .args(sampling.to_args());
     let output =
         command.env("RAYON_NUM_THREADS", threads).output().context("running genmint models digest")?;
     ensure!(
