@@ -32,7 +32,7 @@ pub mod store;
 #[cfg(test)]
 pub(crate) mod testing;
 
-pub use chain::{ChainMinter, MintChain};
+pub use chain::{ChainMint, ChainMinter, MintChain};
 pub use content::Pinner;
 pub use error::{JobError, StepError, SubmitError};
 pub use forward::UpdateError;

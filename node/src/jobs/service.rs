@@ -400,6 +400,13 @@ impl Jobs {
         if job.route == JobRoute::Forwarded {
             return self.follow(job).await;
         }
+        // A request minted already (a replay, or a peer that won a race) is never generated or
+        // pinned again.
+        if matches!(job.state, JobState::Received | JobState::Queued | JobState::Generated)
+            && self.answered_from_chain(job).await?
+        {
+            return Ok(());
+        }
         match job.state {
             JobState::Received => self.advance(job.id, JobState::Queued, JobOutputs::default()).await,
             JobState::Queued => self.generate(job).await,
