@@ -4,6 +4,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -16,7 +17,7 @@ use super::views::{EventView, JobView};
 use super::{ApiError, ApiState, job_id};
 use crate::jobs::events::JobEvent;
 use crate::jobs::{JobRecord, JobRoute, JobState};
-use crate::provenance::eip712::SignedRequest;
+use crate::provenance::eip712::{SignedCancel, SignedRequest};
 
 pub async fn submit(
     State(node): State<Arc<ApiState>>,
@@ -64,12 +65,30 @@ async fn view(node: &ApiState, job: &JobRecord) -> Result<JobView, ApiError> {
     Ok(view)
 }
 
+/// Cancels a job for its creator: the body is the creator's signed `CancelJob`
+/// (`{"deadline", "signature"}`); without it nothing is cancelled.
 pub async fn cancel(
     State(node): State<Arc<ApiState>>,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> Result<Json<JobView>, ApiError> {
     let id = job_id(&id)?;
-    Ok(Json(JobView::from(&node.jobs.cancel(id).await?)))
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "signature_required",
+            "cancelling a job needs its creator's signature: send {\"deadline\", \"signature\"} over the \
+             EIP-712 CancelJob(jobId, deadline) of GET /v1/eip712 (`genmint cancel JOB_ID` signs it)",
+        ));
+    }
+    let cancel: SignedCancel = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("the cancel is unreadable: {e}; send {{\"deadline\": \"<unix seconds>\", \"signature\": \"0x…\"}}"),
+        )
+    })?;
+    Ok(Json(JobView::from(&node.jobs.cancel(id, &cancel).await?)))
 }
 
 pub async fn events(

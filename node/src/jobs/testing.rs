@@ -25,7 +25,7 @@ use crate::chain::{ChainError, MintJob, MintOutcome, PendingMint};
 use crate::ipfs::{Cid, MemoryStore};
 use crate::lifecycle::Tasks;
 use crate::provenance::credentials::Credentials;
-use crate::provenance::eip712::{GenerationRequest, SignedRequest, sign_request};
+use crate::provenance::eip712::{GenerationRequest, SignedCancel, SignedRequest, sign_request};
 use crate::provenance::ids::{JobId, PixelDigest, TxHash};
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -374,6 +374,11 @@ impl Harness {
             tasks,
             _dir: dir,
         }
+    }
+
+    /// The creator's cancel of job `id`, valid for ten minutes.
+    pub fn sign_cancel(&self, id: JobId) -> SignedCancel {
+        SignedCancel::sign(&self.creator, id.0, super::service::now_unix() + 600, self.jobs.domain()).unwrap()
     }
 
     /// Where jobs write the generated images.

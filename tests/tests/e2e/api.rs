@@ -2,7 +2,7 @@
 //! for them; the EIP-712 description is what a wallet needs to sign.
 
 use alloy::primitives::{B256, Bytes};
-use genmint_node::provenance::eip712::{domain, request_digest, sign_digest, sign_request};
+use genmint_node::provenance::eip712::{SignedCancel, domain, request_digest, sign_digest, sign_request};
 use serde_json::json;
 
 use crate::support::{Stack, now_unix};
@@ -120,36 +120,52 @@ async fn bad_requests_get_clear_errors_and_store_nothing() -> anyhow::Result<()>
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_generating_job_can_be_cancelled_and_a_minted_one_cannot() -> anyhow::Result<()> {
+async fn only_the_creator_cancels_a_generating_job_and_a_minted_one_cannot_be() -> anyhow::Result<()> {
     let mut stack = Stack::start().await?;
     stack.start_node().await?;
     let client = reqwest::Client::new();
+    let domain = domain(stack.anvil.chain_id(), stack.contract);
 
     let mut slow = stack.signed_request("cancel me", 11, 50);
     (slow.request.width, slow.request.height) = (128, 128);
-    slow.signature =
-        sign_request(&stack.creator, &slow.request, &domain(stack.anvil.chain_id(), stack.contract))?;
+    slow.signature = sign_request(&stack.creator, &slow.request, &domain)?;
     let (_, job) = stack.submit(&slow).await?;
     let id = job["id"].as_str().unwrap().to_owned();
+    let job_id: B256 = id.parse()?;
     stack.wait_for(&id, |s| s == "generating", std::time::Duration::from_secs(30)).await?;
-    let cancelled: serde_json::Value = client
-        .delete(format!("{}/v1/jobs/{id}", stack.node_url))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    assert_eq!(cancelled["state"], "cancelled");
+    let url = format!("{}/v1/jobs/{id}", stack.node_url);
+    let later = now_unix() + 300;
+
+    let anonymous = client.delete(&url).send().await?;
+    assert_eq!(anonymous.status(), 401);
+    let body: serde_json::Value = anonymous.json().await?;
+    assert_eq!(body["error"]["code"], "signature_required", "{body}");
+
+    let stranger = alloy::signers::local::PrivateKeySigner::random();
+    let forged = SignedCancel::sign(&stranger, job_id, later, &domain)?;
+    let refused = client.delete(&url).json(&forged).send().await?;
+    assert_eq!(refused.status(), 403);
+    let body: serde_json::Value = refused.json().await?;
+    assert_eq!(body["error"]["code"], "not_creator", "{body}");
+    assert_eq!(stack.job(&id).await?["state"], "generating", "a refused cancel changes nothing");
+
+    // The CLI signs with the creator's key.
+    let key_file = stack.dir.path().join("creator.key");
+    std::fs::write(&key_file, format!("0x{}", hex::encode(stack.creator.to_bytes())))?;
+    let (ok, output) = stack.genmint(&["cancel", &id, "--key-file", key_file.to_str().unwrap()]).await?;
+    assert!(ok, "{output}");
+    assert!(output.contains("cancelled"), "{output}");
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     assert_eq!(stack.job(&id).await?["state"], "cancelled", "the pipeline does not resurrect it");
-    let token = alloy::primitives::U256::from_be_bytes(id.parse::<B256>()?.0);
+    let token = alloy::primitives::U256::from_be_bytes(job_id.0);
     assert_eq!(stack.minted_events(token).await?, 0);
 
     let quick = stack.signed_request("keep me", 12, 8);
     let (_, job) = stack.submit(&quick).await?;
     let id = job["id"].as_str().unwrap().to_owned();
     stack.wait_for(&id, |s| s == "minted", std::time::Duration::from_secs(60)).await?;
-    let refused = client.delete(format!("{}/v1/jobs/{id}", stack.node_url)).send().await?;
+    let cancel = SignedCancel::sign(&stack.creator, id.parse()?, later, &domain)?;
+    let refused = client.delete(format!("{}/v1/jobs/{id}", stack.node_url)).json(&cancel).send().await?;
     assert_eq!(refused.status(), 409);
     Ok(())
 }
