@@ -19,6 +19,7 @@
 
 mod error;
 mod jobs;
+mod limits;
 mod tokens;
 mod views;
 mod web;
@@ -35,6 +36,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 pub use error::ApiError;
+pub use limits::ApiLimits;
 pub use views::{EventView, JobView};
 pub use web::PageConfig;
 
@@ -65,6 +67,8 @@ pub struct ApiState {
     pub tasks: Tasks,
     /// What the web page needs to know beyond the API.
     pub page: PageConfig,
+    /// Rate limits per creator and client address, and the bound on event streams.
+    pub limits: Arc<ApiLimits>,
 }
 
 /// Builds the router over a running node.

@@ -2,6 +2,7 @@
 //! for them; the EIP-712 description is what a wallet needs to sign.
 
 use alloy::primitives::{B256, Bytes};
+use genmint_node::config::Config;
 use genmint_node::provenance::eip712::{SignedCancel, domain, request_digest, sign_digest, sign_request};
 use serde_json::json;
 
@@ -167,5 +168,67 @@ async fn only_the_creator_cancels_a_generating_job_and_a_minted_one_cannot_be() 
     let cancel = SignedCancel::sign(&stack.creator, id.parse()?, later, &domain)?;
     let refused = client.delete(format!("{}/v1/jobs/{id}", stack.node_url)).json(&cancel).send().await?;
     assert_eq!(refused.status(), 409);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_creator_or_an_address_past_its_allowance_gets_429_and_event_streams_are_bounded()
+-> anyhow::Result<()> {
+    let mut stack = Stack::start().await?;
+    let mut config = Config::load(&stack.node_dir())?;
+    config.limits.creator_requests_per_minute = 2;
+    config.limits.address_requests_per_minute = 4;
+    config.limits.max_streams_per_job = 1;
+    config.save(&stack.node_dir())?;
+    stack.start_node().await?;
+    let domain = domain(stack.anvil.chain_id(), stack.contract);
+
+    let mut slow = stack.signed_request("a slow one", 31, 50);
+    (slow.request.width, slow.request.height) = (128, 128);
+    slow.signature = sign_request(&stack.creator, &slow.request, &domain)?;
+    let (status, slow_job) = stack.submit(&slow).await?;
+    assert_eq!(status, 202, "{slow_job}");
+    let (status, _) = stack.submit(&stack.signed_request("second", 32, 8)).await?;
+    assert_eq!(status, 202);
+
+    let third = stack.signed_request("third", 33, 8);
+    let response =
+        reqwest::Client::new().post(format!("{}/v1/jobs", stack.node_url)).json(&third).send().await?;
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"].to_str()?.parse()?;
+    assert!(retry_after > 0);
+    let body: serde_json::Value = response.json().await?;
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("creator"), "{body}");
+    let digest = request_digest(&third.request, &domain);
+    let absent = reqwest::get(format!("{}/v1/jobs/{digest}", stack.node_url)).await?;
+    assert_eq!(absent.status(), 404, "a refused request is not stored");
+
+    // Another creator still has an allowance, until this address has spent its own.
+    let other = alloy::signers::local::PrivateKeySigner::random();
+    let mut theirs = stack.signed_request("someone else's", 34, 8);
+    theirs.request.creator = other.address();
+    theirs.signature = sign_request(&other, &theirs.request, &domain)?;
+    let (status, body) = stack.submit(&theirs).await?;
+    assert_eq!(status, 202, "{body}");
+    theirs.request.nonce = alloy::primitives::U256::from(35);
+    theirs.signature = sign_request(&other, &theirs.request, &domain)?;
+    let (status, body) = stack.submit(&theirs).await?;
+    assert_eq!(status, 429, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("address"), "{body}");
+
+    // One event stream per job here: a second subscriber is refused while the first is open.
+    let id = slow_job["id"].as_str().unwrap_or_default();
+    let events = format!("{}/v1/jobs/{id}/events", stack.node_url);
+    let first = reqwest::get(&events).await?;
+    assert_eq!(first.status(), 200);
+    let second = reqwest::get(&events).await?;
+    assert_eq!(second.status(), 429);
+    assert!(second.headers().contains_key("retry-after"));
+    let body: serde_json::Value = second.json().await?;
+    assert_eq!(body["error"]["code"], "too_many_streams", "{body}");
+    drop(first);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(reqwest::get(&events).await?.status(), 200, "a closed stream frees its slot");
     Ok(())
 }

@@ -133,6 +133,9 @@ impl Cluster {
             config.chain.contract = Some(contract.to_string());
             config.ipfs.api_url = spec.ipfs_api.unwrap_or(cluster.kubo.api_url()).to_owned();
             config.limits.min_fee_wei = spec.min_fee_wei.into();
+            // One creator sends every request here, bursts included: what is tested is placement.
+            config.limits.creator_requests_per_minute = 0;
+            config.limits.address_requests_per_minute = 0;
             if let Some(queue) = spec.max_queued_jobs {
                 config.limits.max_queued_jobs = queue;
             }
