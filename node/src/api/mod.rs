@@ -5,7 +5,7 @@
 //! | `POST /v1/jobs` | submit a signed `GenerationRequest`; idempotent (the job id is the request digest) |
 //! | `GET /v1/jobs/{id}` | the job's state and outputs |
 //! | `GET /v1/jobs/{id}/events` | SSE: the current state, then `progress` and each new state until a terminal one |
-//! | `DELETE /v1/jobs/{id}` | cancel a job that has not reached the chain |
+//! | `DELETE /v1/jobs/{id}` | cancel a job that has not reached the chain, with its creator's signed `CancelJob` |
 //! | `GET /v1/models` | the models of the whole network: this node's and its peers', with their providers |
 //! | `GET /v1/peers` | connected peers: addresses, latency, advert, operator registration |
 //! | `GET /v1/tokens/{id}/provenance` | every verification check of a token, by name (`genmint verify --json`), and the spot checks nodes reported |
