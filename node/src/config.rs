@@ -182,6 +182,14 @@ pub struct LimitsConfig {
     /// Megabytes of model weights kept loaded at once; past it the least recently used model is
     /// unloaded before another loads. 0: no bound.
     pub model_memory_mb: u64,
+    /// Job submissions one creator may make a minute (all at once, or spread); beyond it 429. 0: no limit.
+    pub creator_requests_per_minute: u32,
+    /// Job submissions and cancels one client address may make a minute; beyond it 429. 0: no limit.
+    pub address_requests_per_minute: u32,
+    /// Event streams (`GET /v1/jobs/{id}/events`) open at once, in all.
+    pub max_streams: usize,
+    /// Event streams open at once for one job.
+    pub max_streams_per_job: usize,
 }
 
 impl Default for LimitsConfig {
@@ -192,6 +200,10 @@ impl Default for LimitsConfig {
             max_body_bytes: 64 * 1024,
             min_fee_wei: "0".into(),
             model_memory_mb: 0,
+            creator_requests_per_minute: 60,
+            address_requests_per_minute: 120,
+            max_streams: 512,
+            max_streams_per_job: 8,
         }
     }
 }

@@ -392,6 +392,7 @@ pub async fn start(data_dir: &Path, config: &Config) -> Result<RunningNode, Star
             wallet_rpc_url: config.http.wallet_rpc_url.clone(),
             dev_wallet: config.http.dev_wallet,
         },
+        limits: Arc::new(crate::api::ApiLimits::new(&config.limits)),
     };
     serve_http(listener, config, state, &tasks);
     info!(%addr, chain_id, %contract, "node listening");
@@ -420,8 +421,9 @@ fn serve_http(listener: tokio::net::TcpListener, config: &Config, state: ApiStat
     let app = crate::api::router(state, config.limits.max_body_bytes);
     let stop = tasks.clone();
     tasks.spawn(async move {
-        let served =
-            axum::serve(listener, app).with_graceful_shutdown(async move { stop.stopping().await }).await;
+        let served = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(async move { stop.stopping().await })
+            .await;
         if let Err(e) = served {
             tracing::warn!(error = %e, "the HTTP server stopped");
         }

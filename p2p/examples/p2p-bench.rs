@@ -158,6 +158,7 @@ fn answer(request: JobRequest) -> JobResponse {
             pixel_digest: None,
             image_cid: None,
             metadata_cid: None,
+            minted_by: None,
         }),
         _ => JobResponse::Ack,
     }

@@ -72,6 +72,9 @@ pub struct JobStatus {
     pub image_cid: Option<String>,
     #[serde(default)]
     pub metadata_cid: Option<String>,
+    /// The operator address of the node that minted the token, once minted.
+    #[serde(default)]
+    pub minted_by: Option<String>,
 }
 
 /// One message with its protocol version.
@@ -127,6 +130,7 @@ mod tests {
             pixel_digest: Some("0x02".into()),
             image_cid: Some("bafkrei".into()),
             metadata_cid: None,
+            minted_by: None,
         }
     }
 

@@ -96,9 +96,9 @@ function testWallet() {
         const data = JSON.parse(params[1]);
         assert(params[0] === CREATOR.address, 'the page asks the connected account to sign');
         const signer = wallet.mode === 'stranger' ? STRANGER : CREATOR;
-        const types = { GenerationRequest: data.types.GenerationRequest };
+        const types = { [data.primaryType]: data.types[data.primaryType] };
         return signer.signTypedData({ domain: data.domain, types, primaryType: data.primaryType,
-          message: uints(types.GenerationRequest, data.message) });
+          message: uints(types[data.primaryType], data.message) });
       }
       case 'eth_sendTransaction': {
         const [tx] = params;

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::jobs::admission::RefusalCode;
-use crate::jobs::{StoreError, SubmitError};
+use crate::jobs::{CancelError, StoreError, SubmitError};
 
 /// How long a client told "busy" waits before it asks again (`Retry-After`, seconds): about
 /// the time a small model takes to free a slot.
@@ -86,6 +86,22 @@ impl From<SubmitError> for ApiError {
             SubmitError::Busy(_) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string())
                 .retry_after(BUSY_RETRY_AFTER_SECS),
             SubmitError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<CancelError> for ApiError {
+    fn from(e: CancelError) -> Self {
+        match e {
+            CancelError::Store(store) => store.into(),
+            CancelError::NotFound(id) => Self::not_found(format!("job {id}")),
+            e @ CancelError::BadSignature(_) => {
+                Self::new(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string())
+            }
+            e @ CancelError::NotCreator(_) => Self::new(StatusCode::FORBIDDEN, "not_creator", e.to_string()),
+            e @ CancelError::Expired { .. } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "expired", e.to_string())
+            }
         }
     }
 }

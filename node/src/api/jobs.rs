@@ -1,11 +1,13 @@
 //! Job routes: submit, read, follow (SSE) and cancel.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
@@ -16,13 +18,19 @@ use super::views::{EventView, JobView};
 use super::{ApiError, ApiState, job_id};
 use crate::jobs::events::JobEvent;
 use crate::jobs::{JobRecord, JobRoute, JobState};
-use crate::provenance::eip712::SignedRequest;
+use crate::provenance::eip712::{SignedCancel, SignedRequest};
 
 pub async fn submit(
     State(node): State<Arc<ApiState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     body: Result<Json<SignedRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    node.limits.addresses.check(client.ip())?;
     let Json(signed) = body.map_err(body_refusal)?;
+    // Only a creator's own signature spends their allowance (admission refuses the rest).
+    if signed.verify(node.jobs.domain()).is_ok() {
+        node.limits.creators.check(signed.request.creator)?;
+    }
     let (job, created) = node.jobs.submit(&signed).await?;
     Ok((if created { StatusCode::ACCEPTED } else { StatusCode::OK }, Json(view(&node, &job).await?)))
 }
@@ -64,12 +72,32 @@ async fn view(node: &ApiState, job: &JobRecord) -> Result<JobView, ApiError> {
     Ok(view)
 }
 
+/// Cancels a job for its creator: the body is the creator's signed `CancelJob`
+/// (`{"deadline", "signature"}`); without it nothing is cancelled.
 pub async fn cancel(
     State(node): State<Arc<ApiState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
+    body: Bytes,
 ) -> Result<Json<JobView>, ApiError> {
+    node.limits.addresses.check(client.ip())?;
     let id = job_id(&id)?;
-    Ok(Json(JobView::from(&node.jobs.cancel(id).await?)))
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "signature_required",
+            "cancelling a job needs its creator's signature: send {\"deadline\", \"signature\"} over the \
+             EIP-712 CancelJob(jobId, deadline) of GET /v1/eip712 (`genmint cancel JOB_ID` signs it)",
+        ));
+    }
+    let cancel: SignedCancel = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("the cancel is unreadable: {e}; send {{\"deadline\": \"<unix seconds>\", \"signature\": \"0x…\"}}"),
+        )
+    })?;
+    Ok(Json(JobView::from(&node.jobs.cancel(id, &cancel).await?)))
 }
 
 pub async fn events(
@@ -77,6 +105,7 @@ pub async fn events(
     Path(id): Path<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let id = job_id(&id)?;
+    let slot = node.limits.streams.open(id)?;
     // Subscribe before reading the current state, so no change falls in between.
     let live = BroadcastStream::new(node.jobs.events().subscribe());
     let current = node.jobs.job(id).await?.ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
@@ -88,8 +117,10 @@ pub async fn events(
     let tasks = node.tasks.clone();
     let stream =
         until_terminal(Box::pin(first.chain(rest))).take_until(async move { tasks.stopping().await });
+    // The slot is held as long as the stream is: until it ends or the client goes away.
     let sse = stream.then(move |event| {
         let node = node.clone();
+        let _slot = &slot;
         async move { Ok(to_sse(&node, &event).await) }
     });
     Ok(Sse::new(sse).keep_alive(KeepAlive::default()))

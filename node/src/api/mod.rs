@@ -5,7 +5,7 @@
 //! | `POST /v1/jobs` | submit a signed `GenerationRequest`; idempotent (the job id is the request digest) |
 //! | `GET /v1/jobs/{id}` | the job's state and outputs |
 //! | `GET /v1/jobs/{id}/events` | SSE: the current state, then `progress` and each new state until a terminal one |
-//! | `DELETE /v1/jobs/{id}` | cancel a job that has not reached the chain |
+//! | `DELETE /v1/jobs/{id}` | cancel a job that has not reached the chain, with its creator's signed `CancelJob` |
 //! | `GET /v1/models` | the models of the whole network: this node's and its peers', with their providers |
 //! | `GET /v1/peers` | connected peers: addresses, latency, advert, operator registration |
 //! | `GET /v1/tokens/{id}/provenance` | every verification check of a token, by name (`genmint verify --json`), and the spot checks nodes reported |
@@ -19,6 +19,7 @@
 
 mod error;
 mod jobs;
+mod limits;
 mod tokens;
 mod views;
 mod web;
@@ -35,6 +36,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 pub use error::ApiError;
+pub use limits::ApiLimits;
 pub use views::{EventView, JobView};
 pub use web::PageConfig;
 
@@ -65,6 +67,8 @@ pub struct ApiState {
     pub tasks: Tasks,
     /// What the web page needs to know beyond the API.
     pub page: PageConfig,
+    /// Rate limits per creator and client address, and the bound on event streams.
+    pub limits: Arc<ApiLimits>,
 }
 
 /// Builds the router over a running node.

@@ -109,6 +109,7 @@ mod tests {
             node_signature: Some(Bytes::from(vec![0xcd; 2])),
             tx_hash: Some(TxHash(B256::repeat_byte(2))),
             token_id: Some(U256::from(255)),
+            minted_by: Some(alloy::primitives::address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8")),
             error: None,
         };
         let job = JobRecord {
@@ -131,6 +132,7 @@ mod tests {
                 "node_signature",
                 "tx_hash",
                 "token_id",
+                "minted_by",
                 "error",
                 "route",
                 "executor",
@@ -142,6 +144,7 @@ mod tests {
         assert_eq!(json["state"], "minted");
         assert_eq!(json["token_id"], "255");
         assert_eq!(json["node_signature"], "0xcdcd");
+        assert_eq!(json["minted_by"], "0x70997970c51812dc3a010c7d01b50e0d17dc79c8");
         assert_eq!(json["route"], "forwarded");
         assert_eq!(json["metadata_cid"], serde_json::Value::Null);
         let progress = serde_json::to_value(EventView::from(&JobEvent::Progress {

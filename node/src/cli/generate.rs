@@ -7,9 +7,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::Eip712Domain;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use futures_util::StreamExt;
+use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::provenance::eip712::{GenerationRequest, SignedRequest, domain, sign_request};
@@ -91,7 +93,7 @@ fn setting<T: std::str::FromStr>(limits: &Value, name: &str) -> Result<T> {
     if value.is_null() { field(&limits[format!("max_{name}")], name) } else { field(value, name) }
 }
 
-fn creator_key(data_dir: &Path, key_file: Option<&Path>) -> Result<PrivateKeySigner> {
+pub(super) fn creator_key(data_dir: &Path, key_file: Option<&Path>) -> Result<PrivateKeySigner> {
     let path = key_file.map(Path::to_path_buf).unwrap_or_else(|| data_dir.join(CREATOR_KEY_FILE));
     if key_file.is_none() && !path.exists() {
         std::fs::create_dir_all(data_dir).with_context(|| format!("creating {data_dir:?}"))?;
@@ -127,13 +129,19 @@ fn field<T: std::str::FromStr>(value: &Value, what: &str) -> Result<T> {
     text.parse().map_err(|_| anyhow::anyhow!("the node's {what} ({value}) is unreadable"))
 }
 
+/// The EIP-712 domain the node signs under (its chain and contract), from `GET /v1/eip712`.
+pub(super) async fn node_domain(client: &reqwest::Client, node: &str) -> Result<Eip712Domain> {
+    let eip712 = get_json(client, &format!("{node}/v1/eip712")).await?;
+    let chain_id: u64 = field(&eip712["domain"]["chainId"], "chain id")?;
+    let contract: Address = field(&eip712["domain"]["verifyingContract"], "contract")?;
+    Ok(domain(chain_id, contract))
+}
+
 pub async fn run(data_dir: &Path, args: GenerateArgs) -> Result<()> {
     let creator = creator_key(data_dir, args.key_file.as_deref())?;
     let client = reqwest::Client::new();
     let node = args.node.trim_end_matches('/');
-    let eip712 = get_json(&client, &format!("{node}/v1/eip712")).await?;
-    let chain_id: u64 = field(&eip712["domain"]["chainId"], "chain id")?;
-    let contract: Address = field(&eip712["domain"]["verifyingContract"], "contract")?;
+    let domain = node_domain(&client, node).await?;
     let models = get_json(&client, &format!("{node}/v1/models")).await?;
     let model = choose_model(&models, args.model.as_deref())?;
     let limits = &model["limits"];
@@ -156,20 +164,10 @@ pub async fn run(data_dir: &Path, args: GenerateArgs) -> Result<()> {
         nonce: U256::from(now_unix()),
         deadline: now_unix() + args.deadline_secs,
     };
-    let signature = sign_request(&creator, &request, &domain(chain_id, contract))?;
+    let signature = sign_request(&creator, &request, &domain)?;
     let signed = SignedRequest { request, signature };
     let submitted = Instant::now();
-    let response = client
-        .post(format!("{node}/v1/jobs"))
-        .json(&signed)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {node}: is the node running?"))?;
-    let status = response.status();
-    let job: Value = response.json().await.context("the node did not answer JSON")?;
-    if !status.is_success() {
-        bail!("the node refused the request ({status}): {}", api_message(&job));
-    }
+    let job = submit(&client, node, &signed).await?;
     let id = job["id"].as_str().context("the node's answer has no job id")?.to_owned();
     println!("job {id} ({}, seed {})", job["state"].as_str().unwrap_or("?"), signed.request.seed);
     if !args.wait {
@@ -193,6 +191,50 @@ pub async fn run(data_dir: &Path, args: GenerateArgs) -> Result<()> {
             job["error"].as_str().unwrap_or("no reason given")
         ),
     }
+}
+
+/// How often a busy (503) or rate-limited (429) node is asked again before giving up.
+const BUSY_RETRIES: u32 = 10;
+/// The longest wait between those tries, whatever `Retry-After` says.
+const MAX_RETRY_AFTER_SECS: u64 = 60;
+
+/// Submits the signed request; a node that answers busy or rate-limited is asked again after its
+/// `Retry-After` (the same signature: the request is idempotent).
+async fn submit(client: &reqwest::Client, node: &str, signed: &SignedRequest) -> Result<Value> {
+    let mut tries = 0;
+    loop {
+        let response = send(client.post(format!("{node}/v1/jobs")).json(signed), node).await?;
+        let status = response.status();
+        let retryable = status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS;
+        if !retryable || tries == BUSY_RETRIES || signed.request.deadline <= now_unix() {
+            return read_answer(response, "the node refused the request").await;
+        }
+        tries += 1;
+        let wait = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()?.trim().parse().ok())
+            .unwrap_or(5)
+            .min(MAX_RETRY_AFTER_SECS);
+        eprintln!("the node answered {status}; asking again in {wait} s (try {tries} of {BUSY_RETRIES})");
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+    }
+}
+
+/// Sends a request to the node, saying what to check when it cannot be reached.
+pub(super) async fn send(request: reqwest::RequestBuilder, node: &str) -> Result<reqwest::Response> {
+    request.send().await.with_context(|| format!("cannot reach {node}: is the node running?"))
+}
+
+/// The node's JSON answer; a refusal is an error that starts with `refused` and gives the node's
+/// reason.
+pub(super) async fn read_answer(response: reqwest::Response, refused: &str) -> Result<Value> {
+    let status = response.status();
+    let body: Value = response.json().await.context("the node did not answer JSON")?;
+    if !status.is_success() {
+        bail!("{refused} ({status}): {}", api_message(&body));
+    }
+    Ok(body)
 }
 
 /// Follows the job's SSE stream, drawing progress and printing notices (a prompt cut to fit the
@@ -241,7 +283,7 @@ async fn follow(client: &reqwest::Client, node: &str, id: &str, submitted: Insta
     get_json(client, &format!("{node}/v1/jobs/{id}")).await
 }
 
-fn now_unix() -> u64 {
+pub(super) fn now_unix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
 
@@ -250,4 +292,79 @@ fn rand_seed() -> u64 {
     use std::hash::BuildHasher;
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
     std::collections::hash_map::RandomState::new().hash_one(nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    use alloy::primitives::Bytes;
+    use axum::http::HeaderMap;
+    use axum::routing::post;
+    use serde_json::json;
+
+    use super::*;
+
+    /// A node that answers busy `busy_answers` times, then takes the job.
+    async fn busy_node(busy_answers: usize) -> (String, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let app = axum::Router::new().route(
+            "/v1/jobs",
+            post(move || async move {
+                let mut headers = HeaderMap::new();
+                if counted.fetch_add(1, Ordering::SeqCst) < busy_answers {
+                    headers.insert("retry-after", "1".parse().unwrap());
+                    let busy = json!({"error": {"code": "busy", "message": "no room"}});
+                    return (StatusCode::SERVICE_UNAVAILABLE, headers, axum::Json(busy));
+                }
+                (StatusCode::ACCEPTED, headers, axum::Json(json!({"id": "0x01", "state": "received"})))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, calls)
+    }
+
+    fn signed() -> SignedRequest {
+        let request = GenerationRequest {
+            creator: Address::ZERO,
+            modelHash: B256::ZERO,
+            prompt: "a lighthouse".into(),
+            negativePrompt: String::new(),
+            seed: 1,
+            width: 32,
+            height: 32,
+            steps: 4,
+            guidance: 300,
+            scheduler: "ddim".into(),
+            fee: U256::ZERO,
+            nonce: U256::ZERO,
+            deadline: now_unix() + 3600,
+        };
+        SignedRequest { request, signature: Bytes::new() }
+    }
+
+    #[tokio::test]
+    async fn a_busy_node_is_asked_again_after_its_retry_after() {
+        let (node, calls) = busy_node(1).await;
+        let started = Instant::now();
+        let job = submit(&reqwest::Client::new(), &node, &signed()).await.unwrap();
+        assert_eq!(job["state"], "received");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert!(started.elapsed() >= Duration::from_secs(1), "waited for Retry-After");
+    }
+
+    #[tokio::test]
+    async fn a_node_busy_past_the_deadline_is_a_refusal_with_its_reason() {
+        let (node, calls) = busy_node(usize::MAX).await;
+        let mut late = signed();
+        late.request.deadline = now_unix();
+        let err = submit(&reqwest::Client::new(), &node, &late).await.unwrap_err();
+        assert!(err.to_string().contains("503") && err.to_string().contains("no room"), "{err}");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
 }

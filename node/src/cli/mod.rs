@@ -5,6 +5,7 @@
 //! lists, hashes and evaluates models, `peers` shows the node's place in the network, `contracts
 //! deploy` deploys the contract and records it.
 
+mod cancel;
 mod contracts;
 mod dev;
 mod generate;
@@ -46,6 +47,8 @@ pub enum Command {
     Dev(dev::DevArgs),
     /// Sign a generation request with the creator key and submit it to a node.
     Generate(generate::GenerateArgs),
+    /// Cancel one of the creator's jobs: sign its cancel with the creator key and send it.
+    Cancel(cancel::CancelArgs),
     /// Check a token end to end: chain record, metadata, image bytes, signatures, registries.
     Verify(verify::VerifyArgs),
     /// List, hash and evaluate models.
@@ -80,6 +83,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Node => run_node(&cli.data_dir).await.map(|()| ExitCode::SUCCESS),
         Command::Dev(args) => dev::run(&cli.data_dir, args).await.map(|()| ExitCode::SUCCESS),
         Command::Generate(args) => generate::run(&cli.data_dir, args).await.map(|()| ExitCode::SUCCESS),
+        Command::Cancel(args) => cancel::run(&cli.data_dir, args).await.map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => verify::run(&cli.data_dir, args).await,
         Command::Models(command) => models::run(&cli.data_dir, command).map(|()| ExitCode::SUCCESS),
         Command::Peers(args) => peers::run(args).await.map(|()| ExitCode::SUCCESS),

@@ -26,6 +26,11 @@ impl MemoryStore {
         self.files.lock().unwrap_or_else(|p| p.into_inner()).get(cid).cloned()
     }
 
+    /// Whether nothing was ever stored.
+    pub fn is_empty(&self) -> bool {
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+
     /// Stores `bytes` under their CID and returns it.
     pub fn put(&self, bytes: Vec<u8>) -> Cid {
         let cid = ImportProfile::UNIXFS_V1_2025.cid_of(&bytes).expect("any bytes have a CID");

@@ -2,22 +2,34 @@
 //! confirmation make. [`ChainMinter`] is what the product runs (the alloy [`ChainClient`] and its
 //! [`MintBatcher`]); unit tests run a fake.
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, Bytes, U256};
 use futures_util::future::BoxFuture;
 
 use crate::chain::{ChainClient, ChainError, MintBatcher, MintJob, MintOutcome, PendingMint};
-use crate::provenance::ids::TxHash;
+use crate::ipfs::Cid;
+use crate::provenance::ids::{PixelDigest, TxHash};
+
+/// A token's mint as the contract records it: what a job of an already minted request shows,
+/// whichever node minted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainMint {
+    pub tx_hash: TxHash,
+    /// The operator of the node that generated and minted the token.
+    pub node: Address,
+    pub image_cid: Cid,
+    pub metadata_cid: Cid,
+    pub pixel_digest: PixelDigest,
+    /// That node's attestation signature, 65 bytes.
+    pub node_signature: Bytes,
+}
 
 /// The chain calls a job makes.
 pub trait MintChain: Send + Sync {
     /// The creator's deposit (and earned fees) in wei, from which the signed fee is paid.
     fn funds_of(&self, account: Address) -> BoxFuture<'_, Result<U256, ChainError>>;
 
-    /// Whether the token has been minted (by anyone).
-    fn token_exists(&self, token_id: U256) -> BoxFuture<'_, Result<bool, ChainError>>;
-
-    /// The transaction that minted the token, if it is minted.
-    fn mint_transaction(&self, token_id: U256) -> BoxFuture<'_, Result<Option<TxHash>, ChainError>>;
+    /// The token's mint (by any node), or `None` while it is not minted.
+    fn minted(&self, token_id: U256) -> BoxFuture<'_, Result<Option<ChainMint>, ChainError>>;
 
     /// Sends the mint (perhaps batched with others) without waiting for it to be mined.
     fn send_mint(&self, job: MintJob) -> BoxFuture<'_, Result<PendingMint, ChainError>>;
@@ -35,17 +47,34 @@ pub struct ChainMinter {
     pub batcher: MintBatcher,
 }
 
+impl ChainMinter {
+    async fn read_mint(&self, token_id: U256) -> Result<Option<ChainMint>, ChainError> {
+        let Some(record) = self.client.provenance(token_id).await? else { return Ok(None) };
+        let Some(event) = self.client.minted_event(token_id).await? else { return Ok(None) };
+        let cid = |what: &str, text: &str| {
+            text.parse::<Cid>().map_err(|e| ChainError::Rpc {
+                call: "provenance",
+                detail: format!("token {token_id:#x} records an unreadable {what} CID {text:?}: {e}"),
+            })
+        };
+        Ok(Some(ChainMint {
+            tx_hash: TxHash(event.tx_hash),
+            node: record.node,
+            image_cid: cid("image", &event.image_cid)?,
+            metadata_cid: cid("metadata", &record.metadata_cid)?,
+            pixel_digest: PixelDigest(event.pixel_digest),
+            node_signature: event.node_signature,
+        }))
+    }
+}
+
 impl MintChain for ChainMinter {
     fn funds_of(&self, account: Address) -> BoxFuture<'_, Result<U256, ChainError>> {
         Box::pin(self.client.funds_of(account))
     }
 
-    fn token_exists(&self, token_id: U256) -> BoxFuture<'_, Result<bool, ChainError>> {
-        Box::pin(self.client.token_exists(token_id))
-    }
-
-    fn mint_transaction(&self, token_id: U256) -> BoxFuture<'_, Result<Option<TxHash>, ChainError>> {
-        Box::pin(async move { Ok(self.client.minted_event(token_id).await?.map(|e| TxHash(e.tx_hash))) })
+    fn minted(&self, token_id: U256) -> BoxFuture<'_, Result<Option<ChainMint>, ChainError>> {
+        Box::pin(self.read_mint(token_id))
     }
 
     fn send_mint(&self, job: MintJob) -> BoxFuture<'_, Result<PendingMint, ChainError>> {

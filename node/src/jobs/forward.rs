@@ -142,8 +142,8 @@ impl Jobs {
     /// The executor went silent or lost the job: record the token if it was minted after all,
     /// otherwise place the job again elsewhere.
     async fn fail_over(&self, job: &JobRecord, executor: PeerRef) -> Result<(), StepError> {
-        if self.parts.chain.token_exists(job.id.token_id()).await? {
-            return self.minted_elsewhere(job).await;
+        if let Some(mint) = self.parts.chain.minted(job.id.token_id()).await? {
+            return self.minted_elsewhere(job, mint).await;
         }
         warn!(job = %job.id, %executor, "moving the job to another peer");
         self.followed.with(job.id, |f| {

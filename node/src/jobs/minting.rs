@@ -3,9 +3,14 @@
 //! request digest, the contract refuses a second mint, and before (re)sending the job asks the
 //! chain whether the token exists already. Confirmation never sends twice: a pending transaction
 //! is waited for, and only one the chain no longer knows is sent again.
+//!
+//! A request the chain has minted already (a replay posted to this node, or a mint by a peer that
+//! won a race) is answered from the chain: the job records the contract's transaction, node,
+//! CIDs, pixel digest and attestation signature, and nothing is generated or pinned again.
 
-use tracing::warn;
+use tracing::{info, warn};
 
+use super::chain::ChainMint;
 #[cfg(test)]
 use super::error::JobError;
 use super::error::StepError;
@@ -15,10 +20,27 @@ use super::store::{JobOutputs, JobRecord, JobRoute};
 use crate::chain::{ChainError, MintJob};
 
 impl Jobs {
+    /// Before local work starts (queueing, generating, pinning): whether the chain holds the token
+    /// already, in which case the job now records that mint. When the chain cannot be asked the
+    /// work goes on: the mint step asks again before anything is sent.
+    pub(super) async fn answered_from_chain(&self, job: &JobRecord) -> Result<bool, StepError> {
+        match self.parts.chain.minted(job.id.token_id()).await {
+            Ok(Some(mint)) => {
+                info!(job = %job.id, node = %mint.node, tx = %mint.tx_hash, "request minted already; answering from the chain");
+                self.minted_elsewhere(job, mint).await?;
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(e) => {
+                warn!(job = %job.id, error = %e, "cannot ask the chain whether the request is minted; going on");
+                Ok(false)
+            }
+        }
+    }
+
     pub(super) async fn mint(&self, job: &JobRecord) -> Result<(), StepError> {
-        let token_id = job.id.token_id();
-        if self.parts.chain.token_exists(token_id).await? {
-            return self.minted_elsewhere(job).await;
+        if let Some(mint) = self.parts.chain.minted(job.id.token_id()).await? {
+            return self.minted_elsewhere(job, mint).await;
         }
         let signed = Self::signed(job)?;
         let missing = |field: &str| StepError::invalid(format!("pinned job has no {field}"));
@@ -49,35 +71,48 @@ impl Jobs {
             // The transaction hash is stored: a restart picks the wait up again.
             () = self.tasks().stopping() => return Err(StepError::Stopped),
         };
-        match receipt {
+        let error = match receipt {
             Ok(outcome) => {
-                let outputs = JobOutputs { token_id: Some(outcome.token_id), ..JobOutputs::default() };
-                self.advance(job.id, JobState::Minted, outputs).await
+                let outputs = JobOutputs {
+                    token_id: Some(outcome.token_id),
+                    minted_by: Some(self.operator()),
+                    ..JobOutputs::default()
+                };
+                return self.advance(job.id, JobState::Minted, outputs).await;
             }
-            Err(ChainError::Reverted { .. } | ChainError::ReceiptTimeout { .. })
-                if chain.token_exists(token_id).await? =>
-            {
-                self.minted_elsewhere(job).await
-            }
-            Err(e @ ChainError::Reverted { .. }) => Err(StepError::fatal(e)),
-            // Still pending: keep waiting; the chain decides, never a second send.
-            Err(ChainError::ReceiptTimeout { .. }) if chain.transaction_known(tx_hash).await? => Ok(()),
-            // Neither mined nor pending: the transaction was dropped; go back and send it again.
-            Err(ChainError::ReceiptTimeout { .. }) => {
-                warn!(job = %job.id, %tx_hash, "mint transaction dropped; sending it again");
-                self.advance(job.id, JobState::Pinned, JobOutputs::default()).await
-            }
-            Err(e) => Err(e.into()),
+            Err(error @ (ChainError::Reverted { .. } | ChainError::ReceiptTimeout { .. })) => error,
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(mint) = chain.minted(token_id).await? {
+            return self.minted_elsewhere(job, mint).await;
         }
+        if matches!(error, ChainError::Reverted { .. }) {
+            return Err(StepError::fatal(error));
+        }
+        // Still pending: keep waiting; the chain decides, never a second send.
+        if chain.transaction_known(tx_hash).await? {
+            return Ok(());
+        }
+        // Neither mined nor pending: the transaction was dropped; go back and send it again.
+        warn!(job = %job.id, %tx_hash, "mint transaction dropped; sending it again");
+        self.advance(job.id, JobState::Pinned, JobOutputs::default()).await
     }
 
     /// The token exists already (an earlier attempt of this node, or another node): record the
-    /// transaction that minted it. A forwarded job may be in any state its executor last reported,
-    /// so the chain's word is mirrored rather than checked as a local step.
-    pub(super) async fn minted_elsewhere(&self, job: &JobRecord) -> Result<(), StepError> {
-        let token_id = job.id.token_id();
-        let tx_hash = self.parts.chain.mint_transaction(token_id).await?;
-        let outputs = JobOutputs { token_id: Some(token_id), tx_hash, ..JobOutputs::default() };
+    /// mint as the contract has it, its CIDs, digest and node included, over anything this node
+    /// made. A forwarded job may be in any state its executor last reported, so the chain's word
+    /// is mirrored rather than checked as a local step.
+    pub(super) async fn minted_elsewhere(&self, job: &JobRecord, mint: ChainMint) -> Result<(), StepError> {
+        let outputs = JobOutputs {
+            pixel_digest: Some(mint.pixel_digest),
+            image_cid: Some(mint.image_cid),
+            metadata_cid: Some(mint.metadata_cid),
+            node_signature: Some(mint.node_signature),
+            tx_hash: Some(mint.tx_hash),
+            token_id: Some(job.id.token_id()),
+            minted_by: Some(mint.node),
+            error: None,
+        };
         match job.route {
             JobRoute::Local => self.advance(job.id, JobState::Minted, outputs).await,
             JobRoute::Forwarded => {
@@ -93,7 +128,7 @@ impl Jobs {
 mod tests {
     use std::time::Duration;
 
-    use alloy::primitives::{B256, Bytes};
+    use alloy::primitives::B256;
 
     use super::*;
     use crate::chain::MintOutcome;
@@ -154,20 +189,58 @@ mod tests {
         h.jobs.confirm(&job).await.unwrap();
         let done = state_of(&h, &job).await;
         assert_eq!(
-            (done.state, done.outputs.token_id, done.outputs.tx_hash),
-            (JobState::Minted, Some(job.id.token_id()), Some(SENT))
+            (done.state, done.outputs.token_id, done.outputs.tx_hash, done.outputs.minted_by),
+            (JobState::Minted, Some(job.id.token_id()), Some(SENT), Some(h.operator.address()))
         );
     }
 
     #[tokio::test]
-    async fn a_reverted_mint_of_a_token_minted_elsewhere_records_that_mint() {
+    async fn a_reverted_mint_of_a_token_minted_elsewhere_records_that_mint_with_the_chains_cids() {
         let h = harness(FakeChain::default());
         let job = job_in(&h, JobState::Minting).await;
         scripted(&h.chain, Err(reverted()));
-        h.chain.mint_elsewhere(job.id.token_id(), ELSEWHERE);
+        let chain = h.chain.mint_elsewhere(job.id.token_id(), ELSEWHERE);
         h.jobs.confirm(&job).await.unwrap();
         let done = state_of(&h, &job).await;
-        assert_eq!((done.state, done.outputs.tx_hash), (JobState::Minted, Some(ELSEWHERE)));
+        assert_eq!(done.state, JobState::Minted);
+        expect_chain_record(&done, &chain);
+    }
+
+    /// The job shows the contract's mint, not what this node made of the request.
+    fn expect_chain_record(job: &JobRecord, chain: &ChainMint) {
+        let outputs = &job.outputs;
+        assert_eq!(outputs.tx_hash, Some(chain.tx_hash));
+        assert_eq!(outputs.minted_by, Some(chain.node));
+        assert_eq!(outputs.image_cid.as_ref(), Some(&chain.image_cid));
+        assert_eq!(outputs.metadata_cid.as_ref(), Some(&chain.metadata_cid));
+        assert_eq!(outputs.pixel_digest, Some(chain.pixel_digest));
+        assert_eq!(outputs.node_signature.as_ref(), Some(&chain.node_signature));
+        assert_eq!(outputs.token_id, Some(job.id.token_id()));
+    }
+
+    #[tokio::test]
+    async fn a_request_minted_already_is_answered_from_the_chain_and_never_generated_or_pinned() {
+        let h = harness(FakeChain::default());
+        let signed = h.sign(h.request(MODEL, 21));
+        let id = JobId(crate::provenance::eip712::request_digest(&signed.request, h.jobs.domain()));
+        let chain = h.chain.mint_elsewhere(id.token_id(), ELSEWHERE);
+        let (job, _) = h.jobs.submit(&signed).await.unwrap();
+        let done = h.wait_for(job.id, JobState::Minted).await;
+        expect_chain_record(&done, &chain);
+        assert!(h.content.is_empty(), "nothing pinned");
+        assert!(lock(&h.chain.sent).is_empty(), "nothing sent");
+        assert!(!h.images_dir().join(format!("{}.png", job.id)).exists(), "nothing generated");
+    }
+
+    #[tokio::test]
+    async fn a_generated_job_whose_request_a_peer_minted_meanwhile_is_not_pinned() {
+        let h = harness(FakeChain::default());
+        let job = job_in(&h, JobState::Generated).await;
+        let chain = h.chain.mint_elsewhere(job.id.token_id(), ELSEWHERE);
+        h.jobs.resume_all().await.unwrap();
+        let done = h.wait_for(job.id, JobState::Minted).await;
+        expect_chain_record(&done, &chain);
+        assert!(h.content.is_empty(), "nothing pinned");
     }
 
     #[tokio::test]
@@ -204,9 +277,9 @@ mod tests {
         let h = harness(FakeChain::default());
         let job = job_in(&h, JobState::Minting).await;
         scripted(&h.chain, Err(timeout()));
-        h.chain.mint_elsewhere(job.id.token_id(), ELSEWHERE);
+        let chain = h.chain.mint_elsewhere(job.id.token_id(), ELSEWHERE);
         h.jobs.confirm(&job).await.unwrap();
-        assert_eq!(state_of(&h, &job).await.outputs.tx_hash, Some(ELSEWHERE));
+        expect_chain_record(&state_of(&h, &job).await, &chain);
     }
 
     #[tokio::test]
@@ -237,6 +310,5 @@ mod tests {
         h.jobs.mint(&job).await.unwrap();
         assert!(lock(&h.chain.sent).is_empty(), "a minted token is never sent again");
         assert_eq!(state_of(&h, &job).await.state, JobState::Minted);
-        let _: Bytes = Bytes::new();
     }
 }

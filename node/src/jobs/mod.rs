@@ -14,6 +14,7 @@
 
 pub mod admission;
 mod backoff;
+mod cancel;
 mod chain;
 mod content;
 mod error;
@@ -32,7 +33,8 @@ pub mod store;
 #[cfg(test)]
 pub(crate) mod testing;
 
-pub use chain::{ChainMinter, MintChain};
+pub use cancel::CancelError;
+pub use chain::{ChainMint, ChainMinter, MintChain};
 pub use content::Pinner;
 pub use error::{JobError, StepError, SubmitError};
 pub use forward::UpdateError;

@@ -294,17 +294,6 @@ impl Jobs {
         Ok(jobs.len())
     }
 
-    /// Cancels a job that has not reached the chain yet (a forwarded one at its executor too).
-    pub async fn cancel(&self, id: JobId) -> Result<JobRecord, StoreError> {
-        if let Some(job) = self.parts.store.get(id).await?
-            && job.route == JobRoute::Forwarded
-            && job.state.can_cancel()
-        {
-            self.cancel_at_executor(&job).await;
-        }
-        self.cancel_here(id).await
-    }
-
     /// Cancels a job in this node's store (and stops its generation if it runs here).
     pub async fn cancel_here(&self, id: JobId) -> Result<JobRecord, StoreError> {
         if let Some(flag) = self.cancel_flag(id, false) {
@@ -399,6 +388,13 @@ impl Jobs {
     async fn step(&self, job: &JobRecord) -> Result<(), StepError> {
         if job.route == JobRoute::Forwarded {
             return self.follow(job).await;
+        }
+        // A request minted already (a replay, or a peer that won a race) is never generated or
+        // pinned again.
+        if matches!(job.state, JobState::Received | JobState::Queued | JobState::Generated)
+            && self.answered_from_chain(job).await?
+        {
+            return Ok(());
         }
         match job.state {
             JobState::Received => self.advance(job.id, JobState::Queued, JobOutputs::default()).await,
@@ -656,11 +652,11 @@ mod tests {
         let h = Harness::new(Setup { forwarder: Some(forwarder), ..Setup::default() });
         let (job, _) = h.jobs.submit(&h.sign(h.request(OTHER_MODEL, 4))).await.unwrap();
         h.wait_until(job.id, |job| job.executor.is_some()).await;
-        let cancelled = h.jobs.cancel(job.id).await.unwrap();
+        let cancelled = h.jobs.cancel(job.id, &h.sign_cancel(job.id)).await.unwrap();
         assert_eq!(cancelled.state, JobState::Cancelled);
         assert_eq!(lock(&h.forwarder.as_ref().unwrap().cancelled).as_slice(), [peer]);
-        let err = h.jobs.cancel(job.id).await.unwrap_err();
-        assert!(matches!(err, StoreError::Transition { .. }), "{err}");
+        let err = h.jobs.cancel(job.id, &h.sign_cancel(job.id)).await.unwrap_err();
+        assert!(matches!(err, crate::jobs::CancelError::Store(StoreError::Transition { .. })), "{err}");
     }
 
     #[tokio::test]

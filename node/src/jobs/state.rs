@@ -75,8 +75,10 @@ impl JobState {
         match (self, next) {
             (Received, Queued) | (Queued, Generating) | (Generating, Generated) => true,
             (Generated, Pinned) | (Pinned, Minting) | (Minting, Minted) => true,
-            // Recovery after a restart, and a mint found already on chain.
-            (Generating, Queued) | (Pinned, Minted) | (Minting, Pinned) => true,
+            // Recovery after a restart.
+            (Generating, Queued) | (Minting, Pinned) => true,
+            // A mint found already on chain: recorded from the chain before any further work.
+            (Received | Queued | Generated | Pinned, Minted) => true,
             (from, Failed) => !from.is_terminal(),
             (from, Cancelled | Expired) => from.can_cancel(),
             _ => false,
@@ -125,6 +127,7 @@ mod tests {
         assert!(!Minting.allows(Cancelled), "a sent mint cannot be cancelled");
         assert!(!Pinned.allows(Cancelled), "a mint about to be sent cannot be cancelled");
         assert!(Generating.allows(Cancelled));
-        assert!(!Queued.allows(Minted));
+        assert!(Queued.allows(Minted), "a request minted already is recorded from the chain");
+        assert!(!Generating.allows(Minted), "a running generation ends first");
     }
 }

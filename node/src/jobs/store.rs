@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use alloy::primitives::{Bytes, U256};
+use alloy::primitives::{Address, Bytes, U256};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
@@ -40,6 +40,9 @@ pub struct JobOutputs {
     pub tx_hash: Option<TxHash>,
     #[serde(serialize_with = "decimal")]
     pub token_id: Option<U256>,
+    /// The operator of the node that minted the token, as the contract records it: this node's,
+    /// a peer's that ran the job, or, for a request minted before, whichever node minted it.
+    pub minted_by: Option<Address>,
     pub error: Option<String>,
 }
 
@@ -136,17 +139,23 @@ CREATE TABLE IF NOT EXISTS jobs (
     error          TEXT,
     route          TEXT NOT NULL DEFAULT 'local',
     executor       TEXT,
-    origin         TEXT
+    origin         TEXT,
+    minted_by      TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
 ";
 
 /// Columns added after the first schema, for stores created before them.
-const ADDED_COLUMNS: [(&str, &str); 3] =
-    [("route", "TEXT NOT NULL DEFAULT 'local'"), ("executor", "TEXT"), ("origin", "TEXT")];
+const ADDED_COLUMNS: [(&str, &str); 4] = [
+    ("route", "TEXT NOT NULL DEFAULT 'local'"),
+    ("executor", "TEXT"),
+    ("origin", "TEXT"),
+    ("minted_by", "TEXT"),
+];
 
 const COLUMNS: &str = "id, state, signed_request, created_at, updated_at, pixel_digest, image_cid, \
-                       metadata_cid, node_signature, tx_hash, token_id, error, route, executor, origin";
+                       metadata_cid, node_signature, tx_hash, token_id, error, route, executor, origin, \
+                       minted_by";
 
 fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
@@ -159,7 +168,7 @@ struct RawRow {
     signed_request: String,
     created_at: i64,
     updated_at: i64,
-    outputs: [Option<String>; 7],
+    outputs: [Option<String>; 8],
     route: String,
     executor: Option<String>,
     origin: Option<String>,
@@ -180,6 +189,7 @@ fn raw(row: &Row<'_>) -> rusqlite::Result<RawRow> {
             row.get(9)?,
             row.get(10)?,
             row.get(11)?,
+            row.get(15)?,
         ],
         route: row.get(12)?,
         executor: row.get(13)?,
@@ -197,7 +207,8 @@ where
 
 impl RawRow {
     fn parse(self) -> Result<JobRecord, StoreError> {
-        let [pixel_digest, image_cid, metadata_cid, node_signature, tx_hash, token_id, error] = self.outputs;
+        let [pixel_digest, image_cid, metadata_cid, node_signature, tx_hash, token_id, error, minted_by] =
+            self.outputs;
         let corrupt = |column, detail: String| StoreError::Corrupt { column, detail };
         Ok(JobRecord {
             id: self.id.parse().map_err(|e: crate::provenance::ids::IdError| corrupt("id", e.to_string()))?,
@@ -212,6 +223,7 @@ impl RawRow {
                 node_signature: column("node_signature", node_signature)?,
                 tx_hash: column("tx_hash", tx_hash)?,
                 token_id: column("token_id", token_id)?,
+                minted_by: column("minted_by", minted_by)?,
                 error,
             },
             route: if self.route == JobRoute::Forwarded.as_str() {
@@ -240,7 +252,8 @@ fn write_state(conn: &Connection, id: JobId, to: JobState, outputs: &JobOutputs)
         "UPDATE jobs SET state = ?2, updated_at = ?3,
             pixel_digest = COALESCE(?4, pixel_digest), image_cid = COALESCE(?5, image_cid),
             metadata_cid = COALESCE(?6, metadata_cid), node_signature = COALESCE(?7, node_signature),
-            tx_hash = COALESCE(?8, tx_hash), token_id = COALESCE(?9, token_id), error = COALESCE(?10, error)
+            tx_hash = COALESCE(?8, tx_hash), token_id = COALESCE(?9, token_id), error = COALESCE(?10, error),
+            minted_by = COALESCE(?11, minted_by)
          WHERE id = ?1",
         params![
             id.to_string(),
@@ -253,6 +266,7 @@ fn write_state(conn: &Connection, id: JobId, to: JobState, outputs: &JobOutputs)
             text(outputs.tx_hash.map(|t| t.to_string())),
             text(outputs.token_id.map(|t| t.to_string())),
             outputs.error,
+            text(outputs.minted_by.map(|a| a.to_checksum(None))),
         ],
     )?;
     Ok(())
@@ -324,7 +338,7 @@ impl JobStore {
                         signed_request = excluded.signed_request, created_at = excluded.created_at,
                         updated_at = excluded.updated_at, route = excluded.route, origin = excluded.origin,
                         executor = NULL, pixel_digest = NULL, image_cid = NULL, metadata_cid = NULL,
-                        node_signature = NULL, tx_hash = NULL, token_id = NULL, error = NULL
+                        node_signature = NULL, tx_hash = NULL, token_id = NULL, error = NULL, minted_by = NULL
                      WHERE jobs.state = 'failed'",
                     params![
                         id.to_string(),

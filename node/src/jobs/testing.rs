@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alloy::primitives::{Address, B256, U256};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::signers::local::PrivateKeySigner;
 use futures_util::future::BoxFuture;
 use genmint_model_runtime::{
@@ -13,7 +13,7 @@ use genmint_model_runtime::{
     ReproducibilityEnvelope, Rgb8Image, RuntimeError, SchedulerKind, TextFit,
 };
 
-use super::chain::MintChain;
+use super::chain::{ChainMint, MintChain};
 use super::events::JobEvent;
 use super::forwarder::{Candidate, ForwardError, Forwarder, Need, Placement, StatusReply};
 use super::inference::Inference;
@@ -22,11 +22,11 @@ use super::service::{Jobs, JobsParts};
 use super::state::JobState;
 use super::store::{JobRecord, JobStore, PeerRef};
 use crate::chain::{ChainError, MintJob, MintOutcome, PendingMint};
-use crate::ipfs::MemoryStore;
+use crate::ipfs::{Cid, MemoryStore};
 use crate::lifecycle::Tasks;
 use crate::provenance::credentials::Credentials;
-use crate::provenance::eip712::{GenerationRequest, SignedRequest, sign_request};
-use crate::provenance::ids::{JobId, TxHash};
+use crate::provenance::eip712::{GenerationRequest, SignedCancel, SignedRequest, sign_request};
+use crate::provenance::ids::{JobId, PixelDigest, TxHash};
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
@@ -165,8 +165,8 @@ pub(crate) fn served_fake(descriptor: ModelDescriptor) -> ServedModel {
 #[derive(Default)]
 pub(crate) struct FakeChain {
     pub funds: Mutex<HashMap<Address, U256>>,
-    /// Minted tokens and the transaction that minted each.
-    pub minted: Mutex<HashMap<U256, TxHash>>,
+    /// Minted tokens, as the contract records each.
+    pub minted: Mutex<HashMap<U256, ChainMint>>,
     pub sent: Mutex<Vec<MintJob>>,
     /// What `receipt_for` answers next; empty: mined, minting the token.
     pub receipts: Mutex<VecDeque<Result<MintOutcome, ChainError>>>,
@@ -182,8 +182,18 @@ impl FakeChain {
         Self { mints_land: true, ..Self::default() }
     }
 
-    pub fn mint_elsewhere(&self, token: U256, tx: TxHash) {
-        lock(&self.minted).insert(token, tx);
+    /// Another node's mint of `token` in transaction `tx`; returns what the chain records.
+    pub fn mint_elsewhere(&self, token: U256, tx: TxHash) -> ChainMint {
+        let mint = ChainMint {
+            tx_hash: tx,
+            node: Address::repeat_byte(0xe1),
+            image_cid: Cid::raw_sha256(b"elsewhere image"),
+            metadata_cid: Cid::raw_sha256(b"elsewhere metadata"),
+            pixel_digest: PixelDigest(B256::repeat_byte(0xe2)),
+            node_signature: Bytes::from(vec![0xe3; 65]),
+        };
+        lock(&self.minted).insert(token, mint.clone());
+        mint
     }
 }
 
@@ -197,24 +207,28 @@ impl MintChain for FakeChain {
         Box::pin(async move { Ok(funds) })
     }
 
-    fn token_exists(&self, token_id: U256) -> BoxFuture<'_, Result<bool, ChainError>> {
-        let exists = lock(&self.minted).contains_key(&token_id);
-        Box::pin(async move { Ok(exists) })
-    }
-
-    fn mint_transaction(&self, token_id: U256) -> BoxFuture<'_, Result<Option<TxHash>, ChainError>> {
-        let tx = lock(&self.minted).get(&token_id).copied();
-        Box::pin(async move { Ok(tx) })
+    fn minted(&self, token_id: U256) -> BoxFuture<'_, Result<Option<ChainMint>, ChainError>> {
+        let mint = lock(&self.minted).get(&token_id).cloned();
+        Box::pin(async move { Ok(mint) })
     }
 
     fn send_mint(&self, job: MintJob) -> BoxFuture<'_, Result<PendingMint, ChainError>> {
         let token_id = U256::from_be_bytes(job.attestation.requestDigest.0);
         let tx_hash = B256::repeat_byte(lock(&self.sent).len() as u8 + 1);
+        if self.mints_land {
+            let attestation = &job.attestation;
+            let mint = ChainMint {
+                tx_hash: TxHash(tx_hash),
+                node: attestation.node,
+                image_cid: attestation.imageCid.parse().unwrap(),
+                metadata_cid: attestation.metadataCid.parse().unwrap(),
+                pixel_digest: PixelDigest(attestation.pixelDigest),
+                node_signature: job.node_signature.clone(),
+            };
+            lock(&self.minted).insert(token_id, mint);
+        }
         lock(&self.sent).push(job);
         lock(&self.known_transactions).insert(TxHash(tx_hash));
-        if self.mints_land {
-            lock(&self.minted).insert(token_id, TxHash(tx_hash));
-        }
         Box::pin(async move { Ok(PendingMint { tx_hash, token_id }) })
     }
 
@@ -360,6 +374,16 @@ impl Harness {
             tasks,
             _dir: dir,
         }
+    }
+
+    /// The creator's cancel of job `id`, valid for ten minutes.
+    pub fn sign_cancel(&self, id: JobId) -> SignedCancel {
+        SignedCancel::sign(&self.creator, id.0, super::service::now_unix() + 600, self.jobs.domain()).unwrap()
+    }
+
+    /// Where jobs write the generated images.
+    pub fn images_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("images")
     }
 
     /// A request of the creator's for `model`, deadline an hour away.

@@ -56,6 +56,7 @@ pub fn to_wire(job: &JobRecord, progress: Option<(u32, u32)>) -> JobStatus {
         pixel_digest: outputs.pixel_digest.map(|d| d.to_string()),
         image_cid: outputs.image_cid.as_ref().map(ToString::to_string),
         metadata_cid: outputs.metadata_cid.as_ref().map(ToString::to_string),
+        minted_by: outputs.minted_by.map(|a| a.to_checksum(None)),
     }
 }
 
@@ -81,6 +82,7 @@ pub fn from_wire(status: JobStatus) -> Result<RemoteStatus, BadStatus> {
             node_signature: None,
             tx_hash: field("tx_hash", status.tx_hash)?,
             token_id: field("token_id", status.token_id)?,
+            minted_by: field("minted_by", status.minted_by)?,
             error: status.error,
         },
     })
@@ -108,6 +110,7 @@ mod tests {
             node_signature: Some(Bytes::from(vec![9; 65])),
             tx_hash: Some(TxHash(B256::repeat_byte(2))),
             token_id: Some(U256::from(77)),
+            minted_by: Some(alloy::primitives::Address::repeat_byte(5)),
             error: Some("why".into()),
         };
         let job = record(outputs.clone());

@@ -1,5 +1,5 @@
-//! EIP-712 typed data for genmint: the creator's `GenerationRequest`, the node's `Attestation`,
-//! their domain, digests, signatures and the JSON shapes wallets and the HTTP API use.
+//! EIP-712 typed data for genmint: the creator's `GenerationRequest` and `CancelJob`, the node's
+//! `Attestation`, their domain, digests, signatures and the JSON shapes wallets and the HTTP API use.
 //!
 //! The Solidity contract `GenmintNFT` hashes exactly these structs under the domain
 //! `("genmint", "1", chainId, contract)`; the shared vectors in `contracts/test/vectors/` keep both
@@ -71,6 +71,19 @@ alloy::sol! {
         string metadataCid;
         address node;
     }
+
+    /// What a creator signs to cancel their job. Only nodes read it (the contract never does); the
+    /// domain binds it to one chain and contract, the job id to one request, and the deadline
+    /// bounds how long a copy of the signature can be used.
+    #[derive(Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct CancelJob {
+        /// The job id: the request's EIP-712 digest.
+        bytes32 jobId;
+        /// Unix seconds.
+        #[serde(with = "decimal")]
+        uint64 deadline;
+    }
 }
 
 /// A request as the HTTP API receives it: the request and the creator's signature over its digest.
@@ -89,6 +102,46 @@ impl SignedRequest {
         expect_signer(SignerRole::Creator, self.request.creator, digest, &self.signature)?;
         Ok(digest)
     }
+}
+
+/// A creator's cancel as `DELETE /v1/jobs/{id}` receives it (the job id is the path's): the
+/// `CancelJob` deadline and the creator's signature over the `CancelJob` digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedCancel {
+    /// Unix seconds; the node refuses the cancel after it.
+    #[serde(with = "decimal")]
+    pub deadline: u64,
+    /// 65 bytes `r ‖ s ‖ v` (or 64, ERC-2098) as 0x hex.
+    pub signature: Bytes,
+}
+
+impl SignedCancel {
+    /// Signs the cancel of job `job_id` until `deadline` with the creator's key.
+    pub fn sign(
+        creator: &PrivateKeySigner,
+        job_id: B256,
+        deadline: u64,
+        domain: &Eip712Domain,
+    ) -> Result<Self, Eip712Error> {
+        let signature = sign_digest(creator, cancel_digest(job_id, deadline, domain))?;
+        Ok(Self { deadline, signature })
+    }
+
+    /// Checks that `creator` signed this cancel of job `job_id`.
+    pub fn verify(&self, job_id: B256, creator: Address, domain: &Eip712Domain) -> Result<(), Eip712Error> {
+        expect_signer(
+            SignerRole::Creator,
+            creator,
+            cancel_digest(job_id, self.deadline, domain),
+            &self.signature,
+        )
+    }
+}
+
+/// The digest a creator signs to cancel job `job_id` until `deadline`.
+pub fn cancel_digest(job_id: B256, deadline: u64, domain: &Eip712Domain) -> B256 {
+    CancelJob { jobId: job_id, deadline }.eip712_signing_hash(domain)
 }
 
 /// Why a signature could not be made, parsed or matched.
@@ -250,6 +303,7 @@ pub fn eip712_description(chain_id: u64, contract: Address) -> serde_json::Value
     let domain = domain(chain_id, contract);
     let mut types = Resolver::from_struct::<GenerationRequest>();
     types.ingest_sol_struct::<Attestation>();
+    types.ingest_sol_struct::<CancelJob>();
     types
         .ingest_string(domain.encode_type())
         .unwrap_or_else(|_| unreachable!("alloy renders a valid EIP712Domain type string"));
@@ -259,14 +313,20 @@ pub fn eip712_description(chain_id: u64, contract: Address) -> serde_json::Value
         "domain": domain_value,
         "domainSeparator": domain.separator(),
         "types": types,
-        "primaryTypes": { "request": GenerationRequest::NAME, "attestation": Attestation::NAME },
+        "primaryTypes": {
+            "request": GenerationRequest::NAME,
+            "attestation": Attestation::NAME,
+            "cancel": CancelJob::NAME,
+        },
         "typeHashes": {
             "GenerationRequest": keccak256(GenerationRequest::eip712_encode_type().as_bytes()),
             "Attestation": keccak256(Attestation::eip712_encode_type().as_bytes()),
+            "CancelJob": keccak256(CancelJob::eip712_encode_type().as_bytes()),
         },
         "encodeTypes": {
             "GenerationRequest": GenerationRequest::eip712_encode_type(),
             "Attestation": Attestation::eip712_encode_type(),
+            "CancelJob": CancelJob::eip712_encode_type(),
         },
     })
 }
@@ -543,5 +603,41 @@ mod tests {
         let domain = domain(31337, CONTRACT);
         assert_eq!(description["domainSeparator"], domain.separator().to_string());
         assert_eq!(description["typeHashes"]["GenerationRequest"], request().eip712_type_hash().to_string());
+        assert_eq!(description["primaryTypes"]["cancel"], "CancelJob");
+        assert_eq!(description["encodeTypes"]["CancelJob"], "CancelJob(bytes32 jobId,uint64 deadline)");
+    }
+
+    #[test]
+    fn a_cancel_a_wallet_signs_from_the_description_is_the_one_verified_and_binds_job_chain_and_contract() {
+        let domain = domain(31337, CONTRACT);
+        let job = request_digest(&request(), &domain);
+        let creator = key(CREATOR_KEY);
+        // The payload a wallet signs, built from `GET /v1/eip712` as the web page does.
+        let description = eip712_description(31337, CONTRACT);
+        let payload = serde_json::json!({
+            "types": {
+                "EIP712Domain": description["types"]["EIP712Domain"],
+                "CancelJob": description["types"]["CancelJob"],
+            },
+            "primaryType": "CancelJob",
+            "domain": description["domain"],
+            "message": {"jobId": job.to_string(), "deadline": "1900000000"},
+        });
+        let typed: TypedData = serde_json::from_value(payload).unwrap();
+        assert_eq!(typed.eip712_signing_hash().unwrap(), cancel_digest(job, 1_900_000_000, &domain));
+
+        let cancel = SignedCancel::sign(&creator, job, 1_900_000_000, &domain).unwrap();
+        cancel.verify(job, creator.address(), &domain).unwrap();
+        let node = key(NODE_KEY).address();
+        assert!(matches!(
+            cancel.verify(job, node, &domain),
+            Err(Eip712Error::WrongSigner { expected, .. }) if expected == node
+        ));
+        assert!(cancel.verify(B256::repeat_byte(1), creator.address(), &domain).is_err(), "another job");
+        assert!(cancel.verify(job, creator.address(), &super::domain(1, CONTRACT)).is_err(), "another chain");
+        let other_contract = super::domain(31337, Address::repeat_byte(9));
+        assert!(cancel.verify(job, creator.address(), &other_contract).is_err(), "another contract");
+        let extended = SignedCancel { deadline: cancel.deadline + 1, ..cancel.clone() };
+        assert!(extended.verify(job, creator.address(), &domain).is_err(), "the deadline is signed");
     }
 }

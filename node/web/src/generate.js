@@ -4,7 +4,7 @@
 // field, and the form keeps what was typed.
 import { formatEther } from 'viem';
 import { api, postJson, Refusal } from './api.js';
-import { WalletError, connect, deposit, devWallet, ensureChain, signRequest } from './wallet.js';
+import { WalletError, connect, deposit, devWallet, ensureChain, signCancel, signRequest } from './wallet.js';
 
 const $ = (id) => document.getElementById(id);
 const FIELDS = ['wallet', 'prompt', 'negative', 'model', 'seed', 'width', 'height', 'steps', 'guidance', 'scheduler', 'fee', 'submit', 'deposit', 'job'];
@@ -255,9 +255,14 @@ export async function startGenerate(config, remember) {
     if (job.state === 'queued' || job.state === 'received') {
       setTimeout(() => { if ($('job').dataset.state === job.state) api(`/v1/jobs/${job.id}`).then(show).catch(() => {}); }, 2000);
     }
+    // Only the creator may cancel: the wallet that signed the request signs the cancel.
     $('cancel').onclick = async () => {
       try {
-        show(await api(`/v1/jobs/${job.id}`, { method: 'DELETE' }));
+        if (!state.provider) throw new WalletError('Connect the wallet that signed the request: only it can cancel the job.');
+        const cancel = await signCancel(state.provider, state.address, state.eip712, job.id);
+        show(await api(`/v1/jobs/${job.id}`, {
+          method: 'DELETE', headers: { 'content-type': 'application/json' }, body: JSON.stringify(cancel),
+        }));
       } catch (error) {
         say('job', error.message);
       }

@@ -57,19 +57,30 @@ export async function ensureChain(provider, chainId, rpcUrl) {
   if (Number(await provider.request({ method: 'eth_chainId' })) !== chainId) throw wrong;
 }
 
-/** The typed data of a `GenerationRequest`, in the `eth_signTypedData_v4` shape the node describes. */
-export function typedData(eip712, request) {
-  const { EIP712Domain, GenerationRequest } = eip712.types;
-  return { types: { EIP712Domain, GenerationRequest }, domain: eip712.domain, primaryType: 'GenerationRequest', message: request };
+/** Typed data of one of the node's types (`GenerationRequest`, `CancelJob`), in the
+ * `eth_signTypedData_v4` shape the node describes in `GET /v1/eip712`. */
+export function typedData(eip712, primaryType, message) {
+  const types = { EIP712Domain: eip712.types.EIP712Domain, [primaryType]: eip712.types[primaryType] };
+  return { types, domain: eip712.domain, primaryType, message };
+}
+
+async function signTyped(provider, address, eip712, primaryType, message, what) {
+  try {
+    return await provider.request({ method: 'eth_signTypedData_v4', params: [address, JSON.stringify(typedData(eip712, primaryType, message))] });
+  } catch (error) {
+    throw declined(error, what);
+  }
 }
 
 /** The creator's signature over `request`. */
-export async function signRequest(provider, address, eip712, request) {
-  try {
-    return await provider.request({ method: 'eth_signTypedData_v4', params: [address, JSON.stringify(typedData(eip712, request))] });
-  } catch (error) {
-    throw declined(error, 'the signature');
-  }
+export const signRequest = (provider, address, eip712, request) =>
+  signTyped(provider, address, eip712, 'GenerationRequest', request, 'the signature');
+
+/** The creator's signed cancel of job `jobId`, valid for five minutes: the body of `DELETE /v1/jobs/{id}`. */
+export async function signCancel(provider, address, eip712, jobId) {
+  const deadline = String(Math.floor(Date.now() / 1000) + 300);
+  const signature = await signTyped(provider, address, eip712, 'CancelJob', { jobId, deadline }, 'the cancel');
+  return { deadline, signature };
 }
 
 /** Sends `wei` to the contract's `deposit()` from `address`, and returns the transaction hash. */
@@ -112,9 +123,9 @@ export function devWallet(chainId) {
           return null;
         case 'eth_signTypedData_v4': {
           const data = JSON.parse(params[1]);
-          const types = { GenerationRequest: data.types.GenerationRequest };
+          const types = { [data.primaryType]: data.types[data.primaryType] };
           return account.signTypedData({ domain: data.domain, types, primaryType: data.primaryType,
-            message: forSigning(types.GenerationRequest, data.message) });
+            message: forSigning(types[data.primaryType], data.message) });
         }
         case 'eth_sendTransaction':
           throw Object.assign(new Error('the development wallet holds no ETH, so it cannot deposit; use a fee of 0 or a funded wallet'), { code: 4200 });

@@ -24,6 +24,7 @@ fn status(job_id: &str, state: &str) -> JobStatus {
         pixel_digest: None,
         image_cid: None,
         metadata_cid: None,
+        minted_by: None,
     }
 }
 

@@ -2,7 +2,8 @@
 //! for them; the EIP-712 description is what a wallet needs to sign.
 
 use alloy::primitives::{B256, Bytes};
-use genmint_node::provenance::eip712::{domain, request_digest, sign_digest, sign_request};
+use genmint_node::config::Config;
+use genmint_node::provenance::eip712::{SignedCancel, domain, request_digest, sign_digest, sign_request};
 use serde_json::json;
 
 use crate::support::{Stack, now_unix};
@@ -120,36 +121,114 @@ async fn bad_requests_get_clear_errors_and_store_nothing() -> anyhow::Result<()>
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_generating_job_can_be_cancelled_and_a_minted_one_cannot() -> anyhow::Result<()> {
+async fn only_the_creator_cancels_a_generating_job_and_a_minted_one_cannot_be() -> anyhow::Result<()> {
     let mut stack = Stack::start().await?;
     stack.start_node().await?;
     let client = reqwest::Client::new();
+    let domain = domain(stack.anvil.chain_id(), stack.contract);
 
     let mut slow = stack.signed_request("cancel me", 11, 50);
     (slow.request.width, slow.request.height) = (128, 128);
-    slow.signature =
-        sign_request(&stack.creator, &slow.request, &domain(stack.anvil.chain_id(), stack.contract))?;
+    slow.signature = sign_request(&stack.creator, &slow.request, &domain)?;
     let (_, job) = stack.submit(&slow).await?;
     let id = job["id"].as_str().unwrap().to_owned();
+    let job_id: B256 = id.parse()?;
     stack.wait_for(&id, |s| s == "generating", std::time::Duration::from_secs(30)).await?;
-    let cancelled: serde_json::Value = client
-        .delete(format!("{}/v1/jobs/{id}", stack.node_url))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    assert_eq!(cancelled["state"], "cancelled");
+    let url = format!("{}/v1/jobs/{id}", stack.node_url);
+    let later = now_unix() + 300;
+
+    let anonymous = client.delete(&url).send().await?;
+    assert_eq!(anonymous.status(), 401);
+    let body: serde_json::Value = anonymous.json().await?;
+    assert_eq!(body["error"]["code"], "signature_required", "{body}");
+
+    let stranger = alloy::signers::local::PrivateKeySigner::random();
+    let forged = SignedCancel::sign(&stranger, job_id, later, &domain)?;
+    let refused = client.delete(&url).json(&forged).send().await?;
+    assert_eq!(refused.status(), 403);
+    let body: serde_json::Value = refused.json().await?;
+    assert_eq!(body["error"]["code"], "not_creator", "{body}");
+    assert_eq!(stack.job(&id).await?["state"], "generating", "a refused cancel changes nothing");
+
+    // The CLI signs with the creator's key.
+    let key_file = stack.dir.path().join("creator.key");
+    std::fs::write(&key_file, format!("0x{}", hex::encode(stack.creator.to_bytes())))?;
+    let (ok, output) = stack.genmint(&["cancel", &id, "--key-file", key_file.to_str().unwrap()]).await?;
+    assert!(ok, "{output}");
+    assert!(output.contains("cancelled"), "{output}");
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     assert_eq!(stack.job(&id).await?["state"], "cancelled", "the pipeline does not resurrect it");
-    let token = alloy::primitives::U256::from_be_bytes(id.parse::<B256>()?.0);
+    let token = alloy::primitives::U256::from_be_bytes(job_id.0);
     assert_eq!(stack.minted_events(token).await?, 0);
 
     let quick = stack.signed_request("keep me", 12, 8);
     let (_, job) = stack.submit(&quick).await?;
     let id = job["id"].as_str().unwrap().to_owned();
     stack.wait_for(&id, |s| s == "minted", std::time::Duration::from_secs(60)).await?;
-    let refused = client.delete(format!("{}/v1/jobs/{id}", stack.node_url)).send().await?;
+    let cancel = SignedCancel::sign(&stack.creator, id.parse()?, later, &domain)?;
+    let refused = client.delete(format!("{}/v1/jobs/{id}", stack.node_url)).json(&cancel).send().await?;
     assert_eq!(refused.status(), 409);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_creator_or_an_address_past_its_allowance_gets_429_and_event_streams_are_bounded()
+-> anyhow::Result<()> {
+    let mut stack = Stack::start().await?;
+    let mut config = Config::load(&stack.node_dir())?;
+    config.limits.creator_requests_per_minute = 2;
+    config.limits.address_requests_per_minute = 4;
+    config.limits.max_streams_per_job = 1;
+    config.save(&stack.node_dir())?;
+    stack.start_node().await?;
+    let domain = domain(stack.anvil.chain_id(), stack.contract);
+
+    let mut slow = stack.signed_request("a slow one", 31, 50);
+    (slow.request.width, slow.request.height) = (128, 128);
+    slow.signature = sign_request(&stack.creator, &slow.request, &domain)?;
+    let (status, slow_job) = stack.submit(&slow).await?;
+    assert_eq!(status, 202, "{slow_job}");
+    let (status, _) = stack.submit(&stack.signed_request("second", 32, 8)).await?;
+    assert_eq!(status, 202);
+
+    let third = stack.signed_request("third", 33, 8);
+    let response =
+        reqwest::Client::new().post(format!("{}/v1/jobs", stack.node_url)).json(&third).send().await?;
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"].to_str()?.parse()?;
+    assert!(retry_after > 0);
+    let body: serde_json::Value = response.json().await?;
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("creator"), "{body}");
+    let digest = request_digest(&third.request, &domain);
+    let absent = reqwest::get(format!("{}/v1/jobs/{digest}", stack.node_url)).await?;
+    assert_eq!(absent.status(), 404, "a refused request is not stored");
+
+    // Another creator still has an allowance, until this address has spent its own.
+    let other = alloy::signers::local::PrivateKeySigner::random();
+    let mut theirs = stack.signed_request("someone else's", 34, 8);
+    theirs.request.creator = other.address();
+    theirs.signature = sign_request(&other, &theirs.request, &domain)?;
+    let (status, body) = stack.submit(&theirs).await?;
+    assert_eq!(status, 202, "{body}");
+    theirs.request.nonce = alloy::primitives::U256::from(35);
+    theirs.signature = sign_request(&other, &theirs.request, &domain)?;
+    let (status, body) = stack.submit(&theirs).await?;
+    assert_eq!(status, 429, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("address"), "{body}");
+
+    // One event stream per job here: a second subscriber is refused while the first is open.
+    let id = slow_job["id"].as_str().unwrap_or_default();
+    let events = format!("{}/v1/jobs/{id}/events", stack.node_url);
+    let first = reqwest::get(&events).await?;
+    assert_eq!(first.status(), 200);
+    let second = reqwest::get(&events).await?;
+    assert_eq!(second.status(), 429);
+    assert!(second.headers().contains_key("retry-after"));
+    let body: serde_json::Value = second.json().await?;
+    assert_eq!(body["error"]["code"], "too_many_streams", "{body}");
+    drop(first);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(reqwest::get(&events).await?.status(), 200, "a closed stream frees its slot");
     Ok(())
 }

@@ -133,6 +133,9 @@ impl Cluster {
             config.chain.contract = Some(contract.to_string());
             config.ipfs.api_url = spec.ipfs_api.unwrap_or(cluster.kubo.api_url()).to_owned();
             config.limits.min_fee_wei = spec.min_fee_wei.into();
+            // One creator sends every request here, bursts included: what is tested is placement.
+            config.limits.creator_requests_per_minute = 0;
+            config.limits.address_requests_per_minute = 0;
             if let Some(queue) = spec.max_queued_jobs {
                 config.limits.max_queued_jobs = queue;
             }
@@ -275,6 +278,42 @@ impl Cluster {
 
 fn is_minted(job: &Value) -> bool {
     job["state"] == "minted"
+}
+
+/// How many files the cluster's Kubo holds pinned (recursively).
+async fn pin_count(cluster: &Cluster) -> Result<usize> {
+    let url = format!("{}/api/v0/pin/ls?type=recursive", cluster.kubo.api_url());
+    let pins: Value = reqwest::Client::new().post(url).send().await?.error_for_status()?.json().await?;
+    Ok(pins["Keys"].as_object().map_or(0, serde_json::Map::len))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_minted_by_one_node_and_posted_to_another_is_answered_from_the_chain() -> Result<()> {
+    // Both nodes serve the model: B could run the request, and must not.
+    let mut cluster = Cluster::new(&[NodeSpec::default(), NodeSpec::default()]).await?;
+    cluster.start_all().await?;
+    let signed = cluster.signed_request(cluster.model("model-x"), "a lighthouse, replayed", 21, 0);
+    let (status, job) = cluster.submit(0, &signed).await?;
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().context("the job has an id")?.to_owned();
+    let at_a = cluster.wait_for(0, &id, is_minted).await?;
+    let a_operator = cluster.nodes[0].operator.address().to_string().to_lowercase();
+    assert_eq!(at_a["minted_by"], a_operator.as_str(), "{at_a}");
+    let pinned = pin_count(&cluster).await?;
+
+    let (status, replay) = cluster.submit(1, &signed).await?;
+    assert!(status.is_success(), "{status}: {replay}");
+    let at_b = cluster.wait_for(1, &id, is_minted).await?;
+    assert_eq!(at_b["route"], "local", "B serves the model itself");
+    for field in ["token_id", "tx_hash", "image_cid", "metadata_cid", "pixel_digest", "node_signature"] {
+        assert_eq!(at_b[field], at_a[field], "{field}: B answers with the chain's record, which is A's");
+    }
+    assert_eq!(at_b["minted_by"], a_operator.as_str(), "the chain names A");
+    let image = cluster.nodes[1].dir.join("images").join(format!("{id}.png"));
+    assert!(!image.exists(), "B generated nothing");
+    assert_eq!(pin_count(&cluster).await?, pinned, "B pinned nothing");
+    cluster.expect_token_by(&id, 0).await?;
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -552,6 +591,7 @@ async fn a_forged_advert_and_junk_requests_from_a_peer_change_nothing() -> Resul
         pixel_digest: None,
         image_cid: None,
         metadata_cid: None,
+        minted_by: None,
     };
     assert!(matches!(rogue.request(a, JobRequest::Update(stray)).await?, JobResponse::Error { .. }));
     let status = JobRequest::Status { job_id: B256::repeat_byte(2).to_string() };
