@@ -14,6 +14,10 @@
 #       them; about 2 GB in a temporary folder): the whole pipeline (guidance 7.5, S DDIM steps,
 #       default 3) at 256x256 and 512x512, and one UNet step (batch 2) from the difference of S
 #       steps and 1 step at each size. Default 2 runs per side.
+#   scripts/bench-inference.sh --throughput [--batch B] [--runs N] [--threads T]
+#       genmint alone, the default model: images/s generating B requests one at a time and as one
+#       batch (as a node runs requests that wait together), interleaved, N rounds (default 3,
+#       B 4), and whether both ways give the same pixels.
 #   scripts/bench-inference.sh --short     genmint's side only, one 2-step run: checks the bench
 #                                          works (scripts/test.sh runs it; no PyTorch, no timing)
 #
@@ -26,7 +30,7 @@ TOOLS="${GENMINT_TOOLS:-$ROOT/.tools}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 say() { printf 'bench-inference: %s\n' "$*" >&2; }
 
-runs="" threads=1 steps="" short=false node=true sd15=false
+runs="" threads=1 steps="" short=false node=true sd15=false throughput=false batch=4
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
@@ -35,11 +39,15 @@ while [ $# -gt 0 ]; do
     --short) short=true; shift ;;
     --no-node) node=false; shift ;;
     --sd15) sd15=true; shift ;;
+    --throughput) throughput=true; shift ;;
+    --batch) batch="$2"; shift 2 ;;
     *) echo "bench-inference: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
   esac
 done
 
-if $sd15; then runs="${runs:-2}" steps="${steps:-3}"; else runs="${runs:-5}" steps="${steps:-20}"; fi
+if $sd15; then runs="${runs:-2}" steps="${steps:-3}"
+elif $throughput; then runs="${runs:-3}" steps="${steps:-20}"
+else runs="${runs:-5}" steps="${steps:-20}"; fi
 work="$(mktemp -d)"
 dev_pid=""
 trap '[ -z "$dev_pid" ] || kill "$dev_pid" 2>/dev/null; rm -rf "$work"' EXIT
@@ -54,6 +62,39 @@ if $short; then
   grep -q '"image_s"' <<<"$out" || { say "the bench printed no timing"; exit 1; }
   say "ok (short mode: genmint's side only)"
   exit 0
+fi
+
+if $throughput; then
+  cargo build --quiet --locked --release -p genmint-model-runtime --example bench
+  cargo build --quiet --locked -p genmint-node --bin genmint
+  GENMINT_DATA_DIR="$work/data" GENMINT_LOG=warn "$TARGET/debug/genmint" init >/dev/null
+  say "$runs rounds of $batch requests, one at a time and as one batch, $threads thread(s), $steps steps"
+  for run in $(seq 1 "$runs"); do
+    seed=$((run * 1000))
+    for b in 1 "$batch"; do
+      RAYON_NUM_THREADS="$threads" "$TARGET/release/examples/bench" "$work/data/models/default" --steps "$steps" \
+        --seed "$seed" --runs $((batch / b)) --batch "$b" | grep '"run"' >>"$work/throughput-$b.jsonl"
+    done
+  done
+  python3 - "$work" "$batch" "$threads" "$steps" <<'PY'
+import json, statistics, sys
+from pathlib import Path
+
+work, batch, threads, steps = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def rows(b):
+    return [json.loads(l) for l in (work / f"throughput-{b}.jsonl").read_text().splitlines()]
+one, many = rows(1), rows(batch)
+digests_one = [d for r in one for d in r["pixel_digests"]]
+digests_many = [d for r in many for d in r["pixel_digests"]]
+rate_one = 1 / statistics.median(r["image_s"] for r in one)
+rate_many = 1 / statistics.median(r["image_s"] for r in many)
+print(f"default model, {steps} DDIM steps, guidance 3, {threads} thread(s), {len(many)} rounds of {batch} requests")
+print(f"one at a time: {rate_one:.3f} images/s (median)")
+print(f"batch of {batch}:    {rate_many:.3f} images/s (median), {rate_many / rate_one:.2f}x")
+print(f"pixels: {'identical' if digests_one == digests_many else 'DIFFERENT'} for all {len(digests_one)} requests")
+sys.exit(0 if digests_one == digests_many else 1)
+PY
+  exit $?
 fi
 
 # shellcheck source=scripts/reference-python.sh
@@ -118,19 +159,8 @@ PY
   exit 0
 fi
 
-say "$runs interleaved runs per side, $threads thread(s), $steps steps"
-for run in $(seq 1 "$runs"); do
-  RAYON_NUM_THREADS="$threads" /usr/bin/time -f '{"peak_rss_kb": %M}' -a -o "$work/genmint.rss" \
-    "$TARGET/release/examples/bench" "$model" --runs 1 --steps "$steps" --seed "$run" \
-    --pixels-out "$work/genmint-$run" | tail -1 >>"$work/genmint.jsonl"
-  OMP_NUM_THREADS="$threads" /usr/bin/time -f '{"peak_rss_kb": %M}' -a -o "$work/diffusers.rss" \
-    "$PYTHON" model-runtime/bench/inference.py "$model" "$minilm" "$TARGET/release/examples/parity-noise" \
-    --runs 1 --steps "$steps" --threads "$threads" --seed "$run" --pixels-out "$work/diffusers-$run" \
-    | tail -1 >>"$work/diffusers.jsonl"
-done
-
 if $node; then
-  say "a genmint dev node on $threads thread(s): $runs signed requests, one at a time"
+  say "starting a genmint dev node on $threads thread(s)"
   port=$((20000 + RANDOM % 20000))
   RAYON_NUM_THREADS="$threads" GENMINT_DATA_DIR="$work/dev" "$TARGET/debug/genmint" dev --port "$port" \
     --anvil-port $((port + 10)) --ipfs-port $((port + 20)) --p2p-port $((port + 30)) >"$work/dev.log" 2>&1 &
@@ -141,13 +171,27 @@ if $node; then
     sleep 0.5
   done
   grep -q "genmint dev is up" "$work/dev.log" || { cat "$work/dev.log" >&2; say "genmint dev not up in 120 s"; exit 1; }
-  for run in $(seq 1 "$runs"); do
-    GENMINT_DATA_DIR="$work/cli" "$TARGET/debug/genmint" generate "grinning face with smiling eyes" \
-      --node "http://127.0.0.1:$port" --seed "$run" --steps "$steps" --guidance 3 --wait 2>&1 >/dev/null \
-      | tr '\r' '\n' | awk '($1 == "generating" || $1 == "generated") && $3 == "s" { printf "%s %s ", $1, $2 } END { print "" }' \
-      >>"$work/node.txt"
-  done
 fi
+
+# One signed request to the dev node, waited for; appends its generating and generated seconds.
+node_request() {
+  GENMINT_DATA_DIR="$work/cli" "$TARGET/debug/genmint" generate "grinning face with smiling eyes" \
+    --node "http://127.0.0.1:$port" --seed "$1" --steps "$steps" --guidance 3 --wait 2>&1 >/dev/null \
+    | tr '\r' '\n' | awk '($1 == "generating" || $1 == "generated") && $3 == "s" { printf "%s %s ", $1, $2 } END { print "" }' \
+    >>"$work/node.txt"
+}
+
+say "$runs interleaved runs per side (runtime, diffusers$($node && echo ", node")), $threads thread(s), $steps steps"
+for run in $(seq 1 "$runs"); do
+  RAYON_NUM_THREADS="$threads" /usr/bin/time -f '{"peak_rss_kb": %M}' -a -o "$work/genmint.rss" \
+    "$TARGET/release/examples/bench" "$model" --runs 1 --steps "$steps" --seed "$run" \
+    --pixels-out "$work/genmint-$run" | tail -1 >>"$work/genmint.jsonl"
+  OMP_NUM_THREADS="$threads" /usr/bin/time -f '{"peak_rss_kb": %M}' -a -o "$work/diffusers.rss" \
+    "$PYTHON" model-runtime/bench/inference.py "$model" "$minilm" "$TARGET/release/examples/parity-noise" \
+    --runs 1 --steps "$steps" --threads "$threads" --seed "$run" --pixels-out "$work/diffusers-$run" \
+    | tail -1 >>"$work/diffusers.jsonl"
+  if $node; then node_request "$run"; fi
+done
 
 python3 - "$work" "$runs" "$threads" "$steps" <<'PY'
 import json, statistics, sys

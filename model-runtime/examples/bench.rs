@@ -5,7 +5,8 @@
 //! `cargo run --release -p genmint-model-runtime --example bench -- DIR [--runs N] [--steps N]
 //! [--guidance G] [--size PX] [--prompt TEXT] [--negative TEXT] [--seed S] [--pixels-out FILE]`. Threads:
 //! `RAYON_NUM_THREADS` (candle's pool). With `--pixels-out`, run r's RGB8 pixels are written to
-//! `FILE.r.rgb` for comparison with diffusers'.
+//! `FILE.r.rgb` for comparison with diffusers'. With `--batch B`, each run is B requests (seeds in
+//! turn) generated as one batch, and `image_s` is the run's time divided by B.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -17,6 +18,7 @@ struct Args {
     runs: usize,
     params: GenerationParams,
     pixels_out: Option<PathBuf>,
+    batch: usize,
 }
 
 fn parse() -> Result<Args, String> {
@@ -36,6 +38,7 @@ fn parse() -> Result<Args, String> {
     };
     let mut runs = 5;
     let mut pixels_out = None;
+    let mut batch = 1;
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let number = || value.parse::<f64>().map_err(|e| format!("{flag} {value}: {e}"));
@@ -48,10 +51,11 @@ fn parse() -> Result<Args, String> {
             "--negative" => params.negative_prompt = value,
             "--seed" => params.seed = number()? as u64,
             "--pixels-out" => pixels_out = Some(PathBuf::from(value)),
+            "--batch" => batch = (number()? as usize).max(1),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
-    Ok(Args { dir, runs, params, pixels_out })
+    Ok(Args { dir, runs, params, pixels_out, batch })
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -60,22 +64,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut stages = load_stages(&args.dir)?;
     println!(r#"{{"load_s":{:.4}}}"#, started.elapsed().as_secs_f64());
     for run in 0..args.runs {
-        let params = GenerationParams { seed: args.params.seed + run as u64, ..args.params.clone() };
+        let first_seed = args.params.seed + (run * args.batch) as u64;
+        let batch: Vec<GenerationParams> = (0..args.batch as u64)
+            .map(|i| GenerationParams { seed: first_seed + i, ..args.params.clone() })
+            .collect();
         let timed = Instant::now();
-        stages.context(&params)?;
+        stages.context(&batch[0])?;
         let text = timed.elapsed().as_secs_f64();
         let (timed, cpu) = (Instant::now(), cpu_seconds());
-        let image = stages.generator().generate(&params, &mut |_| Control::Continue)?;
-        let total = timed.elapsed().as_secs_f64();
-        let cpu = cpu_seconds()
-            .zip(cpu)
-            .map_or(String::new(), |(end, start)| format!(r#","cpu_s":{:.3}"#, end - start));
+        let images = if args.batch == 1 {
+            vec![stages.generator().generate(&batch[0], &mut |_| Control::Continue)?]
+        } else {
+            stages
+                .generator()
+                .generate_batch(&batch, &mut |_, _| Control::Continue)
+                .into_iter()
+                .collect::<Result<_, _>>()?
+        };
+        let total = timed.elapsed().as_secs_f64() / args.batch as f64;
+        let cpu = cpu_seconds().zip(cpu).map_or(String::new(), |(end, start)| {
+            format!(r#","cpu_s":{:.3}"#, (end - start) / args.batch as f64)
+        });
         if let Some(out) = &args.pixels_out {
-            std::fs::write(out.with_extension(format!("{run}.rgb")), &image.pixels)?;
+            std::fs::write(out.with_extension(format!("{run}.rgb")), &images[0].pixels)?;
         }
+        let digests: Vec<String> =
+            images.iter().map(|image| format!("{:?}", hex::encode(image.pixel_digest()))).collect();
         println!(
-            r#"{{"run":{run},"text_s":{text:.4},"image_s":{total:.4}{cpu},"pixel_digest":"{}"}}"#,
-            hex::encode(image.pixel_digest())
+            r#"{{"run":{run},"batch":{},"text_s":{text:.4},"image_s":{total:.4}{cpu},"pixel_digests":[{}]}}"#,
+            args.batch,
+            digests.join(",")
         );
     }
     Ok(())

@@ -23,6 +23,15 @@ pub struct GenerationParams {
     pub scheduler: SchedulerKind,
 }
 
+impl GenerationParams {
+    /// Whether the two requests can share UNet passes in one batch: the same sample size and the
+    /// same timesteps (scheduler and step count). Prompts, seeds and guidance may differ.
+    pub fn batches_with(&self, other: &GenerationParams) -> bool {
+        (self.width, self.height, self.steps, self.scheduler)
+            == (other.width, other.height, other.steps, other.scheduler)
+    }
+}
+
 /// The sampling algorithm, each one diffusers' scheduler class of the same math. Its string
 /// form is what requests, envelopes and model descriptors carry. Every one is a pure function of
 /// the seed, the prompts and the settings: the ancestral one and LCM draw their step noise from

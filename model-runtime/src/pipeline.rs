@@ -24,6 +24,8 @@
 //! `requires_aesthetics_score`) is refused by name, as is any UNet conditioning other than
 //! `text_time` (`configs`).
 
+mod denoise;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -39,8 +41,8 @@ use crate::layout::{
     self, ComponentFiles, Layout, MODEL_CONFIG_FILE, ModelConfig, TextFiles, TokenizerFiles, WeightFiles,
 };
 use crate::manifest::{ManifestEntry, ModelManifest};
-use crate::noise::{self, NOISE_ALGORITHM};
-use crate::scheduler::{self, ScheduleConfig, SeededStepNoise};
+use crate::noise::NOISE_ALGORITHM;
+use crate::scheduler::{self, ScheduleConfig};
 use crate::text::{PromptTokenizer, TextConditioner, TextEncoder, TextFit, TokenizerSource};
 use crate::unet::{AddedConditioning, Unet};
 use crate::vae::VaeDecoder;
@@ -73,6 +75,23 @@ pub trait Generator: Send {
         params: &GenerationParams,
         progress: &mut (dyn FnMut(Progress) -> Control + Send),
     ) -> Result<Rgb8Image, RuntimeError>;
+
+    /// Generates a batch of requests, each image the same as [`Self::generate`] gives for it
+    /// alone; `progress` is told which request (its index in `batch`) took a step, and answering
+    /// [`Control::Cancel`] ends that request alone. Requests that batch with each other
+    /// ([`GenerationParams::batches_with`]) may share the model's passes; this default runs them
+    /// one after another.
+    fn generate_batch(
+        &mut self,
+        batch: &[GenerationParams],
+        progress: &mut (dyn FnMut(usize, Progress) -> Control + Send),
+    ) -> Vec<Result<Rgb8Image, RuntimeError>> {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for (index, params) in batch.iter().enumerate() {
+            outcomes.push(self.generate(params, &mut |p| progress(index, p)));
+        }
+        outcomes
+    }
 
     /// How many tokens of the request's texts the model cuts off to fit its text encoders'
     /// fixed length (see [`TextFit`]): the end of a long prompt has no effect on the image, and
@@ -624,77 +643,46 @@ impl Generator for DiffusionModel {
         params: &GenerationParams,
         progress: &mut (dyn FnMut(Progress) -> Control + Send),
     ) -> Result<Rgb8Image, RuntimeError> {
+        let mut outcomes = self.generate_batch(std::slice::from_ref(params), &mut |_, p| progress(p));
+        outcomes.pop().unwrap_or_else(denoise::no_outcome)
+    }
+
+    fn generate_batch(
+        &mut self,
+        batch: &[GenerationParams],
+        progress: &mut (dyn FnMut(usize, Progress) -> Control + Send),
+    ) -> Vec<Result<Rgb8Image, RuntimeError>> {
         // Run on a worker of candle's rayon pool: each op's parallel parts are then split among
         // the pool's threads from inside it, instead of being handed to the pool and waited for
         // from this thread, op after op, with the pool's idle workers spinning meanwhile. The
         // result does not depend on where it runs (the ops split work, never sums).
         rayon::scope(|_| {
-            let sample = self.denoise(params, progress)?;
-            rgb8(params, &self.decoder.decode(sample)?)
+            let mut outcomes: Vec<Option<Result<Rgb8Image, RuntimeError>>> =
+                batch.iter().map(|_| None).collect();
+            for group in sharing_timesteps(batch) {
+                let requests: Vec<&GenerationParams> = group.iter().map(|&i| &batch[i]).collect();
+                let samples = self.denoise(&requests, &mut |member, p| progress(group[member], p));
+                for (&index, sample) in group.iter().zip(samples) {
+                    let image = sample.and_then(|s| rgb8(&batch[index], &self.decoder.decode(s)?));
+                    outcomes[index] = Some(image);
+                }
+            }
+            outcomes.into_iter().map(|outcome| outcome.unwrap_or_else(denoise::no_outcome)).collect()
         })
     }
 }
 
-impl DiffusionModel {
-    /// Checks the request, then runs the guided denoising loop from the seeded noise: the sample
-    /// just before decoding.
-    fn denoise(
-        &self,
-        params: &GenerationParams,
-        progress: &mut (dyn FnMut(Progress) -> Control + Send),
-    ) -> Result<Tensor, RuntimeError> {
-        self.descriptor.limits.validate(params)?;
-        let _span = tracing::debug_span!(
-            "generate",
-            model = %self.descriptor.name,
-            seed = params.seed,
-            steps = params.steps
-        )
-        .entered();
-
-        // diffusers' rule: guidance above 1 runs the unconditional pass too.
-        let guided = params.guidance > 1.0;
-        let context = self.conditioning.context(params, guided)?;
-
-        let height = (params.height / self.sample_factor) as usize;
-        let width = (params.width / self.sample_factor) as usize;
-        let shape = (1, self.sample_channels, height, width);
-        let noise = noise::standard_normal(params.seed, shape.1 * shape.2 * shape.3);
-        let mut sample = Tensor::from_vec(noise, shape, &self.device)?;
-        let mut scheduler = scheduler::build(params.scheduler, &self.schedule, params.steps)?;
-        let init_noise_sigma = scheduler.init_noise_sigma();
-        // At sigma 1 (DDIM, DPM-Solver) the noise is the first sample exactly as drawn.
-        if init_noise_sigma != 1.0 {
-            sample = sample.affine(init_noise_sigma, 0.0)?;
+/// The batch's requests grouped by [`GenerationParams::batches_with`], as indices in `batch`,
+/// each group in batch order.
+fn sharing_timesteps(batch: &[GenerationParams]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (index, params) in batch.iter().enumerate() {
+        match groups.iter_mut().find(|group| batch[group[0]].batches_with(params)) {
+            Some(group) => group.push(index),
+            None => groups.push(vec![index]),
         }
-        let mut step_noise = SeededStepNoise { seed: params.seed };
-
-        let timesteps = scheduler.timesteps().to_vec();
-        for (index, &timestep) in timesteps.iter().enumerate() {
-            let scaled = scheduler.scale_model_input(index, &sample)?;
-            let input = if guided { Tensor::cat(&[&scaled, &scaled], 0)? } else { scaled };
-            let output = self.unet_forward(&input, timestep, &context)?;
-            let output = if guided {
-                let unconditional = output.narrow(0, 0, 1)?;
-                let conditional = output.narrow(0, 1, 1)?;
-                (&unconditional + ((&conditional - &unconditional)? * f64::from(params.guidance))?)?
-            } else {
-                output
-            };
-            sample = scheduler.step(index, &output, &sample, &mut step_noise)?;
-            let preview = match self.decoder {
-                Decoder::Pixels => Some(rgb8(params, &sample)?),
-                Decoder::Vae { .. } => None,
-            };
-            let step = index as u32 + 1;
-            tracing::trace!(step, total = params.steps, timestep, "denoising step");
-            if progress(Progress { step, total: params.steps, preview }) == Control::Cancel {
-                tracing::debug!(step, "generation cancelled");
-                return Err(RuntimeError::Cancelled);
-            }
-        }
-        Ok(sample)
     }
+    groups
 }
 
 /// The `[1, 3, height, width]` image in `[-1, 1]` as RGB8.
@@ -773,7 +761,7 @@ impl Stages {
 
     /// The sample just before decoding, for `params`.
     pub fn denoised(&self, params: &GenerationParams) -> Result<Tensor, RuntimeError> {
-        self.0.denoise(params, &mut |_| Control::Continue)
+        self.0.denoise(&[params], &mut |_, _| Control::Continue).pop().unwrap_or_else(denoise::no_outcome)
     }
 
     /// The decoder's output in `[-1, 1]`, `[1, 3, height, width]`.

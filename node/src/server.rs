@@ -171,6 +171,7 @@ struct CandleLoader {
     dir: PathBuf,
     device: DeviceChoice,
     queue: usize,
+    max_batch: usize,
 }
 
 impl ModelLoader for CandleLoader {
@@ -181,7 +182,7 @@ impl ModelLoader for CandleLoader {
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
-            Inference::spawn(generator, self.queue)
+            Inference::spawn(generator, self.queue, self.max_batch)
                 .map_err(|e| format!("starting the inference thread for {:?}: {e}", self.dir))
         })
     }
@@ -214,7 +215,12 @@ async fn start_models(data_dir: &Path, config: &Config) -> Result<Models, StartE
     let mut loaded_bytes = 0u64;
     for model in config.model.all() {
         let dir = Config::model_dir(data_dir, model);
-        let loader = CandleLoader { dir: dir.clone(), device: device(&model.device)?, queue };
+        let loader = CandleLoader {
+            dir: dir.clone(),
+            device: device(&model.device)?,
+            queue,
+            max_batch: model.max_batch,
+        };
         info!(dir = %dir.display(), "loading model");
         let worker = loader.load().await.map_err(StartError::Model)?;
         let mut descriptor = worker.descriptor().clone();

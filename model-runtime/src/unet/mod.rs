@@ -1,7 +1,8 @@
 //! The conditional UNet of every family, as diffusers' `UNet2DConditionModel`: genmint's own
 //! blocks ([`blocks`], over [`crate::resnet`] and [`transformer`]) on genmint's CPU kernels
-//! ([`crate::kernels`]), candle-transformers' timestep embeddings, and a top-level forward with
-//! a place for SDXL's added conditioning.
+//! ([`crate::kernels`]), candle-transformers' sinusoidal timestep projection, and a top-level
+//! forward with a place for SDXL's added conditioning. Every row of a batch is computed from its
+//! own inputs alone, bit for bit, so batched requests get the pixels they get alone.
 //!
 //! ```text
 //! timestep ─► sinusoidal projection ─► time_embedding (linear, silu, linear) ─┐
@@ -21,11 +22,11 @@ mod transformer;
 
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::stable_diffusion::embeddings::{TimestepEmbedding, Timesteps};
+use candle_transformers::models::stable_diffusion::embeddings::Timesteps;
 use candle_transformers::models::stable_diffusion::unet_2d::{BlockConfig, UNet2DConditionModelConfig};
 
 use crate::configs::{TextTimeSpec, UnetSpec};
-use crate::kernels::{Conv2d, ConvGeometry, GroupNorm};
+use crate::kernels::{Conv2d, ConvGeometry, GroupNorm, Linear, linear};
 use crate::resnet::NormSpec;
 use blocks::{Attention, BlockShape, DownBlock, MidBlock, UpBlock, UpChannels};
 
@@ -34,6 +35,25 @@ use blocks::{Attention, BlockShape, DownBlock, MidBlock, UpBlock, UpChannels};
 pub(crate) struct AddedConditioning {
     pub text_embeds: Tensor,
     pub time_ids: Tensor,
+}
+
+/// diffusers' `TimestepEmbedding`: linear, SiLU, linear.
+struct TimestepEmbedding {
+    linear_1: Linear,
+    linear_2: Linear,
+}
+
+impl TimestepEmbedding {
+    fn new(vb: VarBuilder, channels: usize, time_embed_dim: usize) -> candle_core::Result<Self> {
+        Ok(Self {
+            linear_1: linear(channels, time_embed_dim, vb.pp("linear_1"))?,
+            linear_2: linear(time_embed_dim, time_embed_dim, vb.pp("linear_2"))?,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        self.linear_2.forward(&candle_nn::ops::silu(&self.linear_1.forward(xs)?)?)
+    }
 }
 
 /// `add_time_proj` and `add_embedding` of a `text_time` UNet.
@@ -123,8 +143,10 @@ impl Unet {
         added: Option<&AddedConditioning>,
         device: &candle_core::Device,
     ) -> candle_core::Result<Tensor> {
-        let t = (Tensor::ones(batch, candle_core::DType::F32, device)? * timestep)?;
+        // One row for all: every row of the batch is at the same timestep.
+        let t = (Tensor::ones(1, candle_core::DType::F32, device)? * timestep)?;
         let emb = self.time_embedding.forward(&self.time_proj.forward(&t)?)?;
+        let emb = emb.repeat((batch, 1))?;
         match (&self.text_time, added) {
             (Some(text_time), Some(added)) => emb + text_time.forward(added)?,
             (None, None) => Ok(emb),

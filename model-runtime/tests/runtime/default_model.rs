@@ -69,3 +69,30 @@ fn default_model_generates_32_pixel_images() {
     let again = generator.generate(&params, &mut |_| Control::Continue).unwrap();
     assert_eq!(again.pixel_digest(), image.pixel_digest());
 }
+
+#[test]
+fn default_model_batches_give_each_request_its_own_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    install_default_model(dir.path(), &minilm()).unwrap();
+    let mut generator = load_model(dir.path(), DeviceChoice::Cpu).unwrap();
+    let request = |prompt: &str, seed, guidance, steps| GenerationParams {
+        prompt: prompt.into(),
+        negative_prompt: String::new(),
+        seed,
+        width: 32,
+        height: 32,
+        steps,
+        guidance,
+        scheduler: SchedulerKind::Ddim,
+    };
+    let batch = [
+        request("grinning face with smiling eyes", 7, 3.0, 4),
+        request("red apple", 8, 5.0, 4),
+        // Unguided: one UNet row instead of two.
+        request("pile of poo", 9, 1.0, 4),
+        // Other timesteps: its own group.
+        request("red apple", 8, 5.0, 3),
+        request("sun behind cloud", 10, 3.0, 4),
+    ];
+    crate::assert_batch_matches_alone(generator.as_mut(), &batch, 4);
+}

@@ -25,6 +25,32 @@ pub fn digest(generator: &mut dyn Generator, params: &GenerationParams) -> [u8; 
     image.pixel_digest()
 }
 
+/// Generates `batch` as one batch, cancelling the request at `cancel` after its first step, and
+/// checks that every other request gets the pixels it gets alone and its own progress.
+pub fn assert_batch_matches_alone(generator: &mut dyn Generator, batch: &[GenerationParams], cancel: usize) {
+    let alone: Vec<[u8; 32]> = batch.iter().map(|params| digest(generator, params)).collect();
+    let mut steps = vec![0; batch.len()];
+    let outcomes = generator.generate_batch(batch, &mut |index, progress| {
+        steps[index] += 1;
+        assert_eq!(progress.step, steps[index], "request {index} reported its steps in order");
+        if index == cancel { Control::Cancel } else { Control::Continue }
+    });
+    assert_eq!(outcomes.len(), batch.len());
+    for (index, outcome) in outcomes.into_iter().enumerate() {
+        if index == cancel {
+            assert!(
+                matches!(outcome, Err(genmint_model_runtime::RuntimeError::Cancelled)),
+                "request {index}"
+            );
+            assert_eq!(steps[index], 1, "a cancelled request takes no further step");
+            continue;
+        }
+        let image = outcome.unwrap();
+        assert_eq!(image.pixel_digest(), alone[index], "request {index} in a batch differs from alone");
+        assert_eq!(steps[index], batch[index].steps, "request {index} reported every step");
+    }
+}
+
 /// The all-MiniLM-L6-v2 files `scripts/setup.sh` installs (under `$GENMINT_TOOLS`, else the
 /// checkout's `.tools`).
 pub fn minilm() -> PathBuf {

@@ -276,3 +276,17 @@ fn sd_download_tokenizer_and_transformers_5_encoder_load() {
     assert_eq!(fit.token_length, 77);
     assert_ne!(digest(generator.as_mut(), &short), digest(generator.as_mut(), &long));
 }
+
+#[test]
+fn batches_give_each_request_its_own_pixels() {
+    let dir = test_model();
+    let mut generator = load(dir.path());
+    let batch = [
+        params(1),
+        GenerationParams { prompt: "a blue robot in space".into(), guidance: 7.5, ..params(2) },
+        GenerationParams { guidance: 1.0, ..params(3) },
+        GenerationParams { scheduler: SchedulerKind::EulerAncestral, ..params(4) },
+        GenerationParams { negative_prompt: String::new(), ..params(5) },
+    ];
+    crate::assert_batch_matches_alone(generator.as_mut(), &batch, 1);
+}

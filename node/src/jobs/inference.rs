@@ -1,13 +1,17 @@
-//! The inference worker: one OS thread owns the model and runs one generation at a time, fed by a
-//! bounded queue, so diffusion never blocks the async runtime. [`Inference::stop`] ends the thread
-//! after the generation it is running (which its job's cancellation cuts short) and joins it.
+//! The inference worker: one OS thread owns the model and runs its generations, fed by a bounded
+//! queue, so diffusion never blocks the async runtime. Requests waiting together that share their
+//! timesteps (size, scheduler, steps: [`GenerationParams::batches_with`]) run as one batch, up to
+//! the model's `max_batch`, taken in the order they came; each keeps its own seed, progress,
+//! cancellation and pixels. [`Inference::stop`] ends the thread after the generations already
+//! queued (which their jobs' cancellation cuts short) and joins it.
 //!
 //! A generation comes back as a [`Generation`]: the image and how much of the prompts the model's
 //! text encoders cut off ([`TextFit`], asked of the generator just before it runs), so the job can
 //! tell its creator.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use genmint_model_runtime::{
@@ -44,58 +48,61 @@ pub enum InferenceError {
     Runtime(#[from] RuntimeError),
 }
 
-enum Message {
-    Generate(Task),
-    Stop,
+/// The generations waiting for the worker.
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Task>,
+    /// Set by [`Inference::stop`]: nothing more is taken, and the worker ends once `waiting` is empty.
+    stopping: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// A cloneable handle to the worker thread.
 #[derive(Clone)]
 pub struct Inference {
-    tasks: mpsc::SyncSender<Message>,
+    shared: Arc<Shared>,
     descriptor: Arc<ModelDescriptor>,
     capacity: usize,
     worker: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl Inference {
-    /// Moves the generator onto its own thread; at most `capacity` generations wait in line.
-    pub fn spawn(mut generator: Box<dyn Generator>, capacity: usize) -> std::io::Result<Self> {
+    /// Moves the generator onto its own thread; at most `capacity` generations wait in line, and
+    /// at most `max_batch` (at least 1) run together.
+    pub fn spawn(
+        mut generator: Box<dyn Generator>,
+        capacity: usize,
+        max_batch: usize,
+    ) -> std::io::Result<Self> {
         let descriptor = Arc::new(generator.descriptor().clone());
-        let (tasks, inbox) = mpsc::sync_channel::<Message>(capacity);
+        let shared = Arc::new(Shared::default());
+        let inbox = shared.clone();
         let worker = std::thread::Builder::new().name("genmint-inference".into()).spawn(move || {
-            for message in inbox {
-                let Message::Generate(mut task) = message else { return };
-                if task.cancel.load(Ordering::Relaxed) {
-                    let _ = task.reply.send(Err(RuntimeError::Cancelled));
-                    continue;
-                }
-                // Only a report: a text that cannot be counted fails the generation itself.
-                let text_fit = generator.text_fit(&task.params).unwrap_or_else(|e| {
-                    tracing::debug!(error = %e, "cannot count the request's tokens");
-                    TextFit::default()
-                });
-                let cancel = task.cancel.clone();
-                let result = generator
-                    .generate(&task.params, &mut |progress| {
-                        (task.progress)(progress);
-                        if cancel.load(Ordering::Relaxed) { Control::Cancel } else { Control::Continue }
-                    })
-                    .map(|image| Generation { image, text_fit });
-                // The job may have been dropped meanwhile; nobody is left to tell.
-                let _ = task.reply.send(result);
+            while let Some(batch) = next_batch(&inbox, max_batch.max(1)) {
+                run_batch(generator.as_mut(), batch);
             }
         })?;
-        Ok(Self { tasks, descriptor, capacity, worker: Arc::new(Mutex::new(Some(worker))) })
+        Ok(Self { shared, descriptor, capacity, worker: Arc::new(Mutex::new(Some(worker))) })
     }
 
     /// Ends the worker thread once the generations already queued have run or been cancelled, and
     /// waits for it. Later generations fail with [`InferenceError::Stopped`].
     pub async fn stop(&self) {
-        let (tasks, worker) = (self.tasks.clone(), self.worker.clone());
+        self.shared.lock().stopping = true;
+        self.shared.ready.notify_all();
+        let worker = self.worker.clone();
         let stopped = tokio::task::spawn_blocking(move || {
-            // Fails only if the thread has already ended.
-            let _ = tasks.send(Message::Stop);
             let handle = worker.lock().unwrap_or_else(|p| p.into_inner()).take();
             if let Some(handle) = handle
                 && handle.join().is_err()
@@ -121,13 +128,73 @@ impl Inference {
         progress: ProgressFn,
     ) -> Result<Generation, InferenceError> {
         let (reply, result) = oneshot::channel();
-        self.tasks.try_send(Message::Generate(Task { params, cancel, progress, reply })).map_err(
-            |e| match e {
-                mpsc::TrySendError::Full(_) => InferenceError::Busy(self.capacity),
-                mpsc::TrySendError::Disconnected(_) => InferenceError::Stopped,
-            },
-        )?;
+        {
+            let mut queue = self.shared.lock();
+            if queue.stopping {
+                return Err(InferenceError::Stopped);
+            }
+            if queue.waiting.len() >= self.capacity {
+                return Err(InferenceError::Busy(self.capacity));
+            }
+            queue.waiting.push_back(Task { params, cancel, progress, reply });
+        }
+        self.shared.ready.notify_one();
         Ok(result.await.map_err(|_| InferenceError::Stopped)??)
+    }
+}
+
+/// Waits for work, then takes the oldest waiting generation and, in their order, the others that
+/// batch with it, up to `max_batch`; `None` once stopped with nothing left.
+fn next_batch(shared: &Shared, max_batch: usize) -> Option<Vec<Task>> {
+    let mut queue = shared.lock();
+    while queue.waiting.is_empty() && !queue.stopping {
+        queue = shared.ready.wait(queue).unwrap_or_else(|p| p.into_inner());
+    }
+    let first = queue.waiting.pop_front()?;
+    let mut batch = vec![first];
+    let mut index = 0;
+    while batch.len() < max_batch && index < queue.waiting.len() {
+        if queue.waiting[index].params.batches_with(&batch[0].params) {
+            batch.extend(queue.waiting.remove(index));
+        } else {
+            index += 1;
+        }
+    }
+    Some(batch)
+}
+
+/// Runs a batch and answers each task; a task cancelled while it waited is answered at once.
+fn run_batch(generator: &mut dyn Generator, batch: Vec<Task>) {
+    let (cancelled, mut tasks): (Vec<Task>, Vec<Task>) =
+        batch.into_iter().partition(|task| task.cancel.load(Ordering::Relaxed));
+    for task in cancelled {
+        let _ = task.reply.send(Err(RuntimeError::Cancelled));
+    }
+    if tasks.is_empty() {
+        return;
+    }
+    // Only a report: a text that cannot be counted fails the generation itself.
+    let text_fits: Vec<TextFit> = tasks
+        .iter()
+        .map(|task| {
+            generator.text_fit(&task.params).unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "cannot count the request's tokens");
+                TextFit::default()
+            })
+        })
+        .collect();
+    let params: Vec<GenerationParams> = tasks.iter().map(|task| task.params.clone()).collect();
+    if tasks.len() > 1 {
+        tracing::debug!(batch = tasks.len(), "running waiting generations as one batch");
+    }
+    let outcomes = generator.generate_batch(&params, &mut |index, progress| {
+        let task = &mut tasks[index];
+        (task.progress)(progress);
+        if task.cancel.load(Ordering::Relaxed) { Control::Cancel } else { Control::Continue }
+    });
+    for ((task, outcome), text_fit) in tasks.into_iter().zip(outcomes).zip(text_fits) {
+        // The job may have been dropped meanwhile; nobody is left to tell.
+        let _ = task.reply.send(outcome.map(|image| Generation { image, text_fit }));
     }
 }
 
@@ -153,7 +220,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cancelled_generation_stops_and_a_stopped_worker_takes_no_more() {
-        let inference = Inference::spawn(Box::new(FakeGenerator { descriptor: descriptor() }), 2).unwrap();
+        let inference = Inference::spawn(Box::new(FakeGenerator { descriptor: descriptor() }), 2, 1).unwrap();
         let generation = inference.generate(params(5), Arc::default(), Box::new(|_| {})).await.unwrap();
         assert_eq!(generation.image.pixels[0], 5);
         assert!(!generation.text_fit.truncated());
@@ -163,6 +230,118 @@ mod tests {
         inference.stop().await;
         let err = inference.generate(params(7), Arc::default(), Box::new(|_| {})).await.unwrap_err();
         assert!(matches!(err, InferenceError::Stopped), "{err}");
+        inference.stop().await;
+    }
+}
+
+#[cfg(test)]
+mod batching {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use genmint_model_runtime::SchedulerKind;
+
+    use super::*;
+    use crate::jobs::testing::{FakeGenerator, descriptor};
+
+    /// The fake generator, recording the seeds of each batch it runs; its first batch waits for
+    /// the gate, so that the others queue up behind it.
+    struct Recorder {
+        fake: FakeGenerator,
+        batches: Arc<Mutex<Vec<Vec<u64>>>>,
+        gate: Option<mpsc::Receiver<()>>,
+    }
+
+    impl Generator for Recorder {
+        fn descriptor(&self) -> &ModelDescriptor {
+            self.fake.descriptor()
+        }
+
+        fn generate(
+            &mut self,
+            params: &GenerationParams,
+            progress: &mut (dyn FnMut(Progress) -> Control + Send),
+        ) -> Result<Rgb8Image, RuntimeError> {
+            self.fake.generate(params, progress)
+        }
+
+        fn generate_batch(
+            &mut self,
+            batch: &[GenerationParams],
+            progress: &mut (dyn FnMut(usize, Progress) -> Control + Send),
+        ) -> Vec<Result<Rgb8Image, RuntimeError>> {
+            self.batches.lock().unwrap().push(batch.iter().map(|p| p.seed).collect());
+            if let Some(gate) = self.gate.take() {
+                gate.recv().unwrap();
+            }
+            batch
+                .iter()
+                .enumerate()
+                .map(|(i, params)| self.fake.generate(params, &mut |p| progress(i, p)))
+                .collect()
+        }
+    }
+
+    fn params(seed: u64, steps: u32) -> GenerationParams {
+        GenerationParams {
+            prompt: format!("p{seed}"),
+            negative_prompt: String::new(),
+            seed,
+            width: 8,
+            height: 8,
+            steps,
+            guidance: 3.0,
+            scheduler: SchedulerKind::Ddim,
+        }
+    }
+
+    #[tokio::test]
+    async fn waiting_requests_that_share_timesteps_run_together_in_order() {
+        let (open, gate) = mpsc::channel();
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let recorder = Recorder {
+            fake: FakeGenerator { descriptor: descriptor() },
+            batches: batches.clone(),
+            gate: Some(gate),
+        };
+        let inference = Inference::spawn(Box::new(recorder), 8, 3).unwrap();
+        let submit = |seed, steps, cancel: Arc<AtomicBool>| {
+            let inference = inference.clone();
+            let steps_seen = Arc::new(Mutex::new(Vec::new()));
+            let seen = steps_seen.clone();
+            let progress: ProgressFn = Box::new(move |p| seen.lock().unwrap().push(p.step));
+            (
+                tokio::spawn(async move { inference.generate(params(seed, steps), cancel, progress).await }),
+                steps_seen,
+            )
+        };
+        let first = submit(1, 2, Arc::default());
+        while batches.lock().unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let cancelled = Arc::new(AtomicBool::new(true));
+        let waiting: Vec<_> = [(2, 2), (3, 2), (4, 3), (5, 2), (6, 2), (7, 2)]
+            .into_iter()
+            .map(|(seed, steps)| {
+                submit(seed, steps, if seed == 6 { cancelled.clone() } else { Arc::default() })
+            })
+            .collect();
+        // Current-thread runtime: the spawned submissions queue, in order, while this test sleeps.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        open.send(()).unwrap();
+        for (seed, (task, steps)) in std::iter::once(first).chain(waiting).enumerate() {
+            let seed = seed as u64 + 1;
+            let outcome = task.await.unwrap();
+            if seed == 6 {
+                assert!(matches!(outcome, Err(InferenceError::Runtime(RuntimeError::Cancelled))));
+                continue;
+            }
+            assert_eq!(outcome.unwrap().image.pixels[0], seed as u8, "request {seed} got its own image");
+            let expected: Vec<u32> = (1..=if seed == 4 { 3 } else { 2 }).collect();
+            assert_eq!(*steps.lock().unwrap(), expected, "request {seed} saw its own progress");
+        }
+        // The cancelled request 6 was taken into the last batch and answered without running.
+        assert_eq!(*batches.lock().unwrap(), vec![vec![1], vec![2, 3, 5], vec![4], vec![7]]);
         inference.stop().await;
     }
 }

@@ -203,7 +203,7 @@ mod tests {
         fn load(&self) -> BoxFuture<'_, Result<Inference, String>> {
             self.loads.fetch_add(1, Ordering::SeqCst);
             let generator = Box::new(FakeGenerator { descriptor: self.descriptor.clone() });
-            Box::pin(async move { Inference::spawn(generator, 1).map_err(|e| e.to_string()) })
+            Box::pin(async move { Inference::spawn(generator, 1, 1).map_err(|e| e.to_string()) })
         }
     }
 

@@ -151,13 +151,13 @@ pub(crate) struct FakeLoader(pub ModelDescriptor);
 impl ModelLoader for FakeLoader {
     fn load(&self) -> BoxFuture<'_, Result<Inference, String>> {
         let generator = Box::new(FakeGenerator { descriptor: self.0.clone() });
-        Box::pin(async move { Inference::spawn(generator, 4).map_err(|e| e.to_string()) })
+        Box::pin(async move { Inference::spawn(generator, 4, 1).map_err(|e| e.to_string()) })
     }
 }
 
 /// A served model on the fake generator, loaded already.
 pub(crate) fn served_fake(descriptor: ModelDescriptor) -> ServedModel {
-    let worker = Inference::spawn(Box::new(FakeGenerator { descriptor: descriptor.clone() }), 4).unwrap();
+    let worker = Inference::spawn(Box::new(FakeGenerator { descriptor: descriptor.clone() }), 4, 1).unwrap();
     ServedModel::new(descriptor.clone(), 1, Box::new(FakeLoader(descriptor)), Some(worker))
 }
 
