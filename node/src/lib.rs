@@ -7,7 +7,7 @@
 //! result with `verify`, and `gallery` lists every token of the contract from its mint events. A job for a model the node lacks goes to a peer through `network`, and
 //! `spotcheck` re-generates other nodes' tokens and shows what peers found.
 //!
-//! Modules import downward only: `provenance`, `config`, `db` (SQLite), `fs` (file errors) and `lifecycle` (owned tasks)
+//! Modules import downward only: `provenance`, `config`, `db` (SQLite), `fs` (file errors), `lifecycle` (owned tasks) and `metrics`
 //! at the bottom; `ipfs` and `chain`; `jobs`, which reaches the chain, the content store and peers
 //! through traits it owns; `verify` and `gallery`; `spotcheck`; `network`, which implements those traits on
 //! genmint-p2p; `api` (HTTP and the web page); `server`, which wires a running node; `cli` and `devnet` (local anvil and
@@ -24,6 +24,7 @@ pub mod gallery;
 pub mod ipfs;
 pub mod jobs;
 pub mod lifecycle;
+pub mod metrics;
 pub mod network;
 pub mod provenance;
 pub mod server;

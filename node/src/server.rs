@@ -27,6 +27,7 @@ use crate::jobs::{
     ChainMinter, Forwarder, JobStore, Jobs, JobsParts, ModelLoader, Models, ServedModel, StoreError,
 };
 use crate::lifecycle::{Shutdown, Tasks};
+use crate::metrics::Metrics;
 use crate::network::{Network, NetworkStartError, NodeOffer};
 use crate::provenance::credentials::{Credentials, CredentialsError};
 use crate::spotcheck::{SpotCheckParts, SpotCheckStore, SpotCheckStoreError, SpotChecker};
@@ -294,6 +295,7 @@ impl Services {
         public_url: &str,
         network: Option<&Arc<Network>>,
         tasks: &Tasks,
+        metrics: &Metrics,
     ) -> Result<Arc<Jobs>, StartError> {
         let (credentials, created) = Credentials::load_or_create(data_dir, &self.operator)?;
         if created {
@@ -321,6 +323,7 @@ impl Services {
             min_fee: self.min_fee,
             credentials: Arc::new(credentials),
             tasks: tasks.clone(),
+            metrics: metrics.jobs.clone(),
         }))
     }
 
@@ -370,7 +373,8 @@ pub async fn start(data_dir: &Path, config: &Config) -> Result<RunningNode, Star
     } else {
         (None, None)
     };
-    let jobs = services.jobs(data_dir, config, &public_url, network.as_ref(), &tasks)?;
+    let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
+    let jobs = services.jobs(data_dir, config, &public_url, network.as_ref(), &tasks, &metrics)?;
     if let (Some(network), Some(events)) = (&network, events) {
         services.serve_network(network, events, &jobs, config, &tasks).await?;
     }
@@ -399,6 +403,7 @@ pub async fn start(data_dir: &Path, config: &Config) -> Result<RunningNode, Star
             dev_wallet: config.http.dev_wallet,
         },
         limits: Arc::new(crate::api::ApiLimits::new(&config.limits)),
+        metrics,
     };
     serve_http(listener, config, state, &tasks);
     info!(%addr, chain_id, %contract, "node listening");

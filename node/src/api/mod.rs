@@ -20,6 +20,7 @@
 mod error;
 mod jobs;
 mod limits;
+mod metrics;
 mod tokens;
 mod views;
 mod web;
@@ -47,6 +48,7 @@ use crate::gallery::GalleryStore;
 use crate::ipfs::KuboClient;
 use crate::jobs::Jobs;
 use crate::lifecycle::Tasks;
+use crate::metrics::Metrics;
 use crate::network::Network;
 use crate::provenance::eip712::eip712_description;
 use crate::provenance::ids::JobId;
@@ -69,6 +71,8 @@ pub struct ApiState {
     pub page: PageConfig,
     /// Rate limits per creator and client address, and the bound on event streams.
     pub limits: Arc<ApiLimits>,
+    /// What `GET /metrics` shows.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Builds the router over a running node.
@@ -86,6 +90,7 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
         .route("/v1/deposits/{address}", get(tokens::deposit))
         .route("/v1/eip712", get(eip712))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::metrics))
         .merge(web::routes())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(Arc::new(state))

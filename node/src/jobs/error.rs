@@ -58,6 +58,20 @@ pub enum JobError {
     Interrupted(String),
 }
 
+impl JobError {
+    /// Where the error came from, as the metrics name it.
+    pub fn source_name(&self) -> &'static str {
+        match self {
+            JobError::Ipfs(_) => "ipfs",
+            JobError::Chain(_) => "chain",
+            JobError::Inference(_) => "inference",
+            JobError::Forward(_) => "peer",
+            JobError::Store(_) => "store",
+            _ => "other",
+        }
+    }
+}
+
 /// A step's failure: worth another try, or final for this job.
 #[derive(Debug)]
 pub enum StepError {

@@ -1,5 +1,6 @@
 //! Job events: every state change and every generation step, fanned out to whoever listens (the
-//! SSE stream, the advertiser, the notifier of peers' jobs). Events are a view; the job store stays the source of truth.
+//! SSE stream, the advertiser, the notifier of peers' jobs) and counted in the metrics. Events are
+//! a view; the job store stays the source of truth.
 //! A notice tells the creator something about the job that is not a state, such as a prompt cut
 //! to fit the model; it is said once, on the stream, and not stored.
 
@@ -11,6 +12,7 @@ use super::state::JobState;
 use super::store::JobRecord;
 use genmint_model_runtime::ModelHash;
 
+use crate::metrics::JobMetrics;
 use crate::provenance::ids::JobId;
 
 /// How many events a slow listener may fall behind before it skips ahead.
@@ -56,15 +58,22 @@ impl JobEvent {
 #[derive(Clone)]
 pub struct Events {
     sender: broadcast::Sender<JobEvent>,
+    /// Counts every state change.
+    metrics: JobMetrics,
 }
 
 impl Default for Events {
     fn default() -> Self {
-        Self { sender: broadcast::channel(CAPACITY).0 }
+        Self::counted_in(JobMetrics::default())
     }
 }
 
 impl Events {
+    /// Events whose state changes are counted in `metrics`.
+    pub fn counted_in(metrics: JobMetrics) -> Self {
+        Self { sender: broadcast::channel(CAPACITY).0, metrics }
+    }
+
     pub fn publish(&self, event: JobEvent) {
         // No listener is fine: events are only a view.
         let _ = self.sender.send(event);
@@ -76,6 +85,7 @@ impl Events {
 
     pub fn state(&self, job: &JobRecord) {
         debug_assert!(JobState::ALL.contains(&job.state));
+        self.metrics.entered(job.state.as_str());
         self.publish(JobEvent::State(Box::new(job.clone())));
     }
 }

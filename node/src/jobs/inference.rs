@@ -115,6 +115,11 @@ impl Inference {
         }
     }
 
+    /// Generations waiting for the thread (not counting the batch it runs).
+    pub fn waiting(&self) -> usize {
+        self.shared.lock().waiting.len()
+    }
+
     /// The model this worker serves.
     pub fn descriptor(&self) -> &ModelDescriptor {
         &self.descriptor

@@ -73,6 +73,10 @@ impl Jobs {
         };
         let error = match receipt {
             Ok(outcome) => {
+                if let Ok(signed) = Self::signed(job) {
+                    let fee = signed.request.fee;
+                    self.parts.metrics.fee_earned(u128::try_from(fee).map_or(f64::MAX, |wei| wei as f64));
+                }
                 let outputs = JobOutputs {
                     token_id: Some(outcome.token_id),
                     minted_by: Some(self.operator()),

@@ -124,6 +124,17 @@ impl Models {
         worker
     }
 
+    /// Generations waiting for each loaded model's inference thread, by model name.
+    pub async fn waiting(&self) -> Vec<(String, usize)> {
+        let mut waiting = Vec::new();
+        for model in self.models.iter() {
+            if let Some(worker) = model.worker.lock().await.as_ref() {
+                waiting.push((model.descriptor.name.clone(), worker.waiting()));
+            }
+        }
+        waiting
+    }
+
     fn touch(&self, model: &ServedModel) {
         model.last_used.store(self.clock.fetch_add(1, Ordering::Relaxed) + 1, Ordering::Relaxed);
     }

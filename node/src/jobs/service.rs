@@ -26,6 +26,7 @@ use super::models::Models;
 use super::state::JobState;
 use super::store::{Inserted, JobOutputs, JobRecord, JobRoute, JobStore, PeerRef, StoreError};
 use crate::lifecycle::Tasks;
+use crate::metrics::JobMetrics;
 use crate::provenance::credentials::Credentials;
 use crate::provenance::eip712::SignedRequest;
 use crate::provenance::ids::JobId;
@@ -57,6 +58,8 @@ pub struct JobsParts {
     pub credentials: Arc<Credentials>,
     /// Where job tasks are spawned; its shutdown stops them at their next step boundary.
     pub tasks: Tasks,
+    /// Where state changes, step times and step errors are counted.
+    pub metrics: JobMetrics,
 }
 
 /// Jobs that need this node's generator, and how many more it takes now.
@@ -84,13 +87,13 @@ impl Jobs {
     pub fn new(parts: JobsParts) -> Arc<Self> {
         let domain = crate::provenance::eip712::domain(parts.chain_id, parts.contract);
         Arc::new_cyclic(|me| Self {
-            parts,
             domain,
-            events: Events::default(),
+            events: Events::counted_in(parts.metrics.clone()),
             cancels: Mutex::default(),
             followed: Followed::default(),
             admitting: tokio::sync::Mutex::new(()),
             me: me.clone(),
+            parts,
         })
     }
 
@@ -338,7 +341,20 @@ impl Jobs {
                 self.followed.forget(id);
                 return;
             }
-            match self.step(&job).await {
+            let started = std::time::Instant::now();
+            let outcome = self.step(&job).await;
+            let step = job.state.as_str();
+            self.parts.metrics.step_took(step, started.elapsed().as_secs_f64());
+            match &outcome {
+                Err(StepError::Retry(error)) => {
+                    self.parts.metrics.step_failed(step, error.source_name(), false)
+                }
+                Err(StepError::Fatal(error)) => {
+                    self.parts.metrics.step_failed(step, error.source_name(), true)
+                }
+                _ => {}
+            }
+            match outcome {
                 Ok(()) => attempt = 0,
                 Err(StepError::Stopped) => {}
                 Err(StepError::Fatal(error)) => self.end(id, JobState::Failed, error.to_string()).await,
@@ -623,8 +639,12 @@ mod tests {
             JobState::Generated,
             "held, not failed"
         );
+        assert!(h.metrics.step_errors("generated", "ipfs", "retry") >= 1, "the outage is counted");
+        assert_eq!(h.metrics.step_errors("generated", "ipfs", "fatal"), 0);
         h.content.set_down(false);
         h.wait_for(held.id, JobState::Minted).await;
+        assert_eq!(h.metrics.transitions_into("minted"), 1);
+        assert_eq!(h.metrics.transitions_into("expired"), 1);
     }
 
     #[tokio::test]

@@ -452,6 +452,37 @@ impl JobStore {
 
     /// How many of this node's jobs came before `id` and still wait for or use the generator: the
     /// job's place in the queue (0 is next).
+    /// How many jobs are in each state (every state, zeros included), and when the oldest job not
+    /// in a terminal state was received (unix seconds).
+    pub async fn census(&self) -> Result<(Vec<(JobState, i64)>, Option<i64>), StoreError> {
+        self.db
+            .run(move |conn| {
+                let mut counts: Vec<(JobState, i64)> =
+                    JobState::ALL.iter().map(|&state| (state, 0)).collect();
+                let mut query = conn.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
+                let rows =
+                    query.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
+                for row in rows {
+                    let (state, count) = row?;
+                    if let Some(entry) = counts.iter_mut().find(|(s, _)| s.as_str() == state) {
+                        entry.1 = count;
+                    }
+                }
+                let terminal: Vec<String> = JobState::ALL
+                    .iter()
+                    .filter(|s| s.is_terminal())
+                    .map(|s| format!("'{}'", s.as_str()))
+                    .collect();
+                let oldest: Option<i64> = conn.query_row(
+                    &format!("SELECT MIN(created_at) FROM jobs WHERE state NOT IN ({})", terminal.join(", ")),
+                    [],
+                    |row| row.get(0),
+                )?;
+                Ok((counts, oldest))
+            })
+            .await
+    }
+
     pub async fn jobs_ahead(&self, id: JobId) -> Result<usize, StoreError> {
         self.db
             .run(move |conn| {

@@ -298,6 +298,7 @@ pub(crate) struct Harness {
     pub creator: PrivateKeySigner,
     pub operator: PrivateKeySigner,
     pub tasks: Tasks,
+    pub metrics: crate::metrics::JobMetrics,
     pub _dir: tempfile::TempDir,
 }
 
@@ -347,6 +348,7 @@ impl Harness {
         let forwarder = setup.forwarder.map(Arc::new);
         let content = MemoryStore::default();
         let tasks = Tasks::default();
+        let metrics = crate::metrics::JobMetrics::default();
         let jobs = Jobs::new(JobsParts {
             store,
             models,
@@ -363,6 +365,7 @@ impl Harness {
             min_fee: setup.min_fee,
             credentials: Arc::new(credentials),
             tasks: tasks.clone(),
+            metrics: metrics.clone(),
         });
         Self {
             jobs,
@@ -372,6 +375,7 @@ impl Harness {
             creator: PrivateKeySigner::random(),
             operator,
             tasks,
+            metrics,
             _dir: dir,
         }
     }

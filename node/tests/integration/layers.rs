@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers, bottom first; a module may use modules of lower layers only.
 const LAYERS: &[&[&str]] = &[
-    &["provenance", "config", "db", "fs", "lifecycle"],
+    &["provenance", "config", "db", "fs", "lifecycle", "metrics"],
     &["ipfs"],
     &["chain"],
     &["jobs"],

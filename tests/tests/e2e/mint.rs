@@ -54,5 +54,20 @@ async fn a_signed_request_becomes_a_verifiable_token() -> anyhow::Result<()> {
 
     let missing = reqwest::get(format!("{}/v1/tokens/0x1234/provenance", stack.node_url)).await?;
     assert_eq!(missing.status(), 404);
+
+    // What the operator sees: the job went through every state once, and nothing waits.
+    let metrics = reqwest::get(format!("{}/metrics", stack.node_url)).await?;
+    assert!(metrics.headers()["content-type"].to_str()?.starts_with("application/openmetrics-text"));
+    let metrics = metrics.text().await?;
+    for line in [
+        r#"genmint_jobs{state="minted"} 1"#,
+        r#"genmint_jobs{state="queued"} 0"#,
+        r#"genmint_job_transitions_total{state="minted"} 1"#,
+        r#"genmint_job_transitions_total{state="pinned"} 1"#,
+        r#"genmint_job_step_seconds_count{step="queued"} 1"#,
+        "genmint_job_oldest_unfinished_seconds 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "GET /metrics lacks {line:?}:\n{metrics}");
+    }
     Ok(())
 }
