@@ -5,11 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_arguments)]
 
 mod api;
+mod cluster;
 mod contracts_deploy;
 mod default_model;
 mod dev;
 mod mint;
 mod network;
+mod reliability;
 mod restart;
 mod spot_checks;
 mod support;
