@@ -218,7 +218,7 @@ pub(crate) mod tests {
     }
 
     /// A valid advert of a new peer.
-    fn offer() -> Advert {
+    pub(crate) fn offer() -> Advert {
         serving_advert(&peer(), 1)
     }
 

@@ -60,7 +60,7 @@ impl request_response::Codec for JobCodec {
 }
 
 /// Reads one length-prefixed message; a refusal is an `InvalidData` error carrying the reason.
-async fn read_frame<T, M>(io: &mut T) -> io::Result<M>
+pub(crate) async fn read_frame<T, M>(io: &mut T) -> io::Result<M>
 where
     T: AsyncRead + Unpin + Send,
     M: DeserializeOwned,

@@ -47,6 +47,11 @@ mod network;
 pub mod spot_check;
 pub mod wire;
 
+#[cfg(test)]
+mod hostile;
+#[cfg(any(test, feature = "hostile-input"))]
+pub mod hostile_input;
+
 pub use bounded_json::Gossiped;
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};

@@ -6,5 +6,6 @@
 
 mod chain_anvil;
 mod eip712_vectors;
+mod hostile;
 mod ipfs_kubo;
 mod layers;
