@@ -36,7 +36,8 @@ const MAX_CONNECTIONS_PER_PEER: u32 = 4;
 pub(crate) struct Behaviour {
     pub limits: connection_limits::Behaviour,
     pub identify: identify::Behaviour,
-    pub ping: ping::Behaviour,
+    /// libp2p-ping, answering at once over QUIC too ([`crate::ping`]).
+    pub ping: crate::ping::Behaviour,
     pub kademlia: kad::Behaviour<kad::store::MemoryStore>,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub gossipsub: gossipsub::Behaviour,
@@ -96,7 +97,7 @@ impl Behaviour {
         Ok(Self {
             limits: connection_limits::Behaviour::new(limits),
             identify: identify::Behaviour::new(identify),
-            ping: ping::Behaviour::new(ping::Config::new()),
+            ping: crate::ping::Behaviour::new(ping::Config::new()),
             kademlia,
             mdns: mdns.into(),
             gossipsub,

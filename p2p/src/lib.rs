@@ -44,6 +44,7 @@ mod behaviour;
 mod bounded_json;
 mod codec;
 mod network;
+mod ping;
 pub mod spot_check;
 pub mod wire;
 
