@@ -79,11 +79,40 @@ pub struct ChainConfig {
     pub contract: Option<String>,
     /// Seconds to wait for a mint receipt before retrying the wait.
     pub receipt_timeout_secs: u64,
+    /// Blocks a mint needs (its own included) before its job is `minted`. Unset: the chain's
+    /// default ([`default_confirmations`]).
+    pub confirmations: Option<u64>,
+    /// How often a confirming mint looks at the chain again, in milliseconds.
+    pub poll_interval_ms: u64,
 }
 
 impl Default for ChainConfig {
     fn default() -> Self {
-        Self { rpc_url: "http://127.0.0.1:8545".into(), contract: None, receipt_timeout_secs: 60 }
+        Self {
+            rpc_url: "http://127.0.0.1:8545".into(),
+            contract: None,
+            receipt_timeout_secs: 60,
+            confirmations: None,
+            poll_interval_ms: 1000,
+        }
+    }
+}
+
+impl ChainConfig {
+    /// The confirmations a mint needs on the chain with `chain_id`: the configured number, or the
+    /// chain's default.
+    pub fn confirmations_for(&self, chain_id: u64) -> u64 {
+        self.confirmations.unwrap_or_else(|| default_confirmations(chain_id)).max(1)
+    }
+}
+
+/// Confirmations when `[chain] confirmations` is unset: 1 on a local development chain (anvil,
+/// hardhat and ganache's ids 31337 and 1337, which do not reorg by themselves), 12 elsewhere (about
+/// two and a half minutes on Ethereum; set the key to your chain's own depth).
+pub fn default_confirmations(chain_id: u64) -> u64 {
+    match chain_id {
+        31337 | 1337 => 1,
+        _ => 12,
     }
 }
 

@@ -24,7 +24,7 @@ use crate::gallery::{GalleryIndexer, GalleryStore, GalleryStoreError};
 use crate::ipfs::{IpfsError, KuboClient};
 use crate::jobs::inference::Inference;
 use crate::jobs::{
-    ChainMinter, Forwarder, JobStore, Jobs, JobsParts, ModelLoader, Models, ServedModel, StoreError,
+    ChainMinter, Finality, Forwarder, JobStore, Jobs, JobsParts, ModelLoader, Models, ServedModel, StoreError,
 };
 use crate::lifecycle::{Shutdown, Tasks};
 use crate::network::{Network, NetworkStartError, NodeOffer};
@@ -304,6 +304,10 @@ impl Services {
                 client: chain.clone(),
                 batcher: MintBatcher::spawn(chain.clone(), tasks),
             }),
+            finality: Finality {
+                confirmations: config.chain.confirmations_for(chain.chain_id()),
+                poll: Duration::from_millis(config.chain.poll_interval_ms.max(1)),
+            },
             forwarder: network.map(|n| n.clone() as Arc<dyn Forwarder>),
             operator: self.operator.clone(),
             chain_id: chain.chain_id(),

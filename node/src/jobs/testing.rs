@@ -13,7 +13,7 @@ use genmint_model_runtime::{
     ReproducibilityEnvelope, Rgb8Image, RuntimeError, SchedulerKind, TextFit,
 };
 
-use super::chain::{ChainMint, MintChain};
+use super::chain::{ChainMint, Finality, MintChain};
 use super::events::JobEvent;
 use super::forwarder::{Candidate, ForwardError, Forwarder, Need, Placement, StatusReply};
 use super::inference::Inference;
@@ -175,6 +175,18 @@ pub(crate) struct FakeChain {
     pub mints_land: bool,
     /// Whether `receipt_for` waits forever (a transaction that stays pending).
     pub receipts_hang: bool,
+    /// What `mint_receipt` answers next (`None`: no receipt); empty: the receipt `receipt_for` gives.
+    pub current_receipts: Mutex<VecDeque<Option<MintOutcome>>>,
+    /// Blocks mined on top of [`MINT_BLOCK`]: the head is `MINT_BLOCK + blocks_after`.
+    pub blocks_after: Mutex<u64>,
+}
+
+/// The block every fake receipt names, unless scripted otherwise.
+pub(crate) const MINT_BLOCK: u64 = 1;
+pub(crate) const MINT_BLOCK_HASH: B256 = B256::repeat_byte(0xb1);
+
+pub(crate) fn mined(tx_hash: TxHash, token_id: U256) -> MintOutcome {
+    MintOutcome { tx_hash: tx_hash.0, block_number: MINT_BLOCK, block_hash: MINT_BLOCK_HASH, token_id }
 }
 
 impl FakeChain {
@@ -237,8 +249,22 @@ impl MintChain for FakeChain {
             return Box::pin(std::future::pending());
         }
         let scripted = lock(&self.receipts).pop_front();
-        let answer = scripted.unwrap_or(Ok(MintOutcome { tx_hash: tx_hash.0, block_number: 1, token_id }));
+        let answer = scripted.unwrap_or(Ok(mined(tx_hash, token_id)));
         Box::pin(async move { answer })
+    }
+
+    fn mint_receipt(
+        &self,
+        tx_hash: TxHash,
+        token_id: U256,
+    ) -> BoxFuture<'_, Result<Option<MintOutcome>, ChainError>> {
+        let answer = lock(&self.current_receipts).pop_front().unwrap_or(Some(mined(tx_hash, token_id)));
+        Box::pin(async move { Ok(answer) })
+    }
+
+    fn head_block(&self) -> BoxFuture<'_, Result<u64, ChainError>> {
+        let head = MINT_BLOCK + *lock(&self.blocks_after);
+        Box::pin(async move { Ok(head) })
     }
 
     fn transaction_known(&self, tx_hash: TxHash) -> BoxFuture<'_, Result<bool, ChainError>> {
@@ -311,6 +337,7 @@ pub(crate) struct Setup {
     pub extra_models: Vec<ModelDescriptor>,
     /// Whether those are loaded from the start (or only when a job needs them).
     pub extra_models_loaded: bool,
+    pub finality: Finality,
 }
 
 impl Default for Setup {
@@ -322,6 +349,7 @@ impl Default for Setup {
             min_fee: U256::ZERO,
             extra_models: Vec::new(),
             extra_models_loaded: true,
+            finality: Finality { confirmations: 1, poll: Duration::from_millis(5) },
         }
     }
 }
@@ -352,6 +380,7 @@ impl Harness {
             models,
             content: Arc::new(content.clone()),
             chain: chain.clone(),
+            finality: setup.finality,
             forwarder: forwarder.clone().map(|f| f as Arc<dyn Forwarder>),
             operator: operator.clone(),
             chain_id: 31337,

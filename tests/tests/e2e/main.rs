@@ -10,6 +10,7 @@ mod default_model;
 mod dev;
 mod mint;
 mod network;
+mod reorg;
 mod restart;
 mod spot_checks;
 mod support;
