@@ -75,6 +75,9 @@ impl HttpConfig {
 pub struct ChainConfig {
     /// JSON-RPC endpoint (anvil locally).
     pub rpc_url: String,
+    /// Further endpoints of the same chain, in order of preference: when the one in use cannot be
+    /// reached (or answers 429 or 5xx) the node goes on with the next.
+    pub fallback_rpc_urls: Vec<String>,
     /// Address of the deployed GenmintNFT contract (`genmint dev` fills it in).
     pub contract: Option<String>,
     /// Seconds to wait for a mint receipt before retrying the wait.
@@ -90,6 +93,7 @@ impl Default for ChainConfig {
     fn default() -> Self {
         Self {
             rpc_url: "http://127.0.0.1:8545".into(),
+            fallback_rpc_urls: Vec::new(),
             contract: None,
             receipt_timeout_secs: 60,
             confirmations: None,
@@ -99,6 +103,11 @@ impl Default for ChainConfig {
 }
 
 impl ChainConfig {
+    /// Every RPC endpoint, `rpc_url` first.
+    pub fn rpc_urls(&self) -> Vec<String> {
+        std::iter::once(&self.rpc_url).chain(&self.fallback_rpc_urls).cloned().collect()
+    }
+
     /// The confirmations a mint needs on the chain with `chain_id`: the configured number, or the
     /// chain's default.
     pub fn confirmations_for(&self, chain_id: u64) -> u64 {

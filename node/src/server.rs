@@ -157,7 +157,7 @@ async fn connect_chain(config: &Config, operator: &PrivateKeySigner) -> Result<C
         })?
         .parse()
         .map_err(|_| StartError::Config("chain.contract is not an address".into()))?;
-    let chain = ChainClient::connect(&config.chain.rpc_url, operator.clone(), contract)
+    let chain = ChainClient::connect_failover(&config.chain.rpc_urls(), operator.clone(), contract)
         .await?
         .with_receipt_timeout(Duration::from_secs(config.chain.receipt_timeout_secs));
     if !chain.is_node(operator.address()).await? {

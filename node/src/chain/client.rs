@@ -1,5 +1,5 @@
-//! [`ChainClient`]: one deployed `GenmintNFT` behind one HTTP RPC endpoint, with or without a
-//! signing key. Connecting checks that the RPC answers and that the contract exists, so a wrong
+//! [`ChainClient`]: one deployed `GenmintNFT` behind one HTTP RPC endpoint (or several, with
+//! failover, for a signing client), with or without a signing key. Connecting checks that the RPC answers and that the contract exists, so a wrong
 //! URL or address fails at startup with a message that says which.
 
 use std::fmt;
@@ -11,6 +11,7 @@ use alloy::network::ReceiptResponse;
 use alloy::primitives::aliases::U96;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::client::RpcClient;
 use alloy::rpc::types::TransactionReceipt;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::Eip712Domain;
@@ -18,6 +19,7 @@ use alloy::transports::http::reqwest;
 
 use super::bindings::GenmintNFT::{self, GenmintNFTInstance};
 use super::error::{ChainError, ContractRejection};
+use super::failover::Failover;
 use crate::provenance::eip712::{self, Attestation, GenerationRequest};
 
 /// Bound on one RPC round trip.
@@ -103,9 +105,19 @@ impl ChainClient {
         signer: PrivateKeySigner,
         contract: Address,
     ) -> Result<Self, ChainError> {
+        Self::connect_failover(&[rpc_url.to_owned()], signer, contract).await
+    }
+
+    /// Connects with a signing key through several RPC endpoints of the same chain, in order of
+    /// preference: a request the endpoint in use cannot serve goes to the next ([`Failover`]).
+    pub async fn connect_failover(
+        rpc_urls: &[String],
+        signer: PrivateKeySigner,
+        contract: Address,
+    ) -> Result<Self, ChainError> {
         let sender = signer.address();
-        let provider = signing_provider(rpc_url, signer)?;
-        Self::attach(rpc_url, provider, contract, Some(sender)).await
+        let provider = signing_provider(rpc_urls, signer)?;
+        Self::attach(&rpc_urls.join(", "), provider, contract, Some(sender)).await
     }
 
     /// Connects without a key, for reading and verifying.
@@ -129,7 +141,7 @@ impl ChainClient {
         owner: Address,
         royalty_bps: u16,
     ) -> Result<Deployment, ChainError> {
-        let provider = signing_provider(rpc_url, signer)?;
+        let provider = signing_provider(&[rpc_url.to_owned()], signer)?;
         let pending = GenmintNFT::deploy_builder(provider.clone(), owner, U96::from(royalty_bps))
             .send()
             .await
@@ -419,14 +431,19 @@ fn none_if_nonexistent<T>(result: Result<T, ChainError>) -> Result<Option<T>, Ch
 /// transaction count on every send. (alloy's default nonce cache hands out a nonce even when the
 /// gas estimate then fails on a revert, which would leave a gap that stalls every later
 /// transaction; [`ChainClient`] serialises sends instead.)
-fn signing_provider(rpc_url: &str, signer: PrivateKeySigner) -> Result<DynProvider, ChainError> {
+fn signing_provider(rpc_urls: &[String], signer: PrivateKeySigner) -> Result<DynProvider, ChainError> {
+    let urls = rpc_urls.iter().map(|url| parse_url(url)).collect::<Result<Vec<_>, _>>()?;
+    let transport = Failover::new(http_client()?, urls).ok_or_else(|| ChainError::BadRpcUrl {
+        url: String::new(),
+        reason: "no RPC endpoint is configured".into(),
+    })?;
     let provider = ProviderBuilder::new()
         .disable_recommended_fillers()
         .with_gas_estimation()
         .with_simple_nonce_management()
         .fetch_chain_id()
         .wallet(signer)
-        .connect_reqwest(http_client()?, parse_url(rpc_url)?);
+        .connect_client(RpcClient::new(transport, false));
     Ok(provider.erased())
 }
 

@@ -317,3 +317,21 @@ async fn jobs_ready_together_mint_in_one_batch_and_a_refused_batch_falls_back_to
     }
     anvil.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_client_with_several_endpoints_goes_on_through_the_next_when_the_first_is_down() {
+    let net = devnet().await;
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down_url = format!("http://{}", down.local_addr().unwrap());
+    drop(down); // nothing listens there now
+    let urls = [down_url.clone(), net.anvil.rpc_url().to_owned()];
+    let operator = DevAccount::NodeOperator.key();
+    let client = ChainClient::connect_failover(&urls, operator.clone(), net.node.address()).await.unwrap();
+    assert!(client.is_node(operator.address()).await.unwrap(), "read through the second endpoint");
+    client.deposit(U256::from(5)).await.unwrap();
+    assert_eq!(client.funds_of(operator.address()).await.unwrap(), U256::from(5), "sent through it too");
+    // With every endpoint down, the error says the RPC cannot be reached and names them.
+    let err = ChainClient::connect_failover(&urls[..1], operator, net.node.address()).await.unwrap_err();
+    assert!(matches!(err, ChainError::Unreachable { .. }), "{err}");
+    assert!(err.to_string().contains(&down_url), "{err}");
+}

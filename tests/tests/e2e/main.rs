@@ -8,6 +8,7 @@ mod api;
 mod contracts_deploy;
 mod default_model;
 mod dev;
+mod failover;
 mod mint;
 mod network;
 mod reorg;

@@ -2,17 +2,13 @@
 //! Killed while generating; killed after pinning while the chain is unreachable; killed while its
 //! mint transaction waits unmined.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use alloy::primitives::{B256, U256};
 use alloy::providers::{Provider, ProviderBuilder};
 use futures_util::StreamExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 
-use crate::support::Stack;
+use crate::support::{CuttableProxy, Stack};
 
 fn token_id(id: &str) -> U256 {
     U256::from_be_bytes(id.parse::<B256>().unwrap().0)
@@ -95,48 +91,4 @@ async fn killed_while_the_mint_transaction_is_pending() -> anyhow::Result<()> {
 async fn stack_state_on_disk(stack: &Stack, id: &str) -> anyhow::Result<String> {
     let store = genmint_node::jobs::JobStore::open(&stack.node_dir().join("jobs.sqlite"))?;
     Ok(store.get(id.parse()?).await?.expect("job stored").state.to_string())
-}
-
-/// A TCP proxy to the chain's RPC port that the test can cut (existing connections included).
-struct CuttableProxy {
-    url: String,
-    open: Arc<AtomicBool>,
-    cut: watch::Sender<u64>,
-}
-
-impl CuttableProxy {
-    async fn start(upstream_url: &str) -> anyhow::Result<Self> {
-        let upstream = upstream_url.trim_start_matches("http://").to_owned();
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let open = Arc::new(AtomicBool::new(true));
-        let (cut, cuts) = watch::channel(0u64);
-        let gate = open.clone();
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !gate.load(Ordering::SeqCst) {
-                    continue; // dropped: the client sees the connection close
-                }
-                let upstream = upstream.clone();
-                // Only cuts after this connection opened concern it.
-                let mut cuts = cuts.clone();
-                cuts.mark_unchanged();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(&upstream).await else { return };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cuts.changed() => {}
-                    }
-                });
-            }
-        });
-        Ok(Self { url, open, cut })
-    }
-
-    fn set_open(&self, open: bool) {
-        self.open.store(open, Ordering::SeqCst);
-        if !open {
-            self.cut.send_modify(|n| *n += 1);
-        }
-    }
 }

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alloy::primitives::{Address, B256, U256};
@@ -19,7 +21,9 @@ use genmint_node::provenance::eip712::{GenerationRequest, SignedRequest, domain,
 use genmint_node::provenance::png;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
+use tokio::sync::watch;
 
 alloy::sol! {
     /// The slice of GenmintNFT the tests read on their own, without the node's chain client.
@@ -345,6 +349,50 @@ pub async fn spawn_node(data_dir: &Path, url: &str, log: &Path) -> Result<Child>
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bail!("genmint node in {data_dir:?} did not answer /healthz within 60 s:\n{}", read_log())
+}
+
+/// A TCP proxy to the chain's RPC port that the test can cut (existing connections included).
+pub struct CuttableProxy {
+    pub url: String,
+    open: Arc<AtomicBool>,
+    cut: watch::Sender<u64>,
+}
+
+impl CuttableProxy {
+    pub async fn start(upstream_url: &str) -> anyhow::Result<Self> {
+        let upstream = upstream_url.trim_start_matches("http://").to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let open = Arc::new(AtomicBool::new(true));
+        let (cut, cuts) = watch::channel(0u64);
+        let gate = open.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !gate.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection close
+                }
+                let upstream = upstream.clone();
+                // Only cuts after this connection opened concern it.
+                let mut cuts = cuts.clone();
+                cuts.mark_unchanged();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(&upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        Ok(Self { url, open, cut })
+    }
+
+    pub fn set_open(&self, open: bool) {
+        self.open.store(open, Ordering::SeqCst);
+        if !open {
+            self.cut.send_modify(|n| *n += 1);
+        }
+    }
 }
 
 /// CIDv1 of a single-block file under raw leaves: `b` + base32(0x01 0x55 0x12 0x20 ‖ sha256(bytes)),
