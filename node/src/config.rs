@@ -80,13 +80,19 @@ pub struct ChainConfig {
     pub fallback_rpc_urls: Vec<String>,
     /// Address of the deployed GenmintNFT contract (`genmint dev` fills it in).
     pub contract: Option<String>,
-    /// Seconds to wait for a mint receipt before retrying the wait.
+    /// Seconds to wait for a mint receipt; a mint still pending then is re-priced (the same
+    /// transaction with fees 12.5 % higher), or replaced by a transfer if its request expired.
     pub receipt_timeout_secs: u64,
     /// Blocks a mint needs (its own included) before its job is `minted`. Unset: the chain's
     /// default ([`default_confirmations`]).
     pub confirmations: Option<u64>,
     /// How often a confirming mint looks at the chain again, in milliseconds.
     pub poll_interval_ms: u64,
+    /// The most a transaction may pay per gas, base fee and tip (wei). While the chain's base fee
+    /// plus the tip is above it, mints wait; unset: no ceiling.
+    pub max_fee_per_gas_wei: Option<u64>,
+    /// The tip per gas offered to the block producer (wei).
+    pub priority_fee_per_gas_wei: u64,
 }
 
 impl Default for ChainConfig {
@@ -98,6 +104,8 @@ impl Default for ChainConfig {
             receipt_timeout_secs: 60,
             confirmations: None,
             poll_interval_ms: 1000,
+            max_fee_per_gas_wei: None,
+            priority_fee_per_gas_wei: 1_000_000_000,
         }
     }
 }

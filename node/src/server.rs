@@ -16,7 +16,7 @@ use genmint_model_runtime::{DeviceChoice, load_model};
 use tracing::info;
 
 use crate::api::{ApiState, PageConfig};
-use crate::chain::{ChainClient, ChainError, MintBatcher};
+use crate::chain::{ChainClient, ChainError, FeePolicy, MintBatcher};
 use crate::config::{Config, OPERATOR_KEY_ENV, OPERATOR_KEY_FILE};
 use crate::db::Database;
 use crate::fs::FileError;
@@ -159,7 +159,11 @@ async fn connect_chain(config: &Config, operator: &PrivateKeySigner) -> Result<C
         .map_err(|_| StartError::Config("chain.contract is not an address".into()))?;
     let chain = ChainClient::connect_failover(&config.chain.rpc_urls(), operator.clone(), contract)
         .await?
-        .with_receipt_timeout(Duration::from_secs(config.chain.receipt_timeout_secs));
+        .with_receipt_timeout(Duration::from_secs(config.chain.receipt_timeout_secs))
+        .with_fee_policy(FeePolicy {
+            max_fee_per_gas: config.chain.max_fee_per_gas_wei.map(u128::from),
+            priority_fee_per_gas: config.chain.priority_fee_per_gas_wei.into(),
+        });
     if !chain.is_node(operator.address()).await? {
         tracing::warn!(operator = %operator.address(), "this operator is not registered on the contract; mints will be refused");
     }

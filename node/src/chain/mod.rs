@@ -16,15 +16,17 @@ mod client;
 mod error;
 mod events;
 mod failover;
+mod fees;
 mod history;
 mod mint;
 
 pub use batch::{MAX_BATCH_JOBS, MintBatcher};
 pub use bindings::abi_encode_request;
-pub use client::{ChainClient, DEFAULT_ROYALTY_BPS, Deployment, ModelInfo, Provenance};
+pub use client::{ChainClient, DEFAULT_ROYALTY_BPS, Deployment, ModelInfo, Provenance, Replacement};
 pub use error::{ChainError, ContractRejection};
 pub use events::MintLog;
 pub use failover::Failover;
+pub use fees::{BUMP_PER_MILLE, FeePolicy, Fees};
 pub use mint::{MintJob, MintOutcome, MintedEvent, PendingMint};
 
 /// The committed contract artifact the bindings are generated from (ABI, bytecode, compiler).

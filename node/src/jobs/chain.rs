@@ -7,7 +7,7 @@ use std::time::Duration;
 use alloy::primitives::{Address, Bytes, U256};
 use futures_util::future::BoxFuture;
 
-use crate::chain::{ChainClient, ChainError, MintBatcher, MintJob, MintOutcome, PendingMint};
+use crate::chain::{ChainClient, ChainError, MintBatcher, MintJob, MintOutcome, PendingMint, Replacement};
 use crate::ipfs::Cid;
 use crate::provenance::ids::{PixelDigest, TxHash};
 
@@ -60,6 +60,14 @@ pub trait MintChain: Send + Sync {
 
     /// Whether the chain knows the transaction at all, mined or pending.
     fn transaction_known(&self, tx_hash: TxHash) -> BoxFuture<'_, Result<bool, ChainError>>;
+
+    /// Replaces a stuck pending transaction (same nonce, fees raised): by the same call, or by a
+    /// transfer that frees the nonce. `None`: it is no longer pending.
+    fn replace(
+        &self,
+        tx_hash: TxHash,
+        with: Replacement,
+    ) -> BoxFuture<'_, Result<Option<TxHash>, ChainError>>;
 }
 
 /// The chain the product mints on: one contract through alloy, mints batched.
@@ -120,5 +128,13 @@ impl MintChain for ChainMinter {
 
     fn transaction_known(&self, tx_hash: TxHash) -> BoxFuture<'_, Result<bool, ChainError>> {
         Box::pin(self.client.transaction_known(tx_hash.0))
+    }
+
+    fn replace(
+        &self,
+        tx_hash: TxHash,
+        with: Replacement,
+    ) -> BoxFuture<'_, Result<Option<TxHash>, ChainError>> {
+        Box::pin(async move { Ok(self.client.replace(tx_hash.0, with).await?.map(TxHash)) })
     }
 }

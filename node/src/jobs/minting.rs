@@ -19,7 +19,7 @@ use super::error::StepError;
 use super::service::Jobs;
 use super::state::JobState;
 use super::store::{JobOutputs, JobRecord, JobRoute};
-use crate::chain::{ChainError, MintJob, MintOutcome};
+use crate::chain::{ChainError, MintJob, MintOutcome, Replacement};
 use crate::provenance::ids::TxHash;
 
 impl Jobs {
@@ -85,13 +85,42 @@ impl Jobs {
         if matches!(error, ChainError::Reverted { .. }) {
             return Err(StepError::fatal(error));
         }
-        // Still pending: keep waiting; the chain decides, never a second send.
+        // Still pending: never a second mint, but the same one dearer, or nothing at all once the
+        // request expired.
         if chain.transaction_known(tx_hash).await? {
-            return Ok(());
+            return self.stuck(job, tx_hash).await;
         }
         // Neither mined nor pending: the transaction was dropped; go back and send it again.
         warn!(job = %job.id, %tx_hash, "mint transaction dropped; sending it again");
         self.send_again(job).await
+    }
+
+    /// A mint still pending after the receipt wait: sent again with the same nonce and fees raised
+    /// (at least 12.5 %, within the ceiling) so it can be mined; or, once its request expired (it
+    /// could only revert now), replaced by a 0-value transfer that frees its nonce for the
+    /// transactions after it, and the job ends `expired`.
+    async fn stuck(&self, job: &JobRecord, tx_hash: TxHash) -> Result<(), StepError> {
+        let expired = Self::past_deadline(job);
+        let with = if expired { Replacement::Transfer } else { Replacement::SameCall };
+        let replacement = match self.parts.chain.replace(tx_hash, with).await {
+            Ok(Some(replacement)) => replacement,
+            // Mined or gone meanwhile: the next look at the chain tells which.
+            Ok(None) => return Ok(()),
+            Err(error @ ChainError::FeeAboveCeiling { .. }) => {
+                info!(job = %job.id, %tx_hash, %error, "stuck mint not re-priced; it keeps waiting");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if expired {
+            let reason = format!(
+                "the request's deadline passed while its mint {tx_hash} waited unmined; it was replaced by                  transaction {replacement} (a 0-value transfer) so the node's later transactions can go: sign                  the request again with a later deadline"
+            );
+            return self.advance(job.id, JobState::Expired, JobOutputs::failure(reason)).await;
+        }
+        info!(job = %job.id, %tx_hash, %replacement, "stuck mint re-priced");
+        let outputs = JobOutputs { tx_hash: Some(replacement), ..JobOutputs::default() };
+        self.advance(job.id, JobState::Minting, outputs).await
     }
 
     /// The mint's receipt is in (at its first sight, or again in another block after a reorg):
@@ -223,8 +252,9 @@ mod tests {
     use crate::ipfs::Cid;
     use crate::jobs::Finality;
     use crate::jobs::testing::{
-        FakeChain, Harness, MINT_BLOCK, MINT_BLOCK_HASH, MODEL, Setup, lock, mined, unreachable,
+        FakeChain, Harness, MINT_BLOCK, MINT_BLOCK_HASH, MODEL, REPLACEMENT, Setup, lock, mined, unreachable,
     };
+    use crate::provenance::eip712::GenerationRequest;
     use crate::provenance::ids::{JobId, PixelDigest, TxHash};
 
     const SENT: TxHash = TxHash(B256::repeat_byte(0x51));
@@ -232,7 +262,11 @@ mod tests {
 
     /// A job already in `state`, with the outputs a job has there.
     async fn job_in(h: &Harness, state: JobState) -> JobRecord {
-        let signed = h.sign(h.request(MODEL, 9));
+        job_for(h, state, h.request(MODEL, 9)).await
+    }
+
+    async fn job_for(h: &Harness, state: JobState, request: GenerationRequest) -> JobRecord {
+        let signed = h.sign(request);
         let id = JobId(crate::provenance::eip712::request_digest(&signed.request, h.jobs.domain()));
         let store = h.jobs.store();
         store.insert(id, serde_json::to_string(&signed).unwrap(), JobRoute::Local, None).await.unwrap();
@@ -344,14 +378,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_pending_mint_is_waited_for_and_never_sent_twice() {
+    async fn a_stuck_mint_is_re_priced_never_sent_twice_and_waits_while_the_ceiling_forbids() {
         let h = harness(FakeChain::default());
         let job = job_in(&h, JobState::Minting).await;
         lock(&h.chain.known_transactions).insert(SENT);
         scripted(&h.chain, Err(timeout()));
         h.jobs.confirm(&job).await.unwrap();
-        assert_eq!(state_of(&h, &job).await.state, JobState::Minting);
-        assert!(lock(&h.chain.sent).is_empty());
+        let repriced = state_of(&h, &job).await;
+        assert_eq!((repriced.state, repriced.outputs.tx_hash), (JobState::Minting, Some(REPLACEMENT)));
+        assert_eq!(lock(&h.chain.replaced).as_slice(), [(SENT, Replacement::SameCall)]);
+        assert!(lock(&h.chain.sent).is_empty(), "no second mint");
+
+        let ceiling = ChainError::FeeAboveCeiling { base_fee: 50, tip: 1, ceiling: 10 };
+        lock(&h.chain.replace_answers).push_back(Err(ceiling));
+        lock(&h.chain.known_transactions).insert(REPLACEMENT);
+        scripted(&h.chain, Err(timeout()));
+        h.jobs.confirm(&repriced).await.unwrap();
+        assert_eq!(state_of(&h, &job).await.outputs.tx_hash, Some(REPLACEMENT), "waits as it is");
+    }
+
+    #[tokio::test]
+    async fn a_stuck_mint_of_an_expired_request_is_replaced_by_a_transfer_and_the_job_expires() {
+        let h = harness(FakeChain::default());
+        let mut request = h.request(MODEL, 10);
+        request.deadline = 1;
+        let job = job_for(&h, JobState::Minting, request).await;
+        lock(&h.chain.known_transactions).insert(SENT);
+        scripted(&h.chain, Err(timeout()));
+        h.jobs.confirm(&job).await.unwrap();
+        let expired = state_of(&h, &job).await;
+        assert_eq!(expired.state, JobState::Expired);
+        assert!(
+            expired.outputs.error.as_deref().unwrap_or_default().contains("0-value transfer"),
+            "{expired:?}"
+        );
+        assert_eq!(lock(&h.chain.replaced).as_slice(), [(SENT, Replacement::Transfer)]);
     }
 
     #[tokio::test]

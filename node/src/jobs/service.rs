@@ -371,7 +371,7 @@ impl Jobs {
         }
     }
 
-    fn past_deadline(job: &JobRecord) -> bool {
+    pub(super) fn past_deadline(job: &JobRecord) -> bool {
         Self::signed(job).is_ok_and(|signed| signed.request.deadline <= now_unix())
     }
 

@@ -3,7 +3,8 @@
 //! ```text
 //! Received → Queued → Generating → Generated → Pinned → Minting → Confirming → Minted
 //!              └──────────┴────────────┴──────────┴────────┴──────────┴──→ Failed
-//!   (Cancelled and Expired only before Pinned: from then on the mint may be sent at any moment)
+//!   (Cancelled and Expired only before Pinned: from then on the mint may be sent at any moment;
+//!    except that a mint stuck unmined past its request's deadline is replaced and the job Expired)
 //! ```
 //! `Minting` waits for the transaction's receipt; `Confirming` counts the blocks on top of the
 //! mint's block until the configured depth (a mint that already has it at its first receipt goes
@@ -84,6 +85,8 @@ impl JobState {
             (Generated, Pinned) | (Pinned, Minting) | (Minting, Confirming | Minted) => true,
             // Each new confirmation is recorded, until the depth is reached.
             (Confirming, Confirming | Minted) => true,
+            // A stuck mint re-priced; one whose request expired replaced by a transfer.
+            (Minting, Minting | Expired) => true,
             // Recovery after a restart, a dropped transaction or a reorg.
             (Generating, Queued) | (Minting | Confirming, Pinned) | (Confirming, Minting) => true,
             // A mint found already on chain: recorded from the chain before any further work.

@@ -21,7 +21,7 @@ use super::models::{ModelLoader, Models, ServedModel};
 use super::service::{Jobs, JobsParts};
 use super::state::JobState;
 use super::store::{JobRecord, JobStore, PeerRef};
-use crate::chain::{ChainError, MintJob, MintOutcome, PendingMint};
+use crate::chain::{ChainError, MintJob, MintOutcome, PendingMint, Replacement};
 use crate::ipfs::{Cid, MemoryStore};
 use crate::lifecycle::Tasks;
 use crate::provenance::credentials::Credentials;
@@ -179,7 +179,13 @@ pub(crate) struct FakeChain {
     pub current_receipts: Mutex<VecDeque<Option<MintOutcome>>>,
     /// Blocks mined on top of [`MINT_BLOCK`]: the head is `MINT_BLOCK + blocks_after`.
     pub blocks_after: Mutex<u64>,
+    /// Every replacement asked for; what `replace` answers next (empty: [`REPLACEMENT`]).
+    pub replaced: Mutex<Vec<(TxHash, Replacement)>>,
+    pub replace_answers: Mutex<VecDeque<Result<Option<TxHash>, ChainError>>>,
 }
+
+/// The hash of a fake replacement transaction.
+pub(crate) const REPLACEMENT: TxHash = TxHash(B256::repeat_byte(0x7e));
 
 /// The block every fake receipt names, unless scripted otherwise.
 pub(crate) const MINT_BLOCK: u64 = 1;
@@ -260,6 +266,16 @@ impl MintChain for FakeChain {
     ) -> BoxFuture<'_, Result<Option<MintOutcome>, ChainError>> {
         let answer = lock(&self.current_receipts).pop_front().unwrap_or(Some(mined(tx_hash, token_id)));
         Box::pin(async move { Ok(answer) })
+    }
+
+    fn replace(
+        &self,
+        tx_hash: TxHash,
+        with: Replacement,
+    ) -> BoxFuture<'_, Result<Option<TxHash>, ChainError>> {
+        lock(&self.replaced).push((tx_hash, with));
+        let answer = lock(&self.replace_answers).pop_front().unwrap_or(Ok(Some(REPLACEMENT)));
+        Box::pin(async move { answer })
     }
 
     fn head_block(&self) -> BoxFuture<'_, Result<u64, ChainError>> {

@@ -9,6 +9,7 @@ mod contracts_deploy;
 mod default_model;
 mod dev;
 mod failover;
+mod fees;
 mod mint;
 mod network;
 mod reorg;
