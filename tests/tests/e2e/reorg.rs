@@ -40,6 +40,7 @@ async fn a_mint_waits_for_its_confirmations_and_a_reorg_that_drops_it_sends_it_a
         assert_eq!(first["resends"], Value::Null);
 
         let params = if loss == "anvil_reorg" { serde_json::json!([1, []]) } else { serde_json::json!([1]) };
+        let lost = std::time::Instant::now();
         rpc.raw_request::<_, Value>(loss.into(), params).await?;
         let resent =
             stack.wait_for_job(&id, |job| job["resends"] == 1 && job["state"] == "confirming", WAIT).await?;
@@ -47,6 +48,7 @@ async fn a_mint_waits_for_its_confirmations_and_a_reorg_that_drops_it_sends_it_a
         // in a new block.
         assert_ne!(resent["mint_block_hash"], first["mint_block_hash"], "mined again");
         assert_eq!(resent["confirmations"], 1, "{resent}");
+        eprintln!("{loss}: the mint was sent again and mined within {:?}", lost.elapsed());
 
         rpc.raw_request::<_, Value>("anvil_mine".into(), (1u64,)).await?;
         let second = stack.wait_for_job(&id, |job| job["confirmations"] == 2, WAIT).await?;
