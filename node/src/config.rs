@@ -75,15 +75,61 @@ impl HttpConfig {
 pub struct ChainConfig {
     /// JSON-RPC endpoint (anvil locally).
     pub rpc_url: String,
+    /// Further endpoints of the same chain, in order of preference: when the one in use cannot be
+    /// reached (or answers 429 or 5xx) the node goes on with the next.
+    pub fallback_rpc_urls: Vec<String>,
     /// Address of the deployed GenmintNFT contract (`genmint dev` fills it in).
     pub contract: Option<String>,
-    /// Seconds to wait for a mint receipt before retrying the wait.
+    /// Seconds to wait for a mint receipt; a mint still pending then is re-priced (the same
+    /// transaction with fees 12.5 % higher), or replaced by a transfer if its request expired.
     pub receipt_timeout_secs: u64,
+    /// Blocks a mint needs (its own included) before its job is `minted`. Unset: the chain's
+    /// default ([`default_confirmations`]).
+    pub confirmations: Option<u64>,
+    /// How often a confirming mint looks at the chain again, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// The most a transaction may pay per gas, base fee and tip (wei). While the chain's base fee
+    /// plus the tip is above it, mints wait; unset: no ceiling.
+    pub max_fee_per_gas_wei: Option<u64>,
+    /// The tip per gas offered to the block producer (wei).
+    pub priority_fee_per_gas_wei: u64,
 }
 
 impl Default for ChainConfig {
     fn default() -> Self {
-        Self { rpc_url: "http://127.0.0.1:8545".into(), contract: None, receipt_timeout_secs: 60 }
+        Self {
+            rpc_url: "http://127.0.0.1:8545".into(),
+            fallback_rpc_urls: Vec::new(),
+            contract: None,
+            receipt_timeout_secs: 60,
+            confirmations: None,
+            poll_interval_ms: 1000,
+            max_fee_per_gas_wei: None,
+            priority_fee_per_gas_wei: 1_000_000_000,
+        }
+    }
+}
+
+impl ChainConfig {
+    /// Every RPC endpoint, `rpc_url` first.
+    pub fn rpc_urls(&self) -> Vec<String> {
+        std::iter::once(&self.rpc_url).chain(&self.fallback_rpc_urls).cloned().collect()
+    }
+
+    /// The confirmations a mint needs on the chain with `chain_id`: the configured number, or the
+    /// chain's default.
+    pub fn confirmations_for(&self, chain_id: u64) -> u64 {
+        self.confirmations.unwrap_or_else(|| default_confirmations(chain_id)).max(1)
+    }
+}
+
+/// Confirmations when `[chain] confirmations` is unset: 1 on a local development chain (anvil,
+/// hardhat and ganache's ids 31337 and 1337, which do not reorg by themselves), 12 elsewhere (about
+/// two and a half minutes on Ethereum; set the key to your chain's own depth).
+pub fn default_confirmations(chain_id: u64) -> u64 {
+    match chain_id {
+        31337 | 1337 => 1,
+        _ => 12,
     }
 }
 

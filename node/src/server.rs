@@ -16,7 +16,7 @@ use genmint_model_runtime::{DeviceChoice, load_model};
 use tracing::info;
 
 use crate::api::{ApiState, PageConfig};
-use crate::chain::{ChainClient, ChainError, MintBatcher};
+use crate::chain::{ChainClient, ChainError, FeePolicy, MintBatcher};
 use crate::config::{Config, OPERATOR_KEY_ENV, OPERATOR_KEY_FILE};
 use crate::db::Database;
 use crate::fs::FileError;
@@ -24,7 +24,7 @@ use crate::gallery::{GalleryIndexer, GalleryStore, GalleryStoreError};
 use crate::ipfs::{IpfsError, KuboClient};
 use crate::jobs::inference::Inference;
 use crate::jobs::{
-    ChainMinter, Forwarder, JobStore, Jobs, JobsParts, ModelLoader, Models, ServedModel, StoreError,
+    ChainMinter, Finality, Forwarder, JobStore, Jobs, JobsParts, ModelLoader, Models, ServedModel, StoreError,
 };
 use crate::lifecycle::{Shutdown, Tasks};
 use crate::metrics::Metrics;
@@ -158,9 +158,13 @@ async fn connect_chain(config: &Config, operator: &PrivateKeySigner) -> Result<C
         })?
         .parse()
         .map_err(|_| StartError::Config("chain.contract is not an address".into()))?;
-    let chain = ChainClient::connect(&config.chain.rpc_url, operator.clone(), contract)
+    let chain = ChainClient::connect_failover(&config.chain.rpc_urls(), operator.clone(), contract)
         .await?
-        .with_receipt_timeout(Duration::from_secs(config.chain.receipt_timeout_secs));
+        .with_receipt_timeout(Duration::from_secs(config.chain.receipt_timeout_secs))
+        .with_fee_policy(FeePolicy {
+            max_fee_per_gas: config.chain.max_fee_per_gas_wei.map(u128::from),
+            priority_fee_per_gas: config.chain.priority_fee_per_gas_wei.into(),
+        });
     if !chain.is_node(operator.address()).await? {
         tracing::warn!(operator = %operator.address(), "this operator is not registered on the contract; mints will be refused");
     }
@@ -312,6 +316,10 @@ impl Services {
                 client: chain.clone(),
                 batcher: MintBatcher::spawn(chain.clone(), tasks),
             }),
+            finality: Finality {
+                confirmations: config.chain.confirmations_for(chain.chain_id()),
+                poll: Duration::from_millis(config.chain.poll_interval_ms.max(1)),
+            },
             forwarder: network.map(|n| n.clone() as Arc<dyn Forwarder>),
             operator: self.operator.clone(),
             chain_id: chain.chain_id(),

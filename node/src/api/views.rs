@@ -110,6 +110,11 @@ mod tests {
             tx_hash: Some(TxHash(B256::repeat_byte(2))),
             token_id: Some(U256::from(255)),
             minted_by: Some(alloy::primitives::address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8")),
+            mint_block: Some(7),
+            mint_block_hash: Some(B256::repeat_byte(3)),
+            confirmations: Some(2),
+            confirmations_needed: Some(12),
+            resends: Some(1),
             error: None,
         };
         let job = JobRecord {
@@ -133,6 +138,11 @@ mod tests {
                 "tx_hash",
                 "token_id",
                 "minted_by",
+                "mint_block",
+                "mint_block_hash",
+                "confirmations",
+                "confirmations_needed",
+                "resends",
                 "error",
                 "route",
                 "executor",
@@ -146,6 +156,8 @@ mod tests {
         assert_eq!(json["node_signature"], "0xcdcd");
         assert_eq!(json["minted_by"], "0x70997970c51812dc3a010c7d01b50e0d17dc79c8");
         assert_eq!(json["route"], "forwarded");
+        assert_eq!((&json["confirmations"], &json["confirmations_needed"]), (&2.into(), &12.into()));
+        assert_eq!(json["mint_block"], 7);
         assert_eq!(json["metadata_cid"], serde_json::Value::Null);
         let progress = serde_json::to_value(EventView::from(&JobEvent::Progress {
             id: job.id,

@@ -1,23 +1,28 @@
-//! [`ChainClient`]: one deployed `GenmintNFT` behind one HTTP RPC endpoint, with or without a
-//! signing key. Connecting checks that the RPC answers and that the contract exists, so a wrong
+//! [`ChainClient`]: one deployed `GenmintNFT` behind one HTTP RPC endpoint (or several, with
+//! failover, for a signing client), with or without a signing key. Connecting checks that the RPC answers and that the contract exists, so a wrong
 //! URL or address fails at startup with a message that says which.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alloy::consensus::Transaction as _;
 use alloy::contract::{CallBuilder, CallDecoder};
 use alloy::network::ReceiptResponse;
 use alloy::primitives::aliases::U96;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::rpc::types::TransactionReceipt;
+use alloy::rpc::client::RpcClient;
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::Eip712Domain;
 use alloy::transports::http::reqwest;
 
 use super::bindings::GenmintNFT::{self, GenmintNFTInstance};
 use super::error::{ChainError, ContractRejection};
+use super::failover::Failover;
+use super::fees::{FeePolicy, Fees};
 use crate::provenance::eip712::{self, Attestation, GenerationRequest};
 
 /// Bound on one RPC round trip.
@@ -26,6 +31,19 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_RECEIPT_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often a pending transaction's receipt is polled.
 const RECEIPT_POLL: Duration = Duration::from_millis(250);
+
+/// Gas of a plain transfer.
+const TRANSFER_GAS: u64 = 21_000;
+
+/// What takes a stuck transaction's place in [`ChainClient::replace`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replacement {
+    /// The same call, dearer: it is still wanted.
+    SameCall,
+    /// A 0-value transfer to the sender: the call is no longer wanted (its request expired), and
+    /// the nonce must be used so later transactions can go.
+    Transfer,
+}
 
 /// A client for one `GenmintNFT` contract.
 #[derive(Clone)]
@@ -38,6 +56,10 @@ pub struct ChainClient {
     /// nonce; waiting for receipts happens outside it.
     send_lock: Arc<tokio::sync::Mutex<()>>,
     pub(super) receipt_timeout: Duration,
+    pub(super) fees: FeePolicy,
+    /// Stuck transactions this client replaced, by hash, with their replacement: the jobs of one
+    /// batch share a transaction, and the first to re-price it re-prices it for all.
+    replaced: Arc<std::sync::Mutex<HashMap<B256, B256>>>,
 }
 
 impl fmt::Debug for ChainClient {
@@ -103,9 +125,19 @@ impl ChainClient {
         signer: PrivateKeySigner,
         contract: Address,
     ) -> Result<Self, ChainError> {
+        Self::connect_failover(&[rpc_url.to_owned()], signer, contract).await
+    }
+
+    /// Connects with a signing key through several RPC endpoints of the same chain, in order of
+    /// preference: a request the endpoint in use cannot serve goes to the next ([`Failover`]).
+    pub async fn connect_failover(
+        rpc_urls: &[String],
+        signer: PrivateKeySigner,
+        contract: Address,
+    ) -> Result<Self, ChainError> {
         let sender = signer.address();
-        let provider = signing_provider(rpc_url, signer)?;
-        Self::attach(rpc_url, provider, contract, Some(sender)).await
+        let provider = signing_provider(rpc_urls, signer)?;
+        Self::attach(&rpc_urls.join(", "), provider, contract, Some(sender)).await
     }
 
     /// Connects without a key, for reading and verifying.
@@ -129,7 +161,7 @@ impl ChainClient {
         owner: Address,
         royalty_bps: u16,
     ) -> Result<Deployment, ChainError> {
-        let provider = signing_provider(rpc_url, signer)?;
+        let provider = signing_provider(&[rpc_url.to_owned()], signer)?;
         let pending = GenmintNFT::deploy_builder(provider.clone(), owner, U96::from(royalty_bps))
             .send()
             .await
@@ -176,12 +208,20 @@ impl ChainClient {
             sender,
             send_lock: Arc::new(tokio::sync::Mutex::new(())),
             receipt_timeout: DEFAULT_RECEIPT_TIMEOUT,
+            fees: FeePolicy::default(),
+            replaced: Arc::default(),
         })
     }
 
     /// The same client with another bound on waiting for receipts.
     pub fn with_receipt_timeout(mut self, timeout: Duration) -> Self {
         self.receipt_timeout = timeout;
+        self
+    }
+
+    /// The same client paying gas under another fee policy.
+    pub fn with_fee_policy(mut self, fees: FeePolicy) -> Self {
+        self.fees = fees;
         self
     }
 
@@ -345,9 +385,79 @@ impl ChainClient {
         if self.sender.is_none() {
             return Err(ChainError::ReadOnly);
         }
+        let fees = self.fees.fees_for(self.base_fee().await?)?;
+        let builder = builder
+            .max_fee_per_gas(fees.max_fee_per_gas)
+            .max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
         let _nonce_guard = self.send_lock.lock().await;
         let pending = builder.send().await.map_err(|e| self.call_error(call, e))?;
         Ok(*pending.tx_hash())
+    }
+
+    /// The latest block's base fee per gas (0 on a chain without EIP-1559).
+    async fn base_fee(&self) -> Result<u128, ChainError> {
+        let block = self
+            .contract
+            .provider()
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .map_err(|e| ChainError::from_transport("eth_getBlockByNumber", &self.rpc_url, e))?;
+        Ok(block.and_then(|b| b.header.base_fee_per_gas).map(u128::from).unwrap_or_default())
+    }
+
+    /// Sends a stuck transaction again with the same nonce and its fees raised
+    /// ([`FeePolicy::bumped`]), or, with `Replacement::Transfer`, a 0-value transfer to the sender
+    /// in its place, which frees the nonce for the transactions after it. Returns the new hash, or
+    /// `None` when the transaction is not pending (mined, or unknown). A transaction replaced
+    /// before by this client is not replaced twice: its replacement's hash comes back.
+    pub async fn replace(&self, tx_hash: B256, with: Replacement) -> Result<Option<B256>, ChainError> {
+        let Some(sender) = self.sender else { return Err(ChainError::ReadOnly) };
+        if let Some(replacement) = self.replacement_of(tx_hash) {
+            return Ok(Some(replacement));
+        }
+        let provider = self.contract.provider();
+        let tx = provider
+            .get_transaction_by_hash(tx_hash)
+            .await
+            .map_err(|e| ChainError::from_transport("eth_getTransactionByHash", &self.rpc_url, e))?;
+        let Some(tx) = tx.filter(|tx| tx.block_number.is_none()) else { return Ok(None) };
+        let old = Fees {
+            max_fee_per_gas: tx.max_fee_per_gas(),
+            max_priority_fee_per_gas: tx.max_priority_fee_per_gas().unwrap_or_else(|| tx.max_fee_per_gas()),
+        };
+        let fees = self.fees.bumped(old, self.base_fee().await?)?;
+        let request = TransactionRequest::default()
+            .from(sender)
+            .nonce(tx.nonce())
+            .max_fee_per_gas(fees.max_fee_per_gas)
+            .max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
+        let request = match with {
+            Replacement::SameCall => request
+                .to(tx.to().unwrap_or_default())
+                .input(tx.input().clone().into())
+                .value(tx.value())
+                .gas_limit(tx.gas_limit()),
+            Replacement::Transfer => request.to(sender).value(U256::ZERO).gas_limit(TRANSFER_GAS),
+        };
+        let _nonce_guard = self.send_lock.lock().await;
+        let pending = provider
+            .send_transaction(request)
+            .await
+            .map_err(|e| ChainError::from_transport("eth_sendTransaction", &self.rpc_url, e))?;
+        let replacement = *pending.tx_hash();
+        self.replaced.lock().unwrap_or_else(|p| p.into_inner()).insert(tx_hash, replacement);
+        tracing::warn!(%tx_hash, %replacement, nonce = tx.nonce(), ?with, max_fee_per_gas = fees.max_fee_per_gas, "replaced a stuck transaction");
+        Ok(Some(replacement))
+    }
+
+    /// The newest replacement of `tx_hash` this client sent, if any.
+    fn replacement_of(&self, tx_hash: B256) -> Option<B256> {
+        let replaced = self.replaced.lock().unwrap_or_else(|p| p.into_inner());
+        let mut newest = *replaced.get(&tx_hash)?;
+        while let Some(next) = replaced.get(&newest) {
+            newest = *next;
+        }
+        Some(newest)
     }
 
     /// Submits a transaction and waits for its successful receipt.
@@ -419,14 +529,19 @@ fn none_if_nonexistent<T>(result: Result<T, ChainError>) -> Result<Option<T>, Ch
 /// transaction count on every send. (alloy's default nonce cache hands out a nonce even when the
 /// gas estimate then fails on a revert, which would leave a gap that stalls every later
 /// transaction; [`ChainClient`] serialises sends instead.)
-fn signing_provider(rpc_url: &str, signer: PrivateKeySigner) -> Result<DynProvider, ChainError> {
+fn signing_provider(rpc_urls: &[String], signer: PrivateKeySigner) -> Result<DynProvider, ChainError> {
+    let urls = rpc_urls.iter().map(|url| parse_url(url)).collect::<Result<Vec<_>, _>>()?;
+    let transport = Failover::new(http_client()?, urls).ok_or_else(|| ChainError::BadRpcUrl {
+        url: String::new(),
+        reason: "no RPC endpoint is configured".into(),
+    })?;
     let provider = ProviderBuilder::new()
         .disable_recommended_fillers()
         .with_gas_estimation()
         .with_simple_nonce_management()
         .fetch_chain_id()
         .wallet(signer)
-        .connect_reqwest(http_client()?, parse_url(rpc_url)?);
+        .connect_client(RpcClient::new(transport, false));
     Ok(provider.erased())
 }
 

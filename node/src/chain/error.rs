@@ -43,6 +43,10 @@ pub enum ChainError {
     BadNodeSignature { detail: String },
     #[error("{detail}")]
     Deployment { detail: String },
+    #[error(
+        "gas is dearer than the node's ceiling: base fee {base_fee} wei plus tip {tip} wei per gas is over [chain] max_fee_per_gas_wei = {ceiling}; waiting for the chain to get cheaper (or raise the ceiling)"
+    )]
+    FeeAboveCeiling { base_fee: u128, tip: u128, ceiling: u128 },
 }
 
 /// Why the contract reverted, decoded from its custom errors.

@@ -29,6 +29,8 @@ pub struct PendingMint {
 pub struct MintOutcome {
     pub tx_hash: B256,
     pub block_number: u64,
+    /// The hash of the block that holds the mint: a reorg that replaces that block changes it.
+    pub block_hash: B256,
     pub token_id: U256,
 }
 
@@ -212,7 +214,12 @@ impl ChainClient {
                 detail: format!("it does not mint token {token_id:#x} on {}", self.address()),
             });
         }
-        Ok(MintOutcome { tx_hash, block_number: receipt.block_number().unwrap_or_default(), token_id })
+        Ok(MintOutcome {
+            tx_hash,
+            block_number: receipt.block_number().unwrap_or_default(),
+            block_hash: receipt.block_hash().unwrap_or_default(),
+            token_id,
+        })
     }
 }
 

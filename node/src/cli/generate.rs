@@ -267,6 +267,13 @@ async fn follow(client: &reqwest::Client, node: &str, id: &str, submitted: Insta
             let event: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
             if name == "progress" {
                 let _ = write!(stderr, "\r  generating  step {}/{}   ", event["step"], event["total"]);
+            } else if name == "confirming" {
+                let (so_far, needed) = (&event["confirmations"], &event["confirmations_needed"]);
+                let _ = writeln!(
+                    stderr,
+                    "\r  {name:<12} {:>7.2} s  {so_far}/{needed} blocks",
+                    submitted.elapsed().as_secs_f64()
+                );
             } else if name == "notice" {
                 let _ = writeln!(stderr, "\r  note: {}", event["message"].as_str().unwrap_or("?"));
             } else {

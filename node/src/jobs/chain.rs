@@ -2,10 +2,12 @@
 //! confirmation make. [`ChainMinter`] is what the product runs (the alloy [`ChainClient`] and its
 //! [`MintBatcher`]); unit tests run a fake.
 
+use std::time::Duration;
+
 use alloy::primitives::{Address, Bytes, U256};
 use futures_util::future::BoxFuture;
 
-use crate::chain::{ChainClient, ChainError, MintBatcher, MintJob, MintOutcome, PendingMint};
+use crate::chain::{ChainClient, ChainError, MintBatcher, MintJob, MintOutcome, PendingMint, Replacement};
 use crate::ipfs::Cid;
 use crate::provenance::ids::{PixelDigest, TxHash};
 
@@ -23,6 +25,14 @@ pub struct ChainMint {
     pub node_signature: Bytes,
 }
 
+/// When a mint counts as final on this chain: how many confirmations (the mint's own block
+/// included), and how often a confirming mint looks at the chain again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finality {
+    pub confirmations: u64,
+    pub poll: Duration,
+}
+
 /// The chain calls a job makes.
 pub trait MintChain: Send + Sync {
     /// The creator's deposit (and earned fees) in wei, from which the signed fee is paid.
@@ -37,8 +47,27 @@ pub trait MintChain: Send + Sync {
     /// Waits (bounded) for the mint's receipt: mined and minting the token, reverted, or not yet.
     fn receipt_for(&self, tx_hash: TxHash, token_id: U256) -> BoxFuture<'_, Result<MintOutcome, ChainError>>;
 
+    /// The mint's receipt as the chain has it now, without waiting: `None` while it is pending, or
+    /// once a reorg took its block away.
+    fn mint_receipt(
+        &self,
+        tx_hash: TxHash,
+        token_id: U256,
+    ) -> BoxFuture<'_, Result<Option<MintOutcome>, ChainError>>;
+
+    /// The number of the newest block.
+    fn head_block(&self) -> BoxFuture<'_, Result<u64, ChainError>>;
+
     /// Whether the chain knows the transaction at all, mined or pending.
     fn transaction_known(&self, tx_hash: TxHash) -> BoxFuture<'_, Result<bool, ChainError>>;
+
+    /// Replaces a stuck pending transaction (same nonce, fees raised): by the same call, or by a
+    /// transfer that frees the nonce. `None`: it is no longer pending.
+    fn replace(
+        &self,
+        tx_hash: TxHash,
+        with: Replacement,
+    ) -> BoxFuture<'_, Result<Option<TxHash>, ChainError>>;
 }
 
 /// The chain the product mints on: one contract through alloy, mints batched.
@@ -85,7 +114,27 @@ impl MintChain for ChainMinter {
         Box::pin(self.client.receipt_for(tx_hash.0, token_id))
     }
 
+    fn mint_receipt(
+        &self,
+        tx_hash: TxHash,
+        token_id: U256,
+    ) -> BoxFuture<'_, Result<Option<MintOutcome>, ChainError>> {
+        Box::pin(self.client.find_mint_receipt(tx_hash.0, token_id))
+    }
+
+    fn head_block(&self) -> BoxFuture<'_, Result<u64, ChainError>> {
+        Box::pin(self.client.head_block())
+    }
+
     fn transaction_known(&self, tx_hash: TxHash) -> BoxFuture<'_, Result<bool, ChainError>> {
         Box::pin(self.client.transaction_known(tx_hash.0))
+    }
+
+    fn replace(
+        &self,
+        tx_hash: TxHash,
+        with: Replacement,
+    ) -> BoxFuture<'_, Result<Option<TxHash>, ChainError>> {
+        Box::pin(async move { Ok(self.client.replace(tx_hash.0, with).await?.map(TxHash)) })
     }
 }

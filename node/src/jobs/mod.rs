@@ -34,7 +34,7 @@ pub mod store;
 pub(crate) mod testing;
 
 pub use cancel::CancelError;
-pub use chain::{ChainMint, ChainMinter, MintChain};
+pub use chain::{ChainMint, ChainMinter, Finality, MintChain};
 pub use content::Pinner;
 pub use error::{JobError, StepError, SubmitError};
 pub use forward::UpdateError;

@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use super::admission::{self, AdmissionContext, RefusalCode, Rejection, reject};
 use super::backoff;
-use super::chain::MintChain;
+use super::chain::{Finality, MintChain};
 use super::content::Pinner;
 use super::error::{StepError, SubmitError};
 use super::events::Events;
@@ -42,6 +42,8 @@ pub struct JobsParts {
     pub models: Models,
     pub content: Arc<dyn Pinner>,
     pub chain: Arc<dyn MintChain>,
+    /// How deep a mint must be before the job is `Minted`.
+    pub finality: Finality,
     /// The network, when the node is on one: jobs it cannot run go to peers.
     pub forwarder: Option<Arc<dyn Forwarder>>,
     pub operator: PrivateKeySigner,
@@ -385,7 +387,7 @@ impl Jobs {
         }
     }
 
-    fn past_deadline(job: &JobRecord) -> bool {
+    pub(super) fn past_deadline(job: &JobRecord) -> bool {
         Self::signed(job).is_ok_and(|signed| signed.request.deadline <= now_unix())
     }
 
@@ -420,6 +422,7 @@ impl Jobs {
             JobState::Generated => self.pin(job).await,
             JobState::Pinned => self.mint(job).await,
             JobState::Minting => self.confirm(job).await,
+            JobState::Confirming => self.follow_confirmations(job).await,
             JobState::Minted | JobState::Failed | JobState::Cancelled | JobState::Expired => Ok(()),
         }
     }

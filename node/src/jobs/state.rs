@@ -1,13 +1,18 @@
 //! The durable job states of one request and the moves allowed between them.
 //!
 //! ```text
-//! Received → Queued → Generating → Generated → Pinned → Minting → Minted
-//!              └──────────┴────────────┴──────────┴────────┴──→ Failed
-//!   (Cancelled and Expired only before Pinned: from then on the mint may be sent at any moment)
+//! Received → Queued → Generating → Generated → Pinned → Minting → Confirming → Minted
+//!              └──────────┴────────────┴──────────┴────────┴──────────┴──→ Failed
+//!   (Cancelled and Expired only before Pinned: from then on the mint may be sent at any moment;
+//!    except that a mint stuck unmined past its request's deadline is replaced and the job Expired)
 //! ```
+//! `Minting` waits for the transaction's receipt; `Confirming` counts the blocks on top of the
+//! mint's block until the configured depth (a mint that already has it at its first receipt goes
+//! straight to `Minted`). A reorg that takes the mint's block away sends `Confirming` back to
+//! `Minting` (the transaction is pending again) or to `Pinned` (the chain forgot it: sent again).
 //! A restart resumes from the last durable state: `Generating` goes back to `Queued` (generation is
-//! deterministic, so re-running it yields the same pixels), `Minting` re-checks the chain before
-//! anything is resent.
+//! deterministic, so re-running it yields the same pixels), `Minting` and `Confirming` re-check
+//! the chain before anything is resent.
 
 use std::fmt;
 use std::str::FromStr;
@@ -23,6 +28,7 @@ pub enum JobState {
     Generated,
     Pinned,
     Minting,
+    Confirming,
     Minted,
     Failed,
     Cancelled,
@@ -30,13 +36,14 @@ pub enum JobState {
 }
 
 impl JobState {
-    pub const ALL: [JobState; 10] = [
+    pub const ALL: [JobState; 11] = [
         JobState::Received,
         JobState::Queued,
         JobState::Generating,
         JobState::Generated,
         JobState::Pinned,
         JobState::Minting,
+        JobState::Confirming,
         JobState::Minted,
         JobState::Failed,
         JobState::Cancelled,
@@ -51,6 +58,7 @@ impl JobState {
             JobState::Generated => "generated",
             JobState::Pinned => "pinned",
             JobState::Minting => "minting",
+            JobState::Confirming => "confirming",
             JobState::Minted => "minted",
             JobState::Failed => "failed",
             JobState::Cancelled => "cancelled",
@@ -66,7 +74,7 @@ impl JobState {
     /// Once the attestation is signed the mint may be sent at any moment, so from `Pinned` on
     /// the job can no longer be cancelled or expire: the chain decides.
     pub fn can_cancel(self) -> bool {
-        !self.is_terminal() && !matches!(self, JobState::Pinned | JobState::Minting)
+        !self.is_terminal() && !matches!(self, JobState::Pinned | JobState::Minting | JobState::Confirming)
     }
 
     /// Whether the pipeline may move a job from `self` to `next`.
@@ -74,9 +82,13 @@ impl JobState {
         use JobState::*;
         match (self, next) {
             (Received, Queued) | (Queued, Generating) | (Generating, Generated) => true,
-            (Generated, Pinned) | (Pinned, Minting) | (Minting, Minted) => true,
-            // Recovery after a restart.
-            (Generating, Queued) | (Minting, Pinned) => true,
+            (Generated, Pinned) | (Pinned, Minting) | (Minting, Confirming | Minted) => true,
+            // Each new confirmation is recorded, until the depth is reached.
+            (Confirming, Confirming | Minted) => true,
+            // A stuck mint re-priced; one whose request expired replaced by a transfer.
+            (Minting, Minting | Expired) => true,
+            // Recovery after a restart, a dropped transaction or a reorg.
+            (Generating, Queued) | (Minting | Confirming, Pinned) | (Confirming, Minting) => true,
             // A mint found already on chain: recorded from the chain before any further work.
             (Received | Queued | Generated | Pinned, Minted) => true,
             (from, Failed) => !from.is_terminal(),
@@ -117,7 +129,7 @@ mod tests {
     #[test]
     fn the_happy_path_is_allowed_and_terminal_states_are_final() {
         use JobState::*;
-        let path = [Received, Queued, Generating, Generated, Pinned, Minting, Minted];
+        let path = [Received, Queued, Generating, Generated, Pinned, Minting, Confirming, Minted];
         for pair in path.windows(2) {
             assert!(pair[0].allows(pair[1]), "{} -> {}", pair[0], pair[1]);
         }
@@ -125,6 +137,8 @@ mod tests {
             assert!(JobState::ALL.iter().all(|next| !terminal.allows(*next)), "{terminal}");
         }
         assert!(!Minting.allows(Cancelled), "a sent mint cannot be cancelled");
+        assert!(!Confirming.allows(Cancelled) && !Confirming.allows(Expired), "nor a mined one");
+        assert!(Confirming.allows(Pinned), "a reorg that drops the mint sends it again");
         assert!(!Pinned.allows(Cancelled), "a mint about to be sent cannot be cancelled");
         assert!(Generating.allows(Cancelled));
         assert!(Queued.allows(Minted), "a request minted already is recorded from the chain");

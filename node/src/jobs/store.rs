@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use alloy::primitives::{Address, Bytes, U256};
+use alloy::primitives::{Address, B256, Bytes, U256};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
@@ -28,8 +28,9 @@ impl fmt::Display for PeerRef {
 
 /// What a job produced so far: the one definition the store and the API view use (the job
 /// protocol's `JobStatus` converts to and from it in `network`). In a state change, `None` leaves a
-/// field as it is. In JSON every field is text: 0x-hex digests and signature, CIDs, the token id in
-/// decimal.
+/// field as it is (the confirmation fields are cleared when a job goes back to `Pinned` or
+/// `Minting`). In JSON digests, signature and CIDs are text (0x-hex), the token id decimal text,
+/// counts and block numbers are numbers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct JobOutputs {
     pub pixel_digest: Option<PixelDigest>,
@@ -43,6 +44,15 @@ pub struct JobOutputs {
     /// The operator of the node that minted the token, as the contract records it: this node's,
     /// a peer's that ran the job, or, for a request minted before, whichever node minted it.
     pub minted_by: Option<Address>,
+    /// The block that holds the mint, while it is confirming and once minted by this node.
+    pub mint_block: Option<u64>,
+    pub mint_block_hash: Option<B256>,
+    /// Blocks from the mint's block to the chain's head, the mint's own block included.
+    pub confirmations: Option<u64>,
+    /// How many confirmations make the mint final on this chain (`[chain] confirmations`).
+    pub confirmations_needed: Option<u64>,
+    /// How many times the mint was sent again because a reorg or the mempool dropped it.
+    pub resends: Option<u32>,
     pub error: Option<String>,
 }
 
@@ -140,22 +150,32 @@ CREATE TABLE IF NOT EXISTS jobs (
     route          TEXT NOT NULL DEFAULT 'local',
     executor       TEXT,
     origin         TEXT,
-    minted_by      TEXT
+    minted_by      TEXT,
+    mint_block     TEXT,
+    mint_block_hash TEXT,
+    confirmations  TEXT,
+    confirmations_needed TEXT,
+    resends        TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
 ";
 
 /// Columns added after the first schema, for stores created before them.
-const ADDED_COLUMNS: [(&str, &str); 4] = [
+const ADDED_COLUMNS: [(&str, &str); 9] = [
     ("route", "TEXT NOT NULL DEFAULT 'local'"),
     ("executor", "TEXT"),
     ("origin", "TEXT"),
     ("minted_by", "TEXT"),
+    ("mint_block", "TEXT"),
+    ("mint_block_hash", "TEXT"),
+    ("confirmations", "TEXT"),
+    ("confirmations_needed", "TEXT"),
+    ("resends", "TEXT"),
 ];
 
 const COLUMNS: &str = "id, state, signed_request, created_at, updated_at, pixel_digest, image_cid, \
                        metadata_cid, node_signature, tx_hash, token_id, error, route, executor, origin, \
-                       minted_by";
+                       minted_by, mint_block, mint_block_hash, confirmations, confirmations_needed, resends";
 
 fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
@@ -168,7 +188,7 @@ struct RawRow {
     signed_request: String,
     created_at: i64,
     updated_at: i64,
-    outputs: [Option<String>; 8],
+    outputs: [Option<String>; 13],
     route: String,
     executor: Option<String>,
     origin: Option<String>,
@@ -190,6 +210,11 @@ fn raw(row: &Row<'_>) -> rusqlite::Result<RawRow> {
             row.get(10)?,
             row.get(11)?,
             row.get(15)?,
+            row.get(16)?,
+            row.get(17)?,
+            row.get(18)?,
+            row.get(19)?,
+            row.get(20)?,
         ],
         route: row.get(12)?,
         executor: row.get(13)?,
@@ -207,8 +232,21 @@ where
 
 impl RawRow {
     fn parse(self) -> Result<JobRecord, StoreError> {
-        let [pixel_digest, image_cid, metadata_cid, node_signature, tx_hash, token_id, error, minted_by] =
-            self.outputs;
+        let [
+            pixel_digest,
+            image_cid,
+            metadata_cid,
+            node_signature,
+            tx_hash,
+            token_id,
+            error,
+            minted_by,
+            mint_block,
+            mint_block_hash,
+            confirmations,
+            confirmations_needed,
+            resends,
+        ] = self.outputs;
         let corrupt = |column, detail: String| StoreError::Corrupt { column, detail };
         Ok(JobRecord {
             id: self.id.parse().map_err(|e: crate::provenance::ids::IdError| corrupt("id", e.to_string()))?,
@@ -224,6 +262,11 @@ impl RawRow {
                 tx_hash: column("tx_hash", tx_hash)?,
                 token_id: column("token_id", token_id)?,
                 minted_by: column("minted_by", minted_by)?,
+                mint_block: column("mint_block", mint_block)?,
+                mint_block_hash: column("mint_block_hash", mint_block_hash)?,
+                confirmations: column("confirmations", confirmations)?,
+                confirmations_needed: column("confirmations_needed", confirmations_needed)?,
+                resends: column("resends", resends)?,
                 error,
             },
             route: if self.route == JobRoute::Forwarded.as_str() {
@@ -253,7 +296,13 @@ fn write_state(conn: &Connection, id: JobId, to: JobState, outputs: &JobOutputs)
             pixel_digest = COALESCE(?4, pixel_digest), image_cid = COALESCE(?5, image_cid),
             metadata_cid = COALESCE(?6, metadata_cid), node_signature = COALESCE(?7, node_signature),
             tx_hash = COALESCE(?8, tx_hash), token_id = COALESCE(?9, token_id), error = COALESCE(?10, error),
-            minted_by = COALESCE(?11, minted_by)
+            minted_by = COALESCE(?11, minted_by),
+            mint_block = CASE WHEN ?2 IN ('pinned', 'minting') THEN NULL ELSE COALESCE(?12, mint_block) END,
+            mint_block_hash = CASE WHEN ?2 IN ('pinned', 'minting') THEN NULL ELSE COALESCE(?13, mint_block_hash) END,
+            confirmations = CASE WHEN ?2 IN ('pinned', 'minting') THEN NULL ELSE COALESCE(?14, confirmations) END,
+            confirmations_needed = CASE WHEN ?2 IN ('pinned', 'minting') THEN NULL
+                ELSE COALESCE(?15, confirmations_needed) END,
+            resends = COALESCE(?16, resends)
          WHERE id = ?1",
         params![
             id.to_string(),
@@ -267,6 +316,11 @@ fn write_state(conn: &Connection, id: JobId, to: JobState, outputs: &JobOutputs)
             text(outputs.token_id.map(|t| t.to_string())),
             outputs.error,
             text(outputs.minted_by.map(|a| a.to_checksum(None))),
+            text(outputs.mint_block.map(|n| n.to_string())),
+            text(outputs.mint_block_hash.map(|h| h.to_string())),
+            text(outputs.confirmations.map(|n| n.to_string())),
+            text(outputs.confirmations_needed.map(|n| n.to_string())),
+            text(outputs.resends.map(|n| n.to_string())),
         ],
     )?;
     Ok(())
@@ -338,7 +392,9 @@ impl JobStore {
                         signed_request = excluded.signed_request, created_at = excluded.created_at,
                         updated_at = excluded.updated_at, route = excluded.route, origin = excluded.origin,
                         executor = NULL, pixel_digest = NULL, image_cid = NULL, metadata_cid = NULL,
-                        node_signature = NULL, tx_hash = NULL, token_id = NULL, error = NULL, minted_by = NULL
+                        node_signature = NULL, tx_hash = NULL, token_id = NULL, error = NULL, minted_by = NULL,
+                        mint_block = NULL, mint_block_hash = NULL, confirmations = NULL,
+                        confirmations_needed = NULL, resends = NULL
                      WHERE jobs.state = 'failed'",
                     params![
                         id.to_string(),

@@ -13,7 +13,7 @@ use genmint_model_runtime::{
     ReproducibilityEnvelope, Rgb8Image, RuntimeError, SchedulerKind, TextFit,
 };
 
-use super::chain::{ChainMint, MintChain};
+use super::chain::{ChainMint, Finality, MintChain};
 use super::events::JobEvent;
 use super::forwarder::{Candidate, ForwardError, Forwarder, Need, Placement, StatusReply};
 use super::inference::Inference;
@@ -21,7 +21,7 @@ use super::models::{ModelLoader, Models, ServedModel};
 use super::service::{Jobs, JobsParts};
 use super::state::JobState;
 use super::store::{JobRecord, JobStore, PeerRef};
-use crate::chain::{ChainError, MintJob, MintOutcome, PendingMint};
+use crate::chain::{ChainError, MintJob, MintOutcome, PendingMint, Replacement};
 use crate::ipfs::{Cid, MemoryStore};
 use crate::lifecycle::Tasks;
 use crate::provenance::credentials::Credentials;
@@ -175,6 +175,24 @@ pub(crate) struct FakeChain {
     pub mints_land: bool,
     /// Whether `receipt_for` waits forever (a transaction that stays pending).
     pub receipts_hang: bool,
+    /// What `mint_receipt` answers next (`None`: no receipt); empty: the receipt `receipt_for` gives.
+    pub current_receipts: Mutex<VecDeque<Option<MintOutcome>>>,
+    /// Blocks mined on top of [`MINT_BLOCK`]: the head is `MINT_BLOCK + blocks_after`.
+    pub blocks_after: Mutex<u64>,
+    /// Every replacement asked for; what `replace` answers next (empty: [`REPLACEMENT`]).
+    pub replaced: Mutex<Vec<(TxHash, Replacement)>>,
+    pub replace_answers: Mutex<VecDeque<Result<Option<TxHash>, ChainError>>>,
+}
+
+/// The hash of a fake replacement transaction.
+pub(crate) const REPLACEMENT: TxHash = TxHash(B256::repeat_byte(0x7e));
+
+/// The block every fake receipt names, unless scripted otherwise.
+pub(crate) const MINT_BLOCK: u64 = 1;
+pub(crate) const MINT_BLOCK_HASH: B256 = B256::repeat_byte(0xb1);
+
+pub(crate) fn mined(tx_hash: TxHash, token_id: U256) -> MintOutcome {
+    MintOutcome { tx_hash: tx_hash.0, block_number: MINT_BLOCK, block_hash: MINT_BLOCK_HASH, token_id }
 }
 
 impl FakeChain {
@@ -237,8 +255,32 @@ impl MintChain for FakeChain {
             return Box::pin(std::future::pending());
         }
         let scripted = lock(&self.receipts).pop_front();
-        let answer = scripted.unwrap_or(Ok(MintOutcome { tx_hash: tx_hash.0, block_number: 1, token_id }));
+        let answer = scripted.unwrap_or(Ok(mined(tx_hash, token_id)));
         Box::pin(async move { answer })
+    }
+
+    fn mint_receipt(
+        &self,
+        tx_hash: TxHash,
+        token_id: U256,
+    ) -> BoxFuture<'_, Result<Option<MintOutcome>, ChainError>> {
+        let answer = lock(&self.current_receipts).pop_front().unwrap_or(Some(mined(tx_hash, token_id)));
+        Box::pin(async move { Ok(answer) })
+    }
+
+    fn replace(
+        &self,
+        tx_hash: TxHash,
+        with: Replacement,
+    ) -> BoxFuture<'_, Result<Option<TxHash>, ChainError>> {
+        lock(&self.replaced).push((tx_hash, with));
+        let answer = lock(&self.replace_answers).pop_front().unwrap_or(Ok(Some(REPLACEMENT)));
+        Box::pin(async move { answer })
+    }
+
+    fn head_block(&self) -> BoxFuture<'_, Result<u64, ChainError>> {
+        let head = MINT_BLOCK + *lock(&self.blocks_after);
+        Box::pin(async move { Ok(head) })
     }
 
     fn transaction_known(&self, tx_hash: TxHash) -> BoxFuture<'_, Result<bool, ChainError>> {
@@ -312,6 +354,7 @@ pub(crate) struct Setup {
     pub extra_models: Vec<ModelDescriptor>,
     /// Whether those are loaded from the start (or only when a job needs them).
     pub extra_models_loaded: bool,
+    pub finality: Finality,
 }
 
 impl Default for Setup {
@@ -323,6 +366,7 @@ impl Default for Setup {
             min_fee: U256::ZERO,
             extra_models: Vec::new(),
             extra_models_loaded: true,
+            finality: Finality { confirmations: 1, poll: Duration::from_millis(5) },
         }
     }
 }
@@ -354,6 +398,7 @@ impl Harness {
             models,
             content: Arc::new(content.clone()),
             chain: chain.clone(),
+            finality: setup.finality,
             forwarder: forwarder.clone().map(|f| f as Arc<dyn Forwarder>),
             operator: operator.clone(),
             chain_id: 31337,

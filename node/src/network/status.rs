@@ -84,6 +84,8 @@ pub fn from_wire(status: JobStatus) -> Result<RemoteStatus, BadStatus> {
             token_id: field("token_id", status.token_id)?,
             minted_by: field("minted_by", status.minted_by)?,
             error: status.error,
+            // The confirmation count stays with the executor; the state (`confirming`) travels.
+            ..JobOutputs::default()
         },
     })
 }
@@ -112,6 +114,7 @@ mod tests {
             token_id: Some(U256::from(77)),
             minted_by: Some(alloy::primitives::Address::repeat_byte(5)),
             error: Some("why".into()),
+            ..JobOutputs::default()
         };
         let job = record(outputs.clone());
         let wire = to_wire(&job, Some((3, 20)));

@@ -11,7 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use alloy::primitives::{Address, B256, Bytes, U256, b256, keccak256};
 use alloy::signers::local::PrivateKeySigner;
 use genmint_node::chain::{
-    ChainClient, ChainError, ContractRejection, MintBatcher, MintJob, abi_encode_request,
+    ChainClient, ChainError, ContractRejection, FeePolicy, MintBatcher, MintJob, Replacement,
+    abi_encode_request,
 };
 use genmint_node::devnet::anvil::{Anvil, DevAccount};
 use genmint_node::provenance::eip712::{
@@ -316,4 +317,153 @@ async fn jobs_ready_together_mint_in_one_batch_and_a_refused_batch_falls_back_to
         node.receipt_for(p.tx_hash, p.token_id).await.unwrap();
     }
     anvil.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_client_with_several_endpoints_goes_on_through_the_next_when_the_first_is_down() {
+    let net = devnet().await;
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down_url = format!("http://{}", down.local_addr().unwrap());
+    drop(down); // nothing listens there now
+    let urls = [down_url.clone(), net.anvil.rpc_url().to_owned()];
+    let operator = DevAccount::NodeOperator.key();
+    let client = ChainClient::connect_failover(&urls, operator.clone(), net.node.address()).await.unwrap();
+    assert!(client.is_node(operator.address()).await.unwrap(), "read through the second endpoint");
+    client.deposit(U256::from(5)).await.unwrap();
+    assert_eq!(client.funds_of(operator.address()).await.unwrap(), U256::from(5), "sent through it too");
+    // With every endpoint down, the error says the RPC cannot be reached and names them.
+    let err = ChainClient::connect_failover(&urls[..1], operator, net.node.address()).await.unwrap_err();
+    assert!(matches!(err, ChainError::Unreachable { .. }), "{err}");
+    assert!(err.to_string().contains(&down_url), "{err}");
+}
+
+const GWEI: u128 = 1_000_000_000;
+
+/// A raw JSON-RPC call to anvil (its own methods, automine and the base fee).
+async fn anvil_rpc(anvil: &Anvil, method: &'static str, params: serde_json::Value) -> serde_json::Value {
+    use alloy::providers::Provider;
+    let rpc = alloy::providers::ProviderBuilder::new().connect_http(anvil.rpc_url().parse().unwrap());
+    rpc.raw_request::<_, serde_json::Value>(method.into(), params)
+        .await
+        .unwrap_or_else(|e| panic!("{method}: {e}"))
+}
+
+/// Makes the next block's base fee `wei` and mines it, so the latest base fee is `wei`.
+async fn set_base_fee(anvil: &Anvil, wei: u128) {
+    anvil_rpc(anvil, "anvil_setNextBlockBaseFeePerGas", serde_json::json!([format!("{wei:#x}")])).await;
+    anvil_rpc(anvil, "evm_mine", serde_json::json!([])).await;
+}
+
+async fn transaction(anvil: &Anvil, tx_hash: B256) -> serde_json::Value {
+    anvil_rpc(anvil, "eth_getTransactionByHash", serde_json::json!([tx_hash])).await
+}
+
+fn wei(value: &serde_json::Value) -> u128 {
+    u128::from_str_radix(value.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+#[tokio::test]
+async fn mints_wait_while_gas_is_dearer_than_the_ceiling_and_go_under_it() {
+    let net = devnet().await;
+    let ceiling = FeePolicy { max_fee_per_gas: Some(10 * GWEI), priority_fee_per_gas: GWEI };
+    let node = net.node.clone().with_fee_policy(ceiling).with_receipt_timeout(Duration::from_secs(10));
+    let operator = DevAccount::NodeOperator.key();
+    let request = request(40, in_an_hour());
+    let (creator_signature, attestation, node_signature) = signed(&node, &request, &operator);
+
+    set_base_fee(&net.anvil, 50 * GWEI).await;
+    let dear = node.send_mint(&request, &creator_signature, &attestation, &node_signature).await;
+    let Err(error) = dear else { panic!("sent above the ceiling: {dear:?}") };
+    assert!(matches!(error, ChainError::FeeAboveCeiling { ceiling, .. } if ceiling == 10 * GWEI), "{error}");
+    assert!(!error.is_permanent(), "a reason to wait: {error}");
+
+    set_base_fee(&net.anvil, 2 * GWEI).await;
+    let pending = node.send_mint(&request, &creator_signature, &attestation, &node_signature).await.unwrap();
+    let sent = transaction(&net.anvil, pending.tx_hash).await;
+    assert_eq!(wei(&sent["maxFeePerGas"]), 5 * GWEI, "twice the base fee plus the tip, under the ceiling");
+    assert_eq!(wei(&sent["maxPriorityFeePerGas"]), GWEI);
+    node.receipt_for(pending.tx_hash, pending.token_id).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stuck_mint_is_re_priced_by_at_least_ten_percent_and_an_expired_one_frees_its_nonce() {
+    let net = devnet().await;
+    let operator = DevAccount::NodeOperator.key();
+    let node = net.node.clone().with_receipt_timeout(Duration::from_secs(10));
+    anvil_rpc(&net.anvil, "evm_setAutomine", serde_json::json!([false])).await;
+
+    let request = request(50, in_an_hour());
+    let (creator_signature, attestation, node_signature) = signed(&node, &request, &operator);
+    let stuck = node.send_mint(&request, &creator_signature, &attestation, &node_signature).await.unwrap();
+    let old = transaction(&net.anvil, stuck.tx_hash).await;
+    let repriced = node.replace(stuck.tx_hash, Replacement::SameCall).await.unwrap().expect("pending");
+    assert_ne!(repriced, stuck.tx_hash);
+    assert_eq!(node.replace(stuck.tx_hash, Replacement::SameCall).await.unwrap(), Some(repriced), "once");
+    let new = transaction(&net.anvil, repriced).await;
+    assert_eq!(new["nonce"], old["nonce"], "the same nonce");
+    assert_eq!(new["input"], old["input"], "the same call");
+    for fee in ["maxFeePerGas", "maxPriorityFeePerGas"] {
+        assert!(wei(&new[fee]) * 100 >= wei(&old[fee]) * 110, "{fee}: {} -> {}", old[fee], new[fee]);
+    }
+    assert!(!node.transaction_known(stuck.tx_hash).await.unwrap(), "the pool dropped the cheaper one");
+    anvil_rpc(&net.anvil, "evm_mine", serde_json::json!([])).await;
+    let outcome = node.receipt_for(repriced, stuck.token_id).await.unwrap();
+    assert_eq!(node.owner_of(outcome.token_id).await.unwrap(), Some(request.creator));
+
+    // A mint nobody wants any more (its request expired) gives its nonce to a transfer.
+    let doomed = self::request(51, in_an_hour());
+    let (creator_signature, attestation, node_signature) = signed(&node, &doomed, &operator);
+    let pending = node.send_mint(&doomed, &creator_signature, &attestation, &node_signature).await.unwrap();
+    let transfer = node.replace(pending.tx_hash, Replacement::Transfer).await.unwrap().expect("pending");
+    anvil_rpc(&net.anvil, "evm_mine", serde_json::json!([])).await;
+    let mined = transaction(&net.anvil, transfer).await;
+    assert_eq!(mined["to"].as_str().unwrap().to_lowercase(), operator.address().to_string().to_lowercase());
+    assert_eq!((mined["value"].as_str(), mined["input"].as_str()), (Some("0x0"), Some("0x")));
+    assert!(mined["blockNumber"].is_string(), "mined: {mined}");
+    assert!(!node.token_exists(pending.token_id).await.unwrap(), "the mint never happened");
+}
+
+#[tokio::test]
+async fn nonces_stay_right_across_concurrent_sends_a_dropped_transaction_and_a_restart() {
+    let net = devnet().await;
+    let operator = DevAccount::NodeOperator.key();
+    let nonce = |anvil: &Anvil| {
+        let url = anvil.rpc_url().to_owned();
+        async move {
+            use alloy::providers::Provider;
+            let rpc = alloy::providers::ProviderBuilder::new().connect_http(url.parse().unwrap());
+            rpc.get_transaction_count(DevAccount::NodeOperator.key().address()).await.unwrap()
+        }
+    };
+    let before = nonce(&net.anvil).await;
+    // Eight sends at once from one key: eight nonces, none reused, none skipped.
+    let sends = (0..8).map(|_| {
+        let node = net.node.clone();
+        async move { node.deposit(U256::from(1)).await }
+    });
+    for result in futures_util::future::join_all(sends).await {
+        result.unwrap();
+    }
+    assert_eq!(nonce(&net.anvil).await, before + 8);
+
+    // A transaction the mempool drops leaves no gap: the next send takes its nonce.
+    anvil_rpc(&net.anvil, "evm_setAutomine", serde_json::json!([false])).await;
+    let request = request(60, in_an_hour());
+    let (creator_signature, attestation, node_signature) = signed(&net.node, &request, &operator);
+    let dropped =
+        net.node.send_mint(&request, &creator_signature, &attestation, &node_signature).await.unwrap();
+    anvil_rpc(&net.anvil, "anvil_dropTransaction", serde_json::json!([dropped.tx_hash])).await;
+    assert!(!net.node.transaction_known(dropped.tx_hash).await.unwrap());
+    // And a client started anew (a restart) with nothing in memory goes on from the chain.
+    let restarted =
+        ChainClient::connect(net.anvil.rpc_url(), operator.clone(), net.node.address()).await.unwrap();
+    let again =
+        restarted.send_mint(&request, &creator_signature, &attestation, &node_signature).await.unwrap();
+    assert_eq!(
+        transaction(&net.anvil, again.tx_hash).await["nonce"],
+        serde_json::json!(format!("{:#x}", before + 8))
+    );
+    anvil_rpc(&net.anvil, "evm_mine", serde_json::json!([])).await;
+    restarted.receipt_for(again.tx_hash, again.token_id).await.unwrap();
+    assert_eq!(nonce(&net.anvil).await, before + 9);
 }

@@ -13,7 +13,8 @@ const CANCELLABLE = new Set(['received', 'queued', 'generating', 'generated']);
 const STATE_TEXT = {
   received: 'Received by the node.', queued: 'Waiting for the generator.', generating: 'Generating…',
   generated: 'Generated; pinning the picture and its metadata to IPFS.', pinned: 'Pinned; minting the token.',
-  minting: 'Minting: waiting for the transaction.', minted: 'Minted.', failed: 'Failed.',
+  minting: 'Minting: waiting for the transaction.', confirming: 'Mined; waiting for confirmations.',
+  minted: 'Minted.', failed: 'Failed.',
   cancelled: 'Cancelled.', expired: 'Expired: the deadline passed before it could be minted.',
 };
 
@@ -231,7 +232,9 @@ export async function startGenerate(config, remember) {
     $('job').dataset.state = job.state;
     const place = job.queue_position === null || job.queue_position === undefined ? ''
       : job.queue_position === 0 ? ' You are next.' : ` ${job.queue_position} job(s) ahead of yours.`;
-    $('job-state').textContent = STATE_TEXT[job.state] + place;
+    const depth = job.state === 'confirming' && job.confirmations_needed
+      ? ` ${job.confirmations ?? 0} of ${job.confirmations_needed} blocks.` : '';
+    $('job-state').textContent = STATE_TEXT[job.state] + depth + place;
     $('job-route').textContent = job.route === 'forwarded'
       ? `Forwarded to ${job.executor ? `peer ${job.executor}` : 'a peer'} that serves the model.`
       : `Running on this node${job.origin ? ` for peer ${job.origin}` : ''}.`;

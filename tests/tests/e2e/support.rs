@@ -226,18 +226,28 @@ impl Stack {
 
     /// Polls the job until `done(state)` holds, failing on a terminal state it did not ask for.
     pub async fn wait_for(&self, id: &str, done: impl Fn(&str) -> bool, timeout: Duration) -> Result<Value> {
+        self.wait_for_job(id, |job| done(job["state"].as_str().unwrap_or_default()), timeout).await
+    }
+
+    /// Polls the job until `done(job)` holds, failing on a terminal state it did not ask for.
+    pub async fn wait_for_job(
+        &self,
+        id: &str,
+        done: impl Fn(&Value) -> bool,
+        timeout: Duration,
+    ) -> Result<Value> {
         let deadline = Instant::now() + timeout;
         loop {
             let job = self.job(id).await?;
-            let state = job["state"].as_str().unwrap_or_default().to_owned();
-            if done(&state) {
+            if done(&job) {
                 return Ok(job);
             }
+            let state = job["state"].as_str().unwrap_or_default().to_owned();
             if matches!(state.as_str(), "minted" | "failed" | "cancelled" | "expired") {
                 bail!("job {id} ended {state}: {job}\n{}", self.node_log());
             }
             if Instant::now() > deadline {
-                bail!("job {id} still {state} after {timeout:?}\n{}", self.node_log());
+                bail!("job {id} still {state} after {timeout:?}: {job}\n{}", self.node_log());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
