@@ -9,9 +9,10 @@
 //! manifest is valid (hashes and signature), its certificate is the one the operator signed, and
 //! the operator is the node the chain records.
 //!
-//! The manifest is the last change to the file: the pipeline embeds it into the PNG, then pins
-//! those bytes, so the pinned file, its CID and its credentials agree. Pixels are untouched, so the
-//! pixel digest is the same before and after.
+//! The manifest is the last change to the file: the pipeline marks the pixels with the invisible
+//! watermark, embeds the manifest into the PNG, then pins those bytes, so the pinned file, its CID
+//! and its credentials agree. The manifest leaves the pixels alone; it names both the raw output's
+//! pixel digest (the attested one) and the marked pixels' digest.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -61,7 +62,11 @@ pub struct TokenAssertion {
     /// The request digest, which is the token id.
     pub token_id: B256,
     pub model_hash: B256,
+    /// The raw output's pixel digest, as the node attests it.
     pub pixel_digest: B256,
+    /// The pixel digest of this file's pixels when they carry the invisible watermark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marked_pixel_digest: Option<B256>,
     /// The registered operator that generated the image.
     pub operator: Address,
     /// The operator's EIP-191 signature over [`binding_message`] of the signing certificate.
@@ -122,6 +127,7 @@ impl Credentials {
         token_id: B256,
         model_hash: B256,
         pixel_digest: B256,
+        marked_pixel_digest: Option<B256>,
     ) -> TokenAssertion {
         TokenAssertion {
             chain_id,
@@ -129,6 +135,7 @@ impl Credentials {
             token_id,
             model_hash,
             pixel_digest,
+            marked_pixel_digest,
             operator: self.operator,
             certificate_binding: self.binding,
         }
@@ -295,6 +302,7 @@ mod tests {
             B256::repeat_byte(2),
             B256::repeat_byte(3),
             B256::from(image().pixel_digest()),
+            None,
         );
         let signed = credentials.embed(&raw, &token).unwrap();
         assert_eq!(png::decode(&signed).unwrap(), image(), "the manifest leaves the pixels alone");

@@ -2,10 +2,12 @@
 //!
 //! `ids` names the 32-byte identifiers (job id, pixel digest, transaction hash), `eip712` holds the signed request and attestation, `metadata` the pinned token metadata, `png`
 //! the deterministic image encoding, `credentials` the C2PA manifest embedded in every pinned image
-//! and the node's signing certificate (the only module here that touches files).
+//! and the node's signing certificate (the only module here that touches files), `watermark` the
+//! invisible mark in the pixels that leads a copy back to its token.
 
 pub mod credentials;
 pub mod eip712;
 pub mod ids;
 pub mod metadata;
 pub mod png;
+pub mod watermark;

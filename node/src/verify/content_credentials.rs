@@ -13,6 +13,8 @@ pub(super) struct Expected {
     /// From the minted request; `None` when the metadata's request was unreadable.
     pub model_hash: Option<B256>,
     pub pixel_digest: B256,
+    /// The marked pixels' digest the metadata records, when a watermark was embedded.
+    pub marked_pixel_digest: Option<B256>,
     pub node: Address,
 }
 
@@ -43,6 +45,11 @@ pub(super) fn check(image: &[u8], expected: &Expected) -> Result<String, String>
     expect("tokenId", token.token_id == expected.chain.token_id, token.token_id.to_string());
     expect("modelHash", Some(token.model_hash) == expected.model_hash, token.model_hash.to_string());
     expect("pixelDigest", token.pixel_digest == expected.pixel_digest, token.pixel_digest.to_string());
+    expect(
+        "markedPixelDigest",
+        token.marked_pixel_digest == expected.marked_pixel_digest,
+        token.marked_pixel_digest.map_or("none".into(), |d| d.to_string()),
+    );
     expect("operator", token.operator == expected.node, token.operator.to_string());
     if !wrong.is_empty() {
         return Err(format!(

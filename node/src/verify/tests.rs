@@ -117,6 +117,7 @@ fn metadata(
             dtype: "f32".into(),
             device_class: "cpu".into(),
         },
+        watermark: None,
     };
     TokenMetadata::new(MetadataInput {
         prompt: &request.prompt,
@@ -172,7 +173,7 @@ fn mint(options: Options) -> Fixture {
     let pixel_digest = options.attested_digest.unwrap_or(B256::from(pixels.pixel_digest()));
     let dir = tempfile::tempdir().unwrap();
     let (credentials, _) = Credentials::load_or_create(dir.path(), &node).unwrap();
-    let assertion = credentials.assertion(CHAIN_ID, contract, digest, request.modelHash, pixel_digest);
+    let assertion = credentials.assertion(CHAIN_ID, contract, digest, request.modelHash, pixel_digest, None);
     let image = credentials.embed(&png::encode(&pixels).unwrap(), &assertion).unwrap();
     let image_cid = store.put(image).to_string();
     let outputs = (pixel_digest, image_cid.as_str());
@@ -251,6 +252,7 @@ fn check_names_serialize_and_print_as_before() {
         "creator_signature",
         "image_cid",
         "pixel_digest",
+        "watermark",
         "content_credentials",
         "node_attestation",
         "contract_verify",
@@ -291,7 +293,10 @@ async fn a_pixel_digest_changed_in_the_event_fails_what_attested_it() {
             CheckName::NodeAttestation,
         ],
     );
-    assert!(detail(&report, CheckName::PixelDigest).ends_with(&format!("but the node attested {wrong}")));
+    assert!(
+        detail(&report, CheckName::PixelDigest)
+            .ends_with(&format!("but the raw output's digest the node attested is {wrong}"))
+    );
     assert!(detail(&report, CheckName::Metadata).contains("provenance.pixelDigest is"), "{report:#?}");
     assert!(detail(&report, CheckName::ContentCredentials).contains("pixelDigest"), "{report:#?}");
     assert!(detail(&report, CheckName::NodeAttestation).starts_with("attestation signed by"), "{report:#?}");
@@ -305,7 +310,7 @@ async fn a_node_attesting_a_digest_its_pixels_do_not_have_fails_the_pixel_digest
     let digest = B256::from(pixels().pixel_digest());
     assert_eq!(
         detail(&report, CheckName::PixelDigest),
-        format!("pixels hash to {digest}, but the node attested {wrong}")
+        format!("pixels hash to {digest}, but the raw output's digest the node attested is {wrong}")
     );
 }
 

@@ -170,7 +170,7 @@ async fn forge(
     };
     let digest = request_digest(&signed.request, &eip712);
     let mut token: TokenAssertion =
-        node.assertion(stack.anvil.chain_id(), stack.contract, digest, stack.model_hash, pixel_digest);
+        node.assertion(stack.anvil.chain_id(), stack.contract, digest, stack.model_hash, pixel_digest, None);
     let impostor;
     let signer = match kind {
         Break::ManifestCertificate => {
