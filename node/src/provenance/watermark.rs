@@ -118,8 +118,8 @@ pub fn embed(image: &Rgb8Image, tag: WatermarkTag) -> Result<Rgb8Image, Watermar
         for bx in 0..columns {
             let mut change = [[0.0; BLOCK]; BLOCK];
             for (k, &(v, u)) in COEFFICIENTS.iter().enumerate() {
-                let slot = slot(by, bx, k, columns);
-                let bit = code[code_bit(slot, by)];
+                let slot = slot(by, bx, k);
+                let bit = code[code_bit(by, bx, k)];
                 let c = basis.coefficient(&plane, bx, by, v, u);
                 let offset = dither(slot) + if bit { STEP / 2.0 } else { 0.0 };
                 let target = STEP * ((c - offset) / STEP).round() + offset;
@@ -165,10 +165,10 @@ fn decode(plane: &Plane, columns: usize, rows: usize, basis: &Basis) -> (Option<
     for by in 0..rows {
         for bx in 0..columns {
             for (k, &(v, u)) in COEFFICIENTS.iter().enumerate() {
-                let slot = slot(by, bx, k, columns);
+                let slot = slot(by, bx, k);
                 let c = basis.coefficient(plane, bx, by, v, u) - dither(slot);
                 // +1 on the lattice of a 0 bit, -1 on that of a 1 bit.
-                let bit = code_bit(slot, by);
+                let bit = code_bit(by, bx, k);
                 sums[bit] += libm::cos(2.0 * std::f64::consts::PI * c / STEP);
                 counts[bit] += 1;
             }
@@ -193,14 +193,16 @@ fn confidence(sums: &[f64; CODE_BITS], counts: &[usize; CODE_BITS]) -> f64 {
     if total <= chance { 0.0 } else { (found - chance) / (total - chance) }
 }
 
-/// The slot of coefficient `k` of block (bx, by): (by · columns + bx) · 5 + k.
-fn slot(by: usize, bx: usize, k: usize, columns: usize) -> usize {
-    (by * columns + bx) * COEFFICIENTS.len() + k
+/// The number of coefficient `k` of block (bx, by), for its dither: (256 · by + bx) · 5 + k (the
+/// same whatever the image's width).
+fn slot(by: usize, bx: usize, k: usize) -> usize {
+    (256 * by + bx) * COEFFICIENTS.len() + k
 }
 
-/// The code bit a slot of block row `by` carries: (slot + 11 · by) mod 64.
-fn code_bit(slot: usize, by: usize) -> usize {
-    (slot + 11 * by) % CODE_BITS
+/// The code bit coefficient `k` of block (bx, by) carries: (5 · bx + k + 23 · by) mod 64. It does
+/// not depend on the image's width, so a copy cut at the right or the bottom still reads.
+fn code_bit(by: usize, bx: usize, k: usize) -> usize {
+    (COEFFICIENTS.len() * bx + k + 23 * by) % CODE_BITS
 }
 
 /// The slot's lattice offset, so that flat areas (coefficients near 0) do not all read as one bit:

@@ -17,6 +17,7 @@
 
 mod chain;
 mod content_credentials;
+pub mod copy;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod regenerate;
@@ -516,7 +517,8 @@ fn pixel_digest(
         format!("{width}x{height} pixels hash to {digest}, {what}")
     } else {
         format!(
-            "{width}x{height} pixels hash to {digest}, {what}; the node attested the raw output's {attested}              (re-generation checks that one)"
+            "{width}x{height} pixels hash to {digest}, {what}; the node attested the raw output's {attested} \
+             (re-generation checks that one)"
         )
     })
 }

@@ -14,4 +14,5 @@ mod restart;
 mod spot_checks;
 mod support;
 mod verify;
+mod watermark;
 mod web;
