@@ -54,3 +54,7 @@ echo
 echo "false positives (unmarked pictures and their copies):"
 "$BENCH" detect "$WORK/original" unmarked
 for dir in "$WORK"/unmarked-copies/*; do "$BENCH" detect "$dir" unmarked; done
+
+echo
+"$VENV/bin/python" scripts/watermark/reference_detector.py --bench "$WORK/marked"
+"$VENV/bin/python" scripts/watermark/reference_detector.py --bench "$WORK/copies/jpeg70"

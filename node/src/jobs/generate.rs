@@ -24,7 +24,9 @@ use super::state::JobState;
 use super::store::{JobOutputs, JobRecord};
 use crate::fs::FileError;
 use crate::ipfs::Cid;
+use crate::provenance::credentials::SoftBindings;
 use crate::provenance::eip712::{Attestation, SignedRequest, sign_attestation};
+use crate::provenance::fingerprint;
 use crate::provenance::ids::{JobId, PixelDigest};
 use crate::provenance::metadata::{
     Envelope, MetadataInput, PROVENANCE_VERSION, Provenance, TokenMetadata, WatermarkRecord,
@@ -125,8 +127,13 @@ impl Jobs {
             let raw_digest = B256::from(pixels.pixel_digest());
             let token =
                 credentials.assertion(chain_id, contract, token_id, model_hash, raw_digest, marked_digest);
-            let image =
-                credentials.embed(&pinned, &token).map_err(|e| StepError::Fatal(JobError::Credentials(e)))?;
+            let soft = SoftBindings {
+                watermark: marked.is_some().then_some(tag),
+                fingerprint: Some(fingerprint::dhash(marked.as_ref().unwrap_or(&pixels))),
+            };
+            let image = credentials
+                .embed(&pinned, &token, &soft)
+                .map_err(|e| StepError::Fatal(JobError::Credentials(e)))?;
             Ok((pixels, watermark, image))
         })
         .await??;

@@ -174,7 +174,7 @@ fn mint(options: Options) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let (credentials, _) = Credentials::load_or_create(dir.path(), &node).unwrap();
     let assertion = credentials.assertion(CHAIN_ID, contract, digest, request.modelHash, pixel_digest, None);
-    let image = credentials.embed(&png::encode(&pixels).unwrap(), &assertion).unwrap();
+    let image = credentials.embed(&png::encode(&pixels).unwrap(), &assertion, &Default::default()).unwrap();
     let image_cid = store.put(image).to_string();
     let outputs = (pixel_digest, image_cid.as_str());
 

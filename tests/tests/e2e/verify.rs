@@ -187,7 +187,7 @@ async fn forge(
         }
         _ => node,
     };
-    let image_bytes = signer.embed(&png::encode(&image)?, &token)?;
+    let image_bytes = signer.embed(&png::encode(&image)?, &token, &Default::default())?;
     let image_cid = ipfs_add(stack, &image_bytes).await?;
     assert_eq!(image_cid, raw_cid(&image_bytes));
 
