@@ -4,7 +4,8 @@
 //! --json` prints the same shape). Free for anyone: nothing is stored.
 //!
 //! 413 `too_large` for a body (or an image) over the bounds, 415 `not_an_image` for anything
-//! else, 400 `bad_request` for an empty body.
+//! else, 400 `bad_request` for an empty body, 503 `busy` while [`CONCURRENT_DETECTIONS`] others
+//! are being read (decoding takes up to 128 MiB and some CPU each).
 
 use std::sync::Arc;
 
@@ -13,8 +14,13 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 
+use super::error::BUSY_RETRY_AFTER_SECS;
 use super::{ApiError, ApiState};
 use crate::verify::copy::{self, CopyError, DetectReport, MAX_UPLOAD_BYTES};
+
+/// How many uploads are decoded at once, node-wide.
+pub const CONCURRENT_DETECTIONS: usize = 2;
+static DETECTIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_DETECTIONS);
 
 fn too_large(message: String) -> ApiError {
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
@@ -33,6 +39,14 @@ pub(super) async fn detect(
     if declared.is_some_and(|length| length > MAX_UPLOAD_BYTES) {
         return Err(too_large(bound));
     }
+    let Ok(_permit) = DETECTIONS.try_acquire() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!("this node is reading {CONCURRENT_DETECTIONS} other images; send it again shortly"),
+        )
+        .retry_after(BUSY_RETRY_AFTER_SECS));
+    };
     let bytes = axum::body::to_bytes(body, MAX_UPLOAD_BYTES).await.map_err(|_| too_large(bound))?;
     if bytes.is_empty() {
         return Err(ApiError::new(

@@ -16,9 +16,9 @@ use crate::provenance::watermark::{self, WatermarkTag};
 /// The largest image file `genmint detect` and `POST /v1/detect` read.
 pub const MAX_UPLOAD_BYTES: usize = 32 << 20;
 /// The largest side of an image genmint decodes to look for a watermark.
-pub const MAX_SIDE: u32 = 8192;
-/// The most memory decoding one image may take.
-const MAX_DECODE_BYTES: u64 = 512 << 20;
+pub const MAX_SIDE: u32 = 4096;
+/// The most memory decoding one image may take (a 4096×4096 RGBA picture is 64 MiB).
+const MAX_DECODE_BYTES: u64 = 128 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {

@@ -471,6 +471,13 @@ async fn check_image(
         model_hash,
         pixel_digest: event.pixel_digest,
         marked_pixel_digest: recorded.filter(|r| r.embedded).and_then(|r| r.marked_pixel_digest.parse().ok()),
+        watermark_tag: recorded.filter(|r| r.embedded).map(|_| {
+            crate::provenance::watermark::WatermarkTag::for_token(
+                minted.facts.chain_id,
+                minted.facts.contract,
+                minted.facts.token_id,
+            )
+        }),
         node: minted.record.node,
     };
     // Decoding the PNG and reading its manifest are blocking work.
