@@ -13,10 +13,12 @@
 //! | `GET /v1/tokens/{id}/image` | a token's image (from IPFS) |
 //! | `GET /v1/jobs/{id}/image` | a job's image once pinned |
 //! | `GET /v1/deposits/{address}` | a creator's deposit on the contract, from which fees are paid |
+//! | `POST /v1/detect` | an image file as the body: genmint's invisible watermark in it, and the token it points to |
 //! | `GET /v1/eip712` | EIP-712 domain and types in the `eth_signTypedData_v4` shape |
 //! | `GET /healthz` | liveness and the node's chain, contract and operator |
 //! | `GET /`, `/tokens/{id}`, `/gallery` | the web page ([`web`]) |
 
+mod detect;
 mod error;
 mod jobs;
 mod limits;
@@ -88,6 +90,11 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
         .route("/v1/tokens/{id}/provenance", get(provenance))
         .route("/v1/tokens/{id}/image", get(tokens::image))
         .route("/v1/deposits/{address}", get(tokens::deposit))
+        .route(
+            "/v1/detect",
+            // Its own bound (an image, not JSON), which the handler enforces with a JSON error.
+            axum::routing::post(detect::detect).layer(DefaultBodyLimit::disable()),
+        )
         .route("/v1/eip712", get(eip712))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::metrics))

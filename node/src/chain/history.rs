@@ -1,5 +1,5 @@
 //! Reads of past chain state, for verification: the registries as of a block, and finding the
-//! token whose mint event names an image.
+//! token whose mint event names an image, or whose watermark tag a copy carries.
 
 use alloy::eips::BlockId;
 use alloy::primitives::{Address, B256, U256};
@@ -7,6 +7,7 @@ use alloy::providers::Provider;
 
 use super::client::{ChainClient, ModelInfo};
 use super::error::ChainError;
+use crate::provenance::watermark::WatermarkTag;
 
 /// Blocks one `eth_getLogs` call covers when searching for a token (RPC providers cap ranges).
 const LOG_SEARCH_SPAN: u64 = 50_000;
@@ -45,6 +46,32 @@ impl ChainClient {
         image_cid: &str,
         from_block: u64,
     ) -> Result<Option<U256>, ChainError> {
+        self.find_minted(from_block, |_, aigc_data| {
+            aigc_data.len() > 32 && &aigc_data[32..] == image_cid.as_bytes()
+        })
+        .await
+    }
+
+    /// The token whose watermark tag is `tag` (the tag of this chain, this contract and the token
+    /// id), searching the mint events of blocks `from_block..=latest`.
+    pub async fn token_by_watermark(
+        &self,
+        tag: WatermarkTag,
+        from_block: u64,
+    ) -> Result<Option<U256>, ChainError> {
+        let (chain_id, contract) = (self.chain_id(), self.address());
+        self.find_minted(from_block, |token_id, _| {
+            WatermarkTag::for_token(chain_id, contract, B256::from(token_id.to_be_bytes::<32>())) == tag
+        })
+        .await
+    }
+
+    /// The first token whose mint event (token id, `aigcData`) matches, from `from_block` on.
+    async fn find_minted(
+        &self,
+        from_block: u64,
+        matches: impl Fn(U256, &[u8]) -> bool,
+    ) -> Result<Option<U256>, ChainError> {
         let latest = self
             .contract
             .provider()
@@ -62,10 +89,9 @@ impl ChainClient {
                 .query()
                 .await
                 .map_err(|e| self.call_error("eth_getLogs", e))?;
-            let found = logs.into_iter().find(|(event, _)| {
-                event.aigcData.len() > 32 && &event.aigcData[32..] == image_cid.as_bytes()
-            });
-            if let Some((event, _)) = found {
+            if let Some((event, _)) =
+                logs.into_iter().find(|(event, _)| matches(event.tokenId, &event.aigcData))
+            {
                 return Ok(Some(event.tokenId));
             }
             start = end + 1;

@@ -1,12 +1,14 @@
 //! The `genmint` command line: one file per subcommand.
 //!
 //! `init` prepares a data dir, `node` runs a node from it, `dev` brings up a whole local stack,
-//! `generate` signs and submits a request, `verify` checks a token end to end, `models`
+//! `generate` signs and submits a request, `verify` checks a token end to end, `detect` reads the
+//! invisible watermark of an image and names its token, `models`
 //! lists, hashes and evaluates models, `peers` shows the node's place in the network, `contracts
 //! deploy` deploys the contract and records it.
 
 mod cancel;
 mod contracts;
+mod detect;
 mod dev;
 mod generate;
 mod init;
@@ -61,6 +63,8 @@ pub enum Command {
     Cancel(cancel::CancelArgs),
     /// Check a token end to end: chain record, metadata, image bytes, signatures, registries.
     Verify(verify::VerifyArgs),
+    /// Look for genmint's invisible watermark in an image and name the token it points to.
+    Detect(detect::DetectArgs),
     /// List, hash and evaluate models.
     #[command(subcommand)]
     Models(models::ModelsCommand),
@@ -95,6 +99,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Generate(args) => generate::run(&cli.data_dir, args).await.map(|()| ExitCode::SUCCESS),
         Command::Cancel(args) => cancel::run(&cli.data_dir, args).await.map(|()| ExitCode::SUCCESS),
         Command::Verify(args) => verify::run(&cli.data_dir, args).await,
+        Command::Detect(args) => detect::run(args).await,
         Command::Models(command) => models::run(&cli.data_dir, command).map(|()| ExitCode::SUCCESS),
         Command::Peers(args) => peers::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Contracts(command) => {

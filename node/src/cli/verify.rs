@@ -1,5 +1,6 @@
 //! `genmint verify <token id | IPFS CID | image file>`: every check of [`crate::verify`], printed by
 //! name, or as JSON with `--json`; `--regenerate` re-runs the request on a local copy of the model.
+//! A file that is a copy (re-encoded, resized, stripped) is traced by its invisible watermark.
 //! Exits non-zero if any check fails.
 
 use std::path::{Path, PathBuf};
@@ -29,7 +30,18 @@ pub struct VerifyArgs {
     /// Where --regenerate looks for the model (default: the data dir's `models`).
     #[arg(long)]
     pub models_dir: Option<PathBuf>,
-    /// The first block to search for mint events when an image without credentials is given.
+    /// Kubo's RPC API, for fetching the metadata and image.
+    #[arg(long, env = "GENMINT_IPFS_API", default_value = "http://127.0.0.1:5001")]
+    pub ipfs_api: String,
+    #[command(flatten)]
+    pub chain: ChainArgs,
+}
+
+/// Where the token's chain is, for `verify` and `detect`.
+#[derive(Debug, Args)]
+pub struct ChainArgs {
+    /// The first block to search for mint events when an image without credentials (or a copy)
+    /// is given.
     #[arg(long, default_value_t = 0)]
     pub from_block: u64,
     /// The chain's JSON-RPC endpoint.
@@ -41,12 +53,9 @@ pub struct VerifyArgs {
     /// A genmint node, asked only for the contract address when --contract is not given.
     #[arg(long, env = "GENMINT_NODE", default_value = "http://127.0.0.1:8080")]
     pub node: String,
-    /// Kubo's RPC API, for fetching the metadata and image.
-    #[arg(long, env = "GENMINT_IPFS_API", default_value = "http://127.0.0.1:5001")]
-    pub ipfs_api: String,
 }
 
-async fn node_contract(node: &str) -> Result<Address> {
+pub(super) async fn node_contract(node: &str) -> Result<Address> {
     let url = format!("{}/healthz", node.trim_end_matches('/'));
     let health: serde_json::Value = reqwest::get(&url)
         .await
@@ -63,15 +72,15 @@ async fn node_contract(node: &str) -> Result<Address> {
 
 pub async fn run(data_dir: &Path, args: VerifyArgs) -> Result<ExitCode> {
     let subject = Subject::parse(&args.subject).map_err(anyhow::Error::msg)?;
-    let contract = match args.contract {
+    let contract = match args.chain.contract {
         Some(contract) => contract,
-        None => node_contract(&args.node).await?,
+        None => node_contract(&args.chain.node).await?,
     };
-    let chain = ChainClient::connect_read_only(&args.rpc_url, contract).await?;
+    let chain = ChainClient::connect_read_only(&args.chain.rpc_url, contract).await?;
     let ipfs = KuboClient::new(&args.ipfs_api)?;
     let started = std::time::Instant::now();
     let (token_id, claim) =
-        resolve(&chain, &ipfs, &subject, args.from_block).await.map_err(anyhow::Error::msg)?;
+        resolve(&chain, &ipfs, &subject, args.chain.from_block).await.map_err(anyhow::Error::msg)?;
     let (mut report, evidence) = inspect(&chain, &ipfs, token_id).await;
     if let Some(result) = claim.check(&evidence) {
         report.push(CheckName::Subject, result);

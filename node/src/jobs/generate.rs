@@ -1,7 +1,8 @@
 //! The local steps up to the chain: generate the image on the inference thread (`Queued` →
-//! `Generating` → `Generated`, the PNG on disk), then pin it with its content credentials and the
-//! token metadata and sign the attestation (`Generated` → `Pinned`). PNG and C2PA work runs on
-//! blocking threads.
+//! `Generating` → `Generated`, the PNG on disk), then mark it with the token's invisible
+//! watermark, pin it with its content credentials and the token metadata and sign the attestation
+//! (`Generated` → `Pinned`). The attestation's pixel digest is the raw output's; the metadata also
+//! records the marked pixels' digest. PNG, watermark and C2PA work runs on blocking threads.
 //!
 //! When the model cut the prompt or the negative prompt to fit its text encoders, the job says so
 //! just before `Generated`: a warning in the log and a `notice` event per text cut. Neither the
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use alloy::primitives::B256;
 use genmint_model_runtime::{ModelDescriptor, ModelHash, Progress, Rgb8Image, RuntimeError, TextFit};
 
 use super::admission;
@@ -22,10 +24,15 @@ use super::state::JobState;
 use super::store::{JobOutputs, JobRecord};
 use crate::fs::FileError;
 use crate::ipfs::Cid;
+use crate::provenance::credentials::SoftBindings;
 use crate::provenance::eip712::{Attestation, SignedRequest, sign_attestation};
+use crate::provenance::fingerprint;
 use crate::provenance::ids::{JobId, PixelDigest};
-use crate::provenance::metadata::{Envelope, MetadataInput, PROVENANCE_VERSION, Provenance, TokenMetadata};
+use crate::provenance::metadata::{
+    Envelope, MetadataInput, PROVENANCE_VERSION, Provenance, TokenMetadata, WatermarkRecord,
+};
 use crate::provenance::png;
+use crate::provenance::watermark::{self, WatermarkTag};
 
 /// The image files a job leaves on disk: the model's raw output, kept for re-pinning.
 pub(super) fn image_path(dir: &Path, id: JobId) -> PathBuf {
@@ -99,29 +106,39 @@ impl Jobs {
         let path = image_path(&self.parts.images_dir, job.id);
         let expected = job.outputs.pixel_digest;
         let credentials = Arc::clone(&self.parts.credentials);
-        let token = credentials.assertion(
-            self.parts.chain_id,
-            self.parts.contract,
-            job.id.0,
-            signed.request.modelHash,
-            expected.map(|d| d.0).unwrap_or_default(),
-        );
-        // The file on disk stays the model's output; the pinned file is that output with its
-        // content credentials, the last change before pinning.
-        let (pixels, image) = tokio::task::spawn_blocking(move || {
+        let (chain_id, contract, token_id) = (self.parts.chain_id, self.parts.contract, job.id.0);
+        let model_hash = signed.request.modelHash;
+        // The file on disk stays the model's output; the pinned file is that output with the
+        // invisible watermark, then its content credentials, the last change before pinning.
+        let (pixels, watermark, image) = tokio::task::spawn_blocking(move || {
             let bytes =
                 std::fs::read(&path).map_err(FileError::on("reading", &path)).map_err(StepError::fatal)?;
             let pixels = png::decode(&bytes).map_err(StepError::fatal)?;
             if Some(PixelDigest(pixels.pixel_digest().into())) != expected {
                 return Err(StepError::invalid(format!("{path:?} no longer holds the generated image")));
             }
-            let image =
-                credentials.embed(&bytes, &token).map_err(|e| StepError::Fatal(JobError::Credentials(e)))?;
-            Ok((pixels, image))
+            let tag = WatermarkTag::for_token(chain_id, contract, token_id);
+            let (marked, watermark) = mark(&pixels, tag);
+            let pinned = match &marked {
+                Some(marked) => png::encode(marked).map_err(StepError::fatal)?,
+                None => bytes,
+            };
+            let marked_digest = marked.as_ref().map(|marked| B256::from(marked.pixel_digest()));
+            let raw_digest = B256::from(pixels.pixel_digest());
+            let token =
+                credentials.assertion(chain_id, contract, token_id, model_hash, raw_digest, marked_digest);
+            let soft = SoftBindings {
+                watermark: marked.is_some().then_some(tag),
+                fingerprint: Some(fingerprint::dhash(marked.as_ref().unwrap_or(&pixels))),
+            };
+            let image = credentials
+                .embed(&pinned, &token, &soft)
+                .map_err(|e| StepError::Fatal(JobError::Credentials(e)))?;
+            Ok((pixels, watermark, image))
         })
         .await??;
         let image_cid = self.parts.content.add_and_pin(image).await?;
-        let metadata = self.metadata(job, &signed, &pixels, &image_cid)?;
+        let metadata = self.metadata(job, &signed, &pixels, watermark, &image_cid)?;
         let metadata_cid = self.parts.content.add_and_pin(metadata).await?;
         let attestation =
             self.attestation(job.id, &signed, job.outputs.pixel_digest, &image_cid, &metadata_cid)?;
@@ -142,6 +159,7 @@ impl Jobs {
         job: &JobRecord,
         signed: &SignedRequest,
         pixels: &Rgb8Image,
+        watermark: WatermarkRecord,
         image_cid: &Cid,
     ) -> Result<Vec<u8>, StepError> {
         let descriptor = self.model_of(signed)?;
@@ -169,6 +187,7 @@ impl Jobs {
                 dtype: descriptor.envelope.dtype.clone(),
                 device_class: descriptor.envelope.device_class.clone(),
             },
+            watermark: Some(watermark),
         };
         let external_url = Some(format!("{}/tokens/{}", self.parts.public_url, job.id));
         let metadata = TokenMetadata::new(MetadataInput {
@@ -237,6 +256,35 @@ fn cut_notices(fit: &TextFit) -> Vec<String> {
             format!("the {text} was cut to fit {limit}: the last {unused} not used")
         })
         .collect()
+}
+
+/// The raw output with the token's watermark, and what the metadata records of it; no marked image
+/// (and the reason in the record) when the image is too small to carry one.
+fn mark(raw: &Rgb8Image, tag: WatermarkTag) -> (Option<Rgb8Image>, WatermarkRecord) {
+    let raw_digest = PixelDigest(raw.pixel_digest().into()).to_string();
+    match watermark::embed(raw, tag) {
+        Ok(marked) => {
+            let record = WatermarkRecord {
+                algorithm: watermark::ALGORITHM.into(),
+                embedded: true,
+                tag: Some(tag.to_string()),
+                marked_pixel_digest: PixelDigest(marked.pixel_digest().into()).to_string(),
+                reason: None,
+            };
+            (Some(marked), record)
+        }
+        Err(e) => {
+            tracing::info!(size = %format!("{}x{}", raw.width, raw.height), "no watermark: {e}");
+            let record = WatermarkRecord {
+                algorithm: watermark::ALGORITHM.into(),
+                embedded: false,
+                tag: None,
+                marked_pixel_digest: raw_digest,
+                reason: Some(e.to_string()),
+            };
+            (None, record)
+        }
+    }
 }
 
 /// Writes the PNG next to its final name and renames it, so a crash never leaves half a file.

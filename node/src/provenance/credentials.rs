@@ -9,9 +9,10 @@
 //! manifest is valid (hashes and signature), its certificate is the one the operator signed, and
 //! the operator is the node the chain records.
 //!
-//! The manifest is the last change to the file: the pipeline embeds it into the PNG, then pins
-//! those bytes, so the pinned file, its CID and its credentials agree. Pixels are untouched, so the
-//! pixel digest is the same before and after.
+//! The manifest is the last change to the file: the pipeline marks the pixels with the invisible
+//! watermark, embeds the manifest into the PNG, then pins those bytes, so the pinned file, its CID
+//! and its credentials agree. The manifest leaves the pixels alone; it names both the raw output's
+//! pixel digest (the attested one) and the marked pixels' digest.
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -19,15 +20,25 @@ use std::path::{Path, PathBuf};
 use alloy::primitives::{Address, B256, Signature};
 use alloy::signers::SignerSync;
 use alloy::signers::local::PrivateKeySigner;
+use base64::Engine;
 use c2pa::{Builder, BuilderIntent, Context, DigitalSourceType, Reader, SigningAlg, ValidationState};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use super::watermark::WatermarkTag;
 
 /// Label of genmint's assertion in the manifest.
 pub const TOKEN_ASSERTION: &str = "org.genmint.token";
 /// The IPTC digital source type of every genmint image.
 pub const TRAINED_ALGORITHMIC_MEDIA: &str =
     "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia";
+/// Label of a C2PA soft-binding assertion.
+pub const SOFT_BINDING: &str = "c2pa.soft-binding";
+/// The soft-binding algorithm of genmint's invisible watermark: the value is its 5-byte tag.
+pub const WATERMARK_BINDING_ALG: &str = "org.genmint.watermark.qim-dct.1";
+/// The soft-binding algorithm of genmint's perceptual fingerprint: the value is the 64-bit dHash,
+/// big-endian.
+pub const FINGERPRINT_BINDING_ALG: &str = "org.genmint.fingerprint.dhash64.1";
 /// The certificate chain (signing certificate first, then the node's CA), PEM.
 pub const CERT_FILE: &str = "c2pa-cert.pem";
 /// The signing certificate's private key (PKCS#8 PEM), readable by the owner only.
@@ -61,11 +72,51 @@ pub struct TokenAssertion {
     /// The request digest, which is the token id.
     pub token_id: B256,
     pub model_hash: B256,
+    /// The raw output's pixel digest, as the node attests it.
     pub pixel_digest: B256,
+    /// The pixel digest of this file's pixels when they carry the invisible watermark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marked_pixel_digest: Option<B256>,
     /// The registered operator that generated the image.
     pub operator: Address,
     /// The operator's EIP-191 signature over [`binding_message`] of the signing certificate.
     pub certificate_binding: Signature,
+}
+
+/// What survives a copy and leads back to the manifest: declared as C2PA soft bindings, each over
+/// the whole image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SoftBindings {
+    /// The tag of the invisible watermark in the pixels, when one was embedded.
+    pub watermark: Option<WatermarkTag>,
+    /// The perceptual fingerprint (dHash) of the pinned pixels.
+    pub fingerprint: Option<u64>,
+}
+
+impl SoftBindings {
+    /// The `c2pa.soft-binding` assertions: `alg`, and one block over the whole image whose
+    /// `value` is the base64 of the binding's bytes.
+    fn assertions(&self) -> Vec<c2pa::assertions::SoftBinding> {
+        let tag =
+            self.watermark.map(|tag| (WATERMARK_BINDING_ALG, "genmint invisible watermark", tag.0.to_vec()));
+        let fingerprint = self.fingerprint.map(|hash| {
+            (FINGERPRINT_BINDING_ALG, "genmint perceptual fingerprint", hash.to_be_bytes().to_vec())
+        });
+        [tag, fingerprint]
+            .into_iter()
+            .flatten()
+            .map(|(alg, name, bytes)| {
+                let mut binding = c2pa::assertions::SoftBinding::default();
+                binding.alg = Some(alg.to_owned());
+                binding.name = Some(name.to_owned());
+                binding.blocks = vec![c2pa::assertions::SoftBindingBlock {
+                    scope: c2pa::assertions::SoftBindingScope::default(),
+                    value: base64::engine::general_purpose::STANDARD.encode(bytes),
+                }];
+                binding
+            })
+            .collect()
+    }
 }
 
 /// The text an operator signs to bind a C2PA signing certificate to itself.
@@ -122,6 +173,7 @@ impl Credentials {
         token_id: B256,
         model_hash: B256,
         pixel_digest: B256,
+        marked_pixel_digest: Option<B256>,
     ) -> TokenAssertion {
         TokenAssertion {
             chain_id,
@@ -129,14 +181,20 @@ impl Credentials {
             token_id,
             model_hash,
             pixel_digest,
+            marked_pixel_digest,
             operator: self.operator,
             certificate_binding: self.binding,
         }
     }
 
     /// Returns `png` with a signed C2PA manifest embedded: created by genmint from trained
-    /// algorithmic media, carrying `token`.
-    pub fn embed(&self, png: &[u8], token: &TokenAssertion) -> Result<Vec<u8>, CredentialsError> {
+    /// algorithmic media, carrying `token` and the soft bindings.
+    pub fn embed(
+        &self,
+        png: &[u8],
+        token: &TokenAssertion,
+        soft: &SoftBindings,
+    ) -> Result<Vec<u8>, CredentialsError> {
         let signer = c2pa::create_signer::from_keys(
             self.cert_chain_pem.as_bytes(),
             self.key_pem.as_bytes(),
@@ -155,6 +213,9 @@ impl Credentials {
             "softwareAgent": { "name": SOFTWARE, "version": env!("CARGO_PKG_VERSION") },
         }))?;
         builder.add_assertion(TOKEN_ASSERTION, token)?;
+        for binding in soft.assertions() {
+            builder.add_assertion(SOFT_BINDING, &binding)?;
+        }
         let mut signed = Cursor::new(Vec::with_capacity(png.len() + 16 * 1024));
         builder.sign(signer.as_ref(), "image/png", &mut Cursor::new(png), &mut signed)?;
         Ok(signed.into_inner())
@@ -174,6 +235,8 @@ pub struct ReadCredentials {
     pub token: Option<TokenAssertion>,
     /// SHA-256 of the signing certificate.
     pub certificate_sha256: Option<B256>,
+    /// The soft bindings the manifest declares, as (alg, base64 value).
+    pub soft_bindings: Vec<(String, String)>,
 }
 
 /// Reads and validates the C2PA manifest of a PNG; `Ok(None)` when the file carries none.
@@ -204,7 +267,18 @@ pub fn read(png: &[u8]) -> Result<Option<ReadCredentials>, CredentialsError> {
         Err(c2pa::Error::ClaimMissing { .. } | c2pa::Error::AssertionMissing { .. }) => None,
         Err(e) => return Err(CredentialsError::Assertion(e.to_string())),
     };
+    let soft_bindings = manifest
+        .assertions()
+        .iter()
+        .filter(|assertion| assertion.label().starts_with(SOFT_BINDING))
+        .filter_map(|assertion| assertion.to_assertion::<c2pa::assertions::SoftBinding>().ok())
+        .flat_map(|binding| {
+            let alg = binding.alg.clone().unwrap_or_default();
+            binding.blocks.into_iter().map(move |block| (alg.clone(), block.value))
+        })
+        .collect();
     Ok(Some(ReadCredentials {
+        soft_bindings,
         valid: matches!(reader.validation_state(), ValidationState::Valid | ValidationState::Trusted),
         failures,
         created_source_type: created
@@ -295,8 +369,11 @@ mod tests {
             B256::repeat_byte(2),
             B256::repeat_byte(3),
             B256::from(image().pixel_digest()),
+            None,
         );
-        let signed = credentials.embed(&raw, &token).unwrap();
+        let tag = WatermarkTag([1, 2, 3, 4, 5]);
+        let soft = SoftBindings { watermark: Some(tag), fingerprint: Some(0x0102_0304_0506_0708) };
+        let signed = credentials.embed(&raw, &token, &soft).unwrap();
         assert_eq!(png::decode(&signed).unwrap(), image(), "the manifest leaves the pixels alone");
 
         let back = read(&signed).unwrap().expect("a manifest");
@@ -305,6 +382,14 @@ mod tests {
         assert_eq!(back.created_by.as_deref(), Some("genmint"));
         assert_eq!(back.token.as_ref(), Some(&token));
         assert_eq!(back.certificate_sha256, Some(credentials.fingerprint()));
+        assert_eq!(
+            back.soft_bindings,
+            [
+                (WATERMARK_BINDING_ALG.to_owned(), "AQIDBAU=".to_owned()),
+                (FINGERPRINT_BINDING_ALG.to_owned(), "AQIDBAUGBwg=".to_owned())
+            ],
+            "both soft bindings, in the C2PA form"
+        );
         let signer = token
             .certificate_binding
             .recover_address_from_msg(binding_message(&credentials.fingerprint(), operator.address()))

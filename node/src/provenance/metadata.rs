@@ -11,8 +11,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Version of the `provenance` block; bump it with any incompatible change.
-pub const PROVENANCE_VERSION: u32 = 1;
+/// Version of the `provenance` block; bump it with any incompatible change. Version 2 adds
+/// `watermark`: the pinned pixels are the raw output with an invisible watermark, so they hash to
+/// `watermark.markedPixelDigest` while `pixelDigest` stays the raw output's.
+pub const PROVENANCE_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenMetadata {
@@ -66,6 +68,27 @@ pub struct Provenance {
     /// The registered operator that generated the image and attests to it.
     pub node: String,
     pub envelope: Envelope,
+    /// The invisible watermark in the pinned image; absent in version 1 metadata (unmarked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<WatermarkRecord>,
+}
+
+/// What the node marked into the pinned image's pixels, or why it marked nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WatermarkRecord {
+    /// The algorithm, `genmint-qim-dct-v1` (specified in the README).
+    pub algorithm: String,
+    pub embedded: bool,
+    /// The 40-bit tag the mark carries, 10 hex digits, when embedded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The pixel digest of the pinned image: of the marked pixels, or the raw output's when
+    /// nothing was embedded.
+    pub marked_pixel_digest: String,
+    /// Why no mark was embedded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The reproducibility envelope: same envelope, same pixel digest.
@@ -196,6 +219,7 @@ mod tests {
                     dtype: String::new(),
                     device_class: String::new(),
                 },
+                watermark: None,
             },
         });
         for field in [&metadata.name, &metadata.description] {

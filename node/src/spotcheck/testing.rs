@@ -145,6 +145,7 @@ impl Bench {
                 dtype: model_descriptor.envelope.dtype.clone(),
                 device_class: model_descriptor.envelope.device_class.clone(),
             },
+            watermark: None,
         };
         let metadata = TokenMetadata::new(MetadataInput {
             prompt: &request.prompt,

@@ -9,6 +9,7 @@ use alloy::sol_types::Eip712Domain;
 
 use crate::chain::{ChainClient, ChainError, MintedEvent, ModelInfo, Provenance};
 use crate::provenance::eip712::{self, GenerationRequest};
+use crate::provenance::watermark::WatermarkTag;
 
 /// One deployed `GenmintNFT` as verification reads it: the token's record and mint event, the
 /// contract's own ERC-7007 `verify`, and the registries at a block (`None`: the latest).
@@ -65,6 +66,13 @@ pub trait TokenChain {
     fn token_by_image_cid(
         &self,
         image_cid: &str,
+        from_block: u64,
+    ) -> impl Future<Output = Result<Option<U256>, ChainError>> + Send;
+
+    /// The token whose watermark tag is `tag`, searching mint events from `from_block` on.
+    fn token_by_watermark(
+        &self,
+        tag: WatermarkTag,
         from_block: u64,
     ) -> impl Future<Output = Result<Option<U256>, ChainError>> + Send;
 }
@@ -127,5 +135,13 @@ impl TokenChain for ChainClient {
         from_block: u64,
     ) -> impl Future<Output = Result<Option<U256>, ChainError>> + Send {
         ChainClient::token_by_image_cid(self, image_cid, from_block)
+    }
+
+    fn token_by_watermark(
+        &self,
+        tag: WatermarkTag,
+        from_block: u64,
+    ) -> impl Future<Output = Result<Option<U256>, ChainError>> + Send {
+        ChainClient::token_by_watermark(self, tag, from_block)
     }
 }

@@ -1,11 +1,17 @@
 //! The `content_credentials` check: the image's C2PA manifest is valid, says the image was created
-//! by genmint from trained algorithmic media, names this token, and is signed by a certificate the
-//! token's node bound to its operator key.
+//! by genmint from trained algorithmic media, names this token (and, for a marked image, declares
+//! its watermark as a soft binding), and is signed by a certificate the token's node bound to its
+//! operator key.
 
 use alloy::primitives::{Address, B256};
 
 use super::ChainFacts;
-use crate::provenance::credentials::{self, TRAINED_ALGORITHMIC_MEDIA, binding_message};
+use base64::Engine;
+
+use crate::provenance::credentials::{
+    self, TRAINED_ALGORITHMIC_MEDIA, WATERMARK_BINDING_ALG, binding_message,
+};
+use crate::provenance::watermark::WatermarkTag;
 
 /// What the manifest must say, from the chain and the mint event.
 pub(super) struct Expected {
@@ -13,6 +19,11 @@ pub(super) struct Expected {
     /// From the minted request; `None` when the metadata's request was unreadable.
     pub model_hash: Option<B256>,
     pub pixel_digest: B256,
+    /// The marked pixels' digest the metadata records, when a watermark was embedded.
+    pub marked_pixel_digest: Option<B256>,
+    /// This token's watermark tag, when the metadata records a watermark: the manifest must
+    /// declare it as a soft binding.
+    pub watermark_tag: Option<WatermarkTag>,
     pub node: Address,
 }
 
@@ -43,7 +54,18 @@ pub(super) fn check(image: &[u8], expected: &Expected) -> Result<String, String>
     expect("tokenId", token.token_id == expected.chain.token_id, token.token_id.to_string());
     expect("modelHash", Some(token.model_hash) == expected.model_hash, token.model_hash.to_string());
     expect("pixelDigest", token.pixel_digest == expected.pixel_digest, token.pixel_digest.to_string());
+    expect(
+        "markedPixelDigest",
+        token.marked_pixel_digest == expected.marked_pixel_digest,
+        token.marked_pixel_digest.map_or("none".into(), |d| d.to_string()),
+    );
     expect("operator", token.operator == expected.node, token.operator.to_string());
+    if let Some(tag) = expected.watermark_tag {
+        let value = base64::engine::general_purpose::STANDARD.encode(tag.0);
+        let declared =
+            read.soft_bindings.iter().any(|(alg, found)| alg == WATERMARK_BINDING_ALG && *found == value);
+        expect("soft binding", declared, format!("{WATERMARK_BINDING_ALG} {value} is missing"));
+    }
     if !wrong.is_empty() {
         return Err(format!(
             "the manifest's genmint assertion disagrees with the chain: {}",

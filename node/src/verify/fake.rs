@@ -9,6 +9,7 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use super::TokenChain;
 use crate::chain::{ChainError, MintedEvent, ModelInfo, Provenance};
 use crate::provenance::eip712::GenerationRequest;
+use crate::provenance::watermark::WatermarkTag;
 
 /// A minted token as the chain holds it.
 #[derive(Debug, Clone)]
@@ -116,6 +117,22 @@ impl TokenChain for FakeChain {
             .tokens
             .iter()
             .find(|(_, token)| token.event.image_cid == image_cid && token.event.block_number >= from_block);
+        Ok(found.map(|(token_id, _)| *token_id))
+    }
+
+    async fn token_by_watermark(
+        &self,
+        tag: WatermarkTag,
+        from_block: u64,
+    ) -> Result<Option<U256>, ChainError> {
+        let found = self.tokens.iter().find(|(token_id, token)| {
+            token.event.block_number >= from_block
+                && WatermarkTag::for_token(
+                    self.chain_id,
+                    self.contract,
+                    B256::from(token_id.to_be_bytes::<32>()),
+                ) == tag
+        });
         Ok(found.map(|(token_id, _)| *token_id))
     }
 }

@@ -17,12 +17,14 @@
 
 mod chain;
 mod content_credentials;
+pub mod copy;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod regenerate;
 pub mod subject;
 #[cfg(test)]
 mod tests;
+mod watermark;
 
 use std::fmt;
 use std::future::Future;
@@ -60,6 +62,8 @@ pub enum CheckName {
     CreatorSignature,
     ImageCid,
     PixelDigest,
+    /// The invisible watermark carries this token's tag (or the metadata says why there is none).
+    Watermark,
     ContentCredentials,
     NodeAttestation,
     ContractVerify,
@@ -82,6 +86,7 @@ impl CheckName {
             Self::CreatorSignature => "creator_signature",
             Self::ImageCid => "image_cid",
             Self::PixelDigest => "pixel_digest",
+            Self::Watermark => "watermark",
             Self::ContentCredentials => "content_credentials",
             Self::NodeAttestation => "node_attestation",
             Self::ContractVerify => "contract_verify",
@@ -145,7 +150,7 @@ pub struct Evidence {
 }
 
 /// The checks in the order they run; every report lists all of them.
-pub const CHECKS: [CheckName; 12] = [
+pub const CHECKS: [CheckName; 13] = [
     CheckName::Token,
     CheckName::MetadataCid,
     CheckName::Metadata,
@@ -153,6 +158,7 @@ pub const CHECKS: [CheckName; 12] = [
     CheckName::CreatorSignature,
     CheckName::ImageCid,
     CheckName::PixelDigest,
+    CheckName::Watermark,
     CheckName::ContentCredentials,
     CheckName::NodeAttestation,
     CheckName::ContractVerify,
@@ -208,7 +214,8 @@ pub async fn inspect(
     let signed = metadata.as_ref().and_then(signed_request);
     evidence.request = check_request(&mut report, &minted, signed.as_ref());
     let model_hash = signed.as_ref().map(|s| s.request.modelHash);
-    evidence.image = check_image(&mut report, ipfs, &minted, model_hash).await;
+    let recorded = metadata.as_ref().and_then(|m| m.provenance.watermark.clone());
+    evidence.image = check_image(&mut report, ipfs, &minted, model_hash, recorded.as_ref()).await;
     check_attestation(&mut report, chain, &minted, signed.as_ref()).await;
     check_registries(&mut report, chain, &minted, model_hash).await;
     evidence.metadata = metadata;
@@ -436,14 +443,16 @@ fn creator_signature(signed: &SignedRequest, minted: &Minted) -> Result<String, 
     }
 }
 
-/// `image_cid`, `pixel_digest` and `content_credentials`: the image's bytes hash to the event's
-/// CID, its pixels to the attested pixel digest, and its C2PA manifest names this token and is
+/// `image_cid`, `pixel_digest`, `watermark` and `content_credentials`: the image's bytes hash to
+/// the event's CID, its pixels to the marked digest the metadata records (or, unmarked, to the
+/// attested one), its watermark names this token, and its C2PA manifest names this token and is
 /// signed by a certificate the node's operator bound. Returns the decoded image.
 async fn check_image(
     report: &mut Report,
     ipfs: &impl ContentStore,
     minted: &Minted,
     model_hash: Option<B256>,
+    recorded: Option<&crate::provenance::metadata::WatermarkRecord>,
 ) -> Option<Rgb8Image> {
     let event = &minted.event;
     let bytes = match fetch(ipfs, &event.image_cid, MAX_IMAGE_BYTES).await {
@@ -451,6 +460,7 @@ async fn check_image(
         Err(e) => {
             report.push(CheckName::ImageCid, Err(e));
             report.push(CheckName::PixelDigest, Err("no image to hash".into()));
+            report.push(CheckName::Watermark, Err("no image to look into".into()));
             report.push(CheckName::ContentCredentials, Err("no image to read".into()));
             return None;
         }
@@ -460,6 +470,14 @@ async fn check_image(
         chain: minted.facts,
         model_hash,
         pixel_digest: event.pixel_digest,
+        marked_pixel_digest: recorded.filter(|r| r.embedded).and_then(|r| r.marked_pixel_digest.parse().ok()),
+        watermark_tag: recorded.filter(|r| r.embedded).map(|_| {
+            crate::provenance::watermark::WatermarkTag::for_token(
+                minted.facts.chain_id,
+                minted.facts.contract,
+                minted.facts.token_id,
+            )
+        }),
         node: minted.record.node,
     };
     // Decoding the PNG and reading its manifest are blocking work.
@@ -470,17 +488,20 @@ async fn check_image(
         Ok(read) => read,
         Err(e) => {
             report.push(CheckName::PixelDigest, Err(format!("decoding the image did not finish: {e}")));
+            report.push(CheckName::Watermark, Err(format!("decoding the image did not finish: {e}")));
             report.push(CheckName::ContentCredentials, Err(format!("reading the image did not finish: {e}")));
             return None;
         }
     };
     let image = match decoded {
         Ok(image) => {
-            report.push(CheckName::PixelDigest, pixel_digest(&image, event.pixel_digest));
+            report.push(CheckName::PixelDigest, pixel_digest(&image, event.pixel_digest, recorded));
+            report.push(CheckName::Watermark, watermark::check(&image, recorded, minted.facts));
             Some(image)
         }
         Err(e) => {
             report.push(CheckName::PixelDigest, Err(e.to_string()));
+            report.push(CheckName::Watermark, Err("no pixels to look into".into()));
             None
         }
     };
@@ -488,13 +509,25 @@ async fn check_image(
     image
 }
 
-fn pixel_digest(image: &Rgb8Image, attested: B256) -> Result<String, String> {
+fn pixel_digest(
+    image: &Rgb8Image,
+    attested: B256,
+    recorded: Option<&crate::provenance::metadata::WatermarkRecord>,
+) -> Result<String, String> {
     let digest = B256::from(image.pixel_digest());
-    if digest == attested {
-        Ok(format!("{}x{} pixels hash to {digest}", image.width, image.height))
-    } else {
-        Err(format!("pixels hash to {digest}, but the node attested {attested}"))
+    let (expected, what) = watermark::expected_digest(recorded, attested)?;
+    if digest != expected {
+        return Err(format!("pixels hash to {digest}, but {what} is {expected}"));
     }
+    let (width, height) = (image.width, image.height);
+    Ok(if expected == attested {
+        format!("{width}x{height} pixels hash to {digest}, {what}")
+    } else {
+        format!(
+            "{width}x{height} pixels hash to {digest}, {what}; the node attested the raw output's {attested} \
+             (re-generation checks that one)"
+        )
+    })
 }
 
 /// `node_attestation` and `contract_verify`: the node signed the attestation rebuilt from the

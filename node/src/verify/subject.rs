@@ -3,13 +3,17 @@
 //! pinned metadata or image.
 //!
 //! An image names its token in its C2PA manifest; an image without one is looked up by its CID in
-//! the contract's mint events; metadata names its token by its request digest. The verification
+//! the contract's mint events; any other image (a copy: re-encoded, resized, stripped) by the tag
+//! of its invisible watermark; metadata names its token by its request digest. The verification
 //! that follows proves (or refutes) that claim: nothing here is trusted on its own.
 
 use std::path::{Path, PathBuf};
 
 use alloy::primitives::U256;
 
+use genmint_model_runtime::Rgb8Image;
+
+use super::copy::{self, Detected};
 use super::{Evidence, MAX_IMAGE_BYTES, TokenChain, fetch, parse_token_id};
 use crate::ipfs::{Cid, ContentStore, ImportProfile};
 use crate::provenance::credentials;
@@ -43,7 +47,7 @@ impl Subject {
 }
 
 /// What the given bytes claim to be, checked once the token is verified.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
     /// A token id was given: nothing to check.
     None,
@@ -53,6 +57,12 @@ pub enum Claim {
     Image {
         cid: String,
     },
+    /// Not a pinned file, but an image whose watermark names the token.
+    Copy {
+        cid: String,
+        image: Rgb8Image,
+        detected: Detected,
+    },
 }
 
 impl Claim {
@@ -60,6 +70,9 @@ impl Claim {
     pub fn check(&self, evidence: &Evidence) -> Option<Result<String, String>> {
         let (what, cid, pinned) = match self {
             Claim::None => return None,
+            Claim::Copy { image, detected, .. } => {
+                return Some(copy::likeness(image, detected, evidence.image.as_ref()));
+            }
             Claim::Metadata { cid } => ("metadata", cid, evidence.metadata_cid.as_deref()),
             Claim::Image { cid } => ("image", cid, evidence.image_cid.as_deref()),
         };
@@ -104,14 +117,34 @@ pub async fn resolve(
             None
         }
     };
-    let token_id = match named {
-        Some(token_id) => token_id,
-        None => chain.token_by_image_cid(&cid, from_block).await.map_err(|e| e.to_string())?.ok_or_else(|| {
-            format!(
-                "{cid} is neither genmint metadata nor an image with genmint credentials, and no mint event on \
-                 this contract names it (a re-encoded or stripped file has a different CID: verify by token id)"
-            )
-        })?,
+    if let Some(token_id) = named {
+        return Ok((token_id, Claim::Image { cid }));
+    }
+    if let Some(token_id) = chain.token_by_image_cid(&cid, from_block).await.map_err(|e| e.to_string())? {
+        return Ok((token_id, Claim::Image { cid }));
+    }
+    // Not a pinned file: perhaps a copy, found by its watermark.
+    let image = copy::decode(&bytes).map_err(|e| {
+        format!("{cid} is neither genmint metadata nor a minted image, nor a copy of one: {e}")
+    })?;
+    let detected = tokio::task::spawn_blocking({
+        let image = image.clone();
+        move || copy::detect(&image)
+    })
+    .await
+    .map_err(|e| format!("looking for a watermark did not finish: {e}"))?;
+    let Some(tag) = detected.tag() else {
+        return Err(format!(
+            "{cid} is neither genmint metadata nor an image with genmint credentials, no mint event on this \
+             contract names it, and it carries no genmint watermark (confidence {:.2}): verify by token id",
+            detected.confidence
+        ));
     };
-    Ok((token_id, Claim::Image { cid }))
+    let token_id = chain.token_by_watermark(tag, from_block).await.map_err(|e| e.to_string())?.ok_or_else(|| {
+        format!(
+            "the image carries genmint watermark tag {tag}, but no token minted on this contract since block \
+             {from_block} has that tag (another chain or contract?)"
+        )
+    })?;
+    Ok((token_id, Claim::Copy { cid, image, detected }))
 }

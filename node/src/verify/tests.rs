@@ -16,8 +16,11 @@ use crate::provenance::eip712::{
     self, Attestation, GenerationRequest, attestation_digest, request_digest, sign_attestation, sign_digest,
     sign_request,
 };
-use crate::provenance::metadata::{Envelope, MetadataInput, PROVENANCE_VERSION, Provenance, TokenMetadata};
+use crate::provenance::metadata::{
+    Envelope, MetadataInput, PROVENANCE_VERSION, Provenance, TokenMetadata, WatermarkRecord,
+};
 use crate::provenance::png;
+use crate::provenance::watermark::{self, WatermarkTag};
 
 const CHAIN_ID: u64 = 31337;
 const MINT_BLOCK: u64 = 5;
@@ -117,6 +120,7 @@ fn metadata(
             dtype: "f32".into(),
             device_class: "cpu".into(),
         },
+        watermark: None,
     };
     TokenMetadata::new(MetadataInput {
         prompt: &request.prompt,
@@ -172,8 +176,8 @@ fn mint(options: Options) -> Fixture {
     let pixel_digest = options.attested_digest.unwrap_or(B256::from(pixels.pixel_digest()));
     let dir = tempfile::tempdir().unwrap();
     let (credentials, _) = Credentials::load_or_create(dir.path(), &node).unwrap();
-    let assertion = credentials.assertion(CHAIN_ID, contract, digest, request.modelHash, pixel_digest);
-    let image = credentials.embed(&png::encode(&pixels).unwrap(), &assertion).unwrap();
+    let assertion = credentials.assertion(CHAIN_ID, contract, digest, request.modelHash, pixel_digest, None);
+    let image = credentials.embed(&png::encode(&pixels).unwrap(), &assertion, &Default::default()).unwrap();
     let image_cid = store.put(image).to_string();
     let outputs = (pixel_digest, image_cid.as_str());
 
@@ -251,6 +255,7 @@ fn check_names_serialize_and_print_as_before() {
         "creator_signature",
         "image_cid",
         "pixel_digest",
+        "watermark",
         "content_credentials",
         "node_attestation",
         "contract_verify",
@@ -291,7 +296,10 @@ async fn a_pixel_digest_changed_in_the_event_fails_what_attested_it() {
             CheckName::NodeAttestation,
         ],
     );
-    assert!(detail(&report, CheckName::PixelDigest).ends_with(&format!("but the node attested {wrong}")));
+    assert!(
+        detail(&report, CheckName::PixelDigest)
+            .ends_with(&format!("but the raw output's digest the node attested is {wrong}"))
+    );
     assert!(detail(&report, CheckName::Metadata).contains("provenance.pixelDigest is"), "{report:#?}");
     assert!(detail(&report, CheckName::ContentCredentials).contains("pixelDigest"), "{report:#?}");
     assert!(detail(&report, CheckName::NodeAttestation).starts_with("attestation signed by"), "{report:#?}");
@@ -305,8 +313,34 @@ async fn a_node_attesting_a_digest_its_pixels_do_not_have_fails_the_pixel_digest
     let digest = B256::from(pixels().pixel_digest());
     assert_eq!(
         detail(&report, CheckName::PixelDigest),
-        format!("pixels hash to {digest}, but the node attested {wrong}")
+        format!("pixels hash to {digest}, but the raw output's digest the node attested is {wrong}")
     );
+}
+
+#[tokio::test]
+async fn a_watermark_the_metadata_records_but_the_pixels_lack_fails_the_watermark_and_credentials() {
+    let claim: MetadataEdit = |metadata| {
+        let p = &mut metadata.provenance;
+        let tag = WatermarkTag::for_token(
+            p.chain_id,
+            p.contract.parse().unwrap(),
+            p.request_digest.parse().unwrap(),
+        );
+        p.watermark = Some(WatermarkRecord {
+            algorithm: watermark::ALGORITHM.into(),
+            embedded: true,
+            tag: Some(tag.to_string()),
+            marked_pixel_digest: p.pixel_digest.clone(),
+            reason: None,
+        });
+    };
+    let report = mint(Options { edit_metadata: claim, ..Options::default() }).verify().await;
+    assert_fails(&report, &[CheckName::Watermark, CheckName::ContentCredentials]);
+    assert!(detail(&report, CheckName::Watermark).contains("none is found in the image"), "{report:#?}");
+    let credentials = detail(&report, CheckName::ContentCredentials);
+    assert!(credentials.contains("markedPixelDigest") && credentials.contains("soft binding"), "{report:#?}");
+    let unmarked = mint(Options::default()).verify().await;
+    assert!(detail(&unmarked, CheckName::Watermark).contains("predates watermarks"), "{unmarked:#?}");
 }
 
 #[tokio::test]
@@ -466,4 +500,38 @@ async fn a_cid_or_file_resolves_to_its_token_and_is_checked_against_it() {
         resolve(&fixture.chain, &fixture.store, &subject, MINT_BLOCK + 1).await.is_err(),
         "searched from a later block"
     );
+}
+
+#[tokio::test]
+async fn a_copy_is_found_by_its_watermark_and_judged_by_its_likeness() {
+    let fixture = mint(Options::default());
+    let token = B256::from(fixture.token_id);
+    let tag = WatermarkTag::for_token(CHAIN_ID, fixture.chain.contract, token);
+    let picture = Rgb8Image {
+        width: 256,
+        height: 256,
+        pixels: (0..256 * 256 * 3).map(|i: u32| ((i / 3 % 256) ^ (i / 768)) as u8).collect(),
+    };
+    let marked = watermark::embed(&picture, tag).unwrap();
+    let rgb = image::RgbImage::from_raw(256, 256, marked.pixels.clone()).unwrap();
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 80).encode_image(&rgb).unwrap();
+    let cid = fixture.store.put(jpeg).to_string();
+
+    let (token_id, claim) = resolve(&fixture.chain, &fixture.store, &Subject::Cid(cid), 0).await.unwrap();
+    assert_eq!(token_id, fixture.token_id, "the watermark's tag names the token");
+    let Claim::Copy { detected, .. } = &claim else { panic!("{claim:?}") };
+    assert_eq!(detected.tag(), Some(tag));
+    let (_, mut evidence) = inspect(&fixture.chain, &fixture.store, fixture.token_id).await;
+    let unlike = claim.check(&evidence).unwrap().unwrap_err();
+    assert!(unlike.contains("does not look like its image"), "{unlike}");
+    evidence.image = Some(marked);
+    let like = claim.check(&evidence).unwrap().unwrap();
+    assert!(like.starts_with("a copy, not the minted file"), "{like}");
+
+    let other = WatermarkTag::for_token(CHAIN_ID + 1, fixture.chain.contract, token);
+    let elsewhere = watermark::embed(&picture, other).unwrap();
+    let cid = fixture.store.put(png::encode(&elsewhere).unwrap()).to_string();
+    let refused = resolve(&fixture.chain, &fixture.store, &Subject::Cid(cid), 0).await.unwrap_err();
+    assert!(refused.contains("no token minted on this contract"), "{refused}");
 }

@@ -14,7 +14,7 @@ use genmint_node::ipfs::Cid;
 use genmint_node::provenance::eip712::{SignedCancel, SignedRequest, domain};
 use genmint_node::provenance::ids::JobId;
 use genmint_node::provenance::metadata::{
-    Envelope, MetadataInput, PROVENANCE_VERSION, Provenance, TokenMetadata, for_display,
+    Envelope, MetadataInput, PROVENANCE_VERSION, Provenance, TokenMetadata, WatermarkRecord, for_display,
 };
 use genmint_node::provenance::{credentials, png};
 use genmint_node::verify::parse_token_id;
@@ -60,6 +60,13 @@ fn metadata_json() -> Vec<u8> {
                 dtype: "f32".into(),
                 device_class: "cpu".into(),
             },
+            watermark: Some(WatermarkRecord {
+                algorithm: "genmint-qim-dct-v1".into(),
+                embedded: true,
+                tag: Some("0123456789".into()),
+                marked_pixel_digest: "0xcd".into(),
+                reason: None,
+            }),
         },
     });
     serde_json::to_vec(&metadata).unwrap()

@@ -19,4 +19,5 @@ mod restart;
 mod spot_checks;
 mod support;
 mod verify;
+mod watermark;
 mod web;

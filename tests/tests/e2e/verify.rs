@@ -170,7 +170,7 @@ async fn forge(
     };
     let digest = request_digest(&signed.request, &eip712);
     let mut token: TokenAssertion =
-        node.assertion(stack.anvil.chain_id(), stack.contract, digest, stack.model_hash, pixel_digest);
+        node.assertion(stack.anvil.chain_id(), stack.contract, digest, stack.model_hash, pixel_digest, None);
     let impostor;
     let signer = match kind {
         Break::ManifestCertificate => {
@@ -187,7 +187,7 @@ async fn forge(
         }
         _ => node,
     };
-    let image_bytes = signer.embed(&png::encode(&image)?, &token)?;
+    let image_bytes = signer.embed(&png::encode(&image)?, &token, &Default::default())?;
     let image_cid = ipfs_add(stack, &image_bytes).await?;
     assert_eq!(image_cid, raw_cid(&image_bytes));
 

@@ -1,0 +1,65 @@
+//! `POST /v1/detect`: the request body is an image file (PNG, JPEG or WebP, at most
+//! [`MAX_UPLOAD_BYTES`]); the answer says whether genmint's invisible watermark is in it, its tag
+//! and confidence, and the token of this node's contract the tag points to (`genmint detect
+//! --json` prints the same shape). Free for anyone: nothing is stored.
+//!
+//! 413 `too_large` for a body (or an image) over the bounds, 415 `not_an_image` for anything
+//! else, 400 `bad_request` for an empty body, 503 `busy` while [`CONCURRENT_DETECTIONS`] others
+//! are being read (decoding takes up to 128 MiB and some CPU each).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+
+use super::error::BUSY_RETRY_AFTER_SECS;
+use super::{ApiError, ApiState};
+use crate::verify::copy::{self, CopyError, DetectReport, MAX_UPLOAD_BYTES};
+
+/// How many uploads are decoded at once, node-wide.
+pub const CONCURRENT_DETECTIONS: usize = 2;
+static DETECTIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_DETECTIONS);
+
+fn too_large(message: String) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+}
+
+pub(super) async fn detect(
+    State(node): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<DetectReport>, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    let bound = format!("send an image file of at most {MAX_UPLOAD_BYTES} bytes as the request body");
+    if declared.is_some_and(|length| length > MAX_UPLOAD_BYTES) {
+        return Err(too_large(bound));
+    }
+    let Ok(_permit) = DETECTIONS.try_acquire() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!("this node is reading {CONCURRENT_DETECTIONS} other images; send it again shortly"),
+        )
+        .retry_after(BUSY_RETRY_AFTER_SECS));
+    };
+    let bytes = axum::body::to_bytes(body, MAX_UPLOAD_BYTES).await.map_err(|_| too_large(bound))?;
+    if bytes.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the request body is empty: send the image file itself (for example curl --data-binary @copy.jpg)",
+        ));
+    }
+    let report = copy::detect_and_find(&node.chain, bytes.to_vec(), 0).await.map_err(|e| match e {
+        e @ CopyError::NotAnImage(_) => {
+            ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_an_image", e.to_string())
+        }
+        e @ CopyError::TooLarge(_) => too_large(e.to_string()),
+    })?;
+    Ok(Json(report))
+}
