@@ -64,7 +64,7 @@ impl ModelKind {
             ModelKind::Sd21 => (256, 1024, 768),
             ModelKind::Sdxl => (512, 2048, 1024),
             ModelKind::SdTurbo => (256, 1024, 512),
-            ModelKind::Tiny | ModelKind::TinyXl => (32, 256, 64),
+            ModelKind::Tiny | ModelKind::TinyXl => (32, 512, 64),
             // Trained at 32×32 only; other sizes would run but produce nothing it learned.
             ModelKind::PixelMiniLm => (32, 32, 32),
         };

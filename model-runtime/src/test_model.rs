@@ -5,7 +5,7 @@
 //! colourful noise (the weights are untrained), but they are deterministic and depend on the
 //! prompt, the seed and every setting, which is what the rest of the system needs to exercise.
 //!
-//! Sizes: 64×64 images by default (32 to 256, multiples of 16); 8×8 latents; the UNet has two
+//! Sizes: 64×64 images by default (32 to 512, multiples of 16); 8×8 latents; the UNet has two
 //! levels (32 and 64 channels), the VAE four (16–32 channels), the text encoder two layers of
 //! width 32 over a word-level vocabulary of lowercase English words (anything else is `<|unk|>`).
 //!

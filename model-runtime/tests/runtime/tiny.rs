@@ -158,8 +158,8 @@ fn requests_outside_the_limits_are_refused_before_any_work() {
     let dir = test_model();
     let mut generator = load(dir.path());
     let cases = [
-        (GenerationParams { width: 72, ..params(5) }, "width 72", "a multiple of 16 in 32..=256"),
-        (GenerationParams { height: 512, ..params(5) }, "height 512", "32..=256"),
+        (GenerationParams { width: 72, ..params(5) }, "width 72", "a multiple of 16 in 32..=512"),
+        (GenerationParams { height: 528, ..params(5) }, "height 528", "32..=512"),
         (GenerationParams { steps: 0, ..params(5) }, "steps 0", "1..=50"),
         (GenerationParams { steps: 51, ..params(5) }, "steps 51", "1..=50"),
         (GenerationParams { guidance: 31.0, ..params(5) }, "guidance 31", "0..=30"),

@@ -8,11 +8,13 @@
 //! are being read (decoding takes up to 128 MiB and some CPU each).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
+use futures_util::StreamExt;
 
 use super::error::BUSY_RETRY_AFTER_SECS;
 use super::{ApiError, ApiState};
@@ -21,6 +23,12 @@ use crate::verify::copy::{self, CopyError, DetectReport, MAX_UPLOAD_BYTES};
 /// How many uploads are decoded at once, node-wide.
 pub const CONCURRENT_DETECTIONS: usize = 2;
 static DETECTIONS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_DETECTIONS);
+
+/// How long, and how much, an upload over the bound is read on and discarded before the 413 goes
+/// out, so that a client still sending sees the answer rather than a reset connection (the
+/// lingering close web servers do).
+const LINGER: Duration = Duration::from_secs(3);
+const LINGER_BYTES: usize = 2 * MAX_UPLOAD_BYTES;
 
 fn too_large(message: String) -> ApiError {
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
@@ -36,7 +44,9 @@ pub(super) async fn detect(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok());
     let bound = format!("send an image file of at most {MAX_UPLOAD_BYTES} bytes as the request body");
+    let mut body = body.into_data_stream();
     if declared.is_some_and(|length| length > MAX_UPLOAD_BYTES) {
+        linger(&mut body, 0).await;
         return Err(too_large(bound));
     }
     let Ok(_permit) = DETECTIONS.try_acquire() else {
@@ -47,7 +57,17 @@ pub(super) async fn detect(
         )
         .retry_after(BUSY_RETRY_AFTER_SECS));
     };
-    let bytes = axum::body::to_bytes(body, MAX_UPLOAD_BYTES).await.map_err(|_| too_large(bound))?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("reading the upload failed: {e}"))
+        })?;
+        if bytes.len() + chunk.len() > MAX_UPLOAD_BYTES {
+            linger(&mut body, bytes.len() + chunk.len()).await;
+            return Err(too_large(bound));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
     if bytes.is_empty() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -55,11 +75,25 @@ pub(super) async fn detect(
             "the request body is empty: send the image file itself (for example curl --data-binary @copy.jpg)",
         ));
     }
-    let report = copy::detect_and_find(&node.chain, bytes.to_vec(), 0).await.map_err(|e| match e {
+    let report = copy::detect_and_find(&node.chain, bytes, 0).await.map_err(|e| match e {
         e @ CopyError::NotAnImage(_) => {
             ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_an_image", e.to_string())
         }
         e @ CopyError::TooLarge(_) => too_large(e.to_string()),
     })?;
     Ok(Json(report))
+}
+
+/// Reads and discards the rest of an upload over the bound, for at most [`LINGER`] and until
+/// [`LINGER_BYTES`] were read in all (`read` so far).
+async fn linger(body: &mut axum::body::BodyDataStream, mut read: usize) {
+    let drain = async {
+        while let Some(Ok(chunk)) = body.next().await {
+            read += chunk.len();
+            if read > LINGER_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }

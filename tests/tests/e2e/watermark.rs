@@ -1,5 +1,5 @@
-//! The invisible watermark end to end: a token minted at 256×256 (the test model's largest size,
-//! and the smallest that carries a mark) has a marked pinned image whose metadata records both
+//! The invisible watermark end to end: a token minted at 512×512 by the Stable Diffusion-shaped
+//! test model has a marked pinned image whose metadata records both
 //! pixel digests; a copy of it re-encoded as JPEG at quality 70, resized to half and stripped of
 //! all metadata is traced back to its token by `genmint verify`, `genmint detect` and
 //! `POST /v1/detect`; the detector refuses what is not an image, or too large.
@@ -19,7 +19,7 @@ async fn a_stripped_resized_jpeg_copy_names_its_token() -> anyhow::Result<()> {
     let mut stack = Stack::start().await?;
     stack.start_node().await?;
     let mut signed = stack.signed_request("a harbour at noon", 16, 2);
-    (signed.request.width, signed.request.height) = (256, 256);
+    (signed.request.width, signed.request.height) = (512, 512);
     signed.signature = genmint_node::provenance::eip712::sign_request(
         &stack.creator,
         &signed.request,
@@ -48,7 +48,7 @@ async fn a_stripped_resized_jpeg_copy_names_its_token() -> anyhow::Result<()> {
 
     // A copy: JPEG 70 at half the size, no metadata at all.
     let pinned = image::load_from_memory(&stack.ipfs_cat(&minted.image_cid).await?)?.to_rgb8();
-    let half = image::imageops::resize(&pinned, 128, 128, image::imageops::FilterType::Lanczos3);
+    let half = image::imageops::resize(&pinned, 256, 256, image::imageops::FilterType::Lanczos3);
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut Cursor::new(&mut jpeg), 70)
         .encode_image(&half)?;
