@@ -49,6 +49,7 @@ pub struct JobMetrics {
     step_seconds: Family<StepLabel, Histogram>,
     step_errors: Family<StepErrorLabels, Counter>,
     fees_earned_wei: Counter<f64, AtomicU64>,
+    gas_spent_wei: Counter<f64, AtomicU64>,
 }
 
 impl Default for JobMetrics {
@@ -59,6 +60,7 @@ impl Default for JobMetrics {
             step_seconds: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.01, 2.0, 18))),
             step_errors: Family::default(),
             fees_earned_wei: Counter::default(),
+            gas_spent_wei: Counter::default(),
         }
     }
 }
@@ -85,6 +87,16 @@ impl JobMetrics {
     /// This node minted a token whose request paid it `wei`.
     pub fn fee_earned(&self, wei: f64) {
         self.fees_earned_wei.inc_by(wei);
+    }
+
+    /// A mint of this node was mined, costing it `wei` (its share of the transaction).
+    pub fn gas_spent(&self, wei: f64) {
+        self.gas_spent_wei.inc_by(wei);
+    }
+
+    #[cfg(test)]
+    pub fn gas_spent_wei(&self) -> f64 {
+        self.gas_spent_wei.get()
     }
 
     #[cfg(test)]
@@ -148,6 +160,11 @@ impl Metrics {
             "Signed fees of the requests this node minted since it started, in wei",
             jobs.fees_earned_wei.clone(),
         );
+        registry.register(
+            "gas_spent_wei",
+            "What this node's mints cost it in gas since it started (each mint's share of its transaction's gas used times the effective gas price), in wei",
+            jobs.gas_spent_wei.clone(),
+        );
         let jobs_by_state = Family::<StateLabel, Gauge>::default();
         registry.register("jobs", "Jobs in this node's store, by state", jobs_by_state.clone());
         let oldest_unfinished = Gauge::default();
@@ -200,6 +217,7 @@ mod tests {
         metrics.jobs.step_took("queued", 1.5);
         metrics.jobs.step_failed("generated", "ipfs", false);
         metrics.jobs.fee_earned(1e15);
+        metrics.jobs.gas_spent(2e14);
         let text = metrics.render(&Snapshot {
             jobs_by_state: vec![("minted", 2), ("queued", 0)],
             oldest_unfinished_secs: 42,
@@ -211,6 +229,7 @@ mod tests {
             r#"genmint_job_step_seconds_count{step="queued"} 1"#,
             r#"genmint_job_step_errors_total{step="generated",source="ipfs",outcome="retry"} 1"#,
             "genmint_fees_earned_wei_total 1000000000000000.0",
+            "genmint_gas_spent_wei_total 200000000000000.0",
             r#"genmint_jobs{state="minted"} 2"#,
             r#"genmint_jobs{state="queued"} 0"#,
             "genmint_job_oldest_unfinished_seconds 42",

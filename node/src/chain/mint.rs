@@ -32,6 +32,9 @@ pub struct MintOutcome {
     /// The hash of the block that holds the mint: a reorg that replaces that block changes it.
     pub block_hash: B256,
     pub token_id: U256,
+    /// This mint's share of what the transaction cost (gas used × effective gas price, divided
+    /// among the tokens it minted).
+    pub gas_spent_wei: u128,
 }
 
 /// One signed job for [`ChainClient::send_mint_batch`].
@@ -201,14 +204,16 @@ impl ChainClient {
     fn mint_outcome(&self, receipt: &TransactionReceipt, token_id: U256) -> Result<MintOutcome, ChainError> {
         ensure_success(receipt)?;
         let tx_hash = receipt.transaction_hash();
-        let minted = receipt
+        let mints: Vec<U256> = receipt
             .inner
             .logs()
             .iter()
             .filter(|log| log.address() == self.address())
             .filter_map(|log| log.log_decode::<GenmintNFT::Transfer>().ok())
-            .any(|log| log.inner.data.from == Address::ZERO && log.inner.data.tokenId == token_id);
-        if !minted {
+            .filter(|log| log.inner.data.from == Address::ZERO)
+            .map(|log| log.inner.data.tokenId)
+            .collect();
+        if !mints.contains(&token_id) {
             return Err(ChainError::UnexpectedReceipt {
                 tx_hash,
                 detail: format!("it does not mint token {token_id:#x} on {}", self.address()),
@@ -219,6 +224,7 @@ impl ChainClient {
             block_number: receipt.block_number().unwrap_or_default(),
             block_hash: receipt.block_hash().unwrap_or_default(),
             token_id,
+            gas_spent_wei: u128::from(receipt.gas_used) * receipt.effective_gas_price / mints.len() as u128,
         })
     }
 }

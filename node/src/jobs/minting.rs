@@ -75,7 +75,10 @@ impl Jobs {
             () = self.tasks().stopping() => return Err(StepError::Stopped),
         };
         let error = match receipt {
-            Ok(outcome) => return self.mined(job, outcome).await,
+            Ok(outcome) => {
+                self.parts.metrics.gas_spent(outcome.gas_spent_wei as f64);
+                return self.mined(job, outcome).await;
+            }
             Err(error @ (ChainError::Reverted { .. } | ChainError::ReceiptTimeout { .. })) => error,
             Err(e) => return Err(e.into()),
         };
@@ -263,7 +266,8 @@ mod tests {
     use crate::ipfs::Cid;
     use crate::jobs::Finality;
     use crate::jobs::testing::{
-        FakeChain, Harness, MINT_BLOCK, MINT_BLOCK_HASH, MODEL, REPLACEMENT, Setup, lock, mined, unreachable,
+        FakeChain, Harness, MINT_BLOCK, MINT_BLOCK_HASH, MINT_GAS_WEI, MODEL, REPLACEMENT, Setup, lock,
+        mined, unreachable,
     };
     use crate::provenance::eip712::GenerationRequest;
     use crate::provenance::ids::{JobId, PixelDigest, TxHash};
@@ -510,6 +514,7 @@ mod tests {
         assert_eq!((done.state, done.outputs.confirmations), (JobState::Minted, Some(3)));
         assert_eq!(done.outputs.token_id, Some(job.id.token_id()));
         assert!(lock(&h.chain.sent).is_empty(), "nothing sent again");
+        assert_eq!(h.metrics.gas_spent_wei(), MINT_GAS_WEI as f64, "the receipt's gas, counted once");
     }
 
     #[tokio::test]

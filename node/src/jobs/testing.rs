@@ -190,9 +190,17 @@ pub(crate) const REPLACEMENT: TxHash = TxHash(B256::repeat_byte(0x7e));
 /// The block every fake receipt names, unless scripted otherwise.
 pub(crate) const MINT_BLOCK: u64 = 1;
 pub(crate) const MINT_BLOCK_HASH: B256 = B256::repeat_byte(0xb1);
+/// What every fake mint costs.
+pub(crate) const MINT_GAS_WEI: u128 = 150_000 * 1_000_000_000;
 
 pub(crate) fn mined(tx_hash: TxHash, token_id: U256) -> MintOutcome {
-    MintOutcome { tx_hash: tx_hash.0, block_number: MINT_BLOCK, block_hash: MINT_BLOCK_HASH, token_id }
+    MintOutcome {
+        tx_hash: tx_hash.0,
+        block_number: MINT_BLOCK,
+        block_hash: MINT_BLOCK_HASH,
+        token_id,
+        gas_spent_wei: MINT_GAS_WEI,
+    }
 }
 
 impl FakeChain {

@@ -1,18 +1,18 @@
-//! The reliability suite: real node processes under a burst, SIGKILLs at random moments and
-//! outages of Kubo, the chain RPC and peers, each test checking that nothing accepted is lost and
+//! The reliability suite: real node processes under a burst, SIGKILLs at random moments,
+//! outages of Kubo, the chain RPC and peers, and reorgs that drop mints, each test checking that nothing accepted is lost and
 //! nothing is minted twice, and printing its figures as `reliability | case | …` lines, which
 //! `scripts/reliability.sh` gathers into a table.
 //!
 //! Sizes come from the environment, small by default so that every test run (CI included) runs
 //! the whole suite once in short: `GENMINT_RELIABILITY_REQUESTS` (the burst, default 120),
-//! `GENMINT_RELIABILITY_KILLS` (SIGKILL runs, default 3) and `GENMINT_RELIABILITY_OUTAGE_SECS`
-//! (each outage, default 8).
+//! `GENMINT_RELIABILITY_KILLS` (SIGKILL runs, default 3), `GENMINT_RELIABILITY_OUTAGE_SECS` (each
+//! outage, default 8) and `GENMINT_RELIABILITY_REORGS` (reorgs that each drop four mints, default 2).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alloy::primitives::{B256, U256};
-use alloy::providers::ProviderBuilder;
+use alloy::providers::{Provider, ProviderBuilder};
 use anyhow::{Context, Result, bail};
 use genmint_node::provenance::eip712::SignedRequest;
 use serde_json::Value;
@@ -343,4 +343,71 @@ async fn an_outage_of_the_only_peers_that_serve_a_model_holds_its_jobs_until_the
         ],
     );
     outcome.check("peer outage", || cluster.logs())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reorgs_that_drop_mints_send_each_again_exactly_once() -> Result<()> {
+    let rounds = setting("GENMINT_RELIABILITY_REORGS", 2);
+    // One node whose mints need 10 confirmations (more than a round's own blocks), on an anvil the
+    // test reorganises.
+    let mut stack = Stack::start().await?;
+    let mut config = genmint_node::config::Config::load(&stack.node_dir())?;
+    config.chain.confirmations = Some(10);
+    config.chain.poll_interval_ms = 100;
+    config.save(&stack.node_dir())?;
+    stack.start_node().await?;
+    let rpc = ProviderBuilder::new().connect_http(stack.anvil.rpc_url().parse()?);
+    let wait = Duration::from_secs(120);
+    let (mut jobs, mut resent_within) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        // Four mints in four blocks, then a reorg (even rounds: `anvil_reorg` replaces the blocks
+        // with empty ones; odd rounds: `anvil_rollback` takes them away) deep enough to drop all.
+        let mut ids = Vec::new();
+        for i in 0..4 {
+            let signed = stack.signed_request("a mint the chain forgot", 1000 + round * 10 + i, 2);
+            let (status, job) = stack.submit(&signed).await?;
+            assert_eq!(status, 202, "{job}");
+            ids.push(job["id"].as_str().context("job id")?.to_owned());
+        }
+        let mut lowest = u64::MAX;
+        for id in &ids {
+            let job = stack.wait_for(id, |s| s == "confirming", wait).await?;
+            lowest = lowest.min(job["mint_block"].as_u64().context("mint block")?);
+        }
+        let depth = rpc.get_block_number().await? - lowest + 1;
+        let (method, params) = if round % 2 == 0 {
+            ("anvil_reorg", serde_json::json!([depth, []]))
+        } else {
+            ("anvil_rollback", serde_json::json!([depth]))
+        };
+        let lost = Instant::now();
+        rpc.raw_request::<_, Value>(method.into(), params).await?;
+        for id in &ids {
+            stack.wait_for_job(id, |job| job["resends"] == 1 && job["state"] == "confirming", wait).await?;
+            resent_within.push(lost.elapsed().as_secs_f64());
+        }
+        rpc.raw_request::<_, Value>("anvil_mine".into(), (10u64,)).await?;
+        jobs.extend(ids.into_iter().map(|id| (stack.node_url.clone(), id)));
+    }
+    let outcome = settle(&jobs, stack.anvil.rpc_url(), stack.contract, wait).await?;
+    let mut resent_once = 0;
+    for (_, id) in &jobs {
+        resent_once += usize::from(stack.job(id).await?["resends"] == 1);
+    }
+    resent_within.sort_by(f64::total_cmp);
+    report(
+        "reorgs",
+        &[
+            ("reorgs", rounds.to_string()),
+            ("mints dropped", jobs.len().to_string()),
+            ("sent again once", resent_once.to_string()),
+            ("minted", outcome.minted.to_string()),
+            ("lost", (outcome.lost.len() + outcome.open.len()).to_string()),
+            ("double mints", outcome.double.to_string()),
+            ("mined again within s", format!("{:.1}", percentile(&resent_within, 1.0))),
+        ],
+    );
+    outcome.check("reorgs", || stack.node_log())?;
+    assert_eq!(resent_once, jobs.len(), "each dropped mint is sent again exactly once");
+    Ok(())
 }
