@@ -3,6 +3,10 @@
 //! and confidence, and the token of this node's contract the tag points to (`genmint detect
 //! --json` prints the same shape). Free for anyone: nothing is stored.
 //!
+//! Without a watermark, the answer lists the tokens whose pinned image looks like the upload
+//! (`fingerprintMatches`, from the gallery's fingerprint index), which
+//! `GET /v1/fingerprints/{dhash}` answers for a dHash alone.
+//!
 //! 413 `too_large` for a body (or an image) over the bounds, 415 `not_an_image` for anything
 //! else, 400 `bad_request` for an empty body, 503 `busy` while [`CONCURRENT_DETECTIONS`] others
 //! are being read (decoding takes up to 128 MiB and some CPU each).
@@ -12,13 +16,20 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use futures_util::StreamExt;
 
 use super::error::BUSY_RETRY_AFTER_SECS;
 use super::{ApiError, ApiState};
-use crate::verify::copy::{self, CopyError, DetectReport, MAX_UPLOAD_BYTES};
+use crate::gallery::GalleryStore;
+use crate::verify::copy::{
+    self, CopyError, DetectReport, FingerprintIndex, FingerprintMatch, MAX_UPLOAD_BYTES,
+};
+use crate::verify::regenerate::DHASH_THRESHOLD;
+
+/// The most tokens a fingerprint lookup names.
+const MAX_MATCHES: usize = 5;
 
 /// How many uploads are decoded at once, node-wide.
 pub const CONCURRENT_DETECTIONS: usize = 2;
@@ -75,7 +86,7 @@ pub(super) async fn detect(
             "the request body is empty: send the image file itself (for example curl --data-binary @copy.jpg)",
         ));
     }
-    let report = copy::detect_and_find(&node.chain, bytes, 0).await.map_err(|e| match e {
+    let report = copy::detect_and_find(&node.chain, &node.gallery, bytes, 0).await.map_err(|e| match e {
         e @ CopyError::NotAnImage(_) => {
             ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "not_an_image", e.to_string())
         }
@@ -96,4 +107,40 @@ async fn linger(body: &mut axum::body::BodyDataStream, mut read: usize) {
         }
     };
     let _ = tokio::time::timeout(LINGER, drain).await;
+}
+
+impl FingerprintIndex for GalleryStore {
+    async fn nearest(&self, fingerprint: u64) -> Result<Vec<FingerprintMatch>, String> {
+        let near = GalleryStore::nearest(self, fingerprint, DHASH_THRESHOLD, MAX_MATCHES).await;
+        Ok(near
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(id, distance)| FingerprintMatch { token_id: id.to_string(), distance })
+            .collect())
+    }
+}
+
+/// `GET /v1/fingerprints/{dhash}`: the tokens whose pinned image's 64-bit dHash (0x and 16 hex
+/// digits, as `POST /v1/detect` reports a file's) is within [`DHASH_THRESHOLD`] bits, nearest first.
+pub(super) async fn fingerprint_matches(
+    State(node): State<Arc<ApiState>>,
+    Path(dhash): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let fingerprint = dhash
+        .strip_prefix("0x")
+        .filter(|hex| hex.len() == 16)
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("{dhash:?} is not a 64-bit dHash: give 0x and 16 hex digits (POST /v1/detect reports a file's)"),
+            )
+        })?;
+    let matches = FingerprintIndex::nearest(&node.gallery, fingerprint).await.map_err(ApiError::internal)?;
+    Ok(Json(serde_json::json!({
+        "fingerprint": format!("{fingerprint:#018x}"),
+        "maxDistance": DHASH_THRESHOLD,
+        "matches": matches,
+    })))
 }

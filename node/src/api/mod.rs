@@ -95,6 +95,7 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
             // Its own bound (an image, not JSON), which the handler enforces with a JSON error.
             axum::routing::post(detect::detect).layer(DefaultBodyLimit::disable()),
         )
+        .route("/v1/fingerprints/{dhash}", get(detect::fingerprint_matches))
         .route("/v1/eip712", get(eip712))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics::metrics))

@@ -1,6 +1,7 @@
 //! `genmint detect IMAGE`: looks for genmint's invisible watermark in an image file (PNG, JPEG or
 //! WebP, any size, metadata or not) and names the token its tag points to, from the contract's
-//! mint events. Prints the result, or JSON with `--json` (the shape `POST /v1/detect` answers).
+//! mint events; without a watermark, the tokens that look like it in the fingerprint index of the
+//! node at `--node`. Prints the result, or JSON with `--json` (the shape `POST /v1/detect` answers).
 //! Exits 0 when a watermark is found, 1 when none is.
 
 use std::path::PathBuf;
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use super::verify::{ChainArgs, node_contract};
+use super::verify::{ChainArgs, NodeFingerprints, node_contract};
 use crate::chain::ChainClient;
 use crate::verify::copy::{self, DetectReport, MAX_UPLOAD_BYTES};
 
@@ -41,14 +42,20 @@ pub async fn run(args: DetectArgs) -> Result<ExitCode> {
             tokio::task::spawn_blocking(move || copy::decode(&bytes).map(|image| copy::detect(&image)))
                 .await
                 .context("the detector stopped")??;
-        DetectReport { detected, token: None, lookup: "not looked up (--offline)".into() }
+        DetectReport {
+            detected,
+            token: None,
+            lookup: "not looked up (--offline)".into(),
+            fingerprint_matches: Vec::new(),
+        }
     } else {
         let contract = match args.chain.contract {
             Some(contract) => contract,
             None => node_contract(&args.chain.node).await?,
         };
         let chain = ChainClient::connect_read_only(&args.chain.rpc_url, contract).await?;
-        copy::detect_and_find(&chain, bytes, args.chain.from_block).await?
+        copy::detect_and_find(&chain, &NodeFingerprints(&args.chain.node), bytes, args.chain.from_block)
+            .await?
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -75,5 +82,8 @@ fn print(report: &DetectReport) {
             token.token_id, token.chain_id, token.contract
         ),
         None => println!("{}", report.lookup),
+    }
+    for near in &report.fingerprint_matches {
+        println!("looks like token {} (dHash distance {}/64)", near.token_id, near.distance);
     }
 }

@@ -1,6 +1,7 @@
 //! `genmint verify <token id | IPFS CID | image file>`: every check of [`crate::verify`], printed by
 //! name, or as JSON with `--json`; `--regenerate` re-runs the request on a local copy of the model.
-//! A file that is a copy (re-encoded, resized, stripped) is traced by its invisible watermark.
+//! A file that is a copy (re-encoded, resized, stripped) is traced by its invisible watermark, or,
+//! without one, by its fingerprint in the fingerprint index of the node at `--node`.
 //! Exits non-zero if any check fails.
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use genmint_model_runtime::DeviceChoice;
 
 use crate::chain::ChainClient;
 use crate::ipfs::KuboClient;
+use crate::verify::copy::{FingerprintIndex, FingerprintMatch};
 use crate::verify::subject::{Subject, resolve};
 use crate::verify::{CheckName, inspect, regenerate};
 
@@ -50,9 +52,41 @@ pub struct ChainArgs {
     /// The GenmintNFT contract (default: the one the node at --node uses).
     #[arg(long, env = "GENMINT_CONTRACT")]
     pub contract: Option<Address>,
-    /// A genmint node, asked only for the contract address when --contract is not given.
+    /// A genmint node, asked for the contract address when --contract is not given, and for the
+    /// tokens that look like a copy without a watermark (its fingerprint index).
     #[arg(long, env = "GENMINT_NODE", default_value = "http://127.0.0.1:8080")]
     pub node: String,
+}
+
+/// The fingerprint index of the node at a URL (`GET /v1/fingerprints/{dhash}`).
+pub(super) struct NodeFingerprints<'a>(pub &'a str);
+
+impl FingerprintIndex for NodeFingerprints<'_> {
+    async fn nearest(&self, fingerprint: u64) -> Result<Vec<FingerprintMatch>, String> {
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            matches: Vec<Match>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Match {
+            token_id: String,
+            distance: u32,
+        }
+        let url = format!("{}/v1/fingerprints/{fingerprint:#018x}", self.0.trim_end_matches('/'));
+        let answer: Answer = reqwest::get(&url)
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| format!("{url}: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        Ok(answer
+            .matches
+            .into_iter()
+            .map(|m| FingerprintMatch { token_id: m.token_id, distance: m.distance })
+            .collect())
+    }
 }
 
 pub(super) async fn node_contract(node: &str) -> Result<Address> {
@@ -80,7 +114,9 @@ pub async fn run(data_dir: &Path, args: VerifyArgs) -> Result<ExitCode> {
     let ipfs = KuboClient::new(&args.ipfs_api)?;
     let started = std::time::Instant::now();
     let (token_id, claim) =
-        resolve(&chain, &ipfs, &subject, args.chain.from_block).await.map_err(anyhow::Error::msg)?;
+        resolve(&chain, &ipfs, &NodeFingerprints(&args.chain.node), &subject, args.chain.from_block)
+            .await
+            .map_err(anyhow::Error::msg)?;
     let (mut report, evidence) = inspect(&chain, &ipfs, token_id).await;
     if let Some(result) = claim.check(&evidence) {
         report.push(CheckName::Subject, result);

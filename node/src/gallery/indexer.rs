@@ -1,6 +1,7 @@
 //! The gallery's indexer: a task that reads the contract's mint events from the block after the
 //! last one stored up to the chain's head, a bounded span per query, looks each token up (the
-//! chain's record, then its metadata on IPFS) and stores the span's tokens with the next block.
+//! chain's record, then its metadata and image on IPFS: the image for its fingerprint) and stores
+//! the span's tokens with the next block.
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use crate::chain::{ChainClient, ChainError, MintLog};
 use crate::ipfs::{Cid, ContentStore};
 use crate::provenance::ids::JobId;
 use crate::provenance::metadata::TokenMetadata;
+use crate::provenance::{fingerprint, png};
 
 /// How often the indexer looks for new blocks.
 pub const INDEX_INTERVAL: Duration = Duration::from_secs(2);
@@ -18,7 +20,9 @@ pub const INDEX_INTERVAL: Duration = Duration::from_secs(2);
 const SPAN: u64 = 10_000;
 /// The largest metadata document read.
 const MAX_METADATA_BYTES: usize = 1 << 20;
-/// How long one token's metadata may take to arrive before the token is listed without it.
+/// The largest pinned image read for its fingerprint.
+const MAX_IMAGE_BYTES: usize = 32 << 20;
+/// How long one token's metadata (or image) may take to arrive before the token is listed without it.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +82,10 @@ impl<C: ContentStore + Sync> GalleryIndexer<C> {
             None => None,
         };
         let provenance = metadata.as_ref().map(|m| &m.provenance);
+        let fingerprint = match &mint.image_cid {
+            Some(cid) => self.fingerprint(cid).await,
+            None => None,
+        };
         Ok(Some(GalleryToken {
             id: JobId::of_token(mint.token_id),
             token_id: mint.token_id,
@@ -91,25 +99,40 @@ impl<C: ContentStore + Sync> GalleryIndexer<C> {
             model_hash: provenance.and_then(|p| p.model_hash.parse().ok()),
             model_name: provenance.map(|p| p.model_name.clone()),
             prompt: metadata.as_ref().map(|m| m.prompt.clone()),
+            fingerprint,
         }))
     }
 
     /// The token's metadata, or `None` (logged) when it cannot be had in time.
     async fn metadata(&self, cid: &Cid) -> Option<TokenMetadata> {
-        let bytes =
-            match tokio::time::timeout(METADATA_TIMEOUT, self.content.cat(cid, MAX_METADATA_BYTES)).await {
-                Ok(Ok(bytes)) => bytes,
-                Ok(Err(e)) => {
-                    warn!(%cid, error = %e, "cannot read a token's metadata; listing it without");
-                    return None;
-                }
-                Err(_) => {
-                    warn!(%cid, "a token's metadata did not arrive in time; listing it without");
-                    return None;
-                }
-            };
+        let bytes = self.read(cid, MAX_METADATA_BYTES, "metadata").await?;
         serde_json::from_slice(&bytes)
             .inspect_err(|e| warn!(%cid, error = %e, "a token's metadata is not genmint metadata"))
             .ok()
+    }
+
+    /// The dHash of the token's pinned image, or `None` (logged) when it cannot be had in time.
+    async fn fingerprint(&self, cid: &Cid) -> Option<u64> {
+        let bytes = self.read(cid, MAX_IMAGE_BYTES, "image").await?;
+        tokio::task::spawn_blocking(move || png::decode(&bytes).map(|image| fingerprint::dhash(&image)))
+            .await
+            .ok()?
+            .inspect_err(|e| warn!(%cid, error = %e, "a token's image is not a PNG genmint reads"))
+            .ok()
+    }
+
+    /// The bytes of `cid` (the token's `what`), or `None` (logged) when they cannot be had in time.
+    async fn read(&self, cid: &Cid, max_bytes: usize, what: &str) -> Option<Vec<u8>> {
+        match tokio::time::timeout(METADATA_TIMEOUT, self.content.cat(cid, max_bytes)).await {
+            Ok(Ok(bytes)) => Some(bytes),
+            Ok(Err(e)) => {
+                warn!(%cid, error = %e, "cannot read a token's {}; indexing it without", what);
+                None
+            }
+            Err(_) => {
+                warn!(%cid, "a token's {} did not arrive in time; indexing it without", what);
+                None
+            }
+        }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! chain: AigcData events (block by block) ─► indexer ─► provenance(token): creator, node, metadata CID
-//!                                                   ─► IPFS: the metadata's model and prompt
+//!                                                   ─► IPFS: the metadata's model and prompt,
+//!                                                      the image's fingerprint (dHash)
 //!                                                   ─► store: one row per token, and the next block to read
 //! GET /v1/tokens?creator=&model=&node=&cursor=  ◄── store.page(query)
 //! ```
@@ -49,6 +50,10 @@ pub struct GalleryToken {
     pub model_hash: Option<ModelHash>,
     pub model_name: Option<String>,
     pub prompt: Option<String>,
+    /// The dHash of the pinned image (`provenance::fingerprint`); `None` while it cannot be read.
+    /// Kept in its own table: a page read does not carry it.
+    #[serde(skip)]
+    pub fingerprint: Option<u64>,
 }
 
 /// Where a page ends: the last token's block and place in it. Written `<block>.<log index>`.

@@ -1,7 +1,8 @@
 //! The gallery's tables in the node's database: one row per minted token, keyed by token id and
 //! ordered by where its mint lies on chain, and the next block the indexer reads. A pass of the
 //! indexer writes its tokens and its new next block in one transaction, so a restart resumes
-//! exactly where the last pass ended.
+//! exactly where the last pass ended. Beside them, each token's perceptual fingerprint (the dHash
+//! of its pinned image), so a copy whose watermark is gone can still be matched to its token.
 
 use alloy::primitives::{Address, U256};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -27,6 +28,10 @@ CREATE TABLE IF NOT EXISTS gallery_tokens (
 CREATE INDEX IF NOT EXISTS gallery_tokens_order ON gallery_tokens(block_number, log_index);
 CREATE INDEX IF NOT EXISTS gallery_tokens_creator ON gallery_tokens(creator, block_number);
 CREATE INDEX IF NOT EXISTS gallery_tokens_model ON gallery_tokens(model_hash, block_number);
+CREATE TABLE IF NOT EXISTS gallery_fingerprints (
+    token_id TEXT PRIMARY KEY,
+    dhash    INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS gallery_progress (
     id         INTEGER PRIMARY KEY CHECK (id = 0),
     next_block INTEGER NOT NULL
@@ -121,6 +126,7 @@ fn token(
         model_hash: parse_some("model_hash", model)?,
         model_name,
         prompt,
+        fingerprint: None,
     })
 }
 
@@ -169,6 +175,12 @@ impl GalleryStore {
                 let tx = conn.transaction()?;
                 for token in &tokens {
                     insert(&tx, token)?;
+                    if let Some(fingerprint) = token.fingerprint {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO gallery_fingerprints (token_id, dhash) VALUES (?1, ?2)",
+                            params![token.id.to_string(), fingerprint as i64],
+                        )?;
+                    }
                 }
                 tx.execute(
                     "INSERT INTO gallery_progress (id, next_block) VALUES (0, ?1) \
@@ -188,6 +200,35 @@ impl GalleryStore {
             .run(move |conn| {
                 let sql = format!("SELECT {COLUMNS} FROM gallery_tokens WHERE token_id = ?1");
                 conn.query_row(&sql, [key], raw).optional()?.map(token).transpose()
+            })
+            .await
+    }
+
+    /// The tokens whose pinned image's fingerprint is within `max_distance` bits of `fingerprint`,
+    /// nearest first, at most `limit`. Reads every fingerprint: fine for the hundreds of thousands
+    /// of tokens a contract holds (8 bytes each), not for billions.
+    pub async fn nearest(
+        &self,
+        fingerprint: u64,
+        max_distance: u32,
+        limit: usize,
+    ) -> Result<Vec<(JobId, u32)>, GalleryStoreError> {
+        self.db
+            .run(move |conn| {
+                let mut statement = conn.prepare("SELECT token_id, dhash FROM gallery_fingerprints")?;
+                let mut near = Vec::new();
+                for row in
+                    statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?
+                {
+                    let (id, dhash) = row?;
+                    let distance = (fingerprint ^ dhash as u64).count_ones();
+                    if distance <= max_distance {
+                        near.push((parse::<JobId>("token_id", &id)?, distance));
+                    }
+                }
+                near.sort_by_key(|&(id, distance)| (distance, id.to_string()));
+                near.truncate(limit);
+                Ok(near)
             })
             .await
     }
@@ -261,7 +302,26 @@ mod tests {
             model_hash: model.map(|m| ModelHash([m; 32])),
             model_name: model.map(|_| "genmint-emoji-32".into()),
             prompt: Some(format!("prompt {n}")),
+            fingerprint: None,
         }
+    }
+
+    #[tokio::test]
+    async fn finds_the_tokens_whose_fingerprint_is_near_nearest_first() {
+        let (_dir, store) = store();
+        let with = |n: u8, fingerprint: u64| GalleryToken {
+            fingerprint: Some(fingerprint),
+            ..minted(n, 1, 0xa1, None)
+        };
+        let far = 0xffff_ffff_0000_0000u64;
+        let tokens = vec![with(1, 0b1011), with(2, 0b1000), with(3, far), minted(4, 1, 0xa1, None)];
+        store.record(tokens.clone(), 2).await.unwrap();
+        let near = store.nearest(0b1000, 10, 5).await.unwrap();
+        assert_eq!(near, [(tokens[1].id, 0), (tokens[0].id, 2)]);
+        assert_eq!(store.nearest(0b1000, 10, 1).await.unwrap(), [(tokens[1].id, 0)]);
+        assert_eq!(store.nearest(!far, 10, 5).await.unwrap(), [], "64 bits apart from the third");
+        // A fingerprint with the top bit set survives SQLite's signed integers.
+        assert_eq!(store.nearest(far, 0, 5).await.unwrap(), [(tokens[2].id, 0)]);
     }
 
     #[tokio::test]

@@ -5,7 +5,11 @@
 //! not the minted ones. What carries over is the token its watermark names, checked against the
 //! chain like any token, and its likeness to the pinned image (a 64-bit difference hash). The
 //! claims about the file itself are proven by the pinned original only, which verification
-//! fetches and checks beside the copy.
+//! fetches and checks beside the copy. A copy whose watermark was destroyed can still be matched
+//! by its fingerprint alone, in a node's index of every token's fingerprint ([`FingerprintIndex`]),
+//! with the distance reported: weaker evidence, since different pictures can look alike.
+
+use std::future::Future;
 
 use genmint_model_runtime::Rgb8Image;
 use serde::Serialize;
@@ -66,11 +70,44 @@ pub struct Detected {
     pub scale: f64,
     pub width: u32,
     pub height: u32,
+    /// The image's perceptual fingerprint: its 64-bit dHash, 0x and 16 hex digits.
+    pub fingerprint: String,
 }
 
 impl Detected {
     pub fn tag(&self) -> Option<WatermarkTag> {
         self.tag.as_deref().and_then(|tag| tag.parse().ok())
+    }
+
+    pub fn fingerprint(&self) -> Option<u64> {
+        u64::from_str_radix(self.fingerprint.strip_prefix("0x")?, 16).ok()
+    }
+}
+
+/// A token whose pinned image's fingerprint is near a copy's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FingerprintMatch {
+    /// The token id as 0x-hex (the request digest).
+    pub token_id: String,
+    /// Bits of the 64-bit dHash in which the two differ (at most [`DHASH_THRESHOLD`]).
+    pub distance: u32,
+}
+
+/// An index of the fingerprints of a contract's tokens: a node's gallery, in the node or over its
+/// HTTP API (`GET /v1/fingerprints/{dhash}`).
+pub trait FingerprintIndex: Sync {
+    /// The tokens within [`DHASH_THRESHOLD`] bits of `fingerprint`, nearest first.
+    fn nearest(&self, fingerprint: u64)
+    -> impl Future<Output = Result<Vec<FingerprintMatch>, String>> + Send;
+}
+
+/// No index: nothing is matched by fingerprint.
+pub struct NoFingerprintIndex;
+
+impl FingerprintIndex for NoFingerprintIndex {
+    async fn nearest(&self, _fingerprint: u64) -> Result<Vec<FingerprintMatch>, String> {
+        Ok(Vec::new())
     }
 }
 
@@ -94,11 +131,16 @@ pub struct DetectReport {
     pub token: Option<TokenRef>,
     /// How the token was (or was not) found.
     pub lookup: String,
+    /// Without a watermark: the tokens whose pinned image looks like this one, nearest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fingerprint_matches: Vec<FingerprintMatch>,
 }
 
-/// Detects the watermark in an image file's bytes and finds the token its tag points to.
+/// Detects the watermark in an image file's bytes and finds the token its tag points to; without
+/// a watermark, the tokens `fingerprints` holds that look like it.
 pub async fn detect_and_find(
     chain: &impl super::TokenChain,
+    fingerprints: &impl FingerprintIndex,
     bytes: Vec<u8>,
     from_block: u64,
 ) -> Result<DetectReport, CopyError> {
@@ -106,8 +148,29 @@ pub async fn detect_and_find(
         .await
         .map_err(|e| CopyError::NotAnImage(format!("decoding did not finish: {e}")))??;
     let Some(tag) = detected.tag() else {
-        let lookup = "no genmint watermark: nothing to look up".to_owned();
-        return Ok(DetectReport { detected, token: None, lookup });
+        let (fingerprint_matches, lookup) = match fingerprints
+            .nearest(detected.fingerprint().unwrap_or(0))
+            .await
+        {
+            Ok(matches) if matches.is_empty() => (
+                matches,
+                format!(
+                    "no genmint watermark, and no token's image has a fingerprint within {DHASH_THRESHOLD} bits"
+                ),
+            ),
+            Ok(matches) => {
+                let lookup = format!(
+                    "no genmint watermark; by fingerprint alone (weaker evidence) the image looks like token {} (dHash distance {}/64)",
+                    matches[0].token_id, matches[0].distance
+                );
+                (matches, lookup)
+            }
+            Err(e) => (
+                Vec::new(),
+                format!("no genmint watermark, and the fingerprint index could not be asked: {e}"),
+            ),
+        };
+        return Ok(DetectReport { detected, token: None, lookup, fingerprint_matches });
     };
     let (token, lookup) = match chain.token_by_watermark(tag, from_block).await {
         Ok(Some(token_id)) => {
@@ -130,7 +193,7 @@ pub async fn detect_and_find(
         ),
         Err(e) => (None, format!("the chain could not be searched for tag {tag}: {e}")),
     };
-    Ok(DetectReport { detected, token, lookup })
+    Ok(DetectReport { detected, token, lookup, fingerprint_matches: Vec::new() })
 }
 
 fn token_contract(chain: &impl super::TokenChain) -> String {
@@ -151,6 +214,7 @@ pub fn detect(image: &Rgb8Image) -> Detected {
         scale: found.scale,
         width: image.width,
         height: image.height,
+        fingerprint: format!("{:#018x}", dhash(image)),
     }
 }
 
@@ -158,19 +222,27 @@ pub fn detect(image: &Rgb8Image) -> Detected {
 pub fn likeness(copy: &Rgb8Image, detected: &Detected, pinned: Option<&Rgb8Image>) -> Result<String, String> {
     let pinned = pinned.ok_or("the token's pinned image could not be had to compare the copy with")?;
     let distance = (dhash(copy) ^ dhash(pinned)).count_ones();
-    let tag = detected.tag.as_deref().unwrap_or("none");
+    let named_by = match detected.tag.as_deref() {
+        Some(tag) => {
+            format!("its watermark names this token (tag {tag}, confidence {:.2})", detected.confidence)
+        }
+        None => "it carries no watermark; the fingerprint index matched it to this token".to_owned(),
+    };
     if distance > DHASH_THRESHOLD {
         return Err(format!(
-            "the watermark names this token (tag {tag}), but the file does not look like its image: dHash \
-             distance {distance}/64 > {DHASH_THRESHOLD}"
+            "{named_by}, but the file does not look like its image: dHash distance {distance}/64 > {DHASH_THRESHOLD}"
         ));
     }
+    let strength = if detected.tag.is_some() {
+        "which token, creator, prompt, model and node it comes from"
+    } else {
+        "that it looks like this token's image, so probably which token, creator, prompt, model and node it \
+         comes from (a look-alike is weaker evidence than a watermark: different pictures can look alike)"
+    };
     Ok(format!(
-        "a copy, not the minted file: its watermark names this token (tag {tag}, confidence {:.2}) and it looks \
-         like the pinned image (dHash distance {distance}/64 ≤ {DHASH_THRESHOLD}). For the copy hold: which \
-         token, creator, prompt, model and node it comes from. Only the pinned original proves the exact \
-         pixels, the file and its C2PA manifest (the checks above are of that original)",
-        detected.confidence
+        "a copy, not the minted file: {named_by} and it looks like the pinned image (dHash distance \
+         {distance}/64 ≤ {DHASH_THRESHOLD}). For the copy hold: {strength}. Only the pinned original proves the \
+         exact pixels, the file and its C2PA manifest (the checks above are of that original)"
     ))
 }
 

@@ -4,7 +4,8 @@
 //!
 //! An image names its token in its C2PA manifest; an image without one is looked up by its CID in
 //! the contract's mint events; any other image (a copy: re-encoded, resized, stripped) by the tag
-//! of its invisible watermark; metadata names its token by its request digest. The verification
+//! of its invisible watermark, or, without one, by its fingerprint in a node's index; metadata
+//! names its token by its request digest. The verification
 //! that follows proves (or refutes) that claim: nothing here is trusted on its own.
 
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use alloy::primitives::U256;
 
 use genmint_model_runtime::Rgb8Image;
 
-use super::copy::{self, Detected};
+use super::copy::{self, Detected, FingerprintIndex};
 use super::{Evidence, MAX_IMAGE_BYTES, TokenChain, fetch, parse_token_id};
 use crate::ipfs::{Cid, ContentStore, ImportProfile};
 use crate::provenance::credentials;
@@ -88,10 +89,12 @@ impl Claim {
     }
 }
 
-/// Finds the token a subject belongs to; mint events are searched from `from_block` on.
+/// Finds the token a subject belongs to; mint events are searched from `from_block` on, and
+/// `fingerprints` for a copy without a watermark.
 pub async fn resolve(
     chain: &impl TokenChain,
     ipfs: &impl ContentStore,
+    fingerprints: &impl FingerprintIndex,
     subject: &Subject,
     from_block: u64,
 ) -> Result<(U256, Claim), String> {
@@ -134,9 +137,19 @@ pub async fn resolve(
     .await
     .map_err(|e| format!("looking for a watermark did not finish: {e}"))?;
     let Some(tag) = detected.tag() else {
+        let nearest = fingerprints.nearest(detected.fingerprint().unwrap_or(0)).await;
+        if let Some(best) = nearest.as_ref().ok().and_then(|matches| matches.first()) {
+            let token_id =
+                parse_token_id(&best.token_id).map_err(|e| format!("the fingerprint index: {e}"))?;
+            return Ok((token_id, Claim::Copy { cid, image, detected }));
+        }
+        let index = match nearest {
+            Ok(_) => "no token's image in the fingerprint index looks like it".to_owned(),
+            Err(e) => format!("the fingerprint index could not be asked ({e})"),
+        };
         return Err(format!(
             "{cid} is neither genmint metadata nor an image with genmint credentials, no mint event on this \
-             contract names it, and it carries no genmint watermark (confidence {:.2}): verify by token id",
+             contract names it, it carries no genmint watermark (confidence {:.2}) and {index}: verify by token id",
             detected.confidence
         ));
     };

@@ -6,6 +6,7 @@ use alloy::primitives::{Address, B256, Bytes, Signature, U256, keccak256};
 use alloy::signers::local::PrivateKeySigner;
 use genmint_model_runtime::Rgb8Image;
 
+use super::copy::{FingerprintIndex, FingerprintMatch, NoFingerprintIndex};
 use super::fake::{FakeChain, FakeToken};
 use super::subject::{Claim, Subject, resolve};
 use super::{CHECKS, CheckName, Report, inspect, verify_token};
@@ -475,7 +476,10 @@ async fn a_cid_or_file_resolves_to_its_token_and_is_checked_against_it() {
         (&image_cid, Claim::Image { cid: image_cid.clone() }),
         (&metadata_cid, Claim::Metadata { cid: metadata_cid.clone() }),
     ] {
-        let found = resolve(&fixture.chain, &fixture.store, &Subject::Cid(cid.clone()), 0).await.unwrap();
+        let found =
+            resolve(&fixture.chain, &fixture.store, &NoFingerprintIndex, &Subject::Cid(cid.clone()), 0)
+                .await
+                .unwrap();
         assert_eq!(
             found,
             (fixture.token_id, claim.clone()),
@@ -487,17 +491,18 @@ async fn a_cid_or_file_resolves_to_its_token_and_is_checked_against_it() {
     // An image without credentials is found by its CID in the mint events, and its claim checked.
     let stripped = fixture.store.put(png::encode(&pixels()).unwrap()).to_string();
     let subject = Subject::Cid(stripped.clone());
-    let unknown = resolve(&fixture.chain, &fixture.store, &subject, 0).await.unwrap_err();
+    let unknown =
+        resolve(&fixture.chain, &fixture.store, &NoFingerprintIndex, &subject, 0).await.unwrap_err();
     assert!(unknown.contains("no mint event on this contract names it"), "{unknown}");
     let claim = Claim::Image { cid: stripped.clone() };
     assert!(
         claim.check(&evidence).is_some_and(|result| result.is_err_and(|e| e.contains("not the minted file")))
     );
     fixture.token().event.image_cid = stripped;
-    let found = resolve(&fixture.chain, &fixture.store, &subject, 0).await.unwrap();
+    let found = resolve(&fixture.chain, &fixture.store, &NoFingerprintIndex, &subject, 0).await.unwrap();
     assert_eq!(found, (fixture.token_id, claim));
     assert!(
-        resolve(&fixture.chain, &fixture.store, &subject, MINT_BLOCK + 1).await.is_err(),
+        resolve(&fixture.chain, &fixture.store, &NoFingerprintIndex, &subject, MINT_BLOCK + 1).await.is_err(),
         "searched from a later block"
     );
 }
@@ -518,7 +523,8 @@ async fn a_copy_is_found_by_its_watermark_and_judged_by_its_likeness() {
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 80).encode_image(&rgb).unwrap();
     let cid = fixture.store.put(jpeg).to_string();
 
-    let (token_id, claim) = resolve(&fixture.chain, &fixture.store, &Subject::Cid(cid), 0).await.unwrap();
+    let (token_id, claim) =
+        resolve(&fixture.chain, &fixture.store, &NoFingerprintIndex, &Subject::Cid(cid), 0).await.unwrap();
     assert_eq!(token_id, fixture.token_id, "the watermark's tag names the token");
     let Claim::Copy { detected, .. } = &claim else { panic!("{claim:?}") };
     assert_eq!(detected.tag(), Some(tag));
@@ -532,6 +538,52 @@ async fn a_copy_is_found_by_its_watermark_and_judged_by_its_likeness() {
     let other = WatermarkTag::for_token(CHAIN_ID + 1, fixture.chain.contract, token);
     let elsewhere = watermark::embed(&picture, other).unwrap();
     let cid = fixture.store.put(png::encode(&elsewhere).unwrap()).to_string();
-    let refused = resolve(&fixture.chain, &fixture.store, &Subject::Cid(cid), 0).await.unwrap_err();
+    let refused = resolve(&fixture.chain, &fixture.store, &NoFingerprintIndex, &Subject::Cid(cid), 0)
+        .await
+        .unwrap_err();
     assert!(refused.contains("no token minted on this contract"), "{refused}");
+}
+
+/// A fingerprint index holding one token's fingerprint.
+struct OneFingerprint(U256, u64);
+
+impl FingerprintIndex for OneFingerprint {
+    async fn nearest(&self, fingerprint: u64) -> Result<Vec<FingerprintMatch>, String> {
+        let distance = (fingerprint ^ self.1).count_ones();
+        Ok((distance <= super::regenerate::DHASH_THRESHOLD)
+            .then(|| FingerprintMatch { token_id: B256::from(self.0).to_string(), distance })
+            .into_iter()
+            .collect())
+    }
+}
+
+#[tokio::test]
+async fn a_copy_without_a_watermark_is_found_by_its_fingerprint_and_says_it_is_weaker_evidence() {
+    let fixture = mint(Options::default());
+    // Unmarked (too small to carry a mark), as a JPEG: no credentials, no watermark.
+    let picture = Rgb8Image {
+        width: 64,
+        height: 64,
+        pixels: (0..64 * 64 * 3).map(|i: u32| (((i / 3 % 64) * 4) ^ (i / 192)) as u8).collect(),
+    };
+    let rgb = image::RgbImage::from_raw(64, 64, picture.pixels.clone()).unwrap();
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 70).encode_image(&rgb).unwrap();
+    let cid = fixture.store.put(jpeg).to_string();
+    let index = OneFingerprint(fixture.token_id, crate::provenance::fingerprint::dhash(&picture));
+
+    let (token_id, claim) =
+        resolve(&fixture.chain, &fixture.store, &index, &Subject::Cid(cid.clone()), 0).await.unwrap();
+    assert_eq!(token_id, fixture.token_id, "the index names the token");
+    let Claim::Copy { detected, .. } = &claim else { panic!("{claim:?}") };
+    assert_eq!(detected.tag(), None);
+    let (_, mut evidence) = inspect(&fixture.chain, &fixture.store, fixture.token_id).await;
+    evidence.image = Some(picture);
+    let like = claim.check(&evidence).unwrap().unwrap();
+    assert!(like.contains("no watermark") && like.contains("weaker evidence"), "{like}");
+
+    let elsewhere = OneFingerprint(fixture.token_id, !index.1);
+    let refused =
+        resolve(&fixture.chain, &fixture.store, &elsewhere, &Subject::Cid(cid), 0).await.unwrap_err();
+    assert!(refused.contains("no token's image in the fingerprint index looks like it"), "{refused}");
 }

@@ -2,7 +2,8 @@
 //! test model has a marked pinned image whose metadata records both
 //! pixel digests; a copy of it re-encoded as JPEG at quality 70, resized to half and stripped of
 //! all metadata is traced back to its token by `genmint verify`, `genmint detect` and
-//! `POST /v1/detect`; the detector refuses what is not an image, or too large.
+//! `POST /v1/detect`; a copy cut at every edge, which loses the watermark, is still matched by its
+//! fingerprint in the node's index; the detector refuses what is not an image, or too large.
 
 use std::io::Cursor;
 use std::time::Duration;
@@ -75,6 +76,33 @@ async fn a_stripped_resized_jpeg_copy_names_its_token() -> anyhow::Result<()> {
     let answer: Value = answer.json().await?;
     assert_eq!(answer["token"]["tokenId"], id, "{answer}");
     assert_eq!(answer["token"]["contract"], stack.contract.to_checksum(None));
+
+    // Cut by 6 pixels at every edge, the copy loses its watermark; the node's fingerprint index
+    // (the gallery's, once it indexed the token) still finds the token, and says how near it is.
+    let cut = image::imageops::crop_imm(&pinned, 6, 6, 500, 500).to_image();
+    let mut cut_jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut Cursor::new(&mut cut_jpeg), 85)
+        .encode_image(&cut)?;
+    let cut_copy = stack.dir.path().join("cut.jpg");
+    std::fs::write(&cut_copy, &cut_jpeg)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let answer: Value = loop {
+        let answer: Value = client.post(&url).body(cut_jpeg.clone()).send().await?.json().await?;
+        if answer["fingerprintMatches"].is_array() || std::time::Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(answer["present"], false, "the cut loses the mark: {answer}");
+    assert_eq!(answer["fingerprintMatches"][0]["tokenId"], id, "{answer}");
+    let distance = answer["fingerprintMatches"][0]["distance"].as_u64().context("distance")?;
+    let fingerprint = answer["fingerprint"].as_str().context("fingerprint")?;
+    let looked_up: Value =
+        reqwest::get(format!("{}/v1/fingerprints/{fingerprint}", stack.node_url)).await?.json().await?;
+    assert_eq!(looked_up["matches"][0]["tokenId"], id, "{looked_up}");
+    let (ok, output) = stack.genmint(&["verify", cut_copy.to_str().unwrap()]).await?;
+    println!("genmint verify of a copy cut at every edge (dHash distance {distance}):\n{output}");
+    assert!(ok && output.contains(&id) && output.contains("no watermark"), "{output}");
 
     // An unmarked picture, something that is not an image, and a body over the bound.
     let unmarked = stack.node_dir().join("images").join(format!("{id}.png"));

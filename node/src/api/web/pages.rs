@@ -305,6 +305,7 @@ mod tests {
             model_hash: None,
             model_name: None,
             prompt: Some("<b>fox</b>".into()),
+            fingerprint: None,
         };
         let filter = TokenQuery { creator: Some(Address::repeat_byte(0xab)), ..TokenQuery::default() };
         let next = GalleryCursor { block_number: 9, log_index: 0 }.to_string();
