@@ -30,6 +30,8 @@ fi
 if [ ! -d "$EMOJI/node_modules/emoji-datasource-google" ]; then
   say "installing the Noto emoji images (emoji-datasource-google, Apache-2.0) into $EMOJI (once)"
   mkdir -p "$EMOJI"
+  # Its own package.json, or npm would install into the tools folder's project above it.
+  [ -f "$EMOJI/package.json" ] || echo '{"name":"genmint-watermark-emoji","private":true}' >"$EMOJI/package.json"
   (cd "$EMOJI" && npm install --silent --no-audit --no-fund emoji-datasource-google@16)
 fi
 

@@ -42,43 +42,64 @@ def basis():
     return b
 
 
+def carriers(plane, columns, rows, b):
+    """The code bit, dither and value of every coefficient of the plane's whole blocks (steps 4-6)."""
+    bits, dithers, values = [], [], []
+    for by in range(rows):
+        for bx in range(columns):
+            block = plane[8 * by: 8 * by + 8, 8 * bx: 8 * bx + 8]
+            for k, (v, u) in enumerate(COEFFICIENTS):
+                n = (256 * by + bx) * 5 + k
+                t = n * 0.6180339887498949
+                bits.append((5 * bx + k + 23 * by) % 64)
+                dithers.append(STEP * (t - math.floor(t)))
+                values.append(float(b[v] @ block @ b[u]))
+    return np.array(bits), np.array(dithers), np.array(values)
+
+
+def decode(bits, dithers, values, gain):
+    """Step 8 at one gain: (tag hex or None, confidence)."""
+    soft = np.cos(2 * math.pi * (values / gain - dithers) / STEP)
+    sums = np.bincount(bits, weights=soft, minlength=64)
+    counts = np.bincount(bits, minlength=64).astype(np.float64)
+    chance = np.sqrt(counts / math.pi).sum()
+    confidence = (np.abs(sums).sum() - chance) / (counts.sum() - chance)
+    word = 0
+    for j in range(64):
+        word = (word << 1) | int(sums[j] < 0)
+    frame = (word ^ MASK).to_bytes(8, "big")
+    tag = frame[:5]
+    valid = crc24(tag).to_bytes(3, "big") == frame[5:] and confidence >= 0.25
+    return (tag.hex() if valid else None), confidence
+
+
 def detect(path):
     rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64)
     luma = (299 * rgb[..., 0] + 587 * rgb[..., 1] + 114 * rgb[..., 2]) / 1000
     height, width = luma.shape
     b = basis()
-    best = (None, 0.0, 1.0)
+    scales = []
     for s in BOXES:
         w, h = width // s, height // s
         columns, rows = w // 8, h // 8
         if columns * rows < 64:
             continue
         plane = luma[: h * s, : w * s].reshape(h, s, w, s).mean(axis=(1, 3))
-        sums, counts = np.zeros(64), np.zeros(64)
-        for by in range(rows):
-            for bx in range(columns):
-                block = plane[8 * by: 8 * by + 8, 8 * bx: 8 * bx + 8]
-                for k, (v, u) in enumerate(COEFFICIENTS):
-                    c = float(b[v] @ block @ b[u])
-                    n = (256 * by + bx) * 5 + k
-                    t = n * 0.6180339887498949
-                    dither = STEP * (t - math.floor(t))
-                    j = (5 * bx + k + 23 * by) % 64
-                    sums[j] += math.cos(2 * math.pi * (c - dither) / STEP)
-                    counts[j] += 1
-        chance = np.sqrt(counts / math.pi).sum()
-        confidence = (np.abs(sums).sum() - chance) / (counts.sum() - chance)
-        word = 0
-        for j in range(64):
-            word = (word << 1) | int(sums[j] < 0)
-        frame = (word ^ MASK).to_bytes(8, "big")
-        tag = frame[:5]
-        valid = crc24(tag).to_bytes(3, "big") == frame[5:] and confidence >= 0.25
-        if valid and (best[0] is None or confidence > best[1]):
-            best = (tag.hex(), confidence, s / 4)
-        elif best[0] is None and confidence > best[1]:
-            best = (None, confidence, s / 4)
-    return best
+        scales.append((s / 4, carriers(plane, columns, rows, b)))
+    plain = None
+    for gains in ([1.0], [g / 100 for g in range(80, 126) if g != 100]):
+        best = (None, 0.0, 1.0)
+        for scale, found in scales:
+            for gain in gains:
+                tag, confidence = decode(*found, gain)
+                if tag is not None and (best[0] is None or confidence > best[1]):
+                    best = (tag, confidence, scale)
+                elif best[0] is None and confidence > best[1]:
+                    best = (None, confidence, scale)
+        if best[0] is not None:
+            return best
+        plain = plain or best
+    return plain
 
 
 def tag_of(chain_id, contract, token_id):

@@ -6,7 +6,8 @@
 //! embed:  RGB8 ─► luma Y ─► L = mean of 4×4 boxes ─► 8×8 blocks of L ─► DCT coefficients
 //!         (0,1) (1,0) (1,1) (0,2) (2,0) each moved to the nearest point of the lattice of its
 //!         code bit ─► the change in L, added to R, G and B of every pixel of its box
-//! detect: RGB8 ─► luma ─► L for each box size in DETECT_BOXES (a resized copy) ─► soft bits
+//! detect: RGB8 ─► luma ─► L for each box size in DETECT_BOXES (a resized copy) ─► coefficients,
+//!         divided by a gain (1, else each of GAINS: a copy brightened or contrasted) ─► soft bits
 //!         summed over their repetitions ─► 64 bits ─► unmask ─► CRC-24 ─► tag, confidence
 //! ```
 //!
@@ -25,6 +26,9 @@ const EMBED_BOX: usize = 4;
 /// Box sizes the detector tries: the original size first, then copies resized to 50 %, 200 %,
 /// 75 %, 150 % and 25 %.
 const DETECT_BOXES: [usize; 6] = [4, 2, 8, 3, 6, 1];
+/// The gains the detector tries when no box size gives a tag at gain 1: 0.80, 0.81, …, 1.25. A
+/// copy whose brightness or contrast was changed by a factor has its AC coefficients multiplied by it.
+const GAINS: std::ops::RangeInclusive<u32> = 80..=125;
 /// The side of a DCT block of the marked plane.
 const BLOCK: usize = 8;
 /// The (row, column) frequencies of each block that carry code bits, in slot order.
@@ -131,48 +135,83 @@ pub fn embed(image: &Rgb8Image, tag: WatermarkTag) -> Result<Rgb8Image, Watermar
     Ok(marked)
 }
 
-/// Looks for a watermark at every scale in [`DETECT_BOXES`]; the most confident valid tag wins.
+/// Looks for a watermark at every scale in [`DETECT_BOXES`] at gain 1, then, when none gave a tag,
+/// at every gain in [`GAINS`]; the most confident valid tag wins.
 pub fn detect(image: &Rgb8Image) -> Result<Detection, WatermarkError> {
     check_size(image)?;
     let (width, height) = (image.width as usize, image.height as usize);
     let y = luma(image);
     let basis = Basis::new();
-    let mut best = Detection { tag: None, confidence: 0.0, scale: 1.0 };
-    for size in DETECT_BOXES {
-        let (columns, rows) = blocks(width, height, size);
-        if columns * rows < MIN_BLOCKS {
-            continue;
+    let scales: Vec<(f64, Vec<Carrier>)> = DETECT_BOXES
+        .into_iter()
+        .filter_map(|size| {
+            let (columns, rows) = blocks(width, height, size);
+            (columns * rows >= MIN_BLOCKS).then(|| {
+                let plane = mean_plane(&y, width, height, size);
+                (size as f64 / EMBED_BOX as f64, carriers(&plane, columns, rows, &basis))
+            })
+        })
+        .collect();
+    let best_at = |gains: &[f64]| {
+        let mut best = Detection { tag: None, confidence: 0.0, scale: 1.0 };
+        for (scale, carriers) in &scales {
+            for &gain in gains {
+                let (tag, confidence) = decode(carriers, gain);
+                let found = Detection { tag, confidence, scale: *scale };
+                let better = match (found.tag, best.tag) {
+                    (Some(_), None) => true,
+                    (None, Some(_)) => false,
+                    _ => found.confidence > best.confidence,
+                };
+                if better {
+                    best = found;
+                }
+            }
         }
-        let plane = mean_plane(&y, width, height, size);
-        let (tag, confidence) = decode(&plane, columns, rows, &basis);
-        let found = Detection { tag, confidence, scale: size as f64 / EMBED_BOX as f64 };
-        let better = match (found.tag, best.tag) {
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            _ => found.confidence > best.confidence,
-        };
-        if better {
-            best = found;
-        }
+        best
+    };
+    let plain = best_at(&[1.0]);
+    if plain.tag.is_some() {
+        return Ok(plain);
     }
-    Ok(best)
+    let gains: Vec<f64> = GAINS.filter(|&g| g != 100).map(|g| f64::from(g) / 100.0).collect();
+    let gained = best_at(&gains);
+    Ok(if gained.tag.is_some() { gained } else { plain })
 }
 
-/// The tag and confidence read from one marked plane.
-fn decode(plane: &Plane, columns: usize, rows: usize, basis: &Basis) -> (Option<WatermarkTag>, f64) {
-    let mut sums = [0.0; CODE_BITS];
-    let mut counts = [0usize; CODE_BITS];
+/// One coefficient that carries a code bit: the bit, its dither and the coefficient's value.
+struct Carrier {
+    bit: usize,
+    dither: f64,
+    value: f64,
+}
+
+/// Every coefficient of a plane's whole blocks that carries a code bit.
+fn carriers(plane: &Plane, columns: usize, rows: usize, basis: &Basis) -> Vec<Carrier> {
+    let mut carriers = Vec::with_capacity(columns * rows * COEFFICIENTS.len());
     for by in 0..rows {
         for bx in 0..columns {
             for (k, &(v, u)) in COEFFICIENTS.iter().enumerate() {
-                let slot = slot(by, bx, k);
-                let c = basis.coefficient(plane, bx, by, v, u) - dither(slot);
-                // +1 on the lattice of a 0 bit, -1 on that of a 1 bit.
-                let bit = code_bit(by, bx, k);
-                sums[bit] += libm::cos(2.0 * std::f64::consts::PI * c / STEP);
-                counts[bit] += 1;
+                carriers.push(Carrier {
+                    bit: code_bit(by, bx, k),
+                    dither: dither(slot(by, bx, k)),
+                    value: basis.coefficient(plane, bx, by, v, u),
+                });
             }
         }
+    }
+    carriers
+}
+
+/// The tag and confidence the carriers give with their values divided by `gain`.
+fn decode(carriers: &[Carrier], gain: f64) -> (Option<WatermarkTag>, f64) {
+    let mut sums = [0.0; CODE_BITS];
+    let mut counts = [0usize; CODE_BITS];
+    for carrier in carriers {
+        let c = carrier.value / gain - carrier.dither;
+        // +1 on the lattice of a 0 bit, -1 on that of a 1 bit.
+        sums[carrier.bit] += libm::cos(2.0 * std::f64::consts::PI * c / STEP);
+        counts[carrier.bit] += 1;
     }
     let confidence = confidence(&sums, &counts);
     let mut bits = [false; CODE_BITS];
@@ -449,6 +488,24 @@ mod tests {
         let found = detect(&half).unwrap();
         assert_eq!(found.tag, Some(tag()), "{found:?}");
         assert_eq!(found.scale, 0.5);
+    }
+
+    #[test]
+    fn a_brightened_or_contrasted_copy_still_names_the_token() {
+        let marked = embed(&picture(512, 512), tag()).unwrap();
+        let mean = marked.pixels.iter().map(|&p| f64::from(p)).sum::<f64>() / marked.pixels.len() as f64;
+        for (factor, around) in [(1.1, 0.0), (0.9, 0.0), (1.1, mean), (0.9, mean)] {
+            let copy = Rgb8Image {
+                pixels: marked
+                    .pixels
+                    .iter()
+                    .map(|&p| (around + factor * (f64::from(p) - around)).round().clamp(0.0, 255.0) as u8)
+                    .collect(),
+                ..marked.clone()
+            };
+            let found = detect(&copy).unwrap();
+            assert_eq!(found.tag, Some(tag()), "factor {factor} around {around}: {found:?}");
+        }
     }
 
     #[test]
