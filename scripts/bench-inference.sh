@@ -176,7 +176,7 @@ fi
 # One signed request to the dev node, waited for; appends its generating and generated seconds.
 node_request() {
   GENMINT_DATA_DIR="$work/cli" "$TARGET/debug/genmint" generate "grinning face with smiling eyes" \
-    --node "http://127.0.0.1:$port" --seed "$1" --steps "$steps" --guidance 3 --wait 2>&1 >/dev/null \
+    --node "http://127.0.0.1:$port" --seed "$1" --steps "$steps" --scheduler ddim --guidance 3 --wait 2>&1 >/dev/null \
     | tr '\r' '\n' | awk '($1 == "generating" || $1 == "generated") && $3 == "s" { printf "%s %s ", $1, $2 } END { print "" }' \
     >>"$work/node.txt"
 }

@@ -70,6 +70,9 @@ pub struct ModelDefaults {
     pub height: u32,
     pub steps: u32,
     pub guidance_x100: u32,
+    /// The scheduler's name (`ddim`, `dpmpp_2m`, …); absent in adverts of older nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<String>,
 }
 
 /// An advert of another peer as this node received it.
@@ -125,6 +128,9 @@ impl Advert {
             check_hex("model hash", &model.hash, 32)?;
             check_name("model name", &model.name)?;
             check_name("model kind", &model.kind)?;
+            if let Some(scheduler) = model.defaults.as_ref().and_then(|d| d.scheduler.as_deref()) {
+                check_name("model default scheduler", scheduler)?;
+            }
             if self.models[..index].iter().any(|earlier| earlier.hash.eq_ignore_ascii_case(&model.hash)) {
                 return Err(format!("model {} is listed twice", model.hash));
             }

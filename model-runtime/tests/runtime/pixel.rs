@@ -72,7 +72,8 @@ fn pixel_model_describes_itself() {
     assert_eq!(descriptor.hash, model_hash(dir.path()).unwrap());
     let limits = &descriptor.limits;
     assert_eq!((limits.min_width, limits.max_width, limits.default_width), (32, 32, 32));
-    assert_eq!((limits.max_steps, limits.default_steps), (50, 20));
+    assert_eq!((limits.max_steps, limits.default_steps), (50, 10));
+    assert_eq!(limits.default_scheduler, SchedulerKind::DpmPp2m);
     assert_eq!((limits.default_guidance, limits.max_guidance), (3.0, 15.0));
     assert!(!limits.negative_prompt);
     let files: Vec<String> = model_manifest(dir.path()).unwrap().files.into_iter().map(|f| f.path).collect();

@@ -186,6 +186,9 @@ fn remote_limits(model: &AdvertisedModel) -> Value {
         limits["default_height"] = json!(defaults.height);
         limits["default_steps"] = json!(defaults.steps);
         limits["default_guidance"] = json!(f64::from(defaults.guidance_x100) / 100.0);
+        if let Some(scheduler) = &defaults.scheduler {
+            limits["default_scheduler"] = json!(scheduler);
+        }
     }
     limits
 }

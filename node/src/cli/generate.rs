@@ -39,9 +39,9 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub steps: Option<u32>,
     /// Scheduler: ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras or lcm (the model's list in
-    /// `GET /v1/models`).
-    #[arg(long, default_value = "ddim")]
-    pub scheduler: String,
+    /// `GET /v1/models`; the model's default if omitted).
+    #[arg(long)]
+    pub scheduler: Option<String>,
     /// Classifier-free guidance scale, e.g. 7.5 (the model's default if omitted).
     #[arg(long)]
     pub guidance: Option<f32>,
@@ -159,7 +159,11 @@ pub async fn run(data_dir: &Path, args: GenerateArgs) -> Result<()> {
         height: args.height.map_or_else(|| setting(limits, "height"), Ok)?,
         steps: args.steps.map_or_else(|| setting(limits, "steps"), Ok)?,
         guidance: (guidance * 100.0).round() as u32,
-        scheduler: args.scheduler.clone(),
+        scheduler: match &args.scheduler {
+            Some(scheduler) => scheduler.clone(),
+            // Nodes before default schedulers were advertised sampled with DDIM by default.
+            None => limits["default_scheduler"].as_str().unwrap_or("ddim").to_owned(),
+        },
         fee: U256::ZERO,
         nonce: U256::from(now_unix()),
         deadline: now_unix() + args.deadline_secs,

@@ -47,7 +47,7 @@ pub enum ModelsCommand {
     },
 }
 
-/// How a generation is sampled: the model's steps and guidance unless given.
+/// How a generation is sampled: the model's steps, guidance and scheduler unless given.
 #[derive(Debug, Clone, Copy, Args)]
 pub struct Sampling {
     /// Classifier-free guidance [default: the model's].
@@ -56,15 +56,18 @@ pub struct Sampling {
     /// Denoising steps [default: the model's].
     #[arg(long)]
     pub steps: Option<u32>,
-    /// Scheduler: ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras or lcm.
-    #[arg(long, default_value = "ddim")]
-    pub scheduler: SchedulerKind,
+    /// Scheduler: ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras or lcm [default: the model's].
+    #[arg(long)]
+    pub scheduler: Option<SchedulerKind>,
 }
 
 impl Sampling {
     /// The same settings as command-line arguments.
     fn to_args(self) -> Vec<String> {
-        let mut args = vec!["--scheduler".to_string(), self.scheduler.to_string()];
+        let mut args = Vec::new();
+        if let Some(scheduler) = self.scheduler {
+            args.extend(["--scheduler".to_string(), scheduler.to_string()]);
+        }
         if let Some(guidance) = self.guidance {
             args.extend(["--guidance".to_string(), guidance.to_string()]);
         }
@@ -291,7 +294,7 @@ fn generate(generator: &mut dyn Generator, prompt: &str, seed: u64, sampling: Sa
         height: limits.default_height,
         steps: sampling.steps.unwrap_or(limits.default_steps),
         guidance: sampling.guidance.unwrap_or(limits.default_guidance),
-        scheduler: sampling.scheduler,
+        scheduler: sampling.scheduler.unwrap_or(limits.default_scheduler),
     };
     Ok(generator.generate(&params, &mut |_| Control::Continue)?)
 }
@@ -342,7 +345,7 @@ fn print_settings(
         limits.default_width,
         limits.default_height,
         args.sampling.steps.unwrap_or(limits.default_steps),
-        args.sampling.scheduler,
+        args.sampling.scheduler.unwrap_or(limits.default_scheduler),
         args.sampling.guidance.unwrap_or(limits.default_guidance),
         args.seed,
         cpu_threads()

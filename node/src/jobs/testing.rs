@@ -51,6 +51,7 @@ pub(crate) fn descriptor() -> ModelDescriptor {
             default_height: 8,
             max_steps: 10,
             default_steps: 2,
+            default_scheduler: SchedulerKind::Ddim,
             default_guidance: 3.0,
             max_guidance: 10.0,
             max_prompt_bytes: 1000,

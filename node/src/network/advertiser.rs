@@ -32,6 +32,7 @@ fn advertised(model: &ModelDescriptor) -> AdvertisedModel {
             height: model.limits.default_height,
             steps: model.limits.default_steps,
             guidance_x100: (model.limits.default_guidance * 100.0).round() as u32,
+            scheduler: Some(model.limits.default_scheduler.as_str().to_owned()),
         }),
     }
 }

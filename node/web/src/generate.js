@@ -79,7 +79,7 @@ export async function startGenerate(config, remember) {
     set('steps', 1, l.max_steps, l.default_steps);
     set('guidance', 0, l.max_guidance, l.default_guidance, 0.1);
     const scheduler = $('scheduler');
-    const current = given.get('scheduler') || scheduler.value;
+    const current = given.get('scheduler') || l.default_scheduler || scheduler.value;
     scheduler.replaceChildren(...(l.schedulers || ['ddim']).map((s) => new Option(s, s)));
     if ((l.schedulers || ['ddim']).includes(current)) scheduler.value = current;
     $('negative').disabled = l.negative_prompt === false;
