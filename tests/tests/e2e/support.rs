@@ -64,7 +64,12 @@ pub enum StackModel {
 }
 
 /// The `genmint` binary next to this test binary (`cargo build` puts it there).
+/// The genmint binary the tests run: `GENMINT_BIN` when set (the reliability suite runs the release
+/// build), else the debug build beside the test binary.
 pub fn genmint_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("GENMINT_BIN") {
+        return PathBuf::from(bin);
+    }
     let exe = std::env::current_exe().expect("test binary path");
     let bin = exe.parent().and_then(Path::parent).expect("target dir").join("genmint");
     assert!(
