@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs the tools (scripts/setup.sh), then formatting,
-# lints, the contract tests, the ABI and web-bundle drift checks, every cargo test, and the web page
-# in headless Chromium. The end-to-end tests start
+# lints, the contract tests, the ABI and web-bundle drift checks, every cargo test, a check that the
+# `cuda` build compiles, and the web page in headless Chromium. The end-to-end tests start
 # their own anvil and Kubo daemons on loopback (one per test, in temporary directories).
 set -euo pipefail
 
@@ -42,6 +42,11 @@ cargo build --locked --workspace --bins
 
 step "cargo test"
 cargo test --locked --workspace
+
+step "the cuda build compiles (nvcc and the CUDA headers from NVIDIA's wheels; no GPU needed)"
+# Its own target dir under ~/.cache/genmint: candle's kernels are compiled once (~10 min on 2
+# cores), then this takes seconds.
+bash scripts/cuda-build.sh --check
 
 step "inference benchmark, genmint's side only (short mode: it runs; no PyTorch, no timing)"
 bash scripts/bench-inference.sh --short

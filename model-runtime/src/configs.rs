@@ -321,6 +321,8 @@ pub(crate) struct VaeSpec {
     pub out_channels: usize,
     /// Latents are divided by this before decoding.
     pub scaling_factor: f64,
+    /// diffusers' `force_upcast`: whether the VAE must decode in f32 under f16 (`precision`).
+    pub force_upcast: Option<bool>,
 }
 
 impl VaeSpec {
@@ -370,6 +372,10 @@ impl VaeSpec {
             in_channels: f.usize("in_channels", 3)?,
             out_channels,
             scaling_factor,
+            force_upcast: match f.get("force_upcast") {
+                None => None,
+                Some(_) => Some(f.bool("force_upcast", true)?),
+            },
         })
     }
 }

@@ -35,6 +35,9 @@ pub enum RuntimeError {
     /// A CUDA device was requested from a build without the `cuda` feature.
     #[error("CUDA device {0} requested, but genmint-model-runtime was built without the `cuda` feature")]
     CudaUnavailable(usize),
+    /// The configured compute dtype cannot run on the chosen device.
+    #[error("dtype {dtype} cannot be used here: {reason}")]
+    UnsupportedDtype { dtype: &'static str, reason: &'static str },
     /// The tokenizer rejected a prompt.
     #[error("cannot tokenize the {field}: {reason}")]
     Tokenize { field: &'static str, reason: String },

@@ -122,6 +122,7 @@
 //!   σ, LCM), each as diffusers computes it; parity-tested against diffusers.
 //! - `unet`: the conditional UNet on candle's blocks, with SDXL's added conditioning.
 //! - `pipeline`: [`load_model`] and the one diffusion [`Generator`] both families share.
+//! - `precision`: [`ComputeDtype`] (f32, f16, bf16) and when the VAE decodes in f32 instead.
 //! - `image`: [`Rgb8Image`], the pixel digest and the float-to-RGB8 conversion.
 //! - `test_model`: [`write_test_model`], the deterministic test-size model.
 //! - `default_model`: [`install_default_model`], the shipped `genmint-emoji-32`.
@@ -144,6 +145,7 @@ mod model;
 pub mod noise;
 mod params;
 mod pipeline;
+mod precision;
 mod resnet;
 mod scheduler;
 mod test_model;
@@ -165,8 +167,9 @@ pub use manifest::{MANIFEST_FORMAT, ManifestEntry, ModelManifest, model_hash, mo
 pub use model::{Limits, ModelDescriptor, ModelHash, ModelKind, ReproducibilityEnvelope};
 pub use noise::NOISE_ALGORITHM;
 pub use params::{Control, GenerationParams, Progress, SchedulerKind};
-pub use pipeline::{CANDLE_VERSION, DeviceChoice, Generator, load_model};
+pub use pipeline::{CANDLE_VERSION, DeviceChoice, Generator, load_model, load_model_with};
 #[doc(hidden)]
 pub use pipeline::{Stages, load_stages};
+pub use precision::ComputeDtype;
 pub use test_model::{TEST_MODEL_NAME, write_test_model};
 pub use text::TextFit;

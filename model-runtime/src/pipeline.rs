@@ -42,6 +42,7 @@ use crate::layout::{
 };
 use crate::manifest::{ManifestEntry, ModelManifest};
 use crate::noise::NOISE_ALGORITHM;
+use crate::precision::{self, ComputeDtype};
 use crate::scheduler::{self, ScheduleConfig};
 use crate::text::{PromptTokenizer, TextConditioner, TextEncoder, TextFit, TokenizerSource};
 use crate::unet::{AddedConditioning, Unet};
@@ -102,9 +103,19 @@ pub trait Generator: Send {
     }
 }
 
-/// Loads the model in `dir` (layout in [`crate::layout`]) onto `device`.
+/// Loads the model in `dir` (layout in [`crate::layout`]) onto `device`, in f32.
 pub fn load_model(dir: &Path, device: DeviceChoice) -> Result<Box<dyn Generator>, RuntimeError> {
-    Ok(Box::new(DiffusionModel::load(dir, device)?))
+    load_model_with(dir, device, ComputeDtype::F32)
+}
+
+/// Loads the model in `dir` onto `device` with its UNet (and, where safe, its VAE) in `dtype`
+/// (`precision`); the descriptor's envelope names the arithmetic.
+pub fn load_model_with(
+    dir: &Path,
+    device: DeviceChoice,
+    dtype: ComputeDtype,
+) -> Result<Box<dyn Generator>, RuntimeError> {
+    Ok(Box::new(DiffusionModel::load(dir, device, dtype)?))
 }
 
 fn candle_device(choice: DeviceChoice) -> Result<Device, RuntimeError> {
@@ -188,13 +199,15 @@ impl ModelReader<'_> {
         Ok((index_path, tensors))
     }
 
+    /// A component's weights, each tensor converted to `dtype` as it is taken.
     fn weights(
         &mut self,
         files: &WeightFiles,
         device: &Device,
+        dtype: DType,
     ) -> Result<(PathBuf, VarBuilder<'static>), RuntimeError> {
         let (path, tensors) = self.tensors(files, device)?;
-        Ok((path, VarBuilder::from_tensors(tensors, DType::F32, device)))
+        Ok((path, VarBuilder::from_tensors(tensors, dtype, device)))
     }
 }
 
@@ -278,8 +291,8 @@ fn added_conditioning(
 
 /// How the denoised sample becomes an image in `[-1, 1]`, `[1, 3, height, width]`.
 enum Decoder {
-    /// Latents divided by the scaling factor, then the VAE decoder.
-    Vae { vae: Box<VaeDecoder>, scaling: f64 },
+    /// Latents divided by the scaling factor, then the VAE decoder, in its own element type.
+    Vae { vae: Box<VaeDecoder>, scaling: f64, dtype: DType },
     /// The sample already is the RGB image.
     Pixels,
 }
@@ -287,7 +300,10 @@ enum Decoder {
 impl Decoder {
     fn decode(&self, sample: Tensor) -> Result<Tensor, RuntimeError> {
         match self {
-            Decoder::Vae { vae, scaling } => Ok(vae.decode(&(sample / *scaling)?)?),
+            Decoder::Vae { vae, scaling, dtype } => {
+                let latents = (sample / *scaling)?.to_dtype(*dtype)?;
+                Ok(vae.decode(&latents)?.to_dtype(DType::F32)?)
+            }
             Decoder::Pixels => Ok(sample),
         }
     }
@@ -310,8 +326,9 @@ struct DiffusionModel {
 impl DiffusionModel {
     /// Reads and checks the components in turn (configs, scheduler, text, UNet, decoder); every
     /// byte read goes into the manifest, whose hash names the model.
-    fn load(dir: &Path, choice: DeviceChoice) -> Result<Self, RuntimeError> {
+    fn load(dir: &Path, choice: DeviceChoice, dtype: ComputeDtype) -> Result<Self, RuntimeError> {
         let device = candle_device(choice)?;
+        dtype.check_device(&device)?;
         let mut reader = ModelReader { dir, entries: Vec::new() };
         let (path, bytes) = reader.bytes(MODEL_CONFIG_FILE)?;
         let config = ModelConfig::parse(&path, &bytes)?;
@@ -327,20 +344,29 @@ impl DiffusionModel {
             let text = load_clip(&mut reader, &layout, &config, &device)?;
             Conditioning::Clip { text, zero_empty_negative }
         };
-        let (unet_config_path, unet_spec, unet) = load_unet(&mut reader, &layout.unet, &device)?;
+        let (unet_config_path, unet_spec, unet) =
+            load_unet(&mut reader, &layout.unet, &device, dtype.candle())?;
         check_unet_against_text(&unet_config_path, &unet_spec, &config, &conditioning)?;
-        let (decoder, sample_channels, sample_factor) = load_decoder(&mut reader, &layout, &device)?;
+        let (decoder, sample_channels, sample_factor) =
+            load_decoder(&mut reader, &layout, &device, dtype, config.kind.dual_text_encoders())?;
         check_unet_channels(&unet_config_path, &unet_spec, sample_channels, layout.vae.is_some())?;
 
         let manifest = ModelManifest::new(config.clone(), reader.entries);
         debug_assert_eq!(manifest.files.iter().map(|f| f.path.clone()).collect::<Vec<_>>(), layout.files());
         let size_multiple = sample_factor * unet_spec.downsampling();
-        let descriptor = describe(&config, &manifest, size_multiple, &schedule, &device);
+        let vae_dtype = match &decoder {
+            Decoder::Vae { dtype, .. } => Some(*dtype),
+            Decoder::Pixels => None,
+        };
+        let precision = precision::envelope_dtype(dtype, vae_dtype);
+        let flash = precision::uses_flash_attention(&device, dtype.candle());
+        let descriptor = describe(&config, &manifest, size_multiple, &schedule, &device, precision, flash);
         tracing::info!(
             model = %descriptor.name,
             kind = %descriptor.kind,
             hash = %descriptor.hash,
             device = %descriptor.envelope.device_class,
+            dtype = %descriptor.envelope.dtype,
             "model loaded"
         );
         Ok(Self {
@@ -457,19 +483,26 @@ fn check_text_time(
 
 /// The decoder of the denoised sample, with the sample's channels and its factor (image pixels
 /// per sample pixel along each side): the VAE's latents where the layout has a VAE, else RGB.
+/// The VAE runs in `dtype` unless diffusers' rule upcasts it (`sdxl_family`, `precision`).
 fn load_decoder(
     reader: &mut ModelReader<'_>,
     layout: &Layout,
     device: &Device,
+    dtype: ComputeDtype,
+    sdxl_family: bool,
 ) -> Result<(Decoder, usize, usize), RuntimeError> {
     let Some(files) = &layout.vae else {
         return Ok((Decoder::Pixels, 3, 1));
     };
     let (path, json) = reader.json(&files.config)?;
     let vae_spec = VaeSpec::from_json(&json).map_err(|e| invalid(&path, e))?;
-    let (path, vb) = reader.weights(&files.weights, device)?;
+    let vae_dtype = precision::vae_dtype(dtype, sdxl_family, vae_spec.force_upcast);
+    if vae_dtype != dtype.candle() {
+        tracing::info!(vae = %path.display(), "the VAE decodes in f32: its force_upcast says f16 overflows");
+    }
+    let (path, vb) = reader.weights(&files.weights, device, vae_dtype)?;
     let vae = VaeDecoder::load(vb, &vae_spec.config, vae_spec.out_channels).map_err(|e| invalid(&path, e))?;
-    let decoder = Decoder::Vae { vae: Box::new(vae), scaling: vae_spec.scaling_factor };
+    let decoder = Decoder::Vae { vae: Box::new(vae), scaling: vae_spec.scaling_factor, dtype: vae_dtype };
     Ok((decoder, vae_spec.config.latent_channels, vae_spec.downsampling()))
 }
 
@@ -503,6 +536,8 @@ fn describe(
     size_multiple: usize,
     schedule: &ScheduleConfig,
     device: &Device,
+    dtype: String,
+    flash_attention: bool,
 ) -> ModelDescriptor {
     let mut limits = config.kind.limits(size_multiple as u32);
     limits.schedulers.retain(|&kind| scheduler::supports(kind, schedule));
@@ -514,27 +549,29 @@ fn describe(
         limits,
         envelope: ReproducibilityEnvelope {
             engine: format!(
-                "candle {CANDLE_VERSION} / genmint-model-runtime {} / kernels {}",
+                "candle {CANDLE_VERSION} / genmint-model-runtime {} / kernels {}{}",
                 env!("CARGO_PKG_VERSION"),
-                crate::kernels::KERNELS_VERSION
+                crate::kernels::KERNELS_VERSION,
+                if flash_attention { " / flash-attn" } else { "" }
             ),
             noise: NOISE_ALGORITHM.to_string(),
             scheduler: SchedulerKind::Ddim,
-            dtype: "f32".to_string(),
+            dtype,
             device_class: if device.is_cuda() { "cuda" } else { "cpu" }.to_string(),
         },
     }
 }
 
-/// Reads a UNet's diffusers config and weights.
+/// Reads a UNet's diffusers config and weights, the weights as `dtype`.
 pub(crate) fn load_unet(
     reader: &mut ModelReader<'_>,
     files: &ComponentFiles,
     device: &Device,
+    dtype: DType,
 ) -> Result<(PathBuf, UnetSpec, Unet), RuntimeError> {
     let (config_path, json) = reader.json(&files.config)?;
     let spec = UnetSpec::from_json(&json).map_err(|e| invalid(&config_path, e))?;
-    let (path, vb) = reader.weights(&files.weights, device)?;
+    let (path, vb) = reader.weights(&files.weights, device, dtype)?;
     let unet = Unet::new(vb, &spec).map_err(|e| invalid(&path, e))?;
     Ok((config_path, spec, unet))
 }
@@ -621,7 +658,7 @@ fn load_bert_text_encoder(
         return Err(invalid(reader.dir, "a pixel-space model's tokenizer is a tokenizer.json"));
     };
     let (tokenizer_path, tokenizer_json) = reader.bytes(tokenizer)?;
-    let (weights_path, vb) = reader.weights(&files.encoder.weights, device)?;
+    let (weights_path, vb) = reader.weights(&files.encoder.weights, device, DType::F32)?;
     BertTextEncoder::new(&config_path, &config, &tokenizer_path, &tokenizer_json, &weights_path, vb)
 }
 
@@ -717,7 +754,7 @@ pub struct Stages(DiffusionModel);
 /// Loads the model in `dir` on the CPU for [`Stages`].
 #[doc(hidden)]
 pub fn load_stages(dir: &Path) -> Result<Stages, RuntimeError> {
-    Ok(Stages(DiffusionModel::load(dir, DeviceChoice::Cpu)?))
+    Ok(Stages(DiffusionModel::load(dir, DeviceChoice::Cpu, ComputeDtype::F32)?))
 }
 
 #[doc(hidden)]
@@ -827,7 +864,7 @@ mod tests {
             config: "config.json".into(),
             weights: WeightFiles::Single("diffusion_pytorch_model.safetensors".into()),
         };
-        let (_, spec, unet) = load_unet(&mut reader, &files, &Device::Cpu).unwrap();
+        let (_, spec, unet) = load_unet(&mut reader, &files, &Device::Cpu, DType::F32).unwrap();
         assert_eq!((spec.in_channels, spec.out_channels, spec.config.cross_attention_dim), (3, 3, 384));
         let io = candle_core::safetensors::load(dir.join("io.safetensors"), &Device::Cpu).unwrap();
         let timestep = io["timestep"].to_vec1::<f32>().unwrap()[0];

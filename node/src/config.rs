@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use genmint_model_runtime::ComputeDtype;
 use serde::{Deserialize, Serialize};
 
 /// The file name of the configuration inside the data dir.
@@ -154,8 +155,12 @@ pub struct ModelConfig {
     /// Model directory (diffusers layout plus `genmint-model.json`); relative paths are resolved
     /// against the data dir.
     pub dir: PathBuf,
-    /// `cpu`, or `cuda:N` in a build with the `cuda` feature.
-    pub device: String,
+    /// `cpu`, or `cuda:N` in a build with the `cuda` feature; a list (`["cuda:0", "cuda:1"]`)
+    /// runs one inference worker per device, each job going to a free one.
+    pub device: Devices,
+    /// The UNet's arithmetic: `f32` (the default), `f16` or `bf16` (GPUs; the CPU runs f32 and
+    /// f16). SDXL's original VAE decodes in f32 under f16, as diffusers does.
+    pub dtype: ComputeDtype,
     /// Most waiting requests run together as one batched pass per denoising step (those of the
     /// same size, scheduler and step count); each keeps its own seed, progress and pixels. 1 (the
     /// default) runs them one at a time: on the CPU a batch measured no faster.
@@ -164,7 +169,64 @@ pub struct ModelConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        Self { dir: PathBuf::from("models/default"), device: "cpu".into(), max_batch: 1 }
+        Self {
+            dir: PathBuf::from("models/default"),
+            device: Devices::one("cpu"),
+            dtype: ComputeDtype::F32,
+            max_batch: 1,
+        }
+    }
+}
+
+/// The devices one model runs on, one inference worker each. In TOML a string (`"cuda:0"`) or a
+/// non-empty list of them (`["cuda:0", "cuda:1"]`); one device is written back as a string.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Devices(Vec<String>);
+
+impl Devices {
+    pub fn one(name: &str) -> Self {
+        Self(vec![name.to_string()])
+    }
+
+    /// Several devices; `None` for an empty list.
+    pub fn of(names: Vec<String>) -> Option<Self> {
+        (!names.is_empty()).then_some(Self(names))
+    }
+
+    /// The device names, in the order the file lists them.
+    pub fn names(&self) -> &[String] {
+        &self.0
+    }
+}
+
+impl Serialize for Devices {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        one_or_many(&self.0, serializer)
+    }
+}
+
+/// One item as itself, several as a list: how the file spells `[model]` and `device`.
+fn one_or_many<T: Serialize, S: serde::Serializer>(items: &[T], serializer: S) -> Result<S::Ok, S::Error> {
+    match items {
+        [one] => one.serialize(serializer),
+        many => many.serialize(serializer),
+    }
+}
+
+impl<'de> Deserialize<'de> for Devices {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        match OneOrMany::deserialize(deserializer)? {
+            OneOrMany::One(one) => Ok(Self(vec![one])),
+            OneOrMany::Many(many) => Self::of(many).ok_or_else(|| {
+                serde::de::Error::custom("model.device lists no device: name at least one, e.g. \"cpu\"")
+            }),
+        }
     }
 }
 
@@ -191,28 +253,23 @@ impl Default for Models {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(ModelConfig),
-    Many(Vec<ModelConfig>),
-}
-
 impl Serialize for Models {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.0.as_slice() {
-            [one] => one.serialize(serializer),
-            many => many.serialize(serializer),
-        }
+        one_or_many(&self.0, serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Models {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match OneOrMany::deserialize(deserializer)? {
-            OneOrMany::One(one) => Ok(Self(vec![one])),
-            OneOrMany::Many(many) => Self::of(many)
-                .ok_or_else(|| serde::de::Error::custom("[[model]] lists no model: serve at least one")),
+        // Told apart by shape first, so that a wrong key inside a table reports itself rather
+        // than "matched no variant".
+        let value = toml::Value::deserialize(deserializer)?;
+        if value.is_array() {
+            let many: Vec<ModelConfig> = value.try_into().map_err(serde::de::Error::custom)?;
+            Self::of(many)
+                .ok_or_else(|| serde::de::Error::custom("[[model]] lists no model: serve at least one"))
+        } else {
+            Ok(Self(vec![value.try_into().map_err(serde::de::Error::custom)?]))
         }
     }
 }
@@ -355,18 +412,43 @@ mod tests {
         let one = Config::load(dir.path()).unwrap();
         assert_eq!(one.model.all().len(), 1);
         assert_eq!(
-            (one.model.all()[0].dir.to_str(), one.model.all()[0].device.as_str()),
-            (Some("models/a"), "cpu")
+            (one.model.all()[0].dir.to_str(), one.model.all()[0].device.names()),
+            (Some("models/a"), &["cpu".to_string()][..])
         );
         let text = "[[model]]\ndir = \"models/a\"\n\n[[model]]\ndir = \"models/b\"\ndevice = \"cuda:0\"\n";
         std::fs::write(dir.path().join(CONFIG_FILE), text).unwrap();
         let two = Config::load(dir.path()).unwrap();
-        assert_eq!(two.model.all().iter().map(|m| m.device.as_str()).collect::<Vec<_>>(), ["cpu", "cuda:0"]);
+        assert_eq!(
+            two.model.all().iter().map(|m| m.device.names()[0].as_str()).collect::<Vec<_>>(),
+            ["cpu", "cuda:0"]
+        );
         two.save(dir.path()).unwrap();
         assert_eq!(Config::load(dir.path()).unwrap(), two, "several models round-trip");
         one.save(dir.path()).unwrap();
         let saved = std::fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap();
         assert!(saved.contains("[model]"), "one model is written as a table:\n{saved}");
+    }
+
+    #[test]
+    fn a_model_runs_on_one_device_or_a_list_in_a_dtype() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[model]\ndir = \"models/a\"\ndevice = [\"cuda:0\", \"cuda:1\"]\ndtype = \"f16\"\n";
+        std::fs::write(dir.path().join(CONFIG_FILE), text).unwrap();
+        let config = Config::load(dir.path()).unwrap();
+        let model = &config.model.all()[0];
+        assert_eq!(model.device.names(), ["cuda:0", "cuda:1"]);
+        assert_eq!(model.dtype, ComputeDtype::F16);
+        config.save(dir.path()).unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap(), config, "a device list round-trips");
+        assert_eq!(Config::default().model.all()[0].dtype, ComputeDtype::F32);
+
+        for (text, expected) in
+            [("device = []", "lists no device"), ("dtype = \"fp16\"", "fp16"), ("device = 3", "device")]
+        {
+            std::fs::write(dir.path().join(CONFIG_FILE), format!("[model]\n{text}\n")).unwrap();
+            let err = Config::load(dir.path()).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
 use futures_util::future::BoxFuture;
-use genmint_model_runtime::{DeviceChoice, load_model};
+use genmint_model_runtime::{ComputeDtype, DeviceChoice, Generator, load_model_with};
 use tracing::info;
 
 use crate::api::{ApiState, PageConfig};
@@ -171,10 +171,12 @@ async fn connect_chain(config: &Config, operator: &PrivateKeySigner) -> Result<C
     Ok(chain)
 }
 
-/// Loads a model directory with candle onto a new inference thread (off the async threads).
+/// Loads a model directory with candle once per configured device (off the async threads), each
+/// copy on its own inference thread, all fed by the model's one queue.
 struct CandleLoader {
     dir: PathBuf,
-    device: DeviceChoice,
+    devices: Vec<DeviceChoice>,
+    dtype: ComputeDtype,
     queue: usize,
     max_batch: usize,
 }
@@ -182,14 +184,35 @@ struct CandleLoader {
 impl ModelLoader for CandleLoader {
     fn load(&self) -> BoxFuture<'_, Result<Inference, String>> {
         Box::pin(async move {
-            let (dir, device) = (self.dir.clone(), self.device);
-            let generator = tokio::task::spawn_blocking(move || load_model(&dir, device))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
-            Inference::spawn(generator, self.queue, self.max_batch)
-                .map_err(|e| format!("starting the inference thread for {:?}: {e}", self.dir))
+            let (dir, devices, dtype) = (self.dir.clone(), self.devices.clone(), self.dtype);
+            let generators = tokio::task::spawn_blocking(move || {
+                devices
+                    .iter()
+                    .map(|&device| load_model_with(&dir, device, dtype))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+            same_envelope(&generators)?;
+            Inference::spawn_workers(generators, self.queue, self.max_batch)
+                .map_err(|e| format!("starting the inference threads for {:?}: {e}", self.dir))
         })
+    }
+}
+
+/// The copies of one model must generate under one reproducibility envelope: the token records
+/// one, whichever device ran the job.
+fn same_envelope(generators: &[Box<dyn Generator>]) -> Result<(), String> {
+    let mut envelopes = generators.iter().map(|g| &g.descriptor().envelope);
+    let Some(first) = envelopes.next() else { return Ok(()) };
+    match envelopes.find(|envelope| *envelope != first) {
+        None => Ok(()),
+        Some(other) => Err(format!(
+            "model.device lists devices that generate differently ({} {} and {} {}): list devices \
+             of one kind for a model, e.g. [\"cuda:0\", \"cuda:1\"]",
+            first.device_class, first.dtype, other.device_class, other.dtype
+        )),
     }
 }
 
@@ -222,7 +245,8 @@ async fn start_models(data_dir: &Path, config: &Config) -> Result<Models, StartE
         let dir = Config::model_dir(data_dir, model);
         let loader = CandleLoader {
             dir: dir.clone(),
-            device: device(&model.device)?,
+            devices: model.device.names().iter().map(|name| device(name)).collect::<Result<_, _>>()?,
+            dtype: model.dtype,
             queue,
             max_batch: model.max_batch,
         };
@@ -232,7 +256,8 @@ async fn start_models(data_dir: &Path, config: &Config) -> Result<Models, StartE
         // One limit, advertised in GET /v1/models and enforced at admission: the node's, within the model's.
         descriptor.limits.max_prompt_bytes =
             descriptor.limits.max_prompt_bytes.min(config.limits.max_prompt_bytes);
-        let bytes = weight_bytes(&dir);
+        // Every worker holds its own copy of the weights.
+        let bytes = weight_bytes(&dir).saturating_mul(model.device.names().len() as u64);
         let keep = budget.is_none_or(|budget| served.is_empty() || loaded_bytes + bytes <= budget);
         info!(name = %descriptor.name, hash = %descriptor.hash, loaded = keep, "serving model");
         let worker = if keep {
@@ -447,4 +472,83 @@ fn serve_http(listener: tokio::net::TcpListener, config: &Config, state: ApiStat
             tracing::warn!(error = %e, "the HTTP server stopped");
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use genmint_model_runtime::{GenerationParams, SchedulerKind, write_test_model};
+
+    use super::*;
+
+    fn request(seed: u64) -> GenerationParams {
+        GenerationParams {
+            prompt: "a red fox in a snow forest".into(),
+            negative_prompt: String::new(),
+            seed,
+            width: 64,
+            height: 64,
+            steps: 12,
+            guidance: 4.0,
+            scheduler: SchedulerKind::Ddim,
+        }
+    }
+
+    fn loader(dir: &Path, devices: Vec<DeviceChoice>) -> CandleLoader {
+        CandleLoader { dir: dir.to_owned(), devices, dtype: ComputeDtype::F32, queue: 4, max_batch: 1 }
+    }
+
+    /// Runs `seeds` at once; each job's pixels with the times of its first and last steps.
+    async fn run_together(inference: &Inference, seeds: [u64; 2]) -> Vec<(Vec<u8>, Instant, Instant)> {
+        let jobs = seeds.map(|seed| {
+            let inference = inference.clone();
+            tokio::spawn(async move {
+                let steps = Arc::new(std::sync::Mutex::new(Vec::new()));
+                let seen = steps.clone();
+                let progress = Box::new(move |_| seen.lock().unwrap().push(Instant::now()));
+                let generation = inference.generate(request(seed), Arc::default(), progress).await.unwrap();
+                let steps = steps.lock().unwrap();
+                (generation.image.pixels, steps[0], *steps.last().unwrap())
+            })
+        });
+        let mut outcomes = Vec::new();
+        for job in jobs {
+            outcomes.push(job.await.unwrap());
+        }
+        outcomes
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_cpu_workers_run_two_jobs_at_once_with_the_pixels_of_one() {
+        let dir = tempfile::tempdir().unwrap();
+        write_test_model(dir.path()).unwrap();
+        let two = loader(dir.path(), vec![DeviceChoice::Cpu, DeviceChoice::Cpu]).load().await.unwrap();
+        let together = run_together(&two, [1, 2]).await;
+        let ((_, a_first, a_last), (_, b_first, b_last)) = (&together[0], &together[1]);
+        assert!(a_first < b_last && b_first < a_last, "the two jobs did not overlap");
+        two.stop().await;
+
+        let one = loader(dir.path(), vec![DeviceChoice::Cpu]).load().await.unwrap();
+        let alone = run_together(&one, [1, 2]).await;
+        let ((_, a_first, a_last), (_, b_first, b_last)) = (&alone[0], &alone[1]);
+        assert!(a_last < b_first || b_last < a_first, "one worker runs one job at a time");
+        for (with_two, with_one) in together.iter().zip(&alone) {
+            assert!(with_two.0 == with_one.0, "a second worker changed the pixels");
+        }
+        one.stop().await;
+    }
+
+    #[test]
+    fn devices_of_one_model_must_generate_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        write_test_model(dir.path()).unwrap();
+        let f32_model = load_model_with(dir.path(), DeviceChoice::Cpu, ComputeDtype::F32).unwrap();
+        let f16_model = load_model_with(dir.path(), DeviceChoice::Cpu, ComputeDtype::F16).unwrap();
+        let same = [load_model_with(dir.path(), DeviceChoice::Cpu, ComputeDtype::F32).unwrap()];
+        assert!(same_envelope(&same).is_ok());
+        let error = same_envelope(&[f32_model, f16_model]).unwrap_err();
+        assert!(error.contains("cpu f32 and cpu f16"), "{error}");
+    }
 }

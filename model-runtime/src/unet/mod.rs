@@ -20,7 +20,7 @@ mod blocks;
 
 mod transformer;
 
-use candle_core::{Module, Tensor};
+use candle_core::{DType, Module, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::stable_diffusion::embeddings::Timesteps;
 use candle_transformers::models::stable_diffusion::unet_2d::{BlockConfig, UNet2DConditionModelConfig};
@@ -67,6 +67,7 @@ impl TextTimeEmbedding {
     fn forward(&self, added: &AddedConditioning) -> candle_core::Result<Tensor> {
         let batch = added.text_embeds.dim(0)?;
         let ids = self.time_ids_proj.forward(&added.time_ids.flatten_all()?)?.reshape((batch, ()))?;
+        let ids = ids.to_dtype(added.text_embeds.dtype())?;
         let input = Tensor::cat(&[&added.text_embeds, &ids], 1)?;
         self.add_embedding.forward(&input)
     }
@@ -84,6 +85,8 @@ pub(crate) struct Unet {
     conv_norm_out: GroupNorm,
     conv_out: Conv2d,
     center_input_sample: bool,
+    /// The weights' element type: inputs are cast to it, the prediction back to f32.
+    dtype: DType,
 }
 
 impl Unet {
@@ -127,6 +130,7 @@ impl Unet {
             conv_norm_out: GroupNorm::load(vb.pp("conv_norm_out"), c.norm_num_groups, first, c.norm_eps)?,
             conv_out: conv3(vb.pp("conv_out"), first, spec.out_channels)?,
             center_input_sample: c.center_input_sample,
+            dtype: vb.dtype(),
         })
     }
 
@@ -144,11 +148,17 @@ impl Unet {
         device: &candle_core::Device,
     ) -> candle_core::Result<Tensor> {
         // One row for all: every row of the batch is at the same timestep.
-        let t = (Tensor::ones(1, candle_core::DType::F32, device)? * timestep)?;
-        let emb = self.time_embedding.forward(&self.time_proj.forward(&t)?)?;
+        let t = (Tensor::ones(1, DType::F32, device)? * timestep)?;
+        let emb = self.time_embedding.forward(&self.time_proj.forward(&t)?.to_dtype(self.dtype)?)?;
         let emb = emb.repeat((batch, 1))?;
         match (&self.text_time, added) {
-            (Some(text_time), Some(added)) => emb + text_time.forward(added)?,
+            (Some(text_time), Some(added)) => {
+                let added = AddedConditioning {
+                    text_embeds: added.text_embeds.to_dtype(self.dtype)?,
+                    time_ids: added.time_ids.clone(),
+                };
+                emb + text_time.forward(&added)?
+            }
             (None, None) => Ok(emb),
             (Some(_), None) => Err(candle_core::Error::Msg(
                 "this UNet's text_time conditioning needs the pooled text embedding and size ids".to_string(),
@@ -159,7 +169,8 @@ impl Unet {
         }
     }
 
-    /// The prediction for `xs` `[batch, C, h, w]` at `timestep`, attending to `context`.
+    /// The prediction (f32) for `xs` `[batch, C, h, w]` at `timestep`, attending to `context`;
+    /// computed in the weights' element type (a no-op cast for f32).
     pub fn forward(
         &self,
         xs: &Tensor,
@@ -167,6 +178,8 @@ impl Unet {
         context: &Tensor,
         added: Option<&AddedConditioning>,
     ) -> candle_core::Result<Tensor> {
+        let (xs, context) = (xs.to_dtype(self.dtype)?, context.to_dtype(self.dtype)?);
+        let (xs, context) = (&xs, &context);
         let (batch, _, height, width) = xs.dims4()?;
         let emb = self.embedding(batch, timestep, added, xs.device())?;
         let xs = if self.center_input_sample { ((xs * 2.0)? - 1.0)? } else { xs.clone() };
@@ -192,7 +205,7 @@ impl Unet {
             };
             xs = block.forward(&xs, &res, &temb_silu, context, size)?;
         }
-        self.conv_out.forward(&self.conv_norm_out.forward_silu(&xs)?)
+        self.conv_out.forward(&self.conv_norm_out.forward_silu(&xs)?)?.to_dtype(DType::F32)
     }
 }
 

@@ -144,9 +144,15 @@ impl Attention {
         })
     }
 
-    /// `xs` `[batch, tokens, C]` attending to itself, or to `context`.
+    /// `xs` `[batch, tokens, C]` attending to itself, or to `context`: flash attention where
+    /// the build has it and the UNet runs in f16 or bf16 on a GPU (`precision`), else the
+    /// product, softmax and product written out.
     fn forward(&self, xs: &Tensor, context: Option<&Tensor>) -> candle_core::Result<Tensor> {
         let context = context.unwrap_or(xs);
+        #[cfg(feature = "flash-attn")]
+        if crate::precision::uses_flash_attention(xs.device(), xs.dtype()) {
+            return self.flash(xs, context);
+        }
         let (batch, tokens, channels) = xs.dims3()?;
         let heads = |t: Tensor| -> candle_core::Result<Tensor> {
             let n = t.dim(1)?;
@@ -158,5 +164,21 @@ impl Attention {
         let weights = softmax_last_dim(&q.matmul(&k.transpose(D::Minus1, D::Minus2)?)?)?;
         let out = weights.matmul(&v)?.transpose(1, 2)?.reshape((batch, tokens, channels))?;
         self.to_out.forward(&out)
+    }
+
+    /// The same attention through candle-flash-attn's fused kernel, which takes
+    /// `[batch, tokens, heads, head_dim]` and applies the scale itself.
+    #[cfg(feature = "flash-attn")]
+    fn flash(&self, xs: &Tensor, context: &Tensor) -> candle_core::Result<Tensor> {
+        let (batch, tokens, channels) = xs.dims3()?;
+        let heads = |t: Tensor| -> candle_core::Result<Tensor> {
+            let n = t.dim(1)?;
+            t.reshape((batch, n, self.heads, channels / self.heads))
+        };
+        let q = heads(self.to_q.forward(xs)?)?;
+        let k = heads(self.to_k.forward(context)?)?;
+        let v = heads(self.to_v.forward(context)?)?;
+        let out = candle_flash_attn::flash_attn(&q, &k, &v, self.scale as f32, false)?;
+        self.to_out.forward(&out.reshape((batch, tokens, channels))?)
     }
 }

@@ -1,7 +1,8 @@
 //! The model runtime end to end, one test binary: the built-in test model (`tiny`), the
 //! pixel-space family on a PyTorch-made fixture UNet (`pixel`), the shipped default model
-//! (`default_model`), parity with diffusers on SD 1.5- and SD 2.1-shaped fixtures (`parity`), and
-//! the SD 1.5 fixture imported from a single-file checkpoint (`single_file`).
+//! (`default_model`), parity with diffusers on SD 1.5- and SD 2.1-shaped fixtures (`parity`),
+//! the SD 1.5 fixture imported from a single-file checkpoint (`single_file`), and half precision
+//! with its VAE rule (`precision`).
 
 // Test helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -9,6 +10,7 @@
 mod default_model;
 mod parity;
 mod pixel;
+mod precision;
 mod sharded;
 mod single_file;
 mod tiny;

@@ -305,7 +305,7 @@ fn every_scheduler(family: &'static str) {
 }
 
 /// A copy of the model directory `dir` whose JSON file `relative` is `config`.
-fn copy_with(dir: &Path, relative: &str, config: &Value) -> tempfile::TempDir {
+pub fn copy_with(dir: &Path, relative: &str, config: &Value) -> tempfile::TempDir {
     let copy = tempfile::tempdir().unwrap();
     for entry in walk(dir) {
         let target = copy.path().join(entry.strip_prefix(dir).unwrap());

@@ -1,5 +1,7 @@
-//! The inference worker: one OS thread owns the model and runs its generations, fed by a bounded
-//! queue, so diffusion never blocks the async runtime. Requests waiting together that share their
+//! The inference workers of one model: one OS thread per device owns its copy of the model and
+//! runs its generations, all fed by one bounded queue, so diffusion never blocks the async
+//! runtime. A worker takes the next waiting request as soon as it is free, so a job never waits
+//! while another worker of the model is idle: it goes to the least-loaded one. Requests waiting together that share their
 //! timesteps (size, scheduler, steps: [`GenerationParams::batches_with`]) run as one batch, up to
 //! the model's `max_batch`, taken in the order they came; each keeps its own seed, progress,
 //! cancellation and pixels. [`Inference::stop`] ends the thread after the generations already
@@ -68,46 +70,69 @@ impl Shared {
     }
 }
 
-/// A cloneable handle to the worker thread.
+/// A cloneable handle to a model's worker threads.
 #[derive(Clone)]
 pub struct Inference {
     shared: Arc<Shared>,
     descriptor: Arc<ModelDescriptor>,
     capacity: usize,
-    worker: Arc<Mutex<Option<JoinHandle<()>>>>,
+    workers: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl Inference {
     /// Moves the generator onto its own thread; at most `capacity` generations wait in line, and
     /// at most `max_batch` (at least 1) run together.
-    pub fn spawn(
-        mut generator: Box<dyn Generator>,
+    pub fn spawn(generator: Box<dyn Generator>, capacity: usize, max_batch: usize) -> std::io::Result<Self> {
+        Self::spawn_workers(vec![generator], capacity, max_batch)
+    }
+
+    /// One thread per generator (each the same model on its own device, so the same descriptor:
+    /// the first one's is the handle's), all taking from one queue of at most `capacity`.
+    pub fn spawn_workers(
+        generators: Vec<Box<dyn Generator>>,
         capacity: usize,
         max_batch: usize,
     ) -> std::io::Result<Self> {
-        let descriptor = Arc::new(generator.descriptor().clone());
+        let descriptor = match generators.first() {
+            Some(first) => Arc::new(first.descriptor().clone()),
+            None => return Err(std::io::Error::other("a model needs at least one inference worker")),
+        };
+        debug_assert!(generators.iter().all(|g| g.descriptor() == descriptor.as_ref()));
         let shared = Arc::new(Shared::default());
-        let inbox = shared.clone();
-        let worker = std::thread::Builder::new().name("genmint-inference".into()).spawn(move || {
-            while let Some(batch) = next_batch(&inbox, max_batch.max(1)) {
-                run_batch(generator.as_mut(), batch);
+        let mut workers = Vec::with_capacity(generators.len());
+        for (index, mut generator) in generators.into_iter().enumerate() {
+            let inbox = shared.clone();
+            let spawned =
+                std::thread::Builder::new().name(format!("genmint-inference-{index}")).spawn(move || {
+                    while let Some(batch) = next_batch(&inbox, max_batch.max(1)) {
+                        run_batch(generator.as_mut(), batch);
+                    }
+                });
+            match spawned {
+                Ok(worker) => workers.push(worker),
+                Err(e) => {
+                    // The threads already started end at once: nothing was queued yet.
+                    shared.lock().stopping = true;
+                    shared.ready.notify_all();
+                    return Err(e);
+                }
             }
-        })?;
-        Ok(Self { shared, descriptor, capacity, worker: Arc::new(Mutex::new(Some(worker))) })
+        }
+        Ok(Self { shared, descriptor, capacity, workers: Arc::new(Mutex::new(workers)) })
     }
 
-    /// Ends the worker thread once the generations already queued have run or been cancelled, and
-    /// waits for it. Later generations fail with [`InferenceError::Stopped`].
+    /// Ends the worker threads once the generations already queued have run or been cancelled,
+    /// and waits for them. Later generations fail with [`InferenceError::Stopped`].
     pub async fn stop(&self) {
         self.shared.lock().stopping = true;
         self.shared.ready.notify_all();
-        let worker = self.worker.clone();
+        let workers = self.workers.clone();
         let stopped = tokio::task::spawn_blocking(move || {
-            let handle = worker.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(handle) = handle
-                && handle.join().is_err()
-            {
-                tracing::warn!("the inference thread panicked");
+            let handles = std::mem::take(&mut *workers.lock().unwrap_or_else(|p| p.into_inner()));
+            for handle in handles {
+                if handle.join().is_err() {
+                    tracing::warn!("an inference thread panicked");
+                }
             }
         });
         if let Err(e) = stopped.await {
@@ -115,7 +140,7 @@ impl Inference {
         }
     }
 
-    /// Generations waiting for the thread (not counting the batch it runs).
+    /// Generations waiting for a worker (not counting the batches they run).
     pub fn waiting(&self) -> usize {
         self.shared.lock().waiting.len()
     }

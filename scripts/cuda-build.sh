@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Compiles genmint's `cuda` build on a machine without a GPU. NVIDIA's compiler (nvcc, ptxas, the
+# NVVM library) and the CUDA runtime headers come from NVIDIA's wheels on PyPI, installed once into
+# the tools folder ($GENMINT_TOOLS/cuda, git-ignored) as one CUDA 13 tree with bin/, include/,
+# nvvm/ and lib/. The build has its own cargo target dir (default $HOME/.cache/genmint/target-cuda)
+# so the kernels candle compiles at build time are compiled once and reused by later runs.
+#
+# Usage: scripts/cuda-build.sh [--check | --release | --env]
+#   --check    (default) `cargo check` of genmint-model-runtime with `--features cuda`: what CI runs
+#   --release  the release `genmint` binary with `--features cuda`; prints its path and size
+#   --env      print the exports that point a shell at the toolkit, for other cargo commands
+# Environment: CUDA_COMPUTE_CAP (default 90, Hopper: the compute capability the kernels are built
+# for; 80 Ampere, 89 Ada), GENMINT_CUDA_TARGET_DIR (the target dir), CUDAFORGE_THREADS (parallel
+# nvcc jobs, default every core).
+# Idempotent and offline once installed: a second run checks versions and only rebuilds what changed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+TOOLS="${GENMINT_TOOLS:-$ROOT/.tools}"
+CUDA_DIR="$TOOLS/cuda"
+say() { printf 'cuda-build: %s\n' "$*" >&2; }
+
+# The CUDA 12 nvcc wheels hold no nvcc executable; the 13.0 ones do. These five form one toolkit.
+WHEELS=(
+  nvidia-cuda-nvcc==13.0.88
+  nvidia-nvvm==13.0.88
+  nvidia-cuda-crt==13.0.88
+  nvidia-cuda-runtime==13.0.96
+  nvidia-cuda-cccl==13.0.85
+)
+TREE="$CUDA_DIR/nvidia/cu13"
+
+installed() {
+  local spec name version
+  for spec in "${WHEELS[@]}"; do
+    name="${spec%%==*}"
+    version="${spec##*==}"
+    [ -d "$CUDA_DIR/${name//-/_}-$version.dist-info" ] || return 1
+  done
+  [ -x "$TREE/bin/nvcc" ] && [ -f "$TREE/include/cuda_runtime.h" ]
+}
+
+if ! installed; then
+  say "installing the CUDA 13 compiler and headers (${WHEELS[*]}) into $CUDA_DIR"
+  rm -rf "$CUDA_DIR"
+  # One pip call, so the five wheels land together in one nvidia/cu13 tree.
+  python3 -m pip install --quiet --no-deps --disable-pip-version-check --target "$CUDA_DIR" "${WHEELS[@]}"
+  installed || { say "the wheels installed without $TREE/bin/nvcc or the runtime headers"; exit 1; }
+fi
+# The linker looks for the unversioned name; the wheel ships only libcudart.so.13.
+ln -sf libcudart.so.13 "$TREE/lib/libcudart.so"
+
+export CUDA_ROOT="$TREE" CUDA_PATH="$TREE"
+export PATH="$TREE/bin:$PATH"
+export LIBRARY_PATH="$TREE/lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
+export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}"
+export CUDAFORGE_THREADS="${CUDAFORGE_THREADS:-$(nproc)}"
+export CARGO_TARGET_DIR="${GENMINT_CUDA_TARGET_DIR:-$HOME/.cache/genmint/target-cuda}"
+
+mode="${1:---check}"
+case "$mode" in
+  --env)
+    for var in CUDA_ROOT CUDA_PATH PATH LIBRARY_PATH CUDA_COMPUTE_CAP CUDAFORGE_THREADS CARGO_TARGET_DIR; do
+      printf 'export %s=%q\n' "$var" "${!var}"
+    done
+    ;;
+  --check)
+    say "nvcc $(nvcc --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'), compute capability $CUDA_COMPUTE_CAP, target dir $CARGO_TARGET_DIR"
+    cargo check --locked -p genmint-model-runtime --features cuda --all-targets
+    ;;
+  --release)
+    cargo build --locked --release -p genmint-node --features cuda
+    bin="$CARGO_TARGET_DIR/release/genmint"
+    say "built $bin ($(du -h "$bin" | cut -f1)); it needs libcuda (the driver) and libcublas at run time"
+    echo "$bin"
+    ;;
+  *)
+    echo "unknown argument: $mode (expected --check, --release or --env)" >&2
+    exit 2
+    ;;
+esac
