@@ -173,10 +173,30 @@ async fn token_provenance(node: &ApiState, token_id: U256) -> Result<TokenProven
     if !node.chain.token_exists(token_id).await.map_err(|e| ApiError::internal(e.to_string()))? {
         return Err(ApiError::not_found(format!("token {token_id}")));
     }
+    connect_to_holders(node, token_id).await;
     let (report, evidence) = crate::verify::inspect(&node.chain, &node.ipfs, token_id).await;
     let checks = node.spot_checks.of_token(token_id).await.map_err(|e| ApiError::internal(e.to_string()))?;
     let content_holders = content_holders(node, token_id, &evidence).await?;
     Ok(TokenProvenance { report, peer_checks: PeerChecks::new(&checks), content_holders })
+}
+
+/// Connects this node's Kubo to the Kubos of the token's holders, so the content is found when
+/// this node holds no copy and the minting node is gone.
+async fn connect_to_holders(node: &ApiState, token_id: U256) {
+    use crate::ipfs::SwarmPeers;
+    let Ok(receipts) = node.replication.receipts(token_id).await else { return };
+    let (chain_id, contract) = (node.chain.chain_id(), node.chain.address());
+    let addresses: Vec<String> =
+        crate::replication::holder_views(receipts, chain_id, contract, token_id, None)
+            .into_iter()
+            .filter(|h| h.receipt_ok)
+            .flat_map(|h| h.kubo_addresses)
+            .collect();
+    if !addresses.is_empty()
+        && let Err(e) = node.ipfs.connect(&addresses).await
+    {
+        tracing::debug!(error = %e, "the holders' Kubos did not answer");
+    }
 }
 
 /// Where a token's content is held, checked against the CIDs the chain records.

@@ -54,7 +54,7 @@ impl MemoryStore {
         locked(&self.files).remove(cid);
     }
 
-    fn from_connected(&self, cid: &Cid) -> Option<Vec<u8>> {
+    fn held_by_connected(&self, cid: &Cid) -> Option<Vec<u8>> {
         locked(&self.connected)
             .iter()
             .filter(|peer| !peer.down.load(Ordering::SeqCst))
@@ -98,17 +98,18 @@ impl ContentStore for MemoryStore {
     }
 
     fn cat(&self, cid: &Cid, max_bytes: usize) -> impl Future<Output = Result<Vec<u8>, IpfsError>> + Send {
-        let found = self.check_up().and_then(|()| match self.get(cid).or_else(|| self.from_connected(cid)) {
-            Some(bytes) if bytes.len() > max_bytes => {
-                Err(IpfsError::TooLarge { cid: cid.clone(), max_bytes })
-            }
-            Some(bytes) => Ok(bytes),
-            None => Err(IpfsError::Rejected {
-                api_url: "memory".into(),
-                operation: "cat",
-                message: format!("{cid} not found"),
-            }),
-        });
+        let found =
+            self.check_up().and_then(|()| match self.get(cid).or_else(|| self.held_by_connected(cid)) {
+                Some(bytes) if bytes.len() > max_bytes => {
+                    Err(IpfsError::TooLarge { cid: cid.clone(), max_bytes })
+                }
+                Some(bytes) => Ok(bytes),
+                None => Err(IpfsError::Rejected {
+                    api_url: "memory".into(),
+                    operation: "cat",
+                    message: format!("{cid} not found"),
+                }),
+            });
         std::future::ready(found)
     }
 

@@ -101,22 +101,20 @@ impl SwarmPeers for KuboClient {
     }
 
     async fn connect(&self, addresses: &[String]) -> Result<usize, IpfsError> {
-        let mut connected = 0;
-        let mut last_error = None;
-        for address in addresses {
-            match self
+        // At once: an address that does not answer costs its time-out once, not once per address.
+        let attempts = addresses.iter().map(|address| async move {
+            let connected = self
                 .rpc_json::<serde_json::Value>("swarm connect", "swarm/connect", &[("arg", address)])
-                .await
-            {
-                Ok(_) => connected += 1,
-                Err(e) => {
-                    tracing::debug!(%address, error = %e, "Kubo could not connect");
-                    last_error = Some(e);
-                }
+                .await;
+            if let Err(e) = &connected {
+                tracing::debug!(%address, error = %e, "Kubo could not connect");
             }
-        }
-        match (connected, last_error) {
-            (0, Some(e)) => Err(e),
+            connected
+        });
+        let results = futures_util::future::join_all(attempts).await;
+        let connected = results.iter().filter(|r| r.is_ok()).count();
+        match results.into_iter().find_map(Result::err) {
+            Some(e) if connected == 0 => Err(e),
             _ => Ok(connected),
         }
     }

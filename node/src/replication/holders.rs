@@ -114,7 +114,8 @@ pub async fn holders_of(
     Ok(ContentHolders::new(views(receipts, chain_id, contract, token, cids), held_here))
 }
 
-async fn pinned_here(content: &impl ContentStore, image: &str, metadata: &str) -> Option<bool> {
+/// Whether `content` has both files pinned (`None`: it did not answer).
+pub async fn pinned_here(content: &impl ContentStore, image: &str, metadata: &str) -> Option<bool> {
     for cid in [image, metadata] {
         let Ok(cid) = cid.parse() else { return Some(false) };
         if !content.is_pinned(&cid).await.ok()? {

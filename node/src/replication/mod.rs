@@ -34,7 +34,7 @@ use futures_util::future::BoxFuture;
 use genmint_p2p::pin::{PinReceipt, PinRequest};
 
 pub use self::holder::{InboundPin, serve_holder};
-pub use self::holders::{ContentHolders, HolderView, holders_of};
+pub use self::holders::{ContentHolders, HolderView, holders_of, pinned_here, views as holder_views};
 pub use self::receipt::{covers, verify as verify_receipt};
 pub use self::replicator::Replicator;
 pub use self::store::{Pending, ReplicationStore, ReplicationStoreError};
