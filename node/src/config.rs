@@ -27,6 +27,7 @@ pub struct Config {
     pub model: Models,
     pub limits: LimitsConfig,
     pub p2p: P2pConfig,
+    pub replication: ReplicationConfig,
 }
 
 /// The HTTP API and web page.
@@ -351,6 +352,29 @@ impl Default for P2pConfig {
             request_timeout_secs: 10,
             spot_check_interval_secs: 300,
         }
+    }
+}
+
+/// Copies of each token's content on other nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplicationConfig {
+    /// How many other nodes each token this node mints should be pinned by (0 = ask none). The
+    /// node keeps asking, with backoff, until that many signed receipts are in.
+    pub copies: usize,
+    /// Pin other nodes' tokens when they ask (only tokens the chain records, with the chain's
+    /// CIDs).
+    pub hold_for_peers: bool,
+    /// The most bytes of other nodes' tokens this node pins; a request beyond it is refused
+    /// (`over_budget`).
+    pub max_pinned_bytes: u64,
+    /// The longest wait between two rounds of asking for a token still short of copies.
+    pub max_retry_secs: u64,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        Self { copies: 2, hold_for_peers: true, max_pinned_bytes: 1 << 30, max_retry_secs: 300 }
     }
 }
 

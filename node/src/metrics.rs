@@ -112,6 +112,47 @@ impl JobMetrics {
     }
 }
 
+/// A pin request's outcome, by which side of it this node was.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PinOutcomeLabels {
+    /// `asked` (this node minted and asked a peer) or `held` (a peer asked this node).
+    pub role: String,
+    /// `pinned`, or the refusal's code (`over_budget`, `unavailable`, `unreachable`, …).
+    pub outcome: String,
+}
+
+/// What replication records. Clones share their values.
+#[derive(Clone, Default)]
+pub struct ReplicationMetrics {
+    requests: Family<PinOutcomeLabels, Counter>,
+    pending: Gauge,
+    held_bytes: Gauge,
+}
+
+impl ReplicationMetrics {
+    /// One pin request ended with `outcome`, asked by this node (`asked`) or of it (`held`).
+    pub fn pin_request(&self, role: &str, outcome: &str) {
+        let labels = PinOutcomeLabels { role: role.to_owned(), outcome: outcome.to_owned() };
+        self.requests.get_or_create(&labels).inc();
+    }
+
+    /// Tokens this node minted that still have fewer receipts than `[replication] copies`.
+    pub fn set_pending(&self, tokens: i64) {
+        self.pending.set(tokens);
+    }
+
+    /// Bytes this node pins for other nodes' tokens.
+    pub fn set_held_bytes(&self, bytes: i64) {
+        self.held_bytes.set(bytes);
+    }
+
+    #[cfg(test)]
+    pub fn pin_requests(&self, role: &str, outcome: &str) -> u64 {
+        let labels = PinOutcomeLabels { role: role.to_owned(), outcome: outcome.to_owned() };
+        self.requests.get_or_create(&labels).get()
+    }
+}
+
 /// The node as it is at a scrape.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -129,6 +170,7 @@ pub struct Snapshot {
 pub struct Metrics {
     registry: Registry,
     pub jobs: JobMetrics,
+    pub replication: ReplicationMetrics,
     jobs_by_state: Family<StateLabel, Gauge>,
     oldest_unfinished: Gauge,
     waiting: Family<ModelLabel, Gauge>,
@@ -165,6 +207,22 @@ impl Metrics {
             "What this node's mints cost it in gas since it started (each mint's share of its transaction's gas used times the effective gas price), in wei",
             jobs.gas_spent_wei.clone(),
         );
+        let replication = ReplicationMetrics::default();
+        registry.register(
+            "pin_requests",
+            "Requests to pin a token's content, by role (asked: this node minted and asked a peer; held: a peer asked this node) and outcome (pinned or the refusal's code)",
+            replication.requests.clone(),
+        );
+        registry.register(
+            "replication_pending",
+            "Tokens this node minted that have fewer pin receipts than [replication] copies",
+            replication.pending.clone(),
+        );
+        registry.register(
+            "pinned_for_peers_bytes",
+            "Bytes of other nodes' tokens this node's Kubo pins",
+            replication.held_bytes.clone(),
+        );
         let jobs_by_state = Family::<StateLabel, Gauge>::default();
         registry.register("jobs", "Jobs in this node's store, by state", jobs_by_state.clone());
         let oldest_unfinished = Gauge::default();
@@ -184,7 +242,7 @@ impl Metrics {
         let info = Family::<Vec<(String, String)>, Gauge>::default();
         info.get_or_create(&vec![("version".to_owned(), version.to_owned())]).set(1);
         registry.register("build_info", "The running genmint version", info);
-        Self { registry, jobs, jobs_by_state, oldest_unfinished, waiting, peers }
+        Self { registry, jobs, replication, jobs_by_state, oldest_unfinished, waiting, peers }
     }
 
     /// The text exposition of every metric, with the gauges set from `snapshot`.
@@ -218,6 +276,9 @@ mod tests {
         metrics.jobs.step_failed("generated", "ipfs", false);
         metrics.jobs.fee_earned(1e15);
         metrics.jobs.gas_spent(2e14);
+        metrics.replication.pin_request("asked", "pinned");
+        metrics.replication.set_pending(2);
+        metrics.replication.set_held_bytes(4096);
         let text = metrics.render(&Snapshot {
             jobs_by_state: vec![("minted", 2), ("queued", 0)],
             oldest_unfinished_secs: 42,
@@ -235,6 +296,9 @@ mod tests {
             "genmint_job_oldest_unfinished_seconds 42",
             r#"genmint_inference_waiting{model="genmint-emoji-32"} 3"#,
             "genmint_peers 5",
+            r#"genmint_pin_requests_total{role="asked",outcome="pinned"} 1"#,
+            "genmint_replication_pending 2",
+            "genmint_pinned_for_peers_bytes 4096",
             r#"genmint_build_info{version="1.2.3"} 1"#,
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");

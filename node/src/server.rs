@@ -30,6 +30,7 @@ use crate::lifecycle::{Shutdown, Tasks};
 use crate::metrics::Metrics;
 use crate::network::{Network, NetworkStartError, NodeOffer};
 use crate::provenance::credentials::{Credentials, CredentialsError};
+use crate::replication::{ReplicationParts, ReplicationStore, ReplicationStoreError, Replicator};
 use crate::spotcheck::{SpotCheckParts, SpotCheckStore, SpotCheckStoreError, SpotChecker};
 
 /// How long the node's tasks get to end at shutdown (open event streams, a job's current step)
@@ -59,6 +60,8 @@ pub enum StartError {
     SpotChecks(#[from] SpotCheckStoreError),
     #[error(transparent)]
     Gallery(#[from] GalleryStoreError),
+    #[error(transparent)]
+    Replication(#[from] ReplicationStoreError),
     #[error(transparent)]
     Network(#[from] NetworkStartError),
     #[error(transparent)]
@@ -275,14 +278,27 @@ async fn start_models(data_dir: &Path, config: &Config) -> Result<Models, StartE
     Ok(Models::new(served, budget))
 }
 
+/// The stores in the node's database.
+struct Stores {
+    db: Database,
+    jobs: JobStore,
+    spot_checks: SpotCheckStore,
+    gallery: GalleryStore,
+    replication: ReplicationStore,
+}
+
 /// The database and the stores in it, opened off the async threads.
-async fn open_stores(
-    data_dir: &Path,
-) -> Result<(Database, JobStore, SpotCheckStore, GalleryStore), StartError> {
+async fn open_stores(data_dir: &Path) -> Result<Stores, StartError> {
     let path = data_dir.join("jobs.sqlite");
     let opened = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
         let db = Database::open(&path).map_err(StoreError::from)?;
-        Ok((db.clone(), JobStore::new(db.clone())?, SpotCheckStore::new(db.clone())?, GalleryStore::new(db)?))
+        Ok(Stores {
+            jobs: JobStore::new(db.clone())?,
+            spot_checks: SpotCheckStore::new(db.clone())?,
+            gallery: GalleryStore::new(db.clone())?,
+            replication: ReplicationStore::new(db.clone())?,
+            db,
+        })
     });
     opened.await?
 }
@@ -297,6 +313,7 @@ struct Services {
     store: JobStore,
     spot_checks: SpotCheckStore,
     gallery: GalleryStore,
+    replication: ReplicationStore,
     min_fee: U256,
 }
 
@@ -312,8 +329,8 @@ impl Services {
         })?;
         let ipfs = KuboClient::new(&config.ipfs.api_url)?;
         let models = start_models(data_dir, config).await?;
-        let (db, store, spot_checks, gallery) = open_stores(data_dir).await?;
-        Ok(Self { operator, chain, ipfs, models, db, store, spot_checks, gallery, min_fee })
+        let Stores { db, jobs: store, spot_checks, gallery, replication } = open_stores(data_dir).await?;
+        Ok(Self { operator, chain, ipfs, models, db, store, spot_checks, gallery, replication, min_fee })
     }
 
     /// The job service, minting through a batcher on `tasks` and forwarding through `network`.
@@ -360,7 +377,8 @@ impl Services {
         }))
     }
 
-    /// Serves the network's side of the node: peers' job requests, adverts, spot checks.
+    /// Serves the network's side of the node: peers' job requests, adverts, spot checks, and
+    /// copies of tokens' content both ways.
     async fn serve_network(
         &self,
         network: &Arc<Network>,
@@ -368,9 +386,26 @@ impl Services {
         jobs: &Arc<Jobs>,
         config: &Config,
         tasks: &Tasks,
+        metrics: &Metrics,
     ) -> Result<(), StartError> {
         let offer = NodeOffer { models: self.models.descriptors().cloned().collect(), min_fee: self.min_fee };
-        let received = network.serve(jobs.clone(), jobs.events().clone(), offer, events, tasks);
+        let (received, pin_requests) =
+            network.serve(jobs.clone(), jobs.events().clone(), offer, events, tasks);
+        let replication = Arc::new(ReplicationParts {
+            network: network.clone(),
+            chain: Arc::new(self.chain.clone()),
+            content: self.ipfs.clone(),
+            store: self.replication.clone(),
+            config: config.replication.clone(),
+            operator: self.operator.clone(),
+            chain_id: self.chain.chain_id(),
+            contract: self.chain.address(),
+            hold_timeout: Duration::from_secs(config.p2p.request_timeout_secs.saturating_sub(1).max(1)),
+            metrics: metrics.replication.clone(),
+        });
+        let holding = replication.clone();
+        tasks.spawn_until_stopped(crate::replication::serve_holder(holding, pin_requests));
+        tasks.spawn_until_stopped(Replicator::new(replication).run(jobs.events().clone()));
         let parts = Arc::new(SpotCheckParts {
             network: network.clone(),
             chain: Arc::new(self.chain.clone()),
@@ -409,7 +444,7 @@ pub async fn start(data_dir: &Path, config: &Config) -> Result<RunningNode, Star
     let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
     let jobs = services.jobs(data_dir, config, &public_url, network.as_ref(), &tasks, &metrics)?;
     if let (Some(network), Some(events)) = (&network, events) {
-        services.serve_network(network, events, &jobs, config, &tasks).await?;
+        services.serve_network(network, events, &jobs, config, &tasks, &metrics).await?;
     }
     let resumed = jobs.resume_all().await?;
     if resumed > 0 {
@@ -428,6 +463,7 @@ pub async fn start(data_dir: &Path, config: &Config) -> Result<RunningNode, Star
         ipfs: services.ipfs,
         spot_checks: services.spot_checks,
         gallery: services.gallery,
+        replication: services.replication,
         network: network.clone(),
         tasks: tasks.clone(),
         page: PageConfig {

@@ -12,7 +12,7 @@
 //!                                     ├ mDNS (optional): peers on the LAN
 //!                                     ├ gossipsub "genmint/adverts/1/{network id}": signed adverts
 //!                                     ├ gossipsub "genmint/spot-checks/1/{network id}": spot checks
-//!                                     └ request-response "/genmint/job/1": Submit/Status/Cancel/Update
+//!                                     └ request-response "/genmint/job/1": Submit/Status/Cancel/Update/Pin
 //! ```
 //!
 //! - [`wire`]: the job protocol's messages, in a versioned envelope, at most
@@ -28,6 +28,8 @@
 //!   operator and checked by the node's [`spot_check::SpotCheckVerifier`]. The network delivers a
 //!   peer's check only when the publisher's advert binds it to the checking operator; the node
 //!   gives the final verdict ([`NetworkHandle::judge_spot_check`]) before gossip forwards it.
+//! - [`pin`]: a request to keep a copy of a token's content, and the holder's signed receipt;
+//!   the node checks both, the network only carries them.
 //! - `bounded_json`: the size-bounded JSON those three are encoded in; bytes over a format's
 //!   limit are refused before they are parsed.
 //! - `network`: [`spawn`] starts the swarm task and returns a [`NetworkHandle`] and the event
@@ -44,6 +46,7 @@ mod behaviour;
 mod bounded_json;
 mod codec;
 mod network;
+pub mod pin;
 mod ping;
 pub mod spot_check;
 pub mod wire;

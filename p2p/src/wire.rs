@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::bounded_json;
+use crate::pin::{PinReceipt, PinRequest};
 
 /// The job protocol's name on the wire, including its version.
 pub const JOB_PROTOCOL: &str = "/genmint/job/1";
@@ -29,6 +30,9 @@ pub enum JobRequest {
     Cancel { job_id: String },
     /// Executor -> origin: the job's state changed (the terminal one is the completion notice).
     Update(JobStatus),
+    /// Minting node -> peer: keep a copy of this token's content (answered `Pinned` or `Rejected`
+    /// with the token id as `job_id`).
+    Pin(PinRequest),
 }
 
 /// The answer to one [`JobRequest`].
@@ -46,6 +50,8 @@ pub enum JobResponse {
     },
     Status(JobStatus),
     Ack,
+    /// The peer pinned the token's content: its signed receipt.
+    Pinned(PinReceipt),
     /// The request could not be handled at all (unknown job id, node shutting down, ...).
     Error {
         code: String,
@@ -141,6 +147,13 @@ mod tests {
             JobRequest::Status { job_id: "0x01".into() },
             JobRequest::Cancel { job_id: "0x01".into() },
             JobRequest::Update(status()),
+            JobRequest::Pin(PinRequest {
+                token_id: "0x01".into(),
+                image_cid: "bafy".into(),
+                metadata_cid: "bafz".into(),
+                providers: vec!["/ip4/127.0.0.1/tcp/1/p2p/12D3".into()],
+                receipts: vec![crate::pin::tests::receipt()],
+            }),
         ];
         for request in requests {
             assert_eq!(decode::<JobRequest>(&encode(&request).unwrap()).unwrap(), request);
@@ -150,6 +163,7 @@ mod tests {
             JobResponse::Rejected { job_id: "0x01".into(), code: "busy".into(), message: "full".into() },
             JobResponse::Status(status()),
             JobResponse::Ack,
+            JobResponse::Pinned(crate::pin::tests::receipt()),
             JobResponse::Error { code: "unknown_job".into(), message: "no such job".into() },
         ];
         for response in responses {

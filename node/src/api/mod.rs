@@ -8,7 +8,8 @@
 //! | `DELETE /v1/jobs/{id}` | cancel a job that has not reached the chain, with its creator's signed `CancelJob` |
 //! | `GET /v1/models` | the models of the whole network: this node's and its peers', with their providers |
 //! | `GET /v1/peers` | connected peers: addresses, latency, advert, operator registration |
-//! | `GET /v1/tokens/{id}/provenance` | every verification check of a token, by name (`genmint verify --json`), and the spot checks nodes reported |
+//! | `GET /v1/tokens/{id}/provenance` | every verification check of a token, by name (`genmint verify --json`), the spot checks nodes reported, and where its content is held |
+//! | `GET /v1/tokens/{id}/holders` | where a token's content is held: the holders' signed pin receipts, and whether this node's Kubo has it |
 //! | `GET /v1/tokens?creator=&model=&node=&cursor=&limit=` | the contract's tokens from its mint events, newest first, a page at a time |
 //! | `GET /v1/tokens/{id}/image` | a token's image (from IPFS) |
 //! | `GET /v1/jobs/{id}/image` | a job's image once pinned |
@@ -54,6 +55,7 @@ use crate::metrics::Metrics;
 use crate::network::Network;
 use crate::provenance::eip712::eip712_description;
 use crate::provenance::ids::JobId;
+use crate::replication::{ContentHolders, ReplicationStore};
 use crate::spotcheck::{PeerChecks, SpotCheckStore};
 use crate::verify::Report;
 
@@ -65,6 +67,8 @@ pub struct ApiState {
     pub ipfs: KuboClient,
     pub spot_checks: SpotCheckStore,
     pub gallery: GalleryStore,
+    /// The pin receipts of tokens' content.
+    pub replication: ReplicationStore,
     /// The node's network, when it is on one.
     pub network: Option<Arc<Network>>,
     /// The node's tasks: event streams end when they stop.
@@ -88,6 +92,7 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
         .route("/v1/peers", get(peers))
         .route("/v1/tokens", get(tokens::list))
         .route("/v1/tokens/{id}/provenance", get(provenance))
+        .route("/v1/tokens/{id}/holders", get(holders))
         .route("/v1/tokens/{id}/image", get(tokens::image))
         .route("/v1/deposits/{address}", get(tokens::deposit))
         .route(
@@ -144,11 +149,14 @@ async fn models(State(node): State<Arc<ApiState>>) -> Result<Json<Value>, ApiErr
 
 /// A token's verification report with the spot checks nodes reported for it.
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct TokenProvenance {
     #[serde(flatten)]
     report: Report,
     #[serde(flatten)]
     peer_checks: PeerChecks,
+    /// Where the content is held: the signed pin receipts, and whether this node's Kubo has it.
+    content_holders: ContentHolders,
 }
 
 /// The verification report of a token (decimal or 0x-hex id) against this node's chain and Kubo,
@@ -166,9 +174,63 @@ async fn token_provenance(node: &ApiState, token_id: U256) -> Result<TokenProven
     if !node.chain.token_exists(token_id).await.map_err(|e| ApiError::internal(e.to_string()))? {
         return Err(ApiError::not_found(format!("token {token_id}")));
     }
-    let report = crate::verify::verify_token(&node.chain, &node.ipfs, token_id).await;
+    connect_to_holders(node, token_id).await;
+    let (report, evidence) = crate::verify::inspect(&node.chain, &node.ipfs, token_id).await;
     let checks = node.spot_checks.of_token(token_id).await.map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(TokenProvenance { report, peer_checks: PeerChecks::new(&checks) })
+    let content_holders = content_holders(node, token_id, &evidence).await?;
+    Ok(TokenProvenance { report, peer_checks: PeerChecks::new(&checks), content_holders })
+}
+
+/// Connects this node's Kubo to the Kubos of the token's holders, so the content is found when
+/// this node holds no copy and the minting node is gone.
+async fn connect_to_holders(node: &ApiState, token_id: U256) {
+    use crate::ipfs::SwarmPeers;
+    let Ok(receipts) = node.replication.receipts(token_id).await else { return };
+    let (chain_id, contract) = (node.chain.chain_id(), node.chain.address());
+    let addresses: Vec<String> =
+        crate::replication::holder_views(receipts, chain_id, contract, token_id, None)
+            .into_iter()
+            .filter(|h| h.receipt_ok)
+            .flat_map(|h| h.kubo_addresses)
+            .collect();
+    if !addresses.is_empty()
+        && let Err(e) = node.ipfs.connect(&addresses).await
+    {
+        tracing::debug!(error = %e, "the holders' Kubos did not answer");
+    }
+}
+
+/// Where a token's content is held, checked against the CIDs the chain records.
+async fn content_holders(
+    node: &ApiState,
+    token_id: U256,
+    evidence: &crate::verify::Evidence,
+) -> Result<ContentHolders, ApiError> {
+    let cids = evidence.image_cid.as_deref().zip(evidence.metadata_cid.as_deref());
+    let (chain_id, contract) = (node.chain.chain_id(), node.chain.address());
+    crate::replication::holders_of(&node.replication, &node.ipfs, chain_id, contract, token_id, cids)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// `GET /v1/tokens/{id}/holders`: where the token's content is held, without the rest of the
+/// report.
+async fn holders(
+    State(node): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+) -> Result<Json<ContentHolders>, ApiError> {
+    let token = token_id(&id)?;
+    let internal = |e: crate::chain::ChainError| ApiError::internal(e.to_string());
+    let Some(record) = node.chain.provenance(token).await.map_err(internal)? else {
+        return Err(ApiError::not_found(format!("token {id}")));
+    };
+    let event = node.chain.minted_event(token).await.map_err(internal)?;
+    let evidence = crate::verify::Evidence {
+        metadata_cid: Some(record.metadata_cid),
+        image_cid: event.map(|e| e.image_cid),
+        ..crate::verify::Evidence::default()
+    };
+    Ok(Json(content_holders(&node, token, &evidence).await?))
 }
 
 /// Reads a token id from a path: decimal or 0x-hex.

@@ -3,6 +3,11 @@
 //! A file that is a copy (re-encoded, resized, stripped) is traced by its invisible watermark, or,
 //! without one, by its fingerprint in the fingerprint index of the node at `--node`.
 //! Exits non-zero if any check fails.
+//!
+//! Where the content is held comes from `--node` (`GET /v1/tokens/{id}/holders`): each holder's
+//! signed pin receipt is checked here, the Kubo given by `--ipfs-api` is connected to the holders'
+//! Kubos before anything is fetched (so the token verifies when the minting node and its Kubo are
+//! gone), and the report lists them.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,7 +18,8 @@ use clap::Args;
 use genmint_model_runtime::DeviceChoice;
 
 use crate::chain::ChainClient;
-use crate::ipfs::KuboClient;
+use crate::ipfs::{KuboClient, SwarmPeers};
+use crate::replication::{ContentHolders, holder_views, pinned_here};
 use crate::verify::copy::{FingerprintIndex, FingerprintMatch};
 use crate::verify::subject::{Subject, resolve};
 use crate::verify::{CheckName, inspect, regenerate};
@@ -117,7 +123,25 @@ pub async fn run(data_dir: &Path, args: VerifyArgs) -> Result<ExitCode> {
         resolve(&chain, &ipfs, &NodeFingerprints(&args.chain.node), &subject, args.chain.from_block)
             .await
             .map_err(anyhow::Error::msg)?;
+    let receipts = node_receipts(&args.chain.node, token_id).await;
+    let addresses: Vec<String> = holder_views(receipts.clone(), chain.chain_id(), contract, token_id, None)
+        .into_iter()
+        .filter(|h| h.receipt_ok)
+        .flat_map(|h| h.kubo_addresses)
+        .collect();
+    if !addresses.is_empty()
+        && let Err(e) = ipfs.connect(&addresses).await
+    {
+        eprintln!("note: Kubo at {} could not connect to the holders' Kubos: {e}", args.ipfs_api);
+    }
     let (mut report, evidence) = inspect(&chain, &ipfs, token_id).await;
+    let cids = evidence.image_cid.as_deref().zip(evidence.metadata_cid.as_deref());
+    let held_here = match cids {
+        Some((image, metadata)) => pinned_here(&ipfs, image, metadata).await,
+        None => None,
+    };
+    let holders =
+        ContentHolders::new(holder_views(receipts, chain.chain_id(), contract, token_id, cids), held_here);
     if let Some(result) = claim.check(&evidence) {
         report.push(CheckName::Subject, result);
     }
@@ -130,11 +154,26 @@ pub async fn run(data_dir: &Path, args: VerifyArgs) -> Result<ExitCode> {
         report.push(CheckName::Regeneration, result);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut json = serde_json::to_value(&report)?;
+        json["contentHolders"] = serde_json::to_value(&holders)?;
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         println!("token {} on chain {} contract {}", report.token_id, report.chain_id, report.contract);
         for check in &report.checks {
             println!("  {} {:<19} {}", if check.ok { "ok  " } else { "FAIL" }, check.name, check.detail);
+        }
+        println!("content: {}", holders.summary.replace("this node's Kubo", "the Kubo at --ipfs-api"));
+        for holder in &holders.held_by {
+            println!(
+                "  {} held by {} (peer {}, Kubo {}, {} bytes, pinned at {}){}",
+                if holder.receipt_ok { "ok  " } else { "FAIL" },
+                holder.holder,
+                holder.holder_peer_id,
+                holder.kubo_peer_id,
+                holder.bytes,
+                holder.pinned_at,
+                holder.receipt_error.as_ref().map(|e| format!(": {e}")).unwrap_or_default(),
+            );
         }
         let failed = report.checks.iter().filter(|c| !c.ok).count();
         println!(
@@ -145,4 +184,36 @@ pub async fn run(data_dir: &Path, args: VerifyArgs) -> Result<ExitCode> {
         );
     }
     Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The pin receipts `node` holds for the token; none when it cannot be asked (the report says
+/// so: no holders listed).
+async fn node_receipts(node: &str, token_id: alloy::primitives::U256) -> Vec<genmint_p2p::pin::PinReceipt> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Holders {
+        held_by: Vec<Held>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Held {
+        receipt: genmint_p2p::pin::PinReceipt,
+    }
+    let id = crate::provenance::ids::JobId::of_token(token_id);
+    let url = format!("{}/v1/tokens/{id}/holders", node.trim_end_matches('/'));
+    let asked = async {
+        let response = reqwest::Client::new()
+            .get(&url)
+            .timeout(std::time::Duration::from_secs(10))
+            .send()
+            .await?
+            .error_for_status()?;
+        response.json::<Holders>().await
+    };
+    match asked.await {
+        Ok(holders) => holders.held_by.into_iter().map(|h| h.receipt).collect(),
+        Err(e) => {
+            eprintln!("note: {url} did not answer ({e}); where the content is held is not shown");
+            Vec::new()
+        }
+    }
 }

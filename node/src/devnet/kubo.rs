@@ -7,6 +7,11 @@
 //! depend on, and runs `ipfs daemon --offline`. It is ready once `/api/v0/version` answers; the
 //! addresses are read from the `api` and `gateway` files the daemon writes. An existing repo keeps
 //! its blocks and pins across restarts. The daemon's output goes to `daemon.log` in the repo.
+//!
+//! [`KuboDaemon::start_networked`] runs the same daemon online with one swarm listener on
+//! loopback, so several local Kubos (one per node) can be connected and fetch each other's blocks
+//! over bitswap; still no bootstrap, peering, mDNS, routing, relays, NAT mapping or AutoTLS, so it
+//! dials only the peers it is told to.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -83,6 +88,16 @@ impl KuboDaemon {
 
     /// Like [`KuboDaemon::start`], with the RPC API on a given loopback port (0 picks a free one).
     pub async fn start_on(repo_dir: &Path, api_port: u16) -> Result<KuboDaemon, KuboDaemonError> {
+        Self::launch(repo_dir, api_port, false).await
+    }
+
+    /// Like [`KuboDaemon::start`], online, with a swarm listener on a loopback port, so other
+    /// local Kubos can connect to it (`swarm connect`) and fetch what it holds.
+    pub async fn start_networked(repo_dir: &Path) -> Result<KuboDaemon, KuboDaemonError> {
+        Self::launch(repo_dir, 0, true).await
+    }
+
+    async fn launch(repo_dir: &Path, api_port: u16, swarm: bool) -> Result<KuboDaemon, KuboDaemonError> {
         let program = tool_path("ipfs")?;
         let repo_error = |source| KuboDaemonError::Repo { path: repo_dir.to_owned(), source };
         tokio::fs::create_dir_all(repo_dir).await.map_err(repo_error)?;
@@ -90,7 +105,7 @@ impl KuboDaemon {
         if !tokio::fs::try_exists(repo_dir.join("config")).await.map_err(repo_error)? {
             init_repo(&program, &repo_dir).await?;
         }
-        configure_repo(&repo_dir, api_port).await?;
+        configure_repo(&repo_dir, api_port, swarm).await?;
         // Address files left by a daemon that was killed would point at dead ports.
         for stale in ["api", "gateway"] {
             remove_if_present(&repo_dir.join(stale)).await.map_err(repo_error)?;
@@ -104,8 +119,9 @@ impl KuboDaemon {
             .map_err(|source| KuboDaemonError::Repo { path: log_path.clone(), source })?;
         let log_err =
             log.try_clone().map_err(|source| KuboDaemonError::Repo { path: log_path.clone(), source })?;
+        let args: &[&str] = if swarm { &["daemon"] } else { &["daemon", "--offline"] };
         let child = ipfs_command(&program, &repo_dir)
-            .args(["daemon", "--offline"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
@@ -248,13 +264,17 @@ async fn init_repo(program: &Path, repo_dir: &Path) -> Result<(), KuboDaemonErro
 }
 
 /// Rewrites the settings that keep the daemon local and its CIDs genmint's, keeping the rest.
-async fn configure_repo(repo_dir: &Path, api_port: u16) -> Result<(), KuboDaemonError> {
+async fn configure_repo(repo_dir: &Path, api_port: u16, swarm: bool) -> Result<(), KuboDaemonError> {
     let path = repo_dir.join("config");
     let io_error = |source| KuboDaemonError::Repo { path: path.clone(), source };
     let bad = |reason: String| KuboDaemonError::BadConfig { path: path.clone(), reason };
     let text = tokio::fs::read_to_string(&path).await.map_err(io_error)?;
     let mut config: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    for (key, value) in local_settings(&ImportProfile::UNIXFS_V1_2025, api_port) {
+    let mut settings = local_settings(&ImportProfile::UNIXFS_V1_2025, api_port);
+    if swarm {
+        settings.extend(swarm_settings());
+    }
+    for (key, value) in settings {
         set_key(&mut config, key, value).map_err(|key| bad(format!("`{key}` is not an object")))?;
     }
     let text = serde_json::to_string_pretty(&config).map_err(|e| bad(e.to_string()))?;
@@ -288,6 +308,20 @@ fn local_settings(profile: &ImportProfile, api_port: u16) -> Vec<(&'static str, 
         ("Import.UnixFSChunker", json!(format!("size-{}", profile.chunk_size))),
         ("Import.UnixFSDAGLayout", json!("balanced")),
         ("Import.UnixFSFileMaxLinks", json!(profile.max_links)),
+    ]
+}
+
+/// What a networked daemon adds: one TCP listener on loopback, and nothing that reaches out by
+/// itself.
+fn swarm_settings() -> Vec<(&'static str, Value)> {
+    vec![
+        ("Addresses.Swarm", json!([LOOPBACK_ANY_PORT])),
+        ("Swarm.RelayClient.Enabled", json!(false)),
+        ("Swarm.RelayService.Enabled", json!(false)),
+        ("Swarm.Transports.Network.Relay", json!(false)),
+        ("Swarm.DisableNatPortMap", json!(true)),
+        ("AutoNAT.ServiceMode", json!("disabled")),
+        ("AutoTLS.Enabled", json!(false)),
     ]
 }
 

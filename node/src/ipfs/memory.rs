@@ -1,18 +1,28 @@
 //! An in-memory [`ContentStore`] for unit tests: bytes kept under the CID computed here, every
-//! one pinned, and a switch that makes it answer like an unreachable daemon.
+//! one pinned, and a switch that makes it answer like an unreachable daemon. As [`SwarmPeers`] it
+//! has a peer id; once connected to another store's address, a `cat` it cannot answer itself is
+//! answered by that store, as bitswap would.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{Cid, ContentStore, ImportProfile, IpfsError};
+use super::{Cid, ContentStore, ImportProfile, IpfsError, KuboIdentity, SwarmPeers};
 
 /// Content kept in memory; clones share it.
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     files: Arc<Mutex<HashMap<Cid, Vec<u8>>>>,
     down: Arc<AtomicBool>,
+    peer_id: Arc<Mutex<String>>,
+    /// Stores that may be dialled, by peer id, and those connected.
+    reachable: Arc<Mutex<HashMap<String, MemoryStore>>>,
+    connected: Arc<Mutex<Vec<MemoryStore>>>,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl MemoryStore {
@@ -24,6 +34,31 @@ impl MemoryStore {
     /// The bytes under `cid`, if held.
     pub fn get(&self, cid: &Cid) -> Option<Vec<u8>> {
         self.files.lock().unwrap_or_else(|p| p.into_inner()).get(cid).cloned()
+    }
+
+    /// A store whose swarm peer id is `peer_id`, listening at `/memory/<peer_id>/p2p/<peer_id>`.
+    pub fn named(peer_id: &str) -> Self {
+        let store = Self::default();
+        *locked(&store.peer_id) = peer_id.to_owned();
+        store
+    }
+
+    /// Lets this store dial `other` (by its peer id).
+    pub fn can_reach(&self, other: &MemoryStore) {
+        let id = locked(&other.peer_id).clone();
+        locked(&self.reachable).insert(id, other.clone());
+    }
+
+    /// Forgets `cid` (unpinned and collected).
+    pub fn remove(&self, cid: &Cid) {
+        locked(&self.files).remove(cid);
+    }
+
+    fn held_by_connected(&self, cid: &Cid) -> Option<Vec<u8>> {
+        locked(&self.connected)
+            .iter()
+            .filter(|peer| !peer.down.load(Ordering::SeqCst))
+            .find_map(|peer| peer.get(cid))
     }
 
     /// Whether nothing was ever stored.
@@ -63,21 +98,48 @@ impl ContentStore for MemoryStore {
     }
 
     fn cat(&self, cid: &Cid, max_bytes: usize) -> impl Future<Output = Result<Vec<u8>, IpfsError>> + Send {
-        let found = self.check_up().and_then(|()| match self.get(cid) {
-            Some(bytes) if bytes.len() > max_bytes => {
-                Err(IpfsError::TooLarge { cid: cid.clone(), max_bytes })
-            }
-            Some(bytes) => Ok(bytes),
-            None => Err(IpfsError::Rejected {
-                api_url: "memory".into(),
-                operation: "cat",
-                message: format!("{cid} not found"),
-            }),
-        });
+        let found =
+            self.check_up().and_then(|()| match self.get(cid).or_else(|| self.held_by_connected(cid)) {
+                Some(bytes) if bytes.len() > max_bytes => {
+                    Err(IpfsError::TooLarge { cid: cid.clone(), max_bytes })
+                }
+                Some(bytes) => Ok(bytes),
+                None => Err(IpfsError::Rejected {
+                    api_url: "memory".into(),
+                    operation: "cat",
+                    message: format!("{cid} not found"),
+                }),
+            });
         std::future::ready(found)
     }
 
     fn is_pinned(&self, cid: &Cid) -> impl Future<Output = Result<bool, IpfsError>> + Send {
         std::future::ready(self.check_up().map(|()| self.get(cid).is_some()))
+    }
+}
+
+impl SwarmPeers for MemoryStore {
+    fn identity(&self) -> impl Future<Output = Result<KuboIdentity, IpfsError>> + Send {
+        let id = locked(&self.peer_id).clone();
+        let identity = self
+            .check_up()
+            .map(|()| KuboIdentity { addresses: vec![format!("/memory/{id}/p2p/{id}")], peer_id: id });
+        std::future::ready(identity)
+    }
+
+    fn connect(&self, addresses: &[String]) -> impl Future<Output = Result<usize, IpfsError>> + Send {
+        let connected = self.check_up().map(|()| {
+            let mut count = 0;
+            for address in addresses {
+                let Some(id) = address.rsplit("/p2p/").next() else { continue };
+                let peer = locked(&self.reachable).get(id).cloned();
+                if let Some(peer) = peer.filter(|p| !p.down.load(Ordering::SeqCst)) {
+                    locked(&self.connected).push(peer);
+                    count += 1;
+                }
+            }
+            count
+        });
+        std::future::ready(connected)
     }
 }

@@ -4,11 +4,14 @@
 //! [`ImportProfile::UNIXFS_V1_2025`], and the CID it reports is accepted only if it equals the
 //! CID [`cid`] computes here from the same bytes. [`KuboClient`] is the store the product runs: a
 //! Kubo daemon reached over its RPC API on loopback; unit tests use an in-memory store.
+//! [`SwarmPeers`] connects the node's Kubo to the Kubos of peers, so content one holds can be
+//! fetched by another (replication).
 
 mod cid;
 mod kubo;
 #[cfg(test)]
 mod memory;
+mod swarm;
 
 use std::future::Future;
 
@@ -16,6 +19,7 @@ pub use cid::{Cid, CidError, CidParseError, CidVersion, ImportProfile};
 pub use kubo::KuboClient;
 #[cfg(test)]
 pub use memory::MemoryStore;
+pub use swarm::{KuboIdentity, SwarmPeers};
 
 /// Where content is added, pinned and read back by CID.
 pub trait ContentStore {

@@ -1,6 +1,7 @@
 //! Answers peers' job-protocol requests through the narrow [`PeerJobs`] interface: run a forwarded
 //! job here, report or cancel a job, and take the state updates of jobs this node forwarded.
-//! Peers' spot checks go on to their own task.
+//! Peers' spot checks and pin requests go on to their own tasks (a pin takes a while: it must
+//! not hold up the job requests behind it).
 
 use genmint_p2p::spot_check::ReceivedSpotCheck;
 use genmint_p2p::wire::{JobRequest, JobResponse};
@@ -11,15 +12,30 @@ use super::status::{PeerCode, from_wire, to_wire};
 use crate::jobs::{PeerCancelError, PeerJobs, PeerRef, SubmitError};
 use crate::provenance::eip712::SignedRequest;
 use crate::provenance::ids::JobId;
+use crate::replication::InboundPin;
+
+/// Where the requests that are not about jobs go.
+pub struct Channels {
+    pub spot_checks: mpsc::Sender<Box<ReceivedSpotCheck>>,
+    pub pins: mpsc::Sender<InboundPin>,
+}
 
 /// Handles network events until the swarm stops.
-pub async fn serve(
-    jobs: &dyn PeerJobs,
-    mut events: mpsc::Receiver<NetworkEvent>,
-    spot_checks: mpsc::Sender<Box<ReceivedSpotCheck>>,
-) {
+pub async fn serve(jobs: &dyn PeerJobs, mut events: mpsc::Receiver<NetworkEvent>, channels: Channels) {
+    let Channels { spot_checks, pins } = channels;
     while let Some(event) = events.recv().await {
         match event {
+            NetworkEvent::InboundJob(InboundJob { peer, request: JobRequest::Pin(request), responder }) => {
+                let token_id = request.token_id.clone();
+                if let Err(refused) = pins.try_send(InboundPin { peer, request, responder }) {
+                    let pin = refused.into_inner();
+                    pin.responder.respond(JobResponse::Rejected {
+                        job_id: token_id,
+                        code: PeerCode::Busy.as_str().into(),
+                        message: "too many pin requests waiting here; ask again later".into(),
+                    });
+                }
+            }
             NetworkEvent::InboundJob(InboundJob { peer, request, responder }) => {
                 responder.respond(answer(jobs, peer, request).await);
             }
@@ -61,6 +77,12 @@ pub async fn answer(jobs: &dyn PeerJobs, peer: PeerId, request: JobRequest) -> J
                 Err(e) => error(PeerCode::Rejected, e.to_string()),
             },
             Err(e) => error(PeerCode::Rejected, e.to_string()),
+        },
+        // `serve` hands pin requests to the holder; without one this node holds nothing.
+        JobRequest::Pin(request) => JobResponse::Rejected {
+            job_id: request.token_id,
+            code: "disabled".into(),
+            message: "this node does not pin other nodes' tokens".into(),
         },
     }
 }
@@ -198,6 +220,7 @@ mod tests {
             JobResponse::Accepted { .. } => "accepted",
             JobResponse::Status(_) => "status",
             JobResponse::Ack => "ack",
+            JobResponse::Pinned(_) => "pinned",
         }
     }
 

@@ -11,6 +11,8 @@
 //! inbound job requests ─► inbound ─► PeerJobs: submit/status/cancel here, updates of forwarded jobs
 //! our job events ─► notifier: Update messages to the origin of each job we run for a peer
 //! peers' spot checks ─► a channel the server hands to `spotcheck`
+//! peers' pin requests ─► a channel the server hands to `replication` (its holder); pin requests
+//!   of our own go out through `ReplicationNetwork`
 //! ```
 
 mod advertiser;
@@ -20,6 +22,7 @@ pub mod identity;
 mod inbound;
 mod notifier;
 pub mod registry;
+mod replication;
 pub mod router;
 mod spot_checks;
 mod status;
@@ -45,9 +48,12 @@ use crate::config::P2pConfig;
 use crate::jobs::events::Events;
 use crate::jobs::{Need, PeerJobs};
 use crate::lifecycle::Tasks;
+use crate::replication::InboundPin;
 
 /// Peers' spot checks waiting for their verdict; past this the network's copy is left unjudged.
 pub const RECEIVED_SPOT_CHECKS: usize = 64;
+/// Peers' pin requests waiting for the holder; past this they are answered `busy`.
+pub const RECEIVED_PIN_REQUESTS: usize = 32;
 
 /// Why the node could not join the network.
 #[derive(Debug, thiserror::Error)]
@@ -153,7 +159,7 @@ impl Network {
 
     /// Starts the node's side of the network on `tasks`: answers peers' job requests, keeps the
     /// advert current and tells origins how their jobs go. Returns the peers' spot checks, for
-    /// whoever judges them.
+    /// whoever judges them, and their pin requests, for the holder.
     pub fn serve(
         self: &Arc<Self>,
         jobs: Arc<dyn PeerJobs>,
@@ -161,19 +167,20 @@ impl Network {
         offer: NodeOffer,
         events: mpsc::Receiver<NetworkEvent>,
         tasks: &Tasks,
-    ) -> mpsc::Receiver<Box<ReceivedSpotCheck>> {
+    ) -> (mpsc::Receiver<Box<ReceivedSpotCheck>>, mpsc::Receiver<InboundPin>) {
         let (spot_checks, received) = mpsc::channel(RECEIVED_SPOT_CHECKS);
+        let (pins, pin_requests) = mpsc::channel(RECEIVED_PIN_REQUESTS);
         let inbound_jobs = jobs.clone();
-        tasks.spawn_until_stopped(
-            async move { inbound::serve(inbound_jobs.as_ref(), events, spot_checks).await },
-        );
+        tasks.spawn_until_stopped(async move {
+            inbound::serve(inbound_jobs.as_ref(), events, inbound::Channels { spot_checks, pins }).await
+        });
         let (network, advert_jobs, advert_events) = (self.clone(), jobs.clone(), job_events.clone());
         tasks.spawn_until_stopped(async move {
             advertiser::run(&network, &offer, advert_jobs.as_ref(), &advert_events).await
         });
         let handle = self.handle.clone();
         tasks.spawn_until_stopped(async move { notifier::run(handle, jobs.as_ref(), &job_events).await });
-        received
+        (received, pin_requests)
     }
 
     /// Peers whose verified adverts can take `need`, best first, leaving out `exclude` and peers

@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["chain"],
     &["jobs"],
     &["verify", "gallery"],
-    &["spotcheck"],
+    &["spotcheck", "replication"],
     &["network"],
     &["api"],
     &["server", "devnet"],

@@ -41,6 +41,9 @@ fn executor(_: PeerId, request: JobRequest) -> JobResponse {
         JobRequest::Cancel { job_id } => JobResponse::Status(status(&job_id, "cancelled")),
         JobRequest::Update(status) if status.state == "minted" => JobResponse::Ack,
         JobRequest::Update(_) => JobResponse::Error { code: "unknown_job".into(), message: "?".into() },
+        JobRequest::Pin(pin) => {
+            JobResponse::Rejected { job_id: pin.token_id, code: "over_budget".into(), message: "full".into() }
+        }
     }
 }
 

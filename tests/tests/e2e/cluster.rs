@@ -1,5 +1,6 @@
-//! A cluster of `genmint node` processes on one anvil and one Kubo, each configured by a
-//! [`NodeSpec`], for the tests that need several nodes (`network`, `reliability`).
+//! A cluster of `genmint node` processes on one anvil and one Kubo (or a Kubo of their own, on a
+//! loopback swarm), each configured by a [`NodeSpec`], for the tests that need several nodes
+//! (`network`, `reliability`, `replication`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -26,6 +27,8 @@ pub(crate) struct Node {
     pub peer_id: String,
     pub p2p_port: u16,
     pub child: Option<Child>,
+    /// The node's own Kubo, when its spec asked for one.
+    pub kubo: Option<KuboDaemon>,
 }
 
 impl Node {
@@ -57,11 +60,20 @@ pub(crate) struct NodeSpec<'a> {
     pub rpc_url: Option<&'a str>,
     /// `[limits] max_queued_jobs`; the default when `None`.
     pub max_queued_jobs: Option<usize>,
+    /// Its own Kubo daemon, online on a loopback swarm (else the cluster's shared one).
+    pub own_kubo: bool,
 }
 
 impl Default for NodeSpec<'_> {
     fn default() -> Self {
-        Self { model: "model-x", min_fee_wei: "0", ipfs_api: None, rpc_url: None, max_queued_jobs: None }
+        Self {
+            model: "model-x",
+            min_fee_wei: "0",
+            ipfs_api: None,
+            rpc_url: None,
+            max_queued_jobs: None,
+            own_kubo: false,
+        }
     }
 }
 
@@ -130,12 +142,18 @@ impl Cluster {
         )?;
         let peer_id = genmint_node::network::identity::load_or_create(&node_dir)?.public().to_peer_id();
 
+        let kubo = if spec.own_kubo {
+            Some(KuboDaemon::start_networked(&node_dir.join("kubo")).await?)
+        } else {
+            None
+        };
         let (http_port, p2p_port) = (free_port(), free_port());
         let mut config = Config::default();
         config.http.listen = ([127, 0, 0, 1], http_port).into();
         config.chain.rpc_url = spec.rpc_url.unwrap_or(self.anvil.rpc_url()).to_owned();
         config.chain.contract = Some(self.contract.to_string());
-        config.ipfs.api_url = spec.ipfs_api.unwrap_or(self.kubo.api_url()).to_owned();
+        let kubo_api = kubo.as_ref().map_or(self.kubo.api_url(), KuboDaemon::api_url);
+        config.ipfs.api_url = spec.ipfs_api.unwrap_or(kubo_api).to_owned();
         config.limits.min_fee_wei = spec.min_fee_wei.into();
         // One creator sends every request here, bursts included: what is tested is placement.
         config.limits.creator_requests_per_minute = 0;
@@ -155,6 +173,7 @@ impl Cluster {
             peer_id: peer_id.to_string(),
             p2p_port,
             child: None,
+            kubo,
         });
         Ok(())
     }

@@ -15,6 +15,7 @@ mod mint;
 mod network;
 mod reliability;
 mod reorg;
+mod replication;
 mod restart;
 mod spot_checks;
 mod support;
