@@ -45,7 +45,7 @@ pub use web::PageConfig;
 
 use genmint_p2p::advert::AdvertisedModel;
 
-use crate::chain::ChainClient;
+use crate::chain::{ChainClient, DisputeState};
 use crate::gallery::GalleryStore;
 use crate::ipfs::KuboClient;
 use crate::jobs::Jobs;
@@ -148,6 +148,8 @@ struct TokenProvenance {
     report: Report,
     #[serde(flatten)]
     peer_checks: PeerChecks,
+    /// The token's on-chain dispute; status `fraud_confirmed` marks it forged.
+    dispute: DisputeState,
 }
 
 /// The verification report of a token (decimal or 0x-hex id) against this node's chain and Kubo,
@@ -167,7 +169,8 @@ async fn token_provenance(node: &ApiState, token_id: U256) -> Result<TokenProven
     }
     let report = crate::verify::verify_token(&node.chain, &node.ipfs, token_id).await;
     let checks = node.spot_checks.of_token(token_id).await.map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(TokenProvenance { report, peer_checks: PeerChecks::new(&checks) })
+    let dispute = node.chain.dispute_of(token_id).await.map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(TokenProvenance { report, peer_checks: PeerChecks::new(&checks), dispute })
 }
 
 /// Reads a token id from a path: decimal or 0x-hex.

@@ -98,6 +98,13 @@ async fn a_forged_token_is_disputed_the_forger_slashed_and_the_token_marked() ->
         .and_then(|checks| checks.iter().find(|c| c["name"] == "dispute"))
         .context("no dispute check")?;
     ensure!(dispute["ok"] == false && report["ok"] == false, "{report}");
+    ensure!(report["dispute"]["status"] == "fraud_confirmed", "{report}");
+    let challenger =
+        report["dispute"]["challenger"].as_str().unwrap_or_default().parse::<alloy::primitives::Address>();
+    ensure!(
+        report["dispute"]["confirmations"] == 2 && challenger.ok() == Some(checker.address()),
+        "{report}"
+    );
     ensure!(
         dispute["detail"].as_str().unwrap_or_default().starts_with("fraud confirmed on chain"),
         "{dispute}"
