@@ -116,12 +116,70 @@ contract GenmintNFT is PackedERC721, IERC7007, IERC2981, IERC4906, EIP712, Ownab
         uint256 fees;
     }
 
-    /// @dev A registered model; `active` first so a mint reads one word.
+    /// @dev A registered model; `active` first so a mint reads one word, which also holds the bond.
     struct Model {
         bool active;
+        /// the account that bonded the model (`bondModel`); zero for an owner-registered one
+        address bonder;
+        /// wei the bonder locked; returned when it retires the model, forfeited if the owner takes the
+        /// model down
+        uint80 bond;
+        /// whether the model was ever registered: a bond cannot claim a hash the owner took down
+        bool registered;
         string name;
         string author;
         string licenseUri;
+    }
+
+    /// @notice A node operator's stake (one word). A node is a member while it is not barred and is
+    /// curated by the owner or has at least `NODE_STAKE` staked.
+    struct Stake {
+        /// wei locked as surety; slashed on a confirmed fraud
+        uint88 staked;
+        /// wei asked back, still slashable, paid out by `withdrawStake` from `unlockAt`
+        uint88 unstaking;
+        /// unix seconds from which `unstaking` may be withdrawn; 0 when nothing is asked back
+        uint40 unlockAt;
+        /// disputes open against the node; a withdrawal waits until none is
+        uint16 openDisputes;
+        /// registered by the owner (a member without stake)
+        bool curated;
+        /// slashed, or taken down by the owner: staking does not make it a member again
+        bool barred;
+    }
+
+    /// @notice Where a dispute over a token stands.
+    enum DisputeStatus {
+        None,
+        /// re-checkers may vote until the deadline
+        Open,
+        /// a quorum re-derived the challenger's digest: the node was slashed and the token is marked forged
+        Fraud,
+        /// a quorum re-derived the node's digest: the challenger's bond went to the node and was burned
+        Rejected
+    }
+
+    /// @notice A dispute over a token (one word; its evidence is in the `DisputeOpened` event and its
+    /// hash in a second word while it is open).
+    struct Dispute {
+        address challenger;
+        /// unix seconds; votes are taken before it, resolution from it
+        uint40 deadline;
+        /// votes of independent re-checkers that re-derived the challenger's digest
+        uint16 confirmations;
+        /// votes that re-derived the digest the node attested
+        uint16 rejections;
+        DisputeStatus status;
+        /// how many disputes over the token ended without a quorum (each round's votes are its own)
+        uint16 round;
+    }
+
+    /// @notice What a dispute is about, as `openDispute` logged it: the prompt topic of the token's
+    /// `AigcData`, the pixel digest the node attested and the one the challenger re-derived.
+    struct Evidence {
+        bytes32 promptHash;
+        bytes32 attestedDigest;
+        bytes32 recheckedDigest;
     }
 
     bytes32 internal constant GENERATION_REQUEST_TYPEHASH = keccak256(
@@ -139,6 +197,21 @@ contract GenmintNFT is PackedERC721, IERC7007, IERC2981, IERC4906, EIP712, Ownab
     uint96 public constant MAX_ROYALTY_BPS = 1000;
     /// @notice The most jobs one `mintBatch` takes (keeps a batch within a block's gas).
     uint256 public constant MAX_BATCH = 100;
+    /// @notice The stake that makes an operator a node without the owner.
+    uint256 public constant NODE_STAKE = 0.1 ether;
+    /// @notice The bond an author locks to register a model without the owner.
+    uint256 public constant MODEL_BOND = 0.05 ether;
+    /// @notice The bond a challenger locks to open a dispute.
+    uint256 public constant DISPUTE_BOND = 0.01 ether;
+    /// @notice How long unstaked wei stays locked (and slashable) before it can be withdrawn.
+    uint256 public constant UNSTAKE_DELAY = 7 days;
+    /// @notice How long re-checkers may vote on a dispute.
+    uint256 public constant DISPUTE_WINDOW = 2 days;
+    /// @notice Votes of independent re-checkers a dispute needs to be decided either way.
+    uint256 public constant DISPUTE_QUORUM = 2;
+    /// @notice The part of a slashed stake (or of a rejected challenger's bond) paid to the winning side,
+    /// in basis points; the rest is burned (locked in the contract for good).
+    uint256 public constant WINNER_SHARE_BPS = 5000;
 
     mapping(uint256 tokenId => bytes32 digest) private _metadataDigests;
     mapping(bytes32 modelHash => Model) private _models;
@@ -148,6 +221,13 @@ contract GenmintNFT is PackedERC721, IERC7007, IERC2981, IERC4906, EIP712, Ownab
     uint24 private _nodeCount;
     /// @notice Royalty rate paid to a token's creator, in basis points.
     uint96 public royaltyBps;
+    /// @notice Wei slashed or forfeited and not paid to anyone: locked in the contract for good.
+    uint256 public burned;
+    mapping(address operator => Stake) private _stakes;
+    mapping(uint256 tokenId => Dispute) private _disputes;
+    mapping(uint256 tokenId => bytes32 evidenceHash) private _evidenceHashes;
+    /// One bit per node number: whether that node voted on the token's open dispute.
+    mapping(uint256 tokenId => mapping(uint256 word => uint256 bits)) private _votes;
 
     event NodeRegistered(address indexed operator, uint24 nodeId);
     event NodeDeactivated(address indexed operator);
@@ -157,6 +237,32 @@ contract GenmintNFT is PackedERC721, IERC7007, IERC2981, IERC4906, EIP712, Ownab
     event Deposited(address indexed account, address indexed from, uint256 amount);
     event Withdrawn(address indexed account, address indexed to, uint256 amount);
     event RoyaltyUpdated(uint96 bps);
+    event Staked(address indexed operator, uint256 amount, uint256 staked);
+    event UnstakeRequested(address indexed operator, uint256 amount, uint256 unstaking, uint64 unlockAt);
+    event StakeWithdrawn(address indexed operator, uint256 amount);
+    event ModelBonded(bytes32 indexed modelHash, address indexed bonder, uint256 bond);
+    event ModelRetired(bytes32 indexed modelHash, address indexed bonder, uint256 bondReturned);
+    /// @notice A challenger re-derived a different image for a token than its node attested.
+    event DisputeOpened(
+        uint256 indexed tokenId,
+        address indexed node,
+        address indexed challenger,
+        bytes32 promptHash,
+        bytes32 attestedDigest,
+        bytes32 recheckedDigest,
+        uint64 deadline
+    );
+    /// @notice A re-checker's digest for a disputed token; `side` is 1 when it is the challenger's, 2 when
+    /// it is the node's, 0 when it is neither.
+    event DisputeVoted(uint256 indexed tokenId, address indexed voter, bytes32 digest, uint8 side);
+    /// @notice How a dispute ended; `status` None means no quorum (bond returned, the token may be
+    /// disputed again).
+    event DisputeResolved(uint256 indexed tokenId, DisputeStatus status, uint16 confirmations, uint16 rejections);
+    /// @notice A node's stake taken for a confirmed fraud: `reward` to the challenger, the rest burned.
+    event Slashed(address indexed node, uint256 indexed tokenId, uint256 amount, uint256 reward);
+    /// @notice ERC-7007's updatable extension: `tokenId`'s AIGC data changed. A token whose fraud was
+    /// confirmed announces `aigcData` = the 32-byte pixel digest the re-checkers derived.
+    event Update(uint256 indexed tokenId, bytes indexed prompt, bytes indexed aigcData);
 
     error BadCreatorSignature();
     error BadNodeSignature();
@@ -171,6 +277,18 @@ contract GenmintNFT is PackedERC721, IERC7007, IERC2981, IERC4906, EIP712, Ownab
     error BatchSize(uint256 size, uint256 max);
     error RegistryFull();
     error AigcDataMismatch(uint256 tokenId);
+    error WrongAmount(uint256 sent, uint256 expected);
+    error StakeLocked(uint64 unlockAt, uint16 openDisputes);
+    error ModelTaken(bytes32 modelHash);
+    error NotBonder(bytes32 modelHash, address bonder);
+    error NotAMismatch(bytes32 digest);
+    error DisputeExists(uint256 tokenId, DisputeStatus status);
+    error NoOpenDispute(uint256 tokenId);
+    error EvidenceMismatch(uint256 tokenId);
+    error NotAVoter(address account);
+    error AlreadyVoted(uint256 tokenId, address voter);
+    error WindowClosed(uint256 tokenId, uint64 deadline);
+    error WindowOpen(uint256 tokenId, uint64 deadline);
 
     /// @param initialOwner Account that curates the registries, sets the royalty rate and pauses.
     /// @param initialRoyaltyBps Creator royalty rate in basis points, at most `MAX_ROYALTY_BPS`.
@@ -379,27 +497,24 @@ contract GenmintNFT is PackedERC721, IERC7007, IERC2981, IERC4906, EIP712, Ownab
 
     // ---------------------------------------------------------------- registries (owner)
 
-    /// @notice Allows `operator` to attest generations, or re-activates it. Only the owner.
+    /// @notice Allows `operator` to attest generations without stake (curated), or re-activates it,
+    /// lifting a bar. Only the owner.
     function registerNode(address operator) external onlyOwner {
-        Account account = _account(operator);
-        uint24 nodeId = account.nodeId();
-        if (nodeId == 0) {
-            if (_nodeCount == type(uint24).max) revert RegistryFull();
-            nodeId = ++_nodeCount;
-            _nodes[nodeId] = operator;
-        }
-        _setAccount(operator, account.withNode(nodeId, true));
-        emit NodeRegistered(operator, nodeId);
+        Stake storage stake_ = _stakes[operator];
+        stake_.curated = true;
+        stake_.barred = false;
+        _activateNode(operator);
     }
 
-    /// @notice Stops `operator` from attesting new generations; minted tokens keep it. Only the owner.
-    /// Tells marketplaces to refresh (ERC-4906): a token's provenance check reports registry status.
+    /// @notice Stops `operator` from attesting new generations, and bars it from rejoining by stake;
+    /// minted tokens keep it and its stake stays withdrawable. Only the owner. Tells marketplaces to
+    /// refresh (ERC-4906): a token's provenance check reports registry status.
     function deactivateNode(address operator) external onlyOwner {
-        Account account = _account(operator);
-        if (!account.isActiveNode()) revert NodeNotRegistered(operator);
-        _setAccount(operator, account.withNode(account.nodeId(), false));
-        emit NodeDeactivated(operator);
-        emit BatchMetadataUpdate(0, type(uint256).max);
+        if (!_account(operator).isActiveNode()) revert NodeNotRegistered(operator);
+        Stake storage stake_ = _stakes[operator];
+        stake_.curated = false;
+        stake_.barred = true;
+        _deactivateNode(operator);
     }
 
     /// @notice Registers a model, or updates and re-activates it. Only the owner.
@@ -411,16 +526,46 @@ contract GenmintNFT is PackedERC721, IERC7007, IERC2981, IERC4906, EIP712, Ownab
         external
         onlyOwner
     {
-        _models[modelHash] = Model({active: true, name: name_, author: author, licenseUri: licenseUri});
-        emit ModelRegistered(modelHash, name_, author, licenseUri);
+        _setModel(modelHash, name_, author, licenseUri);
     }
 
-    /// @notice Stops new mints with a model; its entry stays readable. Only the owner.
+    /// @notice Stops new mints with a model; its entry stays readable. A bonded model's bond is
+    /// forfeited (burned): the owner takes down a model whose manifest or licence is false. Only the owner.
     function deactivateModel(bytes32 modelHash) external onlyOwner {
-        if (!_models[modelHash].active) revert ModelNotRegistered(modelHash);
-        _models[modelHash].active = false;
-        emit ModelDeactivated(modelHash);
-        emit BatchMetadataUpdate(0, type(uint256).max);
+        Model storage model = _models[modelHash];
+        if (!model.active) revert ModelNotRegistered(modelHash);
+        burned += model.bond;
+        model.bond = 0;
+        _retireModel(modelHash, model);
+    }
+
+    /// @notice Registers a model without the owner, by locking `MODEL_BOND` (sent with the call) until
+    /// the sender retires it. Reverts with `ModelTaken` if the hash was ever registered.
+    /// @param modelHash sha256 of the model's canonical manifest.
+    function bondModel(bytes32 modelHash, string calldata name_, string calldata author, string calldata licenseUri)
+        external
+        payable
+    {
+        if (msg.value != MODEL_BOND) revert WrongAmount(msg.value, MODEL_BOND);
+        Model storage model = _models[modelHash];
+        if (model.registered) revert ModelTaken(modelHash);
+        model.bonder = msg.sender;
+        // forge-lint: disable-next-line(unsafe-typecast) the constant bond fits 80 bits
+        model.bond = uint80(MODEL_BOND);
+        _setModel(modelHash, name_, author, licenseUri);
+        emit ModelBonded(modelHash, msg.sender, MODEL_BOND);
+    }
+
+    /// @notice Stops new mints with a model the sender bonded and returns its bond to the sender's funds.
+    function retireModel(bytes32 modelHash) external {
+        Model storage model = _models[modelHash];
+        if (model.bonder != msg.sender) revert NotBonder(modelHash, model.bonder);
+        if (!model.active) revert ModelNotRegistered(modelHash);
+        uint256 bond = model.bond;
+        model.bond = 0;
+        _credit(msg.sender, bond);
+        emit ModelRetired(modelHash, msg.sender, bond);
+        _retireModel(modelHash, model);
     }
 
     /// @notice Sets the creator royalty rate. Only the owner.
@@ -436,6 +581,206 @@ contract GenmintNFT is PackedERC721, IERC7007, IERC2981, IERC4906, EIP712, Ownab
     /// @notice Resumes minting. Only the owner.
     function unpause() external onlyOwner {
         _unpause();
+    }
+
+    // ---------------------------------------------------------------- membership by stake
+
+    /// @notice Adds the ETH sent to the sender's stake; with at least `NODE_STAKE` staked (and not
+    /// barred) the sender becomes a node, as `registerNode` would make it.
+    function stake() external payable {
+        Stake storage stake_ = _stakes[msg.sender];
+        uint256 staked = stake_.staked + msg.value;
+        if (staked > type(uint88).max) revert FundsOverflow(msg.sender);
+        // forge-lint: disable-next-line(unsafe-typecast) checked against uint88 above
+        stake_.staked = uint88(staked);
+        emit Staked(msg.sender, msg.value, staked);
+        if (staked >= NODE_STAKE && !stake_.barred && !_account(msg.sender).isActiveNode()) {
+            _activateNode(msg.sender);
+        }
+    }
+
+    /// @notice Asks `amount` of the sender's stake back: it stays locked, and slashable, for
+    /// `UNSTAKE_DELAY` (every request restarts the delay for all of it), then `withdrawStake` pays it.
+    /// A node left with less than `NODE_STAKE`, and not curated, stops being a node at once.
+    function requestUnstake(uint256 amount) external {
+        Stake storage stake_ = _stakes[msg.sender];
+        uint256 staked = stake_.staked;
+        if (amount > staked) revert InsufficientFunds(msg.sender, staked, amount);
+        // forge-lint: disable-next-line(unsafe-typecast) amount <= staked, a uint88
+        uint88 left = uint88(staked - amount);
+        uint256 unstakingSum = stake_.unstaking + amount;
+        if (unstakingSum > type(uint88).max) revert FundsOverflow(msg.sender);
+        // forge-lint: disable-next-line(unsafe-typecast) checked against uint88 above
+        uint88 unstaking = uint88(unstakingSum);
+        // forge-lint: disable-next-line(unsafe-typecast) unix seconds fit 40 bits for 34,000 years
+        uint40 unlockAt = uint40(block.timestamp + UNSTAKE_DELAY);
+        stake_.staked = left;
+        stake_.unstaking = unstaking;
+        stake_.unlockAt = unlockAt;
+        emit UnstakeRequested(msg.sender, amount, unstaking, unlockAt);
+        if (left < NODE_STAKE && !stake_.curated && _account(msg.sender).isActiveNode()) {
+            _deactivateNode(msg.sender);
+        }
+    }
+
+    /// @notice Sends the sender's unstaked wei to it once `UNSTAKE_DELAY` has passed and no dispute
+    /// against it is open.
+    function withdrawStake() external {
+        Stake storage stake_ = _stakes[msg.sender];
+        uint40 unlockAt = stake_.unlockAt;
+        uint16 openDisputes = stake_.openDisputes;
+        // forge-lint: disable-next-line(block-timestamp) a delay of days; seconds of skew do not matter
+        if (unlockAt == 0 || block.timestamp < unlockAt || openDisputes != 0) {
+            revert StakeLocked(unlockAt, openDisputes);
+        }
+        uint256 amount = stake_.unstaking;
+        stake_.unstaking = 0;
+        stake_.unlockAt = 0;
+        emit StakeWithdrawn(msg.sender, amount);
+        (bool sent,) = payable(msg.sender).call{value: amount}("");
+        if (!sent) revert PaymentFailed(msg.sender, amount);
+    }
+
+    /// @notice An operator's stake, unstaking wei, unlock time, open disputes and standing.
+    function stakeOf(address operator) external view returns (Stake memory) {
+        return _stakes[operator];
+    }
+
+    // ---------------------------------------------------------------- disputes
+
+    /// @notice Disputes a minted token: the sender re-generated its request and derived a different
+    /// image. The sender posts the request and the outputs the node signed (checked against the token:
+    /// the request hashes to its id and the node's signature covers `attestedDigest` with the token's
+    /// metadata CID) with its own digest and `DISPUTE_BOND`. For `DISPUTE_WINDOW` other nodes re-check
+    /// and `vote`; then anyone may `resolveDispute`.
+    /// @param request The token's generation request.
+    /// @param attestedDigest The pixel digest the node attested (the token's `AigcData`).
+    /// @param imageCid The image CID the node attested.
+    /// @param nodeSignature The node's attestation signature (from the token's `AigcData` proof).
+    /// @param recheckedDigest The pixel digest the sender derived.
+    function openDispute(
+        GenerationRequest calldata request,
+        bytes32 attestedDigest,
+        string calldata imageCid,
+        CompactSignature calldata nodeSignature,
+        bytes32 recheckedDigest
+    ) external payable {
+        if (msg.value != DISPUTE_BOND) revert WrongAmount(msg.value, DISPUTE_BOND);
+        if (recheckedDigest == attestedDigest) revert NotAMismatch(recheckedDigest);
+        (uint256 tokenId, bytes32 promptHash, address node) =
+            _attestedToken(request, attestedDigest, imageCid, nodeSignature);
+        DisputeStatus status = _disputes[tokenId].status;
+        if (status != DisputeStatus.None) revert DisputeExists(tokenId, status);
+        if (msg.sender == node) revert NotAVoter(msg.sender);
+        // forge-lint: disable-next-line(unsafe-typecast) unix seconds fit 40 bits for 34,000 years
+        uint40 deadline = uint40(block.timestamp + DISPUTE_WINDOW);
+        Dispute storage dispute = _disputes[tokenId];
+        dispute.challenger = msg.sender;
+        dispute.deadline = deadline;
+        dispute.status = DisputeStatus.Open;
+        _evidenceHashes[tokenId] = keccak256(abi.encode(promptHash, attestedDigest, recheckedDigest));
+        _stakes[node].openDisputes++;
+        emit DisputeOpened(tokenId, node, msg.sender, promptHash, attestedDigest, recheckedDigest, deadline);
+    }
+
+    /// @notice A re-checker's vote on an open dispute: the pixel digest it derived by re-generating the
+    /// token's request. Only active nodes other than the token's node and the challenger, once each,
+    /// before the deadline.
+    /// @param evidence The dispute's evidence, as `DisputeOpened` logged it.
+    function vote(uint256 tokenId, Evidence calldata evidence, bytes32 digest) external {
+        Dispute storage dispute = _openDispute(tokenId, evidence);
+        uint40 deadline = dispute.deadline;
+        // forge-lint: disable-next-line(block-timestamp) a window of days; seconds of skew do not matter
+        if (block.timestamp >= deadline) revert WindowClosed(tokenId, deadline);
+        Account account = _account(msg.sender);
+        uint24 voterId = account.nodeId();
+        if (!account.isActiveNode() || voterId == _tokenNodeId(_tokenData(tokenId)) || msg.sender == dispute.challenger)
+        {
+            revert NotAVoter(msg.sender);
+        }
+        mapping(uint256 => uint256) storage votes = _votes[tokenId];
+        uint256 word = (uint256(dispute.round) << 16) | (voterId >> 8);
+        uint256 bit = uint256(1) << (voterId & 0xff);
+        uint256 bits = votes[word];
+        if (bits & bit != 0) revert AlreadyVoted(tokenId, msg.sender);
+        votes[word] = bits | bit;
+        uint8 side;
+        if (digest == evidence.recheckedDigest) {
+            side = 1;
+            dispute.confirmations++;
+        } else if (digest == evidence.attestedDigest) {
+            side = 2;
+            dispute.rejections++;
+        }
+        emit DisputeVoted(tokenId, msg.sender, digest, side);
+    }
+
+    /// @notice Ends a dispute once its window has passed; anyone may call. Fraud is confirmed when at
+    /// least `DISPUTE_QUORUM` re-checkers derived the challenger's digest and more did so than derived
+    /// the node's: the node's whole stake (unstaking wei included) is slashed, `WINNER_SHARE_BPS` of it
+    /// to the challenger's funds with its bond, the rest burned; the node is barred and deactivated; the
+    /// token is marked (`Update` with the re-derived digest, `MetadataUpdate`). The challenge is
+    /// rejected when the same holds for the node's digest: its bond is split between the node's funds
+    /// and the burn. Otherwise (no quorum) the bond returns to the challenger's funds and the token may
+    /// be disputed again.
+    /// @param evidence The dispute's evidence, as `DisputeOpened` logged it.
+    function resolveDispute(uint256 tokenId, Evidence calldata evidence) external {
+        Dispute storage dispute = _openDispute(tokenId, evidence);
+        Dispute memory d = dispute;
+        // forge-lint: disable-next-line(block-timestamp) a window of days; seconds of skew do not matter
+        if (block.timestamp < d.deadline) revert WindowOpen(tokenId, d.deadline);
+        address node = _nodes[_tokenNodeId(_tokenData(tokenId))];
+        Stake storage accused = _stakes[node];
+        accused.openDisputes--;
+        delete _evidenceHashes[tokenId];
+        DisputeStatus outcome = DisputeStatus.None;
+        if (d.confirmations >= DISPUTE_QUORUM && d.confirmations > d.rejections) {
+            outcome = DisputeStatus.Fraud;
+            uint256 amount = uint256(accused.staked) + accused.unstaking;
+            uint256 reward = amount * WINNER_SHARE_BPS / 10_000;
+            accused.staked = 0;
+            accused.unstaking = 0;
+            accused.unlockAt = 0;
+            accused.curated = false;
+            accused.barred = true;
+            burned += amount - reward;
+            _credit(d.challenger, reward + DISPUTE_BOND);
+            emit Slashed(node, tokenId, amount, reward);
+            if (_account(node).isActiveNode()) _deactivateNode(node);
+            bytes memory aigcData = abi.encodePacked(evidence.recheckedDigest);
+            bytes32 promptTopic = evidence.promptHash;
+            bytes32 topic = Update.selector;
+            assembly ("memory-safe") {
+                log4(0, 0, topic, tokenId, promptTopic, keccak256(add(aigcData, 0x20), 0x20))
+            }
+            emit MetadataUpdate(tokenId);
+        } else if (d.rejections >= DISPUTE_QUORUM && d.rejections > d.confirmations) {
+            outcome = DisputeStatus.Rejected;
+            uint256 share = DISPUTE_BOND * WINNER_SHARE_BPS / 10_000;
+            burned += DISPUTE_BOND - share;
+            _credit(node, share);
+        } else {
+            _credit(d.challenger, DISPUTE_BOND);
+        }
+        if (outcome == DisputeStatus.None) {
+            // A fresh round: the token may be disputed again, its voters vote afresh.
+            _disputes[tokenId] = Dispute({
+                challenger: address(0),
+                deadline: 0,
+                confirmations: 0,
+                rejections: 0,
+                status: DisputeStatus.None,
+                round: d.round + 1
+            });
+        } else {
+            dispute.status = outcome;
+        }
+        emit DisputeResolved(tokenId, outcome, d.confirmations, d.rejections);
+    }
+
+    /// @notice A token's dispute: challenger, deadline, tallies and status (`Fraud` marks a forged token).
+    function disputeOf(uint256 tokenId) external view returns (Dispute memory) {
+        return _disputes[tokenId];
     }
 
     /// @notice Whether `operator` may attest generations now.
@@ -459,6 +804,78 @@ contract GenmintNFT is PackedERC721, IERC7007, IERC2981, IERC4906, EIP712, Ownab
     }
 
     // ---------------------------------------------------------------- internals
+
+    /// @dev Numbers `operator` if it has no number yet and makes it an active node.
+    function _activateNode(address operator) private {
+        Account account = _account(operator);
+        uint24 nodeId = account.nodeId();
+        if (nodeId == 0) {
+            if (_nodeCount == type(uint24).max) revert RegistryFull();
+            nodeId = ++_nodeCount;
+            _nodes[nodeId] = operator;
+        }
+        _setAccount(operator, account.withNode(nodeId, true));
+        emit NodeRegistered(operator, nodeId);
+    }
+
+    /// @dev Makes `operator` inactive; its tokens keep it (ERC-4906 refresh: their provenance changes).
+    function _deactivateNode(address operator) private {
+        Account account = _account(operator);
+        _setAccount(operator, account.withNode(account.nodeId(), false));
+        emit NodeDeactivated(operator);
+        emit BatchMetadataUpdate(0, type(uint256).max);
+    }
+
+    /// @dev Writes a model's description and activates it, keeping its bond.
+    function _setModel(bytes32 modelHash, string calldata name_, string calldata author, string calldata licenseUri)
+        private
+    {
+        Model storage model = _models[modelHash];
+        model.active = true;
+        model.registered = true;
+        model.name = name_;
+        model.author = author;
+        model.licenseUri = licenseUri;
+        emit ModelRegistered(modelHash, name_, author, licenseUri);
+    }
+
+    function _retireModel(bytes32 modelHash, Model storage model) private {
+        model.active = false;
+        emit ModelDeactivated(modelHash);
+        emit BatchMetadataUpdate(0, type(uint256).max);
+    }
+
+    /// @dev The minted token of `request`, its prompt topic and its node, after checking that the node
+    /// signed the attestation of `pixelDigest` and `imageCid` with the token's metadata CID.
+    function _attestedToken(
+        GenerationRequest calldata request,
+        bytes32 pixelDigest,
+        string calldata imageCid,
+        CompactSignature calldata nodeSignature
+    ) private view returns (uint256 tokenId, bytes32 promptHash, address node) {
+        bytes32 structHash;
+        (structHash, promptHash) = _requestHashes(request);
+        bytes32 digest = _hashTypedDataV4(structHash);
+        tokenId = uint256(digest);
+        _requireOwned(tokenId);
+        node = _nodes[_tokenNodeId(_tokenData(tokenId))];
+        (address signer, ECDSA.RecoverError error,) = ECDSA.tryRecover(
+            _attestationDigest(digest, request.modelHash, pixelDigest, imageCid, _metadataDigests[tokenId], node),
+            nodeSignature.r,
+            nodeSignature.vs
+        );
+        if (error != ECDSA.RecoverError.NoError || signer != node) revert BadNodeSignature();
+    }
+
+    /// @dev The token's open dispute, after checking `evidence` against the hash `openDispute` stored.
+    function _openDispute(uint256 tokenId, Evidence calldata evidence) private view returns (Dispute storage dispute) {
+        dispute = _disputes[tokenId];
+        if (dispute.status != DisputeStatus.Open) revert NoOpenDispute(tokenId);
+        if (
+            _evidenceHashes[tokenId]
+                != keccak256(abi.encode(evidence.promptHash, evidence.attestedDigest, evidence.recheckedDigest))
+        ) revert EvidenceMismatch(tokenId);
+    }
 
     /// @dev One job: every check, the fee, the token, the event.
     function _mintJob(Job calldata job, NodeTab memory tab) private returns (uint256 tokenId) {

@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {GenmintFixture} from "./utils/GenmintFixture.sol";
 import {GenmintNFT} from "../src/GenmintNFT.sol";
+import {DisputeFixture} from "./utils/DisputeFixture.sol";
 
 /// @notice The mint paths for the committed gas snapshot (.gas-snapshot, compared by scripts/test.sh):
 /// each test prepares its jobs and makes one call. Whole-transaction figures, with calldata, come from
@@ -42,5 +43,61 @@ contract GasTest is GenmintFixture {
         uint256 tokenId = uint256(nft.hashRequest(_request(0)));
         vm.prank(creator);
         nft.transferFrom(creator, stranger, tokenId);
+    }
+}
+
+/// @notice Open membership and the dispute path for the gas snapshot: each test makes one call.
+contract DisputeGasTest is DisputeFixture {
+    GenmintNFT.Job internal forged;
+    uint256 internal forgedId;
+    GenmintNFT.Evidence internal evidence;
+
+    function setUp() public override {
+        super.setUp();
+        (GenmintNFT.Job memory job, uint256 tokenId) = _mintForged(0);
+        forged = job;
+        forgedId = tokenId;
+        evidence = _evidence(job, _truth(0));
+        vm.deal(stranger, 1 ether);
+    }
+
+    function test_Gas_StakeJoins() public {
+        vm.prank(stranger);
+        nft.stake{value: 0.1 ether}();
+    }
+
+    function test_Gas_RequestUnstake() public {
+        vm.prank(checkers[0]);
+        nft.requestUnstake(0.1 ether);
+    }
+
+    function test_Gas_WithdrawStake() public {
+        vm.prank(checkers[0]);
+        nft.requestUnstake(0.1 ether);
+        vm.warp(NOW + 7 days);
+        vm.prank(checkers[0]);
+        nft.withdrawStake();
+    }
+
+    function test_Gas_BondModel() public {
+        vm.prank(stranger);
+        nft.bondModel{value: 0.05 ether}(keccak256("bonded"), "tiny-sd-bonded", "stranger", "https://genmint.invalid/l");
+    }
+
+    function test_Gas_OpenDispute() public {
+        _open(challenger, forged, _truth(0));
+    }
+
+    function test_Gas_VoteFirst() public {
+        _open(challenger, forged, _truth(0));
+        _vote(checkers[0], forgedId, evidence, _truth(0));
+    }
+
+    function test_Gas_ResolveFraud() public {
+        _open(challenger, forged, _truth(0));
+        _vote(checkers[0], forgedId, evidence, _truth(0));
+        _vote(checkers[1], forgedId, evidence, _truth(0));
+        vm.warp(NOW + 2 days);
+        nft.resolveDispute(forgedId, evidence);
     }
 }

@@ -46,7 +46,7 @@ pub use web::PageConfig;
 
 use genmint_p2p::advert::AdvertisedModel;
 
-use crate::chain::ChainClient;
+use crate::chain::{ChainClient, DisputeState};
 use crate::gallery::GalleryStore;
 use crate::ipfs::KuboClient;
 use crate::jobs::Jobs;
@@ -157,6 +157,8 @@ struct TokenProvenance {
     peer_checks: PeerChecks,
     /// Where the content is held: the signed pin receipts, and whether this node's Kubo has it.
     content_holders: ContentHolders,
+    /// The token's on-chain dispute; status `fraud_confirmed` marks it forged.
+    dispute: DisputeState,
 }
 
 /// The verification report of a token (decimal or 0x-hex id) against this node's chain and Kubo,
@@ -178,7 +180,8 @@ async fn token_provenance(node: &ApiState, token_id: U256) -> Result<TokenProven
     let (report, evidence) = crate::verify::inspect(&node.chain, &node.ipfs, token_id).await;
     let checks = node.spot_checks.of_token(token_id).await.map_err(|e| ApiError::internal(e.to_string()))?;
     let content_holders = content_holders(node, token_id, &evidence).await?;
-    Ok(TokenProvenance { report, peer_checks: PeerChecks::new(&checks), content_holders })
+    let dispute = node.chain.dispute_of(token_id).await.map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(TokenProvenance { report, peer_checks: PeerChecks::new(&checks), content_holders, dispute })
 }
 
 /// Connects this node's Kubo to the Kubos of the token's holders, so the content is found when

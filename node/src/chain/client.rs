@@ -461,7 +461,7 @@ impl ChainClient {
     }
 
     /// Submits a transaction and waits for its successful receipt.
-    async fn transact<D: CallDecoder>(
+    pub(super) async fn transact<D: CallDecoder>(
         &self,
         call: &'static str,
         builder: CallBuilder<&DynProvider, D>,

@@ -82,6 +82,32 @@ pub enum ContractRejection {
     NotOwner { account: Address },
     #[error("token {token_id:#x} does not exist")]
     NonexistentToken { token_id: U256 },
+    #[error(
+        "the stake is locked until {unlock_at} (unix seconds) with {open_disputes} dispute(s) open against it: ask for it with `requestUnstake`, wait out the delay and the disputes, then withdraw"
+    )]
+    StakeLocked { unlock_at: u64, open_disputes: u16 },
+    #[error(
+        "token {token_id:#x} already has a dispute ({status}): a decided dispute is final, an open one takes votes"
+    )]
+    DisputeExists { token_id: U256, status: &'static str },
+    #[error(
+        "the dispute over token {token_id:#x} takes votes until {deadline} (unix seconds): resolve it after that"
+    )]
+    WindowOpen { token_id: U256, deadline: u64 },
+    #[error(
+        "the dispute over token {token_id:#x} stopped taking votes at {deadline} (unix seconds): resolve it"
+    )]
+    WindowClosed { token_id: U256, deadline: u64 },
+    #[error(
+        "{account} may not vote on this dispute: voters are active nodes other than the token's node and the challenger"
+    )]
+    NotAVoter { account: Address },
+    #[error("{voter} already voted on the dispute over token {token_id:#x}")]
+    AlreadyVoted { token_id: U256, voter: Address },
+    #[error("token {token_id:#x} has no open dispute")]
+    NoOpenDispute { token_id: U256 },
+    #[error("the re-derived digest {digest} is the one the node attested: there is nothing to dispute")]
+    NotAMismatch { digest: B256 },
     #[error("contract error {0}")]
     Other(String),
     #[error("revert with unrecognised data {data}")]
@@ -106,6 +132,17 @@ impl From<GenmintNFTErrors> for ContractRejection {
             E::AigcDataMismatch(e) => Self::AigcDataMismatch { token_id: e.tokenId },
             E::OwnableUnauthorizedAccount(e) => Self::NotOwner { account: e.account },
             E::ERC721NonexistentToken(e) => Self::NonexistentToken { token_id: e.tokenId },
+            E::StakeLocked(e) => Self::StakeLocked { unlock_at: e.unlockAt, open_disputes: e.openDisputes },
+            E::DisputeExists(e) => Self::DisputeExists {
+                token_id: e.tokenId,
+                status: super::disputes::DisputeStatus::from_code(e.status).as_str(),
+            },
+            E::WindowOpen(e) => Self::WindowOpen { token_id: e.tokenId, deadline: e.deadline },
+            E::WindowClosed(e) => Self::WindowClosed { token_id: e.tokenId, deadline: e.deadline },
+            E::NotAVoter(e) => Self::NotAVoter { account: e.account },
+            E::AlreadyVoted(e) => Self::AlreadyVoted { token_id: e.tokenId, voter: e.voter },
+            E::NoOpenDispute(e) => Self::NoOpenDispute { token_id: e.tokenId },
+            E::NotAMismatch(e) => Self::NotAMismatch { digest: e.digest },
             other => Self::Other(format!("{other:?}")),
         }
     }

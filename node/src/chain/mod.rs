@@ -8,11 +8,12 @@
 //! contract's custom error decoded into a [`ContractRejection`]. Minting is split into
 //! [`ChainClient::send_mint`] and [`ChainClient::receipt_for`] so a caller can persist the
 //! transaction hash in between; [`MintBatcher`] sends the mints that are ready together as one
-//! `mintBatch` transaction.
+//! `mintBatch` transaction. `disputes` holds open membership (stake) and disputes of forged tokens.
 
 mod batch;
 mod bindings;
 mod client;
+mod disputes;
 mod error;
 mod events;
 mod failover;
@@ -23,6 +24,7 @@ mod mint;
 pub use batch::{MAX_BATCH_JOBS, MintBatcher};
 pub use bindings::abi_encode_request;
 pub use client::{ChainClient, DEFAULT_ROYALTY_BPS, Deployment, ModelInfo, Provenance, Replacement};
+pub use disputes::{DisputeEvidence, DisputeState, DisputeStatus, StakeInfo};
 pub use error::{ChainError, ContractRejection};
 pub use events::MintLog;
 pub use failover::Failover;

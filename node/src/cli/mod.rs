@@ -4,7 +4,8 @@
 //! `generate` signs and submits a request, `verify` checks a token end to end, `detect` reads the
 //! invisible watermark of an image and names its token, `models`
 //! lists, hashes and evaluates models, `peers` shows the node's place in the network, `contracts
-//! deploy` deploys the contract and records it.
+//! deploy` deploys the contract and records it, `stake`/`unstake` manage membership by stake and
+//! `dispute` takes a forged token to the chain.
 
 mod cancel;
 mod contracts;
@@ -14,6 +15,7 @@ mod generate;
 mod init;
 mod models;
 mod peers;
+mod stake;
 mod verify;
 
 use std::path::PathBuf;
@@ -73,6 +75,12 @@ pub enum Command {
     /// Deploy the GenmintNFT contract.
     #[command(subcommand)]
     Contracts(contracts::ContractsCommand),
+    /// Join as a node by staking (the contract's NODE_STAKE), or add to the stake; --status prints it.
+    Stake(stake::StakeArgs),
+    /// Ask the stake back (it unlocks after the contract's delay), or --withdraw what has unlocked.
+    Unstake(stake::UnstakeArgs),
+    /// Dispute a forged token on chain with this operator's mismatch spot check; --vote, --resolve.
+    Dispute(stake::DisputeArgs),
 }
 
 impl Cli {
@@ -105,6 +113,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Contracts(command) => {
             contracts::run(&cli.data_dir, command).await.map(|()| ExitCode::SUCCESS)
         }
+        Command::Stake(args) => stake::stake(&cli.data_dir, args).await.map(|()| ExitCode::SUCCESS),
+        Command::Unstake(args) => stake::unstake(&cli.data_dir, args).await.map(|()| ExitCode::SUCCESS),
+        Command::Dispute(args) => stake::dispute(&cli.data_dir, args).await.map(|()| ExitCode::SUCCESS),
     }
 }
 

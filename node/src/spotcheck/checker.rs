@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use alloy::primitives::B256;
+use alloy::primitives::{B256, U256};
 use genmint_model_runtime::{Rgb8Image, RuntimeError};
 use genmint_p2p::NetworkError;
 use genmint_p2p::spot_check::{CheckEnvelope, Outcome, SPOT_CHECK_VERSION, SpotCheck};
@@ -135,12 +135,29 @@ impl<S: ContentStore + Send + Sync + 'static> SpotChecker<S> {
         }
         self.parts.checks.record(check.clone()).await?;
         super::log(&check, "this node");
+        self.vote_if_disputed(token, &check).await;
         match self.parts.network.publish(check).await {
             Ok(()) => Ok(Round::Checked),
             Err(NetworkError::Closed) => Ok(Round::NetworkClosed),
             Err(e) => {
                 tracing::warn!(token = %token_hex(token), error = %e, "spot check kept here but not published");
                 Ok(Round::Checked)
+            }
+        }
+    }
+
+    /// A re-check in the minting node's envelope compares bit-exact pixels, so it is a vote on the
+    /// token's dispute if one is open (another envelope's digest would count for neither side).
+    async fn vote_if_disputed(&self, token: U256, check: &SpotCheck) {
+        if check.checker_envelope != check.minted_envelope {
+            return;
+        }
+        let Ok(digest) = check.regenerated_pixel_digest.parse::<B256>() else { return };
+        match self.parts.chain.vote_if_disputed(token, digest).await {
+            Ok(true) => tracing::info!(token = %check.token_id, %digest, "voted on the token's dispute"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(token = %check.token_id, error = %e, "could not vote on the token's dispute")
             }
         }
     }
@@ -273,6 +290,23 @@ mod tests {
         let check = lock(&bench.network.published)[0].clone();
         assert_eq!(check.outcome, Outcome::Mismatch);
         assert!(check.perceptual_distance.is_some(), "the pictures were compared");
+    }
+
+    #[tokio::test]
+    async fn a_re_check_of_a_disputed_token_votes_its_digest_and_an_undisputed_one_does_not() {
+        let bench = Bench::new();
+        let mut forged = painted(3);
+        forged.pixels[0] = 255;
+        let disputed = bench.mint(Address::repeat_byte(0x0e), 200, our_model(), &forged).await;
+        lock(&bench.chain.disputed).push(disputed);
+        let mut checker = SpotChecker::new(bench.parts.clone());
+        assert_eq!(checker.round().await.unwrap(), Round::Checked);
+        let check = lock(&bench.network.published)[0].clone();
+        let votes = lock(&bench.chain.votes).clone();
+        assert_eq!(votes, vec![(disputed, check.regenerated_pixel_digest.parse::<B256>().unwrap())]);
+        bench.mint(Address::repeat_byte(0x0e), 201, our_model(), &painted(4)).await;
+        assert_eq!(checker.round().await.unwrap(), Round::Checked);
+        assert_eq!(lock(&bench.chain.votes).len(), 1, "no dispute, no vote");
     }
 
     #[tokio::test]

@@ -28,7 +28,7 @@ mod testing;
 
 use std::sync::Arc;
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::Eip712Domain;
 use futures_util::future::BoxFuture;
@@ -63,6 +63,10 @@ pub trait SpotCheckChain: Send + Sync {
     fn provenance(&self, token_id: U256) -> BoxFuture<'_, Result<Option<Provenance>, ChainError>>;
 
     fn minted_event(&self, token_id: U256) -> BoxFuture<'_, Result<Option<MintedEvent>, ChainError>>;
+
+    /// Votes `digest`, the pixel digest this node re-derived, on the token's dispute if one is open
+    /// and takes this node's vote; whether it voted.
+    fn vote_if_disputed(&self, token_id: U256, digest: B256) -> BoxFuture<'_, Result<bool, ChainError>>;
 }
 
 impl SpotCheckChain for ChainClient {
@@ -76,6 +80,10 @@ impl SpotCheckChain for ChainClient {
 
     fn minted_event(&self, token_id: U256) -> BoxFuture<'_, Result<Option<MintedEvent>, ChainError>> {
         Box::pin(ChainClient::minted_event(self, token_id))
+    }
+
+    fn vote_if_disputed(&self, token_id: U256, digest: B256) -> BoxFuture<'_, Result<bool, ChainError>> {
+        Box::pin(ChainClient::vote_if_disputed(self, token_id, digest))
     }
 }
 

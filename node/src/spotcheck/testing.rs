@@ -55,6 +55,9 @@ pub(crate) struct FakeSpotChain {
     pub records: Mutex<HashMap<U256, Provenance>>,
     pub events: Mutex<HashMap<U256, MintedEvent>>,
     pub down: Mutex<bool>,
+    /// Tokens with an open dispute, and the votes this node cast on them.
+    pub disputed: Mutex<Vec<U256>>,
+    pub votes: Mutex<Vec<(U256, B256)>>,
 }
 
 impl FakeSpotChain {
@@ -81,6 +84,14 @@ impl SpotCheckChain for FakeSpotChain {
 
     fn minted_event(&self, token_id: U256) -> BoxFuture<'_, Result<Option<MintedEvent>, ChainError>> {
         self.answer(lock(&self.events).get(&token_id).cloned())
+    }
+
+    fn vote_if_disputed(&self, token_id: U256, digest: B256) -> BoxFuture<'_, Result<bool, ChainError>> {
+        let open = lock(&self.disputed).contains(&token_id);
+        if open {
+            lock(&self.votes).push((token_id, digest));
+        }
+        self.answer(open)
     }
 }
 

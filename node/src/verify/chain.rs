@@ -7,7 +7,7 @@ use std::future::Future;
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::sol_types::Eip712Domain;
 
-use crate::chain::{ChainClient, ChainError, MintedEvent, ModelInfo, Provenance};
+use crate::chain::{ChainClient, ChainError, DisputeState, MintedEvent, ModelInfo, Provenance};
 use crate::provenance::eip712::{self, GenerationRequest};
 use crate::provenance::watermark::WatermarkTag;
 
@@ -69,6 +69,9 @@ pub trait TokenChain {
         from_block: u64,
     ) -> impl Future<Output = Result<Option<U256>, ChainError>> + Send;
 
+    /// The token's on-chain dispute (status `None` if never disputed).
+    fn dispute_of(&self, token_id: U256) -> impl Future<Output = Result<DisputeState, ChainError>> + Send;
+
     /// The token whose watermark tag is `tag`, searching mint events from `from_block` on.
     fn token_by_watermark(
         &self,
@@ -127,6 +130,10 @@ impl TokenChain for ChainClient {
         block: Option<u64>,
     ) -> impl Future<Output = Result<ModelInfo, ChainError>> + Send {
         ChainClient::model_info_at(self, model_hash, block)
+    }
+
+    fn dispute_of(&self, token_id: U256) -> impl Future<Output = Result<DisputeState, ChainError>> + Send {
+        ChainClient::dispute_of(self, token_id)
     }
 
     fn token_by_image_cid(

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use alloy::primitives::{Address, B256, Bytes, U256};
 
 use super::TokenChain;
-use crate::chain::{ChainError, MintedEvent, ModelInfo, Provenance};
+use crate::chain::{ChainError, DisputeState, DisputeStatus, MintedEvent, ModelInfo, Provenance};
 use crate::provenance::eip712::GenerationRequest;
 use crate::provenance::watermark::WatermarkTag;
 
@@ -30,6 +30,8 @@ pub(crate) struct FakeChain {
     pub models: HashMap<B256, Vec<(u64, ModelInfo)>>,
     /// What the contract's ERC-7007 `verify` answers, whatever it is given.
     pub verify_aigc: bool,
+    /// Disputes by token; a token missing here was never disputed.
+    pub disputes: HashMap<U256, DisputeState>,
 }
 
 impl FakeChain {
@@ -41,6 +43,7 @@ impl FakeChain {
             nodes: HashMap::new(),
             models: HashMap::new(),
             verify_aigc: true,
+            disputes: HashMap::new(),
         }
     }
 
@@ -110,6 +113,16 @@ impl TokenChain for FakeChain {
             active: false,
         };
         Ok(as_of(self.models.get(&model_hash), block).unwrap_or_else(empty))
+    }
+
+    async fn dispute_of(&self, token_id: U256) -> Result<DisputeState, ChainError> {
+        Ok(self.disputes.get(&token_id).cloned().unwrap_or(DisputeState {
+            status: DisputeStatus::None,
+            challenger: Address::ZERO,
+            deadline: 0,
+            confirmations: 0,
+            rejections: 0,
+        }))
     }
 
     async fn token_by_image_cid(&self, image_cid: &str, from_block: u64) -> Result<Option<U256>, ChainError> {

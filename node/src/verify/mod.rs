@@ -37,7 +37,7 @@ use serde::Serialize;
 
 pub use chain::TokenChain;
 
-use crate::chain::{ChainError, MintedEvent, Provenance};
+use crate::chain::{ChainError, DisputeStatus, MintedEvent, Provenance};
 use crate::ipfs::{Cid, ContentStore};
 use crate::provenance::eip712::{
     Attestation, GenerationRequest, SignedRequest, recover_attestation_signer, recover_request_signer,
@@ -69,6 +69,8 @@ pub enum CheckName {
     ContractVerify,
     NodeRegistry,
     ModelRegistry,
+    /// No on-chain dispute found the token forged (open, rejected and undecided disputes say so).
+    Dispute,
     /// `genmint verify` given a CID or a file: those bytes are the token's pinned metadata or image.
     Subject,
     /// `genmint verify --regenerate`.
@@ -92,6 +94,7 @@ impl CheckName {
             Self::ContractVerify => "contract_verify",
             Self::NodeRegistry => "node_registry",
             Self::ModelRegistry => "model_registry",
+            Self::Dispute => "dispute",
             Self::Subject => "subject",
             Self::Regeneration => "regeneration",
         }
@@ -150,7 +153,7 @@ pub struct Evidence {
 }
 
 /// The checks in the order they run; every report lists all of them.
-pub const CHECKS: [CheckName; 13] = [
+pub const CHECKS: [CheckName; 14] = [
     CheckName::Token,
     CheckName::MetadataCid,
     CheckName::Metadata,
@@ -164,6 +167,7 @@ pub const CHECKS: [CheckName; 13] = [
     CheckName::ContractVerify,
     CheckName::NodeRegistry,
     CheckName::ModelRegistry,
+    CheckName::Dispute,
 ];
 
 /// Why the attestation and model checks cannot run without a readable request.
@@ -218,6 +222,7 @@ pub async fn inspect(
     evidence.image = check_image(&mut report, ipfs, &minted, model_hash, recorded.as_ref()).await;
     check_attestation(&mut report, chain, &minted, signed.as_ref()).await;
     check_registries(&mut report, chain, &minted, model_hash).await;
+    report.push(CheckName::Dispute, dispute(chain, token_id).await);
     evidence.metadata = metadata;
     (report, evidence)
 }
@@ -576,6 +581,27 @@ async fn contract_verify(
         Ok(true) => Ok("the contract's ERC-7007 verify accepts the request, outputs and signatures".into()),
         Ok(false) => Err("the contract's ERC-7007 verify refuses the request, outputs and signatures".into()),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `dispute`: fails once a dispute confirmed the token forged (the contract slashed its node and
+/// marked it); an open dispute, a rejected one or none passes, saying which.
+async fn dispute(chain: &impl TokenChain, token_id: U256) -> Result<String, String> {
+    let d = chain.dispute_of(token_id).await.map_err(|e| e.to_string())?;
+    match d.status {
+        DisputeStatus::None => Ok("no dispute is open or decided".into()),
+        DisputeStatus::Open => Ok(format!(
+            "a dispute by {} is open until {} (unix seconds): {} re-check(s) confirm a forgery, {} reject it",
+            d.challenger, d.deadline, d.confirmations, d.rejections
+        )),
+        DisputeStatus::Rejected => Ok(format!(
+            "a dispute by {} was rejected: {} re-check(s) reproduced the attested pixels",
+            d.challenger, d.rejections
+        )),
+        DisputeStatus::FraudConfirmed => Err(format!(
+            "fraud confirmed on chain: {} re-check(s) reproduced the pixels of the dispute by {}, not the attested ones; the node was slashed and the token marked",
+            d.confirmations, d.challenger
+        )),
     }
 }
 

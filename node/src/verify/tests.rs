@@ -262,6 +262,7 @@ fn check_names_serialize_and_print_as_before() {
         "contract_verify",
         "node_registry",
         "model_registry",
+        "dispute",
     ];
     assert_eq!(CHECKS.map(CheckName::as_str), legacy);
     for name in CHECKS.into_iter().chain([CheckName::Subject, CheckName::Regeneration]) {
@@ -455,6 +456,34 @@ async fn a_model_never_registered_fails_the_model_registry() {
             fixture.model_hash
         )
     );
+}
+
+#[tokio::test]
+async fn a_confirmed_fraud_fails_the_dispute_check_and_an_open_dispute_passes_saying_so() {
+    let mut fixture = mint(Options::default());
+    let challenger = Address::repeat_byte(0xc4);
+    let mut state = crate::chain::DisputeState {
+        status: crate::chain::DisputeStatus::Open,
+        challenger,
+        deadline: 1_800_000_000,
+        confirmations: 1,
+        rejections: 0,
+    };
+    fixture.chain.disputes.insert(fixture.token_id, state.clone());
+    let report = fixture.verify().await;
+    assert!(report.ok, "{report:#?}");
+    assert_eq!(
+        detail(&report, CheckName::Dispute),
+        format!(
+            "a dispute by {challenger} is open until 1800000000 (unix seconds): 1 re-check(s) confirm a forgery, 0 reject it"
+        )
+    );
+    state.status = crate::chain::DisputeStatus::FraudConfirmed;
+    state.confirmations = 2;
+    fixture.chain.disputes.insert(fixture.token_id, state);
+    let report = fixture.verify().await;
+    assert_fails(&report, &[CheckName::Dispute]);
+    assert!(detail(&report, CheckName::Dispute).starts_with("fraud confirmed on chain: 2 re-check(s)"));
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ mod cluster;
 mod contracts_deploy;
 mod default_model;
 mod dev;
+mod disputes;
 mod failover;
 mod fees;
 mod mint;

@@ -21,7 +21,7 @@ use tokio::process::Child;
 use crate::support::{Stack, free_port, spawn_node};
 
 /// Node B, the checker: the stack's model, its own registered operator, A as its bootstrap peer.
-async fn start_checker(
+pub(crate) async fn start_checker(
     stack: &Stack,
     dir: &Path,
     bootstrap: &str,
@@ -43,7 +43,7 @@ async fn start_checker(
 }
 
 /// Polls A's provenance report of `token` until it holds a check by `checker`.
-async fn peer_check(
+pub(crate) async fn peer_check(
     stack: &Stack,
     token: &str,
     checker: &PrivateKeySigner,
@@ -101,8 +101,9 @@ fn assert_signed_by(stack: &Stack, check: &Value, token: &str, checker: &Private
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_peer_re_generates_minted_tokens_and_a_forged_pixel_digest_shows_as_a_mismatch() -> Result<()> {
+/// The stack with node A running (quick adverts, no spot checks of its own) and its bootstrap
+/// address.
+pub(crate) async fn stack_with_node_a() -> Result<(Stack, String)> {
     let mut stack = Stack::start().await?;
     let mut config = Config::load(&stack.node_dir())?;
     config.p2p.advert_interval_secs = 2;
@@ -111,6 +112,12 @@ async fn a_peer_re_generates_minted_tokens_and_a_forged_pixel_digest_shows_as_a_
     stack.start_node().await?;
     let peers: Value = reqwest::get(format!("{}/v1/peers", stack.node_url)).await?.json().await?;
     let bootstrap = peers["addresses"][0].as_str().context("A has no bootstrap address")?.to_owned();
+    Ok((stack, bootstrap))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_re_generates_minted_tokens_and_a_forged_pixel_digest_shows_as_a_mismatch() -> Result<()> {
+    let (stack, bootstrap) = stack_with_node_a().await?;
     let checker_dir = stack.dir.path().join("checker");
     let (_checker_url, checker, _checker_node) = start_checker(&stack, &checker_dir, &bootstrap).await?;
     let checker_log = checker_dir.join("node.log");
@@ -136,32 +143,8 @@ async fn a_peer_re_generates_minted_tokens_and_a_forged_pixel_digest_shows_as_a_
 
     // A token minted with A's registered operator key whose attested pixel digest is forged: the
     // chain takes it, and B's re-generation shows it.
-    let chain_domain = domain(stack.anvil.chain_id(), stack.contract);
-    let forged = stack.signed_request("a lighthouse at dusk", 43, 8);
-    let forged_id = request_digest(&forged.request, &chain_domain);
     let forged_pixels = B256::repeat_byte(0x5a);
-    let record =
-        stack.contract_reader().provenance(U256::from_be_bytes(id.parse::<B256>()?.0)).call().await?;
-    let mut metadata: Value = serde_json::from_slice(&stack.ipfs_cat(&record.metadataCid).await?)?;
-    metadata["provenance"]["request"] = serde_json::to_value(&forged.request)?;
-    metadata["provenance"]["creatorSignature"] = forged.signature.to_string().into();
-    metadata["provenance"]["requestDigest"] = forged_id.to_string().into();
-    metadata["provenance"]["pixelDigest"] = forged_pixels.to_string().into();
-    let kubo = KuboClient::new(stack.kubo.api_url())?;
-    let metadata_cid = kubo.add_and_pin(serde_json::to_vec_pretty(&metadata)?).await?;
-    let attestation = Attestation {
-        requestDigest: forged_id,
-        modelHash: stack.model_hash,
-        pixelDigest: forged_pixels,
-        imageCid: metadata["provenance"]["imageCid"].as_str().context("no image CID")?.to_owned(),
-        metadataCid: metadata_cid.to_string(),
-        node: stack.operator.address(),
-    };
-    let node_signature = sign_attestation(&stack.operator, &attestation, &chain_domain)?;
-    let chain = ChainClient::connect(stack.anvil.rpc_url(), stack.operator.clone(), stack.contract).await?;
-    chain.mint(&forged.request, &forged.signature, &attestation, &node_signature).await?;
-
-    let forged_id = forged_id.to_string();
+    let forged_id = mint_forged(&stack, &id, 43, forged_pixels).await?.to_string();
     let report = peer_check(&stack, &forged_id, &checker, &checker_log).await?;
     let check = &report["peerChecks"][0];
     assert_eq!(check["outcome"], "mismatch", "{report}");
@@ -180,4 +163,34 @@ async fn a_peer_re_generates_minted_tokens_and_a_forged_pixel_digest_shows_as_a_
         reqwest::get(format!("{}/v1/tokens/{id}/provenance", stack.node_url)).await?.json().await?;
     assert_eq!(first["peerChecksOk"], true, "{first}");
     Ok(())
+}
+
+/// Mints, with A's operator key straight to the chain, a token for a new request (`seed`) whose
+/// attested pixel digest is `forged_pixels`; its metadata is `honest`'s with the request and digest
+/// swapped, pinned to the stack's Kubo. Returns the token id (the request digest).
+pub(crate) async fn mint_forged(stack: &Stack, honest: &str, seed: u64, forged_pixels: B256) -> Result<B256> {
+    let chain_domain = domain(stack.anvil.chain_id(), stack.contract);
+    let forged = stack.signed_request("a lighthouse at dusk", seed, 8);
+    let forged_id = request_digest(&forged.request, &chain_domain);
+    let record =
+        stack.contract_reader().provenance(U256::from_be_bytes(honest.parse::<B256>()?.0)).call().await?;
+    let mut metadata: Value = serde_json::from_slice(&stack.ipfs_cat(&record.metadataCid).await?)?;
+    metadata["provenance"]["request"] = serde_json::to_value(&forged.request)?;
+    metadata["provenance"]["creatorSignature"] = forged.signature.to_string().into();
+    metadata["provenance"]["requestDigest"] = forged_id.to_string().into();
+    metadata["provenance"]["pixelDigest"] = forged_pixels.to_string().into();
+    let kubo = KuboClient::new(stack.kubo.api_url())?;
+    let metadata_cid = kubo.add_and_pin(serde_json::to_vec_pretty(&metadata)?).await?;
+    let attestation = Attestation {
+        requestDigest: forged_id,
+        modelHash: stack.model_hash,
+        pixelDigest: forged_pixels,
+        imageCid: metadata["provenance"]["imageCid"].as_str().context("no image CID")?.to_owned(),
+        metadataCid: metadata_cid.to_string(),
+        node: stack.operator.address(),
+    };
+    let node_signature = sign_attestation(&stack.operator, &attestation, &chain_domain)?;
+    let chain = ChainClient::connect(stack.anvil.rpc_url(), stack.operator.clone(), stack.contract).await?;
+    chain.mint(&forged.request, &forged.signature, &attestation, &node_signature).await?;
+    Ok(forged_id)
 }

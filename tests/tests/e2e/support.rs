@@ -311,13 +311,18 @@ impl Stack {
 
     /// Runs a `genmint` CLI command against this stack; returns (exit success, stdout + stderr).
     pub async fn genmint(&self, args: &[&str]) -> Result<(bool, String)> {
+        self.genmint_in(&self.dir.path().join("cli"), args).await
+    }
+
+    /// Runs a `genmint` CLI command with `data_dir` (its operator key) against this stack.
+    pub async fn genmint_in(&self, data_dir: &Path, args: &[&str]) -> Result<(bool, String)> {
         let output = Command::new(genmint_bin())
             .args(args)
             .env("GENMINT_RPC_URL", self.anvil.rpc_url())
             .env("GENMINT_IPFS_API", self.kubo.api_url())
             .env("GENMINT_CONTRACT", self.contract.to_string())
             .env("GENMINT_NODE", &self.node_url)
-            .env("GENMINT_DATA_DIR", self.dir.path().join("cli"))
+            .env("GENMINT_DATA_DIR", data_dir)
             .output()
             .await?;
         let text =
