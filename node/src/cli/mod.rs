@@ -13,6 +13,7 @@ mod dev;
 mod generate;
 mod init;
 mod models;
+mod models_bench;
 mod peers;
 mod verify;
 
