@@ -125,6 +125,7 @@
 //! - `precision`: [`ComputeDtype`] (f32, f16, bf16) and when the VAE decodes in f32 instead.
 //! - `image`: [`Rgb8Image`], the pixel digest and the float-to-RGB8 conversion.
 //! - `test_model`: [`write_test_model`], the deterministic test-size model.
+//! - `random_model`: [`write_random_model`], SD 1.5- and SDXL-shaped random weights for speed.
 //! - `default_model`: [`install_default_model`], the shipped `genmint-emoji-32`.
 //! - [`eval`]: the default model's evaluation (adherence, diversity, speed, determinism).
 
@@ -146,6 +147,7 @@ pub mod noise;
 mod params;
 mod pipeline;
 mod precision;
+mod random_model;
 mod resnet;
 mod scheduler;
 mod test_model;
@@ -171,5 +173,6 @@ pub use pipeline::{CANDLE_VERSION, DeviceChoice, Generator, load_model, load_mod
 #[doc(hidden)]
 pub use pipeline::{Stages, load_stages};
 pub use precision::ComputeDtype;
+pub use random_model::{RandomShape, write_random_model};
 pub use test_model::{TEST_MODEL_NAME, write_test_model};
 pub use text::TextFit;

@@ -63,7 +63,11 @@ fn words() -> impl Iterator<Item = &'static str> {
 /// Writes the test model into `dir` (created if needed; existing files of the layout are
 /// replaced). The result loads with [`crate::load_model`] and always hashes the same.
 pub fn write_test_model(dir: &Path) -> Result<(), RuntimeError> {
-    let files = test_model_files()?;
+    write_files(dir, test_model_files()?)
+}
+
+/// Writes each (relative path, contents) into `dir`, creating folders as needed.
+pub(crate) fn write_files(dir: &Path, files: Vec<(String, Vec<u8>)>) -> Result<(), RuntimeError> {
     for (relative, bytes) in files {
         let path = layout::file_path(dir, &relative);
         let write_error = |source| RuntimeError::Write { path: path.clone(), source };
@@ -79,11 +83,6 @@ pub fn write_test_model(dir: &Path) -> Result<(), RuntimeError> {
 fn test_model_files() -> Result<Vec<(String, Vec<u8>)>, RuntimeError> {
     let (text_config, unet_config, vae_config) = (text_encoder_config(), unet_config(), vae_config());
     let weights = seeded_component_weights(&text_config, &unet_config, &vae_config)?;
-    let config_file = |value: &Value| {
-        let mut bytes = canonical_json::to_vec(value);
-        bytes.push(b'\n');
-        bytes
-    };
     Ok(vec![
         (MODEL_CONFIG_FILE.into(), config_file(&model_config())),
         ("model_index.json".into(), config_file(&model_index())),
@@ -97,6 +96,13 @@ fn test_model_files() -> Result<Vec<(String, Vec<u8>)>, RuntimeError> {
         ("vae/config.json".into(), config_file(&vae_config)),
         ("vae/diffusion_pytorch_model.safetensors".into(), weights.vae),
     ])
+}
+
+/// A config file's bytes: canonical JSON and a newline.
+pub(crate) fn config_file(value: &Value) -> Vec<u8> {
+    let mut bytes = canonical_json::to_vec(value);
+    bytes.push(b'\n');
+    bytes
 }
 
 /// The safetensors files of the three networks.
@@ -133,7 +139,7 @@ fn seeded_component_weights(
 }
 
 /// The CLIP text encoder: two layers of width 32 over the word-level vocabulary.
-fn text_encoder_config() -> Value {
+pub(crate) fn text_encoder_config() -> Value {
     json!({
         "architectures": ["CLIPTextModel"],
         "model_type": "clip_text_model",
@@ -178,7 +184,7 @@ fn unet_config() -> Value {
 }
 
 /// The VAE: four levels of 16 to 32 channels, 4 latent channels.
-fn vae_config() -> Value {
+pub(crate) fn vae_config() -> Value {
     json!({
         "_class_name": "AutoencoderKL",
         "act_fn": "silu",
@@ -196,7 +202,7 @@ fn vae_config() -> Value {
 }
 
 /// SD 1.5's training noise schedule (scaled linear betas), for DDIM.
-fn scheduler_config() -> Value {
+pub(crate) fn scheduler_config() -> Value {
     json!({
         "_class_name": "DDIMScheduler",
         "beta_end": 0.012,
@@ -234,7 +240,7 @@ fn model_config() -> Value {
 }
 
 /// The CLIP tokenizer settings: special tokens and sequence length.
-fn tokenizer_config() -> Value {
+pub(crate) fn tokenizer_config() -> Value {
     json!({
         "bos_token": BOS,
         "eos_token": EOS,
@@ -246,7 +252,7 @@ fn tokenizer_config() -> Value {
 
 /// A `tokenizers` file: NFC + lowercase, split on whitespace and punctuation, word-level
 /// vocabulary with `<|unk|>` for anything unknown, wrapped in start and end tokens.
-fn tokenizer_json() -> Value {
+pub(crate) fn tokenizer_json() -> Value {
     let special = [BOS, EOS, UNK];
     let mut vocab = serde_json::Map::new();
     for (id, token) in special.into_iter().chain(words()).enumerate() {
@@ -319,12 +325,41 @@ fn seeded_weights(
 /// The tensors made so far, by name: shape and values.
 type MadeTensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 
-struct SeededWeights {
-    component: &'static str,
-    made: Arc<Mutex<MadeTensors>>,
+/// What a [`SeededWeights`] backend keeps of each tensor it makes.
+pub(crate) trait KeepMade: Send + Sync {
+    /// Makes the tensor `name` of `shape` from `values` as `dtype`, keeping what the caller needs.
+    fn keep(
+        &mut self,
+        name: &str,
+        shape: Shape,
+        values: Vec<f32>,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor>;
 }
 
-impl SimpleBackend for SeededWeights {
+impl KeepMade for MadeTensors {
+    fn keep(
+        &mut self,
+        name: &str,
+        shape: Shape,
+        values: Vec<f32>,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let tensor = Tensor::from_vec(values.clone(), shape.clone(), device)?.to_dtype(dtype)?;
+        self.insert(name.to_string(), (shape.dims().to_vec(), values));
+        Ok(tensor)
+    }
+}
+
+/// A backend that makes every requested tensor by the weights rule, for `component`.
+pub(crate) struct SeededWeights<K> {
+    pub component: &'static str,
+    pub made: Arc<Mutex<K>>,
+}
+
+impl<K: KeepMade + 'static> SimpleBackend for SeededWeights<K> {
     fn get(
         &self,
         shape: Shape,
@@ -334,12 +369,10 @@ impl SimpleBackend for SeededWeights {
         device: &Device,
     ) -> candle_core::Result<Tensor> {
         let values = seeded_values(self.component, name, shape.dims())?;
-        let tensor = Tensor::from_vec(values.clone(), shape.clone(), device)?.to_dtype(dtype)?;
         self.made
             .lock()
             .map_err(|_| candle_core::Error::Msg("weights lock poisoned".into()))?
-            .insert(name.to_string(), (shape.dims().to_vec(), values));
-        Ok(tensor)
+            .keep(name, shape, values, dtype, device)
     }
 
     fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
@@ -353,7 +386,7 @@ impl SimpleBackend for SeededWeights {
 }
 
 /// The values of one tensor by rule `genmint-test-weights-v1` (module doc).
-fn seeded_values(component: &str, name: &str, dims: &[usize]) -> candle_core::Result<Vec<f32>> {
+pub(crate) fn seeded_values(component: &str, name: &str, dims: &[usize]) -> candle_core::Result<Vec<f32>> {
     let count: usize = dims.iter().product();
     match dims {
         [_] if name.ends_with(".weight") || name == "weight" => Ok(vec![1.0; count]),

@@ -138,7 +138,8 @@ pub fn operator_key(data_dir: &Path) -> Result<PrivateKeySigner, StartError> {
     text.trim().parse().map_err(|_| StartError::BadOperatorKey { source_name })
 }
 
-fn device(name: &str) -> Result<DeviceChoice, StartError> {
+/// `cpu` or `cuda:N`, as `[model] device` names it.
+pub(crate) fn parse_device(name: &str) -> Result<DeviceChoice, StartError> {
     match name {
         "cpu" => Ok(DeviceChoice::Cpu),
         other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
@@ -248,7 +249,7 @@ async fn start_models(data_dir: &Path, config: &Config) -> Result<Models, StartE
         let dir = Config::model_dir(data_dir, model);
         let loader = CandleLoader {
             dir: dir.clone(),
-            devices: model.device.names().iter().map(|name| device(name)).collect::<Result<_, _>>()?,
+            devices: model.device.names().iter().map(|name| parse_device(name)).collect::<Result<_, _>>()?,
             dtype: model.dtype,
             queue,
             max_batch: model.max_batch,

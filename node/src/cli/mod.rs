@@ -14,6 +14,7 @@ mod dev;
 mod generate;
 mod init;
 mod models;
+mod models_bench;
 mod peers;
 mod stake;
 mod verify;

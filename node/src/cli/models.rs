@@ -1,8 +1,9 @@
 //! `genmint models`: list the models of a data dir, print a model directory's hash (what the
 //! chain records and peers advertise), import a single-file `.safetensors` checkpoint as a model
 //! directory (`models import`; the conversion is `genmint_model_runtime::import_checkpoint`'s),
-//! and evaluate a model on its held-out prompts (`models eval`; the metrics are
-//! `genmint_model_runtime::eval`'s).
+//! evaluate a model on its held-out prompts (`models eval`; the metrics are
+//! `genmint_model_runtime::eval`'s), and time it or write a random SD-shaped one to time
+//! (`models bench`, `models random`: `models_bench`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,8 +14,8 @@ use clap::{Args, Subcommand};
 use genmint_model_runtime::eval::{self, HeldoutPrompt, RetrievalSet};
 use genmint_model_runtime::{
     Control, DEFAULT_MODEL_NAME, DeviceChoice, GenerationParams, Generator, ImportOptions, ImportProgress,
-    ImportStage, ModelHash, ModelKind, PredictionType, Rgb8Image, SchedulerKind, import_checkpoint,
-    install_default_model, load_model, minilm_dir, model_manifest,
+    ImportStage, ModelHash, ModelKind, PredictionType, RandomShape, Rgb8Image, SchedulerKind,
+    import_checkpoint, install_default_model, load_model, minilm_dir, model_manifest,
 };
 
 use crate::devnet::{tools_dir, tools_python_dir};
@@ -33,6 +34,16 @@ pub enum ModelsCommand {
     Import(ImportArgs),
     /// Evaluate a model on its held-out prompts: adherence, diversity, speed, determinism.
     Eval(EvalArgs),
+    /// Time generations of a model on a device in a dtype: s/image and it/s, as JSON lines.
+    Bench(super::models_bench::BenchArgs),
+    /// Write a model of SD 1.5 or SDXL shapes with random weights (f16), to measure speed on.
+    Random {
+        /// sd15 or sdxl.
+        #[arg(long)]
+        shape: RandomShape,
+        /// Output model directory.
+        dir: PathBuf,
+    },
     /// Print the pixel digest of one generation (used by `eval` to compare thread counts).
     #[command(hide = true)]
     Digest {
@@ -167,6 +178,8 @@ pub fn run(data_dir: &Path, command: ModelsCommand) -> Result<()> {
         }
         ModelsCommand::Import(args) => import(data_dir, args),
         ModelsCommand::Eval(args) => evaluate(data_dir, args),
+        ModelsCommand::Bench(args) => super::models_bench::bench(args),
+        ModelsCommand::Random { shape, dir } => super::models_bench::random(shape, dir),
         ModelsCommand::Digest { model, prompt, seed, sampling } => {
             let mut generator = load_model(&model, DeviceChoice::Cpu)?;
             let image = generate(generator.as_mut(), &prompt, seed, sampling)?;
