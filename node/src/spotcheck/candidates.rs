@@ -64,6 +64,8 @@ enum Pass {
 pub struct Candidates {
     passed_over: HashSet<U256>,
     passed_over_order: VecDeque<U256>,
+    /// Disputed tokens to look at before the random rest, minted recently or not.
+    preferred: Vec<U256>,
 }
 
 impl Candidates {
@@ -82,6 +84,12 @@ impl Candidates {
         }
         let order = RandomState::new();
         tokens.sort_by_key(|token| order.hash_one(token));
+        for token in std::mem::take(&mut self.preferred).into_iter().rev() {
+            if !self.passed_over.contains(&token) && !parts.checks.has_check(token, checker).await? {
+                tokens.retain(|t| *t != token);
+                tokens.insert(0, token);
+            }
+        }
         for token in tokens.into_iter().take(MAX_LOOKS_PER_ROUND) {
             match look(parts, token).await {
                 Ok(candidate) => return Ok(Some(candidate)),
@@ -95,6 +103,13 @@ impl Candidates {
             }
         }
         Ok(None)
+    }
+
+    /// Looks at `token` first in the next round (a disputed token: its re-check is a vote).
+    pub fn prefer(&mut self, token: U256) {
+        if !self.preferred.contains(&token) {
+            self.preferred.push(token);
+        }
     }
 
     /// Remembers a token that will never be for this node to check.
