@@ -1,5 +1,6 @@
 //! Which token to check next: one minted in the latest [`RECENT_BLOCKS`] blocks by another node
-//! with this node's model and not checked here yet, chosen at random. For it, the signed request
+//! with this node's model and not checked here yet, chosen at random, after any disputed token the
+//! checker asked to look at first ([`Candidates::prefer`]). For it, the signed request
 //! from its metadata (the CID recomputed here, the request hashing to the token id) and the pixel
 //! digest its mint attested.
 
