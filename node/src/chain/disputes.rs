@@ -219,6 +219,21 @@ impl ChainClient {
         Ok(())
     }
 
+    /// Tokens whose dispute opened in the latest `blocks` blocks, oldest first, each once.
+    pub async fn recently_disputed(&self, blocks: u64) -> Result<Vec<U256>, ChainError> {
+        let head = self.head_block().await?;
+        let logs = self
+            .contract
+            .DisputeOpened_filter()
+            .from_block(head.saturating_sub(blocks))
+            .to_block(head)
+            .query()
+            .await
+            .map_err(|e| self.call_error("eth_getLogs", e))?;
+        let mut seen = std::collections::HashSet::new();
+        Ok(logs.into_iter().map(|(event, _)| event.tokenId).filter(|token| seen.insert(*token)).collect())
+    }
+
     /// Votes `digest` on the token's dispute if one is open and this sender may vote on it (an active
     /// node, neither the token's node nor the challenger, not voted yet, inside the window); whether
     /// it voted.

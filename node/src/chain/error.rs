@@ -87,9 +87,9 @@ pub enum ContractRejection {
     )]
     StakeLocked { unlock_at: u64, open_disputes: u16 },
     #[error(
-        "token {token_id:#x} already has a dispute ({status}): a decided dispute is final, an open one takes votes"
+        "token {token_id:#x} already has a dispute (status {status}: 1 open, 2 fraud confirmed, 3 rejected): a decided dispute is final, an open one takes votes"
     )]
-    DisputeExists { token_id: U256, status: &'static str },
+    DisputeExists { token_id: U256, status: u8 },
     #[error(
         "the dispute over token {token_id:#x} takes votes until {deadline} (unix seconds): resolve it after that"
     )]
@@ -133,10 +133,7 @@ impl From<GenmintNFTErrors> for ContractRejection {
             E::OwnableUnauthorizedAccount(e) => Self::NotOwner { account: e.account },
             E::ERC721NonexistentToken(e) => Self::NonexistentToken { token_id: e.tokenId },
             E::StakeLocked(e) => Self::StakeLocked { unlock_at: e.unlockAt, open_disputes: e.openDisputes },
-            E::DisputeExists(e) => Self::DisputeExists {
-                token_id: e.tokenId,
-                status: super::disputes::DisputeStatus::from_code(e.status).as_str(),
-            },
+            E::DisputeExists(e) => Self::DisputeExists { token_id: e.tokenId, status: e.status },
             E::WindowOpen(e) => Self::WindowOpen { token_id: e.tokenId, deadline: e.deadline },
             E::WindowClosed(e) => Self::WindowClosed { token_id: e.tokenId, deadline: e.deadline },
             E::NotAVoter(e) => Self::NotAVoter { account: e.account },

@@ -1,5 +1,6 @@
 //! Which token to check next: one minted in the latest [`RECENT_BLOCKS`] blocks by another node
-//! with this node's model and not checked here yet, chosen at random. For it, the signed request
+//! with this node's model and not checked here yet, chosen at random, after any disputed token the
+//! checker asked to look at first ([`Candidates::prefer`]). For it, the signed request
 //! from its metadata (the CID recomputed here, the request hashing to the token id) and the pixel
 //! digest its mint attested.
 
@@ -64,6 +65,8 @@ enum Pass {
 pub struct Candidates {
     passed_over: HashSet<U256>,
     passed_over_order: VecDeque<U256>,
+    /// Disputed tokens to look at before the random rest, minted recently or not.
+    preferred: Vec<U256>,
 }
 
 impl Candidates {
@@ -82,6 +85,12 @@ impl Candidates {
         }
         let order = RandomState::new();
         tokens.sort_by_key(|token| order.hash_one(token));
+        for token in std::mem::take(&mut self.preferred).into_iter().rev() {
+            if !self.passed_over.contains(&token) && !parts.checks.has_check(token, checker).await? {
+                tokens.retain(|t| *t != token);
+                tokens.insert(0, token);
+            }
+        }
         for token in tokens.into_iter().take(MAX_LOOKS_PER_ROUND) {
             match look(parts, token).await {
                 Ok(candidate) => return Ok(Some(candidate)),
@@ -95,6 +104,13 @@ impl Candidates {
             }
         }
         Ok(None)
+    }
+
+    /// Looks at `token` first in the next round (a disputed token: its re-check is a vote).
+    pub fn prefer(&mut self, token: U256) {
+        if !self.preferred.contains(&token) {
+            self.preferred.push(token);
+        }
     }
 
     /// Remembers a token that will never be for this node to check.

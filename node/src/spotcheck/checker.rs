@@ -4,6 +4,7 @@
 //! one (and, when they differ, the picture with the minted image by dHash), and keeps, publishes
 //! and logs the signed outcome.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,7 +14,7 @@ use genmint_model_runtime::{Rgb8Image, RuntimeError};
 use genmint_p2p::NetworkError;
 use genmint_p2p::spot_check::{CheckEnvelope, Outcome, SPOT_CHECK_VERSION, SpotCheck};
 
-use super::candidates::{Candidate, Candidates, CandidatesError, token_hex};
+use super::candidates::{Candidate, Candidates, CandidatesError, RECENT_BLOCKS, token_hex};
 use super::signature::{self, SignError};
 use super::{SpotCheckParts, SpotCheckStoreError};
 use crate::ipfs::ContentStore;
@@ -79,11 +80,13 @@ impl Drop for CancelOnDrop {
 pub struct SpotChecker<S> {
     parts: Arc<SpotCheckParts<S>>,
     candidates: Candidates,
+    /// Disputed tokens this node has voted on, or found it had a check to vote with.
+    disputes_seen: HashSet<U256>,
 }
 
 impl<S: ContentStore + Send + Sync + 'static> SpotChecker<S> {
     pub fn new(parts: Arc<SpotCheckParts<S>>) -> Self {
-        Self { parts, candidates: Candidates::default() }
+        Self { parts, candidates: Candidates::default(), disputes_seen: HashSet::new() }
     }
 
     /// Checks one token per `interval` (skipping rounds while jobs wait) until the network stops.
@@ -110,6 +113,7 @@ impl<S: ContentStore + Send + Sync + 'static> SpotChecker<S> {
     }
 
     pub(super) async fn round(&mut self) -> Result<Round, RoundError> {
+        self.take_part_in_disputes().await?;
         let Some(candidate) = self.candidates.next(&self.parts).await? else {
             return Ok(Round::NothingToCheck);
         };
@@ -144,6 +148,33 @@ impl<S: ContentStore + Send + Sync + 'static> SpotChecker<S> {
                 Ok(Round::Checked)
             }
         }
+    }
+
+    /// For each recently opened dispute: vote with this node's own check of the token if it has one,
+    /// else re-check the token first this round (the re-check then votes).
+    async fn take_part_in_disputes(&mut self) -> Result<(), RoundError> {
+        let disputed = match self.parts.chain.recently_disputed(RECENT_BLOCKS).await {
+            Ok(disputed) => disputed,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list open disputes");
+                return Ok(());
+            }
+        };
+        let checker = self.parts.operator.address().to_string();
+        for token in disputed {
+            if self.disputes_seen.contains(&token) {
+                continue;
+            }
+            let checks = self.parts.checks.of_token(token).await?;
+            match checks.iter().find(|c| c.checker == checker) {
+                Some(own) => {
+                    self.disputes_seen.insert(token);
+                    self.vote_if_disputed(token, own).await;
+                }
+                None => self.candidates.prefer(token),
+            }
+        }
+        Ok(())
     }
 
     /// A re-check in the minting node's envelope compares bit-exact pixels, so it is a vote on the
@@ -307,6 +338,22 @@ mod tests {
         bench.mint(Address::repeat_byte(0x0e), 201, our_model(), &painted(4)).await;
         assert_eq!(checker.round().await.unwrap(), Round::Checked);
         assert_eq!(lock(&bench.chain.votes).len(), 1, "no dispute, no vote");
+    }
+
+    #[tokio::test]
+    async fn a_dispute_over_a_token_checked_before_is_voted_with_that_check() {
+        let bench = Bench::new();
+        let token = bench.mint(Address::repeat_byte(0x0e), 5, our_model(), &painted(5)).await;
+        let mut checker = SpotChecker::new(bench.parts.clone());
+        assert_eq!(checker.round().await.unwrap(), Round::Checked);
+        assert!(lock(&bench.chain.votes).is_empty());
+        lock(&bench.chain.disputed).push(token);
+        assert_eq!(checker.round().await.unwrap(), Round::NothingToCheck, "no re-generation");
+        let check = lock(&bench.network.published)[0].clone();
+        let digest = check.regenerated_pixel_digest.parse::<B256>().unwrap();
+        assert_eq!(lock(&bench.chain.votes).clone(), vec![(token, digest)]);
+        assert_eq!(checker.round().await.unwrap(), Round::NothingToCheck);
+        assert_eq!(lock(&bench.chain.votes).len(), 1, "one vote per dispute");
     }
 
     #[tokio::test]

@@ -64,6 +64,9 @@ pub trait SpotCheckChain: Send + Sync {
 
     fn minted_event(&self, token_id: U256) -> BoxFuture<'_, Result<Option<MintedEvent>, ChainError>>;
 
+    /// Tokens whose dispute opened in the latest `blocks` blocks, oldest first.
+    fn recently_disputed(&self, blocks: u64) -> BoxFuture<'_, Result<Vec<U256>, ChainError>>;
+
     /// Votes `digest`, the pixel digest this node re-derived, on the token's dispute if one is open
     /// and takes this node's vote; whether it voted.
     fn vote_if_disputed(&self, token_id: U256, digest: B256) -> BoxFuture<'_, Result<bool, ChainError>>;
@@ -84,6 +87,10 @@ impl SpotCheckChain for ChainClient {
 
     fn vote_if_disputed(&self, token_id: U256, digest: B256) -> BoxFuture<'_, Result<bool, ChainError>> {
         Box::pin(ChainClient::vote_if_disputed(self, token_id, digest))
+    }
+
+    fn recently_disputed(&self, blocks: u64) -> BoxFuture<'_, Result<Vec<U256>, ChainError>> {
+        Box::pin(ChainClient::recently_disputed(self, blocks))
     }
 }
 

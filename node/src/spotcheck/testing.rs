@@ -86,8 +86,14 @@ impl SpotCheckChain for FakeSpotChain {
         self.answer(lock(&self.events).get(&token_id).cloned())
     }
 
+    fn recently_disputed(&self, _blocks: u64) -> BoxFuture<'_, Result<Vec<U256>, ChainError>> {
+        self.answer(lock(&self.disputed).clone())
+    }
+
     fn vote_if_disputed(&self, token_id: U256, digest: B256) -> BoxFuture<'_, Result<bool, ChainError>> {
-        let open = lock(&self.disputed).contains(&token_id);
+        // The contract takes one vote per node and dispute.
+        let open = lock(&self.disputed).contains(&token_id)
+            && !lock(&self.votes).iter().any(|(t, _)| *t == token_id);
         if open {
             lock(&self.votes).push((token_id, digest));
         }

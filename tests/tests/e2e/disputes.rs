@@ -1,12 +1,14 @@
 //! A forged token disputed on chain, end to end on anvil and Kubo: node A, which joined by stake,
 //! mints a token whose attested pixel digest it never derived (signed with its operator key straight
 //! to the chain); node B's spot check finds the mismatch and `genmint dispute` opens a dispute with
-//! it; two more operators join by stake and vote the digest B re-derived (standing in for their own
-//! re-checks); the chain's clock passes the window; `genmint dispute --resolve` slashes A, which is
+//! it; node C re-checks the disputed token and votes its own digest automatically, and an operator
+//! that joins by stake votes the digest B re-derived from the command line (standing in for its own
+//! re-check); the chain's clock passes the window; `genmint dispute --resolve` slashes A, which is
 //! no longer a node, and marks the token (ERC-7007 `Update`, ERC-4906 `MetadataUpdate`); A's
 //! provenance report says fraud confirmed. Prints the gas of each step.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::primitives::{B256, U256, keccak256};
@@ -14,6 +16,7 @@ use alloy::providers::{Provider, ProviderBuilder};
 use alloy::rpc::types::{Filter, TransactionRequest};
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{Context, Result, ensure};
+use genmint_node::chain::ChainClient;
 use genmint_node::config::OPERATOR_KEY_FILE;
 use genmint_node::devnet::anvil::DevAccount;
 use serde_json::Value;
@@ -69,13 +72,27 @@ async fn a_forged_token_is_disputed_the_forger_slashed_and_the_token_marked() ->
     // B disputes with its own signed spot check (read from A's provenance report).
     let opened = cli(&stack, &b_dir, &["dispute", &forged]).await?;
     ensure!(opened.contains("dispute open"), "{opened}");
-    for i in 0..2 {
-        let dir = stack.dir.path().join(format!("voter{i}"));
-        funded_operator(&stack, &dir).await?;
-        cli(&stack, &dir, &["stake"]).await?;
-        let voted = cli(&stack, &dir, &["dispute", &forged, "--vote", "--digest", &rechecked]).await?;
-        ensure!(voted.contains(&format!("{} confirm a forgery", i + 1)), "{voted}");
+    // Node C re-checks the disputed token first and votes its digest on its own.
+    let c_dir = stack.dir.path().join("recheck");
+    let (_c_url, c_operator, _c_node) = start_checker(&stack, &c_dir, &bootstrap).await?;
+    fund(&stack, c_operator.address()).await?;
+    let reader = ChainClient::connect_read_only(stack.anvil.rpc_url(), stack.contract).await?;
+    let token_id = U256::from_be_bytes(forged.parse::<B256>()?.0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while reader.dispute_of(token_id).await?.confirmations < 1 {
+        ensure!(
+            Instant::now() < deadline,
+            "node C did not vote:\n{}",
+            std::fs::read_to_string(c_dir.join("node.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // An operator that joins by stake votes from the command line.
+    let voter_dir = stack.dir.path().join("voter");
+    funded_operator(&stack, &voter_dir).await?;
+    cli(&stack, &voter_dir, &["stake"]).await?;
+    let voted = cli(&stack, &voter_dir, &["dispute", &forged, "--vote", "--digest", &rechecked]).await?;
+    ensure!(voted.contains("2 confirm a forgery"), "{voted}");
     let early = stack.genmint_in(&b_dir, &["dispute", &forged, "--resolve"]).await?;
     ensure!(!early.0 && early.1.contains("takes votes until"), "resolved inside the window: {}", early.1);
 
