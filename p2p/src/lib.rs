@@ -43,6 +43,7 @@ pub mod advert;
 mod behaviour;
 mod bounded_json;
 mod codec;
+pub mod memory_link;
 mod network;
 mod ping;
 pub mod spot_check;
@@ -58,5 +59,5 @@ pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};
 pub use network::{
     InboundJob, NetworkConfig, NetworkError, NetworkEvent, NetworkHandle, PeerInfo, Responder, Verifiers,
-    spawn, spawn_with,
+    spawn, spawn_in_memory, spawn_with,
 };
