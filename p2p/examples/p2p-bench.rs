@@ -11,12 +11,16 @@ use std::collections::HashSet;
 use std::error::Error;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use genmint_p2p::advert::{Advert, AdvertVerifier, AdvertisedModel};
+use genmint_p2p::advert::{Advert, AdvertVerifier};
 use genmint_p2p::wire::{JobRequest, JobResponse, JobStatus};
 use genmint_p2p::{InboundJob, Keypair, Multiaddr, NetworkConfig, NetworkEvent, NetworkHandle, PeerId};
 use tokio::sync::mpsc;
+
+#[path = "support/sample_advert.rs"]
+mod sample_advert;
+use sample_advert::sample_advert;
 
 type BenchResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
@@ -76,28 +80,8 @@ fn signature() -> String {
 }
 
 fn advert(peer: &PeerId, sequence: u64) -> Advert {
-    Advert {
-        peer_id: peer.to_string(),
-        operator: format!("0x{}", "12".repeat(20)),
-        chain_id: 31337,
-        contract: format!("0x{}", "34".repeat(20)),
-        binding_signature: signature(),
-        models: vec![AdvertisedModel {
-            hash: format!("0x{}", "56".repeat(32)),
-            name: "bench-model".into(),
-            kind: "pixel-unet".into(),
-            max_width: 512,
-            max_height: 512,
-            max_steps: 50,
-            defaults: None,
-        }],
-        devices: vec!["cpu".into()],
-        queue_depth: 0,
-        capacity: 4,
-        price_wei: "1000".into(),
-        sequence,
-        issued_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default(),
-    }
+    let model = (format!("0x{}", "56".repeat(32)), "bench-model".into());
+    sample_advert(peer, format!("0x{}", "12".repeat(20)), model, signature(), sequence)
 }
 
 /// An advert some node received: (receiver, publisher, sequence, when).

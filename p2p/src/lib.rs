@@ -45,6 +45,7 @@ pub mod advert;
 mod behaviour;
 mod bounded_json;
 mod codec;
+pub mod memory_link;
 mod network;
 pub mod pin;
 mod ping;
@@ -61,5 +62,5 @@ pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};
 pub use network::{
     InboundJob, NetworkConfig, NetworkError, NetworkEvent, NetworkHandle, PeerInfo, Responder, Verifiers,
-    spawn, spawn_with,
+    spawn, spawn_in_memory, spawn_with,
 };

@@ -6,7 +6,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use libp2p::core::transport::ListenerId;
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::{Boxed, ListenerId, MemoryTransport};
+use libp2p::core::{Transport as _, upgrade};
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId};
 use libp2p::identity::Keypair;
 use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult};
@@ -24,6 +26,7 @@ use super::spot_checks::SpotChecks;
 use super::{InboundJob, NetworkConfig, NetworkError, NetworkEvent, PeerInfo, Verifiers, peer_of};
 use crate::advert::{Advert, ReceivedAdvert};
 use crate::behaviour::{ANSWER_PATIENCE, Behaviour, BehaviourEvent, KAD_PROTOCOL};
+use crate::memory_link::{DelayedStream, MemoryLink};
 use crate::spot_check::{ReceivedSpotCheck, SpotCheck, SpotCheckTicket, Verdict};
 use crate::wire::{JobRequest, JobResponse};
 
@@ -80,6 +83,62 @@ pub(super) enum Command {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// What the swarm's connections run over.
+pub(super) enum Transport {
+    /// TCP and QUIC over the host's network, with DNS: what nodes run.
+    Internet,
+    /// libp2p's in-memory transport (`/memory/<port>` addresses) through a simulated link, with
+    /// the same noise and yamux upgrades: simulated networks of many nodes in one process.
+    Memory(MemoryLink),
+}
+
+/// The swarm over `transport`; every transport carries the same behaviour.
+fn build_swarm(
+    keypair: Keypair,
+    behaviour: Behaviour,
+    transport: Transport,
+) -> Result<Swarm<Behaviour>, NetworkError> {
+    let setup = |e: &dyn std::fmt::Display| NetworkError::Setup(e.to_string());
+    let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT);
+    let builder = SwarmBuilder::with_existing_identity(keypair).with_tokio();
+    let swarm = match transport {
+        Transport::Internet => builder
+            .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+            .map_err(|e| setup(&e))?
+            .with_quic()
+            .with_dns()
+            .map_err(|e| setup(&e))?
+            .with_behaviour(|_| behaviour)
+            .map_err(|e| setup(&e))?
+            .with_swarm_config(idle)
+            .build(),
+        Transport::Memory(link) => builder
+            .with_other_transport(|key| {
+                let noise: Box<dyn std::error::Error + Send + Sync> = match noise::Config::new(key) {
+                    Ok(noise) => return Ok(memory_transport(noise, link)),
+                    Err(e) => Box::new(e),
+                };
+                Err(noise)
+            })
+            .map_err(|e| setup(&e))?
+            .with_behaviour(|_| behaviour)
+            .map_err(|e| setup(&e))?
+            .with_swarm_config(idle)
+            .build(),
+    };
+    Ok(swarm)
+}
+
+/// Memory connections through `link`, secured and multiplexed as TCP ones are.
+fn memory_transport(noise: noise::Config, link: MemoryLink) -> Boxed<(PeerId, StreamMuxerBox)> {
+    MemoryTransport::default()
+        .map(move |stream, _| DelayedStream::new(stream, link.clone()))
+        .upgrade(upgrade::Version::V1)
+        .authenticate(noise)
+        .multiplex(yamux::Config::default())
+        .boxed()
+}
+
 struct PendingDial {
     addr: Multiaddr,
     reply: oneshot::Sender<Result<(), NetworkError>>,
@@ -113,20 +172,11 @@ impl Actor {
         config: NetworkConfig,
         verifiers: Verifiers,
         events: mpsc::Sender<NetworkEvent>,
+        transport: Transport,
     ) -> Result<Self, NetworkError> {
         let behaviour = Behaviour::new(&keypair, &config)?;
         let setup = |e: &dyn std::fmt::Display| NetworkError::Setup(e.to_string());
-        let mut swarm = SwarmBuilder::with_existing_identity(keypair)
-            .with_tokio()
-            .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
-            .map_err(|e| setup(&e))?
-            .with_quic()
-            .with_dns()
-            .map_err(|e| setup(&e))?
-            .with_behaviour(|_| behaviour)
-            .map_err(|e| setup(&e))?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
-            .build();
+        let mut swarm = build_swarm(keypair, behaviour, transport)?;
 
         let local = *swarm.local_peer_id();
         let adverts = Adverts::new(local, &config.network_id, config.advert_ttl, verifiers.adverts);

@@ -24,9 +24,10 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-use self::actor::{Actor, Command};
+use self::actor::{Actor, Command, Transport};
 pub use self::answers::Responder;
 use crate::advert::{Advert, AdvertVerifier, ReceivedAdvert};
+use crate::memory_link::MemoryLink;
 use crate::spot_check::{ReceivedSpotCheck, SpotCheck, SpotCheckTicket, SpotCheckVerifier, Verdict};
 use crate::wire::{self, JobRequest, JobResponse, WireError};
 
@@ -201,13 +202,35 @@ pub async fn spawn_with(
     config: NetworkConfig,
     verifiers: Verifiers,
 ) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), NetworkError> {
+    start(keypair, config, verifiers, Transport::Internet).await
+}
+
+/// Starts a node whose connections run in memory through `link` (listen and bootstrap addresses
+/// are `/memory/<port>`, port 0 picks one): the real behaviours, noise and yamux, without
+/// sockets, so that a simulation runs thousands of nodes in one process.
+pub async fn spawn_in_memory(
+    keypair: Keypair,
+    config: NetworkConfig,
+    verifiers: Verifiers,
+    link: MemoryLink,
+) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), NetworkError> {
+    start(keypair, config, verifiers, Transport::Memory(link)).await
+}
+
+async fn start(
+    keypair: Keypair,
+    config: NetworkConfig,
+    verifiers: Verifiers,
+    transport: Transport,
+) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), NetworkError> {
     config.validate()?;
     let (local_peer_id, request_timeout) = (keypair.public().to_peer_id(), config.request_timeout);
     let (event_sender, events) = mpsc::channel(EVENT_QUEUE);
     let (commands, command_receiver) = mpsc::channel(COMMAND_QUEUE);
     // Every log line of this swarm names it: several nodes may share a process (tests, benches).
     let span = tracing::info_span!("p2p", peer = %local_peer_id);
-    let actor = Actor::start(keypair, config, verifiers, event_sender).instrument(span.clone()).await?;
+    let actor =
+        Actor::start(keypair, config, verifiers, event_sender, transport).instrument(span.clone()).await?;
     tokio::spawn(actor.run(command_receiver).instrument(span));
     Ok((NetworkHandle { local_peer_id, request_timeout, commands }, events))
 }

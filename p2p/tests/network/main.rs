@@ -1,4 +1,4 @@
-//! The network between real swarms on loopback sockets: adverts, spot checks, jobs, discovery,
+//! The network between real swarms on loopback sockets (and in memory): adverts, spot checks, jobs, discovery,
 //! lifecycle.
 
 // Test code: a failed unwrap is a failed test.
@@ -8,5 +8,6 @@ mod adverts;
 mod discovery;
 mod jobs;
 mod lifecycle;
+mod simulated;
 mod spot_checks;
 mod support;
