@@ -646,6 +646,13 @@ mod tests {
         assert_eq!(h.metrics.step_errors("generated", "ipfs", "fatal"), 0);
         h.content.set_down(false);
         h.wait_for(held.id, JobState::Minted).await;
+        // A transition is counted as its event goes out, just after the store has it.
+        for _ in 0..500 {
+            if h.metrics.transitions_into("minted") > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert_eq!(h.metrics.transitions_into("minted"), 1);
         assert_eq!(h.metrics.transitions_into("expired"), 1);
     }
