@@ -370,12 +370,32 @@ pub struct ReplicationConfig {
     pub max_pinned_bytes: u64,
     /// The longest wait between two rounds of asking for a token still short of copies.
     pub max_retry_secs: u64,
+    /// Remote pinning services (IPFS Pinning Service API) this node's Kubo also pins each token
+    /// it mints on: `[[replication.remote]]` entries.
+    pub remote: Vec<RemotePinService>,
 }
 
 impl Default for ReplicationConfig {
     fn default() -> Self {
-        Self { copies: 2, hold_for_peers: true, max_pinned_bytes: 1 << 30, max_retry_secs: 300 }
+        Self {
+            copies: 2,
+            hold_for_peers: true,
+            max_pinned_bytes: 1 << 30,
+            max_retry_secs: 300,
+            remote: Vec::new(),
+        }
     }
+}
+
+/// One remote pinning service, registered with the node's Kubo under `name`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemotePinService {
+    pub name: String,
+    /// The service's API endpoint, e.g. `https://api.pinning.example/psa`.
+    pub endpoint: String,
+    /// The file holding the service's access token (relative paths: the data dir); never logged.
+    pub key_file: PathBuf,
 }
 
 /// Configuration could not be read or written.

@@ -445,6 +445,7 @@ pub async fn start(data_dir: &Path, config: &Config) -> Result<RunningNode, Star
     let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
     let jobs = services.jobs(data_dir, config, &public_url, network.as_ref(), &tasks, &metrics)?;
     if let (Some(network), Some(events)) = (&network, events) {
+        register_remote_services(data_dir, config, &services.ipfs).await;
         services.serve_network(network, events, &jobs, config, &tasks, &metrics).await?;
     }
     let resumed = jobs.resume_all().await?;
@@ -465,6 +466,7 @@ pub async fn start(data_dir: &Path, config: &Config) -> Result<RunningNode, Star
         spot_checks: services.spot_checks,
         gallery: services.gallery,
         replication: services.replication,
+        remote_pin_services: config.replication.remote.iter().map(|r| r.name.clone()).collect(),
         network: network.clone(),
         tasks: tasks.clone(),
         page: PageConfig {
@@ -478,6 +480,30 @@ pub async fn start(data_dir: &Path, config: &Config) -> Result<RunningNode, Star
     serve_http(listener, config, state, &tasks);
     info!(%addr, chain_id, %contract, "node listening");
     Ok(RunningNode { addr, jobs, network, tasks, db: services.db })
+}
+
+/// Registers each `[[replication.remote]]` pinning service with the node's Kubo (a service that
+/// cannot be registered is logged; its pins then fail and are logged too).
+async fn register_remote_services(data_dir: &Path, config: &Config, ipfs: &KuboClient) {
+    use crate::ipfs::RemotePins;
+    for service in &config.replication.remote {
+        let path = data_dir.join(&service.key_file);
+        let key = match std::fs::read_to_string(&path) {
+            Ok(key) => key.trim().to_owned(),
+            Err(e) => {
+                tracing::warn!(service = %service.name, path = %path.display(), error = %e, "cannot read the remote pinning service's key file");
+                continue;
+            }
+        };
+        match ipfs.add_service(&service.name, &service.endpoint, &key).await {
+            Ok(()) => {
+                info!(service = %service.name, endpoint = %service.endpoint, "remote pinning service registered with Kubo")
+            }
+            Err(e) => {
+                tracing::warn!(service = %service.name, error = %e, "Kubo did not take the remote pinning service")
+            }
+        }
+    }
 }
 
 /// Judges peers' spot checks, and (every `interval_secs`, unless 0) checks peers' tokens.

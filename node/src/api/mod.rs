@@ -69,6 +69,8 @@ pub struct ApiState {
     pub gallery: GalleryStore,
     /// The pin receipts of tokens' content.
     pub replication: ReplicationStore,
+    /// The remote pinning services the node's Kubo pins tokens on, by name.
+    pub remote_pin_services: Arc<[String]>,
     /// The node's network, when it is on one.
     pub network: Option<Arc<Network>>,
     /// The node's tasks: event streams end when they stop.
@@ -210,8 +212,9 @@ async fn content_holders(
     evidence: &crate::verify::Evidence,
 ) -> Result<ContentHolders, ApiError> {
     let cids = evidence.image_cid.as_deref().zip(evidence.metadata_cid.as_deref());
-    let (chain_id, contract) = (node.chain.chain_id(), node.chain.address());
-    crate::replication::holders_of(&node.replication, &node.ipfs, chain_id, contract, token_id, cids)
+    let deployment = (node.chain.chain_id(), node.chain.address());
+    let services = &node.remote_pin_services;
+    crate::replication::holders_of(&node.replication, &node.ipfs, services, deployment, token_id, cids)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))
 }

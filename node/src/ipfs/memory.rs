@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{Cid, ContentStore, ImportProfile, IpfsError, KuboIdentity, SwarmPeers};
+use super::{Cid, ContentStore, ImportProfile, IpfsError, KuboIdentity, RemotePin, RemotePins, SwarmPeers};
 
 /// Content kept in memory; clones share it.
 #[derive(Clone, Default)]
@@ -19,6 +19,8 @@ pub struct MemoryStore {
     /// Stores that may be dialled, by peer id, and those connected.
     reachable: Arc<Mutex<HashMap<String, MemoryStore>>>,
     connected: Arc<Mutex<Vec<MemoryStore>>>,
+    /// Remote pinning services registered, and what each was asked to pin.
+    services: Arc<Mutex<HashMap<String, Vec<RemotePin>>>>,
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -141,5 +143,59 @@ impl SwarmPeers for MemoryStore {
             count
         });
         std::future::ready(connected)
+    }
+}
+
+impl RemotePins for MemoryStore {
+    fn add_service(
+        &self,
+        name: &str,
+        _: &str,
+        _: &str,
+    ) -> impl Future<Output = Result<(), IpfsError>> + Send {
+        let added = self.check_up().map(|()| {
+            locked(&self.services).entry(name.to_owned()).or_default();
+        });
+        std::future::ready(added)
+    }
+
+    fn pin_remote(
+        &self,
+        service: &str,
+        cid: &Cid,
+        name: &str,
+    ) -> impl Future<Output = Result<RemotePin, IpfsError>> + Send {
+        let pinned = self.check_up().and_then(|()| {
+            let mut services = locked(&self.services);
+            let Some(pins) = services.get_mut(service) else {
+                return Err(IpfsError::Rejected {
+                    api_url: "memory".into(),
+                    operation: "pin remote add",
+                    message: format!("service {service:?} not found"),
+                });
+            };
+            let pin = RemotePin { cid: cid.to_string(), name: name.to_owned(), status: "queued".into() };
+            pins.push(pin.clone());
+            Ok(pin)
+        });
+        std::future::ready(pinned)
+    }
+
+    fn remote_status(
+        &self,
+        service: &str,
+        cid: &Cid,
+    ) -> impl Future<Output = Result<Vec<RemotePin>, IpfsError>> + Send {
+        let cid = cid.to_string();
+        let found = self.check_up().map(|()| {
+            locked(&self.services)
+                .get(service)
+                .into_iter()
+                .flatten()
+                .filter(|p| p.cid == cid)
+                .cloned()
+                .collect()
+        });
+        std::future::ready(found)
     }
 }

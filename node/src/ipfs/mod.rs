@@ -5,12 +5,14 @@
 //! CID [`cid`] computes here from the same bytes. [`KuboClient`] is the store the product runs: a
 //! Kubo daemon reached over its RPC API on loopback; unit tests use an in-memory store.
 //! [`SwarmPeers`] connects the node's Kubo to the Kubos of peers, so content one holds can be
-//! fetched by another (replication).
+//! fetched by another (replication); [`RemotePins`] has Kubo pin content on a remote pinning
+//! service (the IPFS Pinning Service API, which Kubo speaks).
 
 mod cid;
 mod kubo;
 #[cfg(test)]
 mod memory;
+mod remote;
 mod swarm;
 
 use std::future::Future;
@@ -19,6 +21,7 @@ pub use cid::{Cid, CidError, CidParseError, CidVersion, ImportProfile};
 pub use kubo::KuboClient;
 #[cfg(test)]
 pub use memory::MemoryStore;
+pub use remote::{RemotePin, RemotePins};
 pub use swarm::{KuboIdentity, SwarmPeers};
 
 /// Where content is added, pinned and read back by CID.

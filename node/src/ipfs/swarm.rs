@@ -48,12 +48,27 @@ struct ErrorReply {
 
 impl KuboClient {
     /// POSTs one RPC call with `args` and returns its JSON body.
-    async fn rpc_json<T: for<'de> Deserialize<'de>>(
+    pub(super) async fn rpc_json<T: for<'de> Deserialize<'de>>(
         &self,
         operation: &'static str,
         path: &str,
         args: &[(&str, &str)],
     ) -> Result<T, IpfsError> {
+        let body = self.rpc_text(operation, path, args).await?;
+        serde_json::from_str(&body).map_err(|e| IpfsError::Rejected {
+            api_url: self.api_url().to_owned(),
+            operation,
+            message: format!("unreadable reply: {e}"),
+        })
+    }
+
+    /// POSTs one RPC call with `args` and returns its body as text.
+    pub(super) async fn rpc_text(
+        &self,
+        operation: &'static str,
+        path: &str,
+        args: &[(&str, &str)],
+    ) -> Result<String, IpfsError> {
         let transport = |reason: String| IpfsError::Rejected {
             api_url: self.api_url().to_owned(),
             operation,
@@ -69,14 +84,12 @@ impl KuboClient {
             }
         })?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| transport(e.to_string()))?;
+        let body = response.text().await.map_err(|e| transport(e.to_string()))?;
         if !status.is_success() {
-            let message = serde_json::from_slice::<ErrorReply>(&body)
-                .map(|e| e.message)
-                .unwrap_or_else(|_| String::from_utf8_lossy(&body).into_owned());
+            let message = serde_json::from_str::<ErrorReply>(&body).map(|e| e.message).unwrap_or(body);
             return Err(transport(message));
         }
-        serde_json::from_slice(&body).map_err(|e| transport(format!("unreadable reply: {e}")))
+        Ok(body)
     }
 }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::receipt::{covers, verify};
 use super::store::ReplicationStore;
-use crate::ipfs::ContentStore;
+use crate::ipfs::{ContentStore, RemotePins};
 use crate::provenance::ids::JobId;
 
 /// One holder of the token's content.
@@ -40,7 +40,20 @@ pub struct ContentHolders {
     pub copies: usize,
     /// Whether this node's Kubo has the image and metadata pinned now (`None`: it did not answer).
     pub held_here: Option<bool>,
+    /// What each remote pinning service this node uses says of the two files, asked now.
+    pub remote_pins: Vec<RemotePinView>,
     pub summary: String,
+}
+
+/// One file on one remote pinning service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemotePinView {
+    pub service: String,
+    pub cid: String,
+    /// `queued`, `pinning`, `pinned`, `failed`, `unknown` (the service knows no such pin) or
+    /// `unreadable` (it could not be asked).
+    pub status: String,
 }
 
 /// Checks each receipt against the deployment and the token's CIDs.
@@ -93,16 +106,17 @@ impl ContentHolders {
             Some(false) => summary.push_str("; this node's Kubo does not hold it pinned"),
             None => summary.push_str("; this node's Kubo did not answer"),
         }
-        Self { held_by, copies, held_here, summary }
+        Self { held_by, copies, held_here, remote_pins: Vec::new(), summary }
     }
 }
 
-/// The holders this node knows of for `token`, and whether its Kubo holds the content.
+/// The holders this node knows of for `token`, whether its Kubo holds the content, and what the
+/// remote pinning `services` say of it.
 pub async fn holders_of(
     store: &ReplicationStore,
-    content: &impl ContentStore,
-    chain_id: u64,
-    contract: Address,
+    content: &(impl ContentStore + RemotePins),
+    services: &[String],
+    (chain_id, contract): (u64, Address),
     token: U256,
     cids: Option<(&str, &str)>,
 ) -> Result<ContentHolders, super::ReplicationStoreError> {
@@ -111,7 +125,30 @@ pub async fn holders_of(
         Some((image, metadata)) => pinned_here(content, image, metadata).await,
         None => None,
     };
-    Ok(ContentHolders::new(views(receipts, chain_id, contract, token, cids), held_here))
+    let mut holders = ContentHolders::new(views(receipts, chain_id, contract, token, cids), held_here);
+    if let Some((image, metadata)) = cids {
+        for service in services {
+            for cid in [image, metadata] {
+                let status = match cid.parse() {
+                    Ok(parsed) => match content.remote_status(service, &parsed).await {
+                        Ok(pins) => pins.into_iter().next().map_or("unknown".to_owned(), |p| p.status),
+                        Err(_) => "unreadable".to_owned(),
+                    },
+                    Err(_) => "unreadable".to_owned(),
+                };
+                holders.remote_pins.push(RemotePinView {
+                    service: service.clone(),
+                    cid: cid.to_owned(),
+                    status,
+                });
+            }
+        }
+    }
+    if !holders.remote_pins.is_empty() {
+        let pinned = holders.remote_pins.iter().filter(|p| p.status == "pinned").count();
+        holders.summary.push_str(&format!("; {pinned} of {} remote pins pinned", holders.remote_pins.len()));
+    }
+    Ok(holders)
 }
 
 /// Whether `content` has both files pinned (`None`: it did not answer).

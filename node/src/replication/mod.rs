@@ -11,8 +11,10 @@
 //! holder: PinRequest ─► chain: token minted with exactly these CIDs? ─► budget
 //!   (max_pinned_bytes) ─► its Kubo connects to the providers and fetches both files (CIDs
 //!   recomputed here, capped at the budget left) ─► pins them ─► signed PinReceipt
+//! remote pinning services ([[replication.remote]]): this node's Kubo is asked to pin both files
+//!   there (Kubo speaks the Pinning Service API), at once after the mint
 //! GET /v1/tokens/{id}/holders, provenance, `genmint verify`: the receipts, each signature
-//!   checked, and whether this node's Kubo holds the content now
+//!   checked, whether this node's Kubo holds the content now, and the remote pins' status
 //! ```
 //! The network is reached through [`ReplicationNetwork`] and the chain through
 //! [`ReplicationChain`]; the network layer and the alloy client implement them, unit tests run
@@ -34,7 +36,9 @@ use futures_util::future::BoxFuture;
 use genmint_p2p::pin::{PinReceipt, PinRequest};
 
 pub use self::holder::{InboundPin, serve_holder};
-pub use self::holders::{ContentHolders, HolderView, holders_of, pinned_here, views as holder_views};
+pub use self::holders::{
+    ContentHolders, HolderView, RemotePinView, holders_of, pinned_here, views as holder_views,
+};
 pub use self::receipt::{covers, verify as verify_receipt};
 pub use self::replicator::Replicator;
 pub use self::store::{Pending, ReplicationStore, ReplicationStoreError};

@@ -13,7 +13,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::receipt::{covers, verify};
 use super::{Candidate, Pending, PinAnswer, ReplicationParts, now};
-use crate::ipfs::{ContentStore, SwarmPeers};
+use crate::ipfs::{Cid, ContentStore, RemotePins, SwarmPeers};
 use crate::jobs::events::{Events, JobEvent};
 use crate::jobs::{JobRecord, JobRoute, JobState};
 use crate::provenance::ids::JobId;
@@ -30,7 +30,7 @@ pub struct Replicator<S> {
     parts: Arc<ReplicationParts<S>>,
 }
 
-impl<S: ContentStore + SwarmPeers + Send + Sync + 'static> Replicator<S> {
+impl<S: ContentStore + SwarmPeers + RemotePins + Send + Sync + 'static> Replicator<S> {
     pub fn new(parts: Arc<ReplicationParts<S>>) -> Self {
         Self { parts }
     }
@@ -55,14 +55,19 @@ impl<S: ContentStore + SwarmPeers + Send + Sync + 'static> Replicator<S> {
         }
     }
 
-    /// A job minted here: its token wants copies.
+    /// A job minted here: its token wants copies, and each remote pinning service is asked to pin
+    /// its content.
     pub async fn note(&self, job: &JobRecord) {
-        if job.state != JobState::Minted || job.route != JobRoute::Local || self.parts.config.copies == 0 {
+        if job.state != JobState::Minted || job.route != JobRoute::Local {
             return;
         }
         let (Some(image), Some(metadata)) = (&job.outputs.image_cid, &job.outputs.metadata_cid) else {
             return;
         };
+        self.pin_remotely(job.id, image, metadata).await;
+        if self.parts.config.copies == 0 {
+            return;
+        }
         let noted = self
             .parts
             .store
@@ -70,6 +75,26 @@ impl<S: ContentStore + SwarmPeers + Send + Sync + 'static> Replicator<S> {
             .await;
         if let Err(e) = noted {
             tracing::warn!(job = %job.id, error = %e, "the token's content was not noted for replication");
+        }
+    }
+
+    /// Asks every configured remote pinning service (through this node's Kubo) to pin both files.
+    async fn pin_remotely(&self, id: JobId, image: &Cid, metadata: &Cid) {
+        for service in &self.parts.config.remote {
+            for (what, cid) in [("image", image), ("metadata", metadata)] {
+                let name = format!("genmint {id} {what}");
+                let outcome = match self.parts.content.pin_remote(&service.name, cid, &name).await {
+                    Ok(pin) => {
+                        tracing::info!(token = %id, service = %service.name, %cid, status = %pin.status, "remote pin requested");
+                        "requested"
+                    }
+                    Err(e) => {
+                        tracing::warn!(token = %id, service = %service.name, %cid, error = %e, "the remote pinning service was not asked");
+                        "error"
+                    }
+                };
+                self.parts.metrics.pin_request("remote", outcome);
+            }
         }
     }
 

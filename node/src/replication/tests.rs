@@ -7,8 +7,8 @@ use genmint_p2p::pin::PinRequest;
 use super::holder::hold;
 use super::testing::{CHAIN_ID, CONTRACT, World};
 use super::{PinAnswer, ReplicationParts, Replicator, holders_of, verify_receipt};
-use crate::config::ReplicationConfig;
-use crate::ipfs::{ContentStore, MemoryStore, SwarmPeers};
+use crate::config::{RemotePinService, ReplicationConfig};
+use crate::ipfs::{ContentStore, MemoryStore, RemotePins, SwarmPeers};
 use crate::jobs::{JobOutputs, JobState};
 use crate::provenance::ids::JobId;
 
@@ -57,7 +57,8 @@ async fn a_holder_pins_a_minted_token_fetched_from_the_minters_kubo_and_signs_fo
     assert_eq!(holder.content.cat(&image, 1 << 20).await.unwrap(), vec![1; 3000]);
     // Asked again, it answers from what it holds.
     assert_eq!(hold(&holder, request).await, PinAnswer::Pinned(receipt));
-    let holders = holders_of(&holder.store, &holder.content, CHAIN_ID, CONTRACT, token, None).await.unwrap();
+    let holders =
+        holders_of(&holder.store, &holder.content, &[], (CHAIN_ID, CONTRACT), token, None).await.unwrap();
     assert_eq!(holders.copies, 1);
 }
 
@@ -165,4 +166,38 @@ async fn without_the_minters_kubo_peers_fetch_from_the_holders_that_have_it() {
     request.receipts = vec![receipt];
     assert!(matches!(hold(&c, request).await, PinAnswer::Pinned(_)));
     assert_eq!(c.store.receipts(token).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_minter_has_each_remote_pinning_service_pin_both_files_and_reports_their_status() {
+    let world = World::new();
+    let service = RemotePinService {
+        name: "psa".into(),
+        endpoint: "http://127.0.0.1:1".into(),
+        key_file: "psa.key".into(),
+    };
+    let minter = world.node("minter", ReplicationConfig { copies: 0, remote: vec![service], ..config(0) });
+    minter.content.add_service("psa", "http://127.0.0.1:1", "secret").await.unwrap();
+    let (token, request) = mint(&world, &minter, 5).await;
+    let outputs = JobOutputs {
+        image_cid: Some(request.image_cid.parse().unwrap()),
+        metadata_cid: Some(request.metadata_cid.parse().unwrap()),
+        ..JobOutputs::default()
+    };
+    let replicator = Replicator::new(minter.clone());
+    replicator.note(&crate::jobs::testing::record(JobId::of_token(token), JobState::Minted, outputs)).await;
+    assert_eq!(minter.metrics.pin_requests("remote", "requested"), 2);
+    assert_eq!(minter.store.pending_count().await.unwrap(), 0, "copies = 0 asks no peer");
+    let cids = Some((request.image_cid.as_str(), request.metadata_cid.as_str()));
+    let services = ["psa".to_owned(), "unregistered".to_owned()];
+    let holders = holders_of(&minter.store, &minter.content, &services, (CHAIN_ID, CONTRACT), token, cids)
+        .await
+        .unwrap();
+    let statuses: Vec<(&str, &str)> =
+        holders.remote_pins.iter().map(|p| (p.service.as_str(), p.status.as_str())).collect();
+    assert_eq!(
+        statuses,
+        [("psa", "queued"), ("psa", "queued"), ("unregistered", "unknown"), ("unregistered", "unknown")]
+    );
+    assert!(holders.summary.ends_with("0 of 4 remote pins pinned"), "{}", holders.summary);
 }

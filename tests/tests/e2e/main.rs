@@ -14,6 +14,7 @@ mod failover;
 mod fees;
 mod mint;
 mod network;
+mod pinning_service;
 mod reliability;
 mod reorg;
 mod replication;

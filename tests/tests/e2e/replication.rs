@@ -2,15 +2,18 @@
 //! anvil. A token minted by one is pinned by the two others (signed receipts); then the minting
 //! node, its Kubo and its whole data dir are destroyed, and the token still verifies end to end,
 //! through a fresh Kubo that fetches from the holders, and through a holder's provenance API.
+//! The same through a remote pinning service that Kubo reaches over the Pinning Service API.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use genmint_node::config::{Config, RemotePinService};
 use genmint_node::devnet::kubo::KuboDaemon;
 use serde_json::Value;
 use tokio::process::Command;
 
 use crate::cluster::{Cluster, NodeSpec};
+use crate::pinning_service::PinningService;
 use crate::support::genmint_bin;
 
 /// Polls the node's holders of `id` until `copies` receipts check out.
@@ -116,5 +119,85 @@ async fn a_token_verifies_from_the_other_nodes_after_its_minter_and_its_kubo_are
     assert_eq!(provenance["contentHolders"]["copies"], 2, "{provenance}");
     assert_eq!(provenance["contentHolders"]["heldHere"], true, "{provenance}");
     verifier_kubo.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_remote_pinning_service_keeps_the_token_through_kubos_pinning_service_api() -> Result<()> {
+    let spec = NodeSpec { own_kubo: true, ..NodeSpec::default() };
+    let mut cluster = Cluster::new(&[spec]).await?;
+    let service = PinningService::start(&cluster.dir.path().join("psa-kubo"), "psa-secret").await?;
+    let dir = cluster.nodes[0].dir.clone();
+    std::fs::write(dir.join("psa.key"), "psa-secret\n")?;
+    let mut config = Config::load(&dir)?;
+    config.replication.copies = 0;
+    config.replication.remote = vec![RemotePinService {
+        name: "test-psa".into(),
+        endpoint: service.endpoint.clone(),
+        key_file: "psa.key".into(),
+    }];
+    config.save(&dir)?;
+    cluster.start_all().await?;
+
+    let model = cluster.model("model-x");
+    let (status, job) = cluster.submit(0, &cluster.signed_request(model, "kept by a service", 12, 0)).await?;
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let job = cluster.wait_for(0, &id, |j| j["state"] == "minted").await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let holders = loop {
+        let url = format!("{}/v1/tokens/{id}/holders", cluster.nodes[0].url);
+        let holders: Value = reqwest::get(&url).await?.json().await?;
+        let pins = holders["remotePins"].as_array().cloned().unwrap_or_default();
+        if pins.len() == 2 && pins.iter().all(|p| p["status"] == "pinned") {
+            break holders;
+        }
+        if Instant::now() > deadline {
+            bail!("the service never pinned both files: {holders}\n{}", cluster.logs());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    println!("remote pins: {}", holders["summary"]);
+    for cid in [&job["image_cid"], &job["metadata_cid"]] {
+        let cid = cid.as_str().unwrap();
+        let url = format!("{}/api/v0/pin/ls?arg={cid}", service.kubo.api_url());
+        let pinned: Value = reqwest::Client::new().post(url).send().await?.json().await?;
+        assert!(pinned["Keys"].get(cid).is_some(), "the service's Kubo does not pin {cid}: {pinned}");
+    }
+
+    // Without the node and its Kubo, a reader connected to the service's delegate still verifies.
+    let gone = &mut cluster.nodes[0];
+    gone.kill().await?;
+    gone.kubo.take().unwrap().stop().await?;
+    std::fs::remove_dir_all(&gone.dir)?;
+    let reader = KuboDaemon::start_networked(&cluster.dir.path().join("reader-kubo")).await?;
+    let service_id: Value = reqwest::Client::new()
+        .post(format!("{}/api/v0/id", service.kubo.api_url()))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let peer = service_id["ID"].as_str().unwrap();
+    for address in service_id["Addresses"].as_array().unwrap() {
+        let address = format!("{}/p2p/{peer}", address.as_str().unwrap());
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/api/v0/swarm/connect", reader.api_url()),
+            &[("arg", &address)],
+        )?;
+        reqwest::Client::new().post(url).send().await?;
+    }
+    let output = Command::new(genmint_bin())
+        .args(["verify", &id])
+        .env("GENMINT_RPC_URL", cluster.anvil.rpc_url())
+        .env("GENMINT_IPFS_API", reader.api_url())
+        .env("GENMINT_CONTRACT", cluster.contract.to_string())
+        .env("GENMINT_NODE", "http://127.0.0.1:1")
+        .env("GENMINT_DATA_DIR", cluster.dir.path().join("cli"))
+        .output()
+        .await?;
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "verify failed from the service's copy:\n{text}");
+    reader.stop().await?;
     Ok(())
 }
