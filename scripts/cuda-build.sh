@@ -13,6 +13,13 @@
 # for; 80 Ampere, 89 Ada), GENMINT_CUDA_TARGET_DIR (the target dir), CUDAFORGE_THREADS (parallel
 # nvcc jobs, default every core).
 # Idempotent and offline once installed: a second run checks versions and only rebuilds what changed.
+#
+# Linking (--release) also needs the driver (libcuda), cuBLAS, cuBLASLt, cuRAND and NVRTC, which
+# candle links dynamically and which no machine without a GPU has. The binary is linked against
+# link stubs instead, as CUDA's own lib64/stubs are used: small shared libraries with the real
+# libraries' sonames that define every CUDA symbol the compiled crates leave undefined (read from
+# the built rlibs with nm). They are never loaded: on the GPU machine the driver and the CUDA 13
+# wheels (PyTorch's cu130 ones, say) provide the real libraries; `ldd` there shows which.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -58,6 +65,30 @@ export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-90}"
 export CUDAFORGE_THREADS="${CUDAFORGE_THREADS:-$(nproc)}"
 export CARGO_TARGET_DIR="${GENMINT_CUDA_TARGET_DIR:-$HOME/.cache/genmint/target-cuda}"
 
+# Writes link stubs into $1: for each library candle links, the CUDA symbols the release rlibs
+# leave undefined, as empty functions in a shared library named and sonamed like the real one.
+link_stubs() {
+  local dir="$1" undefined lib soname pattern
+  mkdir -p "$dir"
+  undefined="$(for rlib in "$CARGO_TARGET_DIR"/release/deps/lib*.rlib; do nm -u "$rlib" 2>/dev/null; done |
+    awk '$1 == "U" { print $2 }' | sort -u)"
+  # library, soname, symbols (cuda* symbols are the runtime's: the real libcudart is linked).
+  while read -r lib soname pattern; do
+    {
+      echo "/* Link stub for $soname: genmint's cuda build links against it and loads the real one. */"
+      grep -E "$pattern" <<<"$undefined" | sed 's/.*/void &(void) {}/' || true
+    } > "$dir/$lib.c"
+    cc -shared -fPIC -Wl,-soname,"$soname" -o "$dir/$lib.so" "$dir/$lib.c"
+  done <<'LIBS'
+libcuda libcuda.so.1 ^cu[A-Z]
+libnvrtc libnvrtc.so.13 ^nvrtc
+libcurand libcurand.so.10 ^curand
+libcublas libcublas.so.13 ^cublas([^L]|L[^t]|$)
+libcublasLt libcublasLt.so.13 ^cublasLt
+LIBS
+  say "link stubs in $dir: $(grep -c '^void' "$dir"/*.c | tr '\n' ' ')"
+}
+
 mode="${1:---check}"
 case "$mode" in
   --env)
@@ -70,6 +101,10 @@ case "$mode" in
     cargo check --locked -p genmint-model-runtime --features cuda --all-targets
     ;;
   --release)
+    # The libraries first (no link step), so the stubs can be made from what they leave undefined.
+    cargo build --locked --release -p genmint-model-runtime --features cuda
+    link_stubs "$CUDA_DIR/stubs"
+    export LIBRARY_PATH="$CUDA_DIR/stubs:$LIBRARY_PATH"
     cargo build --locked --release -p genmint-node --features cuda
     bin="$CARGO_TARGET_DIR/release/genmint"
     say "built $bin ($(du -h "$bin" | cut -f1)); it needs libcuda (the driver) and libcublas at run time"

@@ -76,8 +76,15 @@ PY
 )"
   [ -z "$nvidia_libs" ] || libs="$libs:$nvidia_libs"
 fi
-for dir in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do [ -d "$dir" ] && libs="$libs:$dir"; done
+for dir in /usr/local/nvidia/lib64 /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+  [ -d "$dir" ] && libs="$libs:$dir"
+done
 export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The binary was linked against stubs: the real driver and CUDA libraries must be found here.
+if missing="$(ldd "$bin" 2>/dev/null | awk '/not found/ { print $1 }' | tr '\n' ' ')" && [ -n "$missing" ]; then
+  say "the CUDA libraries $missing are not found (driver: libcuda.so.1; cuBLAS/cuRAND: CUDA 13 wheels such as PyTorch's cu130 ones); searched $LD_LIBRARY_PATH"
+  exit 2
+fi
 export GENMINT_LOG="${GENMINT_LOG:-warn}"
 
 {

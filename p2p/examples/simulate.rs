@@ -7,9 +7,16 @@
 //!   advert, the time until 50 % and 99 % of the other nodes received it;
 //! - traffic: bytes each node received per second in that window (every protocol, handshakes
 //!   included), counted by the links;
-//! - job placement: nodes pick a peer whose advert offers the model and submit a job over the
-//!   job protocol; a job is placed when a capable peer accepts it (up to three peers tried);
+//! - job placement: through the window, nodes pick a peer whose advert offers the model and submit
+//!   a job over the job protocol; a job is placed when a capable peer accepts it (up to three
+//!   peers a try; an origin that knows no capable peer yet waits a second and tries again, as a
+//!   node holds a job until a peer turns up, for at most `PLACEMENT_PATIENCE`);
 //! - memory: resident memory grown while the network started, per node.
+//!
+//! With `--churn P`, P % of the nodes leave each minute during the window (never a bootstrap
+//! node) and as many new ones, with new identities, join through the bootstrap nodes. An advert
+//! then counts only the nodes that had been up `JOIN_GRACE` when it was published and were still
+//! up `DRAIN` later; a job only counts if its origin stayed.
 //!
 //! Run it with `scripts/simulate-network.sh --nodes 100 --latency-ms 20 --loss 1 --secs 20`.
 
@@ -36,8 +43,14 @@ const SIGNATURE: &str = "cd";
 const WANTED_MODEL: &str = "11";
 const OTHER_MODEL: &str = "22";
 const CAPABLE_EVERY: usize = 5;
-/// Peers a job is offered to before it counts as not placed.
+/// Peers a job is offered to in one try.
 const PLACEMENT_TRIES: usize = 3;
+/// How long an origin keeps trying to place a job.
+const PLACEMENT_PATIENCE: Duration = Duration::from_secs(10);
+/// How long a node that just joined has before adverts count it as a receiver.
+const JOIN_GRACE: Duration = Duration::from_secs(5);
+/// How long after the last publication arrivals are still counted.
+const DRAIN: Duration = Duration::from_secs(5);
 
 struct Settings {
     nodes: usize,
@@ -48,6 +61,8 @@ struct Settings {
     secs: u64,
     jobs: usize,
     advert_interval: Duration,
+    /// Share of the nodes replaced per minute during the window.
+    churn: f64,
 }
 
 impl Settings {
@@ -61,6 +76,7 @@ impl Settings {
             secs: 20,
             jobs: 100,
             advert_interval: NetworkConfig::default().advert_interval,
+            churn: 0.0,
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -75,10 +91,11 @@ impl Settings {
                 "--secs" => s.secs = number()? as u64,
                 "--jobs" => s.jobs = number()? as usize,
                 "--advert-interval" => s.advert_interval = Duration::from_secs_f64(number()?),
+                "--churn" => s.churn = number()? / 100.0,
                 _ => {
                     return Err(format!(
                         "unknown flag {flag}; use --nodes, --bootstrap, --latency-ms, --loss (%), \
-                         --warmup (s), --secs, --jobs, --advert-interval (s)"
+                         --warmup (s), --secs, --jobs, --advert-interval (s), --churn (% a minute)"
                     )
                     .into());
                 }
@@ -89,6 +106,9 @@ impl Settings {
         }
         if !(0.0..1.0).contains(&s.loss) {
             return Err("--loss is a percentage below 100".into());
+        }
+        if !(0.0..=1.0).contains(&s.churn) {
+            return Err("--churn is a percentage of the nodes a minute, at most 100".into());
         }
         Ok(s)
     }
@@ -117,11 +137,12 @@ fn advert_of(index: usize, peer: &PeerId, sequence: u64) -> Advert {
 }
 
 /// An advert some node received: (receiver, publisher, sequence, when).
-type Arrival = (usize, PeerId, u64, Instant);
+type Arrival = (PeerId, PeerId, u64, Instant);
 
 struct Node {
     handle: NetworkHandle,
     traffic: Arc<Traffic>,
+    joined: Instant,
 }
 
 /// Starts node `index`; its event loop accepts jobs for the model it offers and reports every
@@ -146,6 +167,7 @@ async fn start_node(
     let (handle, mut events) =
         genmint_p2p::spawn_in_memory(Keypair::generate_ed25519(), config, verifiers, link).await?;
     let capable = index.is_multiple_of(CAPABLE_EVERY);
+    let local = handle.local_peer_id();
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             match event {
@@ -154,7 +176,7 @@ async fn start_node(
                 }
                 NetworkEvent::Advert(received) => {
                     let Ok(publisher) = received.advert.peer_id.parse() else { continue };
-                    let _ = arrivals.send((index, publisher, received.advert.sequence, Instant::now()));
+                    let _ = arrivals.send((local, publisher, received.advert.sequence, Instant::now()));
                 }
                 NetworkEvent::SpotCheck(_)
                 | NetworkEvent::PeerConnected(_)
@@ -163,7 +185,7 @@ async fn start_node(
         }
     });
     handle.set_advert(advert_of(index, &handle.local_peer_id(), 1)).await?;
-    Ok(Node { handle, traffic })
+    Ok(Node { handle, traffic, joined: Instant::now() })
 }
 
 /// A capable node accepts a job for the wanted model; any other refuses it as the node would.
@@ -199,24 +221,128 @@ fn ms(duration: Option<Duration>) -> String {
     duration.map_or("-".into(), |d| format!("{:.0} ms", d.as_secs_f64() * 1000.0))
 }
 
+/// The simulated nodes, slot by slot: churn replaces a slot's node with a new one.
+struct Population {
+    nodes: Vec<Node>,
+    bootstrap: Vec<genmint_p2p::Multiaddr>,
+    arrivals: mpsc::UnboundedSender<Arrival>,
+    /// Every node that ran: when it joined and, once it did, when it left.
+    lives: HashMap<PeerId, (Instant, Option<Instant>)>,
+    /// Bytes received by the nodes that left.
+    retired_received: u64,
+    random: u64,
+}
+
+impl Population {
+    /// Starts `settings.nodes` nodes, the bootstrap ones first, each joining through those before it.
+    async fn start(settings: &Settings, arrivals: mpsc::UnboundedSender<Arrival>) -> SimResult<Self> {
+        let mut population = Population {
+            nodes: Vec::with_capacity(settings.nodes),
+            bootstrap: Vec::new(),
+            arrivals,
+            lives: HashMap::new(),
+            retired_received: 0,
+            random: 0x9E37_79B9_7F4A_7C15,
+        };
+        for index in 0..settings.nodes {
+            let node = start_node(index, settings, population.bootstrap.clone(), population.arrivals.clone())
+                .await?;
+            if index < settings.bootstrap {
+                let addr =
+                    node.handle.listen_addrs().await?.into_iter().next().ok_or("a node listens nowhere")?;
+                let addr = addr.with_p2p(node.handle.local_peer_id()).map_err(|_| "address names a peer")?;
+                population.bootstrap.push(addr);
+            }
+            population.lives.insert(node.handle.local_peer_id(), (node.joined, None));
+            population.nodes.push(node);
+        }
+        Ok(population)
+    }
+
+    /// Bytes received by every node that ran, those that left included.
+    fn received(&self) -> u64 {
+        self.retired_received + self.nodes.iter().map(|n| n.traffic.received()).sum::<u64>()
+    }
+
+    /// One of the slots `from..`, drawn with xorshift64.
+    fn draw(&mut self, from: usize) -> usize {
+        self.random ^= self.random << 13;
+        self.random ^= self.random >> 7;
+        self.random ^= self.random << 17;
+        from + (self.random % (self.nodes.len() - from) as u64) as usize
+    }
+
+    /// The node in a random non-bootstrap slot leaves; a new one takes its slot and joins.
+    async fn churn_one(&mut self, settings: &Settings) -> SimResult<()> {
+        let slot = self.draw(settings.bootstrap);
+        let newcomer = start_node(slot, settings, self.bootstrap.clone(), self.arrivals.clone()).await?;
+        self.lives.insert(newcomer.handle.local_peer_id(), (newcomer.joined, None));
+        let leaver = std::mem::replace(&mut self.nodes[slot], newcomer);
+        leaver.handle.shutdown().await?;
+        self.retired_received += leaver.traffic.received();
+        if let Some(life) = self.lives.get_mut(&leaver.handle.local_peer_id()) {
+            life.1 = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// The nodes an advert published at `at` by `publisher` should reach: up `JOIN_GRACE` before,
+    /// and still up `DRAIN` after.
+    fn receivers_of(&self, publisher: &PeerId, at: Instant) -> impl Iterator<Item = &PeerId> {
+        self.lives.iter().filter_map(move |(peer, (joined, left))| {
+            let up_before = *joined + JOIN_GRACE <= at;
+            let up_after = left.is_none_or(|left| left >= at + DRAIN);
+            (peer != publisher && up_before && up_after).then_some(peer)
+        })
+    }
+
+    fn left_before(&self, peer: &PeerId, at: Instant) -> bool {
+        self.lives.get(peer).is_some_and(|(_, left)| left.is_some_and(|left| left <= at))
+    }
+}
+
+/// Places job `job` from `origin`: the capable peers its adverts name, up to `PLACEMENT_TRIES` of
+/// them a try, a try a second until `PLACEMENT_PATIENCE` runs out. Returns when it was placed.
+async fn place(origin: NetworkHandle, job: usize) -> (PeerId, Instant, Option<Duration>) {
+    let begun = Instant::now();
+    let placed = async {
+        while begun.elapsed() < PLACEMENT_PATIENCE {
+            let capable: Vec<PeerId> = origin
+                .adverts()
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a| a.advert.models.iter().any(|m| m.hash == model_hash(WANTED_MODEL)))
+                .filter_map(|a| a.advert.peer_id.parse().ok())
+                .collect();
+            for attempt in 0..PLACEMENT_TRIES.min(capable.len()) {
+                let peer = capable[(job + attempt * 31) % capable.len()];
+                let request =
+                    JobRequest::Submit { job_id: format!("job-{job}"), signed_request: "{}".into() };
+                if let Ok(JobResponse::Accepted { .. }) = origin.request(peer, request).await {
+                    return Some(begun.elapsed());
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        None
+    };
+    let placed = placed.await;
+    (origin.local_peer_id(), Instant::now(), placed)
+}
+
 #[tokio::main]
 async fn main() -> SimResult<()> {
+    // RUST_LOG (e.g. `libp2p_gossipsub=debug`) picks what the nodes log, to stderr.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let settings = Settings::from_args()?;
     let (arrival_sender, mut arrivals) = mpsc::unbounded_channel();
     let memory_before = resident_bytes();
     let started = Instant::now();
-    let mut nodes: Vec<Node> = Vec::with_capacity(settings.nodes);
-    let mut bootstrap = Vec::new();
-    for index in 0..settings.nodes {
-        let joins = if index < settings.bootstrap { bootstrap[..index].to_vec() } else { bootstrap.clone() };
-        let node = start_node(index, &settings, joins, arrival_sender.clone()).await?;
-        if index < settings.bootstrap {
-            let addr =
-                node.handle.listen_addrs().await?.into_iter().next().ok_or("a node listens nowhere")?;
-            bootstrap.push(addr.with_p2p(node.handle.local_peer_id()).map_err(|_| "address names a peer")?);
-        }
-        nodes.push(node);
-    }
+    let mut population = Population::start(&settings, arrival_sender).await?;
     println!(
         "{} nodes started in {:.1} s; warming up {:?}",
         settings.nodes,
@@ -225,80 +351,91 @@ async fn main() -> SimResult<()> {
     );
     tokio::time::sleep(settings.warmup).await;
     let memory_per_node = resident_bytes().saturating_sub(memory_before) / settings.nodes as u64;
-    let mut connected = Vec::with_capacity(nodes.len());
-    for node in &nodes {
+    let mut connected = Vec::with_capacity(settings.nodes);
+    for node in &population.nodes {
         connected.push(node.handle.peers().await?.len());
     }
     connected.sort_unstable();
     while arrivals.try_recv().is_ok() {}
-    eprintln!("warmed up in {:.1} s; publishing for {} s", started.elapsed().as_secs_f64(), settings.secs);
+    eprintln!("warmed up in {:.1} s; measuring for {} s", started.elapsed().as_secs_f64(), settings.secs);
 
-    // One publisher a second raises its sequence; every arrival of those adverts is timed.
-    let received_before: u64 = nodes.iter().map(|n| n.traffic.received()).sum();
+    // Each second: churn what is due, one publisher raises its sequence, a share of the jobs starts.
+    let received_before = population.received();
     let window = Instant::now();
+    let churn_per_second = settings.churn * settings.nodes as f64 / 60.0;
+    let (mut churn_due, mut replaced) = (0.0, 0);
     let mut published: HashMap<(PeerId, u64), Instant> = HashMap::new();
+    let mut placements = tokio::task::JoinSet::new();
     for second in 0..settings.secs as usize {
+        let tick = Instant::now();
+        churn_due += churn_per_second;
+        while churn_due >= 1.0 {
+            population.churn_one(&settings).await?;
+            (churn_due, replaced) = (churn_due - 1.0, replaced + 1);
+        }
         let index = (second * 7919) % settings.nodes;
-        let node = &nodes[index];
+        let node = &population.nodes[index];
         let peer = node.handle.local_peer_id();
         node.handle.set_advert(advert_of(index, &peer, 2 + second as u64)).await?;
         published.insert((peer, 2 + second as u64), Instant::now());
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        let jobs = (second * settings.jobs / settings.secs as usize)
+            ..((second + 1) * settings.jobs / settings.secs as usize);
+        for job in jobs {
+            let origin = population.draw(0);
+            placements.spawn(place(population.nodes[origin].handle.clone(), job));
+        }
+        tokio::time::sleep_until((tick + Duration::from_secs(1)).into()).await;
     }
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    eprintln!("{} adverts published; placing {} jobs", published.len(), settings.jobs);
+    tokio::time::sleep(DRAIN).await;
     let window_secs = window.elapsed().as_secs_f64();
-    let received_after: u64 = nodes.iter().map(|n| n.traffic.received()).sum();
     let bytes_per_node_second =
-        (received_after - received_before) as f64 / settings.nodes as f64 / window_secs;
-
-    let mut reach: HashMap<(PeerId, u64), Vec<Duration>> = HashMap::new();
-    while let Ok((_, publisher, sequence, at)) = arrivals.try_recv() {
-        if let Some(sent) = published.get(&(publisher, sequence)) {
-            reach.entry((publisher, sequence)).or_default().push(at.saturating_duration_since(*sent));
+        (population.received() - received_before) as f64 / settings.nodes as f64 / window_secs;
+    eprintln!("{} adverts published, {replaced} nodes replaced; waiting for the jobs", published.len());
+    let (mut placed, mut counted, mut latencies) = (0, 0, Vec::new());
+    while let Some(outcome) = placements.join_next().await {
+        let (origin, ended, latency) = outcome?;
+        if population.left_before(&origin, ended) {
+            continue;
+        }
+        counted += 1;
+        if let Some(latency) = latency {
+            placed += 1;
+            latencies.push(latency);
         }
     }
-    let others = settings.nodes - 1;
+
+    let mut first_arrival: HashMap<(PeerId, u64), HashMap<PeerId, Instant>> = HashMap::new();
+    while let Ok((receiver, publisher, sequence, at)) = arrivals.try_recv() {
+        if published.contains_key(&(publisher, sequence)) {
+            first_arrival.entry((publisher, sequence)).or_default().entry(receiver).or_insert(at);
+        }
+    }
     let (mut to_half, mut to_most, mut everywhere) = (Vec::new(), Vec::new(), 0);
-    for key in published.keys() {
-        let mut times = reach.remove(key).unwrap_or_default();
+    for (key @ (publisher, _), sent) in &published {
+        let arrivals = first_arrival.remove(key).unwrap_or_default();
+        let receivers: Vec<&PeerId> = population.receivers_of(publisher, *sent).collect();
+        let mut times: Vec<Duration> = receivers
+            .iter()
+            .filter_map(|peer| arrivals.get(*peer))
+            .map(|at| at.saturating_duration_since(*sent))
+            .collect();
         times.sort();
-        everywhere += usize::from(times.len() >= others);
-        let nth = |share: f64| times.get(((others as f64 * share).ceil() as usize).max(1) - 1).copied();
+        everywhere += usize::from(times.len() >= receivers.len());
+        let nth =
+            |share: f64| times.get(((receivers.len() as f64 * share).ceil() as usize).max(1) - 1).copied();
         // An advert that never reached the share counts as the whole window.
         to_half.push(nth(0.5).unwrap_or(Duration::from_secs_f64(window_secs)));
         to_most.push(nth(0.99).unwrap_or(Duration::from_secs_f64(window_secs)));
     }
 
-    // Job placement through adverts and the job protocol.
-    let (mut placed, mut latencies) = (0, Vec::new());
-    for job in 0..settings.jobs {
-        let origin = &nodes[(job * 104_729 + 1) % settings.nodes].handle;
-        let begun = Instant::now();
-        let capable: Vec<PeerId> = origin
-            .adverts()
-            .await?
-            .into_iter()
-            .filter(|a| a.advert.models.iter().any(|m| m.hash == model_hash(WANTED_MODEL)))
-            .filter_map(|a| a.advert.peer_id.parse().ok())
-            .collect();
-        for attempt in 0..PLACEMENT_TRIES.min(capable.len()) {
-            let peer = capable[(job + attempt * 31) % capable.len()];
-            let request = JobRequest::Submit { job_id: format!("job-{job}"), signed_request: "{}".into() };
-            if let Ok(JobResponse::Accepted { .. }) = origin.request(peer, request).await {
-                placed += 1;
-                latencies.push(begun.elapsed());
-                break;
-            }
-        }
-    }
-
     println!(
-        "nodes {} (bootstrap {}), latency {:?}, loss {:.1} %",
+        "nodes {} (bootstrap {}), latency {:?}, loss {:.1} %, churn {:.0} % a minute ({replaced} replaced in {:.0} s)",
         settings.nodes,
         settings.bootstrap,
         settings.latency,
-        settings.loss * 100.0
+        settings.loss * 100.0,
+        settings.churn * 100.0,
+        window_secs
     );
     println!(
         "connections per node: min {} median {} max {}",
@@ -318,9 +455,9 @@ async fn main() -> SimResult<()> {
     );
     println!("received bytes per node per second (all protocols): {bytes_per_node_second:.0}");
     println!(
-        "jobs placed on a capable peer: {placed}/{} ({:.1} %); placement latency p50 {} p99 {}",
-        settings.jobs,
-        100.0 * placed as f64 / settings.jobs.max(1) as f64,
+        "jobs placed on a capable peer: {placed}/{counted} ({:.1} %; {} left out: their origin left); placement latency p50 {} p99 {}",
+        100.0 * placed as f64 / counted.max(1) as f64,
+        settings.jobs - counted,
         ms(quantile(&mut latencies.clone(), 0.5)),
         ms(quantile(&mut latencies, 0.99))
     );

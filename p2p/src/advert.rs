@@ -19,6 +19,8 @@ pub const MAX_ADVERTISED_MODELS: usize = 64;
 pub const MAX_ADVERTISED_DEVICES: usize = 16;
 /// The longest model name, model kind or device name, in bytes.
 pub const MAX_NAME_BYTES: usize = 128;
+/// The longest refresh interval an advert may announce (receivers keep it three times as long).
+pub const MAX_REFRESH_SECS: u64 = 20 * 60;
 
 /// What a node offers to the network, signed into gossip by its peer key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +48,12 @@ pub struct Advert {
     pub sequence: u64,
     /// Unix seconds; the network sets it to the time of each (re)publication.
     pub issued_at: u64,
+    /// Seconds within which the publisher repeats this advert (the network sets it at each
+    /// publication; it grows with the network, see `NetworkConfig::network_advert_rate`).
+    /// Receivers keep the advert three times this long. Absent from older nodes' adverts: then the
+    /// receiver's own TTL applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_secs: Option<u64>,
 }
 
 /// One model a node can run.
@@ -154,12 +162,18 @@ impl Advert {
         if self.sequence == 0 {
             return Err("sequence must start at 1 (receivers keep the highest)".into());
         }
+        if let Some(refresh) = self.refresh_secs
+            && !(1..=MAX_REFRESH_SECS).contains(&refresh)
+        {
+            return Err(format!("refresh_secs {refresh} must be 1 to {MAX_REFRESH_SECS}"));
+        }
         Ok(())
     }
 
-    /// Whether `other` says the same as this advert apart from when it was issued.
+    /// Whether `other` says the same as this advert apart from when it was issued and how soon
+    /// it will be repeated.
     pub fn same_content(&self, other: &Advert) -> bool {
-        Advert { issued_at: other.issued_at, ..self.clone() } == *other
+        Advert { issued_at: other.issued_at, refresh_secs: other.refresh_secs, ..self.clone() } == *other
     }
 }
 
@@ -206,6 +220,7 @@ pub(crate) mod tests {
             price_wei: "0".into(),
             sequence,
             issued_at: SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs(),
+            refresh_secs: None,
         }
     }
 

@@ -179,7 +179,8 @@ impl Actor {
         let mut swarm = build_swarm(keypair, behaviour, transport)?;
 
         let local = *swarm.local_peer_id();
-        let adverts = Adverts::new(local, &config.network_id, config.advert_ttl, verifiers.adverts);
+        let pacing = (config.advert_interval, config.advert_ttl, config.network_advert_rate);
+        let adverts = Adverts::new(local, &config.network_id, pacing, verifiers.adverts);
         swarm.behaviour_mut().gossipsub.subscribe(adverts.topic()).map_err(|e| setup(&e))?;
         let spot_checks =
             verifiers.spot_checks.map(|verifier| SpotChecks::new(local, &config.network_id, verifier));
@@ -272,9 +273,8 @@ impl Actor {
 
     /// Runs until a shutdown command or until every handle is gone.
     pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let interval = self.config.advert_interval;
-        let mut republish = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-        republish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let republish = tokio::time::sleep(self.adverts.refresh_interval());
+        tokio::pin!(republish);
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::info!("network started");
@@ -288,7 +288,10 @@ impl Actor {
                     None => break None,
                 },
                 Some((answer, channel)) = self.answers.next() => self.send_answer(answer, channel),
-                _ = republish.tick() => self.adverts.republish(self.swarm.behaviour_mut()),
+                _ = &mut republish => {
+                    self.adverts.republish(self.swarm.behaviour_mut());
+                    republish.as_mut().reset(tokio::time::Instant::now() + self.adverts.refresh_interval());
+                }
                 _ = housekeeping.tick() => self.adverts.housekeeping(&mut self.swarm.behaviour_mut().gossipsub),
             }
         };

@@ -1,4 +1,5 @@
-//! Other peers' adverts: the newest per peer, kept while they are heard at least once per TTL.
+//! Other peers' adverts: the newest per peer, kept while they are heard at least once per TTL
+//! (the book's own, or three times the refresh interval the advert announces, when longer).
 //!
 //! A peer republishes the same sequence to stay fresh; a higher sequence is a change. Anything
 //! older than what is held, a changed advert that kept its sequence, or an advert issued too long
@@ -18,6 +19,7 @@ pub(super) const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
 struct Entry {
     received: ReceivedAdvert,
     heard: Instant,
+    ttl: Duration,
 }
 
 /// What storing an advert changed.
@@ -42,7 +44,7 @@ impl AdvertBook {
 
     /// Whether `advert` from `peer` is worth storing and forwarding; `Err` says why it is stale.
     pub fn check(&self, peer: &PeerId, advert: &Advert, now: Instant) -> Result<(), String> {
-        check_timestamp("issued at", advert.issued_at, self.ttl + MAX_CLOCK_SKEW)?;
+        check_timestamp("issued at", advert.issued_at, self.ttl_of(advert) + MAX_CLOCK_SKEW)?;
         let Some(held) = self.fresh_entry(peer, now).map(|entry| &entry.received.advert) else {
             return Ok(());
         };
@@ -69,15 +71,22 @@ impl AdvertBook {
         if self.entries.len() >= self.capacity && !self.entries.contains_key(&peer) {
             self.evict_oldest();
         }
+        let ttl = self.ttl_of(&advert);
         let received = ReceivedAdvert { advert, received_at: SystemTime::now() };
-        self.entries.insert(peer, Entry { received, heard: now });
+        self.entries.insert(peer, Entry { received, heard: now, ttl });
         stored
     }
 
-    /// Drops adverts not heard within the TTL.
+    /// Drops adverts not heard within their TTL.
     pub fn expire(&mut self, now: Instant) {
-        let ttl = self.ttl;
-        self.entries.retain(|_, entry| now.duration_since(entry.heard) < ttl);
+        self.entries.retain(|_, entry| now.duration_since(entry.heard) < entry.ttl);
+    }
+
+    /// How long `advert` stays fresh unheard: three of its announced refresh intervals, or the
+    /// book's TTL when that is longer (or the advert announces none).
+    fn ttl_of(&self, advert: &Advert) -> Duration {
+        let announced = advert.refresh_secs.map_or(Duration::ZERO, |secs| Duration::from_secs(3 * secs));
+        announced.max(self.ttl)
     }
 
     pub fn get(&self, peer: &PeerId, now: Instant) -> Option<&ReceivedAdvert> {
@@ -93,7 +102,7 @@ impl AdvertBook {
     }
 
     fn is_fresh(&self, entry: &Entry, now: Instant) -> bool {
-        now.duration_since(entry.heard) < self.ttl
+        now.duration_since(entry.heard) < entry.ttl
     }
 
     fn evict_oldest(&mut self) {
@@ -164,6 +173,24 @@ mod tests {
         assert_eq!(book.store(peer, advert(&peer, 1), later), Stored::New);
         book.expire(later + TTL);
         assert_eq!(book.entries.len(), 0);
+    }
+
+    #[test]
+    fn an_advert_announcing_a_long_refresh_is_kept_three_of_them() {
+        let (mut book, now, peer) = (AdvertBook::new(TTL, 8), Instant::now(), peer());
+        let slow = Advert { refresh_secs: Some(100), ..advert(&peer, 1) };
+        book.store(peer, slow.clone(), now);
+        assert!(book.get(&peer, now + TTL * 2).is_some(), "kept past the book's own TTL");
+        book.expire(now + Duration::from_secs(299));
+        assert!(book.get(&peer, now + Duration::from_secs(299)).is_some());
+        assert!(book.get(&peer, now + Duration::from_secs(300)).is_none());
+        // Issued long ago but within three of its refreshes (and the skew): still not a replay.
+        let aged = Advert { issued_at: slow.issued_at - 200, ..slow };
+        assert_eq!(AdvertBook::new(TTL, 8).check(&peer, &aged, now), Ok(()));
+        // A short announced refresh never shortens the book's TTL.
+        let quick = Advert { refresh_secs: Some(1), ..advert(&peer, 2) };
+        book.store(peer, quick, now);
+        assert!(book.get(&peer, now + TTL - Duration::from_secs(1)).is_some());
     }
 
     #[test]

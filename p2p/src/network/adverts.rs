@@ -1,6 +1,9 @@
 //! Adverts on the network, both ways. Ours goes out on the gossip topic when it changes, when a
-//! peer joins the topic, and every advert interval, and its models are announced as Kademlia
-//! provider records. Theirs come in as gossip messages that are judged (size, shape, publisher,
+//! peer joins the topic, and every refresh interval, and its models are announced as Kademlia
+//! provider records. The refresh interval is the configured advert interval in a small network
+//! and grows with the number of adverts we hold, so that the whole network publishes about
+//! `network_advert_rate` adverts a second and each node's gossip traffic stops growing with the
+//! network; a load change waits a tenth of it, a change of models goes out at once. Theirs come in as gossip messages that are judged (size, shape, publisher,
 //! freshness, binding) before gossip forwards them, and are kept in the [`AdvertBook`].
 
 use std::collections::BTreeSet;
@@ -14,13 +17,21 @@ use libp2p::{PeerId, kad};
 use super::NetworkError;
 use super::advert_book::{AdvertBook, Stored, unix_seconds};
 use crate::Gossiped;
-use crate::advert::{Advert, AdvertVerifier, ReceivedAdvert};
+use crate::advert::{Advert, AdvertVerifier, MAX_REFRESH_SECS, ReceivedAdvert};
 use crate::behaviour::Behaviour;
 
 /// Peers' adverts held; past this the least recently heard makes room.
 const MAX_KNOWN_ADVERTS: usize = 4096;
-/// New subscribers get our advert at once, but at most this often.
+/// The shortest time between two publications of our advert.
 const MIN_PUBLISH_GAP: Duration = Duration::from_secs(1);
+/// After a change of load or price, our advert goes out once this share of the refresh interval
+/// has passed since the last publication.
+const CHANGE_GAP: f64 = 0.1;
+/// When a peer joins the topic, our advert goes out once this share of the refresh interval has
+/// passed since the last publication. Every new connection subscribes, and a publication reaches
+/// the whole network, so a short gap would multiply the network's advert rate by the
+/// connections each node makes (measured: about tenfold at 100 nodes).
+const SUBSCRIBER_GAP: f64 = 0.5;
 
 /// Why a gossip message was not accepted.
 #[derive(Debug, PartialEq, Eq)]
@@ -37,19 +48,35 @@ pub(super) struct Adverts {
     topic: IdentTopic,
     verifier: Arc<dyn AdvertVerifier>,
     book: AdvertBook,
-    /// Our advert, republished every advert interval.
+    /// Our advert, republished every refresh interval.
     own: Option<Advert>,
+    /// The advert interval configured: the refresh interval of a small network.
+    base_interval: Duration,
+    /// Adverts a second the whole network should publish; 0 keeps the base interval at any size.
+    network_rate: f64,
+    /// Spreads republications: each node's interval is stretched by its own 0-10 %.
+    jitter: f64,
     last_published: Option<Instant>,
-    /// Our advert should go out again as soon as MIN_PUBLISH_GAP allows: a peer joined the topic,
-    /// or nobody was there to hear the last publication.
-    publish_due: bool,
+    /// Our advert should go out again once this long has passed since the last publication (at
+    /// least MIN_PUBLISH_GAP): its load changed, a peer joined the topic, or nobody was there to
+    /// hear the last publication.
+    publish_due: Option<Duration>,
     /// Kademlia learned new peers since our models were last announced.
     routing_grew: bool,
 }
 
 impl Adverts {
-    pub fn new(local: PeerId, network_id: &str, ttl: Duration, verifier: Arc<dyn AdvertVerifier>) -> Self {
+    pub fn new(
+        local: PeerId,
+        network_id: &str,
+        (base_interval, ttl, network_rate): (Duration, Duration, f64),
+        verifier: Arc<dyn AdvertVerifier>,
+    ) -> Self {
+        let seed = local.to_bytes().iter().fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(*b));
         Self {
+            base_interval,
+            network_rate,
+            jitter: (seed % 1000) as f64 / 10_000.0,
             local,
             network_id: network_id.to_owned(),
             topic: IdentTopic::new(format!("genmint/adverts/1/{network_id}")),
@@ -57,7 +84,7 @@ impl Adverts {
             book: AdvertBook::new(ttl, MAX_KNOWN_ADVERTS),
             own: None,
             last_published: None,
-            publish_due: false,
+            publish_due: None,
             routing_grew: false,
         }
     }
@@ -68,6 +95,19 @@ impl Adverts {
 
     pub fn book(&self) -> &AdvertBook {
         &self.book
+    }
+
+    /// How long until our advert goes out again: the base interval, or as long as the network
+    /// needs (the adverts held, ours included, over `network_rate`) to stay near its rate, at most
+    /// `MAX_REFRESH_SECS`; stretched by this node's jitter.
+    pub fn refresh_interval(&self) -> Duration {
+        let nodes = self.book.fresh(Instant::now()).count() + 1;
+        let paced = match self.network_rate > 0.0 {
+            true => Duration::from_secs_f64(nodes as f64 / self.network_rate),
+            false => Duration::ZERO,
+        };
+        let ceiling = Duration::from_secs(MAX_REFRESH_SECS);
+        paced.max(self.base_interval).min(ceiling).mul_f64(1.0 + self.jitter).min(ceiling)
     }
 
     /// Takes a new advert of ours: checked like peers will check it, published at once if it
@@ -98,8 +138,14 @@ impl Adverts {
             behaviour.kademlia.stop_providing(&self.provider_key(gone));
         }
         self.announce(&mut behaviour.kademlia, models.difference(&previous_models));
+        let models_changed = models != previous_models || self.own.is_none();
         self.own = Some(advert);
-        self.publish(&mut behaviour.gossipsub);
+        match models_changed {
+            true => self.publish(&mut behaviour.gossipsub),
+            // Load and price go out with the next publication due: a tenth of the refresh
+            // interval at most (a busy peer refuses a job anyway, and the asker tries the next).
+            false => self.publish_after(CHANGE_GAP, &mut behaviour.gossipsub),
+        }
         Ok(())
     }
 
@@ -132,15 +178,14 @@ impl Adverts {
     }
 
     pub fn peer_subscribed(&mut self, gossipsub: &mut gossipsub::Behaviour) {
-        self.publish_due = true;
-        self.publish_if_due(gossipsub);
+        self.publish_after(SUBSCRIBER_GAP, gossipsub);
     }
 
     pub fn routing_grew(&mut self) {
         self.routing_grew = true;
     }
 
-    /// The advert interval passed: say again that we are here, and tell new DHT peers what we have.
+    /// The refresh interval passed: say again that we are here, and tell new DHT peers what we have.
     pub fn republish(&mut self, behaviour: &mut Behaviour) {
         self.publish(&mut behaviour.gossipsub);
         if std::mem::take(&mut self.routing_grew)
@@ -161,17 +206,28 @@ impl Adverts {
         RecordKey::new(&format!("/genmint/model/1/{}/{}", self.network_id, model_hash.to_lowercase()))
     }
 
+    /// Makes our advert due `share` of the refresh interval after the last publication (or
+    /// sooner, if it already was), and publishes it if that time has come.
+    fn publish_after(&mut self, share: f64, gossipsub: &mut gossipsub::Behaviour) {
+        let gap = self.refresh_interval().mul_f64(share).max(MIN_PUBLISH_GAP);
+        self.publish_due = Some(self.publish_due.map_or(gap, |due| due.min(gap)));
+        self.publish_if_due(gossipsub);
+    }
+
     fn publish_if_due(&mut self, gossipsub: &mut gossipsub::Behaviour) {
-        let gap_passed = self.last_published.is_none_or(|at| at.elapsed() >= MIN_PUBLISH_GAP);
-        if self.publish_due && gap_passed {
+        let Some(gap) = self.publish_due else { return };
+        if self.last_published.is_none_or(|at| at.elapsed() >= gap) {
             self.publish(gossipsub);
         }
     }
 
     fn publish(&mut self, gossipsub: &mut gossipsub::Behaviour) {
+        // Announced rounded up, so that receivers never expire us between two publications.
+        let refresh = self.refresh_interval() + Duration::from_secs(1);
         let Some(advert) = self.own.as_mut() else { return };
         // Receivers take a repeat only if it is not older than the copy they hold.
         advert.issued_at = advert.issued_at.max(unix_seconds(SystemTime::now()));
+        advert.refresh_secs = Some(refresh.as_secs().max(1));
         let bytes = match advert.encode() {
             Ok(bytes) => bytes,
             Err(e) => {
@@ -182,9 +238,9 @@ impl Adverts {
         match gossipsub.publish(self.topic.clone(), bytes) {
             Ok(_) => {
                 self.last_published = Some(Instant::now());
-                self.publish_due = false;
+                self.publish_due = None;
             }
-            Err(PublishError::NoPeersSubscribedToTopic) => self.publish_due = true,
+            Err(PublishError::NoPeersSubscribedToTopic) => self.publish_due = Some(MIN_PUBLISH_GAP),
             Err(e) => tracing::warn!(error = %e, "advert not published; retrying at the next interval"),
         }
     }
@@ -225,7 +281,7 @@ pub(super) mod tests {
     }
 
     fn adverts() -> Adverts {
-        Adverts::new(peer(), "test", TTL, Arc::new(OnlyGood))
+        Adverts::new(peer(), "test", (TTL / 3, TTL, 10.0), Arc::new(OnlyGood))
     }
 
     /// A gossip message from `source` on the topic named `topic`.
@@ -278,8 +334,33 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn the_refresh_interval_grows_with_the_network_to_hold_its_rate() {
+        let mut adverts = adverts();
+        let within = |interval: Duration, base: Duration| {
+            interval >= base && interval <= base.mul_f64(1.1) + Duration::from_millis(1)
+        };
+        // A small network: the configured interval (10 s), stretched by this node's jitter.
+        assert!(within(adverts.refresh_interval(), TTL / 3), "{:?}", adverts.refresh_interval());
+        let now = Instant::now();
+        for sequence in 1..=499 {
+            let publisher = peer();
+            adverts.book.store(publisher, advert(&publisher, sequence), now);
+        }
+        // 500 nodes at 10 adverts a second: each repeats every 50 s.
+        assert!(
+            within(adverts.refresh_interval(), Duration::from_secs(50)),
+            "{:?}",
+            adverts.refresh_interval()
+        );
+        adverts.network_rate = 0.0;
+        assert!(within(adverts.refresh_interval(), TTL / 3), "rate 0 keeps the configured interval");
+        adverts.network_rate = 0.01;
+        assert_eq!(adverts.refresh_interval(), Duration::from_secs(MAX_REFRESH_SECS), "capped");
+    }
+
+    #[test]
     fn provider_keys_ignore_the_hash_case_and_separate_networks() {
-        let (a, b) = (adverts(), Adverts::new(peer(), "other", TTL, Arc::new(OnlyGood)));
+        let (a, b) = (adverts(), Adverts::new(peer(), "other", (TTL / 3, TTL, 10.0), Arc::new(OnlyGood)));
         assert_eq!(a.provider_key("0xABCD"), a.provider_key("0xabcd"));
         assert_ne!(a.provider_key("0xabcd"), b.provider_key("0xabcd"));
     }

@@ -49,8 +49,14 @@ pub struct NetworkConfig {
     pub network_id: String,
     /// How often our advert is published again (peers drop adverts they stop hearing).
     pub advert_interval: Duration,
-    /// Peers' adverts not heard for this long are dropped; a few advert intervals.
+    /// Peers' adverts not heard for this long are dropped; a few advert intervals. An advert that
+    /// announces a longer refresh interval is kept three of those.
     pub advert_ttl: Duration,
+    /// Adverts a second the whole network should publish: past `advert_interval ×` this many
+    /// nodes, each node repeats its advert less often (the adverts it holds over this rate, at
+    /// most 20 minutes), so that gossip traffic per node stops growing with the network. 0 keeps
+    /// `advert_interval` at any size.
+    pub network_advert_rate: f64,
     /// How long a job-protocol request or a provider lookup may take.
     pub request_timeout: Duration,
     /// The most connections (in and out) the node keeps.
@@ -67,6 +73,7 @@ impl Default for NetworkConfig {
             network_id: "dev".into(),
             advert_interval: Duration::from_secs(10),
             advert_ttl: Duration::from_secs(30),
+            network_advert_rate: 10.0,
             request_timeout: Duration::from_secs(10),
             max_connections: 128,
         }
@@ -93,6 +100,9 @@ impl NetworkConfig {
                 "advert_ttl ({:?}) must exceed advert_interval ({:?}), or adverts expire between publications",
                 self.advert_ttl, self.advert_interval
             ));
+        }
+        if !(self.network_advert_rate.is_finite() && self.network_advert_rate >= 0.0) {
+            return invalid(format!("network_advert_rate {} must be 0 or more", self.network_advert_rate));
         }
         if self.max_connections == 0 {
             return invalid("max_connections must be at least 1".into());
