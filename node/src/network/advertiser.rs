@@ -63,6 +63,7 @@ impl Network {
             price_wei: offer.min_fee.to_string(),
             sequence,
             issued_at: unix_now(),
+            addresses: Vec::new(),
         }
     }
 }

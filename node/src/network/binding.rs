@@ -71,6 +71,7 @@ mod tests {
             price_wei: "0".into(),
             sequence: 1,
             issued_at: 0,
+            addresses: Vec::new(),
         }
     }
 

@@ -93,6 +93,7 @@ mod tests {
                 price_wei: price.to_string(),
                 sequence: 1,
                 issued_at: 0,
+                addresses: Vec::new(),
             },
             rtt: rtt_ms.map(Duration::from_millis),
         }

@@ -35,5 +35,6 @@ pub fn sample_advert(
         price_wei: "1000".into(),
         sequence,
         issued_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default(),
+        addresses: Vec::new(),
     }
 }

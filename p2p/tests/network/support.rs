@@ -101,6 +101,7 @@ pub fn advert(peer: &PeerId, sequence: u64, models: &[String]) -> Advert {
         price_wei: "1000".into(),
         sequence,
         issued_at: SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs(),
+        addresses: Vec::new(),
     }
 }
 

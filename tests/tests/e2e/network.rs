@@ -187,6 +187,7 @@ async fn a_forged_advert_and_junk_requests_from_a_peer_change_nothing() -> Resul
         price_wei: "0".into(),
         sequence,
         issued_at: now_unix(),
+        addresses: Vec::new(),
     };
     let bind = |key: &PrivateKeySigner| {
         genmint_node::network::binding::sign_binding(
