@@ -18,8 +18,13 @@
 # Each must end minted by N's operator. Prints the times and whether O's connection to N ended
 # direct (hole punched) or relayed.
 #
-#   scripts/nat-test.sh            (scripts/test.sh runs it when it runs as root)
+#   scripts/nat-test.sh [--strict-nat]   (scripts/test.sh runs it when it runs as root)
 #   NAT_TEST_LOGS=DIR scripts/nat-test.sh   keeps every process's log in DIR
+#
+# The routers drop unsolicited packets to themselves, as most home routers do, and hole punching
+# succeeds. With --strict-nat they let such packets in (refusing them), which leaves conntrack
+# entries that make MASQUERADE move the next flow out to another port: hole punching fails, and
+# the second job must go through the relay.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,6 +32,12 @@ export GENMINT_TOOLS="${GENMINT_TOOLS:-$ROOT/.tools}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/genmint/target}"
 export PATH="$GENMINT_TOOLS/bin:$PATH"
 say() { echo "nat-test: $*" >&2; }
+strict=no
+case "${1:-}" in
+  --strict-nat) strict=yes ;;
+  "") ;;
+  *) echo "nat-test: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
+esac
 fail() { say "FAILED: $*"; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || fail "needs root (network namespaces and iptables)"
@@ -89,10 +100,18 @@ for i in 1 2; do
   in_ns "$router" ip link set "r$i-home" up
   in_ns "$router" ip route add default via "10.77.$i.1"
   in_ns "$router" sysctl -qw net.ipv4.ip_forward=1
-  # A home router: everything out is masqueraded; in, only what answers an outbound flow.
+  # A home router: everything out is masqueraded; in, only what answers an outbound flow. Its
+  # firewall drops unsolicited packets to the router itself too, so that none leaves a conntrack
+  # entry that would make MASQUERADE pick another port for the flow out a moment later.
   in_ns "$router" iptables -t nat -A POSTROUTING -o "r$i-pub" -j MASQUERADE
-  in_ns "$router" iptables -A FORWARD -i "r$i-pub" -o "r$i-home" -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
-  in_ns "$router" iptables -A FORWARD -i "r$i-pub" -o "r$i-home" -j DROP
+  chains=("FORWARD -o r$i-home")
+  [ "$strict" = yes ] || chains+=(INPUT)
+  for chain in "${chains[@]}"; do
+    # shellcheck disable=SC2086 # the chain and its output interface are separate words
+    in_ns "$router" iptables -A $chain -i "r$i-pub" -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+    # shellcheck disable=SC2086
+    in_ns "$router" iptables -A $chain -i "r$i-pub" -j DROP
+  done
   in_ns "$home" ip addr add "192.168.7$i.2/24" dev "home-r$i"
   in_ns "$home" ip link set "home-r$i" up
   in_ns "$home" ip route add default via "192.168.7$i.1"
@@ -116,7 +135,7 @@ if in_ns gm-pub curl -s --connect-timeout 2 http://192.168.71.2:9 >/dev/null 2>&
   in_ns gm-pub ip route get 192.168.71.2 >/dev/null 2>&1; then
   fail "the public namespace has a way to gm-nat1: the NAT is not in the way"
 fi
-say "namespaces up: gm-pub, gm-r1/gm-nat1 and gm-r2/gm-nat2 behind MASQUERADE"
+say "namespaces up: gm-pub, gm-r1/gm-nat1 and gm-r2/gm-nat2 behind MASQUERADE (strict: $strict)"
 
 # Kubo with the settings genmint's own dev Kubo uses, its RPC API on every interface of the public
 # namespace (the NATed nodes pin through it).
@@ -289,14 +308,19 @@ punch_over() {
 punch_over_in_time=yes
 for _ in $(seq 60); do punch_over >/dev/null 2>&1 && break; sleep 0.5; done
 punch_over >/dev/null 2>&1 || punch_over_in_time="no outcome within 30 s"
-connection=$(api gm-nat2 /v1/peers | jq -r --arg n "$NATTED_PEER" '.peers[] | select(.peer_id == $n) | .connection')
+connection=$(api gm-nat2 /v1/peers | jq -r --arg n "$NATTED_PEER" \
+  '.peers[] | select(.peer_id == $n) | "\(.connection) \(.addresses | map(select(startswith("/ip4/10.77.") and (contains("p2p-circuit") | not))) | join(" "))"')
 punched=$(api gm-nat1 /v1/peers | jq -r '"\(.nat.hole_punches_succeeded) succeeded, \(.nat.hole_punches_failed) failed"')
 reachability=$(api gm-nat1 /v1/peers | jq -r .nat.reachability)
 echo "| check | result |"
 echo "|---|---|"
+echo "| routers | MASQUERADE, $([ "$strict" = yes ] && echo "strict (unsolicited packets reach the router)" || echo "unsolicited packets dropped") |"
 echo "| N's reachability (AutoNAT) | ${reachability} |"
 echo "| job 1: R (public) → N, submit to minted | ${first} s |"
 echo "| job 2: O (NAT) → N, submit to minted | ${second} s |"
 echo "| O's connection to N after the job | ${connection:-none} |"
 echo "| N's hole punches (DCUtR) | ${punched} (${punch_over_in_time}) |"
+if [ "$strict" = yes ] && [ "${connection%% *}" != relayed ]; then
+  fail "with strict NATs the connection should have stayed relayed, not ${connection}"
+fi
 say "passed in $(($(date +%s) - started)) s"
