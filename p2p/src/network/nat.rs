@@ -204,13 +204,13 @@ impl Nat {
         tracing::info!(reachability = ?self.reachability, address = ?self.public_address, "AutoNAT");
         match self.reachability {
             Reachability::Private => self.reserve_automatically(swarm),
+            // Each one goes from the list when its listener reports that it closed.
             Reachability::Public => {
                 for reservation in self.reservations.iter().filter(|r| !r.named) {
                     if let Some(listener) = reservation.listener {
                         swarm.remove_listener(listener);
                     }
                 }
-                self.reservations.retain(|r| r.named);
             }
             Reachability::Unknown => {}
         }
