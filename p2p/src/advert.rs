@@ -21,6 +21,10 @@ pub const MAX_ADVERTISED_DEVICES: usize = 16;
 pub const MAX_NAME_BYTES: usize = 128;
 /// The longest refresh interval an advert may announce (receivers keep it three times as long).
 pub const MAX_REFRESH_SECS: u64 = 20 * 60;
+/// The most addresses one advert may carry.
+pub const MAX_ADVERTISED_ADDRESSES: usize = 8;
+/// The longest advertised address, in bytes of its text form.
+pub const MAX_ADDRESS_BYTES: usize = 256;
 
 /// What a node offers to the network, signed into gossip by its peer key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +58,11 @@ pub struct Advert {
     /// receiver's own TTL applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_secs: Option<u64>,
+    /// Where peers can dial the node beyond what they see of its connections: its confirmed
+    /// external addresses, a relay's `/p2p-circuit` address among them when it is behind NAT.
+    /// The network sets it at each publication; like `issued_at` it is no change of content.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
 }
 
 /// One model a node can run.
@@ -152,6 +161,19 @@ impl Advert {
         for device in &self.devices {
             check_name("device", device)?;
         }
+        if self.addresses.len() > MAX_ADVERTISED_ADDRESSES {
+            return Err(format!(
+                "{} addresses listed, at most {MAX_ADVERTISED_ADDRESSES} allowed",
+                self.addresses.len()
+            ));
+        }
+        for address in &self.addresses {
+            if address.len() > MAX_ADDRESS_BYTES || address.parse::<libp2p::Multiaddr>().is_err() {
+                return Err(format!(
+                    "address {address:?} is not a multiaddr of at most {MAX_ADDRESS_BYTES} bytes"
+                ));
+            }
+        }
         // A uint256 has at most 78 decimal digits.
         if self.price_wei.is_empty()
             || self.price_wei.len() > 78
@@ -170,10 +192,16 @@ impl Advert {
         Ok(())
     }
 
-    /// Whether `other` says the same as this advert apart from when it was issued and how soon
-    /// it will be repeated.
+    /// Whether `other` says the same as this advert apart from when it was issued, how soon it will
+    /// be repeated and where the node is reached.
     pub fn same_content(&self, other: &Advert) -> bool {
-        Advert { issued_at: other.issued_at, refresh_secs: other.refresh_secs, ..self.clone() } == *other
+        let volatile = Advert {
+            issued_at: other.issued_at,
+            refresh_secs: other.refresh_secs,
+            addresses: other.addresses.clone(),
+            ..self.clone()
+        };
+        volatile == *other
     }
 }
 
@@ -221,6 +249,7 @@ pub(crate) mod tests {
             sequence,
             issued_at: SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs(),
             refresh_secs: None,
+            addresses: Vec::new(),
         }
     }
 
@@ -262,7 +291,7 @@ pub(crate) mod tests {
     #[test]
     fn shape_errors_name_the_field() {
         type Spoil = fn(&mut Advert);
-        let cases: [(&str, Spoil); 10] = [
+        let cases: [(&str, Spoil); 12] = [
             ("peer_id", |a| a.peer_id = "not-a-peer".into()),
             ("operator", |a| a.operator = "0x1234".into()),
             ("contract", |a| a.contract = "cd".repeat(20)),
@@ -273,6 +302,10 @@ pub(crate) mod tests {
             ("device", |a| a.devices = vec!["x".repeat(MAX_NAME_BYTES + 1)]),
             ("price_wei", |a| a.price_wei = "-1".into()),
             ("sequence", |a| a.sequence = 0),
+            ("address", |a| a.addresses = vec!["not a multiaddr".into()]),
+            ("addresses listed", |a| {
+                a.addresses = vec!["/ip4/127.0.0.1/tcp/1".into(); MAX_ADVERTISED_ADDRESSES + 1]
+            }),
         ];
         for (field, spoil) in cases {
             let mut advert = offer();
@@ -307,10 +340,12 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn same_content_ignores_only_the_issue_time() {
+    fn same_content_ignores_only_the_issue_time_and_addresses() {
         let advert = offer();
         let later = Advert { issued_at: advert.issued_at + 10, ..advert.clone() };
         assert!(advert.same_content(&later));
+        let relayed = Advert { addresses: vec!["/ip4/127.0.0.1/tcp/1/p2p-circuit".into()], ..advert.clone() };
+        assert!(advert.same_content(&relayed));
         let busier = Advert { queue_depth: 3, ..advert.clone() };
         assert!(!advert.same_content(&busier));
     }

@@ -5,7 +5,10 @@ use std::time::Duration;
 use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, connection_limits, gossipsub, identify, kad, mdns, ping, request_response};
+use libp2p::{
+    StreamProtocol, autonat, connection_limits, dcutr, gossipsub, identify, kad, mdns, ping, relay,
+    request_response,
+};
 
 use crate::advert::MAX_ADVERT_BYTES;
 use crate::codec::JobCodec;
@@ -34,8 +37,19 @@ pub(crate) const ANSWER_PATIENCE: u32 = 2;
 /// Provider records of a node that left vanish after this; live nodes announce again well before.
 const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(30 * 60);
 const PROVIDER_REPUBLISH_INTERVAL: Duration = Duration::from_secs(10 * 60);
-/// Connections to one peer: one per transport, plus room for simultaneous dials.
-const MAX_CONNECTIONS_PER_PEER: u32 = 4;
+/// Connections to one peer: one per transport, plus room for simultaneous dials, a relayed
+/// connection and the direct one hole punching makes beside it.
+const MAX_CONNECTIONS_PER_PEER: u32 = 6;
+/// A relayed connection lasts at most this long (relay v2's default is 2 minutes): long enough
+/// for a forwarded job's submission and its updates; the parties dial again after it.
+const MAX_CIRCUIT_DURATION: Duration = Duration::from_secs(10 * 60);
+/// Bytes one relayed connection may carry, both ways together (relay v2's default is 128 KiB):
+/// job messages, adverts and the DHT's chatter, never images (they travel over IPFS).
+const MAX_CIRCUIT_BYTES: u64 = 1 << 20;
+/// AutoNAT's first probe: soon after the bootstrap peers are connected (libp2p's default is 15 s).
+const AUTONAT_BOOT_DELAY: Duration = Duration::from_secs(5);
+/// AutoNAT probes again this often until it is sure (libp2p's default is 90 s).
+const AUTONAT_RETRY_INTERVAL: Duration = Duration::from_secs(30);
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
@@ -47,10 +61,24 @@ pub(crate) struct Behaviour {
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub gossipsub: gossipsub::Behaviour,
     pub jobs: request_response::Behaviour<JobCodec>,
+    /// Whether this node is reachable from outside: peers dial it back ([`crate::network`]'s
+    /// `nat` module acts on the verdict).
+    pub autonat: autonat::v1::Behaviour,
+    /// Circuit relay v2, serving: only on nodes that offer it (`relay_service`).
+    pub relay: Toggle<relay::Behaviour>,
+    /// Circuit relay v2, using one: listening on a relay's `/p2p-circuit` address and dialing
+    /// peers through theirs.
+    pub relay_client: relay::client::Behaviour,
+    /// Hole punching: turns a relayed connection into a direct one when both NATs allow it.
+    pub dcutr: dcutr::Behaviour,
 }
 
 impl Behaviour {
-    pub fn new(keypair: &Keypair, config: &NetworkConfig) -> Result<Self, NetworkError> {
+    pub fn new(
+        keypair: &Keypair,
+        config: &NetworkConfig,
+        relay_client: relay::client::Behaviour,
+    ) -> Result<Self, NetworkError> {
         let peer_id = keypair.public().to_peer_id();
         let limits = connection_limits::ConnectionLimits::default()
             .with_max_established(Some(config.max_connections))
@@ -110,6 +138,30 @@ impl Behaviour {
                 .with_request_timeout(config.request_timeout * ANSWER_PATIENCE),
         );
 
+        let autonat = autonat::v1::Behaviour::new(
+            peer_id,
+            autonat::v1::Config {
+                boot_delay: AUTONAT_BOOT_DELAY,
+                retry_interval: AUTONAT_RETRY_INTERVAL,
+                only_global_ips: !config.nat.private_addresses,
+                ..autonat::v1::Config::default()
+            },
+        );
+        let relay = config.nat.relay_service.then(|| {
+            let mut relay = relay::Behaviour::new(
+                peer_id,
+                relay::Config {
+                    max_circuit_duration: MAX_CIRCUIT_DURATION,
+                    max_circuit_bytes: MAX_CIRCUIT_BYTES,
+                    ..relay::Config::default()
+                },
+            );
+            // The operator says the node is reachable; without this the relay would wait for an
+            // external address AutoNAT confirmed before offering itself.
+            relay.set_status(Some(relay::Status::Enable));
+            relay
+        });
+
         Ok(Self {
             limits: connection_limits::Behaviour::new(limits),
             identify: identify::Behaviour::new(identify),
@@ -118,6 +170,10 @@ impl Behaviour {
             mdns: mdns.into(),
             gossipsub,
             jobs,
+            autonat,
+            relay: relay.into(),
+            relay_client,
+            dcutr: dcutr::Behaviour::new(peer_id),
         })
     }
 }

@@ -6,13 +6,14 @@
 //!            NetworkHandle (Clone) ── bounded commands, oneshot replies ──┐
 //!                                                                         ▼
 //!  node ◄── bounded NetworkEvents ── swarm task (owns the libp2p Swarm, never waits on the node)
-//!                                     │ TCP + QUIC(v1), noise, yamux
+//!                                     │ TCP + QUIC(v1), noise, yamux, circuit relay v2 (client)
 //!                                     ├ identify "/genmint/id/1", ping (peer info, round trips)
 //!                                     ├ Kademlia "/genmint/kad/1": peer discovery, model providers
 //!                                     ├ mDNS (optional): peers on the LAN
 //!                                     ├ gossipsub "genmint/adverts/1/{network id}": signed adverts
 //!                                     ├ gossipsub "genmint/spot-checks/1/{network id}": spot checks
-//!                                     └ request-response "/genmint/job/1": Submit/Status/Cancel/Update/Pin
+//!                                     ├ request-response "/genmint/job/1": Submit/Status/Cancel/Update/Pin
+//!                                     └ AutoNAT v1, relay v2 (server, optional), DCUtR: nodes behind NAT
 //! ```
 //!
 //! - [`wire`]: the job protocol's messages, in a versioned envelope, at most
@@ -36,6 +37,12 @@
 //!   receiver. Inbound job requests arrive as [`NetworkEvent::InboundJob`] with a [`Responder`];
 //!   [`NetworkHandle::request`] gives up after `request_timeout`, while the answering side keeps
 //!   the stream open longer, so that a slow answer reads as a timeout, not as a broken stream.
+//!
+//! - behind NAT ([`NatConfig`], [`NetworkHandle::nat_status`]): AutoNAT finds out whether peers
+//!   can dial the node; a private node holds circuit relay v2 reservations (on the relays the
+//!   operator names, or on up to two connected peers that offer the service), its advert and
+//!   identify carry the `/p2p-circuit` addresses, peers dial it through the relay, and DCUtR tries
+//!   to punch a direct connection beside the relayed one.
 //!
 //! Everything is bounded: command and event queues, pending requests, answers, dials and
 //! lookups, message and advert sizes, connections. When the node falls behind, inbound jobs are
@@ -61,6 +68,6 @@ pub use bounded_json::Gossiped;
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId};
 pub use network::{
-    InboundJob, NetworkConfig, NetworkError, NetworkEvent, NetworkHandle, PeerInfo, Responder, Verifiers,
-    spawn, spawn_in_memory, spawn_with,
+    InboundJob, MAX_RELAYS, NatConfig, NatStatus, NetworkConfig, NetworkError, NetworkEvent, NetworkHandle,
+    PeerInfo, Reachability, Responder, Verifiers, spawn, spawn_in_memory, spawn_with,
 };

@@ -11,6 +11,7 @@ use axum::response::IntoResponse;
 use super::ApiState;
 use super::error::ApiError;
 use crate::metrics::Snapshot;
+use crate::network::{ConnectionKind, reachability_name};
 
 /// What Prometheus asks for and gets: the OpenMetrics text format.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -18,10 +19,16 @@ const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset
 pub async fn metrics(State(node): State<Arc<ApiState>>) -> Result<impl IntoResponse, ApiError> {
     let (states, oldest) = node.jobs.store().census().await?;
     let waiting = node.jobs.models().waiting().await;
-    let peers = match &node.network {
-        // A network that does not answer shows no peers rather than failing the scrape.
-        Some(network) => Some(network.peers().await.map_or(0, |peers| peers.len() as i64)),
-        None => None,
+    // A network that does not answer shows no peers rather than failing the scrape.
+    let (peers, relayed_peers, reachability) = match &node.network {
+        Some(network) => {
+            let peers = network.peers().await.unwrap_or_default();
+            let relayed = peers.iter().filter(|p| p.connection == ConnectionKind::Relayed).count();
+            let reachability =
+                network.nat_status().await.map_or("unknown", |s| reachability_name(s.reachability));
+            (Some(peers.len() as i64), Some(relayed as i64), Some(reachability))
+        }
+        None => (None, None, None),
     };
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let snapshot = Snapshot {
@@ -29,6 +36,8 @@ pub async fn metrics(State(node): State<Arc<ApiState>>) -> Result<impl IntoRespo
         oldest_unfinished_secs: oldest.map_or(0, |received| (now - received).max(0)),
         waiting_per_model: waiting.into_iter().map(|(model, n)| (model, n as i64)).collect(),
         peers,
+        relayed_peers,
+        reachability,
     };
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], node.metrics.render(&snapshot)))
 }

@@ -7,7 +7,7 @@
 //! | `GET /v1/jobs/{id}/events` | SSE: the current state, then `progress` and each new state until a terminal one |
 //! | `DELETE /v1/jobs/{id}` | cancel a job that has not reached the chain, with its creator's signed `CancelJob` |
 //! | `GET /v1/models` | the models of the whole network: this node's and its peers', with their providers |
-//! | `GET /v1/peers` | connected peers: addresses, latency, advert, operator registration |
+//! | `GET /v1/peers` | connected peers: addresses, latency, advert, operator registration, direct or relayed; this node's NAT status |
 //! | `GET /v1/tokens/{id}/provenance` | every verification check of a token, by name (`genmint verify --json`), the spot checks nodes reported, and where its content is held |
 //! | `GET /v1/tokens/{id}/holders` | where a token's content is held: the holders' signed pin receipts, and whether this node's Kubo has it |
 //! | `GET /v1/tokens?creator=&model=&node=&cursor=&limit=` | the contract's tokens from its mint events, newest first, a page at a time |
@@ -271,6 +271,7 @@ async fn peers(State(node): State<Arc<ApiState>>) -> Result<Json<Value>, ApiErro
         "enabled": true,
         "peer_id": network.peer_id().to_string(),
         "addresses": network.bootstrap_addrs().await.map_err(internal)?,
+        "nat": network.nat_status().await.map_err(internal)?,
         "peers": network.peers().await.map_err(internal)?,
     })))
 }

@@ -1,5 +1,6 @@
-//! `genmint peers`: the node's own peer id and bootstrap addresses, and the peers it is connected
-//! to with what they advertise (from the node's `GET /v1/peers`).
+//! `genmint peers`: the node's own peer id, bootstrap addresses and standing behind NAT, and the
+//! peers it is connected to (directly or through a relay) with what they advertise (from the
+//! node's `GET /v1/peers`).
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -36,13 +37,15 @@ pub async fn run(args: PeersArgs) -> Result<()> {
     for address in body["addresses"].as_array().into_iter().flatten() {
         println!("  bootstrap from  {}", address.as_str().unwrap_or("?"));
     }
+    print_nat(&body["nat"]);
     let peers = body["peers"].as_array().cloned().unwrap_or_default();
     println!("{} connected peer(s)", peers.len());
     for peer in &peers {
         let rtt = peer["rtt_ms"].as_f64().map_or("?".to_owned(), |ms| format!("{ms:.1} ms"));
         println!(
-            "  {}  rtt {rtt}  {}",
+            "  {}  {}  rtt {rtt}  {}",
             peer["peer_id"].as_str().unwrap_or("?"),
+            peer["connection"].as_str().unwrap_or("?"),
             peer["agent"].as_str().unwrap_or("")
         );
         let advert = &peer["advert"];
@@ -72,4 +75,21 @@ pub async fn run(args: PeersArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The node's reachability, its relayed addresses and its hole punches.
+fn print_nat(nat: &Value) {
+    if nat.is_null() {
+        return;
+    }
+    let public = nat["public_address"].as_str().map(|a| format!(" at {a}")).unwrap_or_default();
+    let relay = if nat["relay_service"] == Value::Bool(true) { ", relays for others" } else { "" };
+    println!("  reachability  {}{public}{relay}", nat["reachability"].as_str().unwrap_or("?"));
+    for address in nat["relayed_addresses"].as_array().into_iter().flatten() {
+        println!("  reached through  {}", address.as_str().unwrap_or("?"));
+    }
+    println!(
+        "  hole punches  {} succeeded, {} failed",
+        nat["hole_punches_succeeded"], nat["hole_punches_failed"]
+    );
 }

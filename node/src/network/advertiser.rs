@@ -64,6 +64,7 @@ impl Network {
             sequence,
             issued_at: unix_now(),
             refresh_secs: None,
+            addresses: Vec::new(),
         }
     }
 }

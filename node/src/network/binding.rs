@@ -72,6 +72,7 @@ mod tests {
             sequence: 1,
             issued_at: 0,
             refresh_secs: None,
+            addresses: Vec::new(),
         }
     }
 

@@ -35,7 +35,10 @@ use alloy::primitives::Address;
 use alloy::signers::local::PrivateKeySigner;
 use genmint_p2p::advert::{Advert, ReceivedAdvert};
 use genmint_p2p::spot_check::ReceivedSpotCheck;
-use genmint_p2p::{Multiaddr, NetworkConfig, NetworkEvent, NetworkHandle, PeerId, PeerInfo, Verifiers};
+use genmint_p2p::{
+    Multiaddr, NatConfig, NatStatus, NetworkConfig, NetworkEvent, NetworkHandle, PeerId, PeerInfo,
+    Reachability, Verifiers,
+};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -90,6 +93,25 @@ pub struct PeerView {
     pub advert: Option<Advert>,
     /// Seconds since its advert arrived.
     pub advert_age_secs: Option<u64>,
+    /// How this node is connected to it.
+    pub connection: ConnectionKind,
+}
+
+/// How a peer is connected: directly (hole punched included) or only through a relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionKind {
+    Direct,
+    Relayed,
+}
+
+/// The name metrics and the CLI use for a reachability.
+pub fn reachability_name(reachability: Reachability) -> &'static str {
+    match reachability {
+        Reachability::Unknown => "unknown",
+        Reachability::Public => "public",
+        Reachability::Private => "private",
+    }
 }
 
 fn multiaddrs(list: &[String], setting: &'static str) -> Result<Vec<Multiaddr>, NetworkStartError> {
@@ -118,6 +140,12 @@ impl Network {
             advert_interval: interval,
             advert_ttl: interval * 3,
             request_timeout: Duration::from_secs(config.request_timeout_secs.max(1)),
+            nat: NatConfig {
+                relay_service: config.relay_service,
+                relays: multiaddrs(&config.relays, "relays")?,
+                external_addresses: multiaddrs(&config.external_addresses, "external_addresses")?,
+                private_addresses: config.autonat_private_addresses,
+            },
             ..NetworkConfig::default()
         };
         let verifiers = Verifiers {
@@ -221,7 +249,7 @@ impl Network {
     pub async fn peers(&self) -> Result<Vec<PeerView>, genmint_p2p::NetworkError> {
         let peers = self.handle.peers().await?;
         let mut views = Vec::with_capacity(peers.len());
-        for PeerInfo { peer_id, addresses, rtt, agent_version, advert } in peers {
+        for PeerInfo { peer_id, addresses, rtt, agent_version, advert, relayed } in peers {
             let registered = match &advert {
                 Some(received) => Some(self.operator_registered(&received.advert).await),
                 None => None,
@@ -237,10 +265,16 @@ impl Network {
                     .and_then(|a| a.received_at.elapsed().ok())
                     .map(|d| d.as_secs()),
                 advert: advert.map(|a| a.advert),
+                connection: if relayed { ConnectionKind::Relayed } else { ConnectionKind::Direct },
             });
         }
         views.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
         Ok(views)
+    }
+
+    /// Whether peers reach this node directly, and through which relays.
+    pub async fn nat_status(&self) -> Result<NatStatus, genmint_p2p::NetworkError> {
+        self.handle.nat_status().await
     }
 
     /// Fresh, verified adverts of registered peers.

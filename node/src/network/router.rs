@@ -94,6 +94,7 @@ mod tests {
                 sequence: 1,
                 issued_at: 0,
                 refresh_secs: None,
+                addresses: Vec::new(),
             },
             rtt: rtt_ms.map(Duration::from_millis),
         }

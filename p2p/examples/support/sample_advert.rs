@@ -36,5 +36,6 @@ pub fn sample_advert(
         sequence,
         issued_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default(),
         refresh_secs: None,
+        addresses: Vec::new(),
     }
 }

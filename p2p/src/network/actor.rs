@@ -15,12 +15,15 @@ use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult};
 use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, identify, mdns, noise, tcp, yamux};
+use libp2p::{
+    Multiaddr, PeerId, Swarm, SwarmBuilder, autonat, dcutr, identify, mdns, noise, relay, tcp, yamux,
+};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::adverts::{Adverts, Refusal};
 use super::answers::{Answer, PendingAnswers, Unanswered};
+use super::nat::{Nat, NatStatus};
 use super::peers::{MAX_PEER_ADDRS, PeerBook};
 use super::spot_checks::SpotChecks;
 use super::{InboundJob, NetworkConfig, NetworkError, NetworkEvent, PeerInfo, Verifiers, peer_of};
@@ -71,6 +74,7 @@ pub(super) enum Command {
         reply: oneshot::Sender<()>,
     },
     Peers(oneshot::Sender<Vec<PeerInfo>>),
+    NatStatus(oneshot::Sender<NatStatus>),
     FindProviders {
         model_hash: String,
         reply: oneshot::Sender<Result<Vec<PeerId>, NetworkError>>,
@@ -92,14 +96,19 @@ pub(super) enum Transport {
     Memory(MemoryLink),
 }
 
-/// The swarm over `transport`; every transport carries the same behaviour.
+/// The swarm over `transport`, with the relay client's transport beside it (dialing and listening
+/// through relays); every transport carries the same behaviour.
 fn build_swarm(
     keypair: Keypair,
-    behaviour: Behaviour,
+    config: &NetworkConfig,
     transport: Transport,
 ) -> Result<Swarm<Behaviour>, NetworkError> {
     let setup = |e: &dyn std::fmt::Display| NetworkError::Setup(e.to_string());
     let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT);
+    let behaviour = |key: &Keypair, relay_client: relay::client::Behaviour| {
+        Behaviour::new(key, config, relay_client)
+            .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })
+    };
     let builder = SwarmBuilder::with_existing_identity(keypair).with_tokio();
     let swarm = match transport {
         Transport::Internet => builder
@@ -108,7 +117,9 @@ fn build_swarm(
             .with_quic()
             .with_dns()
             .map_err(|e| setup(&e))?
-            .with_behaviour(|_| behaviour)
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| setup(&e))?
+            .with_behaviour(behaviour)
             .map_err(|e| setup(&e))?
             .with_swarm_config(idle)
             .build(),
@@ -121,7 +132,9 @@ fn build_swarm(
                 Err(noise)
             })
             .map_err(|e| setup(&e))?
-            .with_behaviour(|_| behaviour)
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| setup(&e))?
+            .with_behaviour(behaviour)
             .map_err(|e| setup(&e))?
             .with_swarm_config(idle)
             .build(),
@@ -154,11 +167,14 @@ pub(super) struct Actor {
     config: NetworkConfig,
     /// Each listener's bound addresses, in the order of `config.listen`.
     listeners: Vec<(ListenerId, Vec<Multiaddr>)>,
+    /// The listen address each listener was opened for.
+    configured: HashMap<ListenerId, Multiaddr>,
     events: mpsc::Sender<NetworkEvent>,
     adverts: Adverts,
     /// `None` when the node takes no part in spot checks.
     spot_checks: Option<SpotChecks>,
     peers: PeerBook,
+    nat: Nat,
     answers: PendingAnswers,
     requests: HashMap<OutboundRequestId, oneshot::Sender<Result<JobResponse, NetworkError>>>,
     lookups: HashMap<QueryId, ProviderLookup>,
@@ -174,9 +190,8 @@ impl Actor {
         events: mpsc::Sender<NetworkEvent>,
         transport: Transport,
     ) -> Result<Self, NetworkError> {
-        let behaviour = Behaviour::new(&keypair, &config)?;
         let setup = |e: &dyn std::fmt::Display| NetworkError::Setup(e.to_string());
-        let mut swarm = build_swarm(keypair, behaviour, transport)?;
+        let mut swarm = build_swarm(keypair, &config, transport)?;
 
         let local = *swarm.local_peer_id();
         let pacing = (config.advert_interval, config.advert_ttl, config.network_advert_rate);
@@ -195,14 +210,18 @@ impl Actor {
                 .map_err(|e| NetworkError::Listen { addr: addr.clone(), reason: e.to_string() })?;
             listeners.push((id, Vec::new()));
         }
-        let waiting = listeners.iter().map(|(id, _)| *id).zip(config.listen.iter().cloned()).collect();
+        let configured: HashMap<ListenerId, Multiaddr> =
+            listeners.iter().map(|(id, _)| *id).zip(config.listen.iter().cloned()).collect();
+        let waiting = configured.clone();
 
         let mut actor = Self {
             swarm,
             listeners,
+            configured,
             adverts,
             spot_checks,
             answers: PendingAnswers::new(MAX_PENDING_ANSWERS, config.request_timeout * ANSWER_PATIENCE),
+            nat: Nat::new(config.nat.clone()),
             config,
             events,
             peers: PeerBook::default(),
@@ -212,6 +231,8 @@ impl Actor {
         };
         actor.await_listeners(waiting).await?;
         actor.bootstrap();
+        actor.nat.start(&mut actor.swarm);
+        actor.adverts.set_addresses(actor.swarm.external_addresses());
         Ok(actor)
     }
 
@@ -292,7 +313,10 @@ impl Actor {
                     self.adverts.republish(self.swarm.behaviour_mut());
                     republish.as_mut().reset(tokio::time::Instant::now() + self.adverts.refresh_interval());
                 }
-                _ = housekeeping.tick() => self.adverts.housekeeping(&mut self.swarm.behaviour_mut().gossipsub),
+                _ = housekeeping.tick() => {
+                    self.adverts.housekeeping(&mut self.swarm.behaviour_mut().gossipsub);
+                    self.nat.housekeeping(&mut self.swarm);
+                }
             }
         };
         self.close().await;
@@ -355,6 +379,9 @@ impl Actor {
             }
             Command::Peers(reply) => {
                 let _ = reply.send(self.peer_infos());
+            }
+            Command::NatStatus(reply) => {
+                let _ = reply.send(self.nat.status());
             }
             Command::FindProviders { model_hash, reply } => self.find_providers(&model_hash, reply),
             Command::Request { peer, request, reply } => self.request(peer, *request, reply),
@@ -424,8 +451,30 @@ impl Actor {
             let _ = reply.send(Err(NetworkError::Remote { peer, reason }));
             return;
         }
+        self.dial_advertised(peer);
         let id = self.swarm.behaviour_mut().jobs.send_request(&peer, request);
         self.requests.insert(id, reply);
+    }
+
+    /// Dials an unconnected peer at the addresses its advert carries (a relay's `/p2p-circuit`
+    /// address when it is behind NAT), and at those Kademlia knows; a request to it waits for
+    /// the connection.
+    fn dial_advertised(&mut self, peer: PeerId) {
+        if self.swarm.is_connected(&peer) {
+            return;
+        }
+        let addresses = self.adverts.addresses_of(&peer);
+        if addresses.is_empty() {
+            return;
+        }
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addresses)
+            .extend_addresses_through_behaviour()
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if let Err(e) = self.swarm.dial(opts) {
+            tracing::debug!(%peer, error = %e, "not dialing the advertised addresses");
+        }
     }
 
     fn peer_infos(&self) -> Vec<PeerInfo> {
@@ -438,6 +487,7 @@ impl Actor {
                 addresses: peer.addresses,
                 rtt: peer.rtt,
                 agent_version: peer.agent_version,
+                relayed: peer.relayed,
             })
             .collect()
     }
@@ -448,7 +498,8 @@ impl Actor {
             SwarmEvent::ConnectionEstablished {
                 peer_id, connection_id, endpoint, num_established, ..
             } => {
-                self.peers.connected(peer_id, connection_id, endpoint.get_remote_address().clone());
+                let relayed = endpoint.is_relayed();
+                self.peers.connected(peer_id, connection_id, endpoint.get_remote_address().clone(), relayed);
                 if let Some(dial) = self.dials.remove(&connection_id) {
                     let _ = dial.reply.send(Ok(()));
                 }
@@ -460,6 +511,7 @@ impl Actor {
             SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, cause, .. } => {
                 self.peers.closed(peer_id, connection_id);
                 if num_established == 0 {
+                    self.nat.peer_gone(&peer_id);
                     tracing::debug!(peer = %peer_id, cause = ?cause, "peer disconnected");
                     self.emit(NetworkEvent::PeerDisconnected(peer_id));
                 }
@@ -475,22 +527,42 @@ impl Actor {
             SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
                 tracing::debug!(from = %send_back_addr, error = %error, "incoming connection failed");
             }
+            SwarmEvent::NewListenAddr { listener_id, address }
+                if self.nat.listening(listener_id, &address) => {}
             SwarmEvent::NewListenAddr { listener_id, address } => {
                 tracing::info!(%address, "listening");
+                if self.configured.get(&listener_id).is_some_and(|c| self.nat.announces(c, &address)) {
+                    self.swarm.add_external_address(address.clone());
+                    self.adverts.set_addresses(self.swarm.external_addresses());
+                }
                 if let Some((_, addrs)) = self.listeners.iter_mut().find(|(id, _)| *id == listener_id) {
                     addrs.push(address);
                 }
             }
+            SwarmEvent::ExpiredListenAddr { listener_id, address }
+                if self.nat.not_listening(listener_id, &address) => {}
             SwarmEvent::ExpiredListenAddr { listener_id, address } => {
                 tracing::info!(%address, "no longer listening");
                 if let Some((_, addrs)) = self.listeners.iter_mut().find(|(id, _)| *id == listener_id) {
                     addrs.retain(|a| *a != address);
+                    self.swarm.remove_external_address(&address);
+                    self.adverts.set_addresses(self.swarm.external_addresses());
                 }
             }
             SwarmEvent::ListenerError { error, .. } => tracing::warn!(error = %error, "listener failed"),
+            SwarmEvent::ListenerClosed { listener_id, ref reason, .. }
+                if self.nat.listener_closed(listener_id, reason) => {}
             SwarmEvent::ListenerClosed { listener_id, addresses, reason } => {
                 tracing::warn!(?addresses, ?reason, "listener closed");
                 self.listeners.retain(|(id, _)| *id != listener_id);
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                tracing::info!(%address, "external address confirmed");
+                self.adverts.set_addresses(self.swarm.external_addresses());
+            }
+            SwarmEvent::ExternalAddrExpired { address } => {
+                tracing::info!(%address, "external address expired");
+                self.adverts.set_addresses(self.swarm.external_addresses());
             }
             _ => {}
         }
@@ -500,6 +572,11 @@ impl Actor {
         match event {
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 self.peers.identified(peer_id, info.agent_version, &info.listen_addrs);
+                if info.protocols.contains(&relay::HOP_PROTOCOL_NAME)
+                    && let Some(addr) = self.peers.direct_address(&peer_id)
+                {
+                    self.nat.relay_offered(peer_id, addr, &mut self.swarm);
+                }
                 if info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL) {
                     for addr in info.listen_addrs.into_iter().take(MAX_PEER_ADDRS) {
                         self.swarm.behaviour_mut().kademlia.add_address(&peer_id, addr);
@@ -538,6 +615,19 @@ impl Actor {
                 self.adverts.peer_subscribed(&mut self.swarm.behaviour_mut().gossipsub);
             }
             BehaviourEvent::Jobs(event) => self.on_job_event(event),
+            BehaviourEvent::Autonat(autonat::v1::Event::StatusChanged { new, .. }) => {
+                self.nat.on_status(new, &mut self.swarm);
+            }
+            BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                renewal: false,
+                ..
+            }) => tracing::info!(relay = %relay_peer_id, "relay accepted our reservation"),
+            BehaviourEvent::RelayClient(event) => tracing::debug!(?event, "relay client"),
+            BehaviourEvent::Relay(event) => tracing::debug!(?event, "relay service"),
+            BehaviourEvent::Dcutr(dcutr::Event { remote_peer_id, result }) => {
+                self.nat.hole_punched(remote_peer_id, result.map(|_| ()).map_err(|e| e.to_string()));
+            }
             _ => {}
         }
     }

@@ -139,6 +139,20 @@ mod tests {
     const TTL: Duration = Duration::from_secs(30);
 
     #[test]
+    fn a_repeat_with_new_addresses_replaces_them_without_a_new_sequence() {
+        let (mut book, now, peer) = (AdvertBook::new(TTL, 8), Instant::now(), peer());
+        let first = advert(&peer, 5);
+        book.store(peer, first.clone(), now);
+        let relayed = Advert {
+            addresses: vec![format!("/ip4/203.0.113.7/tcp/4001/p2p/{peer}/p2p-circuit")],
+            ..first.clone()
+        };
+        assert_eq!(book.check(&peer, &relayed, now), Ok(()));
+        assert_eq!(book.store(peer, relayed.clone(), now), Stored::Refreshed);
+        assert_eq!(book.get(&peer, now).unwrap().advert.addresses, relayed.addresses);
+    }
+
+    #[test]
     fn keeps_the_highest_sequence_and_refreshes_on_repeats() {
         let (mut book, now, peer) = (AdvertBook::new(TTL, 8), Instant::now(), peer());
         let first = advert(&peer, 5);

@@ -12,12 +12,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use libp2p::gossipsub::{self, IdentTopic, PublishError};
 use libp2p::kad::RecordKey;
-use libp2p::{PeerId, kad};
+use libp2p::{Multiaddr, PeerId, kad};
 
 use super::NetworkError;
 use super::advert_book::{AdvertBook, Stored, unix_seconds};
 use crate::Gossiped;
-use crate::advert::{Advert, AdvertVerifier, MAX_REFRESH_SECS, ReceivedAdvert};
+use crate::advert::{
+    Advert, AdvertVerifier, MAX_ADDRESS_BYTES, MAX_ADVERTISED_ADDRESSES, MAX_REFRESH_SECS, ReceivedAdvert,
+};
 use crate::behaviour::Behaviour;
 
 /// Peers' adverts held; past this the least recently heard makes room.
@@ -63,6 +65,8 @@ pub(super) struct Adverts {
     publish_due: Option<Duration>,
     /// Kademlia learned new peers since our models were last announced.
     routing_grew: bool,
+    /// Where peers dial us, put into each publication of our advert.
+    addresses: Vec<String>,
 }
 
 impl Adverts {
@@ -86,6 +90,7 @@ impl Adverts {
             last_published: None,
             publish_due: None,
             routing_grew: false,
+            addresses: Vec::new(),
         }
     }
 
@@ -181,6 +186,26 @@ impl Adverts {
         self.publish_after(SUBSCRIBER_GAP, gossipsub);
     }
 
+    /// Our external addresses changed (a relay reservation came or went, AutoNAT confirmed one):
+    /// the advert goes out again with them as soon as it may.
+    pub fn set_addresses<'a>(&mut self, addresses: impl Iterator<Item = &'a Multiaddr>) {
+        let addresses: Vec<String> = addresses
+            .map(ToString::to_string)
+            .filter(|a| a.len() <= MAX_ADDRESS_BYTES)
+            .take(MAX_ADVERTISED_ADDRESSES)
+            .collect();
+        if addresses != self.addresses {
+            self.addresses = addresses;
+            self.publish_due = Some(MIN_PUBLISH_GAP);
+        }
+    }
+
+    /// The addresses `peer`'s fresh advert carries.
+    pub fn addresses_of(&self, peer: &PeerId) -> Vec<Multiaddr> {
+        let Some(received) = self.book.get(peer, Instant::now()) else { return Vec::new() };
+        received.advert.addresses.iter().filter_map(|a| a.parse().ok()).collect()
+    }
+
     pub fn routing_grew(&mut self) {
         self.routing_grew = true;
     }
@@ -228,6 +253,7 @@ impl Adverts {
         // Receivers take a repeat only if it is not older than the copy they hold.
         advert.issued_at = advert.issued_at.max(unix_seconds(SystemTime::now()));
         advert.refresh_secs = Some(refresh.as_secs().max(1));
+        advert.addresses.clone_from(&self.addresses);
         let bytes = match advert.encode() {
             Ok(bytes) => bytes,
             Err(e) => {

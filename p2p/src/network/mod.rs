@@ -12,6 +12,7 @@ mod actor;
 mod advert_book;
 mod adverts;
 mod answers;
+mod nat;
 mod peers;
 mod spot_checks;
 
@@ -26,6 +27,7 @@ use tracing::Instrument;
 
 use self::actor::{Actor, Command, Transport};
 pub use self::answers::Responder;
+pub use self::nat::{MAX_RELAYS, NatConfig, NatStatus, Reachability};
 use crate::advert::{Advert, AdvertVerifier, ReceivedAdvert};
 use crate::memory_link::MemoryLink;
 use crate::spot_check::{ReceivedSpotCheck, SpotCheck, SpotCheckTicket, SpotCheckVerifier, Verdict};
@@ -61,6 +63,8 @@ pub struct NetworkConfig {
     pub request_timeout: Duration,
     /// The most connections (in and out) the node keeps.
     pub max_connections: u32,
+    /// Reachability behind NAT: relays, serving as one, AutoNAT.
+    pub nat: NatConfig,
 }
 
 impl Default for NetworkConfig {
@@ -76,6 +80,7 @@ impl Default for NetworkConfig {
             network_advert_rate: 10.0,
             request_timeout: Duration::from_secs(10),
             max_connections: 128,
+            nat: NatConfig::default(),
         }
     }
 }
@@ -112,7 +117,7 @@ impl NetworkConfig {
                 return invalid(format!("bootstrap address {addr} must end with /p2p/<peer id>"));
             }
         }
-        Ok(())
+        self.nat.validate().map_err(NetworkError::Config)
     }
 }
 
@@ -177,6 +182,9 @@ pub struct PeerInfo {
     pub agent_version: Option<String>,
     /// Its fresh, verified advert, if one arrived.
     pub advert: Option<ReceivedAdvert>,
+    /// Every connection to it runs through a relay (no direct one, hole punching did not succeed
+    /// or is still trying).
+    pub relayed: bool,
 }
 
 /// Talks to the swarm task; cheap to clone, every call is one bounded round trip.
@@ -295,6 +303,11 @@ impl NetworkHandle {
     /// Connected peers.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetworkError> {
         self.call(Command::Peers).await
+    }
+
+    /// Whether peers can reach this node directly, and the relays it is reached through.
+    pub async fn nat_status(&self) -> Result<NatStatus, NetworkError> {
+        self.call(Command::NatStatus).await
     }
 
     /// Kademlia provider lookup for a model hash: other peers that announced it (bounded time:

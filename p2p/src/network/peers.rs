@@ -9,9 +9,17 @@ use libp2p::{Multiaddr, PeerId};
 /// The most listen addresses kept (and handed to Kademlia) per peer.
 pub(super) const MAX_PEER_ADDRS: usize = 16;
 
+/// One connection: its remote address, and whether it runs through a relay (the remote address
+/// of a relayed connection the peer opened is only `/p2p/<peer id>`).
+struct Connection {
+    id: ConnectionId,
+    remote: Multiaddr,
+    relayed: bool,
+}
+
 #[derive(Default)]
 struct Peer {
-    connections: Vec<(ConnectionId, Multiaddr)>,
+    connections: Vec<Connection>,
     listen_addrs: Vec<Multiaddr>,
     rtt: Option<Duration>,
     agent_version: Option<String>,
@@ -29,16 +37,18 @@ pub(super) struct PeerSummary {
     pub addresses: Vec<Multiaddr>,
     pub rtt: Option<Duration>,
     pub agent_version: Option<String>,
+    /// Every connection runs through a relay.
+    pub relayed: bool,
 }
 
 impl PeerBook {
-    pub fn connected(&mut self, peer: PeerId, connection: ConnectionId, remote: Multiaddr) {
-        self.peers.entry(peer).or_default().connections.push((connection, remote));
+    pub fn connected(&mut self, peer: PeerId, id: ConnectionId, remote: Multiaddr, relayed: bool) {
+        self.peers.entry(peer).or_default().connections.push(Connection { id, remote, relayed });
     }
 
     pub fn closed(&mut self, peer: PeerId, connection: ConnectionId) {
         if let Some(entry) = self.peers.get_mut(&peer) {
-            entry.connections.retain(|(id, _)| *id != connection);
+            entry.connections.retain(|c| c.id != connection);
             if entry.connections.is_empty() {
                 self.peers.remove(&peer);
             }
@@ -52,6 +62,12 @@ impl PeerBook {
         }
     }
 
+    /// The remote address of one of the connections to `peer` that runs through no relay.
+    pub fn direct_address(&self, peer: &PeerId) -> Option<Multiaddr> {
+        let entry = self.peers.get(peer)?;
+        entry.connections.iter().find(|c| !c.relayed).map(|c| c.remote.clone())
+    }
+
     pub fn pinged(&mut self, peer: PeerId, rtt: Duration) {
         if let Some(entry) = self.peers.get_mut(&peer) {
             entry.rtt = Some(rtt);
@@ -61,8 +77,8 @@ impl PeerBook {
     pub fn list(&self) -> impl Iterator<Item = PeerSummary> + '_ {
         self.peers.iter().map(|(peer_id, entry)| {
             let mut addresses = entry.listen_addrs.clone();
-            for (_, remote) in &entry.connections {
-                if !addresses.contains(remote) {
+            for Connection { remote, relayed, .. } in &entry.connections {
+                if !relayed && !addresses.contains(remote) {
                     addresses.push(remote.clone());
                 }
             }
@@ -71,6 +87,7 @@ impl PeerBook {
                 addresses,
                 rtt: entry.rtt,
                 agent_version: entry.agent_version.clone(),
+                relayed: entry.connections.iter().all(|c| c.relayed),
             }
         })
     }
@@ -89,20 +106,38 @@ mod tests {
         let tcp: Multiaddr = "/ip4/127.0.0.1/tcp/4001".parse().unwrap();
         let quic: Multiaddr = "/ip4/127.0.0.1/udp/4001/quic-v1".parse().unwrap();
         let (first, second) = (ConnectionId::new_unchecked(1), ConnectionId::new_unchecked(2));
-        book.connected(peer, first, tcp.clone());
-        book.connected(peer, second, quic.clone());
+        book.connected(peer, first, tcp.clone(), false);
+        book.connected(peer, second, quic.clone(), false);
         book.identified(peer, "genmint/0.1.0".into(), std::slice::from_ref(&quic));
         book.pinged(peer, Duration::from_millis(3));
 
         let listed: Vec<_> = book.list().collect();
         assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0].addresses, vec![quic, tcp]);
+        assert_eq!(listed[0].addresses, vec![quic, tcp.clone()]);
         assert_eq!(listed[0].rtt, Some(Duration::from_millis(3)));
         assert_eq!(listed[0].agent_version.as_deref(), Some("genmint/0.1.0"));
+        assert!(!listed[0].relayed);
+        assert_eq!(book.direct_address(&peer), Some(tcp));
 
         book.closed(peer, first);
         assert_eq!(book.list().count(), 1);
         book.closed(peer, second);
         assert_eq!(book.list().count(), 0);
+    }
+
+    #[test]
+    fn a_peer_reached_only_through_a_relay_is_relayed() {
+        let mut book = PeerBook::default();
+        let peer = Keypair::generate_ed25519().public().to_peer_id();
+        let relay = Keypair::generate_ed25519().public().to_peer_id();
+        let circuit: Multiaddr =
+            format!("/ip4/127.0.0.1/tcp/4001/p2p/{relay}/p2p-circuit/p2p/{peer}").parse().unwrap();
+        book.connected(peer, ConnectionId::new_unchecked(1), circuit, true);
+        assert!(book.list().all(|p| p.relayed));
+        assert_eq!(book.direct_address(&peer), None);
+        let punched: Multiaddr = "/ip4/127.0.0.1/tcp/5001".parse().unwrap();
+        book.connected(peer, ConnectionId::new_unchecked(2), punched.clone(), false);
+        assert!(book.list().all(|p| !p.relayed));
+        assert_eq!(book.direct_address(&peer), Some(punched));
     }
 }

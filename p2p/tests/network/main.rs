@@ -8,6 +8,7 @@ mod adverts;
 mod discovery;
 mod jobs;
 mod lifecycle;
+mod relay;
 mod simulated;
 mod spot_checks;
 mod support;

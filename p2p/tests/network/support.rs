@@ -102,6 +102,7 @@ pub fn advert(peer: &PeerId, sequence: u64, models: &[String]) -> Advert {
         sequence,
         issued_at: SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs(),
         refresh_secs: None,
+        addresses: Vec::new(),
     }
 }
 

@@ -188,6 +188,7 @@ async fn a_forged_advert_and_junk_requests_from_a_peer_change_nothing() -> Resul
         sequence,
         issued_at: now_unix(),
         refresh_secs: None,
+        addresses: Vec::new(),
     };
     let bind = |key: &PrivateKeySigner| {
         genmint_node::network::binding::sign_binding(
