@@ -63,6 +63,8 @@ struct Settings {
     advert_interval: Duration,
     /// Share of the nodes replaced per minute during the window.
     churn: f64,
+    /// `NetworkConfig::network_advert_rate`.
+    advert_rate: f64,
 }
 
 impl Settings {
@@ -77,6 +79,7 @@ impl Settings {
             jobs: 100,
             advert_interval: NetworkConfig::default().advert_interval,
             churn: 0.0,
+            advert_rate: NetworkConfig::default().network_advert_rate,
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -92,10 +95,11 @@ impl Settings {
                 "--jobs" => s.jobs = number()? as usize,
                 "--advert-interval" => s.advert_interval = Duration::from_secs_f64(number()?),
                 "--churn" => s.churn = number()? / 100.0,
+                "--advert-rate" => s.advert_rate = number()?,
                 _ => {
                     return Err(format!(
                         "unknown flag {flag}; use --nodes, --bootstrap, --latency-ms, --loss (%), \
-                         --warmup (s), --secs, --jobs, --advert-interval (s), --churn (% a minute)"
+                         --warmup (s), --secs, --jobs, --advert-interval (s), --churn (% a minute), --advert-rate (adverts a second, network-wide)"
                     )
                     .into());
                 }
@@ -159,6 +163,7 @@ async fn start_node(
         network_id: "simulation".into(),
         advert_interval: settings.advert_interval,
         advert_ttl: settings.advert_interval * 3,
+        network_advert_rate: settings.advert_rate,
         ..NetworkConfig::default()
     };
     let link = MemoryLink { latency: settings.latency, loss: settings.loss, traffic: Arc::default() };
@@ -208,6 +213,15 @@ fn resident_bytes() -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
     kib.unwrap_or_default() * 1024
+}
+
+/// CPU seconds this process has used (user and system), from /proc/self/stat's clock ticks.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which ends with the last ')'): utime and stime are 12 and 13.
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or_default();
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// The `share` quantile of `values` (sorted in place); `None` when there are none.
@@ -361,7 +375,7 @@ async fn main() -> SimResult<()> {
 
     // Each second: churn what is due, one publisher raises its sequence, a share of the jobs starts.
     let received_before = population.received();
-    let window = Instant::now();
+    let (window, cpu_before) = (Instant::now(), cpu_seconds());
     let churn_per_second = settings.churn * settings.nodes as f64 / 60.0;
     let (mut churn_due, mut replaced) = (0.0, 0);
     let mut published: HashMap<(PeerId, u64), Instant> = HashMap::new();
@@ -388,6 +402,7 @@ async fn main() -> SimResult<()> {
     }
     tokio::time::sleep(DRAIN).await;
     let window_secs = window.elapsed().as_secs_f64();
+    let cpu_share = (cpu_seconds() - cpu_before) / window_secs;
     let bytes_per_node_second =
         (population.received() - received_before) as f64 / settings.nodes as f64 / window_secs;
     eprintln!("{} adverts published, {replaced} nodes replaced; waiting for the jobs", published.len());
@@ -429,13 +444,14 @@ async fn main() -> SimResult<()> {
     }
 
     println!(
-        "nodes {} (bootstrap {}), latency {:?}, loss {:.1} %, churn {:.0} % a minute ({replaced} replaced in {:.0} s)",
+        "nodes {} (bootstrap {}), latency {:?}, loss {:.1} %, churn {:.0} % a minute ({replaced} replaced in {:.0} s), network advert rate {}/s",
         settings.nodes,
         settings.bootstrap,
         settings.latency,
         settings.loss * 100.0,
         settings.churn * 100.0,
-        window_secs
+        window_secs,
+        settings.advert_rate
     );
     println!(
         "connections per node: min {} median {} max {}",
@@ -462,5 +478,11 @@ async fn main() -> SimResult<()> {
         ms(quantile(&mut latencies, 0.99))
     );
     println!("resident memory per node: {:.1} MiB", memory_per_node as f64 / (1024.0 * 1024.0));
+    println!(
+        "CPU: {:.2} cores for the whole network ({:.2} % of a core per node; the machine has {})",
+        cpu_share,
+        100.0 * cpu_share / settings.nodes as f64,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
     Ok(())
 }

@@ -56,13 +56,17 @@ pub(crate) struct DelayedStream<S> {
     timer: Option<Pin<Box<Sleep>>>,
     ended: bool,
     random: u64,
+    /// Where reads from the inner stream land before they become a segment: allocated once, so
+    /// that a poll finding nothing to read costs no allocation.
+    scratch: Box<[u8]>,
 }
 
 impl<S> DelayedStream<S> {
     pub(crate) fn new(inner: S, link: MemoryLink) -> Self {
         // Each connection loses its own segments: seeds step through odd numbers.
         let random = NEXT_SEED.fetch_add(0x9E37_79B9_7F4A_7C16, Ordering::Relaxed) | 1;
-        Self { inner, link, in_flight: VecDeque::new(), timer: None, ended: false, random }
+        let scratch = vec![0; READ_CHUNK].into_boxed_slice();
+        Self { inner, link, in_flight: VecDeque::new(), timer: None, ended: false, random, scratch }
     }
 
     /// xorshift64: enough to decide which segments are lost.
@@ -91,14 +95,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for DelayedStream<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         while !this.ended {
-            let mut chunk = vec![0; READ_CHUNK];
-            match Pin::new(&mut this.inner).poll_read(cx, &mut chunk) {
+            match Pin::new(&mut this.inner).poll_read(cx, &mut this.scratch) {
                 Poll::Ready(Ok(0)) => this.ended = true,
                 Poll::Ready(Ok(read)) => {
-                    chunk.truncate(read);
+                    let segment = this.scratch[..read].to_vec();
                     this.link.traffic.received.fetch_add(read as u64, Ordering::Relaxed);
                     let at = this.arrival();
-                    this.in_flight.push_back((at, chunk, 0));
+                    this.in_flight.push_back((at, segment, 0));
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => break,
