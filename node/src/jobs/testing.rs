@@ -13,6 +13,8 @@ use genmint_model_runtime::{
     ReproducibilityEnvelope, Rgb8Image, RuntimeError, SchedulerKind, TextFit,
 };
 
+use genmint_model_runtime::trace::{LatentTrace, SampleShape, TraceEntry};
+
 use super::chain::{ChainMint, Finality, MintChain};
 use super::events::JobEvent;
 use super::forwarder::{Candidate, ForwardError, Forwarder, Need, Placement, StatusReply};
@@ -108,6 +110,54 @@ impl Generator for FakeGenerator {
             height: params.height,
             pixels: vec![byte; (params.width * params.height * 3) as usize],
         })
+    }
+
+    // Traces: entry i holds i·byte in every value, each step adds byte, and the final entry
+    // divided by the steps is the picture (records none of its own: see [`fake_trace`]).
+    fn initial_entry(&mut self, params: &GenerationParams) -> Result<TraceEntry, RuntimeError> {
+        Ok(fake_entry(params, 0))
+    }
+
+    fn replay_steps(
+        &mut self,
+        params: &GenerationParams,
+        from: &[(u32, &TraceEntry)],
+    ) -> Result<Vec<TraceEntry>, RuntimeError> {
+        let byte = f32::from((params.seed % 251) as u8);
+        Ok(from
+            .iter()
+            .map(|(_, entry)| TraceEntry {
+                sample: entry.sample.iter().map(|v| v + byte).collect(),
+                state: vec![],
+            })
+            .collect())
+    }
+
+    fn decode_entry(
+        &mut self,
+        params: &GenerationParams,
+        entry: &TraceEntry,
+    ) -> Result<Rgb8Image, RuntimeError> {
+        let pixels =
+            entry.sample.iter().map(|v| (v / params.steps as f32).round().clamp(0.0, 255.0) as u8).collect();
+        Ok(Rgb8Image { width: params.width, height: params.height, pixels })
+    }
+}
+
+fn fake_entry(params: &GenerationParams, step: u32) -> TraceEntry {
+    let byte = f32::from((params.seed % 251) as u8);
+    TraceEntry {
+        sample: vec![byte * step as f32; (params.width * params.height * 3) as usize],
+        state: vec![],
+    }
+}
+
+/// The trace [`FakeGenerator`]'s replays agree with, for `params`.
+pub(crate) fn fake_trace(params: &GenerationParams) -> LatentTrace {
+    LatentTrace {
+        shape: SampleShape { channels: 3, height: params.height, width: params.width },
+        carries_state: false,
+        entries: (0..=params.steps).map(|i| fake_entry(params, i)).collect(),
     }
 }
 

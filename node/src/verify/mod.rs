@@ -21,6 +21,7 @@ pub mod copy;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod regenerate;
+pub mod steps;
 pub mod subject;
 #[cfg(test)]
 mod tests;

@@ -94,6 +94,7 @@ fn assert_signed_by(stack: &Stack, check: &Value, token: &str, checker: &Private
         },
         checked_at: check["checkedAt"].as_u64().context("no checkedAt")?,
         signature: text("signature")?,
+        step_check: serde_json::from_value(check["stepCheck"].clone())?,
     };
     let message = signed.signed_text(stack.anvil.chain_id(), &stack.contract.to_string());
     let signature: Signature = signed.signature.parse()?;
