@@ -21,7 +21,9 @@
 //!
 //! Two honest nodes calibrate: `honest` (same envelope: must always pass) and `honest f16`
 //! (another envelope, the UNet in f16: fails bit-exact comparison by design, and sets the
-//! relative-RMS tolerance reported beside it: twice the largest distance it showed).
+//! relative-RMS tolerance reported beside it: twice the largest distance it showed). Under the
+//! tolerance the final decode is not compared bit for bit (the node compares that picture with
+//! the minted image by dHash, which is left out here); entry 0 always is.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -181,7 +183,9 @@ fn padded(short: &LatentTrace, steps: u32) -> LatentTrace {
 /// One trace's outcome against the checker: entry 0 and the final decode, and each of
 /// `order`'s steps replayed (exact, and its relative RMS).
 struct Trial {
-    ends_ok: bool,
+    initial_ok: bool,
+    /// The final entry decodes to the attested digest (bit for bit).
+    decode_ok: bool,
     steps: Vec<(bool, f64)>,
 }
 
@@ -205,12 +209,15 @@ fn trial(
             (next.bit_identical(committed), next.relative_rms(committed))
         })
         .collect();
-    Ok(Trial { ends_ok: initial_ok && decode_ok, steps })
+    Ok(Trial { initial_ok, decode_ok, steps })
 }
 
 impl Trial {
+    /// Across envelopes (`tolerance`) the decode is not compared bit for bit: the node compares
+    /// the picture by dHash instead, which this benchmark leaves out.
     fn detected(&self, k: usize, tolerance: Option<f64>) -> bool {
-        !self.ends_ok
+        !self.initial_ok
+            || (tolerance.is_none() && !self.decode_ok)
             || self.steps[..k].iter().any(|&(exact, distance)| match tolerance {
                 None => !exact,
                 Some(bound) => distance > bound,

@@ -24,9 +24,10 @@ use super::TraceEntry;
 use crate::{GenerationParams, Generator, Rgb8Image, RuntimeError};
 
 /// The relative RMS a replayed step may differ from the committed entry by when the checker runs
-/// in another envelope: twice the largest distance an honest node with its UNet in f16 showed
-/// against an f32 checker on the default model (`scripts/bench-latent-check.sh`).
-pub const CROSS_ENVELOPE_TOLERANCE: f64 = 5e-3;
+/// in another envelope: twice the largest distance (2.7e-3) an honest node with its UNet in f16
+/// showed against an f32 checker on the default model over 100 seeds, rounded up
+/// (`scripts/bench-latent-check.sh`).
+pub const CROSS_ENVELOPE_TOLERANCE: f64 = 6e-3;
 
 /// How a replayed step is compared with the trace's next entry.
 #[derive(Debug, Clone, Copy, PartialEq)]
