@@ -152,3 +152,19 @@ fn test_model_traces_replay_through_the_vae() {
     let honest = traced(generator.as_mut(), std::slice::from_ref(&euler_a)).remove(0);
     assert_replays_exactly(generator.as_mut(), &euler_a, &honest);
 }
+
+#[test]
+fn a_step_replayed_on_one_thread_gives_what_the_generation_recorded_on_several() {
+    let dir = tempfile::tempdir().unwrap();
+    install_default_model(dir.path(), &minilm()).unwrap();
+    let mut generator = load_model(dir.path(), DeviceChoice::Cpu).unwrap();
+    let params = request(13, 4, SchedulerKind::DpmPp2m);
+    let on = |threads: usize| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let honest = on(3).install(|| traced(generator.as_mut(), std::slice::from_ref(&params)).remove(0));
+    let trace = honest.trace.unwrap();
+    let from: Vec<(u32, &TraceEntry)> = (0..4).map(|i| (i, &trace.entries[i as usize])).collect();
+    let next = on(1).install(|| generator.replay_steps(&params, &from).unwrap());
+    for (i, entry) in next.iter().enumerate() {
+        assert!(entry.bit_identical(&trace.entries[i + 1]), "step {i} differs on one thread");
+    }
+}
