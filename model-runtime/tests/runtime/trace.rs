@@ -27,6 +27,14 @@ fn request(seed: u64, steps: u32, scheduler: SchedulerKind) -> GenerationParams 
     }
 }
 
+/// The default model, installed in a temporary folder (kept while the generator is used).
+fn default_model() -> (tempfile::TempDir, Box<dyn Generator>) {
+    let dir = tempfile::tempdir().unwrap();
+    install_default_model(dir.path(), &minilm()).unwrap();
+    let generator = load_model(dir.path(), DeviceChoice::Cpu).unwrap();
+    (dir, generator)
+}
+
 fn traced(generator: &mut dyn Generator, batch: &[GenerationParams]) -> Vec<Traced> {
     let outcomes = generator.generate_batch_traced(batch, &mut |_, _| Control::Continue);
     outcomes.into_iter().map(Result::unwrap).collect()
@@ -63,9 +71,7 @@ fn assert_replays_exactly(generator: &mut dyn Generator, params: &GenerationPara
 
 #[test]
 fn default_model_traces_replay_bit_for_bit_and_change_no_pixel() {
-    let dir = tempfile::tempdir().unwrap();
-    install_default_model(dir.path(), &minilm()).unwrap();
-    let mut generator = load_model(dir.path(), DeviceChoice::Cpu).unwrap();
+    let (_dir, mut generator) = default_model();
     let dpm = request(7, 10, SchedulerKind::DpmPp2m);
     let batch = [dpm.clone(), GenerationParams { prompt: "red apple".into(), seed: 8, ..dpm.clone() }];
     let alone = generator.generate(&dpm, &mut |_| Control::Continue).unwrap();
@@ -88,9 +94,7 @@ fn default_model_traces_replay_bit_for_bit_and_change_no_pixel() {
 
 #[test]
 fn the_step_check_catches_forged_traces() {
-    let dir = tempfile::tempdir().unwrap();
-    install_default_model(dir.path(), &minilm()).unwrap();
-    let mut generator = load_model(dir.path(), DeviceChoice::Cpu).unwrap();
+    let (_dir, mut generator) = default_model();
     let params = request(11, 10, SchedulerKind::DpmPp2m);
     let honest = traced(generator.as_mut(), std::slice::from_ref(&params)).remove(0);
     let trace = honest.trace.as_ref().unwrap();
@@ -155,9 +159,7 @@ fn test_model_traces_replay_through_the_vae() {
 
 #[test]
 fn a_step_replayed_on_one_thread_gives_what_the_generation_recorded_on_several() {
-    let dir = tempfile::tempdir().unwrap();
-    install_default_model(dir.path(), &minilm()).unwrap();
-    let mut generator = load_model(dir.path(), DeviceChoice::Cpu).unwrap();
+    let (_dir, mut generator) = default_model();
     let params = request(13, 4, SchedulerKind::DpmPp2m);
     let on = |threads: usize| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     let honest = on(3).install(|| traced(generator.as_mut(), std::slice::from_ref(&params)).remove(0));
