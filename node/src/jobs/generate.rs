@@ -430,4 +430,24 @@ mod tests {
         let metadata = h.content.get(minted.outputs.metadata_cid.as_ref().unwrap()).unwrap();
         assert!(!String::from_utf8_lossy(&metadata).contains("not used"));
     }
+
+    #[tokio::test]
+    async fn a_recorded_trace_is_pinned_and_named_by_the_metadata() {
+        let h = Harness::new(Setup { traces: true, ..Setup::default() });
+        let (job, _) = h.jobs.submit(&h.sign(h.request(MODEL, 31))).await.unwrap();
+        let minted = h.wait_for(job.id, JobState::Minted).await;
+        let metadata = h.content.get(minted.outputs.metadata_cid.as_ref().unwrap()).unwrap();
+        let metadata: TokenMetadata = serde_json::from_slice(&metadata).unwrap();
+        let record = metadata.provenance.latent_trace.expect("the metadata names the trace");
+        let bytes = h.content.get(&record.cid.parse().unwrap()).expect("the trace is pinned");
+        let (index, trace) = LatentTrace::from_bytes(&bytes).unwrap();
+        assert_eq!((record.format.as_str(), record.steps), (TRACE_FORMAT, trace.steps()));
+        assert_eq!((record.merkle_root, record.bytes), (index.root, bytes.len() as u64));
+        // Without a trace, the metadata names none (older tokens read the same).
+        let plain = Harness::new(Setup::default());
+        let (job, _) = plain.jobs.submit(&plain.sign(plain.request(MODEL, 32))).await.unwrap();
+        let minted = plain.wait_for(job.id, JobState::Minted).await;
+        let metadata = plain.content.get(minted.outputs.metadata_cid.as_ref().unwrap()).unwrap();
+        assert!(!String::from_utf8_lossy(&metadata).contains("latentTrace"));
+    }
 }
