@@ -47,6 +47,12 @@ pub enum RuntimeError {
     /// The progress callback asked to stop.
     #[error("generation cancelled")]
     Cancelled,
+
+    #[error("malformed latent trace: {0}")]
+    MalformedTrace(String),
+
+    #[error("this generator records no latent traces")]
+    TraceUnsupported,
     /// A tensor operation failed (device, shape or kernel error).
     #[error("inference failed: {0}")]
     Inference(#[from] candle_core::Error),

@@ -127,6 +127,8 @@
 //! - `test_model`: [`write_test_model`], the deterministic test-size model.
 //! - `random_model`: [`write_random_model`], SD 1.5- and SDXL-shaped random weights for speed.
 //! - `default_model`: [`install_default_model`], the shipped `genmint-emoji-32`.
+//! - [`trace`]: latent traces (`genmint-latent-trace-v1`), their Merkle tree and the step
+//!   check that replays a few denoising steps instead of the whole generation.
 //! - [`eval`]: the default model's evaluation (adherence, diversity, speed, determinism).
 
 mod bert_text;
@@ -137,6 +139,7 @@ mod configs;
 mod default_model;
 mod error;
 pub mod eval;
+mod hex_digest;
 mod image;
 mod import;
 mod kernels;
@@ -152,6 +155,7 @@ mod resnet;
 mod scheduler;
 mod test_model;
 mod text;
+pub mod trace;
 mod unet;
 mod vae;
 
@@ -169,7 +173,7 @@ pub use manifest::{MANIFEST_FORMAT, ManifestEntry, ModelManifest, model_hash, mo
 pub use model::{Limits, ModelDescriptor, ModelHash, ModelKind, ReproducibilityEnvelope};
 pub use noise::NOISE_ALGORITHM;
 pub use params::{Control, GenerationParams, Progress, SchedulerKind};
-pub use pipeline::{CANDLE_VERSION, DeviceChoice, Generator, load_model, load_model_with};
+pub use pipeline::{CANDLE_VERSION, DeviceChoice, Generator, Traced, load_model, load_model_with};
 #[doc(hidden)]
 pub use pipeline::{Stages, load_stages};
 pub use precision::ComputeDtype;

@@ -3,9 +3,8 @@
 //! ([`ReproducibilityEnvelope`]).
 
 use std::fmt;
-use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::{GenerationParams, RuntimeError, SchedulerKind};
 
@@ -112,46 +111,7 @@ impl fmt::Display for ModelKind {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ModelHash(pub [u8; 32]);
 
-impl fmt::Display for ModelHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "0x{}", hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for ModelHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ModelHash({self})")
-    }
-}
-
-impl FromStr for ModelHash {
-    type Err = RuntimeError;
-
-    /// Accepts 64 hex digits, with or without `0x`, in either case.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let digits = s.strip_prefix("0x").unwrap_or(s);
-        let mut bytes = [0u8; 32];
-        hex::decode_to_slice(digits, &mut bytes).map_err(|_| RuntimeError::InvalidParameter {
-            field: "model hash",
-            value: format!("{s:?}"),
-            allowed: "0x followed by 64 hex digits".to_string(),
-        })?;
-        Ok(Self(bytes))
-    }
-}
-
-impl Serialize for ModelHash {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for ModelHash {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
+crate::hex_digest::hex_digest!(ModelHash, "model hash");
 
 /// The bounds a request must satisfy for a model. Widths and heights are inclusive ranges of
 /// multiples of `size_multiple`.

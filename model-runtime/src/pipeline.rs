@@ -45,6 +45,7 @@ use crate::noise::NOISE_ALGORITHM;
 use crate::precision::{self, ComputeDtype};
 use crate::scheduler::{self, ScheduleConfig};
 use crate::text::{PromptTokenizer, TextConditioner, TextEncoder, TextFit, TokenizerSource};
+use crate::trace::{LatentTrace, TraceEntry};
 use crate::unet::{AddedConditioning, Unet};
 use crate::vae::VaeDecoder;
 use crate::{
@@ -62,6 +63,13 @@ pub enum DeviceChoice {
     Cpu,
     /// The CUDA device with this ordinal; needs the crate's `cuda` feature.
     Cuda(usize),
+}
+
+/// An image and the latent trace that led to it (`None` where the generator records none).
+#[derive(Debug, Clone)]
+pub struct Traced {
+    pub image: Rgb8Image,
+    pub trace: Option<LatentTrace>,
 }
 
 /// A loaded model that turns requests into images.
@@ -92,6 +100,47 @@ pub trait Generator: Send {
             outcomes.push(self.generate(params, &mut |p| progress(index, p)));
         }
         outcomes
+    }
+
+    /// Generates a batch as [`Self::generate_batch`] does (the same pixels), each image with the
+    /// latent trace its denoising loop went through ([`crate::trace`]) where the generator
+    /// records one; this default records none.
+    fn generate_batch_traced(
+        &mut self,
+        batch: &[GenerationParams],
+        progress: &mut (dyn FnMut(usize, Progress) -> Control + Send),
+    ) -> Vec<Result<Traced, RuntimeError>> {
+        self.generate_batch(batch, progress)
+            .into_iter()
+            .map(|outcome| outcome.map(|image| Traced { image, trace: None }))
+            .collect()
+    }
+
+    /// Trace entry 0 for the request: its seeded initial sample (and zero scheduler state).
+    fn initial_entry(&mut self, params: &GenerationParams) -> Result<TraceEntry, RuntimeError> {
+        let _ = params;
+        Err(RuntimeError::TraceUnsupported)
+    }
+
+    /// Runs step `i` of the request again from trace entry `i`, for each `(i, entry)`, and
+    /// returns what entry `i + 1` must be (see [`crate::trace::check`]).
+    fn replay_steps(
+        &mut self,
+        params: &GenerationParams,
+        from: &[(u32, &TraceEntry)],
+    ) -> Result<Vec<TraceEntry>, RuntimeError> {
+        let _ = (params, from);
+        Err(RuntimeError::TraceUnsupported)
+    }
+
+    /// The image a trace's final entry decodes to.
+    fn decode_entry(
+        &mut self,
+        params: &GenerationParams,
+        entry: &TraceEntry,
+    ) -> Result<Rgb8Image, RuntimeError> {
+        let _ = (params, entry);
+        Err(RuntimeError::TraceUnsupported)
     }
 
     /// How many tokens of the request's texts the model cuts off to fit its text encoders'
@@ -267,6 +316,7 @@ fn with_zeros_first(conditional: &Tensor) -> Result<Tensor, RuntimeError> {
 }
 
 /// The text conditioning of one request's batch.
+#[derive(Clone)]
 struct TextContext {
     /// The UNet's `encoder_hidden_states`.
     hidden: Tensor,
@@ -689,19 +739,75 @@ impl Generator for DiffusionModel {
         batch: &[GenerationParams],
         progress: &mut (dyn FnMut(usize, Progress) -> Control + Send),
     ) -> Vec<Result<Rgb8Image, RuntimeError>> {
+        self.run_batch(batch, false, progress).into_iter().map(|outcome| outcome.map(|t| t.image)).collect()
+    }
+
+    fn generate_batch_traced(
+        &mut self,
+        batch: &[GenerationParams],
+        progress: &mut (dyn FnMut(usize, Progress) -> Control + Send),
+    ) -> Vec<Result<Traced, RuntimeError>> {
+        self.run_batch(batch, true, progress)
+    }
+
+    fn initial_entry(&mut self, params: &GenerationParams) -> Result<TraceEntry, RuntimeError> {
+        self.descriptor.limits.validate(params)?;
+        let sample = self.initial_sample(params)?.flatten_all()?.to_vec1::<f32>()?;
+        let carries = scheduler::build(params.scheduler, &self.schedule, params.steps)?.carries_state();
+        let state = if carries { vec![0.0; sample.len()] } else { Vec::new() };
+        Ok(TraceEntry { sample, state })
+    }
+
+    fn replay_steps(
+        &mut self,
+        params: &GenerationParams,
+        from: &[(u32, &TraceEntry)],
+    ) -> Result<Vec<TraceEntry>, RuntimeError> {
+        rayon::scope(|_| self.replay(params, from))
+    }
+
+    fn decode_entry(
+        &mut self,
+        params: &GenerationParams,
+        entry: &TraceEntry,
+    ) -> Result<Rgb8Image, RuntimeError> {
+        let shape = self.sample_shape(params);
+        if entry.sample.len() != shape.1 * shape.2 * shape.3 {
+            return Err(RuntimeError::MalformedTrace(format!(
+                "the final entry has {} values, the request's sample {}",
+                entry.sample.len(),
+                shape.1 * shape.2 * shape.3
+            )));
+        }
+        let sample = Tensor::from_vec(entry.sample.clone(), shape, &self.device)?;
+        rayon::scope(|_| rgb8(params, &self.decoder.decode(sample)?))
+    }
+}
+
+impl DiffusionModel {
+    /// [`Generator::generate_batch_traced`], with or without recording the traces.
+    fn run_batch(
+        &mut self,
+        batch: &[GenerationParams],
+        record: bool,
+        progress: &mut (dyn FnMut(usize, Progress) -> Control + Send),
+    ) -> Vec<Result<Traced, RuntimeError>> {
         // Run on a worker of candle's rayon pool: each op's parallel parts are then split among
         // the pool's threads from inside it, instead of being handed to the pool and waited for
         // from this thread, op after op, with the pool's idle workers spinning meanwhile. The
         // result does not depend on where it runs (the ops split work, never sums).
         rayon::scope(|_| {
-            let mut outcomes: Vec<Option<Result<Rgb8Image, RuntimeError>>> =
+            let mut outcomes: Vec<Option<Result<Traced, RuntimeError>>> =
                 batch.iter().map(|_| None).collect();
             for group in sharing_timesteps(batch) {
                 let requests: Vec<&GenerationParams> = group.iter().map(|&i| &batch[i]).collect();
-                let samples = self.denoise(&requests, &mut |member, p| progress(group[member], p));
-                for (&index, sample) in group.iter().zip(samples) {
-                    let image = sample.and_then(|s| rgb8(&batch[index], &self.decoder.decode(s)?));
-                    outcomes[index] = Some(image);
+                let samples = self.denoise(&requests, record, &mut |member, p| progress(group[member], p));
+                for (&index, denoised) in group.iter().zip(samples) {
+                    let traced = denoised.and_then(|d| {
+                        let image = rgb8(&batch[index], &self.decoder.decode(d.sample)?)?;
+                        Ok(Traced { image, trace: d.trace })
+                    });
+                    outcomes[index] = Some(traced);
                 }
             }
             outcomes.into_iter().map(|outcome| outcome.unwrap_or_else(denoise::no_outcome)).collect()
@@ -798,7 +904,8 @@ impl Stages {
 
     /// The sample just before decoding, for `params`.
     pub fn denoised(&self, params: &GenerationParams) -> Result<Tensor, RuntimeError> {
-        self.0.denoise(&[params], &mut |_, _| Control::Continue).pop().unwrap_or_else(denoise::no_outcome)
+        let mut denoised = self.0.denoise(&[params], false, &mut |_, _| Control::Continue);
+        denoised.pop().unwrap_or_else(denoise::no_outcome).map(|d| d.sample)
     }
 
     /// The decoder's output in `[-1, 1]`, `[1, 3, height, width]`.

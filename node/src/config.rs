@@ -27,6 +27,7 @@ pub struct Config {
     pub model: Models,
     pub limits: LimitsConfig,
     pub p2p: P2pConfig,
+    pub spot_checks: SpotChecksConfig,
     pub replication: ReplicationConfig,
 }
 
@@ -369,6 +370,33 @@ impl Default for P2pConfig {
             autonat_private_addresses: false,
         }
     }
+}
+
+/// How this node spot-checks other nodes' tokens (how often: `[p2p] spot_check_interval_secs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpotChecksConfig {
+    /// `full` re-generates the token; `steps` replays `steps` denoising steps, drawn at random,
+    /// of the latent trace the token's metadata commits to (a token without one is re-generated).
+    pub method: SpotCheckMethod,
+    /// Steps a `steps` check replays.
+    pub steps: u32,
+}
+
+impl Default for SpotChecksConfig {
+    fn default() -> Self {
+        Self { method: SpotCheckMethod::Full, steps: 2 }
+    }
+}
+
+/// How a spot check checks a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpotCheckMethod {
+    /// Re-generate the whole token and compare the pixels.
+    Full,
+    /// Replay a few steps of the node's latent trace.
+    Steps,
 }
 
 /// Copies of each token's content on other nodes.

@@ -418,6 +418,7 @@ impl Services {
             domain: jobs.domain().clone(),
             chain_id: self.chain.chain_id(),
             contract: self.chain.address(),
+            spot_checks: config.spot_checks.clone(),
         });
         start_spot_checks(parts, received, config.p2p.spot_check_interval_secs, tasks);
         info!(peer = %network.peer_id(), addrs = ?network.bootstrap_addrs().await?, "joined the network");

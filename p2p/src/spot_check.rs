@@ -95,6 +95,27 @@ pub struct SpotCheck {
     pub checked_at: u64,
     /// 0x-prefixed 65-byte EIP-191 signature of [`SpotCheck::signed_text`] by `checker`.
     pub signature: String,
+    /// Present when the checker replayed steps of the node's latent trace instead of
+    /// re-generating: then `regenerated_pixel_digest` is the digest the trace's final entry
+    /// decodes to (the attested one when the check got that far), and the outcome says whether
+    /// the trace held (an additive field: checks without it read and sign as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_check: Option<StepCheck>,
+}
+
+/// The most steps a step check names.
+pub const MAX_STEP_CHECK_STEPS: usize = 64;
+
+/// What a step check replayed and what failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepCheck {
+    /// The denoising steps replayed (step `i` from trace entry `i`), increasing.
+    pub steps: Vec<u32>,
+    /// What did not hold: `trace` (not the committed trace), `initial` (entry 0 is not the
+    /// seed's noise), `step N` (step N replayed does not give entry N + 1), `decode` (the final
+    /// entry does not decode to the attested pixels); `None` when everything held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 /// A peer's spot check that passed every check the network makes (size, shape, freshness, its
@@ -177,7 +198,14 @@ impl SpotCheck {
             minted.dtype,
             minted.device_class,
             self.checked_at,
-        )
+        ) + &self.step_check.as_ref().map_or(String::new(), |step| {
+            let steps: Vec<String> = step.steps.iter().map(u32::to_string).collect();
+            format!(
+                "\nsteps replayed: {}\nsteps failed: {}",
+                steps.join(","),
+                step.failed.as_deref().unwrap_or("none")
+            )
+        })
     }
 
     /// Checks everything about the check's form that needs no key: the version, hex fields of the
@@ -212,7 +240,18 @@ impl SpotCheck {
             return Err(format!("perceptual distance {:?} exceeds 64 bits", self.perceptual_distance));
         }
         let same = self.expected_pixel_digest.eq_ignore_ascii_case(&self.regenerated_pixel_digest);
-        let implied = Outcome::of(same, self.same_envelope(), self.perceptual_distance);
+        let implied = match &self.step_check {
+            None => Outcome::of(same, self.same_envelope(), self.perceptual_distance),
+            // A failed step check is a mismatch; one that held compares its decoded pixels as a
+            // re-generation's.
+            Some(step) => {
+                check_step_check(step)?;
+                match step.failed {
+                    Some(_) => Outcome::Mismatch,
+                    None => Outcome::of(same, self.same_envelope(), self.perceptual_distance),
+                }
+            }
+        };
         if self.outcome != implied {
             return Err(format!(
                 "outcome {} contradicts the digests (expected {}, regenerated {}), envelopes and distance {:?}: it is {}",
@@ -226,10 +265,35 @@ impl SpotCheck {
         Ok(())
     }
 
+    /// Whether the check re-derived the pixels (a full re-generation), as a dispute's vote needs.
+    pub fn regenerated(&self) -> bool {
+        self.step_check.is_none()
+    }
+
     /// Whether the checker generated the way the minting node did (a mismatch then means one of
     /// them is wrong; across device classes it may be the hardware).
     pub fn same_envelope(&self) -> bool {
         self.checker_envelope == self.minted_envelope
+    }
+}
+
+/// A step check names at most [`MAX_STEP_CHECK_STEPS`] increasing steps and a known failure.
+fn check_step_check(step: &StepCheck) -> Result<(), String> {
+    if step.steps.is_empty() || step.steps.len() > MAX_STEP_CHECK_STEPS {
+        return Err(format!(
+            "a step check names 1 to {MAX_STEP_CHECK_STEPS} steps, not {}",
+            step.steps.len()
+        ));
+    }
+    if step.steps.windows(2).any(|pair| pair[0] >= pair[1]) {
+        return Err("a step check's steps increase".to_owned());
+    }
+    match step.failed.as_deref() {
+        None | Some("trace" | "initial" | "decode") => Ok(()),
+        Some(other) => match other.strip_prefix("step ").map(str::parse::<u32>) {
+            Some(Ok(n)) if step.steps.contains(&n) => Ok(()),
+            _ => Err(format!("a step check cannot have failed {other:?}")),
+        },
     }
 }
 
@@ -255,6 +319,7 @@ pub(crate) mod tests {
             minted_envelope: envelope,
             checked_at: 1_700_000_000,
             signature: format!("0x{}", "9a".repeat(65)),
+            step_check: None,
         }
     }
 
@@ -336,6 +401,37 @@ pub(crate) mod tests {
         assert!(unmeasured.validate_shape().is_err());
         let impossible = SpotCheck { perceptual_distance: Some(65), outcome: Outcome::Mismatch, ..gpu };
         assert!(impossible.validate_shape().unwrap_err().contains("exceeds 64"));
+    }
+
+    #[test]
+    fn a_step_check_signs_its_steps_and_its_outcome_follows_the_failure() {
+        let plain = check();
+        let passed = SpotCheck { step_check: Some(StepCheck { steps: vec![2, 7], failed: None }), ..check() };
+        assert_eq!(passed.validate_shape(), Ok(()));
+        assert!(!passed.regenerated());
+        let text = passed.signed_text(31337, "0x01");
+        assert!(text.starts_with(&plain.signed_text(31337, "0x01")), "older checks sign the same text");
+        assert!(text.ends_with("\nsteps replayed: 2,7\nsteps failed: none"), "{text}");
+        let failed = |failed: &str| SpotCheck {
+            outcome: Outcome::Mismatch,
+            step_check: Some(StepCheck { steps: vec![2, 7], failed: Some(failed.into()) }),
+            ..check()
+        };
+        for ok in ["step 7", "trace", "initial", "decode"] {
+            assert_eq!(failed(ok).validate_shape(), Ok(()), "{ok}");
+        }
+        assert!(failed("step 3").validate_shape().is_err(), "a step it did not replay");
+        assert!(failed("weather").validate_shape().is_err());
+        assert_ne!(failed("step 7").signed_text(1, "0x01"), passed.signed_text(1, "0x01"));
+        // A failure with a match outcome, or a pass with a mismatch, contradicts itself.
+        let claimed_match = SpotCheck { outcome: Outcome::Match, ..failed("step 2") };
+        assert!(claimed_match.validate_shape().unwrap_err().contains("contradicts"));
+        let claimed_mismatch = SpotCheck { outcome: Outcome::Mismatch, ..passed.clone() };
+        assert!(claimed_mismatch.validate_shape().is_err());
+        let unordered =
+            SpotCheck { step_check: Some(StepCheck { steps: vec![7, 2], failed: None }), ..check() };
+        assert!(unordered.validate_shape().is_err());
+        assert_eq!(SpotCheck::decode(&passed.encode().unwrap()).unwrap(), passed);
     }
 
     #[test]

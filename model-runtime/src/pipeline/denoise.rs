@@ -7,13 +7,24 @@
 //!
 //! A pass that fails for a batch is run again one request at a time, so each request gets its
 //! own outcome (a batch too large for the device memory still gives every picture).
+//!
+//! Asked to, the loop records each request's latent trace ([`crate::trace`]): the sample and
+//! the scheduler's state before the first step and after each one, copied to the host as f32.
+//! [`DiffusionModel::replay`] runs single steps of a trace again through the same `step`.
 
-use candle_core::Tensor;
+use candle_core::{DType, Device, Tensor};
 
 use super::{Decoder, DiffusionModel, TextContext, rgb8};
 use crate::noise;
 use crate::scheduler::{self, Scheduler, SeededStepNoise};
+use crate::trace::{LatentTrace, SampleShape, TraceEntry};
 use crate::{Control, GenerationParams, Progress, RuntimeError};
+
+/// A request's denoised sample, and its latent trace when one was recorded.
+pub(super) struct Denoised {
+    pub sample: Tensor,
+    pub trace: Option<LatentTrace>,
+}
 
 /// One request's part of a batch, between steps.
 struct Member<'a> {
@@ -26,6 +37,8 @@ struct Member<'a> {
     sample: Tensor,
     scheduler: Box<dyn Scheduler>,
     step_noise: SeededStepNoise,
+    /// The entries so far, when recording.
+    trace: Option<Vec<TraceEntry>>,
 }
 
 impl Member<'_> {
@@ -33,23 +46,67 @@ impl Member<'_> {
     fn rows(&self) -> usize {
         if self.guided { 2 } else { 1 }
     }
+
+    /// The sample and the scheduler state now, on the host (state zeros before the first step of
+    /// a scheduler that carries some).
+    fn entry(&self) -> Result<TraceEntry, RuntimeError> {
+        let host = |t: &Tensor| -> Result<Vec<f32>, RuntimeError> {
+            Ok(t.to_device(&Device::Cpu)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+        };
+        let sample = host(&self.sample)?;
+        let state = match (self.scheduler.carries_state(), self.scheduler.state()) {
+            (false, _) => Vec::new(),
+            (true, Some(state)) => host(state)?,
+            (true, None) => vec![0.0; sample.len()],
+        };
+        Ok(TraceEntry { sample, state })
+    }
+
+    fn record(&mut self) -> Result<(), RuntimeError> {
+        if self.trace.is_some() {
+            let entry = self.entry()?;
+            self.trace.get_or_insert_with(Vec::new).push(entry);
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Denoised, RuntimeError> {
+        let trace = match self.trace {
+            Some(entries) => {
+                let (_, channels, height, width) = self.sample.dims4()?;
+                let shape =
+                    SampleShape { channels: channels as u32, height: height as u32, width: width as u32 };
+                Some(LatentTrace { shape, carries_state: self.scheduler.carries_state(), entries })
+            }
+            None => None,
+        };
+        Ok(Denoised { sample: self.sample, trace })
+    }
 }
 
 impl DiffusionModel {
     /// The samples just before decoding, in `batch` order, for requests that all batch with the
     /// first one ([`GenerationParams::batches_with`]). `progress` gets a request's index in
     /// `batch` with each of its steps; answering [`Control::Cancel`] ends that request alone with
-    /// [`RuntimeError::Cancelled`].
+    /// [`RuntimeError::Cancelled`]. With `record`, each comes with its latent trace.
     pub(super) fn denoise(
         &self,
         batch: &[&GenerationParams],
+        record: bool,
         progress: &mut (dyn FnMut(usize, Progress) -> Control + Send),
-    ) -> Vec<Result<Tensor, RuntimeError>> {
+    ) -> Vec<Result<Denoised, RuntimeError>> {
         debug_assert!(batch.windows(2).all(|pair| pair[0].batches_with(pair[1])));
-        let mut outcomes: Vec<Option<Result<Tensor, RuntimeError>>> = batch.iter().map(|_| None).collect();
+        let mut outcomes: Vec<Option<Result<Denoised, RuntimeError>>> = batch.iter().map(|_| None).collect();
         let mut members = Vec::with_capacity(batch.len());
         for (index, params) in batch.iter().enumerate() {
-            match self.start(index, params) {
+            let started = self.start(index, params).and_then(|mut member| {
+                if record {
+                    member.trace = Some(Vec::with_capacity(params.steps as usize + 1));
+                    member.record()?;
+                }
+                Ok(member)
+            });
+            match started {
                 Ok(member) => members.push(member),
                 Err(e) => outcomes[index] = Some(Err(e)),
             }
@@ -61,7 +118,10 @@ impl DiffusionModel {
             if members.is_empty() {
                 break;
             }
-            if let Err(e) = self.step(&mut members, step, timestep) {
+            if let Err(e) = self
+                .step(&mut members, step, timestep)
+                .and_then(|()| members.iter_mut().try_for_each(Member::record))
+            {
                 if members.len() == 1 {
                     outcomes[members[0].index] = Some(Err(e));
                     members.clear();
@@ -69,7 +129,7 @@ impl DiffusionModel {
                 }
                 tracing::warn!(error = %e, batch = members.len(), "a batched step failed; running its requests one at a time");
                 for member in std::mem::take(&mut members) {
-                    let alone = self.denoise(&[member.params], &mut |_, p| progress(member.index, p));
+                    let alone = self.denoise(&[member.params], record, &mut |_, p| progress(member.index, p));
                     outcomes[member.index] = alone.into_iter().next();
                 }
                 break;
@@ -90,7 +150,8 @@ impl DiffusionModel {
             });
         }
         for member in members {
-            outcomes[member.index] = Some(Ok(member.sample));
+            let index = member.index;
+            outcomes[index] = Some(member.finish());
         }
         outcomes.into_iter().map(|outcome| outcome.unwrap_or_else(no_outcome)).collect()
     }
@@ -98,28 +159,98 @@ impl DiffusionModel {
     /// Checks the request and sets up its part: text conditioning, seeded noise, scheduler.
     fn start<'a>(&self, index: usize, params: &'a GenerationParams) -> Result<Member<'a>, RuntimeError> {
         self.descriptor.limits.validate(params)?;
-        let guided = params.guidance > 1.0;
-        let context = self.conditioning.context(params, guided)?;
+        let context = self.conditioning.context(params, params.guidance > 1.0)?;
+        let sample = self.initial_sample(params)?;
+        self.member(index, params, context, sample)
+    }
+
+    /// The request's sample shape `(1, C, h, w)`.
+    pub(super) fn sample_shape(&self, params: &GenerationParams) -> (usize, usize, usize, usize) {
         let height = (params.height / self.sample_factor) as usize;
         let width = (params.width / self.sample_factor) as usize;
-        let shape = (1, self.sample_channels, height, width);
+        (1, self.sample_channels, height, width)
+    }
+
+    /// The seeded noise times the scheduler's `init_noise_sigma`: the sample before step 0.
+    pub(super) fn initial_sample(&self, params: &GenerationParams) -> Result<Tensor, RuntimeError> {
+        let shape = self.sample_shape(params);
         let values = noise::standard_normal(params.seed, shape.1 * shape.2 * shape.3);
-        let mut sample = Tensor::from_vec(values, shape, &self.device)?;
-        let scheduler = scheduler::build(params.scheduler, &self.schedule, params.steps)?;
-        let init_noise_sigma = scheduler.init_noise_sigma();
+        let sample = Tensor::from_vec(values, shape, &self.device)?;
+        let init_noise_sigma =
+            scheduler::build(params.scheduler, &self.schedule, params.steps)?.init_noise_sigma();
         // At sigma 1 (DDIM, DPM-Solver) the noise is the first sample exactly as drawn.
         if init_noise_sigma != 1.0 {
-            sample = sample.affine(init_noise_sigma, 0.0)?;
+            return Ok(sample.affine(init_noise_sigma, 0.0)?);
         }
+        Ok(sample)
+    }
+
+    /// A request's part with its context and a sample to start from, before any step.
+    fn member<'a>(
+        &self,
+        index: usize,
+        params: &'a GenerationParams,
+        context: TextContext,
+        sample: Tensor,
+    ) -> Result<Member<'a>, RuntimeError> {
         Ok(Member {
             index,
             params,
-            guided,
+            guided: params.guidance > 1.0,
             context,
             sample,
-            scheduler,
+            scheduler: scheduler::build(params.scheduler, &self.schedule, params.steps)?,
             step_noise: SeededStepNoise { seed: params.seed },
+            trace: None,
         })
+    }
+
+    /// Runs step `i` again from trace entry `i`, for each `(i, entry)`, and returns what entry
+    /// `i + 1` must then be: the same UNet pass, guidance and scheduler step as the generation,
+    /// with the text conditioning computed once.
+    pub(super) fn replay(
+        &self,
+        params: &GenerationParams,
+        from: &[(u32, &TraceEntry)],
+    ) -> Result<Vec<TraceEntry>, RuntimeError> {
+        self.descriptor.limits.validate(params)?;
+        let context = self.conditioning.context(params, params.guidance > 1.0)?;
+        let shape = self.sample_shape(params);
+        let values = shape.1 * shape.2 * shape.3;
+        let mut next = Vec::with_capacity(from.len());
+        for &(step, entry) in from {
+            if step >= params.steps {
+                return Err(RuntimeError::MalformedTrace(format!(
+                    "step {step} of a {}-step request",
+                    params.steps
+                )));
+            }
+            if entry.sample.len() != values {
+                return Err(RuntimeError::MalformedTrace(format!(
+                    "entry {step} has {} values, the request's sample {values}",
+                    entry.sample.len()
+                )));
+            }
+            let sample = Tensor::from_vec(entry.sample.clone(), shape, &self.device)?;
+            let mut member = self.member(0, params, context.clone(), sample)?;
+            let expected_state = if member.scheduler.carries_state() { values } else { 0 };
+            if entry.state.len() != expected_state {
+                return Err(RuntimeError::MalformedTrace(format!(
+                    "entry {step} carries {} state values, {} needs {expected_state}",
+                    entry.state.len(),
+                    params.scheduler
+                )));
+            }
+            // Before step 0 nothing came earlier: the generation's scheduler had no state.
+            if expected_state > 0 && step > 0 {
+                member.scheduler.restore_state(Tensor::from_vec(entry.state.clone(), shape, &self.device)?);
+            }
+            let timestep = member.scheduler.timesteps()[step as usize];
+            let mut members = [member];
+            self.step(&mut members, step as usize, timestep)?;
+            next.push(members[0].entry()?);
+        }
+        Ok(next)
     }
 
     /// Step `step` for every member: one UNet pass over all their rows, then each member's

@@ -123,6 +123,18 @@ impl Scheduler for DpmPp2m {
         Some(&self.sigmas)
     }
 
+    fn carries_state(&self) -> bool {
+        true
+    }
+
+    fn state(&self) -> Option<&Tensor> {
+        self.previous.as_ref()
+    }
+
+    fn restore_state(&mut self, state: Tensor) {
+        self.previous = Some(state);
+    }
+
     fn step(
         &mut self,
         index: usize,

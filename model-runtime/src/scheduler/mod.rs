@@ -64,8 +64,24 @@ pub(crate) trait Scheduler {
         None
     }
 
+    /// Whether a step depends on more than the sample (multistep solvers remember an earlier
+    /// output): a latent trace then records [`Self::state`] beside each sample.
+    fn carries_state(&self) -> bool {
+        false
+    }
+
+    /// What the next step needs beyond the sample; `None` before the first step, and always for
+    /// schedulers that carry nothing.
+    fn state(&self) -> Option<&Tensor> {
+        None
+    }
+
+    /// Starts from a recorded [`Self::state`], to replay one step on its own.
+    fn restore_state(&mut self, _state: Tensor) {}
+
     /// The sample after step `index`, given the model output at `timesteps()[index]`. Steps run
-    /// in order, once each: multistep solvers remember earlier outputs.
+    /// in order, once each: multistep solvers remember earlier outputs (a replay restores them
+    /// first with [`Self::restore_state`]).
     fn step(
         &mut self,
         index: usize,

@@ -14,6 +14,7 @@ mod precision;
 mod sharded;
 mod single_file;
 mod tiny;
+mod trace;
 
 use std::path::PathBuf;
 

@@ -157,7 +157,7 @@ fn print_dispute(token: &str, d: &DisputeState) {
 }
 
 /// The re-derived digest of `operator`'s signed mismatch spot check of `token`, from the node's
-/// provenance report.
+/// provenance report. A step check's mismatch re-derives no digest, so it does not count.
 async fn own_mismatch(node: &str, token: &str, operator: alloy::primitives::Address) -> Result<B256> {
     let url = format!("{}/v1/tokens/{token}/provenance", node.trim_end_matches('/'));
     let report: serde_json::Value = reqwest::get(&url)
@@ -167,10 +167,17 @@ async fn own_mismatch(node: &str, token: &str, operator: alloy::primitives::Addr
         .json()
         .await?;
     let checks = report["peerChecks"].as_array().map(Vec::as_slice).unwrap_or_default();
-    let own = checks.iter().find(|c| {
+    let mine = |c: &&serde_json::Value| {
         c["outcome"] == "mismatch" && c["checker"].as_str().and_then(|a| a.parse().ok()) == Some(operator)
-    });
+    };
+    let own = checks.iter().filter(mine).find(|c| c["stepCheck"].is_null());
     let Some(check) = own else {
+        if checks.iter().any(|c| mine(&c)) {
+            bail!(
+                "{operator}'s mismatch of token {token} is a step check, which re-derives no digest: \
+                 re-generate it (`genmint verify {token} --regenerate`) and pass --digest"
+            );
+        }
         bail!(
             "{operator} has no mismatch spot check of token {token} at {url}: wait for one, or pass --digest"
         );

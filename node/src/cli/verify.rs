@@ -1,5 +1,6 @@
 //! `genmint verify <token id | IPFS CID | image file>`: every check of [`crate::verify`], printed by
-//! name, or as JSON with `--json`; `--regenerate` re-runs the request on a local copy of the model.
+//! name, or as JSON with `--json`; `--regenerate` re-runs the request on a local copy of the model,
+//! `--steps K` replays K random steps of the token's committed latent trace instead.
 //! A file that is a copy (re-encoded, resized, stripped) is traced by its invisible watermark, or,
 //! without one, by its fingerprint in the fingerprint index of the node at `--node`.
 //! Exits non-zero if any check fails.
@@ -11,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use alloy::primitives::Address;
 use anyhow::{Context, Result};
@@ -22,7 +24,7 @@ use crate::ipfs::{KuboClient, SwarmPeers};
 use crate::replication::{ContentHolders, holder_views, pinned_here};
 use crate::verify::copy::{FingerprintIndex, FingerprintMatch};
 use crate::verify::subject::{Subject, resolve};
-use crate::verify::{CheckName, inspect, regenerate};
+use crate::verify::{CheckName, inspect, regenerate, steps};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -35,7 +37,12 @@ pub struct VerifyArgs {
     /// Also re-run the request with the model (found by hash under --models-dir) and compare images.
     #[arg(long)]
     pub regenerate: bool,
-    /// Where --regenerate looks for the model (default: the data dir's `models`).
+    /// Instead of (or beside) --regenerate, a cheaper check: replay this many denoising steps,
+    /// drawn at random, of the latent trace the token's metadata commits to (with the model found
+    /// as for --regenerate).
+    #[arg(long, value_name = "K")]
+    pub steps: Option<u32>,
+    /// Where --regenerate and --steps look for the model (default: the data dir's `models`).
     #[arg(long)]
     pub models_dir: Option<PathBuf>,
     /// Kubo's RPC API, for fetching the metadata and image.
@@ -43,6 +50,31 @@ pub struct VerifyArgs {
     pub ipfs_api: String,
     #[command(flatten)]
     pub chain: ChainArgs,
+}
+
+/// `--steps K`: reads what K random steps of the token's committed trace need, then replays them.
+async fn step_check(
+    ipfs: &KuboClient,
+    evidence: Arc<crate::verify::Evidence>,
+    models_dir: PathBuf,
+    count: u32,
+) -> anyhow::Result<Result<String, String>> {
+    let record = evidence.metadata.as_ref().and_then(|m| m.provenance.latent_trace.clone());
+    let (Some(record), Some(request)) = (record, evidence.request.as_ref()) else {
+        return Ok(Err("the metadata commits to no latent trace (minted before traces, or by a generator \
+                       that records none): use --regenerate"
+            .to_owned()));
+    };
+    let chosen = steps::draw_steps(request.steps, count.max(1));
+    let fetched = match steps::fetch_for_check(ipfs, &record, request.steps, &chosen).await {
+        Ok(fetched) => fetched,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    tokio::task::spawn_blocking(move || {
+        regenerate::check_trace(&evidence, &fetched, &models_dir, DeviceChoice::Cpu)
+    })
+    .await
+    .context("the step check task stopped")
 }
 
 /// Where the token's chain is, for `verify` and `detect`.
@@ -145,8 +177,14 @@ pub async fn run(data_dir: &Path, args: VerifyArgs) -> Result<ExitCode> {
     if let Some(result) = claim.check(&evidence) {
         report.push(CheckName::Subject, result);
     }
+    let models_dir = args.models_dir.unwrap_or_else(|| data_dir.join("models"));
+    let evidence = Arc::new(evidence);
+    if let Some(count) = args.steps {
+        let result = step_check(&ipfs, Arc::clone(&evidence), models_dir.clone(), count).await?;
+        report.push(CheckName::StepCheck, result);
+    }
     if args.regenerate {
-        let models_dir = args.models_dir.unwrap_or_else(|| data_dir.join("models"));
+        let evidence = Arc::clone(&evidence);
         let result =
             tokio::task::spawn_blocking(move || regenerate::check(&evidence, &models_dir, DeviceChoice::Cpu))
                 .await

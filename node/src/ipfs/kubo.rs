@@ -79,13 +79,22 @@ impl KuboClient {
     }
 
     async fn read_capped(&self, path: &str, cid: &Cid, max_bytes: usize) -> Result<Vec<u8>, IpfsError> {
-        let mut stream = self.client.cat(path);
+        self.read_stream(self.client.cat(path), cid, max_bytes).await
+    }
+
+    async fn read_stream<B: AsRef<[u8]>>(
+        &self,
+        mut stream: impl futures_util::Stream<Item = Result<B, ipfs_api_backend_hyper::Error>> + Unpin,
+        cid: &Cid,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, IpfsError> {
         let mut content = Vec::new();
         while let Some(piece) = stream.try_next().await.map_err(|e| self.rpc_error("cat", e))? {
+            let piece = piece.as_ref();
             if content.len() + piece.len() > max_bytes {
                 return Err(IpfsError::TooLarge { cid: cid.clone(), max_bytes });
             }
-            content.extend_from_slice(&piece);
+            content.extend_from_slice(piece);
         }
         Ok(content)
     }
@@ -137,6 +146,11 @@ impl ContentStore for KuboClient {
     async fn cat(&self, cid: &Cid, max_bytes: usize) -> Result<Vec<u8>, IpfsError> {
         let path = format!("/ipfs/{cid}");
         self.bounded(self.read_capped(&path, cid, max_bytes)).await
+    }
+
+    async fn cat_range(&self, cid: &Cid, offset: usize, length: usize) -> Result<Vec<u8>, IpfsError> {
+        let path = format!("/ipfs/{cid}");
+        self.bounded(self.read_stream(self.client.cat_range(&path, offset, length), cid, length)).await
     }
 
     async fn is_pinned(&self, cid: &Cid) -> Result<bool, IpfsError> {

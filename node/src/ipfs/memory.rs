@@ -89,6 +89,23 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// The file behind `cid` here or on a connected store, within `max_bytes`.
+    fn read(&self, cid: &Cid, max_bytes: usize) -> Result<Vec<u8>, IpfsError> {
+        self.check_up().and_then(|()| match self.get(cid).or_else(|| self.held_by_connected(cid)) {
+            Some(bytes) if bytes.len() > max_bytes => {
+                Err(IpfsError::TooLarge { cid: cid.clone(), max_bytes })
+            }
+            Some(bytes) => Ok(bytes),
+            None => Err(IpfsError::Rejected {
+                api_url: "memory".into(),
+                operation: "cat",
+                message: format!("{cid} not found"),
+            }),
+        })
+    }
+}
+
 impl ContentStore for MemoryStore {
     fn add_and_pin(&self, bytes: Vec<u8>) -> impl Future<Output = Result<Cid, IpfsError>> + Send {
         let stored = self.check_up().and_then(|()| {
@@ -100,19 +117,20 @@ impl ContentStore for MemoryStore {
     }
 
     fn cat(&self, cid: &Cid, max_bytes: usize) -> impl Future<Output = Result<Vec<u8>, IpfsError>> + Send {
-        let found =
-            self.check_up().and_then(|()| match self.get(cid).or_else(|| self.held_by_connected(cid)) {
-                Some(bytes) if bytes.len() > max_bytes => {
-                    Err(IpfsError::TooLarge { cid: cid.clone(), max_bytes })
-                }
-                Some(bytes) => Ok(bytes),
-                None => Err(IpfsError::Rejected {
-                    api_url: "memory".into(),
-                    operation: "cat",
-                    message: format!("{cid} not found"),
-                }),
-            });
-        std::future::ready(found)
+        std::future::ready(self.read(cid, max_bytes))
+    }
+
+    fn cat_range(
+        &self,
+        cid: &Cid,
+        offset: usize,
+        length: usize,
+    ) -> impl Future<Output = Result<Vec<u8>, IpfsError>> + Send {
+        let whole = self.read(cid, usize::MAX);
+        std::future::ready(whole.map(|bytes| {
+            let start = offset.min(bytes.len());
+            bytes[start..(start.saturating_add(length)).min(bytes.len())].to_vec()
+        }))
     }
 
     fn is_pinned(&self, cid: &Cid) -> impl Future<Output = Result<bool, IpfsError>> + Send {

@@ -33,6 +33,16 @@ pub trait ContentStore {
     /// The file behind `cid`, refused once it grows past `max_bytes`.
     fn cat(&self, cid: &Cid, max_bytes: usize) -> impl Future<Output = Result<Vec<u8>, IpfsError>> + Send;
 
+    /// `length` bytes of the file behind `cid` from `offset` on (fewer at its end). The bytes
+    /// are not checked against the CID (only a whole file can be): callers check them otherwise
+    /// (a latent trace's records against its Merkle leaves).
+    fn cat_range(
+        &self,
+        cid: &Cid,
+        offset: usize,
+        length: usize,
+    ) -> impl Future<Output = Result<Vec<u8>, IpfsError>> + Send;
+
     /// Whether `cid` is pinned (directly, recursively, or as part of a pinned DAG).
     fn is_pinned(&self, cid: &Cid) -> impl Future<Output = Result<bool, IpfsError>> + Send;
 }

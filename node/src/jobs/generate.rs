@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use alloy::primitives::B256;
+use genmint_model_runtime::trace::{LatentTrace, TRACE_FORMAT, TraceIndex};
 use genmint_model_runtime::{ModelDescriptor, ModelHash, Progress, Rgb8Image, RuntimeError, TextFit};
 
 use super::admission;
@@ -29,7 +30,8 @@ use crate::provenance::eip712::{Attestation, SignedRequest, sign_attestation};
 use crate::provenance::fingerprint;
 use crate::provenance::ids::{JobId, PixelDigest};
 use crate::provenance::metadata::{
-    Envelope, MetadataInput, PROVENANCE_VERSION, Provenance, TokenMetadata, WatermarkRecord,
+    Envelope, LatentTraceRecord, MetadataInput, PROVENANCE_VERSION, Provenance, TokenMetadata,
+    WatermarkRecord,
 };
 use crate::provenance::png;
 use crate::provenance::watermark::{self, WatermarkTag};
@@ -37,6 +39,11 @@ use crate::provenance::watermark::{self, WatermarkTag};
 /// The image files a job leaves on disk: the model's raw output, kept for re-pinning.
 pub(super) fn image_path(dir: &Path, id: JobId) -> PathBuf {
     dir.join(format!("{id}.png"))
+}
+
+/// The generation's latent trace beside its image, pinned with it (`genmint-latent-trace-v1`).
+pub(super) fn trace_path(dir: &Path, id: JobId) -> PathBuf {
+    dir.join(format!("{id}.trace"))
 }
 
 impl Jobs {
@@ -49,23 +56,29 @@ impl Jobs {
             .map_err(StepError::fatal)?;
         let inference = self.load_model(job.id, &signed).await?;
         self.advance(job.id, JobState::Generating, JobOutputs::default()).await?;
-        let Generation { image, text_fit } = match self.run_generation(&inference, job.id, params).await {
-            Ok(generation) => generation,
-            Err(InferenceError::Runtime(RuntimeError::Cancelled)) => return Err(StepError::Stopped),
-            Err(e @ InferenceError::Busy(_)) => {
-                // Give the slot back to the queue and try again shortly.
-                self.advance(job.id, JobState::Queued, JobOutputs::default()).await?;
-                return Err(StepError::Retry(e.into()));
-            }
-            Err(e) => return Err(StepError::fatal(e)),
-        };
+        let Generation { image, trace, text_fit } =
+            match self.run_generation(&inference, job.id, params).await {
+                Ok(generation) => generation,
+                Err(InferenceError::Runtime(RuntimeError::Cancelled)) => return Err(StepError::Stopped),
+                Err(e @ InferenceError::Busy(_)) => {
+                    // Give the slot back to the queue and try again shortly.
+                    self.advance(job.id, JobState::Queued, JobOutputs::default()).await?;
+                    return Err(StepError::Retry(e.into()));
+                }
+                Err(e) => return Err(StepError::fatal(e)),
+            };
         for message in cut_notices(&text_fit) {
             tracing::warn!(job = %job.id, "{message}");
             self.events.publish(JobEvent::Notice { id: job.id, message });
         }
         let digest = PixelDigest(image.pixel_digest().into());
         let path = image_path(&self.parts.images_dir, job.id);
-        tokio::task::spawn_blocking(move || write_png(&image, &path)).await??;
+        let trace_file = trace_path(&self.parts.images_dir, job.id);
+        tokio::task::spawn_blocking(move || {
+            write_trace(trace.as_ref(), &trace_file)?;
+            write_png(&image, &path)
+        })
+        .await??;
         let outputs = JobOutputs { pixel_digest: Some(digest), ..JobOutputs::default() };
         self.advance(job.id, JobState::Generated, outputs).await
     }
@@ -138,7 +151,8 @@ impl Jobs {
         })
         .await??;
         let image_cid = self.parts.content.add_and_pin(image).await?;
-        let metadata = self.metadata(job, &signed, &pixels, watermark, &image_cid)?;
+        let latent_trace = self.pin_trace(job.id).await?;
+        let metadata = self.metadata(job, &signed, &pixels, watermark, latent_trace, &image_cid)?;
         let metadata_cid = self.parts.content.add_and_pin(metadata).await?;
         let attestation =
             self.attestation(job.id, &signed, job.outputs.pixel_digest, &image_cid, &metadata_cid)?;
@@ -153,6 +167,31 @@ impl Jobs {
         self.advance(job.id, JobState::Pinned, outputs).await
     }
 
+    /// Pins the job's latent trace, when its generation left one, and says where it is and what
+    /// root it commits to. The file is read back and checked (its leaves give its root) first.
+    async fn pin_trace(&self, id: JobId) -> Result<Option<LatentTraceRecord>, StepError> {
+        let path = trace_path(&self.parts.images_dir, id);
+        let read = tokio::task::spawn_blocking(move || match std::fs::read(&path) {
+            Ok(bytes) => {
+                let index =
+                    TraceIndex::parse(&bytes).map_err(|e| StepError::invalid(format!("{path:?}: {e}")))?;
+                Ok(Some((bytes, index)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StepError::fatal(FileError::on("reading", &path)(e))),
+        });
+        let Some((bytes, index)) = read.await?? else { return Ok(None) };
+        let size = bytes.len() as u64;
+        let cid = self.parts.content.add_and_pin(bytes).await?;
+        Ok(Some(LatentTraceRecord {
+            format: TRACE_FORMAT.to_string(),
+            cid: cid.to_string(),
+            merkle_root: index.root,
+            steps: index.steps,
+            bytes: size,
+        }))
+    }
+
     /// The token metadata JSON for a generated image pinned as `image_cid`.
     fn metadata(
         &self,
@@ -160,6 +199,7 @@ impl Jobs {
         signed: &SignedRequest,
         pixels: &Rgb8Image,
         watermark: WatermarkRecord,
+        latent_trace: Option<LatentTraceRecord>,
         image_cid: &Cid,
     ) -> Result<Vec<u8>, StepError> {
         let descriptor = self.model_of(signed)?;
@@ -188,6 +228,7 @@ impl Jobs {
                 device_class: descriptor.envelope.device_class.clone(),
             },
             watermark: Some(watermark),
+            latent_trace,
         };
         let external_url = Some(format!("{}/tokens/{}", self.parts.public_url, job.id));
         let metadata = TokenMetadata::new(MetadataInput {
@@ -288,6 +329,24 @@ fn mark(raw: &Rgb8Image, tag: WatermarkTag) -> (Option<Rgb8Image>, WatermarkReco
 }
 
 /// Writes the PNG next to its final name and renames it, so a crash never leaves half a file.
+/// Writes the trace file (through a partial file, as the image), or removes one an earlier run
+/// of the job left when this generation recorded none.
+fn write_trace(trace: Option<&LatentTrace>, path: &Path) -> Result<(), StepError> {
+    let Some(trace) = trace else {
+        return match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(StepError::Retry(FileError::on("removing", path)(e).into()))
+            }
+            _ => Ok(()),
+        };
+    };
+    let bytes = trace.to_bytes().map_err(|e| StepError::invalid(e.to_string()))?;
+    let partial = path.with_extension("trace.partial");
+    std::fs::write(&partial, &bytes)
+        .map_err(|e| StepError::Retry(FileError::on("writing", &partial)(e).into()))?;
+    std::fs::rename(&partial, path).map_err(|e| StepError::Retry(FileError::on("writing", path)(e).into()))
+}
+
 fn write_png(image: &Rgb8Image, path: &Path) -> Result<(), StepError> {
     let bytes = png::encode(image).map_err(StepError::fatal)?;
     let partial = path.with_extension("png.partial");
@@ -370,5 +429,25 @@ mod tests {
         assert_eq!(minted.outputs.error, None);
         let metadata = h.content.get(minted.outputs.metadata_cid.as_ref().unwrap()).unwrap();
         assert!(!String::from_utf8_lossy(&metadata).contains("not used"));
+    }
+
+    #[tokio::test]
+    async fn a_recorded_trace_is_pinned_and_named_by_the_metadata() {
+        let h = Harness::new(Setup { traces: true, ..Setup::default() });
+        let (job, _) = h.jobs.submit(&h.sign(h.request(MODEL, 31))).await.unwrap();
+        let minted = h.wait_for(job.id, JobState::Minted).await;
+        let metadata = h.content.get(minted.outputs.metadata_cid.as_ref().unwrap()).unwrap();
+        let metadata: TokenMetadata = serde_json::from_slice(&metadata).unwrap();
+        let record = metadata.provenance.latent_trace.expect("the metadata names the trace");
+        let bytes = h.content.get(&record.cid.parse().unwrap()).expect("the trace is pinned");
+        let (index, trace) = LatentTrace::from_bytes(&bytes).unwrap();
+        assert_eq!((record.format.as_str(), record.steps), (TRACE_FORMAT, trace.steps()));
+        assert_eq!((record.merkle_root, record.bytes), (index.root, bytes.len() as u64));
+        // Without a trace, the metadata names none (older tokens read the same).
+        let plain = Harness::new(Setup::default());
+        let (job, _) = plain.jobs.submit(&plain.sign(plain.request(MODEL, 32))).await.unwrap();
+        let minted = plain.wait_for(job.id, JobState::Minted).await;
+        let metadata = plain.content.get(minted.outputs.metadata_cid.as_ref().unwrap()).unwrap();
+        assert!(!String::from_utf8_lossy(&metadata).contains("latentTrace"));
     }
 }

@@ -5,17 +5,22 @@
 //! timesteps (size, scheduler, steps: [`GenerationParams::batches_with`]) run as one batch, up to
 //! the model's `max_batch`, taken in the order they came; each keeps its own seed, progress,
 //! cancellation and pixels. [`Inference::stop`] ends the thread after the generations already
-//! queued (which their jobs' cancellation cuts short) and joins it.
+//! queued (which their jobs' cancellation cuts short) and joins it. Step checks
+//! ([`Inference::check_steps`]: a few denoising steps of another node's trace replayed) queue
+//! apart and run only while no generation waits.
 //!
-//! A generation comes back as a [`Generation`]: the image and how much of the prompts the model's
-//! text encoders cut off ([`TextFit`], asked of the generator just before it runs), so the job can
-//! tell its creator.
+//! A generation comes back as a [`Generation`]: the image, the latent trace its denoising went
+//! through (where the generator records one: the node pins it for step checks), and how much of
+//! the prompts the model's text encoders cut off ([`TextFit`], asked of the generator just before
+//! it runs), so the job can tell its creator.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use genmint_model_runtime::trace::check::{Comparison, StepReport, check_steps};
+use genmint_model_runtime::trace::{LatentTrace, TraceEntry};
 use genmint_model_runtime::{
     Control, GenerationParams, Generator, ModelDescriptor, Progress, Rgb8Image, RuntimeError, TextFit,
 };
@@ -31,10 +36,28 @@ struct Task {
     reply: oneshot::Sender<Result<Generation, RuntimeError>>,
 }
 
+/// A step check to run on the worker ([`Inference::check_steps`]).
+struct StepTask {
+    params: GenerationParams,
+    entries: BTreeMap<u32, TraceEntry>,
+    steps: Vec<u32>,
+    pixel_digest: [u8; 32],
+    comparison: Comparison,
+    reply: oneshot::Sender<Result<StepReport, RuntimeError>>,
+}
+
+/// What a worker takes next.
+enum Work {
+    Batch(Vec<Task>),
+    Check(StepTask),
+}
+
 /// What one generation produced.
 #[derive(Debug, Clone)]
 pub struct Generation {
     pub image: Rgb8Image,
+    /// The latent trace, where the generator records one.
+    pub trace: Option<LatentTrace>,
     /// The tokens of the prompt and negative prompt the model did not see.
     pub text_fit: TextFit,
 }
@@ -54,6 +77,8 @@ pub enum InferenceError {
 #[derive(Default)]
 struct Queue {
     waiting: VecDeque<Task>,
+    /// Step checks, taken only while no generation waits (they are spot checks' work).
+    checks: VecDeque<StepTask>,
     /// Set by [`Inference::stop`]: nothing more is taken, and the worker ends once `waiting` is empty.
     stopping: bool,
 }
@@ -104,8 +129,11 @@ impl Inference {
             let inbox = shared.clone();
             let spawned =
                 std::thread::Builder::new().name(format!("genmint-inference-{index}")).spawn(move || {
-                    while let Some(batch) = next_batch(&inbox, max_batch.max(1)) {
-                        run_batch(generator.as_mut(), batch);
+                    while let Some(work) = next_work(&inbox, max_batch.max(1)) {
+                        match work {
+                            Work::Batch(batch) => run_batch(generator.as_mut(), batch),
+                            Work::Check(task) => run_check(generator.as_mut(), task),
+                        }
                     }
                 });
             match spawned {
@@ -150,6 +178,43 @@ impl Inference {
         &self.descriptor
     }
 
+    /// Runs a step check of a trace's `entries` on the worker ([`check_steps`]), once no
+    /// generation waits; refused as [`InferenceError::Busy`] when `capacity` checks already wait.
+    pub async fn check_steps(
+        &self,
+        params: GenerationParams,
+        entries: BTreeMap<u32, TraceEntry>,
+        steps: Vec<u32>,
+        pixel_digest: [u8; 32],
+        comparison: Comparison,
+    ) -> Result<StepReport, InferenceError> {
+        let (reply, result) = oneshot::channel();
+        let task = StepTask { params, entries, steps, pixel_digest, comparison, reply };
+        self.enqueue(|queue| &mut queue.checks, task)?;
+        Ok(result.await.map_err(|_| InferenceError::Stopped)??)
+    }
+
+    /// Puts `task` on the line `line` picks, unless stopping or `capacity` already wait there.
+    fn enqueue<T>(
+        &self,
+        line: impl FnOnce(&mut Queue) -> &mut VecDeque<T>,
+        task: T,
+    ) -> Result<(), InferenceError> {
+        {
+            let mut queue = self.shared.lock();
+            if queue.stopping {
+                return Err(InferenceError::Stopped);
+            }
+            let waiting = line(&mut queue);
+            if waiting.len() >= self.capacity {
+                return Err(InferenceError::Busy(self.capacity));
+            }
+            waiting.push_back(task);
+        }
+        self.shared.ready.notify_one();
+        Ok(())
+    }
+
     /// Runs one generation; `cancel` stops it at the next step.
     pub async fn generate(
         &self,
@@ -158,29 +223,22 @@ impl Inference {
         progress: ProgressFn,
     ) -> Result<Generation, InferenceError> {
         let (reply, result) = oneshot::channel();
-        {
-            let mut queue = self.shared.lock();
-            if queue.stopping {
-                return Err(InferenceError::Stopped);
-            }
-            if queue.waiting.len() >= self.capacity {
-                return Err(InferenceError::Busy(self.capacity));
-            }
-            queue.waiting.push_back(Task { params, cancel, progress, reply });
-        }
-        self.shared.ready.notify_one();
+        self.enqueue(|queue| &mut queue.waiting, Task { params, cancel, progress, reply })?;
         Ok(result.await.map_err(|_| InferenceError::Stopped)??)
     }
 }
 
 /// Waits for work, then takes the oldest waiting generation and, in their order, the others that
-/// batch with it, up to `max_batch`; `None` once stopped with nothing left.
-fn next_batch(shared: &Shared, max_batch: usize) -> Option<Vec<Task>> {
+/// batch with it, up to `max_batch`, or with no generation waiting the oldest step check; `None`
+/// once stopped with nothing left.
+fn next_work(shared: &Shared, max_batch: usize) -> Option<Work> {
     let mut queue = shared.lock();
-    while queue.waiting.is_empty() && !queue.stopping {
+    while queue.waiting.is_empty() && queue.checks.is_empty() && !queue.stopping {
         queue = shared.ready.wait(queue).unwrap_or_else(|p| p.into_inner());
     }
-    let first = queue.waiting.pop_front()?;
+    let Some(first) = queue.waiting.pop_front() else {
+        return queue.checks.pop_front().map(Work::Check);
+    };
     let mut batch = vec![first];
     let mut index = 0;
     while batch.len() < max_batch && index < queue.waiting.len() {
@@ -190,7 +248,12 @@ fn next_batch(shared: &Shared, max_batch: usize) -> Option<Vec<Task>> {
             index += 1;
         }
     }
-    Some(batch)
+    Some(Work::Batch(batch))
+}
+
+fn run_check(generator: &mut dyn Generator, task: StepTask) {
+    let StepTask { params, entries, steps, pixel_digest, comparison, reply } = task;
+    let _ = reply.send(check_steps(generator, &params, &entries, &steps, &pixel_digest, comparison));
 }
 
 /// Runs a batch and answers each task; a task cancelled while it waited is answered at once.
@@ -217,14 +280,16 @@ fn run_batch(generator: &mut dyn Generator, batch: Vec<Task>) {
     if tasks.len() > 1 {
         tracing::debug!(batch = tasks.len(), "running waiting generations as one batch");
     }
-    let outcomes = generator.generate_batch(&params, &mut |index, progress| {
+    let outcomes = generator.generate_batch_traced(&params, &mut |index, progress| {
         let task = &mut tasks[index];
         (task.progress)(progress);
         if task.cancel.load(Ordering::Relaxed) { Control::Cancel } else { Control::Continue }
     });
     for ((task, outcome), text_fit) in tasks.into_iter().zip(outcomes).zip(text_fits) {
         // The job may have been dropped meanwhile; nobody is left to tell.
-        let _ = task.reply.send(outcome.map(|image| Generation { image, text_fit }));
+        let generation =
+            outcome.map(|traced| Generation { image: traced.image, trace: traced.trace, text_fit });
+        let _ = task.reply.send(generation);
     }
 }
 

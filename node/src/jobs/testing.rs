@@ -10,8 +10,10 @@ use alloy::signers::local::PrivateKeySigner;
 use futures_util::future::BoxFuture;
 use genmint_model_runtime::{
     Control, GenerationParams, Generator, Limits, ModelDescriptor, ModelHash, ModelKind, Progress,
-    ReproducibilityEnvelope, Rgb8Image, RuntimeError, SchedulerKind, TextFit,
+    ReproducibilityEnvelope, Rgb8Image, RuntimeError, SchedulerKind, TextFit, Traced,
 };
+
+use genmint_model_runtime::trace::{LatentTrace, SampleShape, TraceEntry};
 
 use super::chain::{ChainMint, Finality, MintChain};
 use super::events::JobEvent;
@@ -108,6 +110,83 @@ impl Generator for FakeGenerator {
             height: params.height,
             pixels: vec![byte; (params.width * params.height * 3) as usize],
         })
+    }
+
+    // Traces: entry i holds i·byte in every value, each step adds byte, and the final entry
+    // divided by the steps is the picture (records none of its own: see [`fake_trace`]).
+    fn initial_entry(&mut self, params: &GenerationParams) -> Result<TraceEntry, RuntimeError> {
+        Ok(fake_entry(params, 0))
+    }
+
+    fn replay_steps(
+        &mut self,
+        params: &GenerationParams,
+        from: &[(u32, &TraceEntry)],
+    ) -> Result<Vec<TraceEntry>, RuntimeError> {
+        let byte = f32::from((params.seed % 251) as u8);
+        Ok(from
+            .iter()
+            .map(|(_, entry)| TraceEntry {
+                sample: entry.sample.iter().map(|v| v + byte).collect(),
+                state: vec![],
+            })
+            .collect())
+    }
+
+    fn decode_entry(
+        &mut self,
+        params: &GenerationParams,
+        entry: &TraceEntry,
+    ) -> Result<Rgb8Image, RuntimeError> {
+        let pixels =
+            entry.sample.iter().map(|v| (v / params.steps as f32).round().clamp(0.0, 255.0) as u8).collect();
+        Ok(Rgb8Image { width: params.width, height: params.height, pixels })
+    }
+}
+
+fn fake_entry(params: &GenerationParams, step: u32) -> TraceEntry {
+    let byte = f32::from((params.seed % 251) as u8);
+    TraceEntry {
+        sample: vec![byte * step as f32; (params.width * params.height * 3) as usize],
+        state: vec![],
+    }
+}
+
+/// [`FakeGenerator`] recording [`fake_trace`] with every image.
+struct TracingFake(FakeGenerator);
+
+impl Generator for TracingFake {
+    fn descriptor(&self) -> &ModelDescriptor {
+        self.0.descriptor()
+    }
+
+    fn generate(
+        &mut self,
+        params: &GenerationParams,
+        progress: &mut (dyn FnMut(Progress) -> Control + Send),
+    ) -> Result<Rgb8Image, RuntimeError> {
+        self.0.generate(params, progress)
+    }
+
+    fn generate_batch_traced(
+        &mut self,
+        batch: &[GenerationParams],
+        progress: &mut (dyn FnMut(usize, Progress) -> Control + Send),
+    ) -> Vec<Result<Traced, RuntimeError>> {
+        let images = self.0.generate_batch(batch, progress);
+        let traced = images.into_iter().zip(batch);
+        traced
+            .map(|(image, params)| image.map(|image| Traced { image, trace: Some(fake_trace(params)) }))
+            .collect()
+    }
+}
+
+/// The trace [`FakeGenerator`]'s replays agree with, for `params`.
+pub(crate) fn fake_trace(params: &GenerationParams) -> LatentTrace {
+    LatentTrace {
+        shape: SampleShape { channels: 3, height: params.height, width: params.width },
+        carries_state: false,
+        entries: (0..=params.steps).map(|i| fake_entry(params, i)).collect(),
     }
 }
 
@@ -364,6 +443,8 @@ pub(crate) struct Setup {
     /// Whether those are loaded from the start (or only when a job needs them).
     pub extra_models_loaded: bool,
     pub finality: Finality,
+    /// Whether the primary fake records latent traces ([`fake_trace`]).
+    pub traces: bool,
 }
 
 impl Default for Setup {
@@ -376,6 +457,7 @@ impl Default for Setup {
             extra_models: Vec::new(),
             extra_models_loaded: true,
             finality: Finality { confirmations: 1, poll: Duration::from_millis(5) },
+            traces: false,
         }
     }
 }
@@ -392,7 +474,15 @@ impl Harness {
                 ServedModel::new(model.clone(), 1, Box::new(FakeLoader(model)), None)
             }
         });
-        let served = std::iter::once(served_fake(descriptor())).chain(extra).collect();
+        let primary = if setup.traces {
+            let worker =
+                Inference::spawn(Box::new(TracingFake(FakeGenerator { descriptor: descriptor() })), 4, 1)
+                    .unwrap();
+            ServedModel::new(descriptor(), 1, Box::new(FakeLoader(descriptor())), Some(worker))
+        } else {
+            served_fake(descriptor())
+        };
+        let served = std::iter::once(primary).chain(extra).collect();
         let models = Models::new(served, None);
         let (credentials, _) = Credentials::load_or_create(dir.path(), &operator).unwrap();
         let images_dir = dir.path().join("images");

@@ -9,6 +9,7 @@
 //! bidirectional-text controls are escaped as `\u{…}`, so a marketplace never renders a prompt that
 //! reorders or hides the text around it.
 
+use genmint_model_runtime::trace::merkle::TraceRoot;
 use serde::{Deserialize, Serialize};
 
 /// Version of the `provenance` block; bump it with any incompatible change. Version 2 adds
@@ -71,6 +72,27 @@ pub struct Provenance {
     /// The invisible watermark in the pinned image; absent in version 1 metadata (unmarked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermark: Option<WatermarkRecord>,
+    /// The latent trace the node committed to, for step checks; absent for tokens minted before
+    /// traces and from generators that record none (an additive field: the version stays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latent_trace: Option<LatentTraceRecord>,
+}
+
+/// Where the generation's latent trace is pinned and the Merkle root over its entries
+/// (`genmint-latent-trace-v1`, see the README's "Step checks").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LatentTraceRecord {
+    /// `genmint-latent-trace-v1`.
+    pub format: String,
+    /// The trace file's CID.
+    pub cid: String,
+    /// The root over the trace's entries, which the file's header repeats.
+    pub merkle_root: TraceRoot,
+    /// Denoising steps: the file holds one more entry.
+    pub steps: u32,
+    /// The file's size.
+    pub bytes: u64,
 }
 
 /// What the node marked into the pinned image's pixels, or why it marked nothing.
@@ -220,6 +242,7 @@ mod tests {
                     device_class: String::new(),
                 },
                 watermark: None,
+                latent_trace: None,
             },
         });
         for field in [&metadata.name, &metadata.description] {

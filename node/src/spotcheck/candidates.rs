@@ -17,7 +17,7 @@ use crate::chain::ChainError;
 use crate::ipfs::ContentStore;
 use crate::jobs::admission;
 use crate::provenance::eip712::{GenerationRequest, request_digest, token_id};
-use crate::provenance::metadata::TokenMetadata;
+use crate::provenance::metadata::{LatentTraceRecord, TokenMetadata};
 use crate::verify::{self, FetchError};
 
 /// How far back (in blocks) the node looks for mints to check.
@@ -50,6 +50,8 @@ pub struct Candidate {
     pub image_cid: String,
     /// How the minting node says it generated.
     pub minted_envelope: CheckEnvelope,
+    /// The latent trace the minting node committed to, for a step check.
+    pub latent_trace: Option<LatentTraceRecord>,
 }
 
 /// Why a token is not checked (now).
@@ -173,6 +175,7 @@ async fn look<S: ContentStore + Sync>(parts: &SpotCheckParts<S>, token: U256) ->
             dtype: envelope.dtype,
             device_class: envelope.device_class,
         },
+        latent_trace: metadata.provenance.latent_trace,
     })
 }
 

@@ -40,6 +40,7 @@ pub use self::receiver::receive;
 pub use self::report::{PeerCheck, PeerChecks};
 pub use self::store::{MAX_SPOT_CHECKS, SpotCheckStore, SpotCheckStoreError};
 use crate::chain::{ChainClient, ChainError, MintedEvent, Provenance};
+use crate::config::SpotChecksConfig;
 use crate::jobs::JobStore;
 use crate::jobs::Models;
 
@@ -108,6 +109,8 @@ pub struct SpotCheckParts<S> {
     pub domain: Eip712Domain,
     pub chain_id: u64,
     pub contract: Address,
+    /// How this node checks (`[spot_checks]`).
+    pub spot_checks: SpotChecksConfig,
 }
 
 /// Logs a check, made by `whom`: a mismatch as a warning.

@@ -101,6 +101,7 @@ mod tests {
             minted_envelope: envelope,
             checked_at: 1,
             signature: String::new(),
+            step_check: None,
         }
     }
 

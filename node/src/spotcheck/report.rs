@@ -2,7 +2,7 @@
 //! different picture than the mint attested (bit-exact and near pictures from other hardware are
 //! fine), with whether it generated the same way.
 
-use genmint_p2p::spot_check::{Outcome, SIMILAR_MAX_DISTANCE, SpotCheck};
+use genmint_p2p::spot_check::{Outcome, SIMILAR_MAX_DISTANCE, SpotCheck, StepCheck};
 use serde::Serialize;
 
 /// One node's check of the token: every signed field, so anyone can verify the signature.
@@ -33,6 +33,9 @@ pub struct PeerCheck {
     pub version: u32,
     /// The checker's EIP-191 signature over the check's text (see the README).
     pub signature: String,
+    /// The steps replayed, for a check of the latent trace instead of a re-generation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_check: Option<StepCheck>,
 }
 
 /// A token's spot checks, as the provenance endpoint adds them to the verification report.
@@ -68,6 +71,7 @@ impl PeerChecks {
                 checked_at: check.checked_at,
                 version: check.version,
                 signature: check.signature.clone(),
+                step_check: check.step_check.clone(),
             })
             .collect();
         let mismatches: Vec<&PeerCheck> =
@@ -151,6 +155,7 @@ mod tests {
             minted_envelope: envelope("cpu"),
             checked_at: 1_700_000_000,
             signature: format!("0x{}", "55".repeat(65)),
+            step_check: None,
         }
     }
 

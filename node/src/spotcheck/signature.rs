@@ -81,6 +81,7 @@ mod tests {
             minted_envelope: envelope,
             checked_at: 1_700_000_000,
             signature: String::new(),
+            step_check: None,
         }
     }
 

@@ -151,6 +151,7 @@ mod tests {
             minted_envelope: envelope,
             checked_at,
             signature: format!("0x{}", "44".repeat(65)),
+            step_check: None,
         }
     }
 

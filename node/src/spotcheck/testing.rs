@@ -9,18 +9,21 @@ use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::signers::local::PrivateKeySigner;
 use futures_util::future::BoxFuture;
 use genmint_model_runtime::Rgb8Image;
+use genmint_model_runtime::trace::{LatentTrace, TRACE_FORMAT};
 use genmint_p2p::NetworkError;
 use genmint_p2p::spot_check::{SpotCheck, SpotCheckTicket, Verdict};
 
 use super::{SpotCheckChain, SpotCheckNetwork, SpotCheckParts, SpotCheckStore};
 use crate::chain::{ChainError, MintedEvent, Provenance};
+use crate::config::SpotChecksConfig;
 use crate::db::Database;
 use crate::ipfs::{ContentStore, MemoryStore};
 use crate::jobs::testing::{MODEL, descriptor, lock, served_fake};
 use crate::jobs::{JobStore, Models};
 use crate::provenance::eip712::{domain, request_digest, sign_request};
 use crate::provenance::metadata::{
-    Envelope, MetadataInput, PROVENANCE_VERSION, Provenance as MetadataProvenance, TokenMetadata,
+    Envelope, LatentTraceRecord, MetadataInput, PROVENANCE_VERSION, Provenance as MetadataProvenance,
+    TokenMetadata,
 };
 
 /// The gossip in memory: what was published and judged, and who is registered.
@@ -111,6 +114,11 @@ pub(crate) struct Bench {
 
 impl Bench {
     pub fn new() -> Self {
+        Self::checking(SpotChecksConfig::default())
+    }
+
+    /// A bench whose checker checks as `spot_checks` says.
+    pub fn checking(spot_checks: SpotChecksConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open(&dir.path().join("jobs.sqlite")).unwrap();
         let (network, chain) = (Arc::new(FakeSpotNetwork::default()), Arc::new(FakeSpotChain::default()));
@@ -126,12 +134,39 @@ impl Bench {
             domain: domain(31337, contract),
             chain_id: 31337,
             contract,
+            spot_checks,
         });
         Self { parts, network, chain, _dir: dir }
     }
 
     /// A token `minted_by` minted for a request with `seed`, attesting `pixels`; returns its id.
     pub async fn mint(&self, minted_by: Address, seed: u64, model: B256, pixels: &Rgb8Image) -> U256 {
+        self.mint_traced(minted_by, seed, model, pixels, None).await
+    }
+
+    /// [`Self::mint`], the metadata committing to `trace` (pinned here) when given.
+    pub async fn mint_traced(
+        &self,
+        minted_by: Address,
+        seed: u64,
+        model: B256,
+        pixels: &Rgb8Image,
+        trace: Option<&LatentTrace>,
+    ) -> U256 {
+        let latent_trace = match trace {
+            Some(trace) => {
+                let bytes = trace.to_bytes().unwrap();
+                let size = bytes.len() as u64;
+                Some(LatentTraceRecord {
+                    format: TRACE_FORMAT.into(),
+                    cid: self.parts.content.add_and_pin(bytes).await.unwrap().to_string(),
+                    merkle_root: trace.root().unwrap(),
+                    steps: trace.steps(),
+                    bytes: size,
+                })
+            }
+            None => None,
+        };
         let creator = PrivateKeySigner::random();
         let request = crate::jobs::testing::request(creator.address(), model, seed);
         let digest = request_digest(&request, &self.parts.domain);
@@ -163,6 +198,7 @@ impl Bench {
                 device_class: model_descriptor.envelope.device_class.clone(),
             },
             watermark: None,
+            latent_trace,
         };
         let metadata = TokenMetadata::new(MetadataInput {
             prompt: &request.prompt,

@@ -21,6 +21,7 @@ pub mod copy;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod regenerate;
+pub mod steps;
 pub mod subject;
 #[cfg(test)]
 mod tests;
@@ -75,6 +76,8 @@ pub enum CheckName {
     Subject,
     /// `genmint verify --regenerate`.
     Regeneration,
+    /// `genmint verify --steps K`: K random steps of the committed latent trace replayed.
+    StepCheck,
 }
 
 impl CheckName {
@@ -97,6 +100,7 @@ impl CheckName {
             Self::Dispute => "dispute",
             Self::Subject => "subject",
             Self::Regeneration => "regeneration",
+            Self::StepCheck => "step_check",
         }
     }
 }

@@ -122,6 +122,7 @@ fn metadata(
             device_class: "cpu".into(),
         },
         watermark: None,
+        latent_trace: None,
     };
     TokenMetadata::new(MetadataInput {
         prompt: &request.prompt,

@@ -67,6 +67,7 @@ fn metadata_json() -> Vec<u8> {
                 marked_pixel_digest: "0xcd".into(),
                 reason: None,
             }),
+            latent_trace: None,
         },
     });
     serde_json::to_vec(&metadata).unwrap()

@@ -128,6 +128,7 @@ pub fn spot_check(n: u8) -> SpotCheck {
         minted_envelope: envelope,
         checked_at: SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs(),
         signature: good_signature(),
+        step_check: None,
     }
 }
 

@@ -20,6 +20,7 @@ mod reorg;
 mod replication;
 mod restart;
 mod spot_checks;
+mod step_checks;
 mod support;
 mod verify;
 mod watermark;

@@ -26,6 +26,16 @@ pub(crate) async fn start_checker(
     dir: &Path,
     bootstrap: &str,
 ) -> Result<(String, PrivateKeySigner, Child)> {
+    start_checker_with(stack, dir, bootstrap, |_| {}).await
+}
+
+/// [`start_checker`], its config changed by `configure` first.
+pub(crate) async fn start_checker_with(
+    stack: &Stack,
+    dir: &Path,
+    bootstrap: &str,
+    configure: impl FnOnce(&mut Config),
+) -> Result<(String, PrivateKeySigner, Child)> {
     genmint_model_runtime::write_test_model(&dir.join("models/default"))?;
     let operator = PrivateKeySigner::random();
     let admin = ChainClient::connect(stack.anvil.rpc_url(), DevAccount::Owner.key(), stack.contract).await?;
@@ -36,6 +46,7 @@ pub(crate) async fn start_checker(
     config.http.listen = ([127, 0, 0, 1], port).into();
     config.p2p.bootstrap = vec![bootstrap.to_owned()];
     config.p2p.spot_check_interval_secs = 1;
+    configure(&mut config);
     config.save(dir)?;
     let url = format!("http://127.0.0.1:{port}");
     let child = spawn_node(dir, &url, &dir.join("node.log")).await?;
@@ -70,7 +81,12 @@ pub(crate) async fn peer_check(
 }
 
 /// The check as the API shows it recovers, over its signed text for this deployment, to `checker`.
-fn assert_signed_by(stack: &Stack, check: &Value, token: &str, checker: &PrivateKeySigner) -> Result<()> {
+pub(crate) fn assert_signed_by(
+    stack: &Stack,
+    check: &Value,
+    token: &str,
+    checker: &PrivateKeySigner,
+) -> Result<()> {
     let text = |field: &str| check[field].as_str().map(str::to_owned).context(format!("no {field}"));
     let signed = SpotCheck {
         version: check["version"].as_u64().context("no version")? as u32,
@@ -94,6 +110,7 @@ fn assert_signed_by(stack: &Stack, check: &Value, token: &str, checker: &Private
         },
         checked_at: check["checkedAt"].as_u64().context("no checkedAt")?,
         signature: text("signature")?,
+        step_check: serde_json::from_value(check["stepCheck"].clone())?,
     };
     let message = signed.signed_text(stack.anvil.chain_id(), &stack.contract.to_string());
     let signature: Signature = signed.signature.parse()?;
@@ -169,6 +186,17 @@ async fn a_peer_re_generates_minted_tokens_and_a_forged_pixel_digest_shows_as_a_
 /// attested pixel digest is `forged_pixels`; its metadata is `honest`'s with the request and digest
 /// swapped, pinned to the stack's Kubo. Returns the token id (the request digest).
 pub(crate) async fn mint_forged(stack: &Stack, honest: &str, seed: u64, forged_pixels: B256) -> Result<B256> {
+    mint_forged_with(stack, honest, seed, forged_pixels, |_| Ok(())).await
+}
+
+/// [`mint_forged`], the metadata changed further by `edit` before it is pinned.
+pub(crate) async fn mint_forged_with(
+    stack: &Stack,
+    honest: &str,
+    seed: u64,
+    forged_pixels: B256,
+    edit: impl FnOnce(&mut Value) -> Result<()>,
+) -> Result<B256> {
     let chain_domain = domain(stack.anvil.chain_id(), stack.contract);
     let forged = stack.signed_request("a lighthouse at dusk", seed, 8);
     let forged_id = request_digest(&forged.request, &chain_domain);
@@ -179,6 +207,7 @@ pub(crate) async fn mint_forged(stack: &Stack, honest: &str, seed: u64, forged_p
     metadata["provenance"]["creatorSignature"] = forged.signature.to_string().into();
     metadata["provenance"]["requestDigest"] = forged_id.to_string().into();
     metadata["provenance"]["pixelDigest"] = forged_pixels.to_string().into();
+    edit(&mut metadata)?;
     let kubo = KuboClient::new(stack.kubo.api_url())?;
     let metadata_cid = kubo.add_and_pin(serde_json::to_vec_pretty(&metadata)?).await?;
     let attestation = Attestation {
