@@ -169,6 +169,11 @@ impl Nat {
         self.housekeeping(swarm);
     }
 
+    /// The relays this node holds or asks a reservation of: their connections must stay.
+    pub fn relays(&self) -> impl Iterator<Item = &PeerId> {
+        self.reservations.iter().map(|r| &r.relay)
+    }
+
     /// Asks again the named relays whose reservation ended a while ago.
     pub fn housekeeping(&mut self, swarm: &mut Swarm<Behaviour>) {
         let now = Instant::now();

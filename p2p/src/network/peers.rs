@@ -1,7 +1,7 @@
 //! What the node knows about each connected peer: its connections, what identify and ping said.
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId};
@@ -17,9 +17,10 @@ struct Connection {
     relayed: bool,
 }
 
-#[derive(Default)]
 struct Peer {
     connections: Vec<Connection>,
+    /// When the first of its connections opened, or a job message last went either way.
+    active: Instant,
     listen_addrs: Vec<Multiaddr>,
     rtt: Option<Duration>,
     agent_version: Option<String>,
@@ -43,7 +44,49 @@ pub(super) struct PeerSummary {
 
 impl PeerBook {
     pub fn connected(&mut self, peer: PeerId, id: ConnectionId, remote: Multiaddr, relayed: bool) {
-        self.peers.entry(peer).or_default().connections.push(Connection { id, remote, relayed });
+        let entry = self.peers.entry(peer).or_insert_with(|| Peer {
+            connections: Vec::new(),
+            active: Instant::now(),
+            listen_addrs: Vec::new(),
+            rtt: None,
+            agent_version: None,
+        });
+        entry.connections.push(Connection { id, remote, relayed });
+    }
+
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// A job message went to or came from `peer`: its connection is in use.
+    pub fn touched(&mut self, peer: &PeerId) {
+        if let Some(entry) = self.peers.get_mut(peer) {
+            entry.active = Instant::now();
+        }
+    }
+
+    /// The peers to disconnect so that `keep` remain: none while at most `high` are connected;
+    /// past it, the longest idle first among those not in `protected` and idle for more than
+    /// `grace` (a peer just met may be about to take a job or join the mesh).
+    pub fn surplus(
+        &self,
+        (keep, high): (usize, usize),
+        protected: &HashSet<PeerId>,
+        grace: Duration,
+    ) -> Vec<PeerId> {
+        if self.peers.len() <= high {
+            return Vec::new();
+        }
+        let now = Instant::now();
+        let mut candidates: Vec<(&PeerId, Instant)> = self
+            .peers
+            .iter()
+            .filter(|(peer, entry)| !protected.contains(peer) && now.duration_since(entry.active) > grace)
+            .map(|(peer, entry)| (peer, entry.active))
+            .collect();
+        candidates.sort_by_key(|(_, active)| *active);
+        let excess = self.peers.len().saturating_sub(keep);
+        candidates.into_iter().take(excess).map(|(peer, _)| *peer).collect()
     }
 
     pub fn closed(&mut self, peer: PeerId, connection: ConnectionId) {
@@ -98,6 +141,25 @@ mod tests {
     use libp2p::identity::Keypair;
 
     use super::*;
+
+    #[test]
+    fn past_the_high_watermark_the_longest_idle_unprotected_peers_go() {
+        let mut book = PeerBook::default();
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/4001".parse().unwrap();
+        let peers: Vec<PeerId> = (0..6).map(|_| Keypair::generate_ed25519().public().to_peer_id()).collect();
+        for (i, peer) in peers.iter().enumerate() {
+            book.connected(*peer, ConnectionId::new_unchecked(i), addr.clone(), false);
+            // Connected a minute ago, one second apart: peers[0] has been idle longest.
+            book.peers.get_mut(peer).unwrap().active = Instant::now() - Duration::from_secs(60 - i as u64);
+        }
+        let grace = Duration::from_secs(30);
+        assert!(book.surplus((3, 6), &HashSet::new(), grace).is_empty(), "at the high watermark");
+        let protected = HashSet::from([peers[0]]);
+        assert_eq!(book.surplus((3, 5), &protected, grace), vec![peers[1], peers[2], peers[3]]);
+        book.touched(&peers[1]);
+        assert_eq!(book.surplus((3, 5), &protected, grace), vec![peers[2], peers[3], peers[4]], "in use");
+        assert_eq!(book.surplus((3, 5), &protected, Duration::from_secs(58)), vec![peers[2]], "in grace");
+    }
 
     #[test]
     fn a_peer_lives_from_its_first_connection_to_its_last() {
