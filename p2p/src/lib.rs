@@ -20,11 +20,13 @@
 //!   [`wire::MAX_MESSAGE_BYTES`]; on a stream each is framed by a length prefix that is checked
 //!   before the body is read.
 //! - [`advert`]: what a node offers, bound to its operator by a signature the node's
-//!   [`advert::AdvertVerifier`] checks. A node republishes its advert every `advert_interval`
-//!   (the same sequence says "still here", a higher one is a change) and announces its models as
-//!   Kademlia provider records. Receivers validate every advert before gossip forwards it (a
-//!   rejected one goes no further than the first node), keep the newest per peer, and drop it
-//!   when it is not repeated within `advert_ttl`.
+//!   [`advert::AdvertVerifier`] checks. A node republishes its advert every `advert_interval`, or
+//!   less often in a large network so that the whole network publishes about
+//!   `network_advert_rate` a second (the same sequence says "still here", a higher one is a
+//!   change), and announces its models as Kademlia provider records. Receivers validate every
+//!   advert before gossip forwards it (a rejected one goes no further than the first node), keep
+//!   the newest per peer, and drop it when it is not repeated within `advert_ttl` (or three of
+//!   the refresh intervals it announces, when longer).
 //! - [`spot_check`]: a node's re-generation of a token another node minted, signed by its
 //!   operator and checked by the node's [`spot_check::SpotCheckVerifier`]. The network delivers a
 //!   peer's check only when the publisher's advert binds it to the checking operator; the node
