@@ -65,8 +65,10 @@ pub enum NetworkStartError {
     BadAddress { setting: &'static str, text: String },
     #[error(transparent)]
     Identity(#[from] identity::IdentityError),
-    #[error("starting the peer-to-peer network (is another node using the same p2p.listen ports?): {0}")]
-    Swarm(#[source] genmint_p2p::NetworkError),
+    /// The network's own error says what to change (a port in use, a relay address, ...); it is
+    /// not also a source, so a report of the whole chain names it once.
+    #[error("starting the peer-to-peer network: {0}")]
+    Swarm(genmint_p2p::NetworkError),
     #[error("signing the operator binding: {0}")]
     Binding(#[source] alloy::signers::Error),
 }

@@ -128,7 +128,9 @@ pub enum NetworkError {
     Config(String),
     #[error("cannot start the network: {0}")]
     Setup(String),
-    #[error("cannot listen on {addr}: {reason} (is another process using this port?)")]
+    #[error(
+        "cannot listen on {addr}: {reason} (is another process, another genmint node perhaps, using this port? choose a free one in p2p.listen)"
+    )]
     Listen { addr: Multiaddr, reason: String },
     #[error("cannot connect to {addr}: {reason}")]
     Dial { addr: Multiaddr, reason: String },
