@@ -10,25 +10,11 @@ use anyhow::{Context, Result, bail, ensure};
 use genmint_model_runtime::{DEFAULT_MODEL_NAME, TEST_MODEL_NAME};
 use tokio::process::{Child, Command};
 
-use crate::support::{free_port, genmint_bin, now_unix};
+use crate::support::{free_ports, genmint_bin};
 
 /// Two consecutive free loopback ports, TCP and UDP (dev node i listens on base + i - 1).
 fn free_pair() -> u16 {
-    // Below the kernel's ephemeral range (32768 and up), so that no outgoing connection of a test
-    // running beside this one takes the second port between this check and `genmint dev`'s bind.
-    const RANGE: std::ops::Range<u16> = 20_000..32_000;
-    let mut seed = std::process::id() as u64 ^ now_unix().rotate_left(17) ^ u64::from(free_port());
-    loop {
-        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        let base = RANGE.start + ((seed >> 33) % u64::from(RANGE.end - RANGE.start)) as u16;
-        let free = |port: u16| {
-            std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
-                && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
-        };
-        if free(base) && free(base + 1) {
-            return base;
-        }
-    }
+    free_ports(2)
 }
 
 /// `genmint dev` running; stopped with Ctrl-C (SIGINT) as a user stops it, so it stops anvil

@@ -79,11 +79,34 @@ pub fn genmint_bin() -> PathBuf {
     bin
 }
 
+/// A loopback port free for TCP and UDP (a node listens on both, QUIC on UDP).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    free_ports(1)
+}
+
+/// The first of `count` consecutive loopback ports free for TCP and UDP, below the kernel's
+/// ephemeral range (32768 and up), so that no outgoing connection of a test running beside this
+/// one takes one between this check and the bind of whatever it is for. Calls in one process
+/// walk the range from a per-process start, so they never hand out the same port twice.
+pub fn free_ports(count: u16) -> u16 {
+    const RANGE: std::ops::Range<u16> = 20_000..32_000;
+    static NEXT: std::sync::OnceLock<std::sync::atomic::AtomicU16> = std::sync::OnceLock::new();
+    let span = RANGE.end - RANGE.start;
+    let next = NEXT.get_or_init(|| {
+        let seed = u64::from(std::process::id()).wrapping_mul(2_654_435_761) ^ now_unix();
+        std::sync::atomic::AtomicU16::new((seed % u64::from(span)) as u16)
+    });
+    let free = |port: u16| {
+        std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+    };
+    loop {
+        let offset = next.fetch_add(count, Ordering::Relaxed) % (span - count);
+        let base = RANGE.start + offset;
+        if (base..base + count).all(free) {
+            return base;
+        }
+    }
 }
 
 pub fn now_unix() -> u64 {
