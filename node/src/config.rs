@@ -333,7 +333,8 @@ pub struct P2pConfig {
     pub bootstrap: Vec<String>,
     /// Find peers on the local network with mDNS.
     pub mdns: bool,
-    /// How often the node re-announces its advert (it also announces on every change).
+    /// How often the node re-announces its advert in a small network; past about 100 nodes the
+    /// network stretches it so that all nodes together publish about 10 adverts a second.
     pub advert_interval_secs: u64,
     /// Seconds a peer's job-protocol answer may take before the next peer is tried.
     pub request_timeout_secs: u64,

@@ -318,8 +318,8 @@ impl Actor {
                 },
                 Some((answer, channel)) = self.answers.next() => self.send_answer(answer, channel),
                 _ = &mut republish => {
-                    self.adverts.republish(self.swarm.behaviour_mut());
-                    republish.as_mut().reset(tokio::time::Instant::now() + self.adverts.refresh_interval());
+                    let next = self.adverts.republish(self.swarm.behaviour_mut());
+                    republish.as_mut().reset(tokio::time::Instant::now() + next);
                 }
                 _ = housekeeping.tick() => {
                     self.adverts.housekeeping(&mut self.swarm.behaviour_mut().gossipsub);

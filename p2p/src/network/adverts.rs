@@ -146,7 +146,9 @@ impl Adverts {
         let models_changed = models != previous_models || self.own.is_none();
         self.own = Some(advert);
         match models_changed {
-            true => self.publish(&mut behaviour.gossipsub),
+            true => {
+                self.publish(&mut behaviour.gossipsub);
+            }
             // Load and price go out with the next publication due: a tenth of the refresh
             // interval at most (a busy peer refuses a job anyway, and the asker tries the next).
             false => self.publish_after(CHANGE_GAP, &mut behaviour.gossipsub),
@@ -210,14 +212,16 @@ impl Adverts {
         self.routing_grew = true;
     }
 
-    /// The refresh interval passed: say again that we are here, and tell new DHT peers what we have.
-    pub fn republish(&mut self, behaviour: &mut Behaviour) {
-        self.publish(&mut behaviour.gossipsub);
+    /// The refresh interval passed: say again that we are here, and tell new DHT peers what we
+    /// have. Returns when to do it next: the interval this publication announced.
+    pub fn republish(&mut self, behaviour: &mut Behaviour) -> Duration {
+        let next = self.publish(&mut behaviour.gossipsub);
         if std::mem::take(&mut self.routing_grew)
             && let Some(advert) = &self.own
         {
             self.announce(&mut behaviour.kademlia, model_hashes(advert).iter());
         }
+        next
     }
 
     /// Drops peers' adverts that were not repeated in time, and makes a publication that waited.
@@ -246,19 +250,19 @@ impl Adverts {
         }
     }
 
-    fn publish(&mut self, gossipsub: &mut gossipsub::Behaviour) {
-        // Announced rounded up, so that receivers never expire us between two publications.
-        let refresh = self.refresh_interval() + Duration::from_secs(1);
-        let Some(advert) = self.own.as_mut() else { return };
+    /// Publishes our advert (if we have one yet); returns the refresh interval it announces.
+    fn publish(&mut self, gossipsub: &mut gossipsub::Behaviour) -> Duration {
+        let refresh = self.refresh_interval();
+        let Some(advert) = self.own.as_mut() else { return refresh };
         // Receivers take a repeat only if it is not older than the copy they hold.
         advert.issued_at = advert.issued_at.max(unix_seconds(SystemTime::now()));
-        advert.refresh_secs = Some(refresh.as_secs().max(1));
+        advert.refresh_secs = Some(announced_secs(refresh));
         advert.addresses.clone_from(&self.addresses);
         let bytes = match advert.encode() {
             Ok(bytes) => bytes,
             Err(e) => {
                 tracing::error!(error = %e, "our advert cannot be encoded");
-                return;
+                return refresh;
             }
         };
         match gossipsub.publish(self.topic.clone(), bytes) {
@@ -269,6 +273,7 @@ impl Adverts {
             Err(PublishError::NoPeersSubscribedToTopic) => self.publish_due = Some(MIN_PUBLISH_GAP),
             Err(e) => tracing::warn!(error = %e, "advert not published; retrying at the next interval"),
         }
+        refresh
     }
 
     fn announce<'a>(
@@ -282,6 +287,12 @@ impl Adverts {
             }
         }
     }
+}
+
+/// The `refresh_secs` an advert repeated every `refresh` announces: rounded up, so that receivers
+/// never expire it between two publications, and within what receivers accept.
+fn announced_secs(refresh: Duration) -> u64 {
+    (refresh.as_secs() + 1).min(MAX_REFRESH_SECS)
 }
 
 fn model_hashes(advert: &Advert) -> BTreeSet<String> {
@@ -382,6 +393,11 @@ pub(super) mod tests {
         assert!(within(adverts.refresh_interval(), TTL / 3), "rate 0 keeps the configured interval");
         adverts.network_rate = 0.01;
         assert_eq!(adverts.refresh_interval(), Duration::from_secs(MAX_REFRESH_SECS), "capped");
+        // The longest interval is still announced as one receivers accept.
+        let slowest =
+            Advert { refresh_secs: Some(announced_secs(adverts.refresh_interval())), ..advert(&peer(), 1) };
+        assert_eq!(slowest.validate_shape(), Ok(()));
+        assert_eq!(announced_secs(Duration::from_millis(10_400)), 11, "rounded up");
     }
 
     #[test]
