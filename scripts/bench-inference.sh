@@ -9,11 +9,12 @@
 # from `generating` to `generated`, as `genmint generate --wait` reports them).
 #
 #   scripts/bench-inference.sh [--runs N] [--threads T] [--steps N] [--no-node]
-#   scripts/bench-inference.sh --sd15 [--runs N] [--threads T] [--steps S]
+#   scripts/bench-inference.sh --sd15 [--runs N] [--threads T] [--steps S] [--sizes "256 512"]
 #       Stable Diffusion 1.5 shapes with random weights (model-runtime/bench/sd15_random.py makes
 #       them; about 2 GB in a temporary folder): the whole pipeline (guidance 7.5, S DDIM steps,
-#       default 3) at 256x256 and 512x512, and one UNet step (batch 2) from the difference of S
-#       steps and 1 step at each size. Default 2 runs per side.
+#       default 3, at least 2) at each size, one UNet step (batch 2: the median time between
+#       consecutive steps, so a warm pass) and the VAE decode (from the last step to the image).
+#       Default 2 runs per side.
 #   scripts/bench-inference.sh --throughput [--batch B] [--runs N] [--threads T]
 #       genmint alone, the default model: images/s generating B requests one at a time and as one
 #       batch (as a node runs requests that wait together), interleaved, N rounds (default 3,
@@ -30,7 +31,7 @@ TOOLS="${GENMINT_TOOLS:-$ROOT/.tools}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 say() { printf 'bench-inference: %s\n' "$*" >&2; }
 
-runs="" threads=1 steps="" short=false node=true sd15=false throughput=false batch=4
+runs="" threads=1 steps="" short=false node=true sd15=false throughput=false batch=4 sizes="256 512"
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
@@ -41,6 +42,7 @@ while [ $# -gt 0 ]; do
     --sd15) sd15=true; shift ;;
     --throughput) throughput=true; shift ;;
     --batch) batch="$2"; shift 2 ;;
+    --sizes) sizes="$2"; shift 2 ;;
     *) echo "bench-inference: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
   esac
 done
@@ -111,48 +113,46 @@ if $sd15; then
   model="$work/sd15"
   say "making the SD 1.5-sized model (random weights)"
   "$PYTHON" model-runtime/bench/sd15_random.py make "$model" >/dev/null
-  for size in 256 512; do
-    for n in 1 "$steps"; do
-      say "${size}x${size}, $n step(s): $runs interleaved runs per side, $threads thread(s)"
-      for run in $(seq 1 "$runs"); do
-        RAYON_NUM_THREADS="$threads" /usr/bin/time -f '{"peak_rss_kb": %M}' -a -o "$work/sd15-genmint.rss" \
-          "$TARGET/release/examples/bench" "$model" --runs 1 --steps "$n" --seed "$run" --size "$size" \
-          --guidance 7.5 --prompt "a red fox in a snow forest, watercolor" --negative "blurry, lowres" \
-          --pixels-out "$work/g-$size-$n-$run" | tail -1 >>"$work/sd15-genmint-$size-$n.jsonl"
-        OMP_NUM_THREADS="$threads" /usr/bin/time -f '{"peak_rss_kb": %M}' -a -o "$work/sd15-diffusers.rss" \
-          "$PYTHON" model-runtime/bench/sd15_random.py run "$model" "$TARGET/release/examples/parity-noise" \
-          --runs 1 --steps "$n" --threads "$threads" --seed "$run" --size "$size" \
-          --pixels-out "$work/d-$size-$n-$run" | tail -1 >>"$work/sd15-diffusers-$size-$n.jsonl"
-      done
+  [ "$steps" -ge 2 ] || { say "--sd15 needs at least 2 steps (a step time is the time between two)"; exit 2; }
+  for size in $sizes; do
+    say "${size}x${size}, $steps steps: $runs interleaved runs per side, $threads thread(s)"
+    for run in $(seq 1 "$runs"); do
+      RAYON_NUM_THREADS="$threads" /usr/bin/time -f '{"peak_rss_kb": %M}' -a -o "$work/sd15-genmint.rss" \
+        "$TARGET/release/examples/bench" "$model" --runs 1 --steps "$steps" --seed "$run" --size "$size" \
+        --guidance 7.5 --prompt "a red fox in a snow forest, watercolor" --negative "blurry, lowres" \
+        --pixels-out "$work/g-$size-$run" | tail -1 >>"$work/sd15-genmint-$size.jsonl"
+      OMP_NUM_THREADS="$threads" /usr/bin/time -f '{"peak_rss_kb": %M}' -a -o "$work/sd15-diffusers.rss" \
+        "$PYTHON" model-runtime/bench/sd15_random.py run "$model" "$TARGET/release/examples/parity-noise" \
+        --runs 1 --steps "$steps" --threads "$threads" --seed "$run" --size "$size" \
+        --pixels-out "$work/d-$size-$run" | tail -1 >>"$work/sd15-diffusers-$size.jsonl"
     done
   done
-  python3 - "$work" "$runs" "$threads" "$steps" <<'PY'
+  python3 - "$work" "$runs" "$threads" "$steps" "$sizes" <<'PY'
 import json, statistics, sys
 from pathlib import Path
 
 work, runs, threads, steps = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-def times(side, size, n):
-    return [json.loads(l)["image_s"] for l in (work / f"sd15-{side}-{size}-{n}.jsonl").read_text().splitlines()]
+sizes = [int(size) for size in sys.argv[5].split()]
+def figures(side, size, key):
+    return [json.loads(l)[key] for l in (work / f"sd15-{side}-{size}.jsonl").read_text().splitlines()]
 def rss(side):
     return max(json.loads(l)["peak_rss_kb"] for l in (work / f"sd15-{side}.rss").read_text().splitlines()
                if l.startswith("{")) / 1024
 def worst(size):
     diff = 0
     for run in range(1, runs + 1):
-        a = (work / f"g-{size}-{steps}-{run}.0.rgb").read_bytes()
-        b = (work / f"d-{size}-{steps}-{run}.0.rgb").read_bytes()
+        a = (work / f"g-{size}-{run}.0.rgb").read_bytes()
+        b = (work / f"d-{size}-{run}.0.rgb").read_bytes()
         diff = max(diff, max(abs(x - y) for x, y in zip(a, b)))
     return diff
-print(f"SD 1.5 shapes, random weights, guidance 7.5 (batch 2), DDIM, {threads} thread(s), {runs} runs each (median s)")
-print(f"{'case':<34} {'genmint':>9} {'diffusers':>9} {'ratio':>6}")
-for size in (256, 512):
-    cases = {}
-    for side in ("genmint", "diffusers"):
-        one, many = statistics.median(times(side, size, 1)), statistics.median(times(side, size, steps))
-        cases[side] = (many, (many - one) / max(steps - 1, 1))
-    for i, what in ((1, f"UNet step {size}x{size}"), (0, f"pipeline {size}x{size}, {steps} steps")):
-        g, d = cases["genmint"][i], cases["diffusers"][i]
-        print(f"{what:<34} {g:>9.2f} {d:>9.2f} {g / d:>6.2f}")
+print(f"SD 1.5 shapes, random weights, guidance 7.5 (batch 2), DDIM, {threads} thread(s), {runs} runs each")
+print(f"{'case (median s; min-max)':<34} {'genmint':>19} {'diffusers':>19} {'ratio':>6}")
+for size in sizes:
+    for key, what in (("step_s", f"UNet step {size}x{size}"), ("decode_s", f"VAE decode {size}x{size}"),
+                      ("image_s", f"pipeline {size}x{size}, {steps} steps")):
+        g, d = figures("genmint", size, key), figures("diffusers", size, key)
+        cell = lambda xs: f"{statistics.median(xs):.2f} ({min(xs):.1f}-{max(xs):.1f})"
+        print(f"{what:<34} {cell(g):>19} {cell(d):>19} {statistics.median(g) / statistics.median(d):>6.2f}")
     print(f"{'':<34} pictures: largest channel difference {worst(size)}/255")
 print(f"peak MiB: genmint {rss('genmint'):.0f}, diffusers {rss('diffusers'):.0f}")
 PY

@@ -9,7 +9,8 @@ embedding table is small; every other tensor has SD 1.5's shape.
 
 `run OUT NOISE_BIN ...` times diffusers' StableDiffusionPipeline on it from genmint's initial
 noise, the way genmint's `bench` example times genmint: one JSON object per line (the load time,
-then per run the text encoder alone and the whole image), the uint8 pixels written for comparison.
+then per run the text encoder alone, the whole image, the median time between consecutive steps
+and the time from the last step to the image), the uint8 pixels written for comparison.
 """
 
 import argparse
@@ -70,14 +71,25 @@ def run(args: argparse.Namespace) -> None:
             timed = time.perf_counter()
             pipe.encode_prompt(PROMPT, "cpu", 1, args.guidance > 1.0, NEGATIVE)
             text_s = time.perf_counter() - timed
+            stepped = []
+
+            def step_ended(pipe, step, timestep, callback_kwargs):
+                stepped.append(time.perf_counter())
+                return callback_kwargs
+
             timed = time.perf_counter()
             image = pipe(PROMPT, negative_prompt=NEGATIVE, height=args.size, width=args.size,
                          num_inference_steps=args.steps, guidance_scale=args.guidance, latents=noise,
-                         output_type="np").images[0]
-            total = time.perf_counter() - timed
+                         output_type="np", callback_on_step_end=step_ended).images[0]
+            ended = time.perf_counter()
+            total = ended - timed
             pixels = (image * 255).round().astype(np.uint8).tobytes()
             args.pixels_out.with_suffix(f".{run}.rgb").write_bytes(pixels)
-            print(json.dumps({"run": run, "text_s": round(text_s, 4), "image_s": round(total, 4)}), flush=True)
+            figures = {"run": run, "text_s": round(text_s, 4), "image_s": round(total, 4)}
+            if len(stepped) >= 2:
+                steps = [b - a for a, b in zip(stepped, stepped[1:])]
+                figures |= {"step_s": round(float(np.median(steps)), 4), "decode_s": round(ended - stepped[-1], 4)}
+            print(json.dumps(figures), flush=True)
 
 
 def main() -> None:

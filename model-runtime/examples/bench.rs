@@ -6,7 +6,9 @@
 //! [--guidance G] [--size PX] [--prompt TEXT] [--negative TEXT] [--seed S] [--pixels-out FILE]`. Threads:
 //! `RAYON_NUM_THREADS` (candle's pool). With `--pixels-out`, run r's RGB8 pixels are written to
 //! `FILE.r.rgb` for comparison with diffusers'. With `--batch B`, each run is B requests (seeds in
-//! turn) generated as one batch, and `image_s` is the run's time divided by B.
+//! turn) generated as one batch, and `image_s` is the run's time divided by B. With one request a
+//! run, `step_s` is the median time between consecutive denoising steps (a warm UNet pass, the
+//! scheduler and guidance) and `decode_s` the time from the last step to the image (the decoder).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -72,8 +74,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stages.context(&batch[0])?;
         let text = timed.elapsed().as_secs_f64();
         let (timed, cpu) = (Instant::now(), cpu_seconds());
+        let mut stepped = Vec::with_capacity(args.params.steps as usize);
         let images = if args.batch == 1 {
-            vec![stages.generator().generate(&batch[0], &mut |_| Control::Continue)?]
+            let image = stages.generator().generate(&batch[0], &mut |_| {
+                stepped.push(Instant::now());
+                Control::Continue
+            })?;
+            vec![image]
         } else {
             stages
                 .generator()
@@ -82,6 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .collect::<Result<_, _>>()?
         };
         let total = timed.elapsed().as_secs_f64() / args.batch as f64;
+        let stages_s = stage_times(&stepped);
         let cpu = cpu_seconds().zip(cpu).map_or(String::new(), |(end, start)| {
             format!(r#","cpu_s":{:.3}"#, (end - start) / args.batch as f64)
         });
@@ -91,12 +99,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let digests: Vec<String> =
             images.iter().map(|image| format!("{:?}", hex::encode(image.pixel_digest()))).collect();
         println!(
-            r#"{{"run":{run},"batch":{},"text_s":{text:.4},"image_s":{total:.4}{cpu},"pixel_digests":[{}]}}"#,
+            r#"{{"run":{run},"batch":{},"text_s":{text:.4},"image_s":{total:.4}{cpu}{stages_s},"pixel_digests":[{}]}}"#,
             args.batch,
             digests.join(",")
         );
     }
     Ok(())
+}
+
+/// `,"step_s":…,"decode_s":…` from the instants the steps ended (nothing with fewer than two).
+fn stage_times(stepped: &[Instant]) -> String {
+    let (Some(last), true) = (stepped.last(), stepped.len() >= 2) else { return String::new() };
+    let mut steps: Vec<f64> = stepped.windows(2).map(|pair| (pair[1] - pair[0]).as_secs_f64()).collect();
+    steps.sort_by(f64::total_cmp);
+    let middle = steps.len() / 2;
+    let median = if steps.len() % 2 == 1 { steps[middle] } else { (steps[middle - 1] + steps[middle]) / 2.0 };
+    format!(r#","step_s":{median:.4},"decode_s":{:.4}"#, last.elapsed().as_secs_f64())
 }
 
 /// CPU time of this process so far (user and system, all threads), where the system says it

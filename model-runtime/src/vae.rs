@@ -11,11 +11,11 @@
 //! `query`/`key`/`value`/`proj_attn` and 1×1-convolution shapes too, as older checkpoints have
 //! them).
 
-use candle_core::{D, Module, Tensor};
+use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::stable_diffusion::vae::AutoEncoderKLConfig;
 
-use crate::kernels::{Conv2d, ConvGeometry, GroupNorm, Linear, add, softmax_last_dim};
+use crate::kernels::{Conv2d, ConvGeometry, GroupNorm, Linear, add, attention};
 use crate::resnet::{NormSpec, ResnetBlock, Upsample};
 
 /// Group norms of a VAE use this epsilon throughout.
@@ -153,8 +153,7 @@ impl MidAttention {
         let q = (self.to_q.forward(&tokens)? * self.scale)?;
         let k = self.to_k.forward(&tokens)?;
         let v = self.to_v.forward(&tokens)?;
-        let weights = softmax_last_dim(&q.matmul(&k.transpose(D::Minus1, D::Minus2)?)?)?;
-        let out = self.to_out.forward(&weights.matmul(&v)?)?;
+        let out = self.to_out.forward(&attention(&q, &k, &v, 1)?)?;
         add(out.transpose(1, 2)?.reshape((batch, channels, height, width))?, xs)
     }
 }

@@ -1,33 +1,34 @@
 //! Fast CPU kernels for the layers that dominate a diffusion UNet, as candle custom ops: the
 //! convolution ([`Conv2d`]: one gather of shifted rows, then one matrix product that writes the
 //! output in place), group normalisation with the SiLU that follows it fused in ([`GroupNorm`]),
-//! GEGLU ([`geglu`]) and the attention's softmax ([`softmax_last_dim`]), the last three over
-//! branch-free `exp` and `erf` ([`math`]) that compile to SIMD code. Each layer runs candle's own ops on any other device or element type,
+//! GEGLU ([`geglu`]) and attention ([`attention`]: block by block, never the whole score
+//! matrix), the last three over branch-free `exp` and `erf` ([`math`]) that compile to SIMD code. Each layer runs candle's own ops on any other device or element type,
 //! and those plain ops are what the kernels are tested against.
 //!
 //! Every kernel splits its work among the threads of the current rayon pool by output rows or
 //! groups, never inside a sum, so the results do not depend on the thread count.
 
 mod add;
+mod attention;
 mod conv;
 mod geglu;
 mod linear;
 mod math;
 mod norm;
-mod softmax;
 
 pub(crate) use add::add;
+pub(crate) use attention::attention;
 pub(crate) use conv::{Conv2d, ConvGeometry};
 pub(crate) use geglu::geglu;
 pub(crate) use linear::{Linear, linear, linear_no_bias};
 pub(crate) use norm::GroupNorm;
-pub(crate) use softmax::softmax_last_dim;
 
 use candle_core::{CpuStorage, DType, Device, Layout, Tensor};
 
 /// The arithmetic of these kernels, as recorded in a token's reproducibility envelope: raised
-/// whenever a change here can change a picture's bits (1 was candle's own blocks).
-pub(crate) const KERNELS_VERSION: u32 = 2;
+/// whenever a change here can change a picture's bits (1 was candle's own blocks; 3 computes
+/// attention block by block).
+pub(crate) const KERNELS_VERSION: u32 = 3;
 
 /// Whether `xs` is a tensor the CPU kernels take: f32 on the CPU.
 fn on_cpu_f32(xs: &Tensor) -> bool {

@@ -3,11 +3,11 @@
 //! whose `BasicTransformerBlock`s run self-attention, cross-attention to the text and a GEGLU
 //! feed-forward, each after a layer norm and added back.
 
-use candle_core::{D, Module, Tensor};
+use candle_core::{Module, Tensor};
 use candle_nn::{LayerNorm, VarBuilder};
 
 use crate::kernels::{
-    Conv2d, ConvGeometry, GroupNorm, Linear, add, geglu, linear, linear_no_bias, softmax_last_dim,
+    Conv2d, ConvGeometry, GroupNorm, Linear, add, attention, geglu, linear, linear_no_bias,
 };
 
 /// The shape of one `Transformer2DModel`.
@@ -146,23 +146,15 @@ impl Attention {
 
     /// `xs` `[batch, tokens, C]` attending to itself, or to `context`: flash attention where
     /// the build has it and the UNet runs in f16 or bf16 on a GPU (`precision`), else the
-    /// product, softmax and product written out.
+    /// attention kernel (block by block on the CPU, the plain ops elsewhere).
     fn forward(&self, xs: &Tensor, context: Option<&Tensor>) -> candle_core::Result<Tensor> {
         let context = context.unwrap_or(xs);
         #[cfg(feature = "flash-attn")]
         if crate::precision::uses_flash_attention(xs.device(), xs.dtype()) {
             return self.flash(xs, context);
         }
-        let (batch, tokens, channels) = xs.dims3()?;
-        let heads = |t: Tensor| -> candle_core::Result<Tensor> {
-            let n = t.dim(1)?;
-            t.reshape((batch, n, self.heads, channels / self.heads))?.transpose(1, 2)?.contiguous()
-        };
-        let q = heads((self.to_q.forward(xs)? * self.scale)?)?;
-        let k = heads(self.to_k.forward(context)?)?;
-        let v = heads(self.to_v.forward(context)?)?;
-        let weights = softmax_last_dim(&q.matmul(&k.transpose(D::Minus1, D::Minus2)?)?)?;
-        let out = weights.matmul(&v)?.transpose(1, 2)?.reshape((batch, tokens, channels))?;
+        let q = (self.to_q.forward(xs)? * self.scale)?;
+        let out = attention(&q, &self.to_k.forward(context)?, &self.to_v.forward(context)?, self.heads)?;
         self.to_out.forward(&out)
     }
 
