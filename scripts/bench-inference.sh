@@ -48,6 +48,7 @@ while [ $# -gt 0 ]; do
 done
 
 if $sd15; then runs="${runs:-2}" steps="${steps:-3}"
+  [ "$steps" -ge 2 ] || { say "--sd15 needs at least 2 steps (a step time is the time between two)"; exit 2; }
 elif $throughput; then runs="${runs:-3}" steps="${steps:-20}"
 else runs="${runs:-5}" steps="${steps:-20}"; fi
 work="$(mktemp -d)"
@@ -113,7 +114,6 @@ if $sd15; then
   model="$work/sd15"
   say "making the SD 1.5-sized model (random weights)"
   "$PYTHON" model-runtime/bench/sd15_random.py make "$model" >/dev/null
-  [ "$steps" -ge 2 ] || { say "--sd15 needs at least 2 steps (a step time is the time between two)"; exit 2; }
   for size in $sizes; do
     say "${size}x${size}, $steps steps: $runs interleaved runs per side, $threads thread(s)"
     for run in $(seq 1 "$runs"); do
