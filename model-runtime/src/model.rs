@@ -207,7 +207,7 @@ impl Limits {
 /// request's steps and guidance, which the node records) gives the same pixel digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReproducibilityEnvelope {
-    /// Inference engine and version, e.g. `candle 0.11.1 / genmint-model-runtime 0.1.0 / kernels 3`.
+    /// Inference engine and version, e.g. `candle 0.11.1 / genmint-model-runtime 0.1.0 / kernels 4`.
     pub engine: String,
     /// The initial-noise algorithm, e.g. `chacha20-normal-v1`.
     pub noise: String,

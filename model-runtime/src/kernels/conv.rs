@@ -2,13 +2,16 @@
 //! in f32 each image is gathered into a matrix whose rows are the input channels shifted by one
 //! kernel tap (`[c_in · k · k, out_h · out_w]`, copied row segment by row segment), and one matrix
 //! product with the weights `[c_out, c_in · k · k]` writes the NCHW output directly, on top of
-//! the bias. 1×1 convolutions skip the gather.
+//! the bias. 1×1 convolutions skip the gather; 3×3 convolutions that keep the sides and have at
+//! least 256 channels in and out run by Winograd's method instead ([`winograd`]), their weights
+//! transformed once at load.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Module, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use super::{contiguous_f32, gemm_parallelism, on_cpu_f32};
+use super::winograd::{self, WinogradOp};
+use super::{Accumulate, contiguous_f32, matmul, on_cpu_f32};
 
 /// Most elements of the gathered matrix held at once: larger outputs are gathered in bands of
 /// output rows (64 MiB of f32).
@@ -37,9 +40,18 @@ impl ConvGeometry {
 /// A convolution layer: `weight` `[c_out, c_in, k, k]`, `bias` `[c_out]`.
 #[derive(Debug, Clone)]
 pub(crate) struct Conv2d {
-    weight: Tensor,
+    weights: Weights,
     bias: Tensor,
     geometry: ConvGeometry,
+}
+
+/// The weights in the form the layer's kernel reads.
+#[derive(Debug, Clone)]
+enum Weights {
+    /// `[c_out, c_in, k, k]`, for the gathered product and candle's convolution.
+    Plain(Tensor),
+    /// Winograd-transformed, `[16, c_out, c_in]` (f32 on the CPU only).
+    Winograd(Tensor),
 }
 
 impl Conv2d {
@@ -53,29 +65,52 @@ impl Conv2d {
     ) -> candle_core::Result<Self> {
         let weight = vb.get((out_channels, in_channels, kernel, kernel), "weight")?.contiguous()?;
         let bias = vb.get(out_channels, "bias")?.contiguous()?;
-        Ok(Self { weight, bias, geometry })
+        let ConvGeometry { padding, stride } = geometry;
+        let weights =
+            if on_cpu_f32(&weight) && winograd::applies(in_channels, out_channels, kernel, padding, stride) {
+                Weights::Winograd(winograd::transform_weights(&weight)?)
+            } else {
+                Weights::Plain(weight)
+            };
+        Ok(Self { weights, bias, geometry })
     }
 
-    /// candle's own convolution, for other devices and element types (and the tests).
-    fn plain(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        let ConvGeometry { padding, stride } = self.geometry;
-        let out = xs.conv2d(&self.weight, padding, stride, 1, 1)?;
-        out.broadcast_add(&self.bias.reshape((1, (), 1, 1))?)
+    /// Whether the layer runs by Winograd's method.
+    #[cfg(test)]
+    pub(in crate::kernels) fn takes_winograd(&self) -> bool {
+        matches!(self.weights, Weights::Winograd(_))
     }
 }
 
 impl Module for Conv2d {
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        if on_cpu_f32(xs) && on_cpu_f32(&self.weight) {
-            xs.contiguous()?.apply_op3_no_bwd(
-                &self.weight,
-                &self.bias,
-                &ConvOp { geometry: self.geometry, max_gathered: MAX_GATHERED },
-            )
-        } else {
-            self.plain(xs)
+        match &self.weights {
+            Weights::Winograd(weights) if on_cpu_f32(xs) => {
+                xs.contiguous()?.apply_op3_no_bwd(weights, &self.bias, &WinogradOp::default())
+            }
+            Weights::Winograd(_) => Err(candle_core::Error::Msg(format!(
+                "conv2d: the layer was loaded for f32 on the CPU but got {:?} on {:?}; load the model \
+                 with the dtype and device it runs on",
+                xs.dtype(),
+                xs.device()
+            ))),
+            Weights::Plain(weight) if on_cpu_f32(xs) && on_cpu_f32(weight) => {
+                xs.contiguous()?.apply_op3_no_bwd(
+                    weight,
+                    &self.bias,
+                    &ConvOp { geometry: self.geometry, max_gathered: MAX_GATHERED },
+                )
+            }
+            Weights::Plain(weight) => plain(xs, weight, &self.bias, self.geometry),
         }
     }
+}
+
+/// candle's own convolution, for other devices and element types (and the tests).
+fn plain(xs: &Tensor, weight: &Tensor, bias: &Tensor, geometry: ConvGeometry) -> candle_core::Result<Tensor> {
+    let ConvGeometry { padding, stride } = geometry;
+    let out = xs.conv2d(weight, padding, stride, 1, 1)?;
+    out.broadcast_add(&bias.reshape((1, (), 1, 1))?)
 }
 
 /// The custom op: (input, weight, bias) → output.
@@ -161,7 +196,7 @@ impl ConvOp {
         let plane = d.out_h * d.out_w;
         let taps = d.c_in * d.kernel * d.kernel;
         if d.kernel == 1 && self.geometry == (ConvGeometry { padding: 0, stride: 1 }) {
-            matmul_add(d.c_out, plane, taps, weight, image, plane, out, plane);
+            matmul(Accumulate::Yes, d.c_out, plane, taps, weight, image, plane, out, plane);
             return;
         }
         let band = (self.max_gathered / (taps * d.out_w)).clamp(1, d.out_h);
@@ -197,7 +232,7 @@ impl ConvOp {
                 self.gather_tap(d, image, tap, first_row, row);
             });
             let out = &mut out[first_row * d.out_w..];
-            matmul_add(d.c_out, columns, taps, weight, gathered, columns, out, plane);
+            matmul(Accumulate::Yes, d.c_out, columns, taps, weight, gathered, columns, out, plane);
         }
     }
 
@@ -235,64 +270,29 @@ impl ConvOp {
     }
 }
 
-/// `out[m, n] += lhs[m, k] · rhs[k, n]`; `rhs` and `out` rows are `rhs_stride` and
-/// `out_stride` apart.
-#[allow(clippy::too_many_arguments, unsafe_code)]
-fn matmul_add(
-    m: usize,
-    n: usize,
-    k: usize,
-    lhs: &[f32],
-    rhs: &[f32],
-    rhs_stride: usize,
-    out: &mut [f32],
-    out_stride: usize,
-) {
-    assert!(lhs.len() >= m * k && rhs.len() >= (k.max(1) - 1) * rhs_stride + n);
-    assert!(out.len() >= (m.max(1) - 1) * out_stride + n);
-    // SAFETY: the asserts above keep every index of the three matrices inside its slice.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            out_stride as isize,
-            true,
-            lhs.as_ptr(),
-            1,
-            k as isize,
-            rhs.as_ptr(),
-            1,
-            rhs_stride as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm_parallelism(),
-        );
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use candle_core::{Device, Module};
     use candle_nn::VarBuilder;
 
     use super::super::test_support::{bits, max_diff, sample, with_threads};
     use super::*;
 
-    fn conv(c_in: usize, c_out: usize, kernel: usize, geometry: ConvGeometry) -> Conv2d {
+    /// A layer with reproducible weights, and its weight and bias for the reference.
+    pub(in crate::kernels) fn conv(
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        geometry: ConvGeometry,
+    ) -> (Conv2d, Tensor, Tensor) {
         let weight = (sample(&[c_out, c_in, kernel, kernel], 7) * 0.2).unwrap();
         let bias = sample(&[c_out], 8);
         let vb = VarBuilder::from_tensors(
-            [("weight".to_string(), weight), ("bias".to_string(), bias)].into(),
+            [("weight".to_string(), weight.clone()), ("bias".to_string(), bias.clone())].into(),
             candle_core::DType::F32,
             &Device::Cpu,
         );
-        Conv2d::load(vb, c_in, c_out, kernel, geometry).unwrap()
+        (Conv2d::load(vb, c_in, c_out, kernel, geometry).unwrap(), weight, bias)
     }
 
     #[test]
@@ -300,7 +300,7 @@ mod tests {
         let cases = [
             // (batch, c_in, h, w, c_out, kernel, padding, stride)
             (2, 3, 32, 32, 32, 3, 1, 1),
-            (2, 32, 9, 7, 16, 3, 1, 1),
+            (2, 8, 9, 7, 16, 3, 1, 1),
             (1, 8, 16, 16, 8, 3, 1, 2),
             (2, 8, 15, 13, 4, 3, 1, 2),
             (2, 16, 8, 8, 24, 1, 0, 1),
@@ -308,36 +308,47 @@ mod tests {
             (1, 4, 5, 5, 4, 5, 2, 1),
         ];
         for (batch, c_in, h, w, c_out, kernel, padding, stride) in cases {
-            let layer = conv(c_in, c_out, kernel, ConvGeometry { padding, stride });
+            let geometry = ConvGeometry { padding, stride };
+            let (layer, weight, bias) = conv(c_in, c_out, kernel, geometry);
+            assert!(!layer.takes_winograd(), "these shapes take the gathered product");
             let xs = sample(&[batch, c_in, h, w], 3);
-            let fast = layer.forward(&xs).unwrap();
-            let plain = layer.plain(&xs).unwrap();
-            let diff = max_diff(&fast, &plain);
+            let diff = max_diff(&layer.forward(&xs).unwrap(), &plain(&xs, &weight, &bias, geometry).unwrap());
             assert!(diff < 1e-4, "case {:?}: {diff}", (batch, c_in, h, w, c_out, kernel, padding, stride));
         }
     }
 
     #[test]
     fn conv2d_gives_the_same_bits_on_any_thread_count_and_bands_agree() {
-        let layer = conv(64, 32, 3, ConvGeometry::same(3));
+        let geometry = ConvGeometry::same(3);
+        let (_, weight, bias) = conv(64, 32, 3, geometry);
         let xs = sample(&[2, 64, 40, 24], 5);
-        let run = |max_gathered| {
-            let op = ConvOp { geometry: layer.geometry, max_gathered };
-            xs.apply_op3_no_bwd(&layer.weight, &layer.bias, &op).unwrap()
-        };
+        let run =
+            |max_gathered| xs.apply_op3_no_bwd(&weight, &bias, &ConvOp { geometry, max_gathered }).unwrap();
         let one = with_threads(1, || run(MAX_GATHERED));
         assert!(with_threads(3, || bits(&run(MAX_GATHERED))) == bits(&one), "3 threads differ from 1");
         // Bands of 1 and of 7 output rows (the last one shorter): the matrix kernel blocks the
         // sums by the band's width, so the last bits may differ, never more.
         assert!(max_diff(&run(64 * 9 * 24), &one) < 1e-4);
         assert!(max_diff(&run(7 * 64 * 9 * 24), &one) < 1e-4);
-        assert!(max_diff(&layer.plain(&xs).unwrap(), &one) < 1e-4);
+        assert!(max_diff(&plain(&xs, &weight, &bias, geometry).unwrap(), &one) < 1e-4);
     }
 
     #[test]
     fn conv2d_takes_strided_input() {
-        let layer = conv(4, 4, 3, ConvGeometry::same(3));
-        let xs = sample(&[1, 4, 8, 6], 9).transpose(2, 3).unwrap();
-        assert!(max_diff(&layer.forward(&xs).unwrap(), &layer.plain(&xs).unwrap()) < 1e-4);
+        for (c_in, c_out) in [(4, 4), (256, 256)] {
+            let (layer, weight, bias) = conv(c_in, c_out, 3, ConvGeometry::same(3));
+            let xs = sample(&[1, c_in, 8, 6], 9).transpose(2, 3).unwrap();
+            let reference = plain(&xs, &weight, &bias, ConvGeometry::same(3)).unwrap();
+            assert!(max_diff(&layer.forward(&xs).unwrap(), &reference) < 1e-4);
+        }
+    }
+
+    #[test]
+    fn a_winograd_layer_refuses_other_dtypes_with_a_clear_error() {
+        let (layer, _, _) = conv(256, 256, 3, ConvGeometry::same(3));
+        assert!(layer.takes_winograd());
+        let xs = sample(&[1, 256, 4, 4], 1).to_dtype(candle_core::DType::F16).unwrap();
+        let error = layer.forward(&xs).unwrap_err().to_string();
+        assert!(error.contains("loaded for f32 on the CPU"), "{error}");
     }
 }

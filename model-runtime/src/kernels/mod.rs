@@ -1,9 +1,10 @@
 //! Fast CPU kernels for the layers that dominate a diffusion UNet, as candle custom ops: the
 //! convolution ([`Conv2d`]: one gather of shifted rows, then one matrix product that writes the
-//! output in place), group normalisation with the SiLU that follows it fused in ([`GroupNorm`]),
-//! GEGLU ([`geglu`]) and attention ([`attention`]: block by block, never the whole score
-//! matrix), the last three over branch-free `exp` and `erf` ([`math`]) that compile to SIMD code. Each layer runs candle's own ops on any other device or element type,
-//! and those plain ops are what the kernels are tested against.
+//! output in place; 3×3 layers by Winograd's method), group normalisation with the SiLU that
+//! follows it fused in ([`GroupNorm`]), GEGLU ([`geglu`]) and attention ([`attention`]: block by
+//! block, never the whole score matrix), the last three over branch-free `exp` and `erf`
+//! ([`math`]) that compile to SIMD code. Each layer runs candle's own ops on any other device or
+//! element type, and those plain ops are what the kernels are tested against.
 //!
 //! Every kernel splits its work among the threads of the current rayon pool by output rows or
 //! groups, never inside a sum, so the results do not depend on the thread count.
@@ -15,6 +16,7 @@ mod geglu;
 mod linear;
 mod math;
 mod norm;
+mod winograd;
 
 pub(crate) use add::add;
 pub(crate) use attention::attention;
@@ -27,8 +29,9 @@ use candle_core::{CpuStorage, DType, Device, Layout, Tensor};
 
 /// The arithmetic of these kernels, as recorded in a token's reproducibility envelope: raised
 /// whenever a change here can change a picture's bits (1 was candle's own blocks; 3 computes
-/// attention block by block).
-pub(crate) const KERNELS_VERSION: u32 = 3;
+/// attention block by block; 4 runs 3×3 convolutions of 256 channels and more by Winograd's
+/// F(2×2, 3×3)).
+pub(crate) const KERNELS_VERSION: u32 = 4;
 
 /// Whether `xs` is a tensor the CPU kernels take: f32 on the CPU.
 fn on_cpu_f32(xs: &Tensor) -> bool {
@@ -45,6 +48,59 @@ fn contiguous_f32<'a>(
         .contiguous_offsets()
         .ok_or_else(|| candle_core::Error::Msg(format!("{kernel}: the input must be contiguous")))?;
     Ok(&storage.as_slice::<f32>()?[start..end])
+}
+
+/// Whether a matrix product adds onto its output or overwrites it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accumulate {
+    Yes,
+    No,
+}
+
+/// `out[m, n] (+)= lhs[m, k] · rhs[k, n]` with `lhs` contiguous; `rhs` and `out` rows are
+/// `rhs_stride` and `out_stride` apart. Threads split the output, never a sum.
+#[allow(clippy::too_many_arguments, unsafe_code)]
+fn matmul(
+    accumulate: Accumulate,
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: &[f32],
+    rhs: &[f32],
+    rhs_stride: usize,
+    out: &mut [f32],
+    out_stride: usize,
+) {
+    assert!(lhs.len() >= m * k && rhs.len() >= (k.max(1) - 1) * rhs_stride + n);
+    assert!(out.len() >= (m.max(1) - 1) * out_stride + n);
+    let (read_out, alpha) = match accumulate {
+        Accumulate::Yes => (true, 1.0),
+        Accumulate::No => (false, 0.0),
+    };
+    // SAFETY: the asserts above keep every index of the three matrices inside its slice.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            out_stride as isize,
+            read_out,
+            lhs.as_ptr(),
+            1,
+            k as isize,
+            rhs.as_ptr(),
+            1,
+            rhs_stride as isize,
+            alpha,
+            1.0,
+            false,
+            false,
+            false,
+            gemm_parallelism(),
+        );
+    }
 }
 
 /// The rayon pool's thread count as the matrix kernels want it.
