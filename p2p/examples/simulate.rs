@@ -1,7 +1,7 @@
 //! Simulates a genmint network in one process: N real nodes (gossipsub, Kademlia, the job protocol,
 //! signed adverts) over in-memory links with a chosen one-way latency and segment loss, joining
-//! through a few bootstrap nodes. Every node advertises; one in five advertises the model jobs
-//! ask for. After a warm-up it measures
+//! through a few bootstrap nodes, `--join-rate` nodes a second. Every node advertises; one in five
+//! advertises the model jobs ask for. After a warm-up it measures
 //!
 //! - advert propagation: publishers raise their advert's sequence, one a second; for each new
 //!   advert, the time until 50 % and 99 % of the other nodes received it;
@@ -17,6 +17,11 @@
 //! node) and as many new ones, with new identities, join through the bootstrap nodes. An advert
 //! then counts only the nodes that had been up `JOIN_GRACE` when it was published and were still
 //! up `DRAIN` later; a job only counts if its origin stayed.
+//!
+//! With `--dilation K` every node runs K times slower than real time (its link delays, intervals,
+//! timeouts and protocol timers, and the simulation's own schedule, all stretched K-fold), so that
+//! more nodes than the machine's cores keep up with in real time still behave as real ones would;
+//! every time and rate printed is in simulated time (the wall clock divided by K).
 //!
 //! Run it with `scripts/simulate-network.sh --nodes 100 --latency-ms 20 --loss 1 --secs 20`.
 
@@ -65,6 +70,22 @@ struct Settings {
     churn: f64,
     /// `NetworkConfig::network_advert_rate`.
     advert_rate: f64,
+    /// How many times slower than real time the network runs (`MemoryLink::time_dilation`).
+    dilation: u32,
+    /// Nodes started a second at first (0: all at once).
+    join_rate: f64,
+}
+
+impl Settings {
+    /// `duration` of simulated time on the wall clock.
+    fn wall(&self, duration: Duration) -> Duration {
+        duration * self.dilation
+    }
+
+    /// `duration` on the wall clock in simulated time.
+    fn simulated(&self, duration: Duration) -> Duration {
+        duration / self.dilation
+    }
 }
 
 impl Settings {
@@ -80,6 +101,8 @@ impl Settings {
             advert_interval: NetworkConfig::default().advert_interval,
             churn: 0.0,
             advert_rate: NetworkConfig::default().network_advert_rate,
+            dilation: 1,
+            join_rate: 100.0,
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -96,10 +119,12 @@ impl Settings {
                 "--advert-interval" => s.advert_interval = Duration::from_secs_f64(number()?),
                 "--churn" => s.churn = number()? / 100.0,
                 "--advert-rate" => s.advert_rate = number()?,
+                "--dilation" => s.dilation = number()? as u32,
+                "--join-rate" => s.join_rate = number()?,
                 _ => {
                     return Err(format!(
                         "unknown flag {flag}; use --nodes, --bootstrap, --latency-ms, --loss (%), \
-                         --warmup (s), --secs, --jobs, --advert-interval (s), --churn (% a minute), --advert-rate (adverts a second, network-wide)"
+                         --warmup (s), --secs, --jobs, --advert-interval (s), --churn (% a minute), --advert-rate (adverts a second, network-wide), --dilation (times slower than real time), --join-rate (nodes a second at first; 0: at once)"
                     )
                     .into());
                 }
@@ -110,6 +135,9 @@ impl Settings {
         }
         if !(0.0..1.0).contains(&s.loss) {
             return Err("--loss is a percentage below 100".into());
+        }
+        if !(1..=100).contains(&s.dilation) {
+            return Err("--dilation is 1 (real time) to 100".into());
         }
         if !(0.0..=1.0).contains(&s.churn) {
             return Err("--churn is a percentage of the nodes a minute, at most 100".into());
@@ -166,7 +194,12 @@ async fn start_node(
         network_advert_rate: settings.advert_rate,
         ..NetworkConfig::default()
     };
-    let link = MemoryLink { latency: settings.latency, loss: settings.loss, traffic: Arc::default() };
+    let link = MemoryLink {
+        latency: settings.latency,
+        loss: settings.loss,
+        time_dilation: settings.dilation,
+        traffic: Arc::default(),
+    };
     let traffic = link.traffic.clone();
     let verifiers = Verifiers { adverts: Arc::new(SimVerifier), spot_checks: None };
     let (handle, mut events) =
@@ -248,8 +281,10 @@ struct Population {
 }
 
 impl Population {
-    /// Starts `settings.nodes` nodes, the bootstrap ones first, each joining through those before it.
+    /// Starts `settings.nodes` nodes, the bootstrap ones first, each joining through those before
+    /// it, `settings.join_rate` a (simulated) second (0: as fast as they start).
     async fn start(settings: &Settings, arrivals: mpsc::UnboundedSender<Arrival>) -> SimResult<Self> {
+        let begun = Instant::now();
         let mut population = Population {
             nodes: Vec::with_capacity(settings.nodes),
             bootstrap: Vec::new(),
@@ -259,6 +294,10 @@ impl Population {
             random: 0x9E37_79B9_7F4A_7C15,
         };
         for index in 0..settings.nodes {
+            if settings.join_rate > 0.0 {
+                let due = settings.wall(Duration::from_secs_f64(index as f64 / settings.join_rate));
+                tokio::time::sleep_until((begun + due).into()).await;
+            }
             let node = start_node(index, settings, population.bootstrap.clone(), population.arrivals.clone())
                 .await?;
             if index < settings.bootstrap {
@@ -302,10 +341,16 @@ impl Population {
 
     /// The nodes an advert published at `at` by `publisher` should reach: up `JOIN_GRACE` before,
     /// and still up `DRAIN` after.
-    fn receivers_of(&self, publisher: &PeerId, at: Instant) -> impl Iterator<Item = &PeerId> {
+    fn receivers_of<'a>(
+        &'a self,
+        settings: &Settings,
+        publisher: &'a PeerId,
+        at: Instant,
+    ) -> impl Iterator<Item = &'a PeerId> {
+        let (grace, drain) = (settings.wall(JOIN_GRACE), settings.wall(DRAIN));
         self.lives.iter().filter_map(move |(peer, (joined, left))| {
-            let up_before = *joined + JOIN_GRACE <= at;
-            let up_after = left.is_none_or(|left| left >= at + DRAIN);
+            let up_before = *joined + grace <= at;
+            let up_after = left.is_none_or(|left| left >= at + drain);
             (peer != publisher && up_before && up_after).then_some(peer)
         })
     }
@@ -316,11 +361,12 @@ impl Population {
 }
 
 /// Places job `job` from `origin`: the capable peers its adverts name, up to `PLACEMENT_TRIES` of
-/// them a try, a try a second until `PLACEMENT_PATIENCE` runs out. Returns when it was placed.
-async fn place(origin: NetworkHandle, job: usize) -> (PeerId, Instant, Option<Duration>) {
+/// them a try, a try a (simulated) second until `PLACEMENT_PATIENCE` runs out. Returns when it
+/// was placed, and how long that took on the wall clock.
+async fn place(origin: NetworkHandle, job: usize, dilation: u32) -> (PeerId, Instant, Option<Duration>) {
     let begun = Instant::now();
     let placed = async {
-        while begun.elapsed() < PLACEMENT_PATIENCE {
+        while begun.elapsed() < PLACEMENT_PATIENCE * dilation {
             let capable: Vec<PeerId> = origin
                 .adverts()
                 .await
@@ -337,7 +383,7 @@ async fn place(origin: NetworkHandle, job: usize) -> (PeerId, Instant, Option<Du
                     return Some(begun.elapsed());
                 }
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(Duration::from_secs(1) * dilation).await;
         }
         None
     };
@@ -358,12 +404,12 @@ async fn main() -> SimResult<()> {
     let started = Instant::now();
     let mut population = Population::start(&settings, arrival_sender).await?;
     println!(
-        "{} nodes started in {:.1} s; warming up {:?}",
+        "{} nodes started in {:.1} s (wall clock); warming up {:?}",
         settings.nodes,
         started.elapsed().as_secs_f64(),
         settings.warmup
     );
-    tokio::time::sleep(settings.warmup).await;
+    tokio::time::sleep(settings.wall(settings.warmup)).await;
     let memory_per_node = resident_bytes().saturating_sub(memory_before) / settings.nodes as u64;
     let mut connected = Vec::with_capacity(settings.nodes);
     for node in &population.nodes {
@@ -373,7 +419,8 @@ async fn main() -> SimResult<()> {
     while arrivals.try_recv().is_ok() {}
     eprintln!("warmed up in {:.1} s; measuring for {} s", started.elapsed().as_secs_f64(), settings.secs);
 
-    // Each second: churn what is due, one publisher raises its sequence, a share of the jobs starts.
+    // Each (simulated) second: churn what is due, one publisher raises its sequence, a share of the
+    // jobs starts.
     let received_before = population.received();
     let (window, cpu_before) = (Instant::now(), cpu_seconds());
     let churn_per_second = settings.churn * settings.nodes as f64 / 60.0;
@@ -396,13 +443,15 @@ async fn main() -> SimResult<()> {
             ..((second + 1) * settings.jobs / settings.secs as usize);
         for job in jobs {
             let origin = population.draw(0);
-            placements.spawn(place(population.nodes[origin].handle.clone(), job));
+            placements.spawn(place(population.nodes[origin].handle.clone(), job, settings.dilation));
         }
-        tokio::time::sleep_until((tick + Duration::from_secs(1)).into()).await;
+        tokio::time::sleep_until((tick + settings.wall(Duration::from_secs(1))).into()).await;
     }
-    tokio::time::sleep(DRAIN).await;
-    let window_secs = window.elapsed().as_secs_f64();
-    let cpu_share = (cpu_seconds() - cpu_before) / window_secs;
+    tokio::time::sleep(settings.wall(DRAIN)).await;
+    let wall_secs = window.elapsed().as_secs_f64();
+    let window_secs = settings.simulated(window.elapsed()).as_secs_f64();
+    let cpu_used = cpu_seconds() - cpu_before;
+    let cpu_share = cpu_used / wall_secs;
     let bytes_per_node_second =
         (population.received() - received_before) as f64 / settings.nodes as f64 / window_secs;
     eprintln!("{} adverts published, {replaced} nodes replaced; waiting for the jobs", published.len());
@@ -415,7 +464,7 @@ async fn main() -> SimResult<()> {
         counted += 1;
         if let Some(latency) = latency {
             placed += 1;
-            latencies.push(latency);
+            latencies.push(settings.simulated(latency));
         }
     }
 
@@ -428,11 +477,11 @@ async fn main() -> SimResult<()> {
     let (mut to_half, mut to_most, mut everywhere) = (Vec::new(), Vec::new(), 0);
     for (key @ (publisher, _), sent) in &published {
         let arrivals = first_arrival.remove(key).unwrap_or_default();
-        let receivers: Vec<&PeerId> = population.receivers_of(publisher, *sent).collect();
+        let receivers: Vec<&PeerId> = population.receivers_of(&settings, publisher, *sent).collect();
         let mut times: Vec<Duration> = receivers
             .iter()
             .filter_map(|peer| arrivals.get(*peer))
-            .map(|at| at.saturating_duration_since(*sent))
+            .map(|at| settings.simulated(at.saturating_duration_since(*sent)))
             .collect();
         times.sort();
         everywhere += usize::from(times.len() >= receivers.len());
@@ -444,14 +493,15 @@ async fn main() -> SimResult<()> {
     }
 
     println!(
-        "nodes {} (bootstrap {}), latency {:?}, loss {:.1} %, churn {:.0} % a minute ({replaced} replaced in {:.0} s), network advert rate {}/s",
+        "nodes {} (bootstrap {}), latency {:?}, loss {:.1} %, churn {:.0} % a minute ({replaced} replaced in {:.0} s), network advert rate {}/s, time dilation {}",
         settings.nodes,
         settings.bootstrap,
         settings.latency,
         settings.loss * 100.0,
         settings.churn * 100.0,
         window_secs,
-        settings.advert_rate
+        settings.advert_rate,
+        settings.dilation
     );
     println!(
         "connections per node: min {} median {} max {}",
@@ -478,10 +528,12 @@ async fn main() -> SimResult<()> {
         ms(quantile(&mut latencies, 0.99))
     );
     println!("resident memory per node: {:.1} MiB", memory_per_node as f64 / (1024.0 * 1024.0));
+    // In real time the network would need the CPU it used per simulated second.
+    let real_time_cores = cpu_used / window_secs;
     println!(
-        "CPU: {:.2} cores for the whole network ({:.2} % of a core per node; the machine has {})",
-        cpu_share,
-        100.0 * cpu_share / settings.nodes as f64,
+        "CPU: {cpu_share:.2} cores busy ({:.2} in real time, {:.2} % of a core per node; the machine has {})",
+        real_time_cores,
+        100.0 * real_time_cores / settings.nodes as f64,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     Ok(())

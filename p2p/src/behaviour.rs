@@ -12,7 +12,7 @@ use libp2p::{
 
 use crate::advert::MAX_ADVERT_BYTES;
 use crate::codec::JobCodec;
-use crate::network::{NetworkConfig, NetworkError};
+use crate::network::{Dilation, NetworkConfig, NetworkError};
 use crate::wire::JOB_PROTOCOL;
 
 /// Identify's protocol version: peers of other networks show up as such in logs.
@@ -52,6 +52,14 @@ const MAX_CIRCUIT_BYTES: u64 = 1 << 20;
 const AUTONAT_BOOT_DELAY: Duration = Duration::from_secs(5);
 /// AutoNAT probes again this often until it is sure (libp2p's default is 90 s).
 const AUTONAT_RETRY_INTERVAL: Duration = Duration::from_secs(30);
+/// libp2p's defaults for the timers genmint keeps, named so that a slowed-down simulation can
+/// stretch them: ping's interval and timeout, identify's interval, Kademlia's periodic
+/// bootstrap and stream timeout.
+const PING_INTERVAL: Duration = Duration::from_secs(15);
+const PING_TIMEOUT: Duration = Duration::from_secs(20);
+const IDENTIFY_INTERVAL: Duration = Duration::from_secs(5 * 60);
+const KAD_BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(5 * 60);
+const KAD_STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
@@ -76,12 +84,16 @@ pub(crate) struct Behaviour {
 }
 
 impl Behaviour {
+    /// The behaviour for `config` (its durations already stretched by `dilation`), every protocol
+    /// timer stretched by `dilation` too.
     pub fn new(
         keypair: &Keypair,
         config: &NetworkConfig,
+        dilation: Dilation,
         relay_client: relay::client::Behaviour,
     ) -> Result<Self, NetworkError> {
         let peer_id = keypair.public().to_peer_id();
+        let stretch = |duration| dilation.stretch(duration);
         let limits = connection_limits::ConnectionLimits::default()
             .with_max_established(Some(config.max_connections))
             .with_max_pending_incoming(Some(config.max_connections))
@@ -89,13 +101,16 @@ impl Behaviour {
             .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER));
 
         let identify = identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), keypair.public())
-            .with_agent_version(format!("genmint/{}", env!("CARGO_PKG_VERSION")));
+            .with_agent_version(format!("genmint/{}", env!("CARGO_PKG_VERSION")))
+            .with_interval(stretch(IDENTIFY_INTERVAL));
 
         let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
         kad_config
             .set_query_timeout(config.request_timeout)
-            .set_provider_record_ttl(Some(PROVIDER_RECORD_TTL))
-            .set_provider_publication_interval(Some(PROVIDER_REPUBLISH_INTERVAL));
+            .set_substreams_timeout(stretch(KAD_STREAM_TIMEOUT))
+            .set_periodic_bootstrap_interval(Some(stretch(KAD_BOOTSTRAP_INTERVAL)))
+            .set_provider_record_ttl(Some(stretch(PROVIDER_RECORD_TTL)))
+            .set_provider_publication_interval(Some(stretch(PROVIDER_REPUBLISH_INTERVAL)));
         let mut kademlia =
             kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
         // Nodes on a LAN or loopback never get a confirmed external address, which is what would
@@ -110,9 +125,19 @@ impl Behaviour {
             false => None,
         };
 
+        // gossipsub's other timers keep their defaults, stretched.
+        let defaults = gossipsub::Config::default();
         let gossip_config = gossipsub::ConfigBuilder::default()
-            .heartbeat_interval(GOSSIP_HEARTBEAT)
-            .heartbeat_initial_delay(GOSSIP_HEARTBEAT)
+            .heartbeat_interval(stretch(GOSSIP_HEARTBEAT))
+            .heartbeat_initial_delay(stretch(GOSSIP_HEARTBEAT))
+            .fanout_ttl(stretch(defaults.fanout_ttl()))
+            .duplicate_cache_time(stretch(defaults.duplicate_cache_time()))
+            .prune_backoff(stretch(defaults.prune_backoff()))
+            .unsubscribe_backoff(stretch(defaults.unsubscribe_backoff()))
+            .graft_flood_threshold(stretch(defaults.graft_flood_threshold()))
+            .iwant_followup_time(stretch(defaults.iwant_followup_time()))
+            .publish_queue_duration(stretch(defaults.publish_queue_duration()))
+            .forward_queue_duration(stretch(defaults.forward_queue_duration()))
             .history_length(GOSSIP_HISTORY)
             .validation_mode(gossipsub::ValidationMode::Strict)
             .validate_messages()
@@ -144,20 +169,25 @@ impl Behaviour {
                 .with_request_timeout(config.request_timeout * ANSWER_PATIENCE),
         );
 
+        let autonat_defaults = autonat::v1::Config::default();
         let autonat = autonat::v1::Behaviour::new(
             peer_id,
             autonat::v1::Config {
-                boot_delay: AUTONAT_BOOT_DELAY,
-                retry_interval: AUTONAT_RETRY_INTERVAL,
+                timeout: stretch(autonat_defaults.timeout),
+                boot_delay: stretch(AUTONAT_BOOT_DELAY),
+                refresh_interval: stretch(autonat_defaults.refresh_interval),
+                retry_interval: stretch(AUTONAT_RETRY_INTERVAL),
+                throttle_server_period: stretch(autonat_defaults.throttle_server_period),
+                throttle_clients_period: stretch(autonat_defaults.throttle_clients_period),
                 only_global_ips: !config.nat.private_addresses,
-                ..autonat::v1::Config::default()
+                ..autonat_defaults
             },
         );
         let relay = config.nat.relay_service.then(|| {
             let mut relay = relay::Behaviour::new(
                 peer_id,
                 relay::Config {
-                    max_circuit_duration: MAX_CIRCUIT_DURATION,
+                    max_circuit_duration: stretch(MAX_CIRCUIT_DURATION),
                     max_circuit_bytes: MAX_CIRCUIT_BYTES,
                     ..relay::Config::default()
                 },
@@ -171,7 +201,9 @@ impl Behaviour {
         Ok(Self {
             limits: connection_limits::Behaviour::new(limits),
             identify: identify::Behaviour::new(identify),
-            ping: crate::ping::Behaviour::new(ping::Config::new()),
+            ping: crate::ping::Behaviour::new(
+                ping::Config::new().with_interval(stretch(PING_INTERVAL)).with_timeout(stretch(PING_TIMEOUT)),
+            ),
             kademlia,
             mdns: mdns.into(),
             gossipsub,

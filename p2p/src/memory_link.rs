@@ -21,13 +21,24 @@ const READ_CHUNK: usize = 16 * 1024;
 static NEXT_SEED: AtomicU64 = AtomicU64::new(0x2545_F491_4F6C_DD1D);
 
 /// How a simulated node's connections behave; every connection of the node shares `traffic`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MemoryLink {
-    /// One-way delay of every segment a node receives.
+    /// One-way delay of every segment a node receives (simulated time).
     pub latency: Duration,
     /// Probability (0 to 1) that a segment is lost once and sent again.
     pub loss: f64,
+    /// How many times slower than real time the node runs (1: real time): its link delays, its
+    /// configured intervals and timeouts and every protocol timer are stretched by it, so that a
+    /// simulation of more nodes than its cores keep up with in real time still sees the timings
+    /// real nodes would. Times measured in such a network are divided by it.
+    pub time_dilation: u32,
     pub traffic: Arc<Traffic>,
+}
+
+impl Default for MemoryLink {
+    fn default() -> Self {
+        Self { latency: Duration::ZERO, loss: 0.0, time_dilation: 1, traffic: Arc::default() }
+    }
 }
 
 /// Bytes through a node's connections, handshakes and every protocol included.
@@ -81,9 +92,10 @@ impl<S> DelayedStream<S> {
     }
 
     fn arrival(&mut self) -> Instant {
-        let mut delay = self.link.latency;
+        let latency = self.link.latency * self.link.time_dilation;
+        let mut delay = latency;
         if self.lost() {
-            delay += MIN_RETRANSMIT.max(self.link.latency * 2);
+            delay += (MIN_RETRANSMIT * self.link.time_dilation).max(latency * 2);
         }
         let at = Instant::now() + delay;
         // A stream delivers in order: a segment waits for the ones before it.

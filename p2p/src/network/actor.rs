@@ -26,7 +26,7 @@ use super::answers::{Answer, PendingAnswers, Unanswered};
 use super::nat::{Nat, NatStatus};
 use super::peers::{MAX_PEER_ADDRS, PeerBook};
 use super::spot_checks::SpotChecks;
-use super::{InboundJob, NetworkConfig, NetworkError, NetworkEvent, PeerInfo, Verifiers, peer_of};
+use super::{Dilation, InboundJob, NetworkConfig, NetworkError, NetworkEvent, PeerInfo, Verifiers, peer_of};
 use crate::advert::{Advert, ReceivedAdvert};
 use crate::behaviour::{ANSWER_PATIENCE, Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use crate::memory_link::{DelayedStream, MemoryLink};
@@ -51,7 +51,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often expired adverts are dropped and deferred publications are made.
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(250);
-/// How often the connection count is checked against its watermarks.
+/// How often the connection count is checked against its watermarks (and a node alone rejoins).
 const TRIM_INTERVAL: Duration = Duration::from_secs(5);
 /// Connections kept free below `max_connections` for peers that join.
 const TRIM_HEADROOM: usize = 8;
@@ -107,12 +107,14 @@ pub(super) enum Transport {
 fn build_swarm(
     keypair: Keypair,
     config: &NetworkConfig,
+    dilation: Dilation,
     transport: Transport,
 ) -> Result<Swarm<Behaviour>, NetworkError> {
     let setup = |e: &dyn std::fmt::Display| NetworkError::Setup(e.to_string());
-    let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT);
+    let idle =
+        |c: libp2p::swarm::Config| c.with_idle_connection_timeout(dilation.stretch(IDLE_CONNECTION_TIMEOUT));
     let behaviour = |key: &Keypair, relay_client: relay::client::Behaviour| {
-        Behaviour::new(key, config, relay_client)
+        Behaviour::new(key, config, dilation, relay_client)
             .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> { Box::new(e) })
     };
     let builder = SwarmBuilder::with_existing_identity(keypair).with_tokio();
@@ -171,6 +173,7 @@ struct ProviderLookup {
 pub(super) struct Actor {
     swarm: Swarm<Behaviour>,
     config: NetworkConfig,
+    dilation: Dilation,
     /// Each listener's bound addresses, in the order of `config.listen`.
     listeners: Vec<(ListenerId, Vec<Multiaddr>)>,
     /// The listen address each listener was opened for.
@@ -192,16 +195,17 @@ impl Actor {
     pub async fn start(
         keypair: Keypair,
         config: NetworkConfig,
+        dilation: Dilation,
         verifiers: Verifiers,
         events: mpsc::Sender<NetworkEvent>,
         transport: Transport,
     ) -> Result<Self, NetworkError> {
         let setup = |e: &dyn std::fmt::Display| NetworkError::Setup(e.to_string());
-        let mut swarm = build_swarm(keypair, &config, transport)?;
+        let mut swarm = build_swarm(keypair, &config, dilation, transport)?;
 
         let local = *swarm.local_peer_id();
         let pacing = (config.advert_interval, config.advert_ttl, config.network_advert_rate);
-        let adverts = Adverts::new(local, &config.network_id, pacing, verifiers.adverts);
+        let adverts = Adverts::new(local, &config.network_id, pacing, dilation, verifiers.adverts);
         swarm.behaviour_mut().gossipsub.subscribe(adverts.topic()).map_err(|e| setup(&e))?;
         let spot_checks =
             verifiers.spot_checks.map(|verifier| SpotChecks::new(local, &config.network_id, verifier));
@@ -229,6 +233,7 @@ impl Actor {
             answers: PendingAnswers::new(MAX_PENDING_ANSWERS, config.request_timeout * ANSWER_PATIENCE),
             nat: Nat::new(config.nat.clone()),
             config,
+            dilation,
             events,
             peers: PeerBook::default(),
             requests: HashMap::new(),
@@ -302,9 +307,9 @@ impl Actor {
     pub async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let republish = tokio::time::sleep(self.adverts.refresh_interval());
         tokio::pin!(republish);
-        let mut housekeeping = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+        let mut housekeeping = tokio::time::interval(self.dilation.stretch(HOUSEKEEPING_INTERVAL));
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut trim = tokio::time::interval(TRIM_INTERVAL);
+        let mut trim = tokio::time::interval(self.dilation.stretch(TRIM_INTERVAL));
         trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::info!("network started");
 
@@ -325,7 +330,10 @@ impl Actor {
                     self.adverts.housekeeping(&mut self.swarm.behaviour_mut().gossipsub);
                     self.nat.housekeeping(&mut self.swarm);
                 }
-                _ = trim.tick() => self.trim_connections(),
+                _ = trim.tick() => {
+                    self.trim_connections();
+                    self.rejoin_if_alone();
+                }
             }
         };
         self.close().await;
@@ -350,7 +358,7 @@ impl Actor {
                 self.swarm.select_next_some().await;
             }
         };
-        if tokio::time::timeout(CLOSE_GRACE, drain).await.is_err() {
+        if tokio::time::timeout(self.dilation.stretch(CLOSE_GRACE), drain).await.is_err() {
             tracing::debug!("some connections did not close in time; dropping them");
         }
     }
@@ -696,10 +704,20 @@ impl Actor {
         let mut protected: HashSet<PeerId> = gossipsub.all_mesh_peers().copied().collect();
         protected.extend(self.config.bootstrap.iter().filter_map(peer_of));
         protected.extend(self.nat.relays().copied());
-        let surplus = self.peers.surplus(watermarks, &protected, TRIM_GRACE);
+        let surplus = self.peers.surplus(watermarks, &protected, self.dilation.stretch(TRIM_GRACE));
         tracing::debug!(connected = self.peers.len(), dropping = surplus.len(), "trimming connections");
         for peer in surplus {
             let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    /// A node connected to nobody dials its bootstrap peers again (every `TRIM_INTERVAL`): they
+    /// may have been down or full when it started (measured: 1,000 simulated nodes joining at
+    /// once, the bootstrap nodes took 128 each and the rest stayed alone), or every peer left.
+    fn rejoin_if_alone(&mut self) {
+        if self.peers.len() == 0 && !self.config.bootstrap.is_empty() {
+            tracing::info!("connected to no peer; dialling the bootstrap peers again");
+            self.bootstrap();
         }
     }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use libp2p::PeerId;
 
+use super::Dilation;
 use crate::advert::{Advert, ReceivedAdvert};
 
 /// How far apart two nodes' clocks may be before their adverts look stale or premature.
@@ -35,11 +36,13 @@ pub(super) struct AdvertBook {
     entries: HashMap<PeerId, Entry>,
     ttl: Duration,
     capacity: usize,
+    /// Announced refresh intervals are in the network's (simulated) seconds.
+    dilation: Dilation,
 }
 
 impl AdvertBook {
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
-        Self { entries: HashMap::new(), ttl, capacity }
+    pub fn new(ttl: Duration, capacity: usize, dilation: Dilation) -> Self {
+        Self { entries: HashMap::new(), ttl, capacity, dilation }
     }
 
     /// Whether `advert` from `peer` is worth storing and forwarding; `Err` says why it is stale.
@@ -85,7 +88,9 @@ impl AdvertBook {
     /// How long `advert` stays fresh unheard: three of its announced refresh intervals, or the
     /// book's TTL when that is longer (or the advert announces none).
     fn ttl_of(&self, advert: &Advert) -> Duration {
-        let announced = advert.refresh_secs.map_or(Duration::ZERO, |secs| Duration::from_secs(3 * secs));
+        let announced = advert
+            .refresh_secs
+            .map_or(Duration::ZERO, |secs| self.dilation.stretch(Duration::from_secs(3 * secs)));
         announced.max(self.ttl)
     }
 
@@ -140,7 +145,7 @@ mod tests {
 
     #[test]
     fn a_repeat_with_new_addresses_replaces_them_without_a_new_sequence() {
-        let (mut book, now, peer) = (AdvertBook::new(TTL, 8), Instant::now(), peer());
+        let (mut book, now, peer) = (AdvertBook::new(TTL, 8, Dilation::NONE), Instant::now(), peer());
         let first = advert(&peer, 5);
         book.store(peer, first.clone(), now);
         let relayed = Advert {
@@ -154,7 +159,7 @@ mod tests {
 
     #[test]
     fn keeps_the_highest_sequence_and_refreshes_on_repeats() {
-        let (mut book, now, peer) = (AdvertBook::new(TTL, 8), Instant::now(), peer());
+        let (mut book, now, peer) = (AdvertBook::new(TTL, 8, Dilation::NONE), Instant::now(), peer());
         let first = advert(&peer, 5);
         assert_eq!(book.check(&peer, &first, now), Ok(()));
         assert_eq!(book.store(peer, first.clone(), now), Stored::New);
@@ -177,7 +182,7 @@ mod tests {
 
     #[test]
     fn adverts_expire_after_the_ttl_and_then_anything_is_new() {
-        let (mut book, now, peer) = (AdvertBook::new(TTL, 8), Instant::now(), peer());
+        let (mut book, now, peer) = (AdvertBook::new(TTL, 8, Dilation::NONE), Instant::now(), peer());
         book.store(peer, advert(&peer, 7), now);
         let later = now + TTL;
         assert!(book.get(&peer, later).is_none());
@@ -191,7 +196,7 @@ mod tests {
 
     #[test]
     fn an_advert_announcing_a_long_refresh_is_kept_three_of_them() {
-        let (mut book, now, peer) = (AdvertBook::new(TTL, 8), Instant::now(), peer());
+        let (mut book, now, peer) = (AdvertBook::new(TTL, 8, Dilation::NONE), Instant::now(), peer());
         let slow = Advert { refresh_secs: Some(100), ..advert(&peer, 1) };
         book.store(peer, slow.clone(), now);
         assert!(book.get(&peer, now + TTL * 2).is_some(), "kept past the book's own TTL");
@@ -200,7 +205,7 @@ mod tests {
         assert!(book.get(&peer, now + Duration::from_secs(300)).is_none());
         // Issued long ago but within three of its refreshes (and the skew): still not a replay.
         let aged = Advert { issued_at: slow.issued_at - 200, ..slow };
-        assert_eq!(AdvertBook::new(TTL, 8).check(&peer, &aged, now), Ok(()));
+        assert_eq!(AdvertBook::new(TTL, 8, Dilation::NONE).check(&peer, &aged, now), Ok(()));
         // A short announced refresh never shortens the book's TTL.
         let quick = Advert { refresh_secs: Some(1), ..advert(&peer, 2) };
         book.store(peer, quick, now);
@@ -209,7 +214,7 @@ mod tests {
 
     #[test]
     fn replays_and_premature_adverts_are_stale() {
-        let (book, now, peer) = (AdvertBook::new(TTL, 8), Instant::now(), peer());
+        let (book, now, peer) = (AdvertBook::new(TTL, 8, Dilation::NONE), Instant::now(), peer());
         let mut replay = advert(&peer, 1);
         replay.issued_at -= (TTL + MAX_CLOCK_SKEW).as_secs() + 5;
         assert!(book.check(&peer, &replay, now).unwrap_err().contains("fresh"));
@@ -235,7 +240,7 @@ mod tests {
 
     #[test]
     fn a_full_book_evicts_the_least_recently_heard() {
-        let (mut book, now) = (AdvertBook::new(TTL, 2), Instant::now());
+        let (mut book, now) = (AdvertBook::new(TTL, 2, Dilation::NONE), Instant::now());
         let peers = [peer(), peer(), peer()];
         for (i, peer) in peers.iter().enumerate() {
             book.store(*peer, advert(peer, 1), now + Duration::from_secs(i as u64));

@@ -14,8 +14,8 @@ use libp2p::gossipsub::{self, IdentTopic, PublishError};
 use libp2p::kad::RecordKey;
 use libp2p::{Multiaddr, PeerId, kad};
 
-use super::NetworkError;
 use super::advert_book::{AdvertBook, Stored, unix_seconds};
+use super::{Dilation, NetworkError};
 use crate::Gossiped;
 use crate::advert::{
     Advert, AdvertVerifier, MAX_ADDRESS_BYTES, MAX_ADVERTISED_ADDRESSES, MAX_REFRESH_SECS, ReceivedAdvert,
@@ -56,6 +56,8 @@ pub(super) struct Adverts {
     base_interval: Duration,
     /// Adverts a second the whole network should publish; 0 keeps the base interval at any size.
     network_rate: f64,
+    /// The network's pace: publication gaps and the refresh ceiling are in its (simulated) time.
+    dilation: Dilation,
     /// Spreads republications: each node's interval is stretched by its own 0-10 %.
     jitter: f64,
     last_published: Option<Instant>,
@@ -74,6 +76,7 @@ impl Adverts {
         local: PeerId,
         network_id: &str,
         (base_interval, ttl, network_rate): (Duration, Duration, f64),
+        dilation: Dilation,
         verifier: Arc<dyn AdvertVerifier>,
     ) -> Self {
         let seed = local.to_bytes().iter().fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(*b));
@@ -85,7 +88,8 @@ impl Adverts {
             network_id: network_id.to_owned(),
             topic: IdentTopic::new(format!("genmint/adverts/1/{network_id}")),
             verifier,
-            book: AdvertBook::new(ttl, MAX_KNOWN_ADVERTS),
+            book: AdvertBook::new(ttl, MAX_KNOWN_ADVERTS, dilation),
+            dilation,
             own: None,
             last_published: None,
             publish_due: None,
@@ -111,7 +115,7 @@ impl Adverts {
             true => Duration::from_secs_f64(nodes as f64 / self.network_rate),
             false => Duration::ZERO,
         };
-        let ceiling = Duration::from_secs(MAX_REFRESH_SECS);
+        let ceiling = self.dilation.stretch(Duration::from_secs(MAX_REFRESH_SECS));
         paced.max(self.base_interval).min(ceiling).mul_f64(1.0 + self.jitter).min(ceiling)
     }
 
@@ -198,7 +202,7 @@ impl Adverts {
             .collect();
         if addresses != self.addresses {
             self.addresses = addresses;
-            self.publish_due = Some(MIN_PUBLISH_GAP);
+            self.publish_due = Some(self.dilation.stretch(MIN_PUBLISH_GAP));
         }
     }
 
@@ -238,7 +242,7 @@ impl Adverts {
     /// Makes our advert due `share` of the refresh interval after the last publication (or
     /// sooner, if it already was), and publishes it if that time has come.
     fn publish_after(&mut self, share: f64, gossipsub: &mut gossipsub::Behaviour) {
-        let gap = self.refresh_interval().mul_f64(share).max(MIN_PUBLISH_GAP);
+        let gap = self.refresh_interval().mul_f64(share).max(self.dilation.stretch(MIN_PUBLISH_GAP));
         self.publish_due = Some(self.publish_due.map_or(gap, |due| due.min(gap)));
         self.publish_if_due(gossipsub);
     }
@@ -256,7 +260,7 @@ impl Adverts {
         let Some(advert) = self.own.as_mut() else { return refresh };
         // Receivers take a repeat only if it is not older than the copy they hold.
         advert.issued_at = advert.issued_at.max(unix_seconds(SystemTime::now()));
-        advert.refresh_secs = Some(announced_secs(refresh));
+        advert.refresh_secs = Some(announced_secs(self.dilation.shrink(refresh)));
         advert.addresses.clone_from(&self.addresses);
         let bytes = match advert.encode() {
             Ok(bytes) => bytes,
@@ -270,7 +274,9 @@ impl Adverts {
                 self.last_published = Some(Instant::now());
                 self.publish_due = None;
             }
-            Err(PublishError::NoPeersSubscribedToTopic) => self.publish_due = Some(MIN_PUBLISH_GAP),
+            Err(PublishError::NoPeersSubscribedToTopic) => {
+                self.publish_due = Some(self.dilation.stretch(MIN_PUBLISH_GAP))
+            }
             Err(e) => tracing::warn!(error = %e, "advert not published; retrying at the next interval"),
         }
         refresh
@@ -318,7 +324,7 @@ pub(super) mod tests {
     }
 
     fn adverts() -> Adverts {
-        Adverts::new(peer(), "test", (TTL / 3, TTL, 10.0), Arc::new(OnlyGood))
+        Adverts::new(peer(), "test", (TTL / 3, TTL, 10.0), Dilation::NONE, Arc::new(OnlyGood))
     }
 
     /// A gossip message from `source` on the topic named `topic`.
@@ -402,7 +408,10 @@ pub(super) mod tests {
 
     #[test]
     fn provider_keys_ignore_the_hash_case_and_separate_networks() {
-        let (a, b) = (adverts(), Adverts::new(peer(), "other", (TTL / 3, TTL, 10.0), Arc::new(OnlyGood)));
+        let (a, b) = (
+            adverts(),
+            Adverts::new(peer(), "other", (TTL / 3, TTL, 10.0), Dilation::NONE, Arc::new(OnlyGood)),
+        );
         assert_eq!(a.provider_key("0xABCD"), a.provider_key("0xabcd"));
         assert_ne!(a.provider_key("0xabcd"), b.provider_key("0xabcd"));
     }

@@ -12,6 +12,7 @@ mod actor;
 mod advert_book;
 mod adverts;
 mod answers;
+mod dilation;
 mod nat;
 mod peers;
 mod spot_checks;
@@ -27,6 +28,7 @@ use tracing::Instrument;
 
 use self::actor::{Actor, Command, Transport};
 pub use self::answers::Responder;
+pub(crate) use self::dilation::Dilation;
 pub use self::nat::{MAX_RELAYS, NatConfig, NatStatus, Reachability};
 use crate::advert::{Advert, AdvertVerifier, ReceivedAdvert};
 use crate::memory_link::MemoryLink;
@@ -227,7 +229,8 @@ pub async fn spawn_with(
 
 /// Starts a node whose connections run in memory through `link` (listen and bootstrap addresses
 /// are `/memory/<port>`, port 0 picks one): the real behaviours, noise and yamux, without
-/// sockets, so that a simulation runs thousands of nodes in one process.
+/// sockets, so that a simulation runs thousands of nodes in one process; slowed down by
+/// `link.time_dilation` ([`Dilation`]), every duration of `config` included.
 pub async fn spawn_in_memory(
     keypair: Keypair,
     config: NetworkConfig,
@@ -244,13 +247,19 @@ async fn start(
     transport: Transport,
 ) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), NetworkError> {
     config.validate()?;
+    let dilation = match &transport {
+        Transport::Memory(link) => Dilation::new(link.time_dilation)?,
+        Transport::Internet => Dilation::NONE,
+    };
+    let config = dilation.config(config);
     let (local_peer_id, request_timeout) = (keypair.public().to_peer_id(), config.request_timeout);
     let (event_sender, events) = mpsc::channel(EVENT_QUEUE);
     let (commands, command_receiver) = mpsc::channel(COMMAND_QUEUE);
     // Every log line of this swarm names it: several nodes may share a process (tests, benches).
     let span = tracing::info_span!("p2p", peer = %local_peer_id);
-    let actor =
-        Actor::start(keypair, config, verifiers, event_sender, transport).instrument(span.clone()).await?;
+    let actor = Actor::start(keypair, config, dilation, verifiers, event_sender, transport)
+        .instrument(span.clone())
+        .await?;
     tokio::spawn(actor.run(command_receiver).instrument(span));
     Ok((NetworkHandle { local_peer_id, request_timeout, commands }, events))
 }

@@ -92,6 +92,7 @@ mod tests {
     use super::*;
     use crate::advert::Advert;
     use crate::advert::tests::{advert, peer};
+    use crate::network::Dilation;
     use crate::network::advert_book::unix_seconds;
     use crate::network::adverts::tests::gossip;
     use crate::spot_check::tests::check;
@@ -116,7 +117,7 @@ mod tests {
 
     /// A book holding `peer`'s advert, which binds it to `operator`.
     fn book_with(peer: PeerId, operator: &str) -> AdvertBook {
-        let mut book = AdvertBook::new(TTL, 8);
+        let mut book = AdvertBook::new(TTL, 8, Dilation::NONE);
         let advert = Advert { operator: operator.into(), ..advert(&peer, 1) };
         book.store(peer, advert, Instant::now());
         book
