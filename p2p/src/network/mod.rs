@@ -230,7 +230,7 @@ pub async fn spawn_with(
 /// Starts a node whose connections run in memory through `link` (listen and bootstrap addresses
 /// are `/memory/<port>`, port 0 picks one): the real behaviours, noise and yamux, without
 /// sockets, so that a simulation runs thousands of nodes in one process; slowed down by
-/// `link.time_dilation` ([`Dilation`]), every duration of `config` included.
+/// `link.time_dilation`, every duration of `config` included.
 pub async fn spawn_in_memory(
     keypair: Keypair,
     config: NetworkConfig,
