@@ -39,6 +39,11 @@ pub(crate) const ANSWER_PATIENCE: u32 = 2;
 /// Provider records of a node that left vanish after this; live nodes announce again well before.
 const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(30 * 60);
 const PROVIDER_REPUBLISH_INTERVAL: Duration = Duration::from_secs(10 * 60);
+/// Connections a node accepts, as a multiple of the `max_connections` it keeps: above that,
+/// trimming takes it back down, so a full node (a bootstrap node above all) still lets newcomers
+/// in long enough to learn peers from it (with the hard limit at `max_connections`, 1,000
+/// simulated nodes joining through 5 bootstrap nodes never formed a network).
+const HARD_LIMIT_FACTOR: u32 = 2;
 /// Connections to one peer: one per transport, plus room for simultaneous dials, a relayed
 /// connection and the direct one hole punching makes beside it.
 const MAX_CONNECTIONS_PER_PEER: u32 = 6;
@@ -94,10 +99,11 @@ impl Behaviour {
     ) -> Result<Self, NetworkError> {
         let peer_id = keypair.public().to_peer_id();
         let stretch = |duration| dilation.stretch(duration);
+        let hard_limit = config.max_connections.saturating_mul(HARD_LIMIT_FACTOR);
         let limits = connection_limits::ConnectionLimits::default()
-            .with_max_established(Some(config.max_connections))
-            .with_max_pending_incoming(Some(config.max_connections))
-            .with_max_pending_outgoing(Some(config.max_connections))
+            .with_max_established(Some(hard_limit))
+            .with_max_pending_incoming(Some(hard_limit))
+            .with_max_pending_outgoing(Some(hard_limit))
             .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER));
 
         let identify = identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), keypair.public())

@@ -55,6 +55,8 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(250);
 const TRIM_INTERVAL: Duration = Duration::from_secs(5);
 /// Connections kept free below `max_connections` for peers that join.
 const TRIM_HEADROOM: usize = 8;
+/// Bootstrap peers a node dials at a time (Kademlia finds the rest).
+const BOOTSTRAP_DIALS: usize = 2;
 /// A peer whose connection opened or carried a job message this recently is not trimmed.
 const TRIM_GRACE: Duration = Duration::from_secs(30);
 
@@ -150,6 +152,13 @@ fn build_swarm(
     Ok(swarm)
 }
 
+/// Which of `peers` bootstrap peers a node (`seed`, from its id) dials on its `joins`-th try:
+/// `BOOTSTRAP_DIALS` consecutive ones from a place of its own, the next ones on the next try.
+fn bootstrap_turn(peers: usize, seed: usize, joins: usize) -> Vec<usize> {
+    let first = seed.wrapping_add(joins.wrapping_mul(BOOTSTRAP_DIALS));
+    (0..BOOTSTRAP_DIALS.min(peers)).map(|turn| first.wrapping_add(turn) % peers).collect()
+}
+
 /// Memory connections through `link`, secured and multiplexed as TCP ones are.
 fn memory_transport(noise: noise::Config, link: MemoryLink) -> Boxed<(PeerId, StreamMuxerBox)> {
     MemoryTransport::default()
@@ -188,6 +197,8 @@ pub(super) struct Actor {
     requests: HashMap<OutboundRequestId, oneshot::Sender<Result<JobResponse, NetworkError>>>,
     lookups: HashMap<QueryId, ProviderLookup>,
     dials: HashMap<ConnectionId, PendingDial>,
+    /// Times the node dialled its bootstrap peers: each time it starts elsewhere in the list.
+    joins: usize,
 }
 
 impl Actor {
@@ -239,6 +250,7 @@ impl Actor {
             requests: HashMap::new(),
             lookups: HashMap::new(),
             dials: HashMap::new(),
+            joins: 0,
         };
         actor.await_listeners(waiting).await?;
         actor.bootstrap();
@@ -283,16 +295,30 @@ impl Actor {
         Ok(())
     }
 
-    /// Dials the bootstrap peers and asks Kademlia to fill the routing table through them.
+    /// Adds the bootstrap peers to Kademlia, dials `BOOTSTRAP_DIALS` of them (others on each
+    /// rejoin, and each node its own, so that newcomers spread over the list instead of all
+    /// filling every bootstrap node) and asks Kademlia to fill the routing table through them.
     fn bootstrap(&mut self) {
         let local = *self.swarm.local_peer_id();
-        for addr in self.config.bootstrap.clone() {
+        let peers: Vec<(PeerId, Multiaddr)> = self
+            .config
+            .bootstrap
+            .iter()
             // `NetworkConfig::validate` made sure every bootstrap address names its peer.
-            let Some(peer) = peer_of(&addr).filter(|peer| *peer != local) else { continue };
+            .filter_map(|addr| peer_of(addr).filter(|peer| *peer != local).map(|peer| (peer, addr.clone())))
+            .collect();
+        let seed =
+            local.to_bytes().iter().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(*b)));
+        let dialled = bootstrap_turn(peers.len(), seed, self.joins);
+        self.joins += 1;
+        for (index, (peer, addr)) in peers.iter().enumerate() {
             let mut transport_addr = addr.clone();
             transport_addr.pop();
-            self.swarm.behaviour_mut().kademlia.add_address(&peer, transport_addr);
-            if let Err(e) = self.swarm.dial(DialOpts::peer_id(peer).addresses(vec![addr.clone()]).build()) {
+            self.swarm.behaviour_mut().kademlia.add_address(peer, transport_addr);
+            if !dialled.contains(&index) {
+                continue;
+            }
+            if let Err(e) = self.swarm.dial(DialOpts::peer_id(*peer).addresses(vec![addr.clone()]).build()) {
                 tracing::warn!(%addr, error = %e, "cannot dial bootstrap peer");
             }
         }
@@ -878,5 +904,24 @@ fn busy() -> JobResponse {
     JobResponse::Error {
         code: "busy".into(),
         message: "the node has too many requests waiting; retry shortly".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn newcomers_dial_a_few_bootstrap_peers_and_others_on_each_try() {
+        assert_eq!(bootstrap_turn(1, 7, 0), vec![0]);
+        assert_eq!(bootstrap_turn(0, 7, 0), Vec::<usize>::new());
+        let tries: Vec<Vec<usize>> = (0..3).map(|joins| bootstrap_turn(5, 12, joins)).collect();
+        assert!(tries.iter().all(|dialled| dialled.len() == BOOTSTRAP_DIALS));
+        let covered: HashSet<usize> = tries.into_iter().flatten().collect();
+        assert_eq!(covered.len(), 5, "three tries reach every bootstrap peer");
+        let firsts: HashSet<usize> = (0..50).map(|seed| bootstrap_turn(5, seed, 0)[0]).collect();
+        assert_eq!(firsts.len(), 5, "nodes start at different places");
     }
 }

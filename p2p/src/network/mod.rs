@@ -63,7 +63,8 @@ pub struct NetworkConfig {
     pub network_advert_rate: f64,
     /// How long a job-protocol request or a provider lookup may take.
     pub request_timeout: Duration,
-    /// The most connections (in and out) the node keeps.
+    /// The most connections (in and out) the node keeps: past it, the longest idle are closed; up
+    /// to twice as many are accepted meanwhile, so that newcomers still get in.
     pub max_connections: u32,
     /// Reachability behind NAT: relays, serving as one, AutoNAT.
     pub nat: NatConfig,
