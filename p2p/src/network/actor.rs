@@ -26,7 +26,9 @@ use super::answers::{Answer, PendingAnswers, Unanswered};
 use super::nat::{Nat, NatStatus};
 use super::peers::{MAX_PEER_ADDRS, PeerBook};
 use super::spot_checks::SpotChecks;
-use super::{Dilation, InboundJob, NetworkConfig, NetworkError, NetworkEvent, PeerInfo, Verifiers, peer_of};
+use super::{
+    Dilation, InboundJob, NetworkConfig, NetworkError, NetworkEvent, PeerInfo, Verifiers, peer_of, peer_seed,
+};
 use crate::advert::{Advert, ReceivedAdvert};
 use crate::behaviour::{ANSWER_PATIENCE, Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use crate::memory_link::{DelayedStream, MemoryLink};
@@ -307,9 +309,7 @@ impl Actor {
             // `NetworkConfig::validate` made sure every bootstrap address names its peer.
             .filter_map(|addr| peer_of(addr).filter(|peer| *peer != local).map(|peer| (peer, addr.clone())))
             .collect();
-        let seed =
-            local.to_bytes().iter().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(*b)));
-        let dialled = bootstrap_turn(peers.len(), seed, self.joins);
+        let dialled = bootstrap_turn(peers.len(), peer_seed(&local) as usize, self.joins);
         self.joins += 1;
         for (index, (peer, addr)) in peers.iter().enumerate() {
             let mut transport_addr = addr.clone();

@@ -15,7 +15,7 @@ use libp2p::kad::RecordKey;
 use libp2p::{Multiaddr, PeerId, kad};
 
 use super::advert_book::{AdvertBook, Stored, unix_seconds};
-use super::{Dilation, NetworkError};
+use super::{Dilation, NetworkError, peer_seed};
 use crate::Gossiped;
 use crate::advert::{
     Advert, AdvertVerifier, MAX_ADDRESS_BYTES, MAX_ADVERTISED_ADDRESSES, MAX_REFRESH_SECS, ReceivedAdvert,
@@ -79,7 +79,7 @@ impl Adverts {
         dilation: Dilation,
         verifier: Arc<dyn AdvertVerifier>,
     ) -> Self {
-        let seed = local.to_bytes().iter().fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(*b));
+        let seed = peer_seed(&local);
         Self {
             base_interval,
             network_rate,

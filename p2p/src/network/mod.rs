@@ -124,6 +124,12 @@ impl NetworkConfig {
     }
 }
 
+/// A number of the node's own, from its peer id: spreads what every node does at once (advert
+/// jitter, which bootstrap peers it dials first).
+pub(crate) fn peer_seed(peer: &PeerId) -> u64 {
+    peer.to_bytes().iter().fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(*b))
+}
+
 /// What went wrong in the network, and what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
